@@ -1,0 +1,32 @@
+"""The error hierarchy. User mistakes raise a `NetsimError`; the CLI prints it and exits 2."""
+
+from __future__ import annotations
+
+
+class NetsimError(Exception):
+    """A user mistake: bad configuration, bad input file, impossible request."""
+
+
+class ConfigError(NetsimError):
+    """A configuration value is wrong; the message names the source, the field and the expectation."""
+
+    def __init__(self, message: str, *, source: str | None = None, field: str | None = None):
+        self.source = source
+        self.field = field
+        self.detail = message
+        parts = [p for p in (source, field) if p]
+        super().__init__(": ".join(parts + [message]))
+
+    def located(self, source: str) -> "ConfigError":
+        """The same error with the file it came from attached (when it had none)."""
+        if self.source:
+            return self
+        return ConfigError(self.detail, source=source, field=self.field)
+
+
+class UnitError(ConfigError):
+    """A quantity such as '400Gbps' or '1.5us' does not parse."""
+
+
+class TopologyError(ConfigError):
+    """A topology is malformed: negative capacity, unknown node, disconnected hosts."""

@@ -1,0 +1,116 @@
+"""Routing policies and their registry: `ecmp`, `spray`, `single`.
+
+A policy maps (src, dst, key) to a `Route`. Later policies register under a name
+(optionally with an argument, written ``name:arg``) and are picked from scenarios
+and the CLI by that name.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from netsim.errors import ConfigError
+from netsim.routing.hashing import flow_hash
+from netsim.routing.route import Route
+from netsim.topology import PathCache, Topology
+
+
+class Policy(Protocol):
+    name: str
+
+    def route(self, src: int, dst: int, key: tuple) -> Route: ...
+
+
+PolicyFactory = Callable[[Topology, PathCache, int, str | None], Policy]
+_REGISTRY: dict[str, PolicyFactory] = {}
+
+
+def register(name: str) -> Callable[[PolicyFactory], PolicyFactory]:
+    def wrap(factory: PolicyFactory) -> PolicyFactory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return wrap
+
+
+def policy_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def make_policy(spec: str, topo: Topology, cache: PathCache, seed: int) -> Policy:
+    """Build the policy named by `spec` ('ecmp', 'spray', 'single', or 'name:arg')."""
+    name, _, arg = str(spec).partition(":")
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        raise ConfigError(f"unknown routing policy {spec!r} (known: {', '.join(policy_names())})", field="routing")
+    return factory(topo, cache, seed, arg or None)
+
+
+def _no_arg(name: str, arg: str | None) -> None:
+    if arg is not None:
+        raise ConfigError(f"routing policy {name!r} takes no argument, got {name}:{arg}", field="routing")
+
+
+class Ecmp:
+    """Per-flow ECMP: every switch hashes the flow key onto one of its equal-cost next hops."""
+
+    name = "ecmp"
+
+    def __init__(self, topo: Topology, cache: PathCache, seed: int):
+        self.topo, self.cache, self.seed = topo, cache, seed
+
+    def path(self, src: int, dst: int, key: tuple) -> tuple[int, ...]:
+        dag = self.cache.dag(src, dst)
+        node, path = src, []
+        while node != dst:
+            options = dag.next_links[node]
+            link = int(options[flow_hash(self.seed, src, dst, key, node) % len(options)]) if len(options) > 1 else int(options[0])
+            path.append(link)
+            node = int(self.topo.link_dst[link])
+        return tuple(path)
+
+    def route(self, src: int, dst: int, key: tuple) -> Route:
+        return Route.of(self.topo, [self.path(src, dst, key)], [1.0])
+
+
+class Spray:
+    """Ideal packet spraying: every transfer split equally over all equal-cost paths."""
+
+    name = "spray"
+
+    def __init__(self, topo: Topology, cache: PathCache):
+        self.topo, self.cache = topo, cache
+
+    def route(self, src: int, dst: int, key: tuple) -> Route:
+        paths = self.cache.paths(src, dst)
+        return Route.of(self.topo, paths, [1.0 / len(paths)] * len(paths))
+
+
+class Single:
+    """One fixed path per (src, dst) pair, whatever the key: the first equal-cost path."""
+
+    name = "single"
+
+    def __init__(self, topo: Topology, cache: PathCache):
+        self.topo, self.cache = topo, cache
+
+    def route(self, src: int, dst: int, key: tuple) -> Route:
+        return Route.of(self.topo, [self.cache.paths(src, dst)[0]], [1.0])
+
+
+@register("ecmp")
+def _ecmp(topo: Topology, cache: PathCache, seed: int, arg: str | None) -> Policy:
+    _no_arg("ecmp", arg)
+    return Ecmp(topo, cache, seed)
+
+
+@register("spray")
+def _spray(topo: Topology, cache: PathCache, seed: int, arg: str | None) -> Policy:
+    _no_arg("spray", arg)
+    return Spray(topo, cache)
+
+
+@register("single")
+def _single(topo: Topology, cache: PathCache, seed: int, arg: str | None) -> Policy:
+    _no_arg("single", arg)
+    return Single(topo, cache)

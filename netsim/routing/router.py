@@ -1,0 +1,29 @@
+"""The `Router`: one policy over one topology, with routes cached per (src, dst, key)."""
+
+from __future__ import annotations
+
+from netsim.routing.policies import make_policy
+from netsim.routing.route import Route
+from netsim.topology import PathCache, Topology
+
+
+class Router:
+    """`route(src, dst, key)` -> `Route`; `paths(...)` gives the DESIGN.md view [(path, weight)]."""
+
+    def __init__(self, topo: Topology, policy: str = "ecmp", seed: int = 0, cache: PathCache | None = None):
+        self.topo = topo
+        self.cache = cache or PathCache(topo)
+        self.policy = make_policy(policy, topo, self.cache, seed)
+        self.policy_name = policy
+        self._routes: dict[tuple[int, int, tuple], Route] = {}
+
+    def route(self, src: int, dst: int, key: tuple = ()) -> Route:
+        k = (src, dst, key)
+        r = self._routes.get(k)
+        if r is None:
+            r = self._routes[k] = self.policy.route(src, dst, key)
+        return r
+
+    def paths(self, src: int, dst: int, key: tuple = ()) -> list[tuple[tuple[int, ...], float]]:
+        r = self.route(src, dst, key)
+        return list(zip(r.paths, r.weights))

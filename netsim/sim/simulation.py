@@ -1,0 +1,85 @@
+"""The `Simulation`: SimPy environment, topology, router, network, seeded RNG and recorder."""
+
+from __future__ import annotations
+
+from typing import Generator
+
+import numpy as np
+import polars as pl
+import simpy
+
+from netsim.network import NetworkOptions, model_class
+from netsim.routing import Router
+from netsim.sim.results import Results
+from netsim.telemetry import LinkMeter, Recorder
+from netsim.topology import Topology
+
+TIMELINE_LINKS = 40  # busiest links kept in the utilisation timeline
+
+
+class Simulation:
+    """Everything one run needs. Workloads add SimPy processes; `run()` returns `Results`."""
+
+    def __init__(self, topology: Topology, *, network: str = "fluid", routing: str = "ecmp", seed: int = 0,
+                 options: NetworkOptions | None = None, record_links: bool = True):
+        self.topology = topology
+        self.seed = seed
+        self.env = simpy.Environment()
+        self.rng = np.random.default_rng(seed)
+        self.recorder = Recorder()
+        self.router = Router(topology, routing, seed)
+        self.meter = LinkMeter(topology.num_links) if record_links else None
+        self.network = model_class(network)(self.env, topology, self.router, self.recorder, self.meter, options)
+        self.meta = {"topology": topology.name, "network": network, "routing": routing, "seed": seed}
+
+    @property
+    def now(self) -> float:
+        return self.env.now
+
+    def process(self, generator: Generator) -> simpy.Process:
+        return self.env.process(generator)
+
+    def run(self, until: float | None = None) -> Results:
+        self.env.run(until=until)
+        frames = self.recorder.frames()
+        names = pl.Series(self.topology.node_names, dtype=pl.Utf8)
+        if "transfers" in frames:
+            t = frames["transfers"]
+            frames["transfers"] = t.with_columns(
+                pl.col("src").replace_strict(range(len(names)), names, return_dtype=pl.Utf8),
+                pl.col("dst").replace_strict(range(len(names)), names, return_dtype=pl.Utf8),
+            ).sort("id")
+        if self.meter is not None:
+            frames["links"] = self._links_frame()
+            frames["link_timeline"] = self._timeline_frame()
+        meta = dict(self.meta, end_time=float(self.env.now))
+        return Results(frames, meta)
+
+    def _links_frame(self) -> pl.DataFrame:
+        topo, meter = self.topology, self.meter
+        end = max(float(self.env.now), 1e-300)
+        return pl.DataFrame({
+            "link": np.arange(topo.num_links),
+            "name": list(topo.link_names),
+            "tier": list(topo.link_tier),
+            "capacity": topo.capacity,
+            "latency": topo.latency,
+            "bytes": meter.total,
+            "mean_utilization": meter.total / (topo.capacity * end),
+            "peak_utilization": meter.peak / topo.capacity,
+        })
+
+    def _timeline_frame(self) -> pl.DataFrame:
+        topo, meter = self.topology, self.meter
+        starts, bins, width = meter.timeline()
+        busiest = np.argsort(-meter.total, kind="stable")[:TIMELINE_LINKS]
+        busiest = busiest[meter.total[busiest] > 0]
+        nb = len(starts)
+        util = (bins[:, busiest] / (topo.capacity[busiest] * width)).T.reshape(-1) if nb else np.zeros(0)
+        return pl.DataFrame({
+            "link": np.repeat(busiest, nb),
+            "name": [topo.link_names[l] for l in busiest for _ in range(nb)],
+            "time": np.tile(starts, len(busiest)),
+            "width": np.full(nb * len(busiest), width),
+            "utilization": util,
+        })

@@ -1,0 +1,243 @@
+"""Topology builders: single switch, ring, full mesh, leaf-spine, fat-tree, internet.
+
+Each `add_*` function adds one fabric into a `TopologyBuilder` under a name prefix
+(so the internet builder can nest datacenter fabrics) and returns the names of its
+top-tier switches; the public functions wrap them into a finished `Topology`.
+Bandwidths are bytes/s and latencies seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from netsim.errors import TopologyError
+from netsim.topology.graph import Topology, TopologyBuilder
+from netsim.topology.hosts import HostSpec, add_host
+
+
+def _positive(name: str, value: int, minimum: int = 1) -> None:
+    if not isinstance(value, int) or value < minimum:
+        raise TopologyError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def add_single_switch(b: TopologyBuilder, prefix: str, n: int, bandwidth: float, latency: float, **attrs: int) -> list[str]:
+    _positive("gpus", n)
+    switch = f"{prefix}sw"
+    b.add_node(switch, "switch", **attrs)
+    for i in range(n):
+        gpu = f"{prefix}gpu{i}"
+        b.add_node(gpu, "gpu", host=i, **attrs)
+        b.add_cable(gpu, switch, bandwidth, latency, "host")
+    return [switch]
+
+
+def single_switch(n: int, bandwidth: float = 50e9, latency: float = 0.0, name: str = "single_switch") -> Topology:
+    """`n` GPUs on one non-blocking switch (an NVSwitch server, or a star)."""
+    b = TopologyBuilder(name)
+    add_single_switch(b, "", n, bandwidth, latency)
+    b.meta.update(kind="single_switch", gpus=n, bisection=(n // 2) * bandwidth)
+    return b.build()
+
+
+def ring(n: int, bandwidth: float = 50e9, latency: float = 0.0, name: str = "ring") -> Topology:
+    """`n` GPUs cabled in a ring; GPUs forward traffic for each other."""
+    _positive("gpus", n, 2)
+    b = TopologyBuilder(name)
+    for i in range(n):
+        b.add_node(f"gpu{i}", "gpu", relay=True, host=i)
+    for i in range(n if n > 2 else 1):
+        b.add_cable(f"gpu{i}", f"gpu{(i + 1) % n}", bandwidth, latency, "ring")
+    b.meta.update(kind="ring", gpus=n, bisection=2 * bandwidth if n > 2 else bandwidth)
+    return b.build()
+
+
+def full_mesh(n: int, bandwidth: float = 50e9, latency: float = 0.0, name: str = "full_mesh") -> Topology:
+    """`n` GPUs with a direct cable between every pair."""
+    _positive("gpus", n, 2)
+    b = TopologyBuilder(name)
+    for i in range(n):
+        b.add_node(f"gpu{i}", "gpu", relay=False, host=i)
+    for i in range(n):
+        for j in range(i + 1, n):
+            b.add_cable(f"gpu{i}", f"gpu{j}", bandwidth, latency, "mesh")
+    b.meta.update(kind="full_mesh", gpus=n, bisection=(n // 2) * (n - n // 2) * bandwidth)
+    return b.build()
+
+
+@dataclass(frozen=True)
+class LeafSpineSpec:
+    leaves: int
+    spines: int
+    hosts_per_leaf: int
+    host: HostSpec = field(default_factory=HostSpec)
+    spine_bandwidth: float | None = None
+    oversubscription: float | None = None
+    parallel_links: int = 1
+    rail_optimized: bool = False
+    spine_latency: float = 0.0
+
+    def uplink_bandwidth(self) -> float:
+        """Capacity of one leaf-spine link, given directly or from the oversubscription ratio."""
+        if self.spine_bandwidth is not None and self.oversubscription is not None:
+            raise TopologyError("give spine_bandwidth or oversubscription, not both")
+        if self.spine_bandwidth is not None:
+            return self.spine_bandwidth
+        ratio = 1.0 if self.oversubscription is None else self.oversubscription
+        if not ratio > 0:
+            raise TopologyError(f"oversubscription must be > 0, got {ratio!r}")
+        down = self.hosts_per_leaf * self.host.nic_bandwidth
+        if not self.rail_optimized:
+            down *= self.host.nics
+        return down / (self.spines * self.parallel_links * ratio)
+
+    def num_hosts(self) -> int:
+        if not self.rail_optimized:
+            return self.leaves * self.hosts_per_leaf
+        if self.leaves % self.host.nics:
+            raise TopologyError(
+                f"rail-optimized: leaves ({self.leaves}) must be a multiple of nics_per_host ({self.host.nics})"
+            )
+        return (self.leaves // self.host.nics) * self.hosts_per_leaf
+
+
+def add_leaf_spine(b: TopologyBuilder, prefix: str, spec: LeafSpineSpec, **attrs: int) -> list[str]:
+    for name, value in (("leaves", spec.leaves), ("spines", spec.spines), ("hosts_per_leaf", spec.hosts_per_leaf),
+                        ("parallel_links", spec.parallel_links)):
+        _positive(name, value)
+    uplink = spec.uplink_bandwidth()
+    spines = [f"{prefix}spine{j}" for j in range(spec.spines)]
+    for j, s in enumerate(spines):
+        b.add_node(s, "spine", **attrs)
+    for i in range(spec.leaves):
+        b.add_node(f"{prefix}leaf{i}", "leaf", leaf=i, **attrs)
+        for s in spines:
+            for _ in range(spec.parallel_links):
+                b.add_cable(f"{prefix}leaf{i}", s, uplink, spec.spine_latency, "leaf-spine")
+    nics = spec.host.nics
+    for h in range(spec.num_hosts()):
+        if spec.rail_optimized:
+            group = h // spec.hosts_per_leaf
+            add_host(b, prefix, h, spec.host, lambda r, g=group: f"{prefix}leaf{g * nics + r}", **attrs)
+        else:
+            leaf = h // spec.hosts_per_leaf
+            add_host(b, prefix, h, spec.host, lambda r, i=leaf: f"{prefix}leaf{i}", **attrs)
+    # leaf attribute of GPUs and NICs: the leaf their NIC plugs into
+    for v in range(len(b.names)):
+        if b.kinds[v] in ("gpu", "nic") and b.names[v].startswith(prefix) and b.attrs["host"][v] >= 0:
+            host, rail = b.attrs["host"][v], b.attrs["rail"][v]
+            b.attrs["leaf"][v] = (host // spec.hosts_per_leaf) * nics + rail if spec.rail_optimized else host // spec.hosts_per_leaf
+    return spines
+
+
+def leaf_spine(spec: LeafSpineSpec, name: str = "leaf_spine") -> Topology:
+    """A two-tier Clos: leaves each joined to every spine, hosts under leaves (optionally rail-optimized)."""
+    b = TopologyBuilder(name)
+    add_leaf_spine(b, "", spec)
+    up = spec.uplink_bandwidth() * spec.spines * spec.parallel_links
+    b.meta.update(kind="leaf_spine", leaves=spec.leaves, spines=spec.spines, uplink_per_leaf=up,
+                  bisection=(spec.leaves // 2) * up)
+    return b.build()
+
+
+@dataclass(frozen=True)
+class FatTreeSpec:
+    k: int
+    host: HostSpec = field(default_factory=HostSpec)
+    bandwidth: float | None = None  # switch-to-switch links; default: the NIC bandwidth (non-blocking)
+    latency: float = 0.0
+
+
+def add_fat_tree(b: TopologyBuilder, prefix: str, spec: FatTreeSpec, **attrs: int) -> list[str]:
+    k = spec.k
+    if not isinstance(k, int) or k < 2 or k % 2:
+        raise TopologyError(f"fat-tree k must be an even integer >= 2, got {k!r}")
+    if spec.host.nics != 1:
+        raise TopologyError("fat-tree hosts have one NIC (nics_per_host: 1)")
+    half = k // 2
+    bw = spec.host.nic_bandwidth if spec.bandwidth is None else spec.bandwidth
+    cores = [f"{prefix}core{c}" for c in range(half * half)]
+    for c in cores:
+        b.add_node(c, "core", **attrs)
+    host = 0
+    for p in range(k):
+        for a in range(half):
+            agg = f"{prefix}p{p}.agg{a}"
+            b.add_node(agg, "agg", pod=p, **attrs)
+            for c in range(half):
+                b.add_cable(agg, cores[a * half + c], bw, spec.latency, "agg-core")
+        for e in range(half):
+            edge = f"{prefix}p{p}.edge{e}"
+            b.add_node(edge, "leaf", pod=p, leaf=p * half + e, **attrs)
+            for a in range(half):
+                b.add_cable(edge, f"{prefix}p{p}.agg{a}", bw, spec.latency, "edge-agg")
+            for _ in range(half):
+                add_host(b, prefix, host, spec.host, lambda r, x=edge: x, pod=p, leaf=p * half + e, **attrs)
+                host += 1
+    return cores
+
+
+def fat_tree(spec: FatTreeSpec, name: str = "fat_tree") -> Topology:
+    """A three-tier k-ary fat-tree: k pods of k/2 edge and k/2 aggregation switches, (k/2)^2 cores."""
+    b = TopologyBuilder(name)
+    add_fat_tree(b, "", spec)
+    bw = spec.host.nic_bandwidth if spec.bandwidth is None else spec.bandwidth
+    b.meta.update(kind="fat_tree", k=spec.k, bisection=(spec.k**3 // 8) * bw)
+    return b.build()
+
+
+@dataclass(frozen=True)
+class WanLink:
+    a: str
+    b: str
+    bandwidth: float
+    latency: float
+
+
+@dataclass(frozen=True)
+class Datacenter:
+    name: str
+    fabric: object  # LeafSpineSpec | FatTreeSpec | ("single_switch", n, bandwidth, latency)
+    gateway_bandwidth: float | None = None
+
+
+def add_datacenter(b: TopologyBuilder, dc: Datacenter, index: int) -> None:
+    prefix = f"{dc.name}/"
+    if isinstance(dc.fabric, LeafSpineSpec):
+        tops = add_leaf_spine(b, prefix, dc.fabric, dc=index)
+        default_gw = dc.fabric.uplink_bandwidth() * dc.fabric.parallel_links
+    elif isinstance(dc.fabric, FatTreeSpec):
+        tops = add_fat_tree(b, prefix, dc.fabric, dc=index)
+        default_gw = dc.fabric.host.nic_bandwidth if dc.fabric.bandwidth is None else dc.fabric.bandwidth
+    else:
+        _, n, bandwidth, latency = dc.fabric
+        tops = add_single_switch(b, prefix, n, bandwidth, latency, dc=index)
+        default_gw = bandwidth * n
+    gateway = f"{dc.name}/gw"
+    b.add_node(gateway, "site", dc=index)
+    gw_bw = default_gw if dc.gateway_bandwidth is None else dc.gateway_bandwidth
+    for top in tops:
+        b.add_cable(top, gateway, gw_bw, 0.0, "dc-gateway")
+
+
+def internet(datacenters: list[Datacenter], wan: list[WanLink], name: str = "internet") -> Topology:
+    """Datacenters, each with its own fabric and a gateway, joined by WAN links between gateways."""
+    if len(datacenters) < 1:
+        raise TopologyError("an internet topology needs at least one datacenter")
+    names = [dc.name for dc in datacenters]
+    if len(set(names)) != len(names):
+        raise TopologyError(f"datacenter names must be unique, got {names}")
+    b = TopologyBuilder(name)
+    for i, dc in enumerate(datacenters):
+        add_datacenter(b, dc, i)
+    seen: set[frozenset[str]] = set()
+    for link in wan:
+        for end in (link.a, link.b):
+            if end not in names:
+                raise TopologyError(f"WAN link {link.a}<->{link.b}: unknown datacenter {end!r} (known: {names})")
+        pair = frozenset((link.a, link.b))
+        if link.a == link.b or pair in seen:
+            raise TopologyError(f"WAN link {link.a}<->{link.b} is a self-loop or repeated")
+        seen.add(pair)
+        b.add_cable(f"{link.a}/gw", f"{link.b}/gw", link.bandwidth, link.latency, "wan")
+    b.meta.update(kind="internet", datacenters=names)
+    return b.build()

@@ -1,0 +1,234 @@
+"""YAML topology files, validated by pydantic, turned into builder calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from netsim.errors import ConfigError, NetsimError
+from netsim.topology.builders import (
+    Datacenter, FatTreeSpec, LeafSpineSpec, WanLink, fat_tree, full_mesh, internet, leaf_spine, ring, single_switch,
+)
+from netsim.topology.graph import Topology
+from netsim.topology.hosts import HostSpec
+from netsim.units import parse_bandwidth, parse_time
+
+
+def _bandwidth(value: object) -> float:
+    bw = parse_bandwidth(value)
+    if not bw > 0:
+        raise ValueError(f"bandwidth must be positive, got {value!r}")
+    return bw
+
+
+def _latency(value: object) -> float:
+    t = parse_time(value)
+    if t < 0:
+        raise ValueError(f"latency must be >= 0, got {value!r}")
+    return t
+
+
+Bandwidth = Annotated[float, BeforeValidator(_bandwidth)]
+Latency = Annotated[float, BeforeValidator(_latency)]
+Count = Annotated[int, Field(ge=1, strict=True)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _HostFields(_Strict):
+    gpus_per_host: Count = 1
+    nics_per_host: Count = 1
+    host_bandwidth: Bandwidth = 400e9 / 8
+    host_latency: Latency = 0.0
+    nvlink_bandwidth: Bandwidth = 450e9
+    nvlink_latency: Latency = 0.0
+    pcie_bandwidth: Bandwidth = 64e9
+    pcie_latency: Latency = 0.0
+
+    def host_spec(self) -> HostSpec:
+        return HostSpec(
+            gpus=self.gpus_per_host, nics=self.nics_per_host, nic_bandwidth=self.host_bandwidth,
+            nic_latency=self.host_latency, nvlink_bandwidth=self.nvlink_bandwidth, nvlink_latency=self.nvlink_latency,
+            pcie_bandwidth=self.pcie_bandwidth, pcie_latency=self.pcie_latency,
+        )
+
+
+class SimpleConfig(_Strict):
+    """single_switch, ring or full_mesh: `gpus` GPUs with links of one bandwidth and latency."""
+
+    kind: Literal["single_switch", "ring", "full_mesh"]
+    name: str | None = None
+    gpus: Count
+    bandwidth: Bandwidth = 50e9
+    latency: Latency = 0.0
+
+    def build(self, name: str) -> Topology:
+        builder = {"single_switch": single_switch, "ring": ring, "full_mesh": full_mesh}[self.kind]
+        return builder(self.gpus, self.bandwidth, self.latency, name=self.name or name)
+
+
+class LeafSpineConfig(_HostFields):
+    kind: Literal["leaf_spine"]
+    name: str | None = None
+    leaves: Count
+    spines: Count
+    hosts_per_leaf: Count
+    rail_optimized: bool = False
+    spine_bandwidth: Bandwidth | None = None
+    oversubscription: Annotated[float, Field(gt=0)] | None = None
+    parallel_links: Count = 1
+    spine_latency: Latency = 0.0
+
+    def spec(self) -> LeafSpineSpec:
+        return LeafSpineSpec(
+            leaves=self.leaves, spines=self.spines, hosts_per_leaf=self.hosts_per_leaf, host=self.host_spec(),
+            spine_bandwidth=self.spine_bandwidth, oversubscription=self.oversubscription,
+            parallel_links=self.parallel_links, rail_optimized=self.rail_optimized, spine_latency=self.spine_latency,
+        )
+
+    def build(self, name: str) -> Topology:
+        return leaf_spine(self.spec(), name=self.name or name)
+
+
+class FatTreeConfig(_HostFields):
+    kind: Literal["fat_tree"]
+    name: str | None = None
+    k: Annotated[int, Field(ge=2, strict=True)]
+    bandwidth: Bandwidth | None = None
+    latency: Latency = 0.0
+
+    def spec(self) -> FatTreeSpec:
+        return FatTreeSpec(k=self.k, host=self.host_spec(), bandwidth=self.bandwidth, latency=self.latency)
+
+    def build(self, name: str) -> Topology:
+        return fat_tree(self.spec(), name=self.name or name)
+
+
+class SwitchFabric(_Strict):
+    kind: Literal["single_switch"]
+    gpus: Count
+    bandwidth: Bandwidth = 50e9
+    latency: Latency = 0.0
+
+
+DcFabric = Annotated[Union[LeafSpineConfig, FatTreeConfig, SwitchFabric], Field(discriminator="kind")]
+
+
+class DatacenterConfig(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    fabric: DcFabric
+    gateway_bandwidth: Bandwidth | None = None
+
+    def datacenter(self) -> Datacenter:
+        f = self.fabric
+        fabric = ("single_switch", f.gpus, f.bandwidth, f.latency) if isinstance(f, SwitchFabric) else f.spec()
+        return Datacenter(self.name, fabric, self.gateway_bandwidth)
+
+
+class WanDefaults(_Strict):
+    bandwidth: Bandwidth
+    latency: Latency = 0.0
+    full_mesh: bool = True
+
+
+class WanLinkConfig(_Strict):
+    a: str
+    b: str
+    bandwidth: Bandwidth | None = None
+    latency: Latency | None = None
+
+
+class InternetConfig(_Strict):
+    kind: Literal["internet"]
+    name: str | None = None
+    datacenters: Annotated[list[DatacenterConfig], Field(min_length=1)]
+    wan: WanDefaults
+    wan_links: list[WanLinkConfig] = []
+
+    def build(self, name: str) -> Topology:
+        explicit = {frozenset((w.a, w.b)): w for w in self.wan_links}
+        links: list[WanLink] = []
+        names = [dc.name for dc in self.datacenters]
+        pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]] if self.wan.full_mesh else []
+        for w in self.wan_links:
+            if frozenset((w.a, w.b)) not in {frozenset(p) for p in pairs}:
+                pairs.append((w.a, w.b))
+        for a, b in pairs:
+            w = explicit.get(frozenset((a, b)))
+            bw = w.bandwidth if w is not None and w.bandwidth is not None else self.wan.bandwidth
+            lat = w.latency if w is not None and w.latency is not None else self.wan.latency
+            links.append(WanLink(a, b, bw, lat))
+        return internet([dc.datacenter() for dc in self.datacenters], links, name=self.name or name)
+
+
+TopologyConfig = Annotated[
+    Union[SimpleConfig, LeafSpineConfig, FatTreeConfig, InternetConfig], Field(discriminator="kind")
+]
+
+
+class _Root(BaseModel):
+    topology: TopologyConfig
+
+
+def pydantic_error(exc: ValidationError, source: str | None, prefix: str = "") -> ConfigError:
+    """The first pydantic error as a one-line `ConfigError` naming the field."""
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in _KIND_TAGS)]
+    field = ".".join(([prefix] if prefix else []) + loc) or None
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif err["type"] == "missing":
+        message = "required key is missing"
+    elif message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if err["type"] not in ("missing", "extra_forbidden") and "input" in err and not isinstance(err["input"], dict):
+        message += f" (got {err['input']!r})"
+    return ConfigError(message, source=source, field=field)
+
+
+_KIND_TAGS = {"single_switch", "ring", "full_mesh", "leaf_spine", "fat_tree", "internet"}
+
+
+def topology_from_dict(data: object, *, source: str | None = None, field: str = "") -> Topology:
+    """Validate a topology mapping (as read from YAML) and build it."""
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping with a 'kind' key", source=source, field=field or None)
+    try:
+        config = _Root.model_validate({"topology": data}).topology
+    except ValidationError as exc:
+        raise pydantic_error(exc, source, field) from None
+    default_name = Path(source).stem if source else str(data.get("kind"))
+    try:
+        return config.build(default_name)
+    except ConfigError as exc:
+        raise (exc if exc.source else ConfigError(exc.detail, source=source, field=field or exc.field)) from None
+
+
+def read_yaml(path: str | Path) -> object:
+    """Parse a YAML file; missing files and syntax errors become one-line `ConfigError`s."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("file not found", source=str(path))
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}malformed YAML: {problem}", source=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not a UTF-8 text file", source=str(path)) from None
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Read and build a topology YAML file."""
+    return topology_from_dict(read_yaml(path), source=str(path))
+
+
+__all__ = ["load_topology", "topology_from_dict", "read_yaml", "pydantic_error", "NetsimError"]

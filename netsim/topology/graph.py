@@ -1,0 +1,181 @@
+"""The immutable `Topology`: nodes with kinds and attributes, directed links in numpy arrays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import networkx as nx
+import numpy as np
+
+from netsim.errors import TopologyError
+
+NODE_ATTRS = ("host", "leaf", "rail", "pod", "dc")
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class Topology:
+    """A fabric: nodes (GPUs, NICs, switches, sites) and directed links (a cable is two links).
+
+    Link data lives in numpy arrays indexed by link id: `link_src`, `link_dst`,
+    `capacity` (bytes/s), `latency` (s) and `link_tier` (a label such as 'leaf-spine').
+    `relay[v]` says whether node v forwards traffic it neither sends nor receives
+    (switches and NICs do, GPUs only in direct-connect topologies). `gpus` lists the
+    GPU node ids in rank order.
+    """
+
+    name: str
+    node_names: tuple[str, ...]
+    node_kind: tuple[str, ...]
+    attrs: dict[str, np.ndarray]
+    relay: np.ndarray
+    link_src: np.ndarray
+    link_dst: np.ndarray
+    capacity: np.ndarray
+    latency: np.ndarray
+    link_tier: tuple[str, ...]
+    gpus: np.ndarray
+    meta: dict
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.node_names)
+
+    @property
+    def num_links(self) -> int:
+        return len(self.link_src)
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.node_names)}
+
+    def node(self, name: str) -> int:
+        """The id of the node called `name`."""
+        try:
+            return self.index[name]
+        except KeyError:
+            raise TopologyError(f"unknown node {name!r} in topology {self.name!r}") from None
+
+    @cached_property
+    def out_csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, link ids): the links leaving node v are ids[offsets[v]:offsets[v+1]]."""
+        return _csr(self.link_src, self.num_nodes)
+
+    @cached_property
+    def in_csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, link ids): the links entering node v are ids[offsets[v]:offsets[v+1]]."""
+        return _csr(self.link_dst, self.num_nodes)
+
+    @cached_property
+    def link_names(self) -> tuple[str, ...]:
+        names = self.node_names
+        return tuple(f"{names[s]}->{names[d]}" for s, d in zip(self.link_src.tolist(), self.link_dst.tolist()))
+
+    def gpu_attr(self, attr: str) -> np.ndarray:
+        """The attribute `attr` (host, leaf, rail, pod, dc) of each GPU, in rank order."""
+        return self.attrs[attr][self.gpus]
+
+    def to_networkx(self) -> nx.MultiDiGraph:
+        """A networkx view for drawing and checks (not for the hot path)."""
+        graph = nx.MultiDiGraph(name=self.name)
+        for v, name in enumerate(self.node_names):
+            graph.add_node(v, name=name, kind=self.node_kind[v], **{a: int(self.attrs[a][v]) for a in NODE_ATTRS})
+        for link in range(self.num_links):
+            graph.add_edge(
+                int(self.link_src[link]), int(self.link_dst[link]), key=link,
+                capacity=float(self.capacity[link]), latency=float(self.latency[link]), tier=self.link_tier[link],
+            )
+        return graph
+
+
+def _csr(endpoint: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(endpoint, kind="stable")
+    counts = np.bincount(endpoint, minlength=num_nodes)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    return _frozen(offsets), _frozen(order.astype(np.int64))
+
+
+class TopologyBuilder:
+    """Collects nodes and full-duplex cables, checks them, and builds a `Topology`."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.names: list[str] = []
+        self.kinds: list[str] = []
+        self.relays: list[bool] = []
+        self.attrs: dict[str, list[int]] = {a: [] for a in NODE_ATTRS}
+        self.index: dict[str, int] = {}
+        self.links: list[tuple[int, int, float, float, str]] = []
+        self.gpu_ids: list[int] = []
+        self.meta: dict = {}
+
+    def add_node(self, name: str, kind: str, *, relay: bool | None = None, **attrs: int) -> int:
+        if name in self.index:
+            raise TopologyError(f"node {name!r} defined twice in topology {self.name!r}")
+        unknown = set(attrs) - set(NODE_ATTRS)
+        if unknown:
+            raise ValueError(f"unknown node attributes {sorted(unknown)}")
+        v = len(self.names)
+        self.index[name] = v
+        self.names.append(name)
+        self.kinds.append(kind)
+        self.relays.append(kind != "gpu" if relay is None else relay)
+        for a in NODE_ATTRS:
+            self.attrs[a].append(int(attrs.get(a, -1)))
+        if kind == "gpu":
+            self.gpu_ids.append(v)
+        return v
+
+    def add_cable(self, a: str, b: str, capacity: float, latency: float, tier: str) -> None:
+        """A full-duplex cable: two directed links of the same capacity and latency."""
+        if not capacity > 0 or not np.isfinite(capacity):
+            raise TopologyError(f"link {a}<->{b} ({tier}): bandwidth must be a positive number, got {capacity!r}")
+        if not latency >= 0 or not np.isfinite(latency):
+            raise TopologyError(f"link {a}<->{b} ({tier}): latency must be >= 0, got {latency!r}")
+        for x in (a, b):
+            if x not in self.index:
+                raise TopologyError(f"link {a}<->{b}: unknown node {x!r}")
+        ia, ib = self.index[a], self.index[b]
+        self.links.append((ia, ib, float(capacity), float(latency), tier))
+        self.links.append((ib, ia, float(capacity), float(latency), tier))
+
+    def build(self, *, check_connected: bool = True) -> Topology:
+        if not self.gpu_ids:
+            raise TopologyError(f"topology {self.name!r} has no GPUs")
+        src, dst, cap, lat, tier = zip(*self.links) if self.links else ((), (), (), (), ())
+        topo = Topology(
+            name=self.name,
+            node_names=tuple(self.names),
+            node_kind=tuple(self.kinds),
+            attrs={a: _frozen(np.asarray(v, dtype=np.int64)) for a, v in self.attrs.items()},
+            relay=_frozen(np.asarray(self.relays, dtype=bool)),
+            link_src=_frozen(np.asarray(src, dtype=np.int64)),
+            link_dst=_frozen(np.asarray(dst, dtype=np.int64)),
+            capacity=_frozen(np.asarray(cap, dtype=np.float64)),
+            latency=_frozen(np.asarray(lat, dtype=np.float64)),
+            link_tier=tuple(tier),
+            gpus=_frozen(np.asarray(self.gpu_ids, dtype=np.int64)),
+            meta=dict(self.meta),
+        )
+        if check_connected:
+            _check_gpus_connected(topo)
+        return topo
+
+
+def _check_gpus_connected(topo: Topology) -> None:
+    """Every GPU must reach every other GPU through relaying nodes."""
+    from netsim.topology.paths import distances_to
+
+    dist = distances_to(topo, int(topo.gpus[0]))
+    unreachable = [topo.node_names[g] for g in topo.gpus.tolist() if dist[g] < 0]
+    if unreachable:
+        shown = ", ".join(unreachable[:3]) + (" ..." if len(unreachable) > 3 else "")
+        raise TopologyError(
+            f"topology {topo.name!r} is disconnected: {len(unreachable)} GPU(s) cannot reach "
+            f"{topo.node_names[topo.gpus[0]]} ({shown})"
+        )
