@@ -14,23 +14,41 @@ import polars as pl
 
 @dataclass
 class Table:
-    """Column-wise row buffer with a fixed schema."""
+    """Column-wise row buffer with a fixed schema: single rows (`append`) or numpy chunks (`extend`)."""
 
     schema: dict[str, pl.DataType]
     columns: dict[str, list] = field(init=False)
+    chunks: list[dict[str, object]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.columns = {name: [] for name in self.schema}
+        self.chunks = []
 
     def append(self, **row: object) -> None:
         for name, values in self.columns.items():
             values.append(row[name])
 
-    def __len__(self) -> int:
-        return len(next(iter(self.columns.values()))) if self.columns else 0
+    def extend(self, **chunk: object) -> None:
+        """Many rows at once: numpy arrays of one length, or scalars repeated over them."""
+        self.chunks.append(chunk)
 
     def frame(self) -> pl.DataFrame:
-        return pl.DataFrame(self.columns, schema=self.schema)
+        parts = [pl.DataFrame(self.columns, schema=self.schema)]
+        if self.chunks:
+            parts.append(self._chunk_frame())
+        return pl.concat(parts, how="vertical")
+
+    def _chunk_frame(self) -> pl.DataFrame:
+        lengths = [next(len(v) for v in c.values() if isinstance(v, np.ndarray)) for c in self.chunks]
+        data = {}
+        for name, dtype in self.schema.items():
+            values = [c[name] for c in self.chunks]
+            if all(isinstance(v, np.ndarray) for v in values):
+                data[name] = pl.Series(name, np.concatenate(values), dtype=dtype)
+            else:  # scalars per chunk, repeated over the chunk's rows
+                owner = np.repeat(np.arange(len(values)), lengths)
+                data[name] = pl.Series(name, values, dtype=dtype).gather(owner)
+        return pl.DataFrame(data, schema=self.schema)
 
 
 class LinkMeter:
@@ -51,11 +69,13 @@ class LinkMeter:
         self.peak = np.zeros(nlinks)
         self.end = 0.0
 
-    def add(self, t0: float, t1: float, links: np.ndarray, rates: np.ndarray) -> None:
-        if t1 <= t0 or len(links) == 0:
+    def add(self, t0: float, t1: float, links: np.ndarray | None, rates: np.ndarray) -> None:
+        """Links `links` (distinct ids; None: all links, in order) carried `rates` bytes/s in [t0, t1)."""
+        if t1 <= t0 or len(rates) == 0:
             return
-        self.total[links] += rates * (t1 - t0)
-        np.maximum.at(self.peak, links, rates)
+        where = slice(None) if links is None else links
+        self.total[where] += rates * (t1 - t0)
+        self.peak[where] = np.maximum(self.peak[where], rates)
         nbins = self.bins.shape[0]
         while t1 > nbins * self.width:
             merged = self.bins.reshape(nbins // 2, 2, -1).sum(axis=1)
@@ -66,7 +86,7 @@ class LinkMeter:
         for b in range(first, last + 1):
             lo, hi = max(t0, b * self.width), min(t1, (b + 1) * self.width)
             if hi > lo:
-                self.bins[b, links] += rates * (hi - lo)
+                self.bins[b, where] += rates * (hi - lo)
         self.end = max(self.end, t1)
 
     def timeline(self) -> tuple[np.ndarray, np.ndarray, float]:

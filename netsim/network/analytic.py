@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import simpy
+import numpy as np
 
-from netsim.network.base import NetworkModel
-from netsim.routing import Route
+from netsim.network.base import Batch, NetworkModel
 
 
 class AnalyticNetwork(NetworkModel):
@@ -13,10 +12,13 @@ class AnalyticNetwork(NetworkModel):
 
     name = "analytic"
 
-    def _start(self, tid: int, src: int, dst: int, nbytes: int, route: Route, event: simpy.Event, tag: str) -> None:
+    def _start(self, batch: Batch) -> None:
         now = self.env.now
-        rate = self._solo_rate(route)
-        drained = now + nbytes / rate
-        if self.meter is not None and nbytes:
-            self.meter.add(now, drained, route.links, route.coef * rate)
-        self._finish(tid, src, dst, nbytes, now, drained, route, event, tag)
+        rate = self._solo_rates(batch)
+        drained = now + batch.nbytes / rate
+        if self.meter is not None:
+            offsets = np.concatenate([[0], np.cumsum(batch.counts)])
+            for i in np.flatnonzero(batch.nbytes).tolist():
+                sel = slice(offsets[i], offsets[i + 1])
+                self.meter.add(now, float(drained[i]), batch.links[sel], batch.coef[sel] * rate[i])
+        self._drained(batch, np.arange(len(batch.src)), drained)

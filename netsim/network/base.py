@@ -1,15 +1,21 @@
-"""What every network model shares: the `transfer` interface, ids, records, completion."""
+"""What every network model shares: the batch and single `transfer` interface, ids, records, arrival.
+
+The core call is `send_batch`: many transfers issued at one instant (a collective step)
+with one callback told, per arrival instant, which of them have arrived. `transfer` is a
+batch of one that returns a `simpy.Event` whose value is the `TransferRecord`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 import polars as pl
 import simpy
 
 from netsim.errors import ConfigError
-from netsim.routing import Route, Router
+from netsim.routing import Router
 from netsim.telemetry import LinkMeter, Recorder
 from netsim.topology import Topology
 
@@ -17,6 +23,10 @@ TRANSFER_SCHEMA = {
     "id": pl.Int64, "src": pl.Int64, "dst": pl.Int64, "bytes": pl.Int64,
     "start": pl.Float64, "end": pl.Float64, "tag": pl.Utf8,
 }
+
+ARRIVAL_TOLERANCE = 1e-12  # relative: arrival times closer than this are one instant
+
+OnArrival = Callable[[np.ndarray, float], None]  # (indices within the batch, arrival time)
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,7 @@ class NetworkOptions:
     endpoint_rate_cap: float | None = None
 
     def __post_init__(self) -> None:
-        if self.overhead < 0:
+        if not self.overhead >= 0:
             raise ConfigError(f"must be >= 0, got {self.overhead!r}", field="network.overhead")
         for name in ("flow_rate_cap", "endpoint_rate_cap"):
             value = getattr(self, name)
@@ -54,12 +64,25 @@ class NetworkOptions:
                 raise ConfigError(f"must be > 0, got {value!r}", field=f"network.{name}")
 
 
-class NetworkModel:
-    """Base of every model: `transfer(src, dst, nbytes, *, key=None, tag='') -> simpy.Event`.
+@dataclass(frozen=True)
+class Batch:
+    """Transfers issued together; `routes` are the router's answers, one per transfer."""
 
-    The event's value is the `TransferRecord`. Subclasses decide when the bytes have
-    moved and call `_finish`.
-    """
+    first_id: int
+    src: np.ndarray
+    dst: np.ndarray
+    nbytes: np.ndarray
+    start: float
+    tag: str
+    on_arrival: OnArrival
+    links: np.ndarray  # concatenated route links
+    coef: np.ndarray
+    counts: np.ndarray  # route entries per transfer
+    latency: np.ndarray  # path latency + overhead per transfer
+
+
+class NetworkModel:
+    """Base of every model. Subclasses decide when bytes have drained and call `_drained`."""
 
     name = "base"
 
@@ -70,39 +93,77 @@ class NetworkModel:
         self.table = recorder.table("transfers", TRANSFER_SCHEMA)
         self._next_id = 0
         self.bytes_sent = 0
+        self.transfers_started = 0
+
+    def send_batch(self, src: Sequence[int] | np.ndarray, dst: Sequence[int] | np.ndarray,
+                   nbytes: Sequence[int] | np.ndarray | int, on_arrival: OnArrival, *,
+                   key: tuple = (), tag: str = "") -> None:
+        """Start transfers src[i] -> dst[i] of nbytes[i] now; `on_arrival(indices, t)` reports arrivals."""
+        src = np.asarray(src, dtype=np.int64)
+        dst = np.asarray(dst, dtype=np.int64)
+        sizes = np.broadcast_to(np.asarray(nbytes, dtype=np.int64), src.shape).copy()
+        if len(src) == 0:
+            return
+        if (sizes < 0).any():
+            raise ValueError("negative transfer size")
+        route = self.router.route
+        routes = [route(s, d, key) for s, d in zip(src.tolist(), dst.tolist())]
+        counts = np.fromiter((len(r.links) for r in routes), dtype=np.int64, count=len(routes))
+        latency = np.fromiter((r.latency for r in routes), dtype=np.float64, count=len(routes))
+        batch = Batch(
+            first_id=self._next_id, src=src, dst=dst, nbytes=sizes, start=self.env.now, tag=tag,
+            on_arrival=on_arrival, links=np.concatenate([r.links for r in routes]),
+            coef=np.concatenate([r.coef for r in routes]), counts=counts, latency=latency + self.options.overhead,
+        )
+        self._next_id += len(src)
+        self.transfers_started += len(src)
+        self.bytes_sent += int(sizes.sum())
+        self._start(batch)
 
     def transfer(self, src: int, dst: int, nbytes: int, *, key: tuple | None = None, tag: str = "") -> simpy.Event:
-        if nbytes < 0:
-            raise ValueError(f"transfer of {nbytes} bytes")
-        route = self.router.route(src, dst, () if key is None else key)
+        """One transfer; the returned event fires on arrival with its `TransferRecord`."""
         event = self.env.event()
-        tid = self._next_id
-        self._next_id += 1
-        self.bytes_sent += nbytes
-        self._start(tid, src, dst, int(nbytes), route, event, tag)
+        first = self._next_id
+        start = self.env.now
+
+        def arrived(_idx: np.ndarray, t: float) -> None:
+            event.succeed(TransferRecord(first, src, dst, int(nbytes), start, t, tag))
+
+        self.send_batch([src], [dst], [nbytes], arrived, key=() if key is None else key, tag=tag)
         return event
 
-    def _start(self, tid: int, src: int, dst: int, nbytes: int, route: Route, event: simpy.Event, tag: str) -> None:
+    def _start(self, batch: Batch) -> None:
         raise NotImplementedError
 
-    def _solo_rate(self, route: Route) -> float:
-        """The rate a transfer gets alone on the fabric: its bottleneck, after the caps."""
-        rate = float(np.min(self.topo.capacity[route.links] / route.coef))
+    def _solo_rates(self, batch: Batch) -> np.ndarray:
+        """The rate each transfer would get alone on the fabric: its bottleneck, after the caps."""
+        owner = np.repeat(np.arange(len(batch.src)), batch.counts)
+        per_entry = self.topo.capacity[batch.links] / batch.coef
+        rate = np.full(len(batch.src), np.inf)
+        np.minimum.at(rate, owner, per_entry)
         for cap in (self.options.flow_rate_cap, self.options.endpoint_rate_cap):
             if cap is not None:
-                rate = min(rate, cap)
+                rate = np.minimum(rate, cap)
         return rate
 
-    def _finish(self, tid: int, src: int, dst: int, nbytes: int, start: float, drained: float,
-                route: Route, event: simpy.Event, tag: str) -> None:
-        """The last byte left the sender at `drained`; it arrives one path latency (+ overhead) later."""
-        delay = route.latency + self.options.overhead
-        end = drained + delay
-        record = TransferRecord(tid, src, dst, nbytes, start, end, tag)
-        self.table.append(id=tid, src=src, dst=dst, bytes=nbytes, start=start, end=end, tag=tag)
-        wait = end - self.env.now
-        if wait <= 0:
-            event.succeed(record)
-        else:
-            timer = self.env.timeout(wait)
-            timer.callbacks.append(lambda _t, ev=event, rec=record: ev.succeed(rec))
+    def _drained(self, batch: Batch, idx: np.ndarray, drained: np.ndarray | float) -> None:
+        """Transfers `idx` of `batch` sent their last byte at `drained`; they arrive a latency later."""
+        end = drained + batch.latency[idx]
+        self.table.extend(id=batch.first_id + idx, src=batch.src[idx], dst=batch.dst[idx],
+                          bytes=batch.nbytes[idx], start=np.full(len(idx), batch.start), end=end, tag=batch.tag)
+        # Arrivals within a whisker of each other (float noise from summing the same latencies in
+        # another order) are delivered together, at the latest of their times, so collective
+        # steps stay in one batch instead of splitting into many nearly simultaneous ones.
+        now = self.env.now
+        if len(idx) == 1 or end.min() == end.max():
+            self._deliver(batch, idx, float(end.max()), now)
+            return
+        order = np.argsort(end, kind="stable")
+        ends = end[order]
+        cuts = np.flatnonzero(np.diff(ends) > ARRIVAL_TOLERANCE * max(abs(float(ends[-1])), 1e-9)) + 1
+        for part in np.split(order, cuts):
+            self._deliver(batch, np.sort(idx[part]), float(end[part].max()), now)
+
+    def _deliver(self, batch: Batch, members: np.ndarray, t: float, now: float) -> None:
+        timer = self.env.timeout(max(t - now, 0.0))
+        timer.callbacks.append(lambda _e: batch.on_arrival(members, t))

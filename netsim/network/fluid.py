@@ -1,37 +1,23 @@
 """The fluid model: flow-level max-min fair sharing, rates recomputed only when flows start or end.
 
-Active flows live in parallel numpy arrays (remaining bytes, rate). Transfers that
-start at one instant are batched: the first one schedules a settle event at a
-priority below every ordinary event of that instant, so all of them join one rate
-computation. Flows that drain at the same instant finish in the same settle.
+Active flows live in parallel numpy arrays (remaining bytes, rate, owning batch) and
+their route entries in one sparse flow x link list. Transfers that start at one
+instant are batched: the first schedules a settle event at a priority below every
+ordinary event of that instant, so all of them join one rate computation. Flows that
+drain at the same instant finish in the same settle.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import simpy
 
-from netsim.network.base import NetworkModel
+from netsim.network.base import Batch, NetworkModel
 from netsim.network.max_min import max_min_rates
-from netsim.routing import Route
 
 LATE = 2  # SimPy priority after NORMAL (1): runs once everything else at this instant has run
 FINISH_REL = 1e-12  # a flow with less than this fraction of its bytes left is done
 FINISH_CLOCK = 1e-13  # ... or with less than this fraction of the clock left to run
-
-
-@dataclass(eq=False)
-class _Flow:
-    tid: int
-    src: int
-    dst: int
-    nbytes: int
-    start: float
-    route: Route
-    event: simpy.Event
-    tag: str
 
 
 class FluidNetwork(NetworkModel):
@@ -42,14 +28,19 @@ class FluidNetwork(NetworkModel):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         topo = self.topo
-        self._flows: list[_Flow] = []
+        self._batches: list[Batch] = []  # batch of each slot in _batch_of
+        self._batch_of = np.zeros(0, dtype=np.int64)  # per active flow: index into _batches
+        self._index = np.zeros(0, dtype=np.int64)  # per active flow: index within its batch
+        self._size = np.zeros(0)
         self._remaining = np.zeros(0)
         self._rates = np.zeros(0)
-        self._pending: list[_Flow] = []
+        self._entry_link = np.zeros(0, dtype=np.int64)
+        self._entry_coef = np.zeros(0)
+        self._entry_owner = np.zeros(0, dtype=np.int64)
+        self._pending: list[Batch] = []
         self._settle_scheduled = False
         self._last = 0.0
         self._generation = 0
-        self._load_links = np.zeros(0, dtype=np.int64)
         self._load = np.zeros(0)
         # Endpoint caps are virtual links, one per sending node, after the real ones.
         self._capacity = topo.capacity
@@ -59,17 +50,18 @@ class FluidNetwork(NetworkModel):
 
     @property
     def active(self) -> int:
-        return len(self._flows) + len(self._pending)
+        return len(self._remaining) + sum(len(b.src) for b in self._pending)
 
-    def _start(self, tid: int, src: int, dst: int, nbytes: int, route: Route, event: simpy.Event, tag: str) -> None:
-        flow = _Flow(tid, src, dst, nbytes, self.env.now, route, event, tag)
-        if nbytes == 0:
-            self._finish(tid, src, dst, 0, flow.start, flow.start, route, event, tag)
-            return
-        self._pending.append(flow)
+    def _start(self, batch: Batch) -> None:
+        empty = batch.nbytes == 0
+        if empty.any():
+            self._drained(batch, np.flatnonzero(empty), self.env.now)
+            if empty.all():
+                return
+        self._pending.append(batch)
         if not self._settle_scheduled:
             self._settle_scheduled = True
-            # Event.succeed() would schedule at NORMAL priority; set it triggered by hand instead.
+            # Event.succeed() would schedule at NORMAL priority; mark it triggered by hand instead.
             ev = simpy.Event(self.env)
             ev._ok, ev._value = True, None
             ev.callbacks.append(self._on_settle)
@@ -83,63 +75,103 @@ class FluidNetwork(NetworkModel):
         if event.value == self._generation:
             self._settle()
 
-    def _advance(self, now: float) -> None:
-        dt = now - self._last
-        if dt > 0 and len(self._flows):
-            self._remaining -= self._rates * dt
-            if self.meter is not None:
-                self.meter.add(self._last, now, self._load_links, self._load)
-        self._last = now
-
     def _settle(self) -> None:
         now = self.env.now
-        self._advance(now)
-        changed = bool(self._pending)
-        if len(self._flows):
-            sizes = np.fromiter((f.nbytes for f in self._flows), dtype=np.float64, count=len(self._flows))
-            done = self._remaining <= np.maximum(FINISH_REL * sizes, self._rates * (FINISH_CLOCK * now))
-            if done.any():
-                changed = True
-                keep = ~done
-                finished = [f for f, d in zip(self._flows, done.tolist()) if d]
-                self._flows = [f for f, k in zip(self._flows, keep.tolist()) if k]
-                self._remaining = self._remaining[keep]
-                for f in finished:
-                    self._finish(f.tid, f.src, f.dst, f.nbytes, f.start, now, f.route, f.event, f.tag)
+        dt = now - self._last
+        if dt > 0 and len(self._remaining):
+            self._remaining -= self._rates * dt
+            if self.meter is not None:
+                self.meter.add(self._last, now, None, self._load)
+        self._last = now
+        changed = self._finish_drained(now)
         if self._pending:
-            self._flows.extend(self._pending)
-            self._remaining = np.concatenate([self._remaining, [float(f.nbytes) for f in self._pending]])
+            self._admit(self._pending)
             self._pending = []
+            changed = True
         if changed:
             self._recompute()
         self._generation += 1
-        if self._flows:
+        if len(self._remaining):
             ttf = float(np.min(self._remaining / self._rates))
             wake = self.env.timeout(max(ttf, 0.0), value=self._generation)
             wake.callbacks.append(self._on_wake)
 
+    def _finish_drained(self, now: float) -> bool:
+        if not len(self._remaining):
+            return False
+        done = self._remaining <= np.maximum(FINISH_REL * self._size, self._rates * (FINISH_CLOCK * now))
+        if not done.any():
+            return False
+        finished_batches = self._batch_of[done]
+        finished_index = self._index[done]
+        keep = ~done
+        new_pos = np.cumsum(keep) - 1
+        entry_keep = keep[self._entry_owner]
+        self._entry_link = self._entry_link[entry_keep]
+        self._entry_coef = self._entry_coef[entry_keep]
+        self._entry_owner = new_pos[self._entry_owner[entry_keep]]
+        for name in ("_batch_of", "_index", "_size", "_remaining"):
+            setattr(self, name, getattr(self, name)[keep])
+        order = np.argsort(finished_batches, kind="stable")
+        slots, starts = np.unique(finished_batches[order], return_index=True)
+        bounds = np.append(starts, len(order))
+        for k, slot in enumerate(slots.tolist()):
+            idx = np.sort(finished_index[order[bounds[k] : bounds[k + 1]]])
+            self._drained(self._batches[slot], idx, now)
+        self._compact_batches()
+        return True
+
+    def _compact_batches(self) -> None:
+        """Forget batches with no active flow, renumbering the slots of the rest."""
+        live, inverse = np.unique(self._batch_of, return_inverse=True)
+        if len(live) == len(self._batches):
+            return
+        self._batches = [self._batches[s] for s in live.tolist()]
+        self._batch_of = inverse.astype(np.int64)
+
+    def _admit(self, batches: list[Batch]) -> None:
+        topo = self.topo
+        base = len(self._remaining)
+        batch_of, index, sizes, links, coef, owner = [], [], [], [], [], []
+        offset = base
+        for batch in batches:
+            live = np.flatnonzero(batch.nbytes)
+            slot = len(self._batches)
+            self._batches.append(batch)
+            batch_of.append(np.full(len(live), slot, dtype=np.int64))
+            index.append(live)
+            sizes.append(batch.nbytes[live].astype(np.float64))
+            if len(live) == len(batch.src):
+                links.append(batch.links)
+                coef.append(batch.coef)
+                owner.append(offset + np.repeat(np.arange(len(live)), batch.counts))
+            else:
+                keep = np.repeat(batch.nbytes > 0, batch.counts)
+                links.append(batch.links[keep])
+                coef.append(batch.coef[keep])
+                owner.append(offset + np.repeat(np.arange(len(live)), batch.counts[live]))
+            if self.options.endpoint_rate_cap is not None:
+                links.append(topo.num_links + batch.src[live])
+                coef.append(np.ones(len(live)))
+                owner.append(offset + np.arange(len(live)))
+            offset += len(live)
+        self._batch_of = np.concatenate([self._batch_of, *batch_of])
+        self._index = np.concatenate([self._index, *index])
+        new_sizes = np.concatenate(sizes)
+        self._size = np.concatenate([self._size, new_sizes])
+        self._remaining = np.concatenate([self._remaining, new_sizes])
+        self._entry_link = np.concatenate([self._entry_link, *links])
+        self._entry_coef = np.concatenate([self._entry_coef, *coef])
+        self._entry_owner = np.concatenate([self._entry_owner, *owner])
+
     def _recompute(self) -> None:
-        flows = self._flows
-        if not flows:
+        n = len(self._remaining)
+        if not n:
             self._rates = np.zeros(0)
-            self._load_links = np.zeros(0, dtype=np.int64)
             self._load = np.zeros(0)
             return
         self.rate_computations += 1
-        counts = np.fromiter((len(f.route.links) for f in flows), dtype=np.int64, count=len(flows))
-        links = np.concatenate([f.route.links for f in flows])
-        coef = np.concatenate([f.route.coef for f in flows])
-        owner = np.repeat(np.arange(len(flows)), counts)
-        if self.options.endpoint_rate_cap is not None:
-            srcs = np.fromiter((f.src for f in flows), dtype=np.int64, count=len(flows))
-            links = np.concatenate([links, self.topo.num_links + srcs])
-            coef = np.concatenate([coef, np.ones(len(flows))])
-            owner = np.concatenate([owner, np.arange(len(flows))])
-        used, local = np.unique(links, return_inverse=True)
-        cap = None
-        if self.options.flow_rate_cap is not None:
-            cap = np.full(len(flows), self.options.flow_rate_cap)
-        rates, load = max_min_rates(owner, local, coef, self._capacity[used], len(flows), cap)
-        self._rates = rates
-        real = used < self.topo.num_links
-        self._load_links, self._load = used[real], load[real]
+        cap = None if self.options.flow_rate_cap is None else np.full(n, self.options.flow_rate_cap)
+        self._rates, load = max_min_rates(self._entry_owner, self._entry_link, self._entry_coef,
+                                          self._capacity, n, cap)
+        self._load = load[: self.topo.num_links]

@@ -1,0 +1,149 @@
+"""Step schedules: a collective as numbered steps of transfers between (virtual) ranks, and their executor.
+
+Dependency rule (per rank, per lane): a rank enters step k once it has received every
+transfer addressed to it in steps < k; on entering it issues its own step-k sends.
+That is the data flow of ring, tree, halving-doubling and direct algorithms alike,
+so one executor runs them all on any network model. Pipelined chunks are lanes:
+independent copies of the ranks (virtual rank = lane * n + rank).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable, Sequence
+
+import numpy as np
+import simpy
+
+from netsim.network import NetworkModel
+
+
+@dataclass(frozen=True, eq=False)
+class Step:
+    """Transfers src[i] -> dst[i] of nbytes[i] bytes, between virtual ranks."""
+
+    src: np.ndarray
+    dst: np.ndarray
+    nbytes: np.ndarray
+
+    @cached_property
+    def by_src(self) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, transfer order): the transfers sent by rank v are order[offsets[v]:offsets[v+1]]."""
+        order = np.argsort(self.src, kind="stable")
+        counts = np.bincount(self.src, minlength=int(self.src.max()) + 1 if len(self.src) else 0)
+        return np.concatenate([[0], np.cumsum(counts)]), order
+
+    def sent_by(self, ranks: np.ndarray) -> np.ndarray:
+        offsets, order = self.by_src
+        ranks = ranks[ranks < len(offsets) - 1]
+        starts, ends = offsets[ranks], offsets[ranks + 1]
+        counts = ends - starts
+        total = int(counts.sum())
+        if total == 0:
+            return np.zeros(0, dtype=np.int64)
+        idx = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(total)
+        return order[idx]
+
+
+@dataclass(frozen=True, eq=False)
+class Schedule:
+    """A collective's steps over `node_of.size` virtual ranks (`node_of[v]` is v's GPU node)."""
+
+    node_of: np.ndarray
+    steps: Sequence[Step]
+    channel_of: np.ndarray | None = None  # per virtual rank: the connection (ECMP key) it sends on
+
+    @property
+    def num_ranks(self) -> int:
+        return len(self.node_of)
+
+    def bytes_sent(self) -> np.ndarray:
+        """Bytes each virtual rank sends over the whole schedule."""
+        out = np.zeros(self.num_ranks)
+        for step in self.steps:
+            np.add.at(out, step.src, step.nbytes)
+        return out
+
+
+@dataclass(eq=False)
+class _Run:
+    network: NetworkModel
+    schedule: Schedule
+    key: tuple
+    tag: str
+    done: simpy.Event
+    remaining: list[np.ndarray] = field(default_factory=list)
+    entered: list[np.ndarray] = field(default_factory=list)
+    finished: int = 0
+    inbox: dict[int, list[np.ndarray]] = field(default_factory=dict)  # step -> arrived destinations
+    flush_pending: bool = False
+
+
+def execute(network: NetworkModel, schedule: Schedule, *, key: tuple = (), tag: str = "") -> simpy.Event:
+    """Start the schedule now; the returned event fires (value: end time) when every transfer arrived."""
+    env = network.env
+    v = schedule.num_ranks
+    run = _Run(network, schedule, key, tag, env.event())
+    cache: dict[int, np.ndarray] = {}
+    for step in schedule.steps:
+        counts = cache.get(id(step))
+        if counts is None:
+            counts = cache[id(step)] = np.bincount(step.dst, minlength=v)
+        run.remaining.append(counts.copy())
+        run.entered.append(np.zeros(v, dtype=bool))
+    _enter(run, np.arange(v), 0)
+    return run.done
+
+
+def _enter(run: _Run, ranks: np.ndarray, k: int) -> None:
+    steps = run.schedule.steps
+    node_of = run.schedule.node_of
+    while len(ranks) and k < len(steps):
+        step = steps[k]
+        run.entered[k][ranks] = True
+        sel = step.sent_by(ranks)
+        channels = run.schedule.channel_of
+        if len(sel) and channels is None:
+            run.network.send_batch(node_of[step.src[sel]], node_of[step.dst[sel]], step.nbytes[sel],
+                                   _arrival(run, k, sel), key=run.key, tag=run.tag)
+        elif len(sel):  # one batch per channel, so each channel hashes as its own connection
+            chan = channels[step.src[sel]]
+            for c in np.unique(chan).tolist():
+                sub = sel[chan == c]
+                run.network.send_batch(node_of[step.src[sub]], node_of[step.dst[sub]], step.nbytes[sub],
+                                       _arrival(run, k, sub), key=run.key + (c,), tag=run.tag)
+        ranks = ranks[run.remaining[k][ranks] == 0]
+        k += 1
+    if k == len(steps) and len(ranks):
+        run.finished += len(ranks)
+        if run.finished == run.schedule.num_ranks:
+            run.done.succeed(run.network.env.now)
+
+
+def _arrival(run: _Run, k: int, sel: np.ndarray) -> Callable[[np.ndarray, float], None]:
+    dst_all = run.schedule.steps[k].dst
+
+    def arrived(idx: np.ndarray, _t: float) -> None:
+        run.inbox.setdefault(k, []).append(dst_all[sel[idx]])
+        if not run.flush_pending:
+            # Handle every arrival of this instant together (one batch of sends per step), after
+            # the arrival timers already queued for this instant have run.
+            run.flush_pending = True
+            flush = run.network.env.event()
+            flush.callbacks.append(lambda _e: _flush(run))
+            flush.succeed()
+
+    return arrived
+
+
+def _flush(run: _Run) -> None:
+    run.flush_pending = False
+    inbox, run.inbox = run.inbox, {}
+    for k in sorted(inbox):
+        dsts = np.concatenate(inbox[k]) if len(inbox[k]) > 1 else inbox[k][0]
+        remaining = run.remaining[k]
+        np.subtract.at(remaining, dsts, 1)
+        ready = np.unique(dsts)
+        ready = ready[(remaining[ready] == 0) & run.entered[k][ready]]
+        _enter(run, ready, k + 1)
