@@ -1,0 +1,101 @@
+"""The `netsim` command line: `run` a scenario, `topo show` a topology file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from netsim.errors import NetsimError
+from netsim.report import write_report
+from netsim.scenario import default_scenario, load_scenario, run_scenario, summarize
+from netsim.sim import atomic_directory
+from netsim.topology import load_topology
+from netsim.topology.summary import summarize_topology
+from netsim.units import format_bandwidth, format_size, format_time
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="netsim", description="Network-level simulator for distributed ML training.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a scenario file (default: the built-in scenario)")
+    run.add_argument("scenario", nargs="?", help="scenario YAML file; omitted: the built-in default")
+    run.add_argument("-o", "--output", default="out", help="directory for Parquet results and report.html (default: out)")
+    run.add_argument("--no-report", action="store_true", help="skip report.html")
+    topo = sub.add_parser("topo", help="topology tools")
+    topo_sub = topo.add_subparsers(dest="topo_command", required=True)
+    show = topo_sub.add_parser("show", help="validate a topology file and print a summary")
+    show.add_argument("file", help="topology YAML file")
+    return p
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    scenario = load_scenario(args.scenario) if args.scenario else default_scenario()
+    console.print(f"[bold]netsim run[/bold] {scenario.name}: topology {scenario.topology.name} "
+                  f"({len(scenario.topology.gpus)} GPUs), routing {', '.join(scenario.config.routing)}")
+    results = run_scenario(scenario, progress=lambda v: console.print(f"  simulating [cyan]{v}[/cyan] ..."))
+    summary = summarize(results)
+    _print_summary(summary, console)
+    outputs = scenario.config.outputs
+    with atomic_directory(args.output) as tmp:
+        if outputs.parquet:
+            results.write(tmp)
+            summary.write_parquet(Path(tmp) / "summary.parquet", statistics=False)
+        if outputs.report and not args.no_report:
+            write_report(Path(tmp) / "report.html", results, scenario.topology, summary,
+                         title=f"netsim — {scenario.name}", description=scenario.config.description)
+    console.print(f"results written to [bold]{args.output}/[/bold]"
+                  + (" (open report.html)" if outputs.report and not args.no_report else ""))
+    return 0
+
+
+def _print_summary(summary, console: Console) -> None:
+    table = Table(title="Collectives (mean per call)")
+    for col in ("variant", "collective", "op/algo", "ranks", "size", "calls", "time", "algbw", "busbw", "busiest link"):
+        table.add_column(col, justify="left" if col in ("variant", "collective", "op/algo") else "right")
+    for r in summary.iter_rows(named=True):
+        table.add_row(r["variant"], r["label"], f"{r['op']}/{r['algo']}", str(r["ranks"]), format_size(r["bytes"]),
+                      str(r["count"]), format_time(r["time_mean"]), format_bandwidth(r["algbw"]),
+                      format_bandwidth(r["busbw"]), format_size(r["max_link_bytes"]))
+    console.print(table)
+
+
+def cmd_topo_show(args: argparse.Namespace, console: Console) -> int:
+    topo = load_topology(args.file)
+    s = summarize_topology(topo)
+    console.print(f"[bold]{s.name}[/bold] ({s.kind}): {s.gpus} GPUs, {topo.num_nodes} nodes, "
+                  f"{topo.num_links} directed links — valid")
+    console.print("nodes: " + ", ".join(f"{k} {v}" for k, v in s.nodes.items()))
+    table = Table(title="Links by tier")
+    for col in ("tier", "directed links", "bandwidth (min)", "latency (max)"):
+        table.add_column(col, justify="left" if col == "tier" else "right")
+    for tier, count, cap, lat in s.links:
+        table.add_row(tier, str(count), format_bandwidth(cap), format_time(lat))
+    console.print(table)
+    console.print(f"bisection bandwidth (GPUs 0..{s.gpus // 2 - 1} -> the rest, max-flow): "
+                  f"{format_bandwidth(s.bisection)}")
+    console.print("equal-cost paths from GPU 0: " + ", ".join(
+        f"{paths} path{'s' if paths > 1 else ''} to {pairs} GPU{'s' if pairs > 1 else ''}"
+        for paths, pairs in s.path_counts.items()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    try:
+        if args.command == "run":
+            return cmd_run(args, console)
+        return cmd_topo_show(args, console)
+    except NetsimError as exc:
+        print(f"netsim: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Plotly figures of a run: the topology, link utilisation over time, the collective timeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import polars as pl
+
+from netsim.topology import Topology
+
+TIER_ORDER = ["site", "core", "spine", "agg", "switch", "leaf", "nic", "nvswitch", "gpu"]
+UTIL_BINS = [(0.0, "#d9d9d9", "idle"), (0.25, "#9ecae1", "<=25%"), (0.5, "#4292c6", "25-50%"),
+             (0.75, "#fd8d3c", "50-75%"), (float("inf"), "#d7301f", ">75%")]  # (upper bound, colour, name)
+
+
+def _bin_of(u: float) -> int:
+    return next(i for i, (hi, _, _) in enumerate(UTIL_BINS) if u <= hi)
+
+
+def node_positions(topo: Topology) -> np.ndarray:
+    """(x, y) per node: one row per node kind (sites on top, GPUs at the bottom), spread evenly."""
+    kinds = [k for k in TIER_ORDER if k in set(topo.node_kind)] + sorted(set(topo.node_kind) - set(TIER_ORDER))
+    pos = np.zeros((topo.num_nodes, 2))
+    for row, kind in enumerate(kinds):
+        members = [v for v in range(topo.num_nodes) if topo.node_kind[v] == kind]
+        xs = np.linspace(0.0, 1.0, len(members) + 2)[1:-1]
+        for x, v in zip(xs, members):
+            pos[v] = (x, len(kinds) - row)
+    return pos
+
+
+def topology_figure(topo: Topology, links: pl.DataFrame | None = None, title: str = "") -> go.Figure:
+    """The fabric drawn by tier; cables coloured by mean utilisation when `links` is given."""
+    pos = node_positions(topo)
+    util = np.zeros(topo.num_links)
+    if links is not None and len(links):
+        util[links["link"].to_numpy()] = links["mean_utilization"].to_numpy()
+    # one line per cable: the busier direction decides the colour
+    src, dst = topo.link_src, topo.link_dst
+    cable_util: dict[tuple[int, int], float] = {}
+    for l in range(topo.num_links):
+        a, b = int(src[l]), int(dst[l])
+        key = (min(a, b), max(a, b))
+        cable_util[key] = max(cable_util.get(key, 0.0), float(util[l]))
+    fig = go.Figure()
+    for i, (_, colour, name) in enumerate(UTIL_BINS):
+        xs: list[float | None] = []
+        ys: list[float | None] = []
+        for (a, b), u in cable_util.items():
+            if _bin_of(u) == i:
+                xs += [pos[a, 0], pos[b, 0], None]
+                ys += [pos[a, 1], pos[b, 1], None]
+        if xs:
+            fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color=colour, width=1),
+                                       name=f"links {name}", hoverinfo="skip"))
+    kinds = sorted(set(topo.node_kind), key=lambda k: TIER_ORDER.index(k) if k in TIER_ORDER else 99)
+    for kind in kinds:
+        members = [v for v in range(topo.num_nodes) if topo.node_kind[v] == kind]
+        fig.add_trace(go.Scattergl(
+            x=pos[members, 0], y=pos[members, 1], mode="markers", name=kind,
+            text=[topo.node_names[v] for v in members], hoverinfo="text", marker=dict(size=6 if kind == "gpu" else 9),
+        ))
+    fig.update_layout(title=title or f"Topology {topo.name}: {topo.num_nodes} nodes, {topo.num_links} links "
+                      "(cables coloured by mean utilisation)", xaxis=dict(visible=False), yaxis=dict(visible=False),
+                      height=460, legend=dict(orientation="h"))
+    return fig
+
+
+def utilisation_heatmap(timeline: pl.DataFrame, variant: str) -> go.Figure:
+    """Busiest links (rows) against time (columns), utilisation in percent."""
+    t = timeline.filter(pl.col("variant") == variant) if "variant" in timeline.columns else timeline
+    fig = go.Figure()
+    if len(t):
+        names = t.select("link", "name").unique(maintain_order=True)
+        times = np.unique(t["time"].to_numpy())
+        z = t["utilization"].to_numpy().reshape(len(names), len(times)) * 100.0
+        fig.add_trace(go.Heatmap(z=z, x=times * 1e3, y=names["name"].to_list(), colorscale="Viridis", zmin=0,
+                                 zmax=100, colorbar=dict(title="util %")))
+    fig.update_layout(title=f"Link utilisation over time, busiest links — {variant}",
+                      xaxis_title="simulated time (ms)", yaxis_title="link", height=max(360, 14 * t["link"].n_unique() + 120))
+    return fig
+
+
+def collective_timeline(collectives: pl.DataFrame) -> go.Figure:
+    """One bar per collective call, per variant: when it started and how long it took."""
+    fig = go.Figure()
+    c = collectives.with_columns(((pl.col("end") - pl.col("start")) * 1e3).alias("ms"))
+    for label in c["label"].unique(maintain_order=True).to_list():
+        part = c.filter(pl.col("label") == label)
+        fig.add_trace(go.Bar(
+            y=part["variant"].to_list(), x=part["ms"].to_list(), base=(part["start"] * 1e3).to_list(),
+            orientation="h", name=label,
+            hovertext=[f"{label}: {ms:.4g} ms" for ms in part["ms"].to_list()], hoverinfo="text",
+        ))
+    fig.update_layout(title="Timeline of collectives per variant", xaxis_title="simulated time (ms)",
+                      yaxis_title="variant", barmode="overlay", height=300 + 30 * c["variant"].n_unique())
+    return fig

@@ -1,0 +1,67 @@
+"""The report: one self-contained HTML page (plotly.js inlined, works offline)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import plotly.graph_objects as go
+import polars as pl
+
+from netsim.report.figures import collective_timeline, topology_figure, utilisation_heatmap
+from netsim.sim import Results
+from netsim.topology import Topology
+from netsim.units import format_bandwidth, format_size, format_time
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
+th { background: #f2f2f2; } td:first-child, td:nth-child(2) { text-align: left; }
+.note { color: #555; font-size: 0.9em; }
+"""
+
+
+def summary_html(summary: pl.DataFrame) -> str:
+    head = ["variant", "collective", "op / algo", "ranks", "size", "calls", "mean time", "algbw", "busbw",
+            "busiest link (bytes)"]
+    rows = []
+    for r in summary.iter_rows(named=True):
+        rows.append([
+            r["variant"], r["label"], f"{r['op']} / {r['algo']}", str(r["ranks"]), format_size(r["bytes"]),
+            str(r["count"]), format_time(r["time_mean"]), format_bandwidth(r["algbw"]), format_bandwidth(r["busbw"]),
+            format_size(r["max_link_bytes"]),
+        ])
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + cells + "</table>"
+
+
+def write_report(path: str | Path, results: Results, topology: Topology, summary: pl.DataFrame,
+                 title: str, description: str = "") -> Path:
+    """Write the report page; returns its path."""
+    variants = summary["variant"].unique(maintain_order=True).to_list()
+    first = variants[0]
+    links = results.links.filter(pl.col("variant") == first) if "links" in results.frames else None
+    figures: list[tuple[str, go.Figure]] = [
+        ("Topology", topology_figure(topology, links, title=f"Topology {topology.name} — cables coloured by mean "
+                                     f"utilisation under '{first}'")),
+        ("Collectives", collective_timeline(results.collectives)),
+    ]
+    if "link_timeline" in results.frames:
+        for v in variants:
+            figures.append((f"Links — {v}", utilisation_heatmap(results.link_timeline, v)))
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    if description:
+        parts.append(f"<p>{html.escape(description)}</p>")
+    parts.append("<h2>Summary</h2>" + summary_html(summary))
+    parts.append('<p class="note">algbw = size / time; busbw = algbw x the nccl-tests factor (2(n-1)/n for '
+                 "all-reduce, (n-1)/n for reduce-scatter, all-gather and all-to-all). Bandwidths in bits per "
+                 "second.</p>")
+    for i, (heading, fig) in enumerate(figures):
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), default_width="100%"))
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
+    out = Path(path)
+    out.write_text(page, encoding="utf-8")
+    return out
