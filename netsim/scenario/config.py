@@ -11,10 +11,11 @@ from netsim.errors import ConfigError
 from netsim.network import NetworkOptions
 from netsim.routing import policy_names
 from netsim.topology import Topology, read_yaml, topology_from_dict
-from netsim.topology.config import pydantic_error
+from netsim.topology.config import as_value_error, pydantic_error
 from netsim.units import parse_bandwidth, parse_size, parse_time
 
 
+@as_value_error
 def _size(value: object) -> int:
     size = parse_size(value)
     if size < 0:
@@ -22,6 +23,7 @@ def _size(value: object) -> int:
     return size
 
 
+@as_value_error
 def _optional_rate(value: object) -> float | None:
     if value is None:
         return None
@@ -31,6 +33,7 @@ def _optional_rate(value: object) -> float | None:
     return rate
 
 
+@as_value_error
 def _nonneg_time(value: object) -> float:
     t = parse_time(value)
     if t < 0:

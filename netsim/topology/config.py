@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from netsim.errors import ConfigError, NetsimError
+from netsim.errors import ConfigError, NetsimError, UnitError
 from netsim.topology.builders import (
     Datacenter, FatTreeSpec, LeafSpineSpec, WanLink, fat_tree, full_mesh, internet, leaf_spine, ring, single_switch,
 )
@@ -17,6 +17,19 @@ from netsim.topology.hosts import HostSpec
 from netsim.units import parse_bandwidth, parse_time
 
 
+def as_value_error(parse):
+    """Wrap a units parser so pydantic reports its errors against the field being validated."""
+
+    def parse_or_value_error(value: object):
+        try:
+            return parse(value)
+        except UnitError as exc:
+            raise ValueError(exc.detail) from None
+
+    return parse_or_value_error
+
+
+@as_value_error
 def _bandwidth(value: object) -> float:
     bw = parse_bandwidth(value)
     if not bw > 0:
@@ -24,6 +37,7 @@ def _bandwidth(value: object) -> float:
     return bw
 
 
+@as_value_error
 def _latency(value: object) -> float:
     t = parse_time(value)
     if t < 0:
@@ -185,9 +199,13 @@ def pydantic_error(exc: ValidationError, source: str | None, prefix: str = "") -
         message = "unknown key"
     elif err["type"] == "missing":
         message = "required key is missing"
+    elif err["type"] == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        message = f"unknown kind {ctx.get('tag')!r} (known: {ctx.get('expected_tags')})"
+        field = ".".join(p for p in (field, "kind") if p)
     elif message.startswith("Value error, "):
         message = message[len("Value error, "):]
-    if err["type"] not in ("missing", "extra_forbidden") and "input" in err and not isinstance(err["input"], dict):
+    elif "input" in err and not isinstance(err["input"], (dict, list)):
         message += f" (got {err['input']!r})"
     return ConfigError(message, source=source, field=field)
 

@@ -1,0 +1,63 @@
+"""ECMP, spraying and single-path routing."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from netsim.collectives import Communicator
+from netsim.errors import ConfigError
+from netsim.routing import Router, flow_hash
+from netsim.sim import Simulation
+from netsim.topology import HostSpec, LeafSpineSpec, leaf_spine
+
+
+def fabric(leaves=4, spines=4, hosts=4):
+    spec = LeafSpineSpec(leaves=leaves, spines=spines, hosts_per_leaf=hosts,
+                         host=HostSpec(nic_bandwidth=1e9, pcie_bandwidth=1e12), spine_bandwidth=1e9)
+    return leaf_spine(spec)
+
+
+def test_weights_sum_to_one_and_paths_are_equal_cost():
+    topo = fabric()
+    a, b = int(topo.gpus[0]), int(topo.gpus[15])
+    for policy in ("ecmp", "spray", "single"):
+        paths = Router(topo, policy).paths(a, b, (7,))
+        assert sum(w for _, w in paths) == pytest.approx(1.0)
+        assert {len(p) for p, _ in paths} == {6}
+    assert len(Router(topo, "spray").paths(a, b)) == 4
+
+
+def test_ecmp_is_deterministic_in_key_and_seed_and_the_key_steers():
+    topo = fabric()
+    a, b = int(topo.gpus[0]), int(topo.gpus[15])
+    r1, r2 = Router(topo, "ecmp", seed=3), Router(topo, "ecmp", seed=3)
+    assert all(r1.paths(a, b, (k,)) == r2.paths(a, b, (k,)) for k in range(20))
+    chosen = {r1.paths(a, b, (port,))[0][0] for port in range(64)}
+    assert len(chosen) == 4  # varying the source port reaches every spine
+    assert flow_hash(1, "x", (2,)) == flow_hash(1, "x", (2,)) != flow_hash(2, "x", (2,))
+
+
+def test_unknown_policy():
+    with pytest.raises(ConfigError, match="unknown routing policy 'magic'"):
+        Router(fabric(), "magic")
+
+
+def max_uplink_bytes(results: pl.DataFrame) -> float:
+    return results.filter(pl.col("tier") == "leaf-spine")["bytes"].max()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ecmp_max_link_load_above_spraying_which_meets_the_lower_bound(seed):
+    # all-to-all on 16 GPUs, 4 per leaf: every leaf sends D = 4 x 12 flows of f = S/16 to other leaves
+    topo = fabric()
+    size = 16 * 2**20
+    loads = {}
+    for policy in ("ecmp", "spray"):
+        sim = Simulation(topo, routing=policy, seed=seed)
+        comm = Communicator(sim, topo.gpus)
+        sim.process((e for e in [comm.all_to_all(size)]))
+        loads[policy] = max_uplink_bytes(sim.run().links)
+    f, d, s = size / 16, 4 * 12, 4
+    assert loads["spray"] == pytest.approx(d * f / s, rel=1e-9)  # REFERENCE.md: D*f/s
+    assert loads["ecmp"] > loads["spray"]
+    assert loads["ecmp"] == pytest.approx(round(loads["ecmp"] / f) * f, rel=1e-9)  # whole flows on one path

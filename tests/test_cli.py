@@ -1,0 +1,80 @@
+"""The command line: a real run writes results and a report; bad input exits 2 with one line."""
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from netsim.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD = {
+    "name": "small",
+    "topology": {"kind": "single_switch", "gpus": 4, "bandwidth": "100Gbps", "latency": "1us"},
+    "routing": "ecmp",
+    "workload": [{"op": "all_reduce", "size": "4MiB", "repeat": 2}],
+}
+
+
+def write(tmp_path, data, name="s.yaml"):
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def test_run_writes_parquet_and_report(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", str(write(tmp_path, GOOD)), "-o", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"transfers.parquet", "collectives.parquet", "links.parquet", "summary.parquet", "report.html"} <= names
+    coll = pl.read_parquet(out / "collectives.parquet")
+    assert len(coll) == 2
+    # 4 ranks, 4 MiB, 2 us per hop, 12.5 GB/s
+    expected = 6 * 2e-6 + 6 / 4 * 4 * 2**20 / 12.5e9
+    assert (coll["end"] - coll["start"]).to_list() == pytest.approx([expected] * 2, rel=1e-9)
+    page = (out / "report.html").read_text()
+    assert "Plotly" in page and "<script src=" not in page  # plotly.js inlined: works offline
+    assert "busbw" in capsys.readouterr().out
+
+
+def test_topo_show(capsys):
+    assert main(["topo", "show", str(ROOT / "topologies" / "leafspine128_2to1.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "128 GPUs" in out and "bisection bandwidth" in out and "8 paths" in out
+
+
+BAD = [
+    ("topology: {kind: single_switch, gpus: 4\nworkload: [", "malformed YAML"),
+    (dict(GOOD, colour="blue"), "colour: unknown key"),
+    (dict(GOOD, topology={"kind": "single_switch", "gpus": 4, "bandwidth": "-1Gbps"}), "topology.bandwidth"),
+    (dict(GOOD, workload=[{"op": "all_reduce", "size": "1MiB", "ranks": ["gpu0", "gpu9"]}]), "unknown host/GPU 'gpu9'"),
+    (dict(GOOD, topology={"kind": "internet", "wan": {"bandwidth": "1Gbps", "full_mesh": False},
+                          "datacenters": [{"name": "a", "fabric": {"kind": "single_switch", "gpus": 2}},
+                                          {"name": "b", "fabric": {"kind": "single_switch", "gpus": 2}}]}),
+     "disconnected"),
+    (dict(GOOD, routing="magic"), "routing"),
+    (dict(GOOD, workload=[{"op": "all_reduce", "size": "1 lightyear"}]), "workload.0.size"),
+]
+
+
+@pytest.mark.parametrize("data, needle", BAD)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, data, needle):
+    scenario = write(tmp_path, data)
+    out = tmp_path / "out"
+    assert main(["run", str(scenario), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err
+    assert str(scenario) in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == [scenario.name]
+
+
+def test_missing_file_and_bad_topology_file(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.yaml")]) == 2
+    assert "file not found" in capsys.readouterr().err
+    topo = write(tmp_path, {"kind": "ring", "gpus": 1}, "t.yaml")
+    assert main(["topo", "show", str(topo)]) == 2
+    assert "t.yaml" in capsys.readouterr().err

@@ -1,0 +1,40 @@
+from pathlib import Path
+
+import pytest
+
+from netsim.errors import ConfigError
+from netsim.topology import load_topology, topology_from_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name, gpus", [("nvlink8", 8), ("rail64", 64), ("leafspine128_2to1", 128),
+                                        ("fattree1024", 1024), ("internet4", 128)])
+def test_shipped_topologies_load(name, gpus):
+    t = load_topology(ROOT / "topologies" / f"{name}.yaml")
+    assert len(t.gpus) == gpus
+
+
+def test_oversubscribed_file_has_half_the_uplink():
+    t = load_topology(ROOT / "topologies" / "leafspine128_2to1.yaml")
+    down = sum(t.capacity[l] for l in range(t.num_links) if t.link_tier[l] == "host" and t.node_kind[t.link_dst[l]] == "leaf"
+               and t.attrs["leaf"][t.link_dst[l]] == 0)
+    up = sum(t.capacity[l] for l in range(t.num_links) if t.link_tier[l] == "leaf-spine" and t.link_src[l] == t.node("leaf0"))
+    assert down / up == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"kind": "leaf_spine", "leaves": 2, "spines": 2, "hosts_per_leaf": 2, "colour": "red"}, "colour"),
+    ({"kind": "leaf_spine", "leaves": 2, "spines": 2, "hosts_per_leaf": 2, "host_bandwidth": "-5Gbps"}, "host_bandwidth"),
+    ({"kind": "leaf_spine", "leaves": 0, "spines": 2, "hosts_per_leaf": 2}, "leaves"),
+    ({"kind": "single_switch"}, "gpus"),
+    ({"kind": "torus", "gpus": 4}, "topology"),
+    ({"kind": "single_switch", "gpus": 4, "latency": "3 parsecs"}, "latency"),
+])
+def test_bad_fields_are_named(data, field):
+    with pytest.raises(ConfigError) as info:
+        topology_from_dict(data, source="t.yaml")
+    message = str(info.value)
+    assert message.startswith("t.yaml")
+    assert field in message
+    assert "\n" not in message
