@@ -24,6 +24,7 @@ TRANSFER_SCHEMA = {
     "start": pl.Float64, "end": pl.Float64, "tag": pl.Utf8,
 }
 
+ROUTE_BLOCKS = 4096  # cached route blocks (see `_routes`) before the cache starts afresh
 ARRIVAL_TOLERANCE = 1e-12  # relative: arrival times closer than this are one instant
 
 OnArrival = Callable[[np.ndarray, float], None]  # (indices within the batch, arrival time)
@@ -92,6 +93,7 @@ class NetworkModel:
         self.options = options or NetworkOptions()
         self.table = recorder.table("transfers", TRANSFER_SCHEMA)
         self._next_id = 0
+        self._blocks: dict[tuple, tuple[np.ndarray, ...]] = {}
         self.bytes_sent = 0
         self.transfers_started = 0
 
@@ -106,19 +108,34 @@ class NetworkModel:
             return
         if (sizes < 0).any():
             raise ValueError("negative transfer size")
-        route = self.router.route
-        routes = [route(s, d, key) for s, d in zip(src.tolist(), dst.tolist())]
-        counts = np.fromiter((len(r.links) for r in routes), dtype=np.int64, count=len(routes))
-        latency = np.fromiter((r.latency for r in routes), dtype=np.float64, count=len(routes))
+        links, coef, counts, latency = self._routes(src, dst, key)
         batch = Batch(
             first_id=self._next_id, src=src, dst=dst, nbytes=sizes, start=self.env.now, tag=tag,
-            on_arrival=on_arrival, links=np.concatenate([r.links for r in routes]),
-            coef=np.concatenate([r.coef for r in routes]), counts=counts, latency=latency + self.options.overhead,
+            on_arrival=on_arrival, links=links, coef=coef, counts=counts, latency=latency,
         )
         self._next_id += len(src)
         self.transfers_started += len(src)
         self.bytes_sent += int(sizes.sum())
         self._start(batch)
+
+    def _routes(self, src: np.ndarray, dst: np.ndarray, key: tuple) -> tuple[np.ndarray, ...]:
+        """Concatenated routes of a batch: (links, coef, entries per transfer, latency + overhead).
+
+        Collective steps repeat the same (src, dst) lists over and over, so whole blocks are cached.
+        """
+        block_key = (src.tobytes(), dst.tobytes(), key)
+        block = self._blocks.get(block_key)
+        if block is None:
+            route = self.router.route
+            routes = [route(s, d, key) for s, d in zip(src.tolist(), dst.tolist())]
+            counts = np.fromiter((len(r.links) for r in routes), dtype=np.int64, count=len(routes))
+            latency = np.fromiter((r.latency for r in routes), dtype=np.float64, count=len(routes))
+            block = (np.concatenate([r.links for r in routes]), np.concatenate([r.coef for r in routes]),
+                     counts, latency + self.options.overhead)
+            if len(self._blocks) >= ROUTE_BLOCKS:
+                self._blocks.clear()
+            self._blocks[block_key] = block
+        return block
 
     def transfer(self, src: int, dst: int, nbytes: int, *, key: tuple | None = None, tag: str = "") -> simpy.Event:
         """One transfer; the returned event fires on arrival with its `TransferRecord`."""
