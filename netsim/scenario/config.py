@@ -11,34 +11,7 @@ from netsim.errors import ConfigError
 from netsim.network import NetworkOptions
 from netsim.routing import policy_names
 from netsim.topology import Topology, read_yaml, topology_from_dict
-from netsim.topology.config import as_value_error, pydantic_error
-from netsim.units import parse_bandwidth, parse_size, parse_time
-
-
-@as_value_error
-def _size(value: object) -> int:
-    size = parse_size(value)
-    if size < 0:
-        raise ValueError(f"size must be >= 0, got {value!r}")
-    return size
-
-
-@as_value_error
-def _optional_rate(value: object) -> float | None:
-    if value is None:
-        return None
-    rate = parse_bandwidth(value)
-    if not rate > 0:
-        raise ValueError(f"rate cap must be positive, got {value!r}")
-    return rate
-
-
-@as_value_error
-def _nonneg_time(value: object) -> float:
-    t = parse_time(value)
-    if t < 0:
-        raise ValueError(f"must be >= 0, got {value!r}")
-    return t
+from netsim.topology.config import Bandwidth, Duration, Size, pydantic_error
 
 
 def _routing(value: object) -> list[str]:
@@ -60,9 +33,9 @@ class _Strict(BaseModel):
 
 class NetworkConfig(_Strict):
     model: Literal["fluid", "analytic"] = "fluid"
-    overhead: Annotated[float, BeforeValidator(_nonneg_time)] = 0.0
-    flow_rate_cap: Annotated[float | None, BeforeValidator(_optional_rate)] = None
-    endpoint_rate_cap: Annotated[float | None, BeforeValidator(_optional_rate)] = None
+    overhead: Duration = 0.0
+    flow_rate_cap: Bandwidth | None = None
+    endpoint_rate_cap: Bandwidth | None = None
 
     def options(self) -> NetworkOptions:
         return NetworkOptions(self.overhead, self.flow_rate_cap, self.endpoint_rate_cap)
@@ -76,7 +49,7 @@ class CollectiveItem(_Strict):
     """One collective in the workload, run `repeat` times back to back."""
 
     op: Literal["all_reduce", "reduce_scatter", "all_gather", "all_to_all", "send_recv"]
-    size: Annotated[int, BeforeValidator(_size)]
+    size: Size
     algo: str | None = None
     ranks: Union[Literal["all"], Annotated[int, Field(ge=1, strict=True)], list[Union[int, str]]] = "all"
     chunks: Annotated[int, Field(ge=1, strict=True)] = 1

@@ -14,7 +14,7 @@ from netsim.topology.builders import (
 )
 from netsim.topology.graph import Topology
 from netsim.topology.hosts import HostSpec
-from netsim.units import parse_bandwidth, parse_time
+from netsim.units import parse_bandwidth, parse_size, parse_time
 
 
 def as_value_error(parse):
@@ -29,24 +29,25 @@ def as_value_error(parse):
     return parse_or_value_error
 
 
-@as_value_error
-def _bandwidth(value: object) -> float:
-    bw = parse_bandwidth(value)
-    if not bw > 0:
-        raise ValueError(f"bandwidth must be positive, got {value!r}")
-    return bw
+def quantity(parse, what: str, *, strictly_positive: bool) -> BeforeValidator:
+    """A pydantic validator reading a quantity with `parse` and checking its sign."""
+
+    @as_value_error
+    def check(value: object):
+        number = parse(value)
+        if strictly_positive and not number > 0:
+            raise ValueError(f"{what} must be positive, got {value!r}")
+        if number < 0:
+            raise ValueError(f"{what} must be >= 0, got {value!r}")
+        return number
+
+    return BeforeValidator(check)
 
 
-@as_value_error
-def _latency(value: object) -> float:
-    t = parse_time(value)
-    if t < 0:
-        raise ValueError(f"latency must be >= 0, got {value!r}")
-    return t
-
-
-Bandwidth = Annotated[float, BeforeValidator(_bandwidth)]
-Latency = Annotated[float, BeforeValidator(_latency)]
+Bandwidth = Annotated[float, quantity(parse_bandwidth, "bandwidth", strictly_positive=True)]
+Latency = Annotated[float, quantity(parse_time, "latency", strictly_positive=False)]
+Duration = Annotated[float, quantity(parse_time, "duration", strictly_positive=False)]
+Size = Annotated[int, quantity(parse_size, "size", strictly_positive=False)]
 Count = Annotated[int, Field(ge=1, strict=True)]
 
 
