@@ -57,6 +57,7 @@ def main() -> int:
     p.add_argument("--case", type=int, choices=sorted(CASES))
     p.add_argument("--routing", choices=["ecmp", "spray"])
     p.add_argument("--json", action="store_true")
+    p.add_argument("--repeat", type=int, default=3, help="runs per case; the fastest is reported (default 3)")
     args = p.parse_args()
     if args.case and args.routing:
         row = run_case(args.case, args.routing)
@@ -65,10 +66,15 @@ def main() -> int:
     rows = []
     for gpus in sorted(CASES) if not args.case else [args.case]:
         for routing in ("ecmp", "spray") if not args.routing else [args.routing]:
-            out = subprocess.run([sys.executable, __file__, "--case", str(gpus), "--routing", routing, "--json"],
-                                 check=True, capture_output=True, text=True).stdout
-            rows.append(json.loads(out.strip().splitlines()[-1]))
-    print("1 GB ring all-reduce, leaf-spine of single-GPU hosts, 100 Gbps / 1 us cables, fluid model")
+            best = None
+            for _ in range(args.repeat):  # fresh process each time; keep the fastest (least disturbed) run
+                out = subprocess.run([sys.executable, __file__, "--case", str(gpus), "--routing", routing, "--json"],
+                                     check=True, capture_output=True, text=True).stdout
+                row = json.loads(out.strip().splitlines()[-1])
+                best = row if best is None or row["wall_s"] < best["wall_s"] else best
+            rows.append(best)
+    print(f"1 GB ring all-reduce, leaf-spine of single-GPU hosts, 100 Gbps / 1 us cables, fluid model "
+          f"(best of {args.repeat} runs; wall includes building the topology and the result frames)")
     head = f"{'GPUs':>5} {'routing':>7} {'wall s':>8} {'goal s':>7} {'wall/goal':>9} {'transfers':>10} " \
            f"{'transfers/s':>12} {'rate comps':>10} {'peak MiB':>9} {'sim/closed':>10}"
     print(head)

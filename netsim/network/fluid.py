@@ -24,6 +24,7 @@ class FluidNetwork(NetworkModel):
     """Flow-level model: full-duplex links shared max-min fairly, latency added on arrival."""
 
     name = "fluid"
+    check_rates = False  # tests switch this on to compare every partial recomputation with a full one
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -42,6 +43,8 @@ class FluidNetwork(NetworkModel):
         self._last = 0.0
         self._generation = 0
         self._load = np.zeros(0)
+        self._new_from = 0  # flows at positions >= this joined since the last rate computation
+        self._freed: list[np.ndarray] = []  # links of flows that left since the last rate computation
         # Endpoint caps are virtual links, one per sending node, after the real ones.
         self._capacity = topo.capacity
         if self.options.endpoint_rate_cap is not None:
@@ -107,10 +110,12 @@ class FluidNetwork(NetworkModel):
         keep = ~done
         new_pos = np.cumsum(keep) - 1
         entry_keep = keep[self._entry_owner]
+        self._freed.append(self._entry_link[~entry_keep])
+        self._new_from -= int(np.count_nonzero(done[: self._new_from]))
         self._entry_link = self._entry_link[entry_keep]
         self._entry_coef = self._entry_coef[entry_keep]
         self._entry_owner = new_pos[self._entry_owner[entry_keep]]
-        for name in ("_batch_of", "_index", "_size", "_remaining"):
+        for name in ("_batch_of", "_index", "_size", "_remaining", "_rates"):
             setattr(self, name, getattr(self, name)[keep])
         order = np.argsort(finished_batches, kind="stable")
         slots, starts = np.unique(finished_batches[order], return_index=True)
@@ -160,18 +165,60 @@ class FluidNetwork(NetworkModel):
         new_sizes = np.concatenate(sizes)
         self._size = np.concatenate([self._size, new_sizes])
         self._remaining = np.concatenate([self._remaining, new_sizes])
+        self._rates = np.concatenate([self._rates, np.zeros(len(new_sizes))])
         self._entry_link = np.concatenate([self._entry_link, *links])
         self._entry_coef = np.concatenate([self._entry_coef, *coef])
         self._entry_owner = np.concatenate([self._entry_owner, *owner])
 
+    def _affected(self) -> np.ndarray:
+        """Flows whose rate may change: the new ones, those on freed links, and everything
+        connected to them through shared links (flows outside keep their max-min rates)."""
+        n = len(self._remaining)
+        flows = np.zeros(n, dtype=bool)
+        flows[self._new_from :] = True
+        links = np.zeros(len(self._capacity), dtype=bool)
+        for freed in self._freed:
+            links[freed] = True
+        owner, entry_link = self._entry_owner, self._entry_link
+        count = -1
+        while True:
+            flows[owner[links[entry_link]]] = True
+            links[entry_link[flows[owner]]] = True
+            now = int(np.count_nonzero(flows))
+            if now == count or now == n:
+                return flows
+            count = now
+
     def _recompute(self) -> None:
         n = len(self._remaining)
+        affected = self._affected() if n else None
+        self._new_from, self._freed = n, []
         if not n:
             self._rates = np.zeros(0)
             self._load = np.zeros(0)
             return
         self.rate_computations += 1
-        cap = None if self.options.flow_rate_cap is None else np.full(n, self.options.flow_rate_cap)
-        self._rates, load = max_min_rates(self._entry_owner, self._entry_link, self._entry_coef,
-                                          self._capacity, n, cap)
+        owner, links, coef = self._entry_owner, self._entry_link, self._entry_coef
+        rates = self._rates
+        if affected.all():
+            sub_owner, sub_links, sub_coef, members = owner, links, coef, None
+        else:
+            members = np.flatnonzero(affected)
+            position = np.cumsum(affected) - 1
+            keep = affected[owner]
+            sub_owner, sub_links, sub_coef = position[owner[keep]], links[keep], coef[keep]
+        m = n if members is None else len(members)
+        cap = None if self.options.flow_rate_cap is None else np.full(m, self.options.flow_rate_cap)
+        sub_rates, _ = max_min_rates(sub_owner, sub_links, sub_coef, self._capacity, m, cap)
+        if members is None:
+            rates = sub_rates
+        else:
+            rates = rates.copy()
+            rates[members] = sub_rates
+        self._rates = rates
+        load = np.bincount(links, weights=coef * rates[owner], minlength=len(self._capacity))
         self._load = load[: self.topo.num_links]
+        if self.check_rates:  # tests: the partial recomputation must equal a full one
+            full, _ = max_min_rates(owner, links, coef, self._capacity, n,
+                                    None if cap is None else np.full(n, self.options.flow_rate_cap))
+            assert np.allclose(full, rates, rtol=1e-9, atol=0), "partial max-min differs from the full one"
