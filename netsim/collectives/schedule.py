@@ -1,11 +1,9 @@
 """Step schedules: a collective as numbered steps of transfers between (virtual) ranks, and their executor.
 
-Dependency rule (per rank, per lane): a rank enters step k once every transfer it
-receives or sends in steps < k has arrived; on entering it issues its own step-k sends.
-Receiving is the data dependency of ring, tree, halving-doubling and direct algorithms
-alike; waiting for its own sends is the bounded buffering of a real connection (a
-rank does not run ahead of a slow link by piling up steps on it). One executor runs
-them all on any network model. Pipelined chunks are lanes:
+Dependency rule (per rank, per lane): a rank enters step k once it has received every
+transfer addressed to it in steps < k; on entering it issues its own step-k sends.
+That is the data flow of ring, tree, halving-doubling and direct algorithms alike,
+so one executor runs them all on any network model. Pipelined chunks are lanes:
 independent copies of the ranks (virtual rank = lane * n + rank).
 """
 
@@ -78,7 +76,7 @@ class _Run:
     remaining: list[np.ndarray] = field(default_factory=list)
     entered: list[np.ndarray] = field(default_factory=list)
     finished: int = 0
-    inbox: dict[int, list[np.ndarray]] = field(default_factory=dict)  # step -> ranks of arrived transfers
+    inbox: dict[int, list[np.ndarray]] = field(default_factory=dict)  # step -> arrived destinations
     flush_pending: bool = False
 
 
@@ -91,7 +89,7 @@ def execute(network: NetworkModel, schedule: Schedule, *, key: tuple = (), tag: 
     for step in schedule.steps:
         counts = cache.get(id(step))
         if counts is None:
-            counts = cache[id(step)] = np.bincount(step.dst, minlength=v) + np.bincount(step.src, minlength=v)
+            counts = cache[id(step)] = np.bincount(step.dst, minlength=v)
         run.remaining.append(counts.copy())
         run.entered.append(np.zeros(v, dtype=bool))
     _enter(run, np.arange(v), 0)
@@ -124,12 +122,10 @@ def _enter(run: _Run, ranks: np.ndarray, k: int) -> None:
 
 
 def _arrival(run: _Run, k: int, sel: np.ndarray) -> Callable[[np.ndarray, float], None]:
-    step = run.schedule.steps[k]
+    dst_all = run.schedule.steps[k].dst
 
     def arrived(idx: np.ndarray, _t: float) -> None:
-        box = run.inbox.setdefault(k, [])
-        box.append(step.dst[sel[idx]])
-        box.append(step.src[sel[idx]])
+        run.inbox.setdefault(k, []).append(dst_all[sel[idx]])
         if not run.flush_pending:
             # Handle every arrival of this instant together (one batch of sends per step), after
             # the arrival timers already queued for this instant have run.
@@ -145,9 +141,9 @@ def _flush(run: _Run) -> None:
     run.flush_pending = False
     inbox, run.inbox = run.inbox, {}
     for k in sorted(inbox):
-        ranks = np.concatenate(inbox[k])
+        dsts = np.concatenate(inbox[k]) if len(inbox[k]) > 1 else inbox[k][0]
         remaining = run.remaining[k]
-        np.subtract.at(remaining, ranks, 1)
-        ready = np.unique(ranks)
+        np.subtract.at(remaining, dsts, 1)
+        ready = np.unique(dsts)
         ready = ready[(remaining[ready] == 0) & run.entered[k][ready]]
         _enter(run, ready, k + 1)
