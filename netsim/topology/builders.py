@@ -35,7 +35,7 @@ def single_switch(n: int, bandwidth: float = 50e9, latency: float = 0.0, name: s
     """`n` GPUs on one non-blocking switch (an NVSwitch server, or a star)."""
     b = TopologyBuilder(name)
     add_single_switch(b, "", n, bandwidth, latency)
-    b.meta.update(kind="single_switch", gpus=n, bisection=(n // 2) * bandwidth)
+    b.meta.update(kind="single_switch")
     return b.build()
 
 
@@ -47,7 +47,7 @@ def ring(n: int, bandwidth: float = 50e9, latency: float = 0.0, name: str = "rin
         b.add_node(f"gpu{i}", "gpu", relay=True, host=i)
     for i in range(n if n > 2 else 1):
         b.add_cable(f"gpu{i}", f"gpu{(i + 1) % n}", bandwidth, latency, "ring")
-    b.meta.update(kind="ring", gpus=n, bisection=2 * bandwidth if n > 2 else bandwidth)
+    b.meta.update(kind="ring")
     return b.build()
 
 
@@ -60,7 +60,7 @@ def full_mesh(n: int, bandwidth: float = 50e9, latency: float = 0.0, name: str =
     for i in range(n):
         for j in range(i + 1, n):
             b.add_cable(f"gpu{i}", f"gpu{j}", bandwidth, latency, "mesh")
-    b.meta.update(kind="full_mesh", gpus=n, bisection=(n // 2) * (n - n // 2) * bandwidth)
+    b.meta.update(kind="full_mesh")
     return b.build()
 
 
@@ -133,9 +133,7 @@ def leaf_spine(spec: LeafSpineSpec, name: str = "leaf_spine") -> Topology:
     """A two-tier Clos: leaves each joined to every spine, hosts under leaves (optionally rail-optimized)."""
     b = TopologyBuilder(name)
     add_leaf_spine(b, "", spec)
-    up = spec.uplink_bandwidth() * spec.spines * spec.parallel_links
-    b.meta.update(kind="leaf_spine", leaves=spec.leaves, spines=spec.spines, uplink_per_leaf=up,
-                  bisection=(spec.leaves // 2) * up)
+    b.meta.update(kind="leaf_spine", leaves=spec.leaves, spines=spec.spines)
     return b.build()
 
 
@@ -180,8 +178,7 @@ def fat_tree(spec: FatTreeSpec, name: str = "fat_tree") -> Topology:
     """A three-tier k-ary fat-tree: k pods of k/2 edge and k/2 aggregation switches, (k/2)^2 cores."""
     b = TopologyBuilder(name)
     add_fat_tree(b, "", spec)
-    bw = spec.host.nic_bandwidth if spec.bandwidth is None else spec.bandwidth
-    b.meta.update(kind="fat_tree", k=spec.k, bisection=(spec.k**3 // 8) * bw)
+    b.meta.update(kind="fat_tree", k=spec.k)
     return b.build()
 
 
