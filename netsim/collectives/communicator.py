@@ -2,40 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import polars as pl
 import simpy
 
-from netsim.collectives.direct import direct_all_to_all, send_recv
-from netsim.collectives.ring import ring_all_gather, ring_all_reduce, ring_reduce_scatter
+from netsim.collectives.algorithms import ALGORITHMS, OPS, algorithms, choose
+from netsim.collectives.direct import send_recv
+from netsim.collectives.request import Request
 from netsim.collectives.schedule import Schedule, execute
 from netsim.errors import ConfigError
 from netsim.sim import Simulation
 
 COLLECTIVE_SCHEMA = {
-    "id": pl.Int64, "label": pl.Utf8, "op": pl.Utf8, "algo": pl.Utf8, "comm": pl.Utf8, "ranks": pl.Int64,
-    "bytes": pl.Int64, "start": pl.Float64, "end": pl.Float64,
+    "id": pl.Int64, "label": pl.Utf8, "op": pl.Utf8, "algo": pl.Utf8, "chunks": pl.Int64, "comm": pl.Utf8,
+    "ranks": pl.Int64, "bytes": pl.Int64, "start": pl.Float64, "end": pl.Float64,
 }
-
-Builder = Callable[[np.ndarray, int, int], Schedule]  # (nodes in rank order, bytes, chunks) -> Schedule
-
-ALGORITHMS: dict[str, dict[str, Builder]] = {
-    "all_reduce": {"ring": ring_all_reduce},
-    "reduce_scatter": {"ring": ring_reduce_scatter},
-    "all_gather": {"ring": ring_all_gather},
-    "all_to_all": {"direct": direct_all_to_all},
-}
-
-
-def register_algorithm(op: str, algo: str, builder: Builder) -> None:
-    """Make `algo` available for collective `op` (used by later algorithm modules)."""
-    ALGORITHMS.setdefault(op, {})[algo] = builder
-
-
-def algorithms(op: str) -> list[str]:
-    return sorted(ALGORITHMS.get(op, {}))
 
 
 class Communicator:
@@ -56,22 +39,37 @@ class Communicator:
     def size(self) -> int:
         return len(self.nodes)
 
-    def schedule(self, op: str, nbytes: int, algo: str = "ring", chunks: int = 1) -> Schedule:
-        if op not in ALGORITHMS:
-            raise ConfigError(f"unknown collective {op!r} (known: {', '.join(sorted(ALGORITHMS))})", field="op")
-        builder = ALGORITHMS[op].get(algo)
-        if builder is None:
-            raise ConfigError(f"no algorithm {algo!r} for {op} (known: {', '.join(algorithms(op))})", field="algo")
+    def request(self, nbytes: int, chunks: int = 1, root: int = 0) -> Request:
         if not isinstance(chunks, int) or chunks < 1:
             raise ConfigError(f"chunks must be an integer >= 1, got {chunks!r}", field="chunks")
         if nbytes < 0:
             raise ConfigError(f"size must be >= 0 bytes, got {nbytes}", field="size")
-        return builder(self.nodes, int(nbytes), chunks)
+        if not 0 <= root < self.size:
+            raise ConfigError(f"root {root} outside communicator {self.name!r} of {self.size}", field="root")
+        return Request(self.nodes, int(nbytes), chunks, self.sim.topology, root)
 
-    def run(self, op: str, nbytes: int, *, algo: str = "ring", chunks: int = 1, label: str = "") -> simpy.Event:
+    def resolve(self, op: str, nbytes: int, algo: str = "auto", chunks: int = 1, root: int = 0
+                ) -> tuple[str, int, Request]:
+        """The concrete (algorithm, chunks) for a call — `auto` decided here — and its request."""
+        if op not in ALGORITHMS:
+            raise ConfigError(f"unknown collective {op!r} (known: {', '.join(OPS)})", field="op")
+        if algo != "auto" and algo not in ALGORITHMS[op]:
+            raise ConfigError(f"no algorithm {algo!r} for {op} (known: {', '.join(algorithms(op))})", field="algo")
+        req = self.request(nbytes, chunks, root)
+        if algo == "auto":
+            algo, chunks = choose(op, req, self.sim.network.options.overhead)
+            req = self.request(nbytes, chunks, root)
+        return algo, chunks, req
+
+    def schedule(self, op: str, nbytes: int, algo: str = "auto", chunks: int = 1, root: int = 0) -> Schedule:
+        algo, _, req = self.resolve(op, nbytes, algo, chunks, root)
+        return ALGORITHMS[op][algo](req)
+
+    def run(self, op: str, nbytes: int, *, algo: str = "auto", chunks: int = 1, root: int = 0,
+            label: str = "") -> simpy.Event:
         """Start collective `op` on an `nbytes` buffer now; the event fires with its end time."""
-        schedule = self.schedule(op, nbytes, algo, chunks)
-        return self._execute(schedule, op, algo, nbytes, label)
+        algo, chunks, req = self.resolve(op, nbytes, algo, chunks, root)
+        return self._execute(ALGORITHMS[op][algo](req), op, algo, chunks, nbytes, label)
 
     def all_reduce(self, nbytes: int, **kw) -> simpy.Event:
         return self.run("all_reduce", nbytes, **kw)
@@ -82,8 +80,17 @@ class Communicator:
     def all_gather(self, nbytes: int, **kw) -> simpy.Event:
         return self.run("all_gather", nbytes, **kw)
 
-    def all_to_all(self, nbytes: int, *, algo: str = "direct", **kw) -> simpy.Event:
-        return self.run("all_to_all", nbytes, algo=algo, **kw)
+    def all_to_all(self, nbytes: int, **kw) -> simpy.Event:
+        return self.run("all_to_all", nbytes, **kw)
+
+    def broadcast(self, nbytes: int, **kw) -> simpy.Event:
+        return self.run("broadcast", nbytes, **kw)
+
+    def reduce(self, nbytes: int, **kw) -> simpy.Event:
+        return self.run("reduce", nbytes, **kw)
+
+    def barrier(self, **kw) -> simpy.Event:
+        return self.run("barrier", 0, **kw)
 
     def send(self, src_rank: int, dst_rank: int, nbytes: int, *, chunks: int = 1, label: str = "") -> simpy.Event:
         """Point-to-point: rank `src_rank` sends `nbytes` to rank `dst_rank`."""
@@ -91,9 +98,10 @@ class Communicator:
             if not 0 <= r < self.size:
                 raise ConfigError(f"rank {r} outside communicator {self.name!r} of {self.size}", field="rank")
         schedule = send_recv(int(self.nodes[src_rank]), int(self.nodes[dst_rank]), nbytes, chunks)
-        return self._execute(schedule, "send_recv", "direct", nbytes, label)
+        return self._execute(schedule, "send_recv", "direct", chunks, nbytes, label)
 
-    def _execute(self, schedule: Schedule, op: str, algo: str, nbytes: int, label: str) -> simpy.Event:
+    def _execute(self, schedule: Schedule, op: str, algo: str, chunks: int, nbytes: int, label: str
+                 ) -> simpy.Event:
         cid = self._count
         self._count += 1
         start = self.sim.now
@@ -102,7 +110,8 @@ class Communicator:
         result = self.sim.env.event()
 
         def finished(event: simpy.Event) -> None:
-            self.table.append(id=len(self.table.columns["id"]), label=tag, op=op, algo=algo, comm=self.name,
+            self.table.append(id=len(self.table.columns["id"]), label=tag, op=op, algo=algo, chunks=chunks,
+                              comm=self.name,
                               ranks=self.size, bytes=int(nbytes), start=start, end=event.value)
             result.succeed(event.value)
 

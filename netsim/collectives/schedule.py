@@ -1,10 +1,11 @@
 """Step schedules: a collective as numbered steps of transfers between (virtual) ranks, and their executor.
 
-Dependency rule (per rank, per lane): a rank enters step k once it has received every
+Dependency rule (per virtual rank): a rank enters step k once it has received every
 transfer addressed to it in steps < k; on entering it issues its own step-k sends.
 That is the data flow of ring, tree, halving-doubling and direct algorithms alike,
 so one executor runs them all on any network model. Pipelined chunks are lanes:
-independent copies of the ranks (virtual rank = lane * n + rank).
+copies of the ranks (virtual rank = lane * n + rank), optionally kept in order on each
+connection (`Schedule.follower`).
 """
 
 from __future__ import annotations
@@ -48,11 +49,17 @@ class Step:
 
 @dataclass(frozen=True, eq=False)
 class Schedule:
-    """A collective's steps over `node_of.size` virtual ranks (`node_of[v]` is v's GPU node)."""
+    """A collective's steps over `node_of.size` virtual ranks (`node_of[v]` is v's GPU node).
+
+    `channel_of[v]` names the connection v sends on (each channel hashes as its own flow).
+    `follower[v]` (-1: none) is the virtual rank that sends each step only after v's sends
+    of that step have arrived: pipelined chunks following each other down a connection.
+    """
 
     node_of: np.ndarray
     steps: Sequence[Step]
-    channel_of: np.ndarray | None = None  # per virtual rank: the connection (ECMP key) it sends on
+    channel_of: np.ndarray | None = None
+    follower: np.ndarray | None = None
 
     @property
     def num_ranks(self) -> int:
@@ -73,37 +80,44 @@ class _Run:
     key: tuple
     tag: str
     done: simpy.Event
-    remaining: list[np.ndarray] = field(default_factory=list)
+    gate: list[np.ndarray] = field(default_factory=list)  # gate[k][v]: arrivals v awaits before step k
     entered: list[np.ndarray] = field(default_factory=list)
     finished: int = 0
-    inbox: dict[int, list[np.ndarray]] = field(default_factory=dict)  # step -> arrived destinations
+    inbox: dict[int, list[np.ndarray]] = field(default_factory=dict)  # step -> ranks whose gate moved
     flush_pending: bool = False
 
 
 def execute(network: NetworkModel, schedule: Schedule, *, key: tuple = (), tag: str = "") -> simpy.Event:
     """Start the schedule now; the returned event fires (value: end time) when every transfer arrived."""
-    env = network.env
     v = schedule.num_ranks
-    run = _Run(network, schedule, key, tag, env.event())
-    cache: dict[int, np.ndarray] = {}
-    for step in schedule.steps:
-        counts = cache.get(id(step))
+    run = _Run(network, schedule, key, tag, network.env.event())
+    steps, follower = schedule.steps, schedule.follower
+    received: dict[int, np.ndarray] = {}
+    run.gate = [np.zeros(v, dtype=np.int64)]
+    for step in steps:
+        counts = received.get(id(step))
         if counts is None:
-            counts = cache[id(step)] = np.bincount(step.dst, minlength=v)
-        run.remaining.append(counts.copy())
+            counts = received[id(step)] = np.bincount(step.dst, minlength=v)
+        run.gate.append(counts.copy())
         run.entered.append(np.zeros(v, dtype=bool))
-    _enter(run, np.arange(v), 0)
+    if follower is not None:
+        for k, step in enumerate(steps):  # a follower waits for its leader's sends of the same step
+            later = follower[step.src]
+            np.add.at(run.gate[k], later[later >= 0], 1)
+    run.entered.append(np.zeros(v, dtype=bool))  # entering "step K" means finished
+    ready = np.flatnonzero(run.gate[0] == 0)
+    _enter(run, ready, 0)
     return run.done
 
 
 def _enter(run: _Run, ranks: np.ndarray, k: int) -> None:
     steps = run.schedule.steps
     node_of = run.schedule.node_of
+    channels = run.schedule.channel_of
     while len(ranks) and k < len(steps):
         step = steps[k]
         run.entered[k][ranks] = True
         sel = step.sent_by(ranks)
-        channels = run.schedule.channel_of
         if len(sel) and channels is None:
             run.network.send_batch(node_of[step.src[sel]], node_of[step.dst[sel]], step.nbytes[sel],
                                    _arrival(run, k, sel), key=run.key, tag=run.tag)
@@ -113,19 +127,26 @@ def _enter(run: _Run, ranks: np.ndarray, k: int) -> None:
                 sub = sel[chan == c]
                 run.network.send_batch(node_of[step.src[sub]], node_of[step.dst[sub]], step.nbytes[sub],
                                        _arrival(run, k, sub), key=run.key + (c,), tag=run.tag)
-        ranks = ranks[run.remaining[k][ranks] == 0]
+        ranks = ranks[run.gate[k + 1][ranks] == 0]
         k += 1
     if k == len(steps) and len(ranks):
+        run.entered[k][ranks] = True
         run.finished += len(ranks)
         if run.finished == run.schedule.num_ranks:
             run.done.succeed(run.network.env.now)
 
 
 def _arrival(run: _Run, k: int, sel: np.ndarray) -> Callable[[np.ndarray, float], None]:
-    dst_all = run.schedule.steps[k].dst
+    step = run.schedule.steps[k]
+    follower = run.schedule.follower
 
     def arrived(idx: np.ndarray, _t: float) -> None:
-        run.inbox.setdefault(k, []).append(dst_all[sel[idx]])
+        run.inbox.setdefault(k + 1, []).append(step.dst[sel[idx]])
+        if follower is not None:
+            later = follower[step.src[sel[idx]]]
+            later = later[later >= 0]
+            if len(later):
+                run.inbox.setdefault(k, []).append(later)
         if not run.flush_pending:
             # Handle every arrival of this instant together (one batch of sends per step), after
             # the arrival timers already queued for this instant have run.
@@ -140,10 +161,12 @@ def _arrival(run: _Run, k: int, sel: np.ndarray) -> Callable[[np.ndarray, float]
 def _flush(run: _Run) -> None:
     run.flush_pending = False
     inbox, run.inbox = run.inbox, {}
-    for k in sorted(inbox):
-        dsts = np.concatenate(inbox[k]) if len(inbox[k]) > 1 else inbox[k][0]
-        remaining = run.remaining[k]
-        np.subtract.at(remaining, dsts, 1)
-        ready = np.unique(dsts)
-        ready = ready[(remaining[ready] == 0) & run.entered[k][ready]]
-        _enter(run, ready, k + 1)
+    for j in sorted(inbox):
+        ranks = np.concatenate(inbox[j]) if len(inbox[j]) > 1 else inbox[j][0]
+        gate = run.gate[j]
+        np.subtract.at(gate, ranks, 1)
+        ready = np.unique(ranks)
+        ready = ready[(gate[ready] == 0) & ~run.entered[j][ready]]
+        if j > 0:
+            ready = ready[run.entered[j - 1][ready]]
+        _enter(run, ready, j)

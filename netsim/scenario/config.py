@@ -48,16 +48,18 @@ def _network(value: object) -> object:
 class CollectiveItem(_Strict):
     """One collective in the workload, run `repeat` times back to back."""
 
-    op: Literal["all_reduce", "reduce_scatter", "all_gather", "all_to_all", "send_recv"]
-    size: Size
+    op: Literal["all_reduce", "reduce_scatter", "all_gather", "broadcast", "reduce", "all_to_all", "barrier",
+                "send_recv"]
+    size: Size = 0
     algo: str | None = None
+    root: Annotated[int, Field(ge=0, strict=True)] = 0
     ranks: Union[Literal["all"], Annotated[int, Field(ge=1, strict=True)], list[Union[int, str]]] = "all"
     chunks: Annotated[int, Field(ge=1, strict=True)] = 1
     repeat: Annotated[int, Field(ge=1, strict=True)] = 1
     label: str | None = None
 
     def algorithm(self) -> str:
-        return self.algo or ("direct" if self.op in ("all_to_all", "send_recv") else "ring")
+        return self.algo or ("direct" if self.op == "send_recv" else "auto")
 
 
 class OutputsConfig(_Strict):

@@ -58,7 +58,8 @@ def simulate(scenario: Scenario, policy: str) -> Results:
                 if item.op == "send_recv":
                     yield comm.send(0, 1, item.size, chunks=item.chunks, label=label)
                 else:
-                    yield comm.run(item.op, item.size, algo=item.algorithm(), chunks=item.chunks, label=label)
+                    yield comm.run(item.op, item.size, algo=item.algorithm(), chunks=item.chunks, root=item.root,
+                                   label=label)
 
     sim.process(program())
     results = sim.run()
