@@ -4,7 +4,7 @@ from netsim.collectives.algorithms import (
     ALGORITHMS, AUTO_CANDIDATES, OPS, algorithms, alpha_beta, choose, predicted_time, register_algorithm,
 )
 from netsim.collectives.closed_form import (
-    BUSBW_FACTOR, bus_bandwidth, direct_all_to_all_time, ring_all_gather_time, ring_all_reduce_time,
+    BUSBW_FACTOR, bus_bandwidth, closed_form, direct_all_to_all_time, hierarchical_all_reduce_time, ring_all_gather_time, ring_all_reduce_time,
     ring_reduce_scatter_time,
 )
 from netsim.collectives.communicator import Communicator
@@ -13,6 +13,6 @@ from netsim.collectives.schedule import Schedule, Step, execute
 
 __all__ = [
     "ALGORITHMS", "AUTO_CANDIDATES", "BUSBW_FACTOR", "Communicator", "OPS", "Request", "Schedule", "Step",
-    "algorithms", "alpha_beta", "bus_bandwidth", "choose", "direct_all_to_all_time", "execute", "predicted_time",
+    "algorithms", "alpha_beta", "bus_bandwidth", "choose", "closed_form", "hierarchical_all_reduce_time", "direct_all_to_all_time", "execute", "predicted_time",
     "register_algorithm", "ring_all_gather_time", "ring_all_reduce_time", "ring_reduce_scatter_time",
 ]

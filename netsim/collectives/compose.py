@@ -42,7 +42,7 @@ def chunked(base: Schedule, chunks: int, *, in_order: bool) -> Schedule:
         if base.follower is not None:
             raise ValueError("cannot pipeline a schedule that is already pipelined")
     channel = None if base.channel_of is None else np.tile(base.channel_of, chunks)
-    return Schedule(np.tile(base.node_of, chunks), steps, channel, follower)
+    return Schedule(np.tile(base.node_of, chunks), steps, channel, follower, base.wait_sends)
 
 
 def parallel(*parts: Schedule, channels: bool = False) -> Schedule:
@@ -70,7 +70,8 @@ def parallel(*parts: Schedule, channels: bool = False) -> Schedule:
     elif any(p.channel_of is not None for p in parts):
         channel = np.concatenate([np.zeros(p.num_ranks, dtype=np.int64) if p.channel_of is None else p.channel_of
                                   for p in parts])
-    return Schedule(np.concatenate([p.node_of for p in parts]), steps, channel, follower)
+    return Schedule(np.concatenate([p.node_of for p in parts]), steps, channel, follower,
+                    any(p.wait_sends for p in parts))
 
 
 def sequence(*parts: Schedule) -> Schedule:
@@ -80,4 +81,4 @@ def sequence(*parts: Schedule) -> Schedule:
         if p.num_ranks != first.num_ranks or not np.array_equal(p.node_of, first.node_of):
             raise ValueError("sequenced schedules must share their ranks")
     steps = [s for p in parts for s in p.steps]
-    return Schedule(first.node_of, steps, first.channel_of, first.follower)
+    return Schedule(first.node_of, steps, first.channel_of, first.follower, any(p.wait_sends for p in parts))

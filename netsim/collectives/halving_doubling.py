@@ -5,13 +5,14 @@ the block range they still hold: log2(n) steps each way and (n-1)/n of the buffe
 rank per phase. All-reduce with another n folds the extra ranks in first: of the first
 2q ranks (q = n - 2^floor(log2 n)), each odd one sends its whole buffer to its even
 neighbour, the 2^k remaining ranks run halving-doubling, and the result goes back.
+Each step is a blocking send-receive: a rank moves on once its own send has arrived too.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from netsim.collectives.compose import chunked, sequence, step
+from netsim.collectives.compose import chunked, step
 from netsim.collectives.partition import split_bytes
 from netsim.collectives.request import Request
 from netsim.collectives.schedule import Schedule, Step
@@ -80,9 +81,7 @@ def halving_doubling(op: str):
         if q:
             whole = np.full(q, req.nbytes)
             steps = [step(folded, folded - 1, whole)] + middle + [step(folded - 1, folded, whole)]
-        return chunked(Schedule(req.nodes, steps), req.chunks, in_order=False)
+        return chunked(Schedule(req.nodes, steps, wait_sends=True), req.chunks, in_order=False)
 
     return build
 
-
-__all__ = ["halving_doubling", "sequence"]

@@ -54,12 +54,15 @@ class Schedule:
     `channel_of[v]` names the connection v sends on (each channel hashes as its own flow).
     `follower[v]` (-1: none) is the virtual rank that sends each step only after v's sends
     of that step have arrived: pipelined chunks following each other down a connection.
+    With `wait_sends`, a rank also waits for its own step-k sends to arrive before step k + 1
+    (blocking send-receive, as MPI implementations of halving-doubling do).
     """
 
     node_of: np.ndarray
     steps: Sequence[Step]
     channel_of: np.ndarray | None = None
     follower: np.ndarray | None = None
+    wait_sends: bool = False
 
     @property
     def num_ranks(self) -> int:
@@ -97,7 +100,10 @@ def execute(network: NetworkModel, schedule: Schedule, *, key: tuple = (), tag: 
     for step in steps:
         counts = received.get(id(step))
         if counts is None:
-            counts = received[id(step)] = np.bincount(step.dst, minlength=v)
+            counts = np.bincount(step.dst, minlength=v)
+            if schedule.wait_sends:
+                counts = counts + np.bincount(step.src, minlength=v)
+            received[id(step)] = counts
         run.gate.append(counts.copy())
         run.entered.append(np.zeros(v, dtype=bool))
     if follower is not None:
@@ -142,6 +148,8 @@ def _arrival(run: _Run, k: int, sel: np.ndarray) -> Callable[[np.ndarray, float]
 
     def arrived(idx: np.ndarray, _t: float) -> None:
         run.inbox.setdefault(k + 1, []).append(step.dst[sel[idx]])
+        if run.schedule.wait_sends:
+            run.inbox[k + 1].append(step.src[sel[idx]])
         if follower is not None:
             later = follower[step.src[sel[idx]]]
             later = later[later >= 0]
