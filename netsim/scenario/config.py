@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from netsim.errors import ConfigError
 from netsim.network import NetworkOptions
 from netsim.routing import policy_names
-from netsim.topology import Topology, read_yaml, topology_from_dict
-from netsim.topology.config import Bandwidth, Duration, Size, pydantic_error
+from netsim.topology import Topology
+from netsim.topology.config import Bandwidth, Duration, Size
 
 
 def _routing(value: object) -> list[str]:
@@ -55,11 +53,22 @@ class CollectiveItem(_Strict):
     root: Annotated[int, Field(ge=0, strict=True)] = 0
     ranks: Union[Literal["all"], Annotated[int, Field(ge=1, strict=True)], list[Union[int, str]]] = "all"
     chunks: Annotated[int, Field(ge=1, strict=True)] = 1
+    group: Literal["tp", "cp", "ep", "dp", "pp"] | None = None
     repeat: Annotated[int, Field(ge=1, strict=True)] = 1
     label: str | None = None
 
     def algorithm(self) -> str:
         return self.algo or ("direct" if self.op == "send_recv" else "auto")
+
+
+class ParallelConfig(_Strict):
+    """Sizes of the parallel dimensions; workload items with `group:` run on every group of one kind."""
+
+    tp: Annotated[int, Field(ge=1, strict=True)] = 1
+    cp: Annotated[int, Field(ge=1, strict=True)] = 1
+    ep: Annotated[int, Field(ge=1, strict=True)] = 1
+    dp: Annotated[int, Field(ge=1, strict=True)] = 1
+    pp: Annotated[int, Field(ge=1, strict=True)] = 1
 
 
 class OutputsConfig(_Strict):
@@ -74,6 +83,7 @@ class ScenarioConfig(_Strict):
     network: Annotated[NetworkConfig, BeforeValidator(_network)] = NetworkConfig()
     routing: Annotated[list[str], BeforeValidator(_routing)] = ["ecmp"]
     seed: Annotated[int, Field(ge=0, strict=True)] = 0
+    parallel: ParallelConfig | None = None
     workload: Annotated[list[CollectiveItem], Field(min_length=1)]
     outputs: OutputsConfig = OutputsConfig()
 
@@ -87,55 +97,3 @@ class Scenario:
     @property
     def name(self) -> str:
         return self.config.name
-
-
-def scenario_from_dict(data: object, *, source: str, base: Path | None = None) -> Scenario:
-    if not isinstance(data, dict):
-        raise ConfigError("expected a mapping at the top level", source=source)
-    try:
-        config = ScenarioConfig.model_validate(data)
-    except ValidationError as exc:
-        raise pydantic_error(exc, source) from None
-    if isinstance(config.topology, str):
-        path = Path(config.topology)
-        candidates = [path] if path.is_absolute() else [(base or Path.cwd()) / path, Path.cwd() / path]
-        found = next((c for c in candidates if c.is_file()), None)
-        if found is None:
-            raise ConfigError(f"topology file {config.topology!r} not found", source=source, field="topology")
-        topology = topology_from_dict(read_yaml(found), source=str(found))
-    else:
-        topology = topology_from_dict(config.topology, source=source, field="topology")
-    scenario = Scenario(config, topology, source)
-    _check_workload(scenario)
-    return scenario
-
-
-def _check_workload(scenario: Scenario) -> None:
-    from netsim.scenario.runner import resolve_ranks
-
-    for i, item in enumerate(scenario.config.workload):
-        try:
-            nodes = resolve_ranks(scenario.topology, item.ranks)
-        except ConfigError as exc:
-            raise ConfigError(exc.detail, source=scenario.source, field=f"workload.{i}.ranks") from None
-        if item.op == "send_recv" and len(nodes) != 2:
-            raise ConfigError(f"send_recv needs exactly 2 ranks, got {len(nodes)}", source=scenario.source,
-                              field=f"workload.{i}.ranks")
-        if item.op != "send_recv":
-            from netsim.collectives import algorithms
-
-            if item.algorithm() not in algorithms(item.op):
-                raise ConfigError(f"no algorithm {item.algorithm()!r} for {item.op} (known: "
-                                  f"{', '.join(algorithms(item.op))})", source=scenario.source,
-                                  field=f"workload.{i}.algo")
-
-
-def load_scenario(path: str | Path) -> Scenario:
-    p = Path(path)
-    return scenario_from_dict(read_yaml(p), source=str(path), base=p.parent)
-
-
-def default_scenario() -> Scenario:
-    """The built-in scenario that `netsim run` uses with no argument."""
-    path = Path(__file__).resolve().parent.parent / "data" / "default_scenario.yaml"
-    return scenario_from_dict(read_yaml(path), source="<built-in default>")

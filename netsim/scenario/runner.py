@@ -6,9 +6,9 @@ from typing import Callable
 
 import numpy as np
 
-from netsim.collectives import Communicator
+from netsim.collectives import Communicator, ParallelSpec, parallel_groups
 from netsim.errors import ConfigError
-from netsim.scenario.config import Scenario
+from netsim.scenario.config import CollectiveItem, Scenario
 from netsim.sim import Results, Simulation
 from netsim.topology import Topology
 
@@ -40,6 +40,19 @@ def resolve_ranks(topo: Topology, ranks: object) -> np.ndarray:
     return np.asarray(nodes, dtype=np.int64)
 
 
+def item_groups(scenario: Scenario, item: CollectiveItem) -> list[np.ndarray]:
+    """The GPU groups one workload item runs on: its `ranks`, or every group of kind `group`."""
+    if item.group is None:
+        return [resolve_ranks(scenario.topology, item.ranks)]
+    par = scenario.config.parallel
+    if par is None:
+        raise ConfigError("'group' needs a 'parallel' section (e.g. parallel: {tp: 8, dp: 4})")
+    if item.ranks != "all":
+        raise ConfigError("give either 'ranks' or 'group', not both")
+    spec = ParallelSpec(tp=par.tp, cp=par.cp, ep=par.ep, dp=par.dp, pp=par.pp)
+    return parallel_groups(scenario.topology, spec)[item.group]
+
+
 def simulate(scenario: Scenario, policy: str) -> Results:
     """Run the scenario's workload under one routing policy."""
     cfg = scenario.config
@@ -47,19 +60,23 @@ def simulate(scenario: Scenario, policy: str) -> Results:
                      options=cfg.network.options())
     comms: dict[tuple, Communicator] = {}
 
+    def communicator(nodes: np.ndarray) -> Communicator:
+        key = tuple(nodes.tolist())
+        if key not in comms:
+            comms[key] = Communicator(sim, nodes, name=f"comm{len(comms)}")
+        return comms[key]
+
+    def call(comm: Communicator, item: CollectiveItem, label: str):
+        if item.op == "send_recv":
+            return comm.send(0, 1, item.size, chunks=item.chunks, label=label)
+        return comm.run(item.op, item.size, algo=item.algorithm(), chunks=item.chunks, root=item.root, label=label)
+
     def program():
         for i, item in enumerate(cfg.workload):
-            nodes = resolve_ranks(scenario.topology, item.ranks)
-            comm = comms.get(tuple(nodes.tolist()))
-            if comm is None:
-                comm = comms[tuple(nodes.tolist())] = Communicator(sim, nodes, name=f"comm{len(comms)}")
-            label = item.label or f"{i}:{item.op}"
-            for _ in range(item.repeat):
-                if item.op == "send_recv":
-                    yield comm.send(0, 1, item.size, chunks=item.chunks, label=label)
-                else:
-                    yield comm.run(item.op, item.size, algo=item.algorithm(), chunks=item.chunks, root=item.root,
-                                   label=label)
+            group_comms = [communicator(nodes) for nodes in item_groups(scenario, item)]
+            label = item.label or f"{i}:{item.op}" + (f"@{item.group}" if item.group else "")
+            for _ in range(item.repeat):  # every group at once; the next call when all have finished
+                yield sim.env.all_of([call(comm, item, label) for comm in group_comms])
 
     sim.process(program())
     results = sim.run()

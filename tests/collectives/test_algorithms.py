@@ -1,13 +1,12 @@
 """Every algorithm against its closed form, its data-movement spec, and the comparisons users ask about."""
 
-import numpy as np
 import polars as pl
 import pytest
 
 from netsim.collectives import ALGORITHMS, Communicator, closed_form, hierarchical_all_reduce_time
 from netsim.errors import ConfigError
 from netsim.sim import Simulation
-from netsim.topology import HostSpec, LeafSpineSpec, full_mesh, leaf_spine, single_switch
+from netsim.topology import HostSpec, LeafSpineSpec, full_mesh, leaf_spine
 
 BW, ALPHA = 10e9, 3e-6
 

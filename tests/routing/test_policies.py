@@ -1,6 +1,5 @@
 """ECMP, spraying and single-path routing."""
 
-import numpy as np
 import polars as pl
 import pytest
 
