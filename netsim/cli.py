@@ -9,13 +9,21 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from netsim.errors import NetsimError
-from netsim.report import write_report
+import json
+
+import polars as pl
+
+from netsim.collectives import OPS, algorithms
+from netsim.errors import ConfigError, NetsimError
+from netsim.report import write_bench_report, write_report
+from netsim.routing import make_policy
 from netsim.scenario import default_scenario, load_scenario, run_scenario, summarize
 from netsim.sim import atomic_directory
-from netsim.topology import load_topology
+from netsim.topology import PathCache, load_topology
 from netsim.topology.summary import summarize_topology
 from netsim.units import format_bandwidth, format_size, format_time
+from netsim.workloads import parse_bench_size, run_bench, size_range
+from netsim.workloads.collective_bench import format_table
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,6 +33,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", nargs="?", help="scenario YAML file; omitted: the built-in default")
     run.add_argument("-o", "--output", default="out", help="directory for Parquet results and report.html (default: out)")
     run.add_argument("--no-report", action="store_true", help="skip report.html")
+    bench = sub.add_parser("bench", help="nccl-tests-style sweep of one collective over message sizes")
+    bench.add_argument("--topology", required=True, help="topology YAML file")
+    bench.add_argument("--op", default="all_reduce", choices=list(OPS), help="collective (default all_reduce)")
+    bench.add_argument("-b", "--minbytes", default="8", help="smallest size, nccl-tests style (8, 64K, 8G)")
+    bench.add_argument("-e", "--maxbytes", default="128M", help="largest size (default 128M)")
+    bench.add_argument("-f", "--stepfactor", type=float, default=2.0, help="multiply the size by this (default 2)")
+    bench.add_argument("-i", "--stepbytes", default="0", help="add this many bytes instead of multiplying")
+    bench.add_argument("--algo", default="auto", help="algorithm or comma-separated list (default auto)")
+    bench.add_argument("--ranks", type=int, help="use the first N GPUs (default all)")
+    bench.add_argument("--chunks", type=int, default=1, help="pipelined chunks per transfer (default 1)")
+    bench.add_argument("--network", default="fluid", choices=["fluid", "analytic"])
+    bench.add_argument("--routing", default="ecmp", help="routing policy (default ecmp)")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--json", action="store_true", help="print the rows as JSON")
+    bench.add_argument("-o", "--output", help="also write bench.parquet and report.html (busbw against size) here")
     topo = sub.add_parser("topo", help="topology tools")
     topo_sub = topo.add_subparsers(dest="topo_command", required=True)
     show = topo_sub.add_parser("show", help="validate a topology file and print a summary")
@@ -83,6 +106,37 @@ def cmd_topo_show(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace, console: Console) -> int:
+    topo = load_topology(args.topology)
+    algos = [a.strip() for a in args.algo.split(",") if a.strip()]
+    for algo in algos:
+        if algo not in algorithms(args.op):
+            raise ConfigError(f"no algorithm {algo!r} for {args.op} (known: {', '.join(algorithms(args.op))})",
+                              field="--algo")
+    if args.chunks < 1:
+        raise ConfigError(f"must be >= 1, got {args.chunks}", field="--chunks")
+    make_policy(args.routing, topo, PathCache(topo), args.seed)  # validates the name before any work
+    sizes = size_range(parse_bench_size(args.minbytes, "-b"), parse_bench_size(args.maxbytes, "-e"),
+                       args.stepfactor, parse_bench_size(args.stepbytes, "-i"))
+    rows = run_bench(topo, args.op, sizes, algos, ranks=args.ranks, network=args.network, routing=args.routing,
+                     seed=args.seed, chunks=args.chunks)
+    n = args.ranks or len(topo.gpus)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=1))
+    else:
+        print(format_table(args.op, n, rows))
+    if args.output:
+        frame = pl.DataFrame([r.as_dict() for r in rows])
+        with atomic_directory(args.output) as tmp:
+            frame.write_parquet(Path(tmp) / "bench.parquet", statistics=False)
+            write_bench_report(Path(tmp) / "report.html", frame, f"netsim bench — {args.op} on {topo.name}",
+                               f"{n} ranks, {args.network} model, {args.routing} routing; busbw uses the "
+                               f"nccl-tests factor for {args.op}.")
+        if not args.json:
+            print(f"# results written to {args.output}/ (bench.parquet, report.html)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console()
@@ -91,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args, console)
+        if args.command == "bench":
+            return cmd_bench(args, console)
         return cmd_topo_show(args, console)
     except NetsimError as exc:
         print(f"netsim: error: {exc}", file=sys.stderr)

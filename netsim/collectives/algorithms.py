@@ -4,7 +4,7 @@
 on the communicator (the slowest latency and the narrowest bottleneck between ring
 neighbours, plus the network's per-transfer overhead), and picks the fastest, the way
 NCCL's tuner compares its algorithms' latency + size / bandwidth models:
-  ring all-reduce        2(n-1)(a + S/(nB))
+  ring all-reduce        2(n-1)(a + S/(nB)); rings (one per NIC rail, c rails): 2(n-1)(a + S/(ncB))
   double binary tree     (2H + C - 1)(a + 2S/(CB)), H = tree height, C chunks in 1..64
                          (per pipeline slot a rank's NIC carries about 2S/C: two children and
                          a parent in the tree where it is interior, a parent in the other)
@@ -24,7 +24,7 @@ from netsim.collectives.direct import direct, dissemination
 from netsim.collectives.halving_doubling import halving_doubling
 from netsim.collectives.hierarchical import hierarchical
 from netsim.collectives.request import Request
-from netsim.collectives.ring import chain, ring, ring_bidirectional, ring_channels
+from netsim.collectives.ring import chain, channel_orders, ring, ring_bidirectional, ring_channels
 from netsim.collectives.schedule import Schedule
 from netsim.collectives.tree import binary_tree, tree
 from netsim.topology import PathCache
@@ -74,18 +74,19 @@ def alpha_beta(req: Request, overhead: float = 0.0) -> tuple[float, float]:
     return alpha + overhead, bw
 
 
-def predicted_time(op: str, algo: str, n: int, size: float, alpha: float, bw: float, chunks: int = 1) -> float:
+def predicted_time(op: str, algo: str, n: int, size: float, alpha: float, bw: float, chunks: int = 1,
+                   rails: int = 1) -> float:
     """The alpha-beta prediction `auto` compares (see the module docstring)."""
     if n < 2:
         return 0.0
     t = binary_tree(n)
     h = int(t.height()[t.root])
-    if op == "all_reduce" and algo == "ring":
-        return 2 * (n - 1) * (alpha + size / (n * bw))
+    if op == "all_reduce" and algo in ("ring", "rings"):
+        return 2 * (n - 1) * (alpha + size / (n * bw * (rails if algo == "rings" else 1)))
     if op == "all_reduce" and algo == "tree":
         return (2 * h + chunks - 1) * (alpha + 2 * size / (chunks * bw))
-    if op in ("reduce_scatter", "all_gather") and algo == "ring":
-        return (n - 1) * (alpha + size / (n * bw))
+    if op in ("reduce_scatter", "all_gather") and algo in ("ring", "rings"):
+        return (n - 1) * (alpha + size / (n * bw * (rails if algo == "rings" else 1)))
     if op in ("broadcast", "reduce") and algo == "ring":
         return (n - 1 + chunks - 1) * (alpha + size / (chunks * bw))
     if op in ("broadcast", "reduce") and algo == "tree":
@@ -98,7 +99,7 @@ def predicted_time(op: str, algo: str, n: int, size: float, alpha: float, bw: fl
 
 
 AUTO_CANDIDATES = {
-    "all_reduce": ("ring", "tree"), "reduce_scatter": ("ring",), "all_gather": ("ring",),
+    "all_reduce": ("ring", "rings", "tree"), "reduce_scatter": ("ring", "rings"), "all_gather": ("ring", "rings"),
     "broadcast": ("ring", "tree"), "reduce": ("ring", "tree"), "all_to_all": ("direct",),
     "barrier": ("dissemination",),
 }
@@ -110,11 +111,14 @@ def choose(op: str, req: Request, overhead: float = 0.0) -> tuple[str, int]:
     if req.n < 2:
         return AUTO_CANDIDATES[op][0], 1
     alpha, bw = alpha_beta(req, overhead)
+    rails = len(channel_orders(req))
     best = None
     for algo in AUTO_CANDIDATES[op]:
+        if algo == "rings" and rails == 1:
+            continue  # the same as one ring
         pipelined = algo == "tree" or (op in ("broadcast", "reduce") and algo == "ring")
         for c in PIPELINE_CHUNKS if pipelined else (req.chunks,):
-            t = predicted_time(op, algo, req.n, req.nbytes, alpha, bw, c)
+            t = predicted_time(op, algo, req.n, req.nbytes, alpha, bw, c, rails)
             if best is None or t < best[0]:
                 best = (t, algo, c)
     return best[1], best[2]

@@ -95,3 +95,16 @@ def collective_timeline(collectives: pl.DataFrame) -> go.Figure:
     fig.update_layout(title="Timeline of collectives per variant", xaxis_title="simulated time (ms)",
                       yaxis_title="variant", barmode="overlay", height=300 + 30 * c["variant"].n_unique())
     return fig
+
+
+def busbw_figure(bench: pl.DataFrame, title: str) -> go.Figure:
+    """Bus bandwidth (GB/s) against message size, one line per algorithm, log-scaled size axis."""
+    fig = go.Figure()
+    for algo in bench["algo"].unique(maintain_order=True).to_list():
+        part = bench.filter((pl.col("algo") == algo) & (pl.col("size") > 0))
+        fig.add_trace(go.Scatter(x=part["size"].to_list(), y=part["busbw"].to_list(), mode="lines+markers",
+                                 name=algo, text=part["chosen"].to_list(),
+                                 hovertemplate="%{x} B: %{y:.2f} GB/s (%{text})<extra></extra>"))
+    fig.update_layout(title=title, xaxis=dict(title="message size (bytes)", type="log"),
+                      yaxis=dict(title="busbw (GB/s)"), height=480)
+    return fig

@@ -8,7 +8,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import polars as pl
 
-from netsim.report.figures import collective_timeline, topology_figure, utilisation_heatmap
+from netsim.report.figures import busbw_figure, collective_timeline, topology_figure, utilisation_heatmap
 from netsim.sim import Results
 from netsim.topology import Topology
 from netsim.units import format_bandwidth, format_size, format_time
@@ -36,6 +36,29 @@ def summary_html(summary: pl.DataFrame) -> str:
     return "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + cells + "</table>"
 
 
+def _page(title: str, parts: list[str], figures: list[tuple[str, go.Figure]]) -> str:
+    for i, (heading, fig) in enumerate(figures):
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), default_width="100%"))
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
+
+
+def write_bench_report(path: str | Path, bench: pl.DataFrame, title: str, description: str) -> Path:
+    """The `netsim bench` page: busbw against size per algorithm, and the table."""
+    head = ["algo", "ran", "size (B)", "time (us)", "algbw (GB/s)", "busbw (GB/s)"]
+    cells = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
+            r["algo"], r["chosen"], r["size"], f"{r['time_us']:.2f}", f"{r['algbw']:.2f}", f"{r['busbw']:.2f}"))
+        + "</tr>" for r in bench.iter_rows(named=True))
+    parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>"]
+    table = "<h2>Results</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + cells + "</table>"
+    page = _page(title, parts, [("Bus bandwidth against size", busbw_figure(bench, title))])
+    out = Path(path)
+    out.write_text(page.replace("</body>", table + "</body>"), encoding="utf-8")
+    return out
+
+
 def write_report(path: str | Path, results: Results, topology: Topology, summary: pl.DataFrame,
                  title: str, description: str = "") -> Path:
     """Write the report page; returns its path."""
@@ -57,11 +80,7 @@ def write_report(path: str | Path, results: Results, topology: Topology, summary
     parts.append('<p class="note">algbw = size / time; busbw = algbw x the nccl-tests factor (2(n-1)/n for '
                  "all-reduce, (n-1)/n for reduce-scatter, all-gather and all-to-all). Bandwidths in bits per "
                  "second.</p>")
-    for i, (heading, fig) in enumerate(figures):
-        parts.append(f"<h2>{html.escape(heading)}</h2>")
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), default_width="100%"))
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
+    page = _page(title, parts, figures)
     out = Path(path)
     out.write_text(page, encoding="utf-8")
     return out

@@ -1,0 +1,112 @@
+"""nccl-tests-style collective benchmarks: one simulated call per (algorithm, size).
+
+Columns and bus-bandwidth factors are those of nccl-tests (`all_reduce_perf` and friends):
+size in bytes, count in float elements, time in microseconds, algbw = size / time and
+busbw = algbw x factor in GB/s (1e9 bytes/s), so a row can be set beside a real run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from netsim.collectives import Communicator, bus_bandwidth
+from netsim.errors import ConfigError
+from netsim.network import NetworkOptions
+from netsim.sim import Simulation
+from netsim.topology import Topology
+from netsim.units import parse_size
+
+FLOAT_BYTES = 4
+_NCCL_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT])\s*$", re.IGNORECASE)
+
+
+def parse_bench_size(text: str, flag: str) -> int:
+    """Sizes as nccl-tests reads them: '8', '64K', '8G' (K, M, G binary), or any netsim size ('1MB')."""
+    match = _NCCL_SIZE.match(str(text))
+    if match:
+        return int(float(match.group(1)) * 1024 ** ("KMGT".index(match.group(2).upper()) + 1))
+    return parse_size(text, field=flag)
+
+
+def size_range(begin: int, end: int, factor: float = 2.0, increment: int = 0) -> list[int]:
+    """begin, then times `factor` (or plus `increment`) up to `end`, as nccl-tests steps -b to -e."""
+    if begin < 0 or end < begin:
+        raise ConfigError(f"need 0 <= begin <= end, got {begin} and {end}", field="-b/-e")
+    if increment <= 0 and factor <= 1:
+        raise ConfigError(f"step factor must be > 1, got {factor}", field="-f")
+    sizes, size = [], begin
+    while size <= end:
+        sizes.append(size)
+        nxt = size + increment if increment > 0 else int(size * factor)
+        size = nxt if nxt > size else size + 1
+    return sizes
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    algo: str
+    chosen: str  # the algorithm that ran (differs from `algo` for auto)
+    size: int
+    count: int
+    type: str
+    redop: str
+    root: int
+    time_us: float
+    algbw: float  # GB/s
+    busbw: float  # GB/s
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_bench(topology: Topology, op: str, sizes: list[int], algos: list[str], *, ranks: int | None = None,
+              network: str = "fluid", routing: str = "ecmp", seed: int = 0, chunks: int = 1,
+              options: NetworkOptions | None = None) -> list[BenchRow]:
+    """One fresh simulation per (algorithm, size); the call's simulated duration is the time."""
+    nodes = topology.gpus if ranks is None else topology.gpus[:ranks]
+    if ranks is not None and not 1 <= ranks <= len(topology.gpus):
+        raise ConfigError(f"must be between 1 and {len(topology.gpus)} (the topology's GPUs), got {ranks}",
+                          field="--ranks")
+    rows = []
+    for algo in algos:
+        for size in sizes:
+            sim = Simulation(topology, network=network, routing=routing, seed=seed, options=options,
+                             record_links=False)
+            comm = Communicator(sim, nodes, name="bench")
+            chosen, used_chunks, _ = comm.resolve(op, size, algo, chunks)
+            out: dict[str, float] = {}
+
+            def program(comm=comm, chosen=chosen, used_chunks=used_chunks, size=size):
+                out["end"] = yield comm.run(op, size, algo=chosen, chunks=used_chunks)
+
+            sim.process(program())
+            sim.run()
+            seconds = out["end"]
+            n = len(nodes)
+            algbw = size / seconds / 1e9 if seconds > 0 else 0.0
+            busbw = bus_bandwidth(op, n, size, seconds) / 1e9 if seconds > 0 else 0.0
+            root = 0 if op in ("broadcast", "reduce") else -1
+            redop = "sum" if op in ("all_reduce", "reduce_scatter", "reduce") else "none"
+            rows.append(BenchRow(algo, chosen if used_chunks == 1 else f"{chosen}x{used_chunks}", size,
+                                 size // FLOAT_BYTES, "float", redop, root, seconds * 1e6, algbw, busbw))
+    return rows
+
+
+def format_table(op: str, n: int, rows: list[BenchRow]) -> str:
+    """The rows as nccl-tests prints them, one block per algorithm."""
+    lines = []
+    for algo in dict.fromkeys(r.algo for r in rows):
+        lines.append(f"# netsim {op}: {n} ranks, algorithm {algo}")
+        lines.append(f"#{'size':>13}{'count':>14}{'type':>7}{'redop':>7}{'root':>6}{'time':>11}{'algbw':>8}"
+                     f"{'busbw':>8}  algo")
+        lines.append(f"#{'(B)':>13}{'(elements)':>14}{'':>7}{'':>7}{'':>6}{'(us)':>11}{'(GB/s)':>8}{'(GB/s)':>8}")
+        for r in rows:
+            if r.algo == algo:
+                lines.append(f"{r.size:>14}{r.count:>14}{r.type:>7}{r.redop:>7}{r.root:>6}{r.time_us:>11.2f}"
+                             f"{r.algbw:>8.2f}{r.busbw:>8.2f}  {r.chosen}")
+        lines.append(f"# Avg bus bandwidth    : {float(np.mean([r.busbw for r in rows if r.algo == algo])):.4g}")
+        lines.append("")
+    return "\n".join(lines)
