@@ -126,8 +126,7 @@ class NetworkModel:
         block_key = (src.tobytes(), dst.tobytes(), key)
         block = self._blocks.get(block_key)
         if block is None:
-            route = self.router.route
-            routes = [route(s, d, key) for s, d in zip(src.tolist(), dst.tolist())]
+            routes = self.router.route_batch(src.tolist(), dst.tolist(), key)
             counts = np.fromiter((len(r.links) for r in routes), dtype=np.int64, count=len(routes))
             latency = np.fromiter((r.latency for r in routes), dtype=np.float64, count=len(routes))
             block = (np.concatenate([r.links for r in routes]), np.concatenate([r.coef for r in routes]),

@@ -1,4 +1,4 @@
-"""Routing policies and their registry: `ecmp`, `spray`, `single`.
+"""Routing policies and their registry: `ecmp`, `spray`, `single`, `split:K`, `planned[:m]`, `split:min`.
 
 A policy maps (src, dst, key) to a `Route`. Later policies register under a name
 (optionally with an argument, written ``name:arg``) and are picked from scenarios
@@ -11,6 +11,7 @@ from typing import Callable, Protocol
 
 from netsim.errors import ConfigError
 from netsim.routing.hashing import flow_hash
+from netsim.routing.planned import Planned
 from netsim.routing.route import Route
 from netsim.topology import PathCache, Topology
 
@@ -96,6 +97,47 @@ class Single:
 
     def route(self, src: int, dst: int, key: tuple) -> Route:
         return Route.of(self.topo, [self.cache.paths(src, dst)[0]], [1.0])
+
+
+class SplitEcmp:
+    """`split:K`: each flow cut into K equal subflows at the sender, each hashed by ECMP on its own."""
+
+    def __init__(self, ecmp: Ecmp, k: int):
+        self.ecmp, self.k, self.name = ecmp, k, f"split:{k}"
+
+    def route(self, src: int, dst: int, key: tuple) -> Route:
+        paths = [self.ecmp.path(src, dst, key + ("sub", j)) for j in range(self.k)]
+        return Route.of(self.ecmp.topo, paths, [1.0 / self.k] * self.k)
+
+
+def _count(name: str, arg: str | None) -> int | str:
+    if arg == "min":
+        return "min"
+    try:
+        value = int(arg) if arg is not None else 1
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"routing policy {name}:{arg}: expected a positive number of subflows or 'min'",
+                          field="routing")
+    return value
+
+
+@register("split")
+def _split(topo: Topology, cache: PathCache, seed: int, arg: str | None) -> Policy:
+    if arg is None:
+        raise ConfigError("routing policy 'split' needs a number of subflows or 'min' (split:4, split:min)",
+                          field="routing")
+    count = _count("split", arg)
+    if count == "min":
+        return Planned(topo, cache, "min", name="split:min")
+    return SplitEcmp(Ecmp(topo, cache, seed), int(count))
+
+
+@register("planned")
+def _planned(topo: Topology, cache: PathCache, seed: int, arg: str | None) -> Policy:
+    count = _count("planned", arg)
+    return Planned(topo, cache, count, name="planned" if arg is None else f"planned:{arg}")
 
 
 @register("ecmp")

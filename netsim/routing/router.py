@@ -24,6 +24,14 @@ class Router:
             r = self._routes[k] = self.policy.route(src, dst, key)
         return r
 
+    def route_batch(self, src: list[int], dst: list[int], key: tuple = ()) -> list[Route]:
+        """Routes for transfers issued together; planners see the whole batch (a collective step)."""
+        batch = getattr(self.policy, "route_batch", None)
+        if batch is not None:
+            return batch(src, dst, key)
+        route = self.route
+        return [route(s, d, key) for s, d in zip(src, dst)]
+
     def paths(self, src: int, dst: int, key: tuple = ()) -> list[tuple[tuple[int, ...], float]]:
         r = self.route(src, dst, key)
         return list(zip(r.paths, r.weights))
