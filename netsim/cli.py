@@ -79,8 +79,9 @@ def _print_summary(summary, console: Console) -> None:
     table = Table(title="Collectives (mean per call)")
     for col in ("variant", "collective", "op/algo", "ranks", "size", "calls", "time", "algbw", "busbw", "busiest link"):
         table.add_column(col, justify="left" if col in ("variant", "collective", "op/algo") else "right")
+    jobs = summary["job"].n_unique() > 1
     for r in summary.iter_rows(named=True):
-        table.add_row(r["variant"], r["label"], f"{r['op']}/{r['algo']}", str(r["ranks"]), format_size(r["bytes"]),
+        table.add_row(r["variant"], f"{r['job']}: {r['label']}" if jobs else r["label"], f"{r['op']}/{r['algo']}", str(r["ranks"]), format_size(r["bytes"]),
                       str(r["count"]), format_time(r["time_mean"]), format_bandwidth(r["algbw"]),
                       format_bandwidth(r["busbw"]), format_size(r["max_link_bytes"]))
     console.print(table)

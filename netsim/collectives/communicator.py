@@ -16,7 +16,7 @@ from netsim.errors import ConfigError
 from netsim.sim import Simulation
 
 COLLECTIVE_SCHEMA = {
-    "id": pl.Int64, "label": pl.Utf8, "op": pl.Utf8, "algo": pl.Utf8, "chunks": pl.Int64, "comm": pl.Utf8,
+    "id": pl.Int64, "job": pl.Utf8, "label": pl.Utf8, "op": pl.Utf8, "algo": pl.Utf8, "chunks": pl.Int64, "comm": pl.Utf8,
     "ranks": pl.Int64, "bytes": pl.Int64, "start": pl.Float64, "end": pl.Float64,
 }
 
@@ -24,7 +24,7 @@ COLLECTIVE_SCHEMA = {
 class Communicator:
     """Ranks 0..n-1 placed on GPU nodes `nodes[r]`; collectives are SimPy events on its simulation."""
 
-    def __init__(self, sim: Simulation, nodes: Sequence[int] | np.ndarray, name: str = "world"):
+    def __init__(self, sim: Simulation, nodes: Sequence[int] | np.ndarray, name: str = "world", job: str = ""):
         self.sim = sim
         self.nodes = np.asarray(nodes, dtype=np.int64)
         if len(self.nodes) == 0:
@@ -32,6 +32,7 @@ class Communicator:
         if len(np.unique(self.nodes)) != len(self.nodes):
             raise ConfigError("a communicator cannot hold one GPU twice", field="ranks")
         self.name = name
+        self.job = job
         self.table = sim.recorder.table("collectives", COLLECTIVE_SCHEMA)
         self._count = 0
 
@@ -106,11 +107,11 @@ class Communicator:
         self._count += 1
         start = self.sim.now
         tag = label or f"{self.name}:{op}#{cid}"
-        done = execute(self.sim.network, schedule, key=(self.name,), tag=tag)
+        done = execute(self.sim.network, schedule, key=(self.job, self.name), tag=tag)
         result = self.sim.env.event()
 
         def finished(event: simpy.Event) -> None:
-            self.table.append(id=len(self.table.columns["id"]), label=tag, op=op, algo=algo, chunks=chunks,
+            self.table.append(id=len(self.table.columns["id"]), job=self.job, label=tag, op=op, algo=algo, chunks=chunks,
                               comm=self.name,
                               ranks=self.size, bytes=int(nbytes), start=start, end=event.value)
             result.succeed(event.value)

@@ -2,8 +2,8 @@
 communicators from a parallelism spec, Megatron-style.
 
 Global rank g = t + tp*(c + cp*(d + dp*p)) (tp varies fastest), and rank g runs on the g-th GPU
-of the topology (servers in order, GPUs within a server in order), so tensor-parallel groups
-sit inside a server whenever tp <= GPUs per server. Expert-parallel groups are consecutive
+given (the job's GPUs: servers in order, GPUs within a server in order), so tensor-parallel
+groups sit inside a server whenever tp <= GPUs per server. Expert-parallel groups are consecutive
 blocks of ep data-parallel ranks (ep divides dp).
 """
 
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from netsim.errors import ConfigError
-from netsim.topology import Topology
 
 KINDS = ("tp", "cp", "ep", "dp", "pp")
 
@@ -40,12 +39,10 @@ class ParallelSpec:
         return self.tp * self.cp * self.dp * self.pp
 
 
-def parallel_groups(topo: Topology, spec: ParallelSpec) -> dict[str, list[np.ndarray]]:
-    """GPU node ids of every group of each kind, ranks in group order."""
-    gpus = topo.gpus
+def parallel_groups(gpus: np.ndarray, spec: ParallelSpec) -> dict[str, list[np.ndarray]]:
+    """GPU node ids of every group of each kind, ranks in group order; rank g runs on gpus[g]."""
     if spec.world > len(gpus):
-        raise ConfigError(f"tp*cp*dp*pp = {spec.world} ranks but the topology has {len(gpus)} GPUs",
-                          field="parallel")
+        raise ConfigError(f"tp*cp*dp*pp = {spec.world} ranks but only {len(gpus)} GPUs", field="parallel")
     grid = gpus[: spec.world].reshape(spec.pp, spec.dp, spec.cp, spec.tp)  # [p, d, c, t]
     groups = {
         "tp": list(grid.reshape(-1, spec.tp)),

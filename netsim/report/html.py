@@ -26,9 +26,10 @@ def summary_html(summary: pl.DataFrame) -> str:
     head = ["variant", "collective", "op / algo", "ranks", "size", "calls", "mean time", "algbw", "busbw",
             "busiest link (bytes)"]
     rows = []
+    jobs = summary["job"].n_unique() > 1
     for r in summary.iter_rows(named=True):
         rows.append([
-            r["variant"], r["label"], f"{r['op']} / {r['algo']}", str(r["ranks"]), format_size(r["bytes"]),
+            r["variant"], f"{r['job']}: {r['label']}" if jobs else r["label"], f"{r['op']} / {r['algo']}", str(r["ranks"]), format_size(r["bytes"]),
             str(r["count"]), format_time(r["time_mean"]), format_bandwidth(r["algbw"]), format_bandwidth(r["busbw"]),
             format_size(r["max_link_bytes"]),
         ])

@@ -71,6 +71,17 @@ class ParallelConfig(_Strict):
     pp: Annotated[int, Field(ge=1, strict=True)] = 1
 
 
+class JobConfig(_Strict):
+    """One job on a shared fabric: its GPUs, where they are, when it starts, what it runs."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    gpus: Annotated[int, Field(ge=1, strict=True)] | Literal["all"] = "all"
+    placement: Literal["contiguous", "random", "fragmented"] = "contiguous"
+    start: Duration = 0.0
+    parallel: ParallelConfig | None = None
+    workload: Annotated[list[CollectiveItem], Field(min_length=1)]
+
+
 class OutputsConfig(_Strict):
     parquet: bool = True
     report: bool = True
@@ -84,8 +95,15 @@ class ScenarioConfig(_Strict):
     routing: Annotated[list[str], BeforeValidator(_routing)] = ["ecmp"]
     seed: Annotated[int, Field(ge=0, strict=True)] = 0
     parallel: ParallelConfig | None = None
-    workload: Annotated[list[CollectiveItem], Field(min_length=1)]
+    workload: list[CollectiveItem] = []
+    jobs: list[JobConfig] = []
     outputs: OutputsConfig = OutputsConfig()
+
+    def job_list(self) -> list[JobConfig]:
+        """The jobs; a scenario with a top-level `workload` is one job on every GPU."""
+        if self.jobs:
+            return list(self.jobs)
+        return [JobConfig(name="job", gpus="all", parallel=self.parallel, workload=self.workload)]
 
 
 class Scenario:

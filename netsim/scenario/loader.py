@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from netsim.collectives import algorithms
 from netsim.errors import ConfigError
 from netsim.scenario.config import Scenario, ScenarioConfig
-from netsim.scenario.runner import item_groups
+from netsim.scenario.runner import item_groups, place_jobs
 from netsim.topology import read_yaml, topology_from_dict
 from netsim.topology.config import pydantic_error
 
@@ -36,21 +36,35 @@ def scenario_from_dict(data: object, *, source: str, base: Path | None = None) -
 
 
 def _check_workload(scenario: Scenario) -> None:
-    for i, item in enumerate(scenario.config.workload):
-        try:
-            groups = item_groups(scenario, item)
-        except ConfigError as exc:
-            field = exc.field if exc.field and exc.field.startswith("parallel") else f"workload.{i}.ranks"
-            if item.group is not None and scenario.config.parallel is None:
-                field = f"workload.{i}.group"
-            raise ConfigError(exc.detail, source=scenario.source, field=field) from None
-        nodes = groups[0]
-        if item.op == "send_recv" and len(nodes) != 2:
-            raise ConfigError(f"send_recv needs exactly 2 ranks, got {len(nodes)}", source=scenario.source,
-                              field=f"workload.{i}.ranks")
-        if item.op != "send_recv" and item.algorithm() not in algorithms(item.op):
-            raise ConfigError(f"no algorithm {item.algorithm()!r} for {item.op} (known: "
-                              f"{', '.join(algorithms(item.op))})", source=scenario.source, field=f"workload.{i}.algo")
+    cfg, source = scenario.config, scenario.source
+    if bool(cfg.workload) == bool(cfg.jobs):
+        raise ConfigError("give either a 'workload' or a list of 'jobs'", source=source,
+                          field="jobs" if cfg.jobs else "workload")
+    if cfg.jobs and cfg.parallel is not None:
+        raise ConfigError("with 'jobs', give 'parallel' inside each job", source=source, field="parallel")
+    names = [job.name for job in cfg.jobs]
+    if len(set(names)) != len(names):
+        raise ConfigError("two jobs share a name", source=source, field="jobs")
+    try:
+        placements = place_jobs(scenario.topology, cfg.job_list(), cfg.seed)
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, source=source, field=exc.field) from None
+    for j, (job, gpus) in enumerate(zip(cfg.job_list(), placements)):
+        where = f"jobs.{j}.workload" if cfg.jobs else "workload"
+        for i, item in enumerate(job.workload):
+            try:
+                groups = item_groups(scenario, job, gpus, item)
+            except ConfigError as exc:
+                field = f"{where}.{i}.group" if item.group is not None else f"{where}.{i}.ranks"
+                if exc.field and exc.field.startswith("parallel"):
+                    field = (f"jobs.{j}." if cfg.jobs else "") + exc.field
+                raise ConfigError(exc.detail, source=source, field=field) from None
+            if item.op == "send_recv" and len(groups[0]) != 2:
+                raise ConfigError(f"send_recv needs exactly 2 ranks, got {len(groups[0])}", source=source,
+                                  field=f"{where}.{i}.ranks")
+            if item.op != "send_recv" and item.algorithm() not in algorithms(item.op):
+                raise ConfigError(f"no algorithm {item.algorithm()!r} for {item.op} (known: "
+                                  f"{', '.join(algorithms(item.op))})", source=source, field=f"{where}.{i}.algo")
 
 
 def load_scenario(path: str | Path) -> Scenario:

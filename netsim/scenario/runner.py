@@ -8,25 +8,27 @@ import numpy as np
 
 from netsim.collectives import Communicator, ParallelSpec, parallel_groups
 from netsim.errors import ConfigError
-from netsim.scenario.config import CollectiveItem, Scenario
+from netsim.scenario.config import CollectiveItem, JobConfig, Scenario
 from netsim.sim import Results, Simulation
 from netsim.topology import Topology
 
 
-def resolve_ranks(topo: Topology, ranks: object) -> np.ndarray:
-    """GPU node ids for a workload's `ranks`: 'all', a count (the first N GPUs), or GPU indices / node names."""
-    gpus = topo.gpus
+def resolve_ranks(topo: Topology, ranks: object, gpus: np.ndarray | None = None) -> np.ndarray:
+    """GPU node ids for a workload's `ranks` among the job's `gpus` (default: all): 'all', a count (the
+    first N), or job-local GPU indices / GPU node names."""
+    gpus = topo.gpus if gpus is None else gpus
     if ranks == "all":
         return gpus.copy()
     if isinstance(ranks, int):
         if ranks > len(gpus):
-            raise ConfigError(f"asks for {ranks} ranks but the topology has {len(gpus)} GPUs")
+            raise ConfigError(f"asks for {ranks} ranks but there are {len(gpus)} GPUs")
         return gpus[:ranks].copy()
     nodes = []
+    members = set(gpus.tolist())
     for r in ranks:
         if isinstance(r, int):
             if not 0 <= r < len(gpus):
-                raise ConfigError(f"GPU index {r} out of range (the topology has {len(gpus)} GPUs)")
+                raise ConfigError(f"GPU index {r} out of range (there are {len(gpus)} GPUs)")
             nodes.append(int(gpus[r]))
         else:
             if r not in topo.index:
@@ -34,36 +36,74 @@ def resolve_ranks(topo: Topology, ranks: object) -> np.ndarray:
             v = topo.index[r]
             if topo.node_kind[v] != "gpu":
                 raise ConfigError(f"{r!r} is a {topo.node_kind[v]}, not a GPU")
+            if v not in members:
+                raise ConfigError(f"GPU {r!r} is not one of this job's GPUs")
             nodes.append(v)
     if len(set(nodes)) != len(nodes):
         raise ConfigError("a GPU is listed twice")
     return np.asarray(nodes, dtype=np.int64)
 
 
-def item_groups(scenario: Scenario, item: CollectiveItem) -> list[np.ndarray]:
+def place_jobs(topo: Topology, jobs: list[JobConfig], seed: int) -> list[np.ndarray]:
+    """GPUs of each job, taken in order from the GPUs still free.
+
+    contiguous: the next free GPUs in topology order; random: a uniform sample of the free
+    GPUs (seeded), kept in topology order; fragmented: the free GPUs dealt out leaf by leaf
+    (one per leaf in turn), so the job spreads over every leaf it can.
+    """
+    rng = np.random.default_rng([seed, 0x706C616365])  # its own stream: placement never shifts other draws
+    free = topo.gpus.copy()
+    leaf = topo.attrs["leaf"]
+    placed = []
+    for i, job in enumerate(jobs):
+        count = len(free) if job.gpus == "all" else job.gpus
+        if count > len(free):
+            raise ConfigError(f"job {job.name!r} asks for {count} GPUs but only {len(free)} are free",
+                              field=f"jobs.{i}.gpus")
+        if job.placement == "contiguous":
+            chosen = free[:count]
+        elif job.placement == "random":
+            chosen = np.sort(rng.choice(free, size=count, replace=False))
+        else:
+            leaves = leaf[free]
+            position = np.zeros(len(free), dtype=np.int64)
+            for value in np.unique(leaves):
+                members = np.flatnonzero(leaves == value)
+                position[members] = np.arange(len(members))
+            chosen = free[np.lexsort((leaves, position))][:count]
+        placed.append(np.asarray(chosen, dtype=np.int64))
+        free = np.setdiff1d(free, chosen, assume_unique=True)
+        free = topo.gpus[np.isin(topo.gpus, free)]  # keep topology order
+    return placed
+
+
+def item_groups(scenario: Scenario, job: JobConfig, gpus: np.ndarray, item: CollectiveItem) -> list[np.ndarray]:
     """The GPU groups one workload item runs on: its `ranks`, or every group of kind `group`."""
     if item.group is None:
-        return [resolve_ranks(scenario.topology, item.ranks)]
-    par = scenario.config.parallel
+        return [resolve_ranks(scenario.topology, item.ranks, gpus)]
+    par = job.parallel
     if par is None:
         raise ConfigError("'group' needs a 'parallel' section (e.g. parallel: {tp: 8, dp: 4})")
     if item.ranks != "all":
         raise ConfigError("give either 'ranks' or 'group', not both")
     spec = ParallelSpec(tp=par.tp, cp=par.cp, ep=par.ep, dp=par.dp, pp=par.pp)
-    return parallel_groups(scenario.topology, spec)[item.group]
+    return parallel_groups(gpus, spec)[item.group]
 
 
-def simulate(scenario: Scenario, policy: str) -> Results:
-    """Run the scenario's workload under one routing policy."""
+def simulate(scenario: Scenario, policy: str, only: str | None = None, network: str | None = None) -> Results:
+    """Run the scenario under one routing policy (`only`: just that job, on its own placement;
+    `network`: another network model than the scenario's)."""
     cfg = scenario.config
-    sim = Simulation(scenario.topology, network=cfg.network.model, routing=policy, seed=cfg.seed,
+    sim = Simulation(scenario.topology, network=network or cfg.network.model, routing=policy, seed=cfg.seed,
                      options=cfg.network.options())
     comms: dict[tuple, Communicator] = {}
+    jobs = cfg.job_list()
+    placements = place_jobs(scenario.topology, jobs, cfg.seed)
 
-    def communicator(nodes: np.ndarray) -> Communicator:
-        key = tuple(nodes.tolist())
+    def communicator(job: str, nodes: np.ndarray) -> Communicator:
+        key = (job, tuple(nodes.tolist()))
         if key not in comms:
-            comms[key] = Communicator(sim, nodes, name=f"comm{len(comms)}")
+            comms[key] = Communicator(sim, nodes, name=f"comm{len(comms)}", job=job)
         return comms[key]
 
     def call(comm: Communicator, item: CollectiveItem, label: str):
@@ -71,16 +111,22 @@ def simulate(scenario: Scenario, policy: str) -> Results:
             return comm.send(0, 1, item.size, chunks=item.chunks, label=label)
         return comm.run(item.op, item.size, algo=item.algorithm(), chunks=item.chunks, root=item.root, label=label)
 
-    def program():
-        for i, item in enumerate(cfg.workload):
-            group_comms = [communicator(nodes) for nodes in item_groups(scenario, item)]
+    def program(job: JobConfig, gpus: np.ndarray):
+        if job.start > 0:
+            yield sim.env.timeout(job.start)
+        for i, item in enumerate(job.workload):
+            group_comms = [communicator(job.name, nodes) for nodes in item_groups(scenario, job, gpus, item)]
             label = item.label or f"{i}:{item.op}" + (f"@{item.group}" if item.group else "")
             for _ in range(item.repeat):  # every group at once; the next call when all have finished
                 yield sim.env.all_of([call(comm, item, label) for comm in group_comms])
 
-    sim.process(program())
+    for job, gpus in zip(jobs, placements):
+        if only is None or job.name == only:
+            sim.process(program(job, gpus))
     results = sim.run()
-    results.meta.update(scenario=cfg.name, transfers=sim.network.transfers_started)
+    results.meta.update(scenario=cfg.name, transfers=sim.network.transfers_started,
+                        placement={job.name: scenario.topology.node_names[int(g[0])] + f" +{len(g) - 1}"
+                                   for job, g in zip(jobs, placements)})
     return results
 
 

@@ -11,7 +11,7 @@ def summarize(results) -> pl.DataFrame:
     """Mean time, algbw and busbw (nccl-tests definitions) per variant and workload item."""
     coll = results.collectives.with_columns((pl.col("end") - pl.col("start")).alias("time"))
     rows = (
-        coll.group_by(["variant", "label", "op", "algo", "ranks", "bytes"], maintain_order=True)
+        coll.group_by(["variant", "job", "label", "op", "algo", "ranks", "bytes"], maintain_order=True)
         .agg(pl.len().alias("count"), pl.col("time").mean().alias("time_mean"), pl.col("time").max().alias("time_max"))
     )
     busfactor = [BUSBW_FACTOR[op](n) for op, n in zip(rows["op"].to_list(), rows["ranks"].to_list())]

@@ -17,7 +17,7 @@ def fabric():
 def test_groups_partition_the_world_and_tp_stays_in_a_server():
     topo = fabric()
     spec = ParallelSpec(tp=4, dp=2, pp=2)
-    groups = parallel_groups(topo, spec)
+    groups = parallel_groups(topo.gpus, spec)
     for kind, size, count in (("tp", 4, 4), ("dp", 2, 8), ("pp", 2, 8), ("cp", 1, 16), ("ep", 1, 16)):
         assert len(groups[kind]) == count and all(len(g) == size for g in groups[kind])
         assert sorted(np.concatenate(groups[kind]).tolist()) == sorted(topo.gpus.tolist())
@@ -29,7 +29,7 @@ def test_groups_partition_the_world_and_tp_stays_in_a_server():
 
 
 def test_expert_groups_split_data_parallel_groups():
-    groups = parallel_groups(fabric(), ParallelSpec(tp=2, dp=8, ep=4))
+    groups = parallel_groups(fabric().gpus, ParallelSpec(tp=2, dp=8, ep=4))
     assert len(groups["ep"]) == 4 and groups["ep"][0].tolist() == groups["dp"][0][:4].tolist()
 
 
@@ -37,7 +37,7 @@ def test_expert_groups_split_data_parallel_groups():
                                            (dict(tp=0), "parallel.tp")])
 def test_bad_specs(kwargs, field):
     with pytest.raises(ConfigError) as info:
-        parallel_groups(fabric(), ParallelSpec(**kwargs))
+        parallel_groups(fabric().gpus, ParallelSpec(**kwargs))
     assert info.value.field == field
 
 
