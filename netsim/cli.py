@@ -15,9 +15,10 @@ import polars as pl
 
 from netsim.collectives import OPS, algorithms
 from netsim.errors import ConfigError, NetsimError
-from netsim.report import write_bench_report, write_report
+from netsim.report import write_bench_report, write_compare_report, write_report
 from netsim.routing import make_policy
 from netsim.scenario import default_scenario, load_scenario, run_scenario, summarize
+from netsim.scenario.compare import compare_routing
 from netsim.sim import atomic_directory
 from netsim.topology import PathCache, load_topology
 from netsim.topology.summary import summarize_topology
@@ -48,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--json", action="store_true", help="print the rows as JSON")
     bench.add_argument("-o", "--output", help="also write bench.parquet and report.html (busbw against size) here")
+    cmp_ = sub.add_parser("compare-routing", help="run a scenario once per routing policy and compare")
+    cmp_.add_argument("scenario", help="scenario YAML file")
+    cmp_.add_argument("--policies", default="ecmp,spray,split:min,planned",
+                      help="comma-separated routing policies (default ecmp,spray,split:min,planned)")
+    cmp_.add_argument("-o", "--output", default="out/compare", help="directory for Parquet and report.html")
+    cmp_.add_argument("--json", action="store_true", help="print the table as JSON")
     topo = sub.add_parser("topo", help="topology tools")
     topo_sub = topo.add_subparsers(dest="topo_command", required=True)
     show = topo_sub.add_parser("show", help="validate a topology file and print a summary")
@@ -138,6 +145,39 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    scenario = load_scenario(args.scenario)
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    if not policies or len(set(policies)) != len(policies):
+        raise ConfigError("expected distinct comma-separated policy names", field="--policies")
+    quiet = args.json
+    result = compare_routing(scenario, policies, progress=None if quiet else lambda m: console.print(f"  {m} ..."))
+    table = result.table
+    if args.json:
+        print(json.dumps(table.to_dicts(), indent=1, default=str))
+    else:
+        out = Table(title=f"compare-routing: {scenario.name}")
+        for col in ("policy", "job", "collective", "time", "busbw", "% of ideal", "slowdown", "worst step load/bound"):
+            out.add_column(col, justify="left" if col in ("policy", "job", "collective") else "right")
+        for r in table.iter_rows(named=True):
+            ratio = r.get("worst_step_load_ratio")
+            out.add_row(r["variant"], r["job"], r["label"], format_time(r["time_mean"]), format_bandwidth(r["busbw"]),
+                        f"{r['pct_of_ideal']:.1f}%", f"{r['slowdown']:.3f}", "-" if ratio is None else f"{ratio:.3f}")
+        console.print(out)
+    with atomic_directory(args.output) as tmp:
+        table.write_parquet(Path(tmp) / "compare.parquet", statistics=False)
+        if len(result.steps):
+            result.steps.write_parquet(Path(tmp) / "steps.parquet", statistics=False)
+        result.links.write_parquet(Path(tmp) / "links.parquet", statistics=False)
+        write_compare_report(Path(tmp) / "report.html", table, result.steps, result.links,
+                             f"netsim compare-routing — {scenario.name}",
+                             f"Topology {scenario.topology.name}; policies {', '.join(policies)}; seed "
+                             f"{scenario.config.seed}. Ideal = each job alone with ideal packet spraying.")
+    if not quiet:
+        console.print(f"results written to [bold]{args.output}/[/bold] (open report.html)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console()
@@ -148,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, console)
         if args.command == "bench":
             return cmd_bench(args, console)
+        if args.command == "compare-routing":
+            return cmd_compare(args, console)
         return cmd_topo_show(args, console)
     except NetsimError as exc:
         print(f"netsim: error: {exc}", file=sys.stderr)

@@ -107,11 +107,12 @@ class Communicator:
         self._count += 1
         start = self.sim.now
         tag = label or f"{self.name}:{op}#{cid}"
+        tag = f"{self.job}/{tag}" if self.job else tag
         done = execute(self.sim.network, schedule, key=(self.job, self.name), tag=tag)
         result = self.sim.env.event()
 
         def finished(event: simpy.Event) -> None:
-            self.table.append(id=len(self.table.columns["id"]), job=self.job, label=tag, op=op, algo=algo, chunks=chunks,
+            self.table.append(id=len(self.table.columns["id"]), job=self.job, label=label or tag, op=op, algo=algo, chunks=chunks,
                               comm=self.name,
                               ranks=self.size, bytes=int(nbytes), start=start, end=event.value)
             result.succeed(event.value)

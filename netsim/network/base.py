@@ -19,6 +19,11 @@ from netsim.routing import Router
 from netsim.telemetry import LinkMeter, Recorder
 from netsim.topology import Topology
 
+STEP_SCHEMA = {
+    "batch": pl.Int64, "tag": pl.Utf8, "time": pl.Float64, "transfers": pl.Int64, "bytes": pl.Int64,
+    "max_load": pl.Float64, "lower_bound": pl.Float64,
+}
+
 TRANSFER_SCHEMA = {
     "id": pl.Int64, "src": pl.Int64, "dst": pl.Int64, "bytes": pl.Int64,
     "start": pl.Float64, "end": pl.Float64, "tag": pl.Utf8,
@@ -96,6 +101,22 @@ class NetworkModel:
         self._blocks: dict[tuple, tuple[np.ndarray, ...]] = {}
         self.bytes_sent = 0
         self.transfers_started = 0
+        self._recorder = recorder
+        self._reference: Router | None = None
+        self._fabric = None
+
+    def record_steps(self, reference: Router) -> None:
+        """Record, per batch (a collective step), the most bytes any fabric link must carry and the
+        same under `reference` routing (ideal spraying: the lower bound of REFERENCE.md section 2)."""
+        self._reference = reference
+        kinds = np.asarray(self.topo.node_kind)
+        endpoint = np.isin(kinds, ["gpu", "nic", "nvswitch"])
+        self._fabric = ~(endpoint[self.topo.link_src] | endpoint[self.topo.link_dst])
+        self._steps = self._recorder.table("steps", STEP_SCHEMA)
+
+    def _fabric_max_load(self, links: np.ndarray, coef: np.ndarray, counts: np.ndarray, sizes: np.ndarray) -> float:
+        load = np.bincount(links, weights=coef * np.repeat(sizes, counts), minlength=self.topo.num_links)
+        return float(load[self._fabric].max()) if self._fabric.any() else 0.0
 
     def send_batch(self, src: Sequence[int] | np.ndarray, dst: Sequence[int] | np.ndarray,
                    nbytes: Sequence[int] | np.ndarray | int, on_arrival: OnArrival, *,
@@ -113,6 +134,14 @@ class NetworkModel:
             first_id=self._next_id, src=src, dst=dst, nbytes=sizes, start=self.env.now, tag=tag,
             on_arrival=on_arrival, links=links, coef=coef, counts=counts, latency=latency,
         )
+        if self._reference is not None:
+            ref = self._reference.route_batch(src.tolist(), dst.tolist(), key)
+            ref_counts = np.fromiter((len(r.links) for r in ref), dtype=np.int64, count=len(ref))
+            bound = self._fabric_max_load(np.concatenate([r.links for r in ref]),
+                                          np.concatenate([r.coef for r in ref]), ref_counts, sizes)
+            self._steps.append(batch=batch.first_id, tag=tag, time=self.env.now, transfers=len(src),
+                               bytes=int(sizes.sum()), max_load=self._fabric_max_load(links, coef, counts, sizes),
+                               lower_bound=bound)
         self._next_id += len(src)
         self.transfers_started += len(src)
         self.bytes_sent += int(sizes.sum())

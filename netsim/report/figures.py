@@ -108,3 +108,38 @@ def busbw_figure(bench: pl.DataFrame, title: str) -> go.Figure:
     fig.update_layout(title=title, xaxis=dict(title="message size (bytes)", type="log"),
                       yaxis=dict(title="busbw (GB/s)"), height=480)
     return fig
+
+
+def grouped_bars(table: pl.DataFrame, column: str, title: str, axis: str) -> go.Figure:
+    """One bar per (job: collective) and policy."""
+    fig = go.Figure()
+    for policy in table["variant"].unique(maintain_order=True).to_list():
+        part = table.filter(pl.col("variant") == policy)
+        fig.add_trace(go.Bar(x=[f"{j}: {l}" for j, l in zip(part["job"].to_list(), part["label"].to_list())],
+                             y=part[column].to_list(), name=policy))
+    fig.update_layout(title=title, barmode="group", yaxis_title=axis, xaxis_title="job: collective", height=420)
+    return fig
+
+
+def load_distribution(links: pl.DataFrame) -> go.Figure:
+    """Bytes carried per fabric link (switch to switch), one box per policy."""
+    fabric = links.filter(~pl.col("tier").is_in(["host", "pcie", "nvlink"]))
+    fig = go.Figure()
+    for policy in fabric["variant"].unique(maintain_order=True).to_list():
+        part = fabric.filter(pl.col("variant") == policy)
+        fig.add_trace(go.Box(y=(part["bytes"] / 2**20).to_list(), name=policy, boxpoints="outliers"))
+    fig.update_layout(title="Bytes per fabric link (switch-to-switch), per policy", yaxis_title="MiB per link",
+                      height=420)
+    return fig
+
+
+def step_ratio(steps: pl.DataFrame) -> go.Figure:
+    """Per collective step: the most-loaded fabric link over the spraying lower bound."""
+    fig = go.Figure()
+    s = steps.filter(pl.col("lower_bound") > 0)
+    for policy in s["variant"].unique(maintain_order=True).to_list():
+        part = s.filter(pl.col("variant") == policy)
+        fig.add_trace(go.Box(y=(part["max_load"] / part["lower_bound"]).to_list(), name=policy))
+    fig.update_layout(title="Per collective step: max fabric-link load / lower bound (1 = optimal)",
+                      yaxis_title="max load / lower bound", height=420)
+    return fig

@@ -8,7 +8,10 @@ from pathlib import Path
 import plotly.graph_objects as go
 import polars as pl
 
-from netsim.report.figures import busbw_figure, collective_timeline, topology_figure, utilisation_heatmap
+from netsim.report.figures import (
+    busbw_figure, collective_timeline, grouped_bars, load_distribution, step_ratio, topology_figure,
+    utilisation_heatmap,
+)
 from netsim.sim import Results
 from netsim.topology import Topology
 from netsim.units import format_bandwidth, format_size, format_time
@@ -57,6 +60,33 @@ def write_bench_report(path: str | Path, bench: pl.DataFrame, title: str, descri
     page = _page(title, parts, [("Bus bandwidth against size", busbw_figure(bench, title))])
     out = Path(path)
     out.write_text(page.replace("</body>", table + "</body>"), encoding="utf-8")
+    return out
+
+
+def write_compare_report(path: str | Path, table: pl.DataFrame, steps: pl.DataFrame, links: pl.DataFrame,
+                         title: str, description: str) -> Path:
+    """The `compare-routing` page: busbw % of ideal, slowdowns, link-load distributions, step loads."""
+    head = ["policy", "job", "collective", "mean time", "busbw", "% of ideal", "slowdown vs alone",
+            "worst step load / bound"]
+    cells = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in (
+            r["variant"], r["job"], r["label"], format_time(r["time_mean"]), format_bandwidth(r["busbw"]),
+            f"{r['pct_of_ideal']:.1f}%", f"{r['slowdown']:.3f}",
+            "-" if r.get("worst_step_load_ratio") is None else f"{r['worst_step_load_ratio']:.3f}"))
+        + "</tr>" for r in table.iter_rows(named=True))
+    parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>",
+             "<h2>Summary</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + cells + "</table>"]
+    figures = [
+        ("busbw as % of ideal", grouped_bars(table, "pct_of_ideal", "busbw as % of ideal (the job alone, ideal "
+                                             "spraying)", "% of ideal")),
+        ("Slowdown against running alone", grouped_bars(table, "slowdown", "Slowdown: time with all jobs / "
+                                                        "time alone (same policy)", "slowdown (x)")),
+        ("Link loads", load_distribution(links)),
+    ]
+    if len(steps):
+        figures.append(("Per-step maximum load", step_ratio(steps)))
+    out = Path(path)
+    out.write_text(_page(title, parts, figures), encoding="utf-8")
     return out
 
 

@@ -38,8 +38,8 @@ def scenario_from_dict(data: object, *, source: str, base: Path | None = None) -
 def _check_workload(scenario: Scenario) -> None:
     cfg, source = scenario.config, scenario.source
     if bool(cfg.workload) == bool(cfg.jobs):
-        raise ConfigError("give either a 'workload' or a list of 'jobs'", source=source,
-                          field="jobs" if cfg.jobs else "workload")
+        raise ConfigError("give either a 'workload' or a list of 'jobs' (one of the two)", source=source,
+                          field="workload")
     if cfg.jobs and cfg.parallel is not None:
         raise ConfigError("with 'jobs', give 'parallel' inside each job", source=source, field="parallel")
     names = [job.name for job in cfg.jobs]

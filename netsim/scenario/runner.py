@@ -90,12 +90,13 @@ def item_groups(scenario: Scenario, job: JobConfig, gpus: np.ndarray, item: Coll
     return parallel_groups(gpus, spec)[item.group]
 
 
-def simulate(scenario: Scenario, policy: str, only: str | None = None, network: str | None = None) -> Results:
+def simulate(scenario: Scenario, policy: str, only: str | None = None, network: str | None = None,
+             record_steps: bool = False) -> Results:
     """Run the scenario under one routing policy (`only`: just that job, on its own placement;
-    `network`: another network model than the scenario's)."""
+    `network`: another network model than the scenario's; `record_steps`: per-step link loads)."""
     cfg = scenario.config
     sim = Simulation(scenario.topology, network=network or cfg.network.model, routing=policy, seed=cfg.seed,
-                     options=cfg.network.options())
+                     options=cfg.network.options(), record_steps=record_steps)
     comms: dict[tuple, Communicator] = {}
     jobs = cfg.job_list()
     placements = place_jobs(scenario.topology, jobs, cfg.seed)

@@ -21,7 +21,7 @@ class Simulation:
     """Everything one run needs. Workloads add SimPy processes; `run()` returns `Results`."""
 
     def __init__(self, topology: Topology, *, network: str = "fluid", routing: str = "ecmp", seed: int = 0,
-                 options: NetworkOptions | None = None, record_links: bool = True):
+                 options: NetworkOptions | None = None, record_links: bool = True, record_steps: bool = False):
         self.topology = topology
         self.seed = seed
         self.env = simpy.Environment()
@@ -30,6 +30,8 @@ class Simulation:
         self.router = Router(topology, routing, seed)
         self.meter = LinkMeter(topology.num_links) if record_links else None
         self.network = model_class(network)(self.env, topology, self.router, self.recorder, self.meter, options)
+        if record_steps:
+            self.network.record_steps(Router(topology, "spray", seed, cache=self.router.cache))
         self.meta = {"topology": topology.name, "network": network, "routing": routing, "seed": seed}
 
     @property

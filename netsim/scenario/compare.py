@@ -1,0 +1,77 @@
+"""`compare-routing`: one run per routing policy, each job also alone, and an ideal reference.
+
+Per policy and per (job, collective): mean time, busbw, busbw as a percentage of ideal (the
+job alone on the fabric with ideal packet spraying, the paper's yardstick), slowdown against the
+job running alone under the same policy, and, per collective step, the most-loaded fabric
+link against the spraying lower bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import polars as pl
+
+from netsim.routing import make_policy
+from netsim.scenario.config import Scenario
+from netsim.scenario.runner import simulate
+from netsim.scenario.summary import summarize
+from netsim.sim import Results
+from netsim.topology import PathCache
+
+KEYS = ["job", "label"]
+
+
+@dataclass
+class Comparison:
+    table: pl.DataFrame  # per policy, job, collective
+    steps: pl.DataFrame  # per policy and step: max_load, lower_bound
+    links: pl.DataFrame  # per policy and link: bytes
+    runs: dict[str, Results]
+
+
+def compare_routing(scenario: Scenario, policies: list[str],
+                    progress: Callable[[str], None] | None = None) -> Comparison:
+    topo = scenario.topology
+    for policy in policies:
+        make_policy(policy, topo, PathCache(topo), scenario.config.seed)  # bad names fail before any run
+    jobs = [job.name for job in scenario.config.job_list()]
+    say = progress or (lambda _msg: None)
+    ideal_runs = {}
+    for job in jobs:
+        say(f"ideal reference for job {job} (alone, ideal spraying)")
+        ideal_runs[job] = simulate(scenario, "spray", only=job)
+    ideal = pl.concat([summarize(Results.concat({"ideal": r})) for r in ideal_runs.values()]).select(
+        *KEYS, pl.col("busbw").alias("busbw_ideal"), pl.col("time_mean").alias("time_ideal"))
+    tables, steps, links, runs = [], [], [], {}
+    for policy in policies:
+        say(f"{policy}: all jobs together")
+        together = simulate(scenario, policy, record_steps=True)
+        runs[policy] = together
+        summary = summarize(Results.concat({policy: together}))
+        if len(jobs) > 1:
+            alone = []
+            for job in jobs:
+                say(f"{policy}: job {job} alone")
+                alone.append(summarize(Results.concat({policy: simulate(scenario, policy, only=job)})))
+            alone_t = pl.concat(alone).select(*KEYS, pl.col("time_mean").alias("time_alone"))
+        else:
+            alone_t = summary.select(*KEYS, pl.col("time_mean").alias("time_alone"))
+        tables.append(summary.join(alone_t, on=KEYS, how="left").join(ideal, on=KEYS, how="left"))
+        if "steps" in together.frames:
+            steps.append(together.steps.select(pl.lit(policy).alias("variant"), pl.all()))
+        links.append(together.links.select(pl.lit(policy).alias("variant"), pl.all()))
+    table = pl.concat(tables).with_columns(
+        (100 * pl.col("busbw") / pl.col("busbw_ideal")).alias("pct_of_ideal"),
+        (pl.col("time_mean") / pl.col("time_alone")).alias("slowdown"),
+    )
+    step_frame = pl.concat(steps) if steps else pl.DataFrame()
+    if len(step_frame):
+        worst = (step_frame.filter(pl.col("lower_bound") > 0)
+                 .with_columns(pl.col("tag").str.split_exact("/", 1).struct.field("field_0").alias("job"),
+                               pl.col("tag").str.split_exact("/", 1).struct.field("field_1").alias("label"))
+                 .group_by(["variant", *KEYS]).agg((pl.col("max_load") / pl.col("lower_bound")).max()
+                                                   .alias("worst_step_load_ratio")))
+        table = table.join(worst, on=["variant", *KEYS], how="left")
+    return Comparison(table, step_frame, pl.concat(links), runs)
