@@ -22,18 +22,17 @@ def hierarchical(op: str):
         hosts = req.hosts()
         g = len(hosts[0])
         req.require(all(len(h) == g for h in hosts), "hierarchical", "every server needs the same number of ranks")
-        local = [h for h in hosts]
         shards = split_bytes(req.nbytes, g)
         steps = []
         if g > 1:
-            steps += ring_steps(local, [req.nbytes] * len(local), g - 1)
+            steps += ring_steps(hosts, [req.nbytes] * len(hosts), g - 1)
         rails = [np.array([h[j] for h in hosts], dtype=np.int64) for j in range(g)]
         if len(hosts) > 1:
             # after a ring reduce-scatter the rank at ring position i holds piece (i + 1) mod g
             sizes = [int(shards[(j + 1) % g]) for j in range(g)]
             steps += ring_steps(rails, sizes, 2 * (len(hosts) - 1))
         if g > 1:
-            steps += ring_steps(local, [req.nbytes] * len(local), g - 1)
+            steps += ring_steps(hosts, [req.nbytes] * len(hosts), g - 1)
         return chunked(Schedule(req.nodes, steps), req.chunks, in_order=False)
 
     return build
