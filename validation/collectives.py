@@ -17,8 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from netsim.collectives import Communicator, closed_form
-from netsim.sim import Simulation
+from netsim.collectives import closed_form, time_collective
 from netsim.topology import full_mesh, load_topology
 from netsim.workloads import run_bench
 
@@ -41,17 +40,9 @@ SIZES = [2**20 * 3 * 5 * 7, 2**26 * 3 * 5 * 7]
 
 
 def simulate(op: str, algo: str, n: int, size: int, chunks: int, model: str) -> float:
-    topo = full_mesh(n, BW, ALPHA)
-    sim = Simulation(topo, network=model, record_links=False)
-    comm = Communicator(sim, topo.gpus)
-    out = {}
-
-    def program():
-        out["end"] = yield comm.run(op, size, algo=algo, chunks=chunks)
-
-    sim.process(program())
-    sim.run()
-    return out["end"]
+    seconds, _ = time_collective(full_mesh(n, BW, ALPHA), op, size, algo=algo, chunks=chunks, network=model,
+                                 record_links=False)
+    return seconds
 
 
 def closed_form_table() -> pl.DataFrame:

@@ -9,12 +9,13 @@ from netsim.collectives.closed_form import (
 )
 from netsim.collectives.communicator import Communicator
 from netsim.collectives.groups import KINDS, ParallelSpec, parallel_groups
+from netsim.collectives.measure import time_collective
 from netsim.collectives.request import Request
 from netsim.collectives.schedule import Schedule, Step, execute
 
 __all__ = [
     "ALGORITHMS", "AUTO_CANDIDATES", "BUSBW_FACTOR", "Communicator", "KINDS", "OPS", "ParallelSpec",
-    "parallel_groups", "Request", "Schedule", "Step",
+    "parallel_groups", "time_collective", "Request", "Schedule", "Step",
     "algorithms", "alpha_beta", "bus_bandwidth", "choose", "closed_form", "hierarchical_all_reduce_time", "direct_all_to_all_time", "execute", "predicted_time",
     "register_algorithm", "ring_all_gather_time", "ring_all_reduce_time", "ring_reduce_scatter_time",
 ]

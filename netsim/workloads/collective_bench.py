@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from netsim.collectives import Communicator, bus_bandwidth
+from netsim.collectives import Communicator, bus_bandwidth, time_collective
 from netsim.errors import ConfigError
 from netsim.network import NetworkOptions
 from netsim.sim import Simulation
@@ -73,18 +73,13 @@ def run_bench(topology: Topology, op: str, sizes: list[int], algos: list[str], *
     rows = []
     for algo in algos:
         for size in sizes:
-            sim = Simulation(topology, network=network, routing=routing, seed=seed, options=options,
-                             record_links=False)
-            comm = Communicator(sim, nodes, name="bench")
-            chosen, used_chunks, _ = comm.resolve(op, size, algo, chunks)
-            out: dict[str, float] = {}
-
-            def program(comm=comm, chosen=chosen, used_chunks=used_chunks, size=size):
-                out["end"] = yield comm.run(op, size, algo=chosen, chunks=used_chunks)
-
-            sim.process(program())
-            sim.run()
-            seconds = out["end"]
+            # the choice `auto` makes, shown beside the row; the run then makes the same choice
+            probe = Communicator(Simulation(topology, network=network, routing=routing, seed=seed, options=options,
+                                            record_links=False), nodes, name="bench")
+            chosen, used_chunks, _ = probe.resolve(op, size, algo, chunks)
+            seconds, _ = time_collective(topology, op, size, algo=chosen, chunks=used_chunks, nodes=nodes,
+                                         network=network, routing=routing, seed=seed, options=options,
+                                         record_links=False)
             n = len(nodes)
             algbw = size / seconds / 1e9 if seconds > 0 else 0.0
             busbw = bus_bandwidth(op, n, size, seconds) / 1e9 if seconds > 0 else 0.0

@@ -3,7 +3,7 @@
 import polars as pl
 import pytest
 
-from netsim.collectives import ALGORITHMS, Communicator, closed_form, hierarchical_all_reduce_time
+from netsim.collectives import ALGORITHMS, Communicator, closed_form, hierarchical_all_reduce_time, time_collective
 from netsim.errors import ConfigError
 from netsim.sim import Simulation
 from netsim.topology import HostSpec, LeafSpineSpec, full_mesh, leaf_spine
@@ -11,17 +11,8 @@ from netsim.topology import HostSpec, LeafSpineSpec, full_mesh, leaf_spine
 BW, ALPHA = 10e9, 3e-6
 
 
-def run(topo, op, size, algo, *, model="fluid", chunks=1, root=0, ranks=None):
-    sim = Simulation(topo, network=model)
-    comm = Communicator(sim, topo.gpus if ranks is None else ranks)
-    out = {}
-
-    def program():
-        out["end"] = yield comm.run(op, size, algo=algo, chunks=chunks, root=root)
-
-    sim.process(program())
-    results = sim.run()
-    return out["end"], results
+def run(topo, op, size, algo, *, model="fluid", chunks=1, root=0):
+    return time_collective(topo, op, size, algo=algo, chunks=chunks, root=root, network=model)
 
 
 IDEAL = [  # (op, algo, n, chunks): no two transfers in flight share a full-mesh link

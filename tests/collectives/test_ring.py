@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from netsim.collectives import (
-    Communicator, direct_all_to_all_time, ring_all_gather_time, ring_all_reduce_time, ring_reduce_scatter_time,
+    Communicator, direct_all_to_all_time, time_collective, ring_all_gather_time, ring_all_reduce_time, ring_reduce_scatter_time,
 )
 from netsim.sim import Simulation
 from netsim.topology import HostSpec, LeafSpineSpec, leaf_spine, single_switch
@@ -17,16 +17,9 @@ FORMS = {"all_reduce": ring_all_reduce_time, "reduce_scatter": ring_reduce_scatt
 
 
 def run_op(topo, op, size, model="fluid", routing="ecmp", chunks=1, algo="ring", ranks=None):
-    sim = Simulation(topo, network=model, routing=routing)
-    comm = Communicator(sim, topo.gpus if ranks is None else ranks)
-    out = {}
-
-    def program():
-        out["end"] = yield comm.run(op, size, algo=algo, chunks=chunks)
-
-    sim.process(program())
-    results = sim.run()
-    return out["end"], results, sim
+    end, results = time_collective(topo, op, size, algo=algo, chunks=chunks, nodes=ranks, network=model,
+                                   routing=routing)
+    return end, results, None
 
 
 def nonblocking_leaf_spine(n, bw, lat):
