@@ -70,9 +70,24 @@ class NetworkOptions:
                 raise ConfigError(f"must be > 0, got {value!r}", field=f"network.{name}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
+class RouteBlock:
+    """The routes of a batch, flattened into flows (one per transfer, or one per independent subflow)."""
+
+    routes: list
+    owner: np.ndarray  # transfer of each flow
+    weight: np.ndarray  # share of its transfer's bytes
+    path: np.ndarray  # path index within the route (-1: fixed split over all its paths)
+    links: np.ndarray  # concatenated flow links
+    coef: np.ndarray
+    counts: np.ndarray  # entries per flow
+    latency: np.ndarray  # per transfer: path latency + overhead
+    first_flow: np.ndarray  # per transfer: index of its first flow
+
+
+@dataclass(frozen=True, eq=False)
 class Batch:
-    """Transfers issued together; `routes` are the router's answers, one per transfer."""
+    """Transfers issued together, and the flows that carry them."""
 
     first_id: int
     src: np.ndarray
@@ -80,11 +95,41 @@ class Batch:
     nbytes: np.ndarray
     start: float
     tag: str
+    key: tuple
     on_arrival: OnArrival
-    links: np.ndarray  # concatenated route links
-    coef: np.ndarray
-    counts: np.ndarray  # route entries per transfer
-    latency: np.ndarray  # path latency + overhead per transfer
+    block: RouteBlock
+    flow_bytes: np.ndarray  # whole bytes per flow, summing to each transfer's size
+
+    @property
+    def latency(self) -> np.ndarray:
+        return self.block.latency
+
+
+def _flatten(routes: list, overhead: float) -> RouteBlock:
+    owner, weight, path, links, coef, counts = [], [], [], [], [], []
+    for i, r in enumerate(routes):
+        if r.independent:
+            for j, (p, w) in enumerate(zip(r.paths, r.weights)):
+                owner.append(i), weight.append(w), path.append(j)
+                links.append(np.asarray(p, dtype=np.int64)), coef.append(np.ones(len(p))), counts.append(len(p))
+        else:
+            owner.append(i), weight.append(1.0), path.append(-1)
+            links.append(r.links), coef.append(r.coef), counts.append(len(r.links))
+    owner_a = np.asarray(owner, dtype=np.int64)
+    first = np.searchsorted(owner_a, np.arange(len(routes)))
+    latency = np.fromiter((r.latency for r in routes), dtype=np.float64, count=len(routes)) + overhead
+    return RouteBlock(routes, owner_a, np.asarray(weight), np.asarray(path, dtype=np.int64), np.concatenate(links),
+                      np.concatenate(coef), np.asarray(counts, dtype=np.int64), latency, first)
+
+
+def _flow_bytes(block: RouteBlock, sizes: np.ndarray) -> np.ndarray:
+    """Each transfer's bytes dealt to its flows by weight, in whole bytes (remainder to the first flow)."""
+    if len(block.owner) == len(sizes):
+        return sizes.copy()
+    share = np.floor(sizes[block.owner] * block.weight).astype(np.int64)
+    short = sizes - np.bincount(block.owner, weights=share, minlength=len(sizes)).astype(np.int64)
+    share[block.first_flow] += short
+    return share
 
 
 class NetworkModel:
@@ -129,37 +174,30 @@ class NetworkModel:
             return
         if (sizes < 0).any():
             raise ValueError("negative transfer size")
-        links, coef, counts, latency = self._routes(src, dst, key)
-        batch = Batch(
-            first_id=self._next_id, src=src, dst=dst, nbytes=sizes, start=self.env.now, tag=tag,
-            on_arrival=on_arrival, links=links, coef=coef, counts=counts, latency=latency,
-        )
+        block = self._routes(src, dst, key)
+        batch = Batch(self._next_id, src, dst, sizes, self.env.now, tag, key, on_arrival, block,
+                      _flow_bytes(block, sizes))
         if self._reference is not None:
-            ref = self._reference.route_batch(src.tolist(), dst.tolist(), key)
-            ref_counts = np.fromiter((len(r.links) for r in ref), dtype=np.int64, count=len(ref))
-            bound = self._fabric_max_load(np.concatenate([r.links for r in ref]),
-                                          np.concatenate([r.coef for r in ref]), ref_counts, sizes)
+            ref = _flatten(self._reference.route_batch(src.tolist(), dst.tolist(), key), 0.0)
+            bound = self._fabric_max_load(ref.links, ref.coef, ref.counts, _flow_bytes(ref, sizes))
             self._steps.append(batch=batch.first_id, tag=tag, time=self.env.now, transfers=len(src),
-                               bytes=int(sizes.sum()), max_load=self._fabric_max_load(links, coef, counts, sizes),
+                               bytes=int(sizes.sum()),
+                               max_load=self._fabric_max_load(block.links, block.coef, block.counts, batch.flow_bytes),
                                lower_bound=bound)
         self._next_id += len(src)
         self.transfers_started += len(src)
         self.bytes_sent += int(sizes.sum())
         self._start(batch)
 
-    def _routes(self, src: np.ndarray, dst: np.ndarray, key: tuple) -> tuple[np.ndarray, ...]:
-        """Concatenated routes of a batch: (links, coef, entries per transfer, latency + overhead).
-
-        Collective steps repeat the same (src, dst) lists over and over, so whole blocks are cached.
-        """
+    def _routes(self, src: np.ndarray, dst: np.ndarray, key: tuple) -> RouteBlock:
+        """The batch's routes as flows. Collective steps repeat the same (src, dst) lists over and
+        over, so whole blocks are cached (policies that learn as they go are asked every time)."""
+        if self.router.learns:
+            return _flatten(self.router.route_batch(src.tolist(), dst.tolist(), key), self.options.overhead)
         block_key = (src.tobytes(), dst.tobytes(), key)
         block = self._blocks.get(block_key)
         if block is None:
-            routes = self.router.route_batch(src.tolist(), dst.tolist(), key)
-            counts = np.fromiter((len(r.links) for r in routes), dtype=np.int64, count=len(routes))
-            latency = np.fromiter((r.latency for r in routes), dtype=np.float64, count=len(routes))
-            block = (np.concatenate([r.links for r in routes]), np.concatenate([r.coef for r in routes]),
-                     counts, latency + self.options.overhead)
+            block = _flatten(self.router.route_batch(src.tolist(), dst.tolist(), key), self.options.overhead)
             if len(self._blocks) >= ROUTE_BLOCKS:
                 self._blocks.clear()
             self._blocks[block_key] = block
@@ -181,15 +219,39 @@ class NetworkModel:
         raise NotImplementedError
 
     def _solo_rates(self, batch: Batch) -> np.ndarray:
-        """The rate each transfer would get alone on the fabric: its bottleneck, after the caps."""
-        owner = np.repeat(np.arange(len(batch.src)), batch.counts)
-        per_entry = self.topo.capacity[batch.links] / batch.coef
-        rate = np.full(len(batch.src), np.inf)
+        """The rate each flow would get alone on the fabric: its bottleneck, after the caps."""
+        block = batch.block
+        owner = np.repeat(np.arange(len(block.counts)), block.counts)
+        per_entry = self.topo.capacity[block.links] / block.coef
+        rate = np.full(len(block.counts), np.inf)
         np.minimum.at(rate, owner, per_entry)
         for cap in (self.options.flow_rate_cap, self.options.endpoint_rate_cap):
             if cap is not None:
                 rate = np.minimum(rate, cap)
         return rate
+
+    def _flows_drained(self, batch: Batch, flows: np.ndarray, drained: np.ndarray | float,
+                       parts_left: np.ndarray) -> None:
+        """Flows `flows` of `batch` drained at `drained`; a transfer has drained with its last flow.
+        `parts_left` counts each transfer's flows still going (updated here)."""
+        block = batch.block
+        if self.router.learns:
+            at = np.broadcast_to(np.asarray(drained, dtype=np.float64), flows.shape)
+            for f, t in zip(flows.tolist(), at.tolist()):
+                i = int(block.owner[f])
+                self.router.observe(int(batch.src[i]), int(batch.dst[i]), batch.key, block.routes[i],
+                                    int(block.path[f]), t - batch.start, int(batch.flow_bytes[f]))
+        owners = block.owner[flows]
+        np.subtract.at(parts_left, owners, 1)
+        done = np.unique(owners)
+        done = done[parts_left[done] == 0]
+        if len(done):
+            if np.ndim(drained):
+                last = np.full(len(batch.src), -np.inf)
+                np.maximum.at(last, owners, drained)
+                self._drained(batch, done, last[done])
+            else:
+                self._drained(batch, done, drained)
 
     def _drained(self, batch: Batch, idx: np.ndarray, drained: np.ndarray | float) -> None:
         """Transfers `idx` of `batch` sent their last byte at `drained`; they arrive a latency later."""

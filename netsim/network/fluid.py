@@ -39,6 +39,7 @@ class FluidNetwork(NetworkModel):
         self._entry_coef = np.zeros(0)
         self._entry_owner = np.zeros(0, dtype=np.int64)
         self._pending: list[Batch] = []
+        self._parts: dict[int, np.ndarray] = {}  # per batch: flows still going per transfer
         self._settle_scheduled = False
         self._last = 0.0
         self._generation = 0
@@ -56,10 +57,15 @@ class FluidNetwork(NetworkModel):
         return len(self._remaining) + sum(len(b.src) for b in self._pending)
 
     def _start(self, batch: Batch) -> None:
-        empty = batch.nbytes == 0
-        if empty.any():
-            self._drained(batch, np.flatnonzero(empty), self.env.now)
-            if empty.all():
+        block = batch.block
+        live = batch.flow_bytes > 0
+        parts = np.bincount(block.owner[live], minlength=len(batch.src))
+        self._parts[id(batch)] = parts
+        idle = np.flatnonzero(parts == 0)  # transfers with no bytes to move
+        if len(idle):
+            self._drained(batch, idle, self.env.now)
+            if len(idle) == len(batch.src):
+                del self._parts[id(batch)]
                 return
         self._pending.append(batch)
         if not self._settle_scheduled:
@@ -121,8 +127,12 @@ class FluidNetwork(NetworkModel):
         slots, starts = np.unique(finished_batches[order], return_index=True)
         bounds = np.append(starts, len(order))
         for k, slot in enumerate(slots.tolist()):
-            idx = np.sort(finished_index[order[bounds[k] : bounds[k + 1]]])
-            self._drained(self._batches[slot], idx, now)
+            flows = np.sort(finished_index[order[bounds[k] : bounds[k + 1]]])
+            batch = self._batches[slot]
+            parts = self._parts[id(batch)]
+            self._flows_drained(batch, flows, now, parts)
+            if not parts.any():
+                del self._parts[id(batch)]
         self._compact_batches()
         return True
 
@@ -140,23 +150,24 @@ class FluidNetwork(NetworkModel):
         batch_of, index, sizes, links, coef, owner = [], [], [], [], [], []
         offset = base
         for batch in batches:
-            live = np.flatnonzero(batch.nbytes)
+            block = batch.block
+            live = np.flatnonzero(batch.flow_bytes)
             slot = len(self._batches)
             self._batches.append(batch)
             batch_of.append(np.full(len(live), slot, dtype=np.int64))
             index.append(live)
-            sizes.append(batch.nbytes[live].astype(np.float64))
-            if len(live) == len(batch.src):
-                links.append(batch.links)
-                coef.append(batch.coef)
-                owner.append(offset + np.repeat(np.arange(len(live)), batch.counts))
+            sizes.append(batch.flow_bytes[live].astype(np.float64))
+            if len(live) == len(block.counts):
+                links.append(block.links)
+                coef.append(block.coef)
+                owner.append(offset + np.repeat(np.arange(len(live)), block.counts))
             else:
-                keep = np.repeat(batch.nbytes > 0, batch.counts)
-                links.append(batch.links[keep])
-                coef.append(batch.coef[keep])
-                owner.append(offset + np.repeat(np.arange(len(live)), batch.counts[live]))
+                keep = np.repeat(batch.flow_bytes > 0, block.counts)
+                links.append(block.links[keep])
+                coef.append(block.coef[keep])
+                owner.append(offset + np.repeat(np.arange(len(live)), block.counts[live]))
             if self.options.endpoint_rate_cap is not None:
-                links.append(topo.num_links + batch.src[live])
+                links.append(topo.num_links + batch.src[block.owner[live]])
                 coef.append(np.ones(len(live)))
                 owner.append(offset + np.arange(len(live)))
             offset += len(live)

@@ -61,6 +61,9 @@ class Ecmp:
         self.topo, self.cache, self.seed = topo, cache, seed
 
     def path(self, src: int, dst: int, key: tuple) -> tuple[int, ...]:
+        if self.cache.down:  # failed next hops leave the groups: hash over the working paths
+            live = self.cache.paths(src, dst)
+            return live[flow_hash(self.seed, src, dst, key) % len(live)]
         dag = self.cache.dag(src, dst)
         node, path = src, []
         while node != dst:
@@ -107,7 +110,7 @@ class SplitEcmp:
 
     def route(self, src: int, dst: int, key: tuple) -> Route:
         paths = [self.ecmp.path(src, dst, key + ("sub", j)) for j in range(self.k)]
-        return Route.of(self.ecmp.topo, paths, [1.0 / self.k] * self.k)
+        return Route.of(self.ecmp.topo, paths, [1.0 / self.k] * self.k, independent=True)
 
 
 def _count(name: str, arg: str | None) -> int | str:

@@ -13,6 +13,9 @@ from netsim.topology import Topology
 class Route:
     """Paths (tuples of link ids) with weights summing to 1.
 
+    By default the transfer is split over its paths in fixed proportions (one flow, one rate:
+    ideal spraying). With `independent`, path i carries its own subflow of weights[i] of the
+    bytes at its own max-min rate, and the transfer ends with its last subflow.
     `links` / `coef` say what fraction of the transfer's bytes crosses each link
     (a link on several paths gets the sum of their weights); `latency` is the
     slowest path's propagation latency.
@@ -23,9 +26,11 @@ class Route:
     links: np.ndarray
     coef: np.ndarray
     latency: float
+    independent: bool = False  # True: each path is its own subflow (own rate), not a fixed split
 
     @classmethod
-    def of(cls, topo: Topology, paths: list[tuple[int, ...]], weights: list[float]) -> "Route":
+    def of(cls, topo: Topology, paths: list[tuple[int, ...]], weights: list[float],
+           independent: bool = False) -> "Route":
         if not paths or len(paths) != len(weights):
             raise ValueError("a route needs one weight per path")
         total = float(sum(weights))
@@ -36,4 +41,5 @@ class Route:
         links, inverse = np.unique(flat, return_inverse=True)
         coef = np.bincount(inverse, weights=w)
         latency = max(float(topo.latency[list(p)].sum()) for p in paths)
-        return cls(tuple(paths), tuple(float(x) for x in weights), links, coef, latency)
+        return cls(tuple(paths), tuple(float(x) for x in weights), links, coef, latency,
+                   independent and len(paths) > 1)

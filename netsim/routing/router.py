@@ -24,6 +24,24 @@ class Router:
             r = self._routes[k] = self.policy.route(src, dst, key)
         return r
 
+    def set_down(self, links: set[int]) -> None:
+        """Mark links failed (or working again): routes are recomputed from now on."""
+        self.cache.down = set(links)
+        self._routes.clear()
+        changed = getattr(self.policy, "links_changed", None)
+        if changed is not None:
+            changed()
+
+    def observe(self, src: int, dst: int, key: tuple, route: Route, path: int, seconds: float, nbytes: int) -> None:
+        """Tell a policy that learns from measurements (C4P) how one flow of a transfer went."""
+        observe = getattr(self.policy, "observe", None)
+        if observe is not None:
+            observe(src, dst, key, route, path, seconds, nbytes)
+
+    @property
+    def learns(self) -> bool:
+        return hasattr(self.policy, "observe")
+
     def route_batch(self, src: list[int], dst: list[int], key: tuple = ()) -> list[Route]:
         """Routes for transfers issued together; planners see the whole batch (a collective step)."""
         batch = getattr(self.policy, "route_batch", None)

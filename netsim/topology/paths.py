@@ -95,12 +95,18 @@ class PathDag:
 
 
 class PathCache:
-    """Distances per destination and path DAGs per (src, dst), computed once each."""
+    """Distances per destination and path DAGs per (src, dst), computed once each.
+
+    `down` holds failed links: `paths` leaves out every path through one (the equal-cost
+    sets stay those of the healthy fabric, as switches drop a failed next hop from their
+    ECMP group rather than recompute shortest paths).
+    """
 
     def __init__(self, topo: Topology):
         self.topo = topo
         self._dist: dict[int, np.ndarray] = {}
         self._dags: dict[tuple[int, int], PathDag] = {}
+        self.down: set[int] = set()
 
     def dag(self, src: int, dst: int) -> PathDag:
         key = (src, dst)
@@ -113,4 +119,11 @@ class PathCache:
         return dag
 
     def paths(self, src: int, dst: int) -> list[tuple[int, ...]]:
-        return self.dag(src, dst).paths(self.topo)
+        every = self.dag(src, dst).paths(self.topo)
+        if not self.down:
+            return every
+        live = [p for p in every if self.down.isdisjoint(p)]
+        if not live:
+            raise TopologyError(f"no working path from {self.topo.node_names[src]} to {self.topo.node_names[dst]}: "
+                                f"every equal-cost path crosses a failed link")
+        return live
