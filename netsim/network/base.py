@@ -147,6 +147,7 @@ class NetworkModel:
         self.bytes_sent = 0
         self.transfers_started = 0
         self._recorder = recorder
+        self._capacity = topo.capacity  # replaced by a copy when links fail or degrade
         self._reference: Router | None = None
         self._fabric = None
 
@@ -218,11 +219,25 @@ class NetworkModel:
     def _start(self, batch: Batch) -> None:
         raise NotImplementedError
 
+    def fail_links(self, links: list[int]) -> None:
+        """Links stop carrying traffic now: routing avoids them from here on."""
+        self.router.set_down(self.router.cache.down | set(int(l) for l in links))
+        self._blocks.clear()
+        self._capacity = self._capacity.copy()
+        self._capacity[list(links)] = 0.0
+
+    def degrade_links(self, links: list[int], factor: float) -> None:
+        """Links keep working at `factor` of their capacity from now on."""
+        if not 0 < factor:
+            raise ValueError(f"degradation factor must be > 0, got {factor}")
+        self._capacity = self._capacity.copy()
+        self._capacity[list(links)] *= factor
+
     def _solo_rates(self, batch: Batch) -> np.ndarray:
         """The rate each flow would get alone on the fabric: its bottleneck, after the caps."""
         block = batch.block
         owner = np.repeat(np.arange(len(block.counts)), block.counts)
-        per_entry = self.topo.capacity[block.links] / block.coef
+        per_entry = self._capacity[block.links] / block.coef
         rate = np.full(len(block.counts), np.inf)
         np.minimum.at(rate, owner, per_entry)
         for cap in (self.options.flow_rate_cap, self.options.endpoint_rate_cap):

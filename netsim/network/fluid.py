@@ -47,7 +47,6 @@ class FluidNetwork(NetworkModel):
         self._new_from = 0  # flows at positions >= this joined since the last rate computation
         self._freed: list[np.ndarray] = []  # links of flows that left since the last rate computation
         # Endpoint caps are virtual links, one per sending node, after the real ones.
-        self._capacity = topo.capacity
         if self.options.endpoint_rate_cap is not None:
             self._capacity = np.concatenate([topo.capacity, np.full(topo.num_nodes, self.options.endpoint_rate_cap)])
         self.rate_computations = 0
@@ -75,6 +74,57 @@ class FluidNetwork(NetworkModel):
             ev._ok, ev._value = True, None
             ev.callbacks.append(self._on_settle)
             self.env.schedule(ev, priority=LATE)
+
+    def fail_links(self, links: list[int]) -> None:
+        """Fail links now; active flows through them move to working paths of their policy."""
+        self._settle_now()
+        super().fail_links(links)
+        dead = np.zeros(len(self._capacity), dtype=bool)
+        dead[list(links)] = True
+        hit = np.unique(self._entry_owner[dead[self._entry_link]])
+        if len(hit):
+            self._reroute(hit)
+        self._freed.append(np.asarray(links, dtype=np.int64))
+        self._recompute_and_wake()
+
+    def degrade_links(self, links: list[int], factor: float) -> None:
+        self._settle_now()
+        super().degrade_links(links, factor)
+        self._freed.append(np.asarray(links, dtype=np.int64))
+        self._recompute_and_wake()
+
+    def _settle_now(self) -> None:
+        """Bring remaining bytes up to the present before the fabric changes."""
+        self._settle()
+
+    def _recompute_and_wake(self) -> None:
+        self._recompute()
+        self._generation += 1
+        if len(self._remaining):
+            ttf = float(np.min(self._remaining / self._rates))
+            wake = self.env.timeout(max(ttf, 0.0), value=self._generation)
+            wake.callbacks.append(self._on_wake)
+
+    def _reroute(self, flows: np.ndarray) -> None:
+        """New entries for active flows `flows` (positions), from their policy's current answer."""
+        keep = ~np.isin(self._entry_owner, flows)
+        links, coef, owner = [self._entry_link[keep]], [self._entry_coef[keep]], [self._entry_owner[keep]]
+        for f in flows.tolist():
+            batch = self._batches[int(self._batch_of[f])]
+            flow = int(self._index[f])
+            i = int(batch.block.owner[flow])
+            route = self.router.route(int(batch.src[i]), int(batch.dst[i]), batch.key)
+            j = int(batch.block.path[flow])
+            if route.independent and 0 <= j < len(route.paths):
+                path = np.asarray(route.paths[j], dtype=np.int64)
+                links.append(path), coef.append(np.ones(len(path)))
+            else:
+                links.append(route.links), coef.append(route.coef)
+            owner.append(np.full(len(links[-1]), f))
+        self._entry_link = np.concatenate(links)
+        self._entry_coef = np.concatenate(coef)
+        self._entry_owner = np.concatenate(owner)
+        self._new_from = min(self._new_from, int(flows.min()))
 
     def _on_settle(self, _event: simpy.Event) -> None:
         self._settle_scheduled = False

@@ -1,4 +1,5 @@
-"""Routing policies and their registry: `ecmp`, `spray`, `single`, `split:K`, `planned[:m]`, `split:min`.
+"""Routing policies and their registry: `ecmp`, `spray`, `single`, `split:K`, `planned[:m]`, `split:min`,
+`c4p[:S]`.
 
 A policy maps (src, dst, key) to a `Route`. Later policies register under a name
 (optionally with an argument, written ``name:arg``) and are picked from scenarios
@@ -11,6 +12,7 @@ from typing import Callable, Protocol
 
 from netsim.errors import ConfigError
 from netsim.routing.hashing import flow_hash
+from netsim.routing.c4p import C4P
 from netsim.routing.planned import Planned
 from netsim.routing.route import Route
 from netsim.topology import PathCache, Topology
@@ -141,6 +143,14 @@ def _split(topo: Topology, cache: PathCache, seed: int, arg: str | None) -> Poli
 def _planned(topo: Topology, cache: PathCache, seed: int, arg: str | None) -> Policy:
     count = _count("planned", arg)
     return Planned(topo, cache, count, name="planned" if arg is None else f"planned:{arg}")
+
+
+@register("c4p")
+def _c4p(topo: Topology, cache: PathCache, seed: int, arg: str | None) -> Policy:
+    stripes = _count("c4p", arg)
+    if stripes == "min":
+        raise ConfigError("routing policy c4p takes a number of stripes (c4p, c4p:4)", field="routing")
+    return C4P(topo, cache, int(stripes))
 
 
 @register("ecmp")

@@ -82,6 +82,15 @@ class JobConfig(_Strict):
     workload: Annotated[list[CollectiveItem], Field(min_length=1)]
 
 
+class FaultConfig(_Strict):
+    """A link failing or slowing down at a given time: link 'a->b' or the cable 'a<->b'."""
+
+    at: Duration = 0.0
+    link: str
+    kind: Literal["fail", "degrade"] = "fail"
+    factor: Annotated[float, Field(gt=0, le=1)] = 0.5
+
+
 class OutputsConfig(_Strict):
     parquet: bool = True
     report: bool = True
@@ -97,6 +106,7 @@ class ScenarioConfig(_Strict):
     parallel: ParallelConfig | None = None
     workload: list[CollectiveItem] = []
     jobs: list[JobConfig] = []
+    faults: list[FaultConfig] = []
     outputs: OutputsConfig = OutputsConfig()
 
     def job_list(self) -> list[JobConfig]:

@@ -42,6 +42,11 @@ def _check_workload(scenario: Scenario) -> None:
                           field="workload")
     if cfg.jobs and cfg.parallel is not None:
         raise ConfigError("with 'jobs', give 'parallel' inside each job", source=source, field="parallel")
+    for i, fault in enumerate(cfg.faults):
+        try:
+            scenario.topology.links_named(fault.link)
+        except ConfigError as exc:
+            raise ConfigError(exc.detail, source=source, field=f"faults.{i}.link") from None
     names = [job.name for job in cfg.jobs]
     if len(set(names)) != len(names):
         raise ConfigError("two jobs share a name", source=source, field="jobs")

@@ -124,6 +124,8 @@ def simulate(scenario: Scenario, policy: str, only: str | None = None, network: 
     for job, gpus in zip(jobs, placements):
         if only is None or job.name == only:
             sim.process(program(job, gpus))
+    for fault in cfg.faults:
+        sim.schedule_fault(fault.at, scenario.topology.links_named(fault.link), fault.kind, fault.factor)
     results = sim.run()
     results.meta.update(scenario=cfg.name, transfers=sim.network.transfers_started,
                         placement={job.name: scenario.topology.node_names[int(g[0])] + f" +{len(g) - 1}"

@@ -41,6 +41,23 @@ class Simulation:
     def process(self, generator: Generator) -> simpy.Process:
         return self.env.process(generator)
 
+    def schedule_fault(self, at: float, links: list[int], kind: str = "fail", factor: float = 0.0) -> None:
+        """At simulated time `at`, fail the links or degrade them to `factor` of their capacity."""
+        if kind not in ("fail", "degrade"):
+            raise ValueError(f"fault kind {kind!r}")
+
+        def fault():
+            if at > self.env.now:
+                yield self.env.timeout(at - self.env.now)
+            if kind == "fail":
+                self.network.fail_links(links)
+            else:
+                self.network.degrade_links(links, factor)
+            self.recorder.table("faults", {"time": pl.Float64, "kind": pl.Utf8, "links": pl.Utf8}).append(
+                time=self.env.now, kind=kind, links=",".join(self.topology.link_names[l] for l in links))
+
+        self.env.process(fault())
+
     def run(self, until: float | None = None) -> Results:
         self.env.run(until=until)
         frames = self.recorder.frames()

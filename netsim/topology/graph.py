@@ -76,6 +76,19 @@ class Topology:
         names = self.node_names
         return tuple(f"{names[s]}->{names[d]}" for s, d in zip(self.link_src.tolist(), self.link_dst.tolist()))
 
+    def links_named(self, name: str) -> list[int]:
+        """Link ids for 'a->b' (one direction) or 'a<->b' (both directions of the cable)."""
+        both = "<->" in name
+        a, sep, b = name.partition("<->" if both else "->")
+        if not sep:
+            raise TopologyError(f"link {name!r}: write 'a->b' or 'a<->b' with node names")
+        ia, ib = self.node(a.strip()), self.node(b.strip())
+        pairs = [(ia, ib), (ib, ia)] if both else [(ia, ib)]
+        found = [l for l in range(self.num_links) if (int(self.link_src[l]), int(self.link_dst[l])) in pairs]
+        if not found:
+            raise TopologyError(f"no link {name!r} in topology {self.name!r}")
+        return found
+
     def gpu_attr(self, attr: str) -> np.ndarray:
         """The attribute `attr` (host, leaf, rail, pod, dc) of each GPU, in rank order."""
         return self.attrs[attr][self.gpus]

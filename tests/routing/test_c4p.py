@@ -1,0 +1,133 @@
+"""C4P planning: balance across jobs, failures re-planned, throughput-weighted striping; link faults."""
+
+import math
+from collections import Counter
+
+import numpy as np
+import polars as pl
+import pytest
+
+from netsim.collectives import Communicator
+from netsim.errors import ConfigError
+from netsim.scenario import scenario_from_dict
+from netsim.sim import Simulation
+from netsim.topology import HostSpec, LeafSpineSpec, leaf_spine
+
+MiB = 2**20
+
+
+def fabric(leaves=4, spines=4, hosts=4):
+    spec = LeafSpineSpec(leaves=leaves, spines=spines, hosts_per_leaf=hosts, spine_bandwidth=1e9,
+                         host=HostSpec(nic_bandwidth=1e9, pcie_bandwidth=1e12))
+    return leaf_spine(spec)
+
+
+def fabric_bytes(results):
+    return results.links.filter(pl.col("tier") == "leaf-spine")
+
+
+def run_all_to_all(topo, policy, size, *, fail=None, groups=None, seed=0):
+    sim = Simulation(topo, routing=policy, seed=seed)
+    if fail:
+        sim.schedule_fault(0.0, topo.links_named(fail))
+    comms = [Communicator(sim, g, name=f"job{i}", job=f"job{i}") for i, g in enumerate(groups or [topo.gpus])]
+    sim.process((e for e in [sim.env.all_of([c.all_to_all(size) for c in comms])]))
+    return sim.run()
+
+
+def optimum_flows(topo, groups, failed_links):
+    """A lower bound on the max flows per fabric link: per leaf, inter-leaf flows out (in) over live up (down) links."""
+    leaf = topo.attrs["leaf"]
+    out, into = Counter(), Counter()
+    for g in groups:
+        for a in g:
+            for b in g:
+                if a != b and leaf[a] != leaf[b]:
+                    out[int(leaf[a])] += 1
+                    into[int(leaf[b])] += 1
+    up, down = Counter(), Counter()
+    for l in range(topo.num_links):
+        if topo.link_tier[l] == "leaf-spine" and l not in failed_links:
+            s, d = int(topo.link_src[l]), int(topo.link_dst[l])
+            if topo.node_kind[s] == "leaf":
+                up[int(topo.attrs["leaf"][s])] += 1
+            else:
+                down[int(topo.attrs["leaf"][d])] += 1
+    return max(max(math.ceil(out[x] / up[x]) for x in out), max(math.ceil(into[x] / down[x]) for x in into))
+
+
+def test_after_a_spine_link_failure_no_bytes_cross_it_and_max_load_is_within_one_flow():
+    topo = fabric()
+    failed = topo.links_named("leaf0<->spine1")
+    f = MiB
+    results = run_all_to_all(topo, "c4p", 16 * f, fail="leaf0<->spine1")
+    links = fabric_bytes(results)
+    assert links.filter(pl.col("link").is_in(failed))["bytes"].sum() == 0
+    worst = links["bytes"].max()
+    assert worst <= (optimum_flows(topo, [topo.gpus], set(failed)) + 1) * f * (1 + 1e-9)
+    ecmp = fabric_bytes(run_all_to_all(topo, "ecmp", 16 * f, fail="leaf0<->spine1"))
+    assert ecmp.filter(pl.col("link").is_in(failed))["bytes"].sum() == 0  # switches drop failed next hops too
+    assert worst <= ecmp["bytes"].max()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_c4p_balances_across_jobs(seed):
+    topo = fabric()
+    rng = np.random.default_rng(seed)
+    gpus = rng.permutation(topo.gpus)
+    groups = [np.sort(gpus[:8]), np.sort(gpus[8:])]
+    f = MiB
+    c4p = fabric_bytes(run_all_to_all(topo, "c4p", 8 * f, groups=groups, seed=seed))["bytes"].max()
+    ecmp = fabric_bytes(run_all_to_all(topo, "ecmp", 8 * f, groups=groups, seed=seed))["bytes"].max()
+    assert c4p <= (optimum_flows(topo, groups, set()) + 1) * f * (1 + 1e-9)
+    assert c4p <= ecmp
+
+
+def test_striping_shifts_bytes_away_from_a_degraded_path():
+    topo = fabric(leaves=2, spines=2, hosts=1)
+    sim = Simulation(topo, routing="c4p:2")
+    comm = Communicator(sim, topo.gpus)
+    ends = []
+
+    def program():
+        for _ in range(4):
+            ends.append((yield comm.send(0, 1, 64 * MiB)))
+
+    sim.schedule_fault(0.0, topo.links_named("leaf0<->spine0"), "degrade", 0.25)
+    sim.process(program())
+    t = sim.run().transfers.sort("id")
+    durations = np.diff([0.0] + ends)
+    # the first send splits evenly and waits for the slow stripe; later ones lean on the fast path
+    assert durations[-1] < 0.7 * durations[0]
+    route = sim.router.route(int(topo.gpus[0]), int(topo.gpus[1]), ("", "world"))
+    slow = [w for p, w in zip(route.paths, route.weights) if set(p) & set(topo.links_named("leaf0<->spine0"))]
+    assert slow and slow[0] < 0.35
+
+
+def test_failure_mid_transfer_moves_active_flows():
+    topo = fabric(leaves=2, spines=2, hosts=1)
+    failed = topo.links_named("leaf0<->spine0")
+    sim = Simulation(topo, routing="spray")
+    comm = Communicator(sim, topo.gpus)
+    out = {}
+
+    def program():
+        out["end"] = yield comm.send(0, 1, 100 * MiB)
+
+    sim.process(program())
+    sim.schedule_fault(0.02, failed)
+    results = sim.run()
+    carried = results.links.filter(pl.col("link").is_in(failed))["bytes"].max()
+    # spraying over 2 spines: the first 20 ms at 1 GB/s put half the bytes on each; then all on spine 1
+    assert carried == pytest.approx(0.02 * 1e9 / 2, rel=1e-9)
+    assert out["end"] == pytest.approx(100 * MiB / 1e9, rel=1e-9)  # the NIC, not the spine, was the bottleneck
+    assert results.transfers["bytes"].sum() == 100 * MiB
+    assert results.faults["kind"].to_list() == ["fail"]
+
+
+def test_fault_with_unknown_link_is_a_config_error():
+    data = {"topology": {"kind": "leaf_spine", "leaves": 2, "spines": 2, "hosts_per_leaf": 1},
+            "workload": [{"op": "all_reduce", "size": "1MiB"}], "faults": [{"link": "leaf0<->spine9"}]}
+    with pytest.raises(ConfigError) as info:
+        scenario_from_dict(data, source="s.yaml")
+    assert info.value.field == "faults.0.link"
