@@ -32,6 +32,7 @@ class C4P:
         self.load = np.zeros(topo.num_links, dtype=np.int64)  # planned connections per fabric link
         self.plan: dict[tuple, tuple[int, ...]] = {}
         self.rate: dict[tuple, float] = {}
+        self.learns = stripes > 1  # only striped shares change with measurements
 
     def _fabric_links(self, path: tuple[int, ...]) -> np.ndarray:
         links = np.asarray(path, dtype=np.int64)

@@ -4,7 +4,9 @@
 together) by an equitable edge colouring of the leaf-to-leaf flow multigraph with s colours,
 s = the equal-cost paths between two leaves (spines x parallel links), colour c = path c.
 Every leaf uplink and downlink then carries at most ceil(D/s) flows, D the most inter-leaf
-flows leaving or entering one leaf. `planned:m` first splits every flow into m equal
+flows leaving or entering one leaf. The colours are numbered from an offset drawn from the
+communicator's key, so plans of different jobs (which do not know of each other) do not
+all start on the same spine. `planned:m` first splits every flow into m equal
 subflows; `split:min` (= `planned:min`) uses the minimal m* = s / gcd(s, D), which brings the
 maximum load down to spraying's D.f/s.
 """
@@ -18,6 +20,7 @@ import numpy as np
 
 from netsim.errors import ConfigError
 from netsim.routing.colouring import equitable_colouring
+from netsim.routing.hashing import flow_hash
 from netsim.routing.route import Route
 from netsim.topology import PathCache, Topology
 
@@ -30,8 +33,9 @@ def minimal_split(spines: int, degree: int) -> int:
 class Planned:
     """Equitable-colouring planner for the flows of each batch; `subflows` is an int or 'min'."""
 
-    def __init__(self, topo: Topology, cache: PathCache, subflows: int | str = 1, name: str = "planned"):
-        self.topo, self.cache, self.subflows, self.name = topo, cache, subflows, name
+    def __init__(self, topo: Topology, cache: PathCache, subflows: int | str = 1, name: str = "planned",
+                 seed: int = 0):
+        self.topo, self.cache, self.subflows, self.name, self.seed = topo, cache, subflows, name, seed
         self.last_split = 1  # the m used for the last batch (for reports)
 
     def route(self, src: int, dst: int, key: tuple) -> Route:
@@ -60,7 +64,10 @@ class Planned:
         m = minimal_split(s, degree) if self.subflows == "min" else int(self.subflows)
         self.last_split = m
         edges = [(int(ls[i]), int(ld[i])) for i in inter for _ in range(m)]
-        colours = equitable_colouring(edges, s)
+        # each communicator (key) numbers the paths from its own offset: a plan knows only its own
+        # step, and without this every job's plan would start filling the fabric at path 0
+        shift = flow_hash(self.seed, key) % s
+        colours = [(c + shift) % s for c in equitable_colouring(edges, s)]
         for k, i in enumerate(inter):
             use = Counter(colours[k * m:(k + 1) * m])
             chosen = sorted(use)

@@ -135,14 +135,14 @@ def _split(topo: Topology, cache: PathCache, seed: int, arg: str | None) -> Poli
                           field="routing")
     count = _count("split", arg)
     if count == "min":
-        return Planned(topo, cache, "min", name="split:min")
+        return Planned(topo, cache, "min", name="split:min", seed=seed)
     return SplitEcmp(Ecmp(topo, cache, seed), int(count))
 
 
 @register("planned")
 def _planned(topo: Topology, cache: PathCache, seed: int, arg: str | None) -> Policy:
     count = _count("planned", arg)
-    return Planned(topo, cache, count, name="planned" if arg is None else f"planned:{arg}")
+    return Planned(topo, cache, count, name="planned" if arg is None else f"planned:{arg}", seed=seed)
 
 
 @register("c4p")

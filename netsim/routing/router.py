@@ -36,13 +36,13 @@ class Router:
 
     def observe(self, src: int, dst: int, key: tuple, route: Route, path: int, seconds: float, nbytes: int) -> None:
         """Tell a policy that learns from measurements (C4P) how one flow of a transfer went."""
-        observe = getattr(self.policy, "observe", None)
-        if observe is not None:
-            observe(src, dst, key, route, path, seconds, nbytes)
+        if self.learns:
+            self.policy.observe(src, dst, key, route, path, seconds, nbytes)
 
     @property
     def learns(self) -> bool:
-        return hasattr(self.policy, "observe")
+        """Whether the policy's answers change with what it measures (then nothing is cached)."""
+        return bool(getattr(self.policy, "learns", False))
 
     def route_batch(self, src: list[int], dst: list[int], key: tuple = ()) -> list[Route]:
         """Routes for transfers issued together; planners see the whole batch (a collective step)."""

@@ -32,7 +32,8 @@ class Comparison:
 
 
 def compare_routing(scenario: Scenario, policies: list[str],
-                    progress: Callable[[str], None] | None = None) -> Comparison:
+                    progress: Callable[[str], None] | None = None, alone: bool = True) -> Comparison:
+    """`alone=False` skips the runs of each job alone (no slowdown column)."""
     topo = scenario.topology
     for policy in policies:
         make_policy(policy, topo, PathCache(topo), scenario.config.seed)  # bad names fail before any run
@@ -50,12 +51,14 @@ def compare_routing(scenario: Scenario, policies: list[str],
         together = simulate(scenario, policy, record_steps=True)
         runs[policy] = together
         summary = summarize(Results.concat({policy: together}))
-        if len(jobs) > 1:
-            alone = []
+        if len(jobs) > 1 and alone:
+            solo = []
             for job in jobs:
                 say(f"{policy}: job {job} alone")
-                alone.append(summarize(Results.concat({policy: simulate(scenario, policy, only=job)})))
-            alone_t = pl.concat(alone).select(*KEYS, pl.col("time_mean").alias("time_alone"))
+                solo.append(summarize(Results.concat({policy: simulate(scenario, policy, only=job)})))
+            alone_t = pl.concat(solo).select(*KEYS, pl.col("time_mean").alias("time_alone"))
+        elif len(jobs) > 1:
+            alone_t = summary.select(*KEYS, pl.lit(None, dtype=pl.Float64).alias("time_alone"))
         else:
             alone_t = summary.select(*KEYS, pl.col("time_mean").alias("time_alone"))
         tables.append(summary.join(alone_t, on=KEYS, how="left").join(ideal, on=KEYS, how="left"))

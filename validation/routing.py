@@ -1,0 +1,110 @@
+"""Validation experiment for the routing A/B (issue #4).
+
+Leaf-spine fabrics of 8 to 64 leaves (4 single-GPU hosts per leaf at 100 Gbps, 4 spines) at 1:1,
+2:1 and 4:1 oversubscription; 1, 4 or 8 jobs splitting the GPUs, placed at random; each job runs
+a ring all-reduce (32 MiB) or a direct all-to-all (4 MiB; up to 16 leaves: larger all-to-alls with
+ECMP take minutes per run in the fluid model); every routing policy; two seeds. For each run and
+job: busbw as a percentage of ideal (the same job alone with ideal packet spraying) and the worst
+collective step's most-loaded fabric link over the spraying lower bound.
+
+Writes results/routing.csv (every run and job), results/routing_summary.csv (seed- and job-averaged)
+and results/routing.html (a figure; plotly.js from its CDN, so it needs a connection to display).
+Run: python validation/routing.py [--quick]     (about 15 minutes on 2 cores; --quick: a minute)
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from multiprocessing import Pool
+from pathlib import Path
+
+import plotly.graph_objects as go
+import polars as pl
+
+from netsim.scenario import scenario_from_dict
+from netsim.scenario.compare import compare_routing
+
+HERE = Path(__file__).resolve().parent
+POLICIES = ["ecmp", "spray", "split:min", "planned", "c4p"]
+LEAVES = [8, 16, 32, 64]
+RATIOS = [1, 2, 4]
+JOBS = [1, 4, 8]
+SEEDS = [0, 1]
+WORKLOADS = {"ring all-reduce": {"op": "all_reduce", "size": "32MiB", "algo": "ring"},
+             "all-to-all": {"op": "all_to_all", "size": "4MiB", "algo": "direct"}}
+MAX_ALL_TO_ALL_LEAVES = 16
+
+
+def scenario(leaves: int, ratio: int, jobs: int, seed: int, workload: str):
+    gpus = 4 * leaves
+    data = {
+        "name": f"l{leaves}-r{ratio}-j{jobs}-s{seed}",
+        "topology": {"kind": "leaf_spine", "leaves": leaves, "spines": 4, "hosts_per_leaf": 4,
+                     "host_bandwidth": "100Gbps", "oversubscription": ratio, "host_latency": "1us",
+                     "spine_latency": "1us"},
+        "seed": seed,
+        "jobs": [{"name": f"j{i}", "gpus": gpus // jobs, "placement": "random",
+                  "workload": [dict(WORKLOADS[workload], label=workload)]} for i in range(jobs)],
+    }
+    return scenario_from_dict(data, source=data["name"])
+
+
+def one(args: tuple) -> list[dict]:
+    leaves, ratio, jobs, seed, workload = args
+    result = compare_routing(scenario(leaves, ratio, jobs, seed, workload), POLICIES, alone=False)
+    rows = result.table.select("variant", "job", "pct_of_ideal", "worst_step_load_ratio").to_dicts()
+    for r in rows:
+        r.update(leaves=leaves, oversubscription=ratio, jobs=jobs, seed=seed, workload=workload)
+    return rows
+
+
+def grid(quick: bool) -> list[tuple]:
+    leaves, ratios, jobs, seeds = ([8], [1, 4], [1, 4], [0]) if quick else (LEAVES, RATIOS, JOBS, SEEDS)
+    cases = []
+    for l, r, j, s, w in itertools.product(leaves, ratios, jobs, seeds, WORKLOADS):
+        if w == "all-to-all" and l > MAX_ALL_TO_ALL_LEAVES:
+            continue
+        cases.append((l, r, j, s, w))
+    return sorted(cases, key=lambda c: -c[0])  # big ones first: better load balance over the pool
+
+
+def figure(summary: pl.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for workload in WORKLOADS:
+        for policy in POLICIES:
+            part = summary.filter((pl.col("workload") == workload) & (pl.col("variant") == policy)
+                                  & (pl.col("jobs") == max(JOBS)) & (pl.col("oversubscription") == max(RATIOS)))
+            if len(part):
+                fig.add_trace(go.Scatter(x=part["leaves"].to_list(), y=part["pct_of_ideal"].to_list(),
+                                         mode="lines+markers", name=f"{workload}: {policy}"))
+    fig.update_layout(title=f"busbw % of ideal, {max(JOBS)} jobs, random placement, {max(RATIOS)}:1 oversubscribed",
+                      xaxis=dict(title="leaves", type="log"), yaxis_title="% of ideal (job alone, spraying)")
+    return fig
+
+
+def main() -> int:
+    quick = "--quick" in sys.argv
+    cases = grid(quick)
+    with Pool(2) as pool:
+        rows = [r for chunk in pool.imap_unordered(one, cases) for r in chunk]
+    runs = pl.DataFrame(rows).sort("workload", "leaves", "oversubscription", "jobs", "seed", "variant", "job")
+    summary = (runs.group_by("workload", "leaves", "oversubscription", "jobs", "variant")
+               .agg(pl.col("pct_of_ideal").mean(), pl.col("worst_step_load_ratio").mean(),
+                    pl.len().alias("samples"))
+               .sort("workload", "leaves", "oversubscription", "jobs", "variant"))
+    suffix = "_quick" if quick else ""
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    runs.write_csv(out / f"routing{suffix}.csv", float_precision=4)
+    summary.write_csv(out / f"routing_summary{suffix}.csv", float_precision=4)
+    figure(summary).write_html(out / f"routing{suffix}.html", include_plotlyjs="cdn")
+    pivot = summary.pivot(on="variant", index=["workload", "leaves", "oversubscription", "jobs"],
+                          values="pct_of_ideal")
+    with pl.Config(tbl_rows=200, tbl_width_chars=200, float_precision=1):
+        print(pivot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
