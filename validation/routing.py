@@ -8,7 +8,8 @@ job: busbw as a percentage of ideal (the same job alone with ideal packet sprayi
 collective step's most-loaded fabric link over the spraying lower bound.
 
 Writes results/routing.csv (every run and job), results/routing_summary.csv (seed- and job-averaged)
-and results/routing.html (a figure; plotly.js from its CDN, so it needs a connection to display).
+and results/routing.html (the figure; plotly.js from its CDN, so it needs a connection to display;
+results/routing.png is a snapshot of it, taken with headless Chromium from the .tmp offline copy).
 Run: python validation/routing.py [--quick]     (about 15 minutes on 2 cores; --quick: a minute)
 """
 
@@ -70,16 +71,24 @@ def grid(quick: bool) -> list[tuple]:
 
 
 def figure(summary: pl.DataFrame) -> go.Figure:
-    fig = go.Figure()
-    for workload in WORKLOADS:
-        for policy in POLICIES:
-            part = summary.filter((pl.col("workload") == workload) & (pl.col("variant") == policy)
-                                  & (pl.col("jobs") == max(JOBS)) & (pl.col("oversubscription") == max(RATIOS)))
-            if len(part):
-                fig.add_trace(go.Scatter(x=part["leaves"].to_list(), y=part["pct_of_ideal"].to_list(),
-                                         mode="lines+markers", name=f"{workload}: {policy}"))
-    fig.update_layout(title=f"busbw % of ideal, {max(JOBS)} jobs, random placement, {max(RATIOS)}:1 oversubscribed",
-                      xaxis=dict(title="leaves", type="log"), yaxis_title="% of ideal (job alone, spraying)")
+    """busbw % of ideal per policy, averaged over fabric sizes, per (oversubscription, jobs); one panel per workload."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(WORKLOADS), subplot_titles=list(WORKLOADS), shared_yaxes=True)
+    averaged = (summary.group_by("workload", "oversubscription", "jobs", "variant")
+                .agg(pl.col("pct_of_ideal").mean()).sort("oversubscription", "jobs"))
+    for col, workload in enumerate(WORKLOADS, start=1):
+        for k, policy in enumerate(POLICIES):
+            part = averaged.filter((pl.col("workload") == workload) & (pl.col("variant") == policy))
+            fig.add_trace(go.Bar(x=[f"{r}:1, {j} job{'s' if j > 1 else ''}" for r, j in
+                                    zip(part["oversubscription"].to_list(), part["jobs"].to_list())],
+                                 y=part["pct_of_ideal"].to_list(), name=policy, legendgroup=policy,
+                                 marker_color=["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a"][k],
+                                 showlegend=col == 1), row=1, col=col)
+    fig.update_layout(title="busbw as % of ideal (each job alone with ideal spraying), averaged over 8-64 leaves "
+                            "and seeds; random placement", barmode="group", height=520, width=1400)
+    fig.update_yaxes(title_text="% of ideal", row=1, col=1)
+    fig.update_xaxes(title_text="oversubscription, concurrent jobs")
     return fig
 
 
@@ -98,7 +107,9 @@ def main() -> int:
     out.mkdir(exist_ok=True)
     runs.write_csv(out / f"routing{suffix}.csv", float_precision=4)
     summary.write_csv(out / f"routing_summary{suffix}.csv", float_precision=4)
-    figure(summary).write_html(out / f"routing{suffix}.html", include_plotlyjs="cdn")
+    fig = figure(summary)
+    fig.write_html(out / f"routing{suffix}.html", include_plotlyjs="cdn")
+    fig.write_html(out / f"routing{suffix}_offline.html.tmp", include_plotlyjs=True)  # for a PNG snapshot
     pivot = summary.pivot(on="variant", index=["workload", "leaves", "oversubscription", "jobs"],
                           values="pct_of_ideal")
     with pl.Config(tbl_rows=200, tbl_width_chars=200, float_precision=1):
