@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["ring_allreduce.py", "algorithms_1024.py"]
+BENCHMARKS = ["max_min.py", "ring_allreduce.py", "algorithms_1024.py"]
 
 
 def main() -> int:

@@ -18,6 +18,7 @@ import numpy as np
 import simpy
 
 from netsim.network import NetworkModel
+from netsim.topology.csr import csr, gather
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,20 +32,11 @@ class Step:
     @cached_property
     def by_src(self) -> tuple[np.ndarray, np.ndarray]:
         """(offsets, transfer order): the transfers sent by rank v are order[offsets[v]:offsets[v+1]]."""
-        order = np.argsort(self.src, kind="stable")
-        counts = np.bincount(self.src, minlength=int(self.src.max()) + 1 if len(self.src) else 0)
-        return np.concatenate([[0], np.cumsum(counts)]), order
+        return csr(self.src, int(self.src.max()) + 1 if len(self.src) else 0)
 
     def sent_by(self, ranks: np.ndarray) -> np.ndarray:
         offsets, order = self.by_src
-        ranks = ranks[ranks < len(offsets) - 1]
-        starts, ends = offsets[ranks], offsets[ranks + 1]
-        counts = ends - starts
-        total = int(counts.sum())
-        if total == 0:
-            return np.zeros(0, dtype=np.int64)
-        idx = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(total)
-        return order[idx]
+        return gather(offsets, order, ranks[ranks < len(offsets) - 1])
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,6 +9,7 @@ import networkx as nx
 import numpy as np
 
 from netsim.errors import TopologyError
+from netsim.topology.csr import csr
 
 NODE_ATTRS = ("host", "leaf", "rail", "pod", "dc")
 
@@ -107,9 +108,7 @@ class Topology:
 
 
 def _csr(endpoint: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(endpoint, kind="stable")
-    counts = np.bincount(endpoint, minlength=num_nodes)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
+    offsets, order = csr(endpoint, num_nodes)
     return _frozen(offsets), _frozen(order.astype(np.int64))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from netsim.errors import TopologyError
+from netsim.topology.csr import gather
 from netsim.topology.graph import Topology
 
 MAX_PATHS = 4096
@@ -23,12 +24,10 @@ def distances_to(topo: Topology, dst: int) -> np.ndarray:
     level = 0
     while frontier.size:
         level += 1
-        starts, ends = offsets[frontier], offsets[frontier + 1]
-        counts = ends - starts
-        if counts.sum() == 0:
+        incoming = gather(offsets, links, frontier)
+        if not len(incoming):
             break
-        idx = np.repeat(starts - np.cumsum(np.concatenate([[0], counts[:-1]])), counts) + np.arange(counts.sum())
-        preds = np.unique(topo.link_src[links[idx]])
+        preds = np.unique(topo.link_src[incoming])
         preds = preds[dist[preds] < 0]
         dist[preds] = level
         frontier = preds[topo.relay[preds]]
