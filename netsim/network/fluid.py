@@ -173,11 +173,15 @@ class FluidNetwork(NetworkModel):
         self._entry_owner = new_pos[self._entry_owner[entry_keep]]
         for name in ("_batch_of", "_index", "_size", "_remaining", "_rates"):
             setattr(self, name, getattr(self, name)[keep])
-        order = np.argsort(finished_batches, kind="stable")
-        slots, starts = np.unique(finished_batches[order], return_index=True)
-        bounds = np.append(starts, len(order))
-        for k, slot in enumerate(slots.tolist()):
-            flows = np.sort(finished_index[order[bounds[k] : bounds[k + 1]]])
+        if len(finished_batches) == 1 or (finished_batches == finished_batches[0]).all():
+            groups = [(int(finished_batches[0]), np.sort(finished_index))]
+        else:
+            order = np.argsort(finished_batches, kind="stable")
+            slots, starts = np.unique(finished_batches[order], return_index=True)
+            bounds = np.append(starts, len(order))
+            groups = [(slot, np.sort(finished_index[order[bounds[k]:bounds[k + 1]]]))
+                      for k, slot in enumerate(slots.tolist())]
+        for slot, flows in groups:
             batch = self._batches[slot]
             parts = self._parts[id(batch)]
             self._flows_drained(batch, flows, now, parts)
@@ -187,7 +191,10 @@ class FluidNetwork(NetworkModel):
         return True
 
     def _compact_batches(self) -> None:
-        """Forget batches with no active flow, renumbering the slots of the rest."""
+        """Forget batches with no active flow, renumbering the slots of the rest (only once the
+        finished ones are a good share of the list: renumbering is a pass over every flow)."""
+        if len(self._batches) < 64 or len(self._batches) < 2 * len(self._parts):
+            return
         live, inverse = np.unique(self._batch_of, return_inverse=True)
         if len(live) == len(self._batches):
             return
