@@ -99,6 +99,10 @@ class FluidNetwork(NetworkModel):
 
     def _recompute_and_wake(self) -> None:
         self._recompute()
+        self._schedule_wake()
+
+    def _schedule_wake(self) -> None:
+        """Wake at the next drain; wake-ups scheduled before this one are ignored (older generation)."""
         self._generation += 1
         if len(self._remaining):
             ttf = float(np.min(self._remaining / self._rates))
@@ -149,11 +153,7 @@ class FluidNetwork(NetworkModel):
             changed = True
         if changed:
             self._recompute()
-        self._generation += 1
-        if len(self._remaining):
-            ttf = float(np.min(self._remaining / self._rates))
-            wake = self.env.timeout(max(ttf, 0.0), value=self._generation)
-            wake.callbacks.append(self._on_wake)
+        self._schedule_wake()
 
     def _finish_drained(self, now: float) -> bool:
         if not len(self._remaining):
