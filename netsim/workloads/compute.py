@@ -1,0 +1,74 @@
+"""The compute model of a training step (issue #5): per-layer forward, backward w.r.t. activations
+and backward w.r.t. weights, and what each layer holds in parameters.
+
+A step of `step_time` seconds is 1/3 forward and 2/3 backward, the backward split evenly between
+activations and weights, spread over the layers by `layer_weights` (uniform unless a profile is
+given). Layer l's gradient is ready when its backward w.r.t. weights ends. A worker's speed factor
+stretches its times (2.0: half as fast); jitter multiplies each step by a lognormal factor drawn
+from the simulation's seeded generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from netsim.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ComputeModel:
+    layers: int
+    step_time: float  # seconds per inner step at speed factor 1
+    params: float  # parameters in the model
+    layer_weights: tuple[float, ...] = field(default=())  # share of compute and parameters per layer
+    forward_share: float = 1 / 3
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.layers, int) or self.layers < 1:
+            raise ConfigError(f"must be an integer >= 1, got {self.layers!r}", field="layers")
+        if not self.step_time > 0:
+            raise ConfigError(f"must be > 0, got {self.step_time!r}", field="step_time")
+        if not self.params > 0:
+            raise ConfigError(f"must be > 0, got {self.params!r}", field="params")
+        if self.layer_weights and (len(self.layer_weights) != self.layers or min(self.layer_weights) < 0
+                                   or abs(sum(self.layer_weights) - 1) > 1e-9):
+            raise ConfigError("needs one non-negative share per layer, summing to 1", field="layer_weights")
+
+    @classmethod
+    def from_flops(cls, layers: int, params: float, tokens_per_step: float, peak_flops: float, mfu: float
+                   ) -> "ComputeModel":
+        """Step time from 6 x parameters x tokens FLOPs at `mfu` of the device's peak FLOP/s."""
+        if not 0 < mfu <= 1:
+            raise ConfigError(f"must be in (0, 1], got {mfu!r}", field="mfu")
+        return cls(layers, 6 * params * tokens_per_step / (peak_flops * mfu), params)
+
+    @property
+    def weights(self) -> np.ndarray:
+        return np.asarray(self.layer_weights) if self.layer_weights else np.full(self.layers, 1 / self.layers)
+
+    def layer_params(self) -> np.ndarray:
+        return self.params * self.weights
+
+    def forward(self, speed: float = 1.0) -> np.ndarray:
+        """Seconds of forward per layer."""
+        return self.step_time * speed * self.forward_share * self.weights
+
+    def backward_half(self, speed: float = 1.0) -> np.ndarray:
+        """Seconds of backward w.r.t. activations (and, equally, w.r.t. weights) per layer."""
+        return self.step_time * speed * (1 - self.forward_share) / 2 * self.weights
+
+    def gradient_ready(self, speed: float = 1.0) -> np.ndarray:
+        """Seconds from the start of a step until each layer's gradient is ready (backward runs L-1 .. 0,
+        activations then weights for each layer)."""
+        fwd = self.forward(speed).sum()
+        half = self.backward_half(speed)
+        return fwd + np.cumsum((2 * half)[::-1])[::-1]  # the backward of layers l..L-1 has run
+
+
+def jitter_factors(rng: np.random.Generator, steps: int, sigma: float) -> np.ndarray:
+    """Per-step multiplicative slowdowns (lognormal with median 1); ones when sigma is 0."""
+    if sigma < 0:
+        raise ConfigError(f"must be >= 0, got {sigma!r}", field="jitter")
+    return np.ones(steps) if sigma == 0 else rng.lognormal(0.0, sigma, steps)

@@ -1,0 +1,67 @@
+"""Compute utilisation of a low-communication training method on a simulated network (issue #5, in part).
+
+One worker per datacenter; only the inter-datacenter network is modelled (a full mesh of links of
+the given bandwidth and latency). Methods so far: `dp`, `diloco` and `streaming_diloco`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from netsim.collectives import Communicator
+from netsim.errors import ConfigError
+from netsim.sim import Simulation
+from netsim.topology import full_mesh
+from netsim.workloads.compute import ComputeModel
+from netsim.workloads.diloco import StreamingConfig, run_streaming
+from netsim.workloads.dp import run_dp
+
+METHODS = ("dp", "diloco", "streaming_diloco")
+
+
+@dataclass(frozen=True)
+class Utilization:
+    method: str
+    utilization: float  # mean over workers of compute time / wall time (syncs drained)
+    wall_s: float
+    exposed_comm_s: float  # mean over workers of wall - compute
+    bytes_per_worker: float
+    bytes_total: int
+    peak_demand_Bps: float  # per-worker send rate at which the largest sync fits in one inner step
+    outer_step_s: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def utilization(method: str, model: ComputeModel, *, workers: int, bandwidth: float, latency: float = 0.0,
+                inner_steps: int = 100, fragments: int = 1, overlap: int = 0, bits: int = 16,
+                outer_steps: int = 3, speeds: np.ndarray | None = None, jitter: float = 0.0,
+                seed: int = 0, bucket_bytes: float | None = None) -> Utilization:
+    """Run `method` for `outer_steps` outer periods (for dp an outer period is one step)."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r} (known: {', '.join(METHODS)})", field="method")
+    if workers < 2:
+        raise ConfigError(f"needs at least 2 workers, got {workers}", field="workers")
+    if method == "diloco":
+        fragments, overlap = 1, 0
+    config = StreamingConfig(inner_steps, fragments, overlap, bits, outer_steps)
+    topo = full_mesh(workers, bandwidth, latency, name="datacenters")
+    sim = Simulation(topo, seed=seed, record_links=False)
+    comm = Communicator(sim, topo.gpus, name="workers")
+    if method == "dp":
+        state = run_dp(comm, model, outer_steps, bits=bits, bucket_bytes=bucket_bytes, speeds=speeds, jitter=jitter)
+        largest = max(state["bucket_bytes"])
+    else:
+        state = run_streaming(comm, model, config, speeds, jitter)
+        largest = max(state["fragment_bytes"])
+    results = sim.run()
+    wall = float(sim.now)
+    compute = state["compute"]
+    sent = results.transfers.group_by("src").agg(results.transfers["bytes"].sum()) if len(results.transfers) else None
+    total = int(results.transfers["bytes"].sum()) if sent is not None else 0
+    demand = 2 * (workers - 1) / workers * largest / model.step_time
+    return Utilization(method, float(np.mean(compute / wall)), wall, float(np.mean(wall - compute)),
+                       total / workers, total, demand, wall / outer_steps)

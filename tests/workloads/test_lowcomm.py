@@ -1,0 +1,84 @@
+"""Low-communication training schedules on the simulated network (issue #5, first part)."""
+
+import numpy as np
+import pytest
+
+from netsim.collectives import Communicator, ring_all_reduce_time
+from netsim.errors import ConfigError
+from netsim.sim import Simulation
+from netsim.topology import full_mesh
+from netsim.workloads.compute import ComputeModel
+from netsim.workloads.diloco import StreamingConfig, sync_steps
+from netsim.workloads.dp import run_dp
+from netsim.workloads.utilization import utilization
+
+MODEL = ComputeModel(layers=24, step_time=0.1, params=1e9)
+GRID = np.logspace(-1, 3, 9) * 1e9 / 8  # 0.1 to 1000 Gbit/s
+
+
+def test_compute_model_shares_and_gradient_order():
+    m = ComputeModel(4, 0.12, 4e6)
+    assert m.forward().sum() == pytest.approx(0.04) and 2 * m.backward_half().sum() == pytest.approx(0.08)
+    assert m.gradient_ready().tolist() == pytest.approx([0.12, 0.10, 0.08, 0.06])  # top layer first
+    assert ComputeModel.from_flops(4, 1e9, 1e6, 1e15, 0.5).step_time == pytest.approx(6 * 1e9 * 1e6 / 5e14)
+    with pytest.raises(ConfigError):
+        ComputeModel(4, 0.1, 1e9, layer_weights=(0.5, 0.5))
+
+
+def test_dp_all_reduce_on_a_bottleneck_link_is_the_ring_formula():
+    workers, bw, lat = 4, 1.25e9, 2e-3
+    model = ComputeModel(layers=1, step_time=0.01, params=1e8)
+    topo = full_mesh(workers, bw, lat)
+    sim = Simulation(topo)
+    comm = Communicator(sim, topo.gpus)
+    state = run_dp(comm, model, steps=2)
+    sim.run()
+    size = 1e8 * 2
+    for sync in state["points"].values():
+        assert sync.done.value - sync.start == pytest.approx(ring_all_reduce_time(workers, size, lat, bw), rel=1e-9)
+
+
+def test_diloco_moves_dp_bytes_divided_by_h():
+    h = 5
+    dp = utilization("dp", MODEL, workers=3, bandwidth=1e10, outer_steps=h)  # h steps of DP
+    diloco = utilization("diloco", MODEL, workers=3, bandwidth=1e10, inner_steps=h, outer_steps=1)
+    assert diloco.bytes_total == pytest.approx(dp.bytes_total / h, rel=1e-6)
+
+
+def test_streaming_peak_demand_is_diloco_over_f_and_bytes_scale_with_bits():
+    diloco = utilization("diloco", MODEL, workers=2, bandwidth=1e9)
+    streaming = utilization("streaming_diloco", MODEL, workers=2, bandwidth=1e9, fragments=8)
+    assert streaming.peak_demand_Bps == pytest.approx(diloco.peak_demand_Bps / 8, rel=1e-9)
+    assert streaming.bytes_total == pytest.approx(diloco.bytes_total, rel=1e-6)
+    four = utilization("streaming_diloco", MODEL, workers=2, bandwidth=1e9, fragments=8, bits=4)
+    assert four.bytes_total == pytest.approx(streaming.bytes_total / 4, rel=1e-6)
+
+
+def test_sync_schedule_spreads_fragments():
+    config = StreamingConfig(inner_steps=100, fragments=4, outer_steps=2)
+    assert [sync_steps(config, p)[0] for p in range(4)] == [100, 25, 50, 75]
+    assert sync_steps(config, 1) == [25, 125]
+
+
+@pytest.mark.parametrize("method, kw", [("dp", {}), ("diloco", {}), ("streaming_diloco", {"fragments": 8}),
+                                        ("streaming_diloco", {"fragments": 8, "overlap": 1})])
+def test_utilization_rises_with_bandwidth(method, kw):
+    values = [utilization(method, MODEL, workers=2, bandwidth=b, latency=0.01, **kw).utilization for b in GRID]
+    assert all(b >= a - 1e-12 for a, b in zip(values, values[1:]))
+    assert values[0] < 0.5 < values[-1] <= 1.0
+
+
+def test_overlap_never_lowers_utilization():
+    for b in GRID:
+        plain = utilization("streaming_diloco", MODEL, workers=3, bandwidth=b, latency=0.05, fragments=4)
+        overlapped = utilization("streaming_diloco", MODEL, workers=3, bandwidth=b, latency=0.05, fragments=4,
+                                 overlap=1)
+        assert overlapped.utilization >= plain.utilization - 1e-12
+
+
+def test_a_straggler_slows_everyone_under_diloco():
+    fast = utilization("diloco", MODEL, workers=3, bandwidth=1e10, inner_steps=10)
+    slow = utilization("diloco", MODEL, workers=3, bandwidth=1e10, inner_steps=10, speeds=np.array([1, 1, 1.5]))
+    # the barrier at each sync makes everyone wait for the straggler: 3 x 10 steps x 0.1 s x 0.5 more
+    assert slow.wall_s == pytest.approx(fast.wall_s + 1.5, rel=1e-9)
+    assert slow.utilization < fast.utilization
