@@ -22,9 +22,12 @@ from netsim.scenario.compare import compare_routing
 from netsim.sim import atomic_directory
 from netsim.topology import PathCache, load_topology
 from netsim.topology.summary import summarize_topology
-from netsim.units import format_bandwidth, format_size, format_time
+from netsim.units import format_bandwidth, format_size, format_time, parse_bandwidth, parse_size, parse_time
 from netsim.workloads import parse_bench_size, run_bench, size_range
 from netsim.workloads.collective_bench import format_table
+from netsim.workloads.compute import ComputeModel
+from netsim.workloads.utilization import METHODS as UTIL_METHODS
+from netsim.workloads.utilization import utilization
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,6 +58,20 @@ def _parser() -> argparse.ArgumentParser:
                       help="comma-separated routing policies (default ecmp,spray,split:min,planned)")
     cmp_.add_argument("-o", "--output", default="out/compare", help="directory for Parquet and report.html")
     cmp_.add_argument("--json", action="store_true", help="print the table as JSON")
+    util = sub.add_parser("utilization", help="compute utilisation of a training method across datacenters")
+    util.add_argument("--method", default="streaming_diloco", choices=list(UTIL_METHODS))
+    util.add_argument("--layers", type=int, default=24)
+    util.add_argument("--step-time", default="0.1s", help="seconds per inner step (e.g. 0.1s, 250ms)")
+    util.add_argument("--params", default="1e9", help="model parameters (e.g. 1e9)")
+    util.add_argument("--bits", type=int, default=16, help="bits per exchanged value (4, 8, 16, 32)")
+    util.add_argument("--inner-steps", type=int, default=100, help="H: inner steps per outer step")
+    util.add_argument("--fragments", type=int, default=1, help="F: Streaming DiLoCo fragments")
+    util.add_argument("--overlap", type=int, default=0, help="tau: steps a fragment's result may arrive late")
+    util.add_argument("--outer-steps", type=int, default=3, help="outer periods simulated (>= 3 recommended)")
+    util.add_argument("--workers", type=int, default=2, help="workers, one per datacenter")
+    util.add_argument("--bandwidth", default="10Gbps", help="inter-datacenter link bandwidth")
+    util.add_argument("--latency", default="0", help="inter-datacenter link latency (e.g. 30ms)")
+    util.add_argument("--json", action="store_true")
     topo = sub.add_parser("topo", help="topology tools")
     topo_sub = topo.add_subparsers(dest="topo_command", required=True)
     show = topo_sub.add_parser("show", help="validate a topology file and print a summary")
@@ -178,6 +195,34 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_utilization(args: argparse.Namespace, console: Console) -> int:
+    params = float(parse_size(args.params, field="--params"))  # a count: plain numbers such as 1e9
+    model = ComputeModel(args.layers, parse_time(args.step_time, field="--step-time"), params)
+    result = utilization(args.method, model, workers=args.workers, bandwidth=parse_bandwidth(args.bandwidth,
+                         field="--bandwidth"), latency=parse_time(args.latency, field="--latency"),
+                         inner_steps=args.inner_steps, fragments=args.fragments, overlap=args.overlap,
+                         bits=args.bits, outer_steps=args.outer_steps)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=1))
+        return 0
+    table = Table(title=f"{args.method}: {args.workers} workers, {args.bandwidth}, latency {args.latency}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        ("compute utilisation", f"{100 * result.utilization:.2f}%"),
+        ("wall time", format_time(result.wall_s)),
+        ("time per outer step", format_time(result.outer_step_s)),
+        ("exposed communication", format_time(result.exposed_comm_s)),
+        ("bytes sent per worker", format_size(result.bytes_per_worker)),
+        ("bytes sent in total", format_size(result.bytes_total)),
+        ("peak bandwidth demand (largest sync in one step)", format_bandwidth(result.peak_demand_Bps)),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console()
@@ -190,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_bench(args, console)
         if args.command == "compare-routing":
             return cmd_compare(args, console)
+        if args.command == "utilization":
+            return cmd_utilization(args, console)
         return cmd_topo_show(args, console)
     except NetsimError as exc:
         print(f"netsim: error: {exc}", file=sys.stderr)

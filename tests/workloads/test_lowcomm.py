@@ -82,3 +82,19 @@ def test_a_straggler_slows_everyone_under_diloco():
     # the barrier at each sync makes everyone wait for the straggler: 3 x 10 steps x 0.1 s x 0.5 more
     assert slow.wall_s == pytest.approx(fast.wall_s + 1.5, rel=1e-9)
     assert slow.utilization < fast.utilization
+
+
+def test_utilization_cli(capsys):
+    import json
+
+    from netsim.cli import main
+
+    args = ["utilization", "--method", "streaming_diloco", "--layers", "24", "--step-time", "0.1s", "--params", "1e9",
+            "--bits", "16", "--inner-steps", "100", "--fragments", "8", "--overlap", "1", "--workers", "2",
+            "--bandwidth", "10Gbps", "--latency", "0", "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    direct = utilization("streaming_diloco", MODEL, workers=2, bandwidth=10e9 / 8, fragments=8, overlap=1)
+    assert out["utilization"] == pytest.approx(direct.utilization, rel=1e-12)
+    assert main(["utilization", "--bandwidth", "10Gbpz"]) == 2
+    assert "--bandwidth" in capsys.readouterr().err
