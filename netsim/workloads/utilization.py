@@ -1,7 +1,10 @@
 """Compute utilisation of a low-communication training method on a simulated network (issue #5, in part).
 
 One worker per datacenter; only the inter-datacenter network is modelled (a full mesh of links of
-the given bandwidth and latency). Methods so far: `dp`, `diloco` and `streaming_diloco`.
+the given bandwidth and latency). Methods: `dp`, `diloco`, `streaming_diloco`, `co2` (tau = H local steps, then an all-reduce of
+the parameters needed only H steps later), `noloco` (every H steps a random pairwise exchange of
+the outer gradient and the slow weights, no barrier) and `gossip` (D-SGD over `graph` every H steps,
+optionally one global merge at the end).
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from netsim.topology import full_mesh
 from netsim.workloads.compute import ComputeModel
 from netsim.workloads.diloco import StreamingConfig, run_streaming
 from netsim.workloads.dp import run_dp
+from netsim.workloads.gossip import run_gossip
 
-METHODS = ("dp", "diloco", "streaming_diloco")
+METHODS = ("dp", "diloco", "streaming_diloco", "noloco", "co2", "gossip")
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,8 @@ class Utilization:
 def utilization(method: str, model: ComputeModel, *, workers: int, bandwidth: float, latency: float = 0.0,
                 inner_steps: int = 100, fragments: int = 1, overlap: int = 0, bits: int = 16,
                 outer_steps: int = 3, speeds: np.ndarray | None = None, jitter: float = 0.0,
-                seed: int = 0, bucket_bytes: float | None = None) -> Utilization:
+                seed: int = 0, bucket_bytes: float | None = None, graph: str = "ring",
+                final_merge: bool = False) -> Utilization:
     """Run `method` for `outer_steps` outer periods (for dp an outer period is one step)."""
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r} (known: {', '.join(METHODS)})", field="method")
@@ -47,21 +52,30 @@ def utilization(method: str, model: ComputeModel, *, workers: int, bandwidth: fl
         raise ConfigError(f"needs at least 2 workers, got {workers}", field="workers")
     if method == "diloco":
         fragments, overlap = 1, 0
+    elif method == "co2":
+        fragments, overlap = 1, inner_steps - 1  # the all-reduce hides behind the next tau = H steps
     config = StreamingConfig(inner_steps, fragments, overlap, bits, outer_steps)
     topo = full_mesh(workers, bandwidth, latency, name="datacenters")
     sim = Simulation(topo, seed=seed, record_links=False)
     comm = Communicator(sim, topo.gpus, name="workers")
     if method == "dp":
         state = run_dp(comm, model, outer_steps, bits=bits, bucket_bytes=bucket_bytes, speeds=speeds, jitter=jitter)
-        largest = max(state["bucket_bytes"])
+        per_sync = 2 * (workers - 1) / workers * max(state["bucket_bytes"])  # ring all-reduce, per worker
+    elif method in ("noloco", "gossip"):
+        values = int(round(model.params * bits / 8))
+        payload = 2 * values if method == "noloco" else values  # NoLoCo: outer gradient and slow weights
+        state = run_gossip(comm, model, every=inner_steps, steps=inner_steps * outer_steps, payload=payload,
+                           graph="random" if method == "noloco" else graph, final_merge=final_merge,
+                           speeds=speeds, jitter=jitter)
+        per_sync = payload * max(len(p) for rnd in state["plan"] for p in rnd)  # to every neighbour
     else:
         state = run_streaming(comm, model, config, speeds, jitter)
-        largest = max(state["fragment_bytes"])
+        per_sync = 2 * (workers - 1) / workers * max(state["fragment_bytes"])
     results = sim.run()
     wall = float(sim.now)
     compute = state["compute"]
     sent = results.transfers.group_by("src").agg(results.transfers["bytes"].sum()) if len(results.transfers) else None
     total = int(results.transfers["bytes"].sum()) if sent is not None else 0
-    demand = 2 * (workers - 1) / workers * largest / model.step_time
+    demand = per_sync / model.step_time
     return Utilization(method, float(np.mean(compute / wall)), wall, float(np.mean(wall - compute)),
                        total / workers, total, demand, wall / outer_steps)

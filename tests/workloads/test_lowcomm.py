@@ -98,3 +98,47 @@ def test_utilization_cli(capsys):
     assert out["utilization"] == pytest.approx(direct.utilization, rel=1e-12)
     assert main(["utilization", "--bandwidth", "10Gbpz"]) == 2
     assert "--bandwidth" in capsys.readouterr().err
+
+
+def test_noloco_without_a_barrier_beats_diloco_with_stragglers_at_scale():
+    model = ComputeModel(layers=24, step_time=0.1, params=1e8)
+    kw = dict(workers=16, bandwidth=1.25e9, latency=0.05, inner_steps=20, outer_steps=3, jitter=0.3, seed=1)
+    diloco = utilization("diloco", model, **kw)
+    noloco = utilization("noloco", model, **kw)
+    assert noloco.utilization > diloco.utilization + 0.1
+    # NoLoCo sends outer gradient and slow weights to one peer per round: 2 x params x 2 bytes x 3 rounds
+    assert noloco.bytes_per_worker == pytest.approx(2 * 1e8 * 2 * 3, rel=1e-9)
+
+
+def test_co2_hides_the_all_reduce_behind_the_next_steps():
+    for b in GRID:
+        diloco = utilization("diloco", MODEL, workers=2, bandwidth=b, inner_steps=20)
+        co2 = utilization("co2", MODEL, workers=2, bandwidth=b, inner_steps=20)
+        assert co2.utilization >= diloco.utilization - 1e-12
+        assert co2.bytes_total == diloco.bytes_total
+
+
+def test_random_pairing_halves_the_spread_and_a_ring_contracts_slowly():
+    from netsim.workloads.gossip import consensus_spread, gossip_round, neighbours
+
+    rng = np.random.default_rng(0)
+    n, dim, rounds = 32, 64, 6
+    start = rng.normal(size=(n, dim))
+    ratios = {}
+    for graph in ("random", "ring"):
+        plan = neighbours(graph, n, rounds, np.random.default_rng(1))
+        values = start.copy()
+        spreads = [consensus_spread(values)]
+        for r in range(rounds):
+            values = gossip_round(values, plan[r])
+            assert values.mean(axis=0) == pytest.approx(start.mean(axis=0))  # averaging keeps the mean
+            spreads.append(consensus_spread(values))
+        ratios[graph] = (spreads[-1] / spreads[0]) ** (1 / rounds)
+    assert ratios["random"] == pytest.approx(0.5, abs=0.08)  # halves per round (in expectation)
+    # the ring's slowest mode contracts by 1 - (2/3)(1 - cos(2 pi / n)) ~ 1 - 4.2/n^2 per round
+    slow = [np.full(dim, np.cos(2 * np.pi * w / n)) for w in range(n)]
+    values = np.array(slow)
+    plan = neighbours("ring", n, 1, np.random.default_rng(0))
+    after = gossip_round(values, plan[0])
+    assert consensus_spread(after) / consensus_spread(values) == pytest.approx(
+        (1 - (2 / 3) * (1 - np.cos(2 * np.pi / n))) ** 2, rel=1e-9)
