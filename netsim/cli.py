@@ -11,11 +11,12 @@ from rich.table import Table
 
 import json
 
+import numpy as np
 import polars as pl
 
 from netsim.collectives import OPS, algorithms
 from netsim.errors import ConfigError, NetsimError
-from netsim.report import write_bench_report, write_compare_report, write_report
+from netsim.report import write_bench_report, write_compare_report, write_report, write_sweep_report
 from netsim.routing import make_policy
 from netsim.scenario import default_scenario, load_scenario, run_scenario, summarize
 from netsim.scenario.compare import compare_routing
@@ -27,7 +28,31 @@ from netsim.workloads import parse_bench_size, run_bench, size_range
 from netsim.workloads.collective_bench import format_table
 from netsim.workloads.compute import ComputeModel
 from netsim.workloads.utilization import METHODS as UTIL_METHODS
+from netsim.workloads.sweep import sweep_bandwidth, thresholds
 from netsim.workloads.utilization import utilization
+
+
+def _training_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layers", type=int, default=24)
+    p.add_argument("--step-time", default="0.1s", help="seconds per inner step (e.g. 0.1s, 250ms)")
+    p.add_argument("--params", default="1e9", help="model parameters (e.g. 1e9)")
+    p.add_argument("--bits", type=int, default=16, help="bits per exchanged value (4, 8, 16, 32)")
+    p.add_argument("--inner-steps", type=int, default=100, help="H: inner steps per outer step")
+    p.add_argument("--fragments", type=int, default=1, help="F: Streaming DiLoCo fragments")
+    p.add_argument("--overlap", type=int, default=0, help="tau: steps a fragment's result may arrive late")
+    p.add_argument("--outer-steps", type=int, default=3, help="outer periods simulated (>= 3 recommended)")
+    p.add_argument("--workers", type=int, default=2, help="workers, one per datacenter")
+    p.add_argument("--latency", default="0", help="inter-datacenter link latency (e.g. 30ms)")
+    p.add_argument("--json", action="store_true")
+
+
+def _training(args: argparse.Namespace) -> tuple[ComputeModel, dict]:
+    """The compute model and the `utilization` keywords the training flags describe."""
+    params = float(parse_size(args.params, field="--params"))  # a count: plain numbers such as 1e9
+    model = ComputeModel(args.layers, parse_time(args.step_time, field="--step-time"), params)
+    kw = dict(workers=args.workers, latency=parse_time(args.latency, field="--latency"), inner_steps=args.inner_steps,
+              fragments=args.fragments, overlap=args.overlap, bits=args.bits, outer_steps=args.outer_steps)
+    return model, kw
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,18 +85,16 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--json", action="store_true", help="print the table as JSON")
     util = sub.add_parser("utilization", help="compute utilisation of a training method across datacenters")
     util.add_argument("--method", default="streaming_diloco", choices=list(UTIL_METHODS))
-    util.add_argument("--layers", type=int, default=24)
-    util.add_argument("--step-time", default="0.1s", help="seconds per inner step (e.g. 0.1s, 250ms)")
-    util.add_argument("--params", default="1e9", help="model parameters (e.g. 1e9)")
-    util.add_argument("--bits", type=int, default=16, help="bits per exchanged value (4, 8, 16, 32)")
-    util.add_argument("--inner-steps", type=int, default=100, help="H: inner steps per outer step")
-    util.add_argument("--fragments", type=int, default=1, help="F: Streaming DiLoCo fragments")
-    util.add_argument("--overlap", type=int, default=0, help="tau: steps a fragment's result may arrive late")
-    util.add_argument("--outer-steps", type=int, default=3, help="outer periods simulated (>= 3 recommended)")
-    util.add_argument("--workers", type=int, default=2, help="workers, one per datacenter")
     util.add_argument("--bandwidth", default="10Gbps", help="inter-datacenter link bandwidth")
-    util.add_argument("--latency", default="0", help="inter-datacenter link latency (e.g. 30ms)")
-    util.add_argument("--json", action="store_true")
+    _training_arguments(util)
+    sweep = sub.add_parser("sweep-bandwidth", help="utilisation against bandwidth per method, and thresholds")
+    sweep.add_argument("--methods", default="dp,diloco,streaming_diloco,noloco,co2",
+                       help="comma-separated methods (default dp,diloco,streaming_diloco,noloco,co2)")
+    sweep.add_argument("--grid", default="0.1:1000:50",
+                       help="bandwidths in Gbit/s: 'lo:hi:count' (log-spaced, default 0.1:1000:50) or a comma list")
+    sweep.add_argument("--targets", default="0.5,0.8,0.9,0.95,0.99", help="utilisation targets")
+    sweep.add_argument("-o", "--output", help="also write sweep.parquet, thresholds.parquet and report.html here")
+    _training_arguments(sweep)
     topo = sub.add_parser("topo", help="topology tools")
     topo_sub = topo.add_subparsers(dest="topo_command", required=True)
     show = topo_sub.add_parser("show", help="validate a topology file and print a summary")
@@ -196,12 +219,8 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_utilization(args: argparse.Namespace, console: Console) -> int:
-    params = float(parse_size(args.params, field="--params"))  # a count: plain numbers such as 1e9
-    model = ComputeModel(args.layers, parse_time(args.step_time, field="--step-time"), params)
-    result = utilization(args.method, model, workers=args.workers, bandwidth=parse_bandwidth(args.bandwidth,
-                         field="--bandwidth"), latency=parse_time(args.latency, field="--latency"),
-                         inner_steps=args.inner_steps, fragments=args.fragments, overlap=args.overlap,
-                         bits=args.bits, outer_steps=args.outer_steps)
+    model, kw = _training(args)
+    result = utilization(args.method, model, bandwidth=parse_bandwidth(args.bandwidth, field="--bandwidth"), **kw)
     if args.json:
         print(json.dumps(result.as_dict(), indent=1))
         return 0
@@ -223,6 +242,58 @@ def cmd_utilization(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _grid(text: str) -> np.ndarray:
+    """'lo:hi:count' Gbit/s log-spaced, or a comma list of bandwidths (plain numbers in Gbit/s)."""
+    parts = text.split(":")
+    try:
+        if len(parts) == 3:
+            lo, hi, count = float(parts[0]), float(parts[1]), int(parts[2])
+            if not 0 < lo <= hi or count < 1:
+                raise ValueError
+            return np.logspace(np.log10(lo), np.log10(hi), count) * 1e9 / 8
+        return np.array([parse_bandwidth(x, "Gbps", field="--grid") for x in text.split(",")])
+    except ValueError:
+        raise ConfigError(f"expected 'lo:hi:count' in Gbit/s or a comma list, got {text!r}", field="--grid") from None
+
+
+def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
+    model, kw = _training(args)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for m in methods:
+        if m not in UTIL_METHODS:
+            raise ConfigError(f"unknown method {m!r} (known: {', '.join(UTIL_METHODS)})", field="--methods")
+    try:
+        targets = tuple(float(x) for x in args.targets.split(","))
+    except ValueError:
+        raise ConfigError(f"expected comma-separated fractions, got {args.targets!r}", field="--targets") from None
+    grid = _grid(args.grid)
+    frame = sweep_bandwidth(methods, model, grid, **kw)
+    found = thresholds(frame, targets)
+    if args.json:
+        print(json.dumps({m: {str(t): (None if b is None else b * 8 / 1e9) for t, b in
+                              zip(found.filter(pl.col("method") == m)["target"].to_list(),
+                                  found.filter(pl.col("method") == m)["bandwidth"].to_list())}
+                          for m in methods}, indent=1))
+    else:
+        table = Table(title="Lowest grid bandwidth reaching each compute utilisation")
+        table.add_column("method")
+        for t in targets:
+            table.add_column(f"{100 * t:g}%", justify="right")
+        for m in methods:
+            part = found.filter(pl.col("method") == m)["bandwidth"].to_list()
+            table.add_row(m, *["never" if b is None else format_bandwidth(b) for b in part])
+        console.print(table)
+    if args.output:
+        with atomic_directory(args.output) as tmp:
+            frame.write_parquet(Path(tmp) / "sweep.parquet", statistics=False)
+            found.write_parquet(Path(tmp) / "thresholds.parquet", statistics=False)
+            write_sweep_report(Path(tmp) / "report.html", frame, found,
+                               f"netsim sweep-bandwidth — {args.workers} workers, {args.layers} layers, "
+                               f"{args.params} parameters", f"H = {args.inner_steps}, F = {args.fragments}, "
+                               f"tau = {args.overlap}, {args.bits}-bit exchange, latency {args.latency}.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console()
@@ -237,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args, console)
         if args.command == "utilization":
             return cmd_utilization(args, console)
+        if args.command == "sweep-bandwidth":
+            return cmd_sweep(args, console)
         return cmd_topo_show(args, console)
     except NetsimError as exc:
         print(f"netsim: error: {exc}", file=sys.stderr)

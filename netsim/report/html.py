@@ -90,6 +90,31 @@ def write_compare_report(path: str | Path, table: pl.DataFrame, steps: pl.DataFr
     return out
 
 
+def write_sweep_report(path: str | Path, sweep: pl.DataFrame, found: pl.DataFrame, title: str,
+                       description: str) -> Path:
+    """The `sweep-bandwidth` page: utilisation against bandwidth per method, and the thresholds."""
+    fig = go.Figure()
+    for method in sweep["method"].unique(maintain_order=True).to_list():
+        part = sweep.filter(pl.col("method") == method)
+        fig.add_trace(go.Scatter(x=(part["bandwidth"] * 8 / 1e9).to_list(), y=(100 * part["utilization"]).to_list(),
+                                 mode="lines+markers", name=method))
+    fig.update_layout(title="Compute utilisation against inter-datacenter bandwidth",
+                      xaxis=dict(title="bandwidth (Gbit/s)", type="log"), yaxis=dict(title="compute utilisation (%)"),
+                      height=480)
+    targets = found["target"].unique(maintain_order=True).to_list()
+    head = "<tr><th>method</th>" + "".join(f"<th>{100 * t:g}%</th>" for t in targets) + "</tr>"
+    rows = ""
+    for method in found["method"].unique(maintain_order=True).to_list():
+        values = found.filter(pl.col("method") == method)["bandwidth"].to_list()
+        rows += f"<tr><td>{html.escape(method)}</td>" + "".join(
+            f"<td>{'never' if b is None else format_bandwidth(b)}</td>" for b in values) + "</tr>"
+    parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>",
+             "<h2>Lowest grid bandwidth reaching each utilisation</h2><table>" + head + rows + "</table>"]
+    out = Path(path)
+    out.write_text(_page(title, parts, [("Utilisation against bandwidth", fig)]), encoding="utf-8")
+    return out
+
+
 def write_report(path: str | Path, results: Results, topology: Topology, summary: pl.DataFrame,
                  title: str, description: str = "") -> Path:
     """Write the report page; returns its path."""

@@ -142,3 +142,27 @@ def test_random_pairing_halves_the_spread_and_a_ring_contracts_slowly():
     after = gossip_round(values, plan[0])
     assert consensus_spread(after) / consensus_spread(values) == pytest.approx(
         (1 - (2 / 3) * (1 - np.cos(2 * np.pi / n))) ** 2, rel=1e-9)
+
+
+def test_sweep_thresholds_and_cli(tmp_path, capsys):
+    import json
+
+    from netsim.cli import main
+    from netsim.workloads.sweep import sweep_bandwidth, thresholds
+
+    grid = np.array([1e8, 1e9, 1e10, 1e11])
+    frame = sweep_bandwidth(["diloco", "streaming_diloco"], MODEL, grid, workers=2, fragments=8, overlap=1)
+    found = thresholds(frame, (0.5, 0.99))
+    for row in found.iter_rows(named=True):
+        part = frame.filter(frame["method"] == row["method"]).sort("bandwidth")
+        reached = part.filter(part["utilization"] >= row["target"])
+        assert row["bandwidth"] == (reached["bandwidth"][0] if len(reached) else None)
+    assert main(["sweep-bandwidth", "--methods", "diloco,streaming_diloco", "--grid", "0.1:1000:5",
+                 "--fragments", "8", "--overlap", "1", "--json", "-o", str(tmp_path / "s")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"diloco", "streaming_diloco"}
+    lowest = {m: out[m]["0.9"] for m in out}
+    assert lowest["streaming_diloco"] <= lowest["diloco"]  # overlap and fragments lower the need
+    assert {p.name for p in (tmp_path / "s").iterdir()} == {"sweep.parquet", "thresholds.parquet", "report.html"}
+    assert main(["sweep-bandwidth", "--methods", "magic"]) == 2
+    assert main(["sweep-bandwidth", "--grid", "1:x:3"]) == 2

@@ -1,0 +1,36 @@
+"""Utilisation against bandwidth for several methods, and the lowest bandwidth reaching each target."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from netsim.workloads.compute import ComputeModel
+from netsim.workloads.utilization import utilization
+
+DEFAULT_GRID = np.logspace(-1, 3, 50) * 1e9 / 8  # 0.1 to 1000 Gbit/s, in bytes/s
+DEFAULT_TARGETS = (0.5, 0.8, 0.9, 0.95, 0.99)
+
+
+def sweep_bandwidth(methods: list[str], model: ComputeModel, grid: np.ndarray, **kw) -> pl.DataFrame:
+    """One `utilization` run per (method, bandwidth); keyword arguments as for `utilization`."""
+    rows = []
+    for method in methods:
+        for bw in grid:
+            r = utilization(method, model, bandwidth=float(bw), **kw)
+            rows.append({"method": method, "bandwidth": float(bw), "utilization": r.utilization,
+                         "wall_s": r.wall_s, "bytes_per_worker": r.bytes_per_worker,
+                         "peak_demand_Bps": r.peak_demand_Bps})
+    return pl.DataFrame(rows)
+
+
+def thresholds(frame: pl.DataFrame, targets: tuple[float, ...]) -> pl.DataFrame:
+    """Per method and target: the lowest grid bandwidth whose utilisation reaches the target (null: none)."""
+    rows = []
+    for method in frame["method"].unique(maintain_order=True).to_list():
+        part = frame.filter(pl.col("method") == method).sort("bandwidth")
+        for target in targets:
+            hit = part.filter(pl.col("utilization") >= target)
+            rows.append({"method": method, "target": target,
+                         "bandwidth": float(hit["bandwidth"][0]) if len(hit) else None})
+    return pl.DataFrame(rows, schema={"method": pl.Utf8, "target": pl.Float64, "bandwidth": pl.Float64})
