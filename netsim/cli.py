@@ -43,6 +43,8 @@ def _training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--outer-steps", type=int, default=3, help="outer periods simulated (>= 3 recommended)")
     p.add_argument("--workers", type=int, default=2, help="workers, one per datacenter")
     p.add_argument("--latency", default="0", help="inter-datacenter link latency (e.g. 30ms)")
+    p.add_argument("--tcp-window", help="TCP-like cap: bytes in flight per stream (e.g. 16MiB); none by default")
+    p.add_argument("--streams", type=int, default=1, help="parallel streams per transfer (with --tcp-window)")
     p.add_argument("--json", action="store_true")
 
 
@@ -51,7 +53,9 @@ def _training(args: argparse.Namespace) -> tuple[ComputeModel, dict]:
     params = float(parse_size(args.params, field="--params"))  # a count: plain numbers such as 1e9
     model = ComputeModel(args.layers, parse_time(args.step_time, field="--step-time"), params)
     kw = dict(workers=args.workers, latency=parse_time(args.latency, field="--latency"), inner_steps=args.inner_steps,
-              fragments=args.fragments, overlap=args.overlap, bits=args.bits, outer_steps=args.outer_steps)
+              fragments=args.fragments, overlap=args.overlap, bits=args.bits, outer_steps=args.outer_steps,
+              tcp_window=None if args.tcp_window is None else float(parse_size(args.tcp_window, field="--tcp-window")),
+              streams=args.streams)
     return model, kw
 
 

@@ -53,18 +53,31 @@ class NetworkOptions:
     """Model parameters shared by all network models.
 
     overhead: fixed per-transfer latency added to the path latency (the alpha of a
-    software stack), seconds. flow_rate_cap: the most one transfer may get, bytes/s.
+    software stack), seconds. flow_rate_cap: the most one transfer may get, bytes/s. tcp_window and
+    streams: a TCP-like cap of streams x window / round-trip time per flow (round trip = twice the path
+    latency), the limit of long-distance links.
     endpoint_rate_cap: the most one sending node (GPU/NIC) may inject in total, bytes/s.
     """
 
     overhead: float = 0.0
     flow_rate_cap: float | None = None
     endpoint_rate_cap: float | None = None
+    tcp_window: float | None = None  # bytes in flight per stream: caps a flow at streams x window / RTT
+    streams: int = 1  # parallel streams per transfer (each with its own window)
+
+    def flow_cap(self, path_latency: float) -> float:
+        """The most one flow on a path of this one-way latency may get (inf: no cap)."""
+        cap = np.inf if self.flow_rate_cap is None else self.flow_rate_cap
+        if self.tcp_window is not None and path_latency > 0:
+            cap = min(cap, self.streams * self.tcp_window / (2 * path_latency))
+        return cap
 
     def __post_init__(self) -> None:
         if not self.overhead >= 0:
             raise ConfigError(f"must be >= 0, got {self.overhead!r}", field="network.overhead")
-        for name in ("flow_rate_cap", "endpoint_rate_cap"):
+        if self.streams < 1:
+            raise ConfigError(f"must be >= 1, got {self.streams!r}", field="network.streams")
+        for name in ("flow_rate_cap", "endpoint_rate_cap", "tcp_window"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"must be > 0, got {value!r}", field=f"network.{name}")
@@ -83,6 +96,7 @@ class RouteBlock:
     counts: np.ndarray  # entries per flow
     latency: np.ndarray  # per transfer: path latency + overhead
     first_flow: np.ndarray  # per transfer: index of its first flow
+    cap: np.ndarray  # per flow: the most it may get (inf: none)
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,21 +119,23 @@ class Batch:
         return self.block.latency
 
 
-def _flatten(routes: list, overhead: float) -> RouteBlock:
-    owner, weight, path, links, coef, counts = [], [], [], [], [], []
+def _flatten(routes: list, options: NetworkOptions, link_latency: np.ndarray) -> RouteBlock:
+    owner, weight, path, links, coef, counts, cap = [], [], [], [], [], [], []
     for i, r in enumerate(routes):
         if r.independent:
             for j, (p, w) in enumerate(zip(r.paths, r.weights)):
                 owner.append(i), weight.append(w), path.append(j)
                 links.append(np.asarray(p, dtype=np.int64)), coef.append(np.ones(len(p))), counts.append(len(p))
+                cap.append(options.flow_cap(float(link_latency[list(p)].sum())))
         else:
             owner.append(i), weight.append(1.0), path.append(-1)
             links.append(r.links), coef.append(r.coef), counts.append(len(r.links))
+            cap.append(options.flow_cap(r.latency))
     owner_a = np.asarray(owner, dtype=np.int64)
     first = np.searchsorted(owner_a, np.arange(len(routes)))
-    latency = np.fromiter((r.latency for r in routes), dtype=np.float64, count=len(routes)) + overhead
+    latency = np.fromiter((r.latency for r in routes), dtype=np.float64, count=len(routes)) + options.overhead
     return RouteBlock(routes, owner_a, np.asarray(weight), np.asarray(path, dtype=np.int64), np.concatenate(links),
-                      np.concatenate(coef), np.asarray(counts, dtype=np.int64), latency, first)
+                      np.concatenate(coef), np.asarray(counts, dtype=np.int64), latency, first, np.asarray(cap))
 
 
 def _flow_bytes(block: RouteBlock, sizes: np.ndarray) -> np.ndarray:
@@ -179,7 +195,8 @@ class NetworkModel:
         batch = Batch(self._next_id, src, dst, sizes, self.env.now, tag, key, on_arrival, block,
                       _flow_bytes(block, sizes))
         if self._reference is not None:
-            ref = _flatten(self._reference.route_batch(src.tolist(), dst.tolist(), key), 0.0)
+            ref = _flatten(self._reference.route_batch(src.tolist(), dst.tolist(), key), NetworkOptions(),
+                           self.topo.latency)
             bound = self._fabric_max_load(ref.links, ref.coef, ref.counts, _flow_bytes(ref, sizes))
             self._steps.append(batch=batch.first_id, tag=tag, time=self.env.now, transfers=len(src),
                                bytes=int(sizes.sum()),
@@ -194,11 +211,11 @@ class NetworkModel:
         """The batch's routes as flows. Collective steps repeat the same (src, dst) lists over and
         over, so whole blocks are cached (policies that learn as they go are asked every time)."""
         if self.router.learns:
-            return _flatten(self.router.route_batch(src.tolist(), dst.tolist(), key), self.options.overhead)
+            return _flatten(self.router.route_batch(src.tolist(), dst.tolist(), key), self.options, self.topo.latency)
         block_key = (src.tobytes(), dst.tobytes(), key)
         block = self._blocks.get(block_key)
         if block is None:
-            block = _flatten(self.router.route_batch(src.tolist(), dst.tolist(), key), self.options.overhead)
+            block = _flatten(self.router.route_batch(src.tolist(), dst.tolist(), key), self.options, self.topo.latency)
             if len(self._blocks) >= ROUTE_BLOCKS:
                 self._blocks.clear()
             self._blocks[block_key] = block
@@ -240,9 +257,9 @@ class NetworkModel:
         per_entry = self._capacity[block.links] / block.coef
         rate = np.full(len(block.counts), np.inf)
         np.minimum.at(rate, owner, per_entry)
-        for cap in (self.options.flow_rate_cap, self.options.endpoint_rate_cap):
-            if cap is not None:
-                rate = np.minimum(rate, cap)
+        rate = np.minimum(rate, block.cap)
+        if self.options.endpoint_rate_cap is not None:
+            rate = np.minimum(rate, self.options.endpoint_rate_cap)
         return rate
 
     def _flows_drained(self, batch: Batch, flows: np.ndarray, drained: np.ndarray | float,

@@ -33,6 +33,7 @@ class FluidNetwork(NetworkModel):
         self._batch_of = np.zeros(0, dtype=np.int64)  # per active flow: index into _batches
         self._index = np.zeros(0, dtype=np.int64)  # per active flow: index within its batch
         self._size = np.zeros(0)
+        self._cap = np.zeros(0)  # per active flow: its own rate cap (inf: none)
         self._remaining = np.zeros(0)
         self._rates = np.zeros(0)
         self._entry_link = np.zeros(0, dtype=np.int64)
@@ -171,7 +172,7 @@ class FluidNetwork(NetworkModel):
         self._entry_link = self._entry_link[entry_keep]
         self._entry_coef = self._entry_coef[entry_keep]
         self._entry_owner = new_pos[self._entry_owner[entry_keep]]
-        for name in ("_batch_of", "_index", "_size", "_remaining", "_rates"):
+        for name in ("_batch_of", "_index", "_size", "_remaining", "_rates", "_cap"):
             setattr(self, name, getattr(self, name)[keep])
         if len(finished_batches) == 1 or (finished_batches == finished_batches[0]).all():
             groups = [(int(finished_batches[0]), np.sort(finished_index))]
@@ -204,7 +205,7 @@ class FluidNetwork(NetworkModel):
     def _admit(self, batches: list[Batch]) -> None:
         topo = self.topo
         base = len(self._remaining)
-        batch_of, index, sizes, links, coef, owner = [], [], [], [], [], []
+        batch_of, index, sizes, links, coef, owner, caps = [], [], [], [], [], [], []
         offset = base
         for batch in batches:
             block = batch.block
@@ -214,6 +215,7 @@ class FluidNetwork(NetworkModel):
             batch_of.append(np.full(len(live), slot, dtype=np.int64))
             index.append(live)
             sizes.append(batch.flow_bytes[live].astype(np.float64))
+            caps.append(block.cap[live])
             if len(live) == len(block.counts):
                 links.append(block.links)
                 coef.append(block.coef)
@@ -234,6 +236,7 @@ class FluidNetwork(NetworkModel):
         self._size = np.concatenate([self._size, new_sizes])
         self._remaining = np.concatenate([self._remaining, new_sizes])
         self._rates = np.concatenate([self._rates, np.zeros(len(new_sizes))])
+        self._cap = np.concatenate([self._cap, *caps])
         self._entry_link = np.concatenate([self._entry_link, *links])
         self._entry_coef = np.concatenate([self._entry_coef, *coef])
         self._entry_owner = np.concatenate([self._entry_owner, *owner])
@@ -276,7 +279,7 @@ class FluidNetwork(NetworkModel):
             keep = affected[owner]
             sub_owner, sub_links, sub_coef = position[owner[keep]], links[keep], coef[keep]
         m = n if members is None else len(members)
-        cap = None if self.options.flow_rate_cap is None else np.full(m, self.options.flow_rate_cap)
+        cap = None if not np.isfinite(self._cap).any() else (self._cap if members is None else self._cap[members])
         sub_rates, _ = max_min_rates(sub_owner, sub_links, sub_coef, self._capacity, m, cap)
         if members is None:
             rates = sub_rates
@@ -288,5 +291,5 @@ class FluidNetwork(NetworkModel):
         self._load = load[: self.topo.num_links]
         if self.check_rates:  # tests: the partial recomputation must equal a full one
             full, _ = max_min_rates(owner, links, coef, self._capacity, n,
-                                    None if cap is None else np.full(n, self.options.flow_rate_cap))
+                                    None if cap is None else self._cap)
             assert np.allclose(full, rates, rtol=1e-9, atol=0), "partial max-min differs from the full one"

@@ -34,9 +34,12 @@ class NetworkConfig(_Strict):
     overhead: Duration = 0.0
     flow_rate_cap: Bandwidth | None = None
     endpoint_rate_cap: Bandwidth | None = None
+    tcp_window: Size | None = None
+    streams: Annotated[int, Field(ge=1, strict=True)] = 1
 
     def options(self) -> NetworkOptions:
-        return NetworkOptions(self.overhead, self.flow_rate_cap, self.endpoint_rate_cap)
+        return NetworkOptions(self.overhead, self.flow_rate_cap, self.endpoint_rate_cap,
+                              None if self.tcp_window is None else float(self.tcp_window), self.streams)
 
 
 def _network(value: object) -> object:

@@ -15,6 +15,7 @@ import numpy as np
 
 from netsim.collectives import Communicator
 from netsim.errors import ConfigError
+from netsim.network import NetworkOptions
 from netsim.sim import Simulation
 from netsim.topology import full_mesh
 from netsim.workloads.compute import ComputeModel
@@ -44,7 +45,7 @@ def utilization(method: str, model: ComputeModel, *, workers: int, bandwidth: fl
                 inner_steps: int = 100, fragments: int = 1, overlap: int = 0, bits: int = 16,
                 outer_steps: int = 3, speeds: np.ndarray | None = None, jitter: float = 0.0,
                 seed: int = 0, bucket_bytes: float | None = None, graph: str = "ring",
-                final_merge: bool = False) -> Utilization:
+                final_merge: bool = False, tcp_window: float | None = None, streams: int = 1) -> Utilization:
     """Run `method` for `outer_steps` outer periods (for dp an outer period is one step)."""
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r} (known: {', '.join(METHODS)})", field="method")
@@ -56,7 +57,7 @@ def utilization(method: str, model: ComputeModel, *, workers: int, bandwidth: fl
         fragments, overlap = 1, inner_steps - 1  # the all-reduce hides behind the next tau = H steps
     config = StreamingConfig(inner_steps, fragments, overlap, bits, outer_steps)
     topo = full_mesh(workers, bandwidth, latency, name="datacenters")
-    sim = Simulation(topo, seed=seed, record_links=False)
+    sim = Simulation(topo, seed=seed, record_links=False, options=NetworkOptions(tcp_window=tcp_window, streams=streams))
     comm = Communicator(sim, topo.gpus, name="workers")
     if method == "dp":
         state = run_dp(comm, model, outer_steps, bits=bits, bucket_bytes=bucket_bytes, speeds=speeds, jitter=jitter)

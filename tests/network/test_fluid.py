@@ -111,3 +111,16 @@ def test_bytes_conserved_and_no_link_over_capacity(case):
         route = sim.router.route(int(topo.gpus[s]), int(topo.gpus[d]), ())
         solo = n / np.min(topo.capacity[route.links] / route.coef) + route.latency
         assert row["end"] - row["start"] >= solo * (1 - 1e-9)
+
+
+def test_tcp_window_caps_a_flow_at_streams_times_window_over_rtt():
+    from netsim.topology import full_mesh
+
+    topo = full_mesh(2, 10e9, 0.05)  # 100 ms round trip
+    for streams in (1, 4, 100):
+        opts = NetworkOptions(tcp_window=16 * 2**20, streams=streams)
+        t, _ = run_transfers(topo, [(0.0, 0, 1, 10**9)], options=opts)
+        rate = min(10e9, streams * 16 * 2**20 / 0.1)
+        assert t["end"][0] == pytest.approx(10**9 / rate + 0.05, rel=1e-9)
+    with pytest.raises(Exception):
+        NetworkOptions(streams=0)
