@@ -103,7 +103,7 @@ def run_streaming(comm: Communicator, model: ComputeModel, config: StreamingConf
                 debt = 0.0
                 for p in due[t]:
                     sync = point(p, t)
-                    sync.arrive()
+                    sync.arrive(w)
                     waiting.setdefault(t + config.overlap + 1, []).append((p, sync))
         if debt:
             yield sim.env.timeout(debt)

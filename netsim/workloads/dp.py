@@ -83,7 +83,7 @@ def run_dp(comm: Communicator, model: ComputeModel, steps: int, *, bits: int = 1
                 compute[w] += elapsed
                 elapsed = 0.0
                 sync = point(b, t)
-                sync.arrive()
+                sync.arrive(w)
                 current.append(sync)
             previous = current
         for sync in previous:  # drain the last step's reductions

@@ -51,6 +51,8 @@ def run_gossip(comm: Communicator, model: ComputeModel, *, every: int, steps: in
     plan = neighbours(graph, n, rounds, sim.rng)
     inbox: dict[tuple[int, int, int], object] = {}  # (round, receiver, sender) -> arrival event
     compute = np.zeros(n)
+    arrived: dict[tuple[int, int], float] = {}  # (round, worker) -> when it reached the round
+    waits = np.zeros(n)
     done = {"merged": None}
 
     def message(r: int, receiver: int, sender: int):
@@ -71,6 +73,7 @@ def run_gossip(comm: Communicator, model: ComputeModel, *, every: int, steps: in
             yield sim.env.timeout(debt)
             compute[w] += debt
             debt = 0.0
+            arrived[(r, w)] = sim.now
             for peer in plan[r][w]:
                 arrival = message(r, peer, w)
                 sent = sim.network.transfer(int(comm.nodes[w]), int(comm.nodes[peer]), payload,
@@ -79,6 +82,8 @@ def run_gossip(comm: Communicator, model: ComputeModel, *, every: int, steps: in
             senders = [s for s in range(n) if w in plan[r][s]]
             if senders:
                 yield sim.env.all_of([message(r, w, s) for s in senders])
+                latest = max(arrived.get((r, s), sim.now) for s in senders)  # slower peers it waited for
+                waits[w] += max(0.0, latest - arrived[(r, w)])
         if debt:
             yield sim.env.timeout(debt)
             compute[w] += debt
@@ -89,7 +94,7 @@ def run_gossip(comm: Communicator, model: ComputeModel, *, every: int, steps: in
             yield sim.env.all_of(procs)
             done["merged"] = yield comm.run("all_reduce", payload, algo="ring", label="final merge")
         sim.process(merge())
-    return {"compute": compute, "processes": procs, "plan": plan, "merge": done}
+    return {"compute": compute, "processes": procs, "plan": plan, "merge": done, "waits": waits}
 
 
 def gossip_round(values: np.ndarray, peers: list[list[int]]) -> np.ndarray:

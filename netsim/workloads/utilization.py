@@ -22,6 +22,7 @@ from netsim.workloads.compute import ComputeModel
 from netsim.workloads.diloco import StreamingConfig, run_streaming
 from netsim.workloads.dp import run_dp
 from netsim.workloads.gossip import run_gossip
+from netsim.workloads.syncs import barrier_wait
 
 METHODS = ("dp", "diloco", "streaming_diloco", "noloco", "co2", "gossip")
 
@@ -36,6 +37,7 @@ class Utilization:
     bytes_total: int
     peak_demand_Bps: float  # per-worker send rate at which the largest sync fits in one inner step
     outer_step_s: float
+    straggler_wait_s: float  # mean per worker: time at syncs spent waiting for slower workers to arrive
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -45,8 +47,12 @@ def utilization(method: str, model: ComputeModel, *, workers: int, bandwidth: fl
                 inner_steps: int = 100, fragments: int = 1, overlap: int = 0, bits: int = 16,
                 outer_steps: int = 3, speeds: np.ndarray | None = None, jitter: float = 0.0,
                 seed: int = 0, bucket_bytes: float | None = None, graph: str = "ring",
-                final_merge: bool = False, tcp_window: float | None = None, streams: int = 1) -> Utilization:
-    """Run `method` for `outer_steps` outer periods (for dp an outer period is one step)."""
+                final_merge: bool = False, tcp_window: float | None = None, streams: int = 1,
+                topology=None, worker_gpus: list[str] | None = None) -> Utilization:
+    """Run `method` for `outer_steps` outer periods (for dp an outer period is one step). By default the
+    workers sit on a full mesh of `bandwidth` / `latency` links; give `topology` (e.g. an internet
+    topology) and `worker_gpus` (one GPU name per worker; default: the first GPU of each datacenter)
+    to run them on a real fabric instead (then `bandwidth` and `latency` are ignored)."""
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r} (known: {', '.join(METHODS)})", field="method")
     if workers < 2:
@@ -56,9 +62,10 @@ def utilization(method: str, model: ComputeModel, *, workers: int, bandwidth: fl
     elif method == "co2":
         fragments, overlap = 1, inner_steps - 1  # the all-reduce hides behind the next tau = H steps
     config = StreamingConfig(inner_steps, fragments, overlap, bits, outer_steps)
-    topo = full_mesh(workers, bandwidth, latency, name="datacenters")
+    topo = full_mesh(workers, bandwidth, latency, name="datacenters") if topology is None else topology
+    nodes = topo.gpus if topology is None else _worker_nodes(topo, workers, worker_gpus)
     sim = Simulation(topo, seed=seed, record_links=False, options=NetworkOptions(tcp_window=tcp_window, streams=streams))
-    comm = Communicator(sim, topo.gpus, name="workers")
+    comm = Communicator(sim, nodes, name="workers")
     if method == "dp":
         state = run_dp(comm, model, outer_steps, bits=bits, bucket_bytes=bucket_bytes, speeds=speeds, jitter=jitter)
         per_sync = 2 * (workers - 1) / workers * max(state["bucket_bytes"])  # ring all-reduce, per worker
@@ -78,5 +85,18 @@ def utilization(method: str, model: ComputeModel, *, workers: int, bandwidth: fl
     sent = results.transfers.group_by("src").agg(results.transfers["bytes"].sum()) if len(results.transfers) else None
     total = int(results.transfers["bytes"].sum()) if sent is not None else 0
     demand = per_sync / model.step_time
+    waits = state["waits"] if "waits" in state else barrier_wait(state["points"].values(), workers)
     return Utilization(method, float(np.mean(compute / wall)), wall, float(np.mean(wall - compute)),
-                       total / workers, total, demand, wall / outer_steps)
+                       total / workers, total, demand, wall / outer_steps, float(np.mean(waits)))
+
+
+def _worker_nodes(topo, workers: int, names: list[str] | None) -> np.ndarray:
+    if names is not None:
+        if len(names) != workers:
+            raise ConfigError(f"{len(names)} GPUs named for {workers} workers", field="worker_gpus")
+        return np.array([topo.node(n) for n in names], dtype=np.int64)
+    dcs = topo.gpu_attr("dc")
+    firsts = [int(topo.gpus[np.flatnonzero(dcs == d)[0]]) for d in sorted(set(dcs.tolist()))]
+    if len(firsts) < workers:
+        raise ConfigError(f"{workers} workers but the topology has {len(firsts)} datacenters", field="workers")
+    return np.array(firsts[:workers], dtype=np.int64)

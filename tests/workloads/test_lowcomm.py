@@ -166,3 +166,21 @@ def test_sweep_thresholds_and_cli(tmp_path, capsys):
     assert {p.name for p in (tmp_path / "s").iterdir()} == {"sweep.parquet", "thresholds.parquet", "report.html"}
     assert main(["sweep-bandwidth", "--methods", "magic"]) == 2
     assert main(["sweep-bandwidth", "--grid", "1:x:3"]) == 2
+
+
+def test_straggler_wait_and_internet_topology():
+    from pathlib import Path
+
+    from netsim.topology import load_topology
+
+    model = ComputeModel(layers=24, step_time=0.1, params=1e8)
+    even = utilization("diloco", model, workers=3, bandwidth=1e10, inner_steps=10)
+    slow = utilization("diloco", model, workers=3, bandwidth=1e10, inner_steps=10, speeds=np.array([1, 1, 1.5]))
+    assert even.straggler_wait_s == pytest.approx(0.0, abs=1e-12)
+    # the two fast workers wait 0.5 s per outer step for the slow one, 3 outer steps: mean 2 x 1.5 / 3
+    assert slow.straggler_wait_s == pytest.approx(2 * 1.5 / 3, rel=1e-9)
+    topo = load_topology(Path(__file__).resolve().parents[2] / "topologies" / "internet4.yaml")
+    wan = utilization("diloco", model, workers=4, bandwidth=0, topology=topo, inner_steps=20)
+    assert 0 < wan.utilization < 1 and wan.bytes_per_worker == pytest.approx(2 * 3 / 4 * 2e8 * 3, rel=1e-9)
+    with pytest.raises(ConfigError):
+        utilization("diloco", model, workers=5, bandwidth=0, topology=topo)
