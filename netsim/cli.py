@@ -45,6 +45,9 @@ def _training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency", default="0", help="inter-datacenter link latency (e.g. 30ms)")
     p.add_argument("--tcp-window", help="TCP-like cap: bytes in flight per stream (e.g. 16MiB); none by default")
     p.add_argument("--streams", type=int, default=1, help="parallel streams per transfer (with --tcp-window)")
+    p.add_argument("--speeds", help="per-worker slowdown factors, comma-separated (1.5: a 1.5x slower worker)")
+    p.add_argument("--jitter", type=float, default=0.0, help="lognormal sigma of per-step slowdowns (stragglers)")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
 
 
@@ -55,7 +58,15 @@ def _training(args: argparse.Namespace) -> tuple[ComputeModel, dict]:
     kw = dict(workers=args.workers, latency=parse_time(args.latency, field="--latency"), inner_steps=args.inner_steps,
               fragments=args.fragments, overlap=args.overlap, bits=args.bits, outer_steps=args.outer_steps,
               tcp_window=None if args.tcp_window is None else float(parse_size(args.tcp_window, field="--tcp-window")),
-              streams=args.streams)
+              streams=args.streams, jitter=args.jitter, seed=args.seed)
+    if args.speeds:
+        try:
+            speeds = np.array([float(x) for x in args.speeds.split(",")])
+        except ValueError:
+            raise ConfigError(f"expected comma-separated numbers, got {args.speeds!r}", field="--speeds") from None
+        if len(speeds) != args.workers or not (speeds > 0).all():
+            raise ConfigError(f"expected {args.workers} positive factors, got {args.speeds!r}", field="--speeds")
+        kw["speeds"] = speeds
     return model, kw
 
 

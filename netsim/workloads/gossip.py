@@ -17,6 +17,7 @@ import numpy as np
 from netsim.collectives import Communicator
 from netsim.errors import ConfigError
 from netsim.workloads.compute import ComputeModel, jitter_factors
+from netsim.workloads.syncs import send
 
 GRAPHS = ("ring", "exponential", "random")
 
@@ -76,8 +77,7 @@ def run_gossip(comm: Communicator, model: ComputeModel, *, every: int, steps: in
             arrived[(r, w)] = sim.now
             for peer in plan[r][w]:
                 arrival = message(r, peer, w)
-                sent = sim.network.transfer(int(comm.nodes[w]), int(comm.nodes[peer]), payload,
-                                            key=(comm.job, comm.name, "gossip"), tag=f"round{r}")
+                sent = send(comm, w, peer, payload, tag=f"round{r}")
                 sent.callbacks.append(lambda _e, a=arrival: a.succeed())
             senders = [s for s in range(n) if w in plan[r][s]]
             if senders:

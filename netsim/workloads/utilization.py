@@ -22,7 +22,7 @@ from netsim.workloads.compute import ComputeModel
 from netsim.workloads.diloco import StreamingConfig, run_streaming
 from netsim.workloads.dp import run_dp
 from netsim.workloads.gossip import run_gossip
-from netsim.workloads.syncs import barrier_wait
+from netsim.workloads.syncs import ShardedGroup, barrier_wait
 
 METHODS = ("dp", "diloco", "streaming_diloco", "noloco", "co2", "gossip")
 
@@ -48,11 +48,13 @@ def utilization(method: str, model: ComputeModel, *, workers: int, bandwidth: fl
                 outer_steps: int = 3, speeds: np.ndarray | None = None, jitter: float = 0.0,
                 seed: int = 0, bucket_bytes: float | None = None, graph: str = "ring",
                 final_merge: bool = False, tcp_window: float | None = None, streams: int = 1,
-                topology=None, worker_gpus: list[str] | None = None) -> Utilization:
+                topology=None, worker_gpus: list[str] | None = None, gpus_per_worker: int = 1) -> Utilization:
     """Run `method` for `outer_steps` outer periods (for dp an outer period is one step). By default the
     workers sit on a full mesh of `bandwidth` / `latency` links; give `topology` (e.g. an internet
     topology) and `worker_gpus` (one GPU name per worker; default: the first GPU of each datacenter)
-    to run them on a real fabric instead (then `bandwidth` and `latency` are ignored)."""
+    to run them on a real fabric instead (then `bandwidth` and `latency` are ignored). With
+    `gpus_per_worker` = k > 1 (on a topology), each worker is the first k GPUs of its datacenter and
+    every sync is sharded: GPU j of each worker syncs 1/k of the bytes with GPU j of the others."""
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r} (known: {', '.join(METHODS)})", field="method")
     if workers < 2:
@@ -63,9 +65,16 @@ def utilization(method: str, model: ComputeModel, *, workers: int, bandwidth: fl
         fragments, overlap = 1, inner_steps - 1  # the all-reduce hides behind the next tau = H steps
     config = StreamingConfig(inner_steps, fragments, overlap, bits, outer_steps)
     topo = full_mesh(workers, bandwidth, latency, name="datacenters") if topology is None else topology
-    nodes = topo.gpus if topology is None else _worker_nodes(topo, workers, worker_gpus)
     sim = Simulation(topo, seed=seed, record_links=False, options=NetworkOptions(tcp_window=tcp_window, streams=streams))
-    comm = Communicator(sim, nodes, name="workers")
+    if gpus_per_worker > 1:
+        if topology is None or worker_gpus is not None:
+            raise ConfigError("needs a topology (and no worker_gpus): the first GPUs of each datacenter",
+                              field="gpus_per_worker")
+        groups = _worker_groups(topo, workers, gpus_per_worker)
+        comm = ShardedGroup([Communicator(sim, groups[:, j], name=f"shard{j}") for j in range(gpus_per_worker)])
+    else:
+        nodes = topo.gpus if topology is None else _worker_nodes(topo, workers, worker_gpus)
+        comm = Communicator(sim, nodes, name="workers")
     if method == "dp":
         state = run_dp(comm, model, outer_steps, bits=bits, bucket_bytes=bucket_bytes, speeds=speeds, jitter=jitter)
         per_sync = 2 * (workers - 1) / workers * max(state["bucket_bytes"])  # ring all-reduce, per worker
@@ -88,6 +97,20 @@ def utilization(method: str, model: ComputeModel, *, workers: int, bandwidth: fl
     waits = state["waits"] if "waits" in state else barrier_wait(state["points"].values(), workers)
     return Utilization(method, float(np.mean(compute / wall)), wall, float(np.mean(wall - compute)),
                        total / workers, total, demand, wall / outer_steps, float(np.mean(waits)))
+
+
+def _worker_groups(topo, workers: int, k: int) -> np.ndarray:
+    """workers x k GPU ids: the first k GPUs of each of the first `workers` datacenters."""
+    dcs = topo.gpu_attr("dc")
+    rows = []
+    for d in sorted(set(dcs.tolist()))[:workers]:
+        gpus = topo.gpus[dcs == d]
+        if len(gpus) < k:
+            raise ConfigError(f"datacenter {d} has {len(gpus)} GPUs, fewer than {k}", field="gpus_per_worker")
+        rows.append(gpus[:k])
+    if len(rows) < workers:
+        raise ConfigError(f"{workers} workers but the topology has {len(rows)} datacenters", field="workers")
+    return np.array(rows, dtype=np.int64)
 
 
 def _worker_nodes(topo, workers: int, names: list[str] | None) -> np.ndarray:

@@ -184,3 +184,21 @@ def test_straggler_wait_and_internet_topology():
     assert 0 < wan.utilization < 1 and wan.bytes_per_worker == pytest.approx(2 * 3 / 4 * 2e8 * 3, rel=1e-9)
     with pytest.raises(ConfigError):
         utilization("diloco", model, workers=5, bandwidth=0, topology=topo)
+
+
+def test_workers_that_are_gpu_groups_shard_their_syncs():
+    from pathlib import Path
+
+    from netsim.topology import load_topology
+
+    model = ComputeModel(layers=24, step_time=0.1, params=1e8)
+    topo = load_topology(Path(__file__).resolve().parents[2] / "topologies" / "internet4.yaml")
+    one = utilization("diloco", model, workers=4, bandwidth=0, topology=topo, inner_steps=20)
+    eight = utilization("diloco", model, workers=4, bandwidth=0, topology=topo, inner_steps=20, gpus_per_worker=8)
+    # the same bytes cross the WAN (8 shards of 1/8), but 8 GPUs per worker send them
+    assert eight.bytes_total == pytest.approx(one.bytes_total, rel=1e-6)
+    assert eight.wall_s <= one.wall_s * (1 + 1e-9)  # 8 parallel rings never slower than one
+    gossip = utilization("noloco", model, workers=4, bandwidth=0, topology=topo, inner_steps=20, gpus_per_worker=4)
+    assert gossip.bytes_total == pytest.approx(4 * 2 * 2e8 * 3, rel=1e-6)
+    with pytest.raises(ConfigError):
+        utilization("diloco", model, workers=4, bandwidth=1e9, gpus_per_worker=2)
