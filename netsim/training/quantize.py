@@ -1,0 +1,44 @@
+"""Formats for exchanged values: FP8 (E4M3) and 4-bit E3M0, each with a per-tensor scale, decoded
+and accumulated in fp32 — what Streaming DiLoCo sends over the wire.
+
+FP8 E4M3 (OCP "fn" variant, largest finite 448): torch's float8_e4m3fn, round to nearest even;
+relative error at most 2^-4 for normal values. E3M0: a sign and a 3-bit exponent, no mantissa:
+code 0 is zero and code e = 1..7 is scale x 2^(e-7); magnitudes round to the nearest level in value,
+so the relative error is at most 1/3 inside the range, and values below half the smallest level
+become zero.
+"""
+
+from __future__ import annotations
+
+import torch
+
+FORMATS = {"fp32": 32, "bf16": 16, "fp8": 8, "e3m0": 4}  # bits per value
+FP8_MAX = 448.0
+
+
+def quantize(x: torch.Tensor, fmt: str) -> torch.Tensor:
+    """The fp32 values the receiver decodes after `x` went through `fmt` (same shape)."""
+    x = x.detach().to(torch.float32)
+    if fmt == "fp32":
+        return x.clone()
+    if fmt == "bf16":
+        return x.to(torch.bfloat16).to(torch.float32)
+    scale = x.abs().max()
+    if scale == 0:
+        return torch.zeros_like(x)
+    if fmt == "fp8":
+        s = scale / FP8_MAX
+        return (x / s).to(torch.float8_e4m3fn).to(torch.float32) * s
+    if fmt == "e3m0":
+        levels = scale * torch.pow(2.0, torch.arange(-6, 1, dtype=torch.float32))  # 2^-6 .. 2^0 of the scale
+        mag = x.abs().unsqueeze(-1)
+        candidates = torch.cat([torch.zeros(1), levels])
+        nearest = candidates[(mag - candidates).abs().argmin(dim=-1)]
+        return torch.sign(x) * nearest
+    raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+
+
+def payload_bytes(elements: int, fmt: str) -> int:
+    """Bytes on the wire for `elements` values in `fmt` (plus one fp32 scale for the scaled formats)."""
+    bits = FORMATS[fmt]
+    return (elements * bits + 7) // 8 + (4 if fmt in ("fp8", "e3m0") else 0)
