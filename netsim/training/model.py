@@ -46,6 +46,7 @@ class TinyLM(nn.Module):
         self.pos = nn.Parameter(torch.zeros(c.context, c.width))
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.layers))
         self.norm = nn.LayerNorm(c.width)
+        nn.init.normal_(self.embed.weight, std=0.02)  # small tied embeddings: initial loss near ln(256)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.embed(tokens) + self.pos[: tokens.shape[1]]

@@ -1,0 +1,61 @@
+"""Real training on the simulated clock: bytes, lateness, determinism."""
+
+import polars as pl
+import pytest
+
+from netsim.collectives import Communicator
+from netsim.sim import Simulation
+from netsim.topology import full_mesh
+from netsim.training.coupled import TrainConfig, train
+from netsim.training.model import ModelConfig
+
+SMALL = ModelConfig(layers=1, width=32, heads=2, context=16)
+
+
+def run(method, bandwidth=1.25e9, latency=0.01, exchange="bf16", steps=12, workers=3):
+    topo = full_mesh(workers, bandwidth, latency)
+    sim = Simulation(topo, record_links=False)
+    comm = Communicator(sim, topo.gpus)
+    cfg = TrainConfig(method=method, steps=steps, inner_steps=4, batch=4, model=SMALL, step_time=0.05,
+                      exchange=exchange)
+    res = train(comm, cfg)
+    results = sim.run()
+    return res["frame"](), results, res
+
+
+def test_bytes_are_tensor_elements_times_bits():
+    frame, results, res = run("diloco", exchange="e3m0")
+    numel = sum(p.numel() for p in __import__("netsim.training.model", fromlist=["TinyLM"]).TinyLM(SMALL).parameters())
+    syncs = len(res["exchanges"])
+    assert syncs == 3
+    payload = (numel * 4 + 7) // 8 + 4  # 4-bit values plus the fp32 scale
+    # ring all-reduce between 3 workers: each sends 2 (n-1)/n of the payload, in whole-byte pieces
+    assert results.transfers["bytes"].sum() == pytest.approx(syncs * 2 * 2 * payload, abs=syncs * 2 * 3 * 3)
+    bf16, results16, _ = run("diloco", exchange="bf16")
+    assert results16.transfers["bytes"].sum() == pytest.approx(4 * results.transfers["bytes"].sum(), rel=1e-3)
+
+
+def test_a_late_message_delays_exactly_the_steps_that_need_it():
+    fast, _, _ = run("diloco", bandwidth=1.25e10)
+    slow, _, res = run("diloco", bandwidth=1.25e5)
+    for frame in (fast, slow):
+        w0 = frame.filter(pl.col("worker") == 0).sort("step")
+        durations = w0["time"].diff().fill_null(w0["time"][0]).to_list()
+        for step, d in zip(w0["step"].to_list(), durations):
+            if step % 4:  # steps without a sync take their compute time only
+                assert d == pytest.approx(0.05, rel=1e-9)
+    # the sync step (4) ends exactly one sync later than its compute: 4 steps of 0.05 s, then the all-reduce
+    sync = res["exchanges"][4].sync
+    end = slow.filter((pl.col("worker") == 0) & (pl.col("step") == 4))["time"][0]
+    assert sync.start == pytest.approx(0.2, rel=1e-9)
+    assert end == pytest.approx(0.2 + (sync.done.value - sync.start), rel=1e-9)
+    assert end > 0.3  # the slow link (1 Mbit/s) is what it waited for
+
+
+def test_same_seed_same_losses_bit_for_bit_and_ddp_moves_h_times_diloco():
+    a, ra, _ = run("ddp")
+    b, rb, _ = run("ddp")
+    assert a["loss"].to_list() == b["loss"].to_list()
+    d, rd, _ = run("diloco")
+    assert ra.transfers["bytes"].sum() == pytest.approx(4 * rd.transfers["bytes"].sum(), rel=1e-6)
+    assert a["loss"][0] < 6.0  # starts near ln(256) = 5.55
