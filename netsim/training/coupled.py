@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import polars as pl
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters

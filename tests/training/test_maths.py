@@ -1,6 +1,5 @@
 """The numerical pieces of real training: exchanged-value formats, outer steps, determinism."""
 
-import pytest
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
