@@ -3,8 +3,12 @@ data shard, in one process. Every step's compute time is the measured torch time
 or a fixed `step_time`; every exchange sends the exact bytes of its tensors (after quantisation)
 through the simulated network, and the maths waits for them: a late message really is late.
 
-Methods so far: `ddp` (gradients averaged every step) and `diloco` (H inner steps, then the averaged
-outer gradient drives an outer SGD-Nesterov step of the global parameters).
+Methods: `ddp` (gradients averaged every step), `diloco` (H inner steps, then the averaged outer
+gradient drives an outer SGD-Nesterov step of the global parameters), `streaming_diloco` (F
+fragments strided by block, fragment p synced after the steps t with (t - round(pH/F)) mod H == 0,
+merged tau steps later as local <- alpha local + (1 - alpha) global) and `noloco` (every H steps a
+random pair exchanges outer gradients and slow weights; each worker's own Nesterov step plus a pull
+of its slow weights toward the pair's mean; no all-reduce, no barrier).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
@@ -22,9 +27,9 @@ from netsim.training.data import Shard, corpus_bytes
 from netsim.training.model import ModelConfig, TinyLM
 from netsim.training.outer import OuterNesterov, average
 from netsim.training.quantize import FORMATS, payload_bytes, quantize
-from netsim.workloads.syncs import SyncPoint
+from netsim.workloads.syncs import SyncPoint, send
 
-METHODS = ("ddp", "diloco")
+METHODS = ("ddp", "diloco", "streaming_diloco", "noloco")
 STEP_SCHEMA = {"method": pl.Utf8, "worker": pl.Int64, "step": pl.Int64, "time": pl.Float64, "loss": pl.Float64,
                "compute_s": pl.Float64}
 
@@ -40,6 +45,10 @@ class TrainConfig:
     outer_lr: float = 0.7
     outer_momentum: float = 0.9
     exchange: str = "bf16"  # format of exchanged values
+    fragments: int = 4  # F (streaming_diloco)
+    overlap: int = 1  # tau (streaming_diloco)
+    alpha: float = 0.5  # mixing of the local and merged fragment (streaming_diloco)
+    pull: float = 0.5  # NoLoCo: weight of the pull toward the pair's mean slow weights
     model: ModelConfig = field(default_factory=ModelConfig)
     seed: int = 0
     step_time: float | None = None  # fixed seconds per step; None: measured torch time x time_scale
@@ -73,6 +82,17 @@ class Exchange:
         return self._mean
 
 
+def fragment_slices(model: TinyLM, fragments: int) -> list[torch.Tensor]:
+    """Indices into the flat parameter vector per fragment: block l in fragment l mod F; embeddings and
+    the final norm travel with fragment 0."""
+    owner = []
+    for name, p in model.named_parameters():
+        part = int(name.split(".")[1]) % fragments if name.startswith("blocks.") else 0
+        owner.append(torch.full((p.numel(),), part))
+    owner = torch.cat(owner)
+    return [torch.nonzero(owner == f).flatten() for f in range(fragments)]
+
+
 def train(comm: Communicator, cfg: TrainConfig) -> dict:
     """Start the workers as SimPy processes on `comm`'s simulation; run the simulation, then read
     `result["frame"]()` for the per-step losses and times."""
@@ -84,13 +104,40 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
     data = corpus_bytes()
     rows: list[dict] = []
     outer = OuterNesterov(start, cfg.outer_lr, cfg.outer_momentum, nesterov=cfg.outer_momentum > 0)
-    exchanges: dict[int, Exchange] = {}
-    applied: dict[int, torch.Tensor] = {}
+    exchanges: dict = {}
+    applied: dict = {}
+    slices = fragment_slices(base, cfg.fragments) if cfg.method == "streaming_diloco" else [torch.arange(start.numel())]
+    frag_outer = [OuterNesterov(start[idx], cfg.outer_lr, cfg.outer_momentum, nesterov=cfg.outer_momentum > 0)
+                  for idx in slices]
+    due: dict[int, list[int]] = {}
+    for p in range(len(slices)):
+        offset = round(p * cfg.inner_steps / len(slices))
+        for t in range(1, cfg.steps + 1):
+            if (t - offset) % cfg.inner_steps == 0:
+                due.setdefault(t, []).append(p)
+    rng = np.random.default_rng(cfg.seed)
+    pairings: dict[int, list[int]] = {}  # NoLoCo round -> peer of each worker (-1: sits out)
+    messages: dict[tuple[int, int], tuple] = {}  # (round, sender) -> (outer gradient, slow weights)
+    arrivals: dict[tuple[int, int], object] = {}
 
-    def exchange(t: int) -> Exchange:
+    def exchange(t, numel: int | None = None) -> Exchange:
         if t not in exchanges:
-            exchanges[t] = Exchange(comm, start.numel(), cfg, label=f"{cfg.method}@{t}")
+            exchanges[t] = Exchange(comm, start.numel() if numel is None else numel, cfg, label=f"{cfg.method}@{t}")
         return exchanges[t]
+
+    def arrival(r: int, sender: int):
+        if (r, sender) not in arrivals:
+            arrivals[(r, sender)] = sim.env.event()
+        return arrivals[(r, sender)]
+
+    def peers(r: int) -> list[int]:
+        if r not in pairings:
+            order = rng.permutation(m)
+            peer = [-1] * m
+            for a, b in zip(order[0::2], order[1::2]):
+                peer[int(a)], peer[int(b)] = int(b), int(a)
+            pairings[r] = peer
+        return pairings[r]
 
     def worker(w: int):
         model = TinyLM(cfg.model)
@@ -98,7 +145,18 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
         opt = (torch.optim.AdamW(model.parameters(), lr=cfg.lr) if cfg.inner_optimizer == "adamw"
                else torch.optim.SGD(model.parameters(), lr=cfg.lr))
         shard = Shard(data, w, m, cfg.model.context, cfg.batch, cfg.seed)
+        pending: dict[int, list[tuple[int, Exchange, int]]] = {}  # step -> [(fragment, exchange, sync step)]
+        slow = start.clone()  # NoLoCo: this worker's slow weights
+        momentum = torch.zeros_like(start)
         for t in range(1, cfg.steps + 1):
+            for p, ex, t0 in pending.pop(t, []):  # streaming: merge fragments whose result is due now
+                if not ex.sync.done.processed:
+                    yield ex.sync.done
+                if (p, t0) not in applied:
+                    applied[(p, t0)] = frag_outer[p].step(ex.mean()).clone()
+                local = parameters_to_vector(model.parameters()).detach()
+                local[slices[p]] = cfg.alpha * local[slices[p]] + (1 - cfg.alpha) * applied[(p, t0)]
+                vector_to_parameters(local, model.parameters())
             tic = time.perf_counter()
             opt.zero_grad()
             loss = model.loss(shard.next())
@@ -116,6 +174,34 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
                     p.grad = grads[offset:offset + p.numel()].view_as(p).clone()
                     offset += p.numel()
                 opt.step()
+            elif cfg.method == "streaming_diloco":
+                opt.step()
+                for p in due.get(t, []):
+                    ex = exchange((p, t), len(slices[p]))
+                    local = parameters_to_vector(model.parameters()).detach()
+                    ex.contribute(w, frag_outer[p].params - local[slices[p]])
+                    pending.setdefault(t + cfg.overlap + 1, []).append((p, ex, t))
+            elif cfg.method == "noloco":
+                opt.step()
+                if t % cfg.inner_steps == 0:
+                    r = t // cfg.inner_steps
+                    peer = peers(r)[w]
+                    local = parameters_to_vector(model.parameters()).detach()
+                    mine = (quantize(slow - local, cfg.exchange), quantize(slow, cfg.exchange))
+                    messages[(r, w)] = mine
+                    if peer >= 0:
+                        sent = send(comm, w, peer, 2 * payload_bytes(start.numel(), cfg.exchange), tag=f"noloco@{r}")
+                        sent.callbacks.append(lambda _e, a=arrival(r, w): a.succeed())
+                        yield arrival(r, peer)  # the peer's outer gradient and slow weights are here
+                        their = messages[(r, peer)]
+                        delta = (mine[0] + their[0]) / 2
+                        pair_slow = (mine[1] + their[1]) / 2
+                    else:
+                        delta, pair_slow = mine[0], mine[1]
+                    momentum = cfg.outer_momentum * momentum + delta
+                    update = delta + cfg.outer_momentum * momentum
+                    slow = slow - cfg.outer_lr * update - cfg.pull * (slow - pair_slow)
+                    vector_to_parameters(slow.clone(), model.parameters())
             else:
                 opt.step()
                 if t % cfg.inner_steps == 0:
@@ -128,6 +214,10 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
                     vector_to_parameters(applied[t].clone(), model.parameters())
             rows.append({"method": cfg.method, "worker": w, "step": t, "time": sim.now, "loss": float(loss.item()),
                          "compute_s": compute})
+        for step in sorted(pending):  # drain: outstanding fragment syncs still cost network time
+            for _p, ex, _t0 in pending[step]:
+                if not ex.sync.done.processed:
+                    yield ex.sync.done
 
     for w in range(m):
         sim.process(worker(w))

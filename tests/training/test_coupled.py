@@ -59,3 +59,14 @@ def test_same_seed_same_losses_bit_for_bit_and_ddp_moves_h_times_diloco():
     d, rd, _ = run("diloco")
     assert ra.transfers["bytes"].sum() == pytest.approx(4 * rd.transfers["bytes"].sum(), rel=1e-6)
     assert a["loss"][0] < 6.0  # starts near ln(256) = 5.55
+
+
+def test_streaming_moves_diloco_bytes_in_fragments_and_noloco_pairs_without_a_barrier():
+    d, rd, _ = run("diloco")
+    s, rs, res = run("streaming_diloco")
+    assert rs.transfers["bytes"].sum() == pytest.approx(rd.transfers["bytes"].sum(), rel=1e-3)
+    assert len(res["exchanges"]) > len(run("diloco")[2]["exchanges"])  # more, smaller syncs
+    n, rn, _ = run("noloco", workers=4)
+    # each round every worker sends its outer gradient and slow weights (2 payloads) to one peer
+    assert n["loss"].is_finite().all()
+    assert rn.transfers["bytes"].sum() > 0
