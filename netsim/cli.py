@@ -16,7 +16,9 @@ import polars as pl
 
 from netsim.collectives import OPS, algorithms
 from netsim.errors import ConfigError, NetsimError
-from netsim.report import write_bench_report, write_compare_report, write_report, write_sweep_report
+from netsim.report import (
+    write_bench_report, write_compare_report, write_report, write_sweep_report, write_training_report,
+)
 from netsim.routing import make_policy
 from netsim.scenario import default_scenario, load_scenario, run_scenario, summarize
 from netsim.scenario.compare import compare_routing
@@ -110,6 +112,10 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--targets", default="0.5,0.8,0.9,0.95,0.99", help="utilisation targets")
     sweep.add_argument("-o", "--output", help="also write sweep.parquet, thresholds.parquet and report.html here")
     _training_arguments(sweep)
+    tr = sub.add_parser("train", help="real training per method on the simulated clock (built-in: 4 datacenters)")
+    tr.add_argument("scenario", nargs="?", help="training scenario YAML; omitted: the built-in one")
+    tr.add_argument("-o", "--output", default="out/train", help="directory for Parquet and report.html")
+    tr.add_argument("--steps", type=int, help="override the scenario's number of steps")
     topo = sub.add_parser("topo", help="topology tools")
     topo_sub = topo.add_subparsers(dest="topo_command", required=True)
     show = topo_sub.add_parser("show", help="validate a topology file and print a summary")
@@ -309,6 +315,45 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import Progress
+
+    from netsim.scenario.train import load_train_scenario, run_training
+
+    cfg, topo, _source = load_train_scenario(args.scenario)
+    if args.steps is not None:
+        if args.steps < 1:
+            raise ConfigError(f"must be >= 1, got {args.steps}", field="--steps")
+        cfg = cfg.model_copy(update={"steps": args.steps})
+    console.print(f"[bold]netsim train[/bold] {cfg.name}: {len(cfg.methods)} methods, {cfg.steps} steps, "
+                  f"topology {topo.name}")
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("training", total=len(cfg.methods))
+
+        def step(method: str) -> None:
+            bar.update(task, description=f"training {method}", advance=0 if bar.tasks[0].completed == 0 and
+                       method == cfg.methods[0] else 1)
+
+        out = run_training(cfg, topo, progress=step)
+        bar.update(task, completed=len(cfg.methods))
+    table = Table(title="Training summary (loss: mean over workers, last 10 steps)")
+    for col in ("method", "final loss", "wall-clock", "to target", "bytes", "utilisation"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for r in out["summary"].iter_rows(named=True):
+        table.add_row(r["method"], f"{r['final_loss']:.4f}", format_time(r["wall_s"]),
+                      "-" if r["time_to_target_s"] is None else format_time(r["time_to_target_s"]),
+                      format_size(r["bytes"]), f"{100 * r['utilization']:.1f}%")
+    console.print(table)
+    with atomic_directory(args.output) as tmp:
+        out["steps"].write_parquet(Path(tmp) / "steps.parquet", statistics=False)
+        out["summary"].write_parquet(Path(tmp) / "summary.parquet", statistics=False)
+        write_training_report(Path(tmp) / "report.html", out["steps"], out["summary"], f"netsim train — {cfg.name}",
+                              f"{cfg.steps} steps, H = {cfg.inner_steps}, F = {cfg.fragments}, tau = {cfg.overlap}, "
+                              f"{cfg.exchange} exchange, topology {topo.name}.")
+    console.print(f"results written to [bold]{args.output}/[/bold] (open report.html)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console()
@@ -325,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_utilization(args, console)
         if args.command == "sweep-bandwidth":
             return cmd_sweep(args, console)
+        if args.command == "train":
+            return cmd_train(args, console)
         return cmd_topo_show(args, console)
     except NetsimError as exc:
         print(f"netsim: error: {exc}", file=sys.stderr)

@@ -1,5 +1,7 @@
 """Results to a self-contained plotly HTML report."""
 
-from netsim.report.html import write_bench_report, write_compare_report, write_report, write_sweep_report
+from netsim.report.html import (
+    write_bench_report, write_compare_report, write_report, write_sweep_report, write_training_report,
+)
 
-__all__ = ["write_bench_report", "write_compare_report", "write_report", "write_sweep_report"]
+__all__ = ["write_bench_report", "write_compare_report", "write_report", "write_sweep_report", "write_training_report"]

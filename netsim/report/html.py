@@ -115,6 +115,34 @@ def write_sweep_report(path: str | Path, sweep: pl.DataFrame, found: pl.DataFram
     return out
 
 
+def write_training_report(path: str | Path, steps: pl.DataFrame, summary: pl.DataFrame, title: str,
+                          description: str) -> Path:
+    """The `netsim train` page: mean loss against simulated wall-clock, step and bytes, per method."""
+    mean = (steps.group_by("method", "step", maintain_order=True)
+            .agg(pl.col("loss").mean(), pl.col("time").max(), pl.col("bytes_sent").max()).sort("method", "step"))
+    figures = []
+    for x, axis, scale in (("time", "simulated wall-clock (s)", 1.0), ("step", "step", 1.0),
+                           ("bytes_sent", "bytes sent (MB)", 1e-6)):
+        fig = go.Figure()
+        for method in summary["method"].to_list():
+            part = mean.filter(pl.col("method") == method)
+            fig.add_trace(go.Scatter(x=(part[x] * scale).to_list(), y=part["loss"].to_list(), mode="lines", name=method))
+        fig.update_layout(title=f"Training loss (mean over workers) against {axis}", xaxis_title=axis,
+                          yaxis_title="loss (nats per byte)", height=420)
+        figures.append((f"Loss against {axis}", fig))
+    head = ["method", "final loss", "simulated wall-clock", "time to target loss", "bytes sent", "compute utilisation"]
+    cells = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in (
+            r["method"], f"{r['final_loss']:.4f}", format_time(r["wall_s"]),
+            "-" if r["time_to_target_s"] is None else format_time(r["time_to_target_s"]), format_size(r["bytes"]),
+            f"{100 * r['utilization']:.1f}%")) + "</tr>" for r in summary.iter_rows(named=True))
+    parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>",
+             "<h2>Summary</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + cells + "</table>"]
+    out = Path(path)
+    out.write_text(_page(title, parts, figures), encoding="utf-8")
+    return out
+
+
 def write_report(path: str | Path, results: Results, topology: Topology, summary: pl.DataFrame,
                  title: str, description: str = "") -> Path:
     """Write the report page; returns its path."""

@@ -70,3 +70,20 @@ def test_streaming_moves_diloco_bytes_in_fragments_and_noloco_pairs_without_a_ba
     # each round every worker sends its outer gradient and slow weights (2 payloads) to one peer
     assert n["loss"].is_finite().all()
     assert rn.transfers["bytes"].sum() > 0
+
+
+def test_train_cli_built_in_scenario_short(tmp_path, capsys):
+    from netsim.cli import main
+
+    out = tmp_path / "train"
+    assert main(["train", "--steps", "4", "-o", str(out)]) == 0
+    summary = pl.read_parquet(out / "summary.parquet")
+    assert summary["method"].to_list() == ["ddp", "diloco", "streaming_diloco", "noloco"]
+    steps = pl.read_parquet(out / "steps.parquet")
+    assert len(steps) == 4 * 4 * 4  # methods x workers x steps
+    assert (steps["bytes_sent"].diff().drop_nulls() >= 0).sum() > 0
+    assert "Loss against" in (out / "report.html").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("topology: {kind: single_switch, gpus: 2}\nmethods: [magic]\n")
+    assert main(["train", str(bad), "-o", str(tmp_path / "x")]) == 2
+    assert "methods" in capsys.readouterr().err and not (tmp_path / "x").exists()
