@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["max_min.py", "ring_allreduce.py", "algorithms_1024.py", "sweep_bandwidth.py"]
+BENCHMARKS = ["max_min.py", "ring_allreduce.py", "algorithms_1024.py", "sweep_bandwidth.py", "training_overhead.py"]
 
 
 def main() -> int:

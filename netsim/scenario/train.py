@@ -46,6 +46,7 @@ class TrainScenario(_Strict):
     time_scale: Annotated[float, Field(gt=0)] = 1.0
     seed: Annotated[int, Field(ge=0, strict=True)] = 0
     target_loss: Annotated[float, Field(gt=0)] | None = None
+    speeds: list[Annotated[float, Field(gt=0)]] = []  # per-worker slowdown factors (stragglers)
 
 
 def load_train_scenario(path: str | Path | None) -> tuple[TrainScenario, object, str]:
@@ -90,7 +91,8 @@ def run_training(cfg: TrainScenario, topo, progress: Callable[[str], None] | Non
         comm = Communicator(sim, nodes, name="workers")
         tc = TrainConfig(method=method, steps=cfg.steps, inner_steps=cfg.inner_steps, batch=cfg.batch, lr=cfg.lr,
                          exchange=cfg.exchange, model=model, seed=cfg.seed, step_time=cfg.step_time,
-                         time_scale=cfg.time_scale, fragments=cfg.fragments, overlap=cfg.overlap)
+                         time_scale=cfg.time_scale, fragments=cfg.fragments, overlap=cfg.overlap,
+                         speeds=tuple(cfg.speeds))
         state = train(comm, tc)
         results = sim.run()
         frame = state["frame"]()
@@ -107,5 +109,6 @@ def run_training(cfg: TrainScenario, topo, progress: Callable[[str], None] | Non
             "bytes": int(results.transfers["bytes"].sum()), "utilization": float(compute / sim.now),
             "time_to_target_s": float(reached["time"][0]) if len(reached) else None,
         })
-        steps.append(frame)
+        summaries[-1]["torch_s"] = float(state["torch_seconds"].sum())
+        steps.append(frame.with_columns(pl.col("loss").exp().alias("perplexity")))
     return {"steps": pl.concat(steps), "summary": pl.DataFrame(summaries)}

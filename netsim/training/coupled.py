@@ -53,6 +53,7 @@ class TrainConfig:
     seed: int = 0
     step_time: float | None = None  # fixed seconds per step; None: measured torch time x time_scale
     time_scale: float = 1.0
+    speeds: tuple[float, ...] = ()  # per-worker slowdown factors (stragglers); empty: all 1
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -103,6 +104,10 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
     start = parameters_to_vector(base.parameters()).detach().clone()
     data = corpus_bytes()
     rows: list[dict] = []
+    torch_seconds = np.zeros(m)  # wall time spent in torch forward/backward/optimizer, per worker
+    if cfg.speeds and len(cfg.speeds) != m:
+        raise ConfigError(f"{len(cfg.speeds)} speed factors for {m} workers", field="speeds")
+    speeds = cfg.speeds or (1.0,) * m
     outer = OuterNesterov(start, cfg.outer_lr, cfg.outer_momentum, nesterov=cfg.outer_momentum > 0)
     exchanges: dict = {}
     applied: dict = {}
@@ -162,7 +167,8 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
             loss = model.loss(shard.next())
             loss.backward()
             measured = time.perf_counter() - tic
-            compute = cfg.step_time if cfg.step_time is not None else measured * cfg.time_scale
+            compute = (cfg.step_time if cfg.step_time is not None else measured * cfg.time_scale) * speeds[w]
+            torch_seconds[w] += measured
             yield sim.env.timeout(compute)
             if cfg.method == "ddp":
                 ex = exchange(t)
@@ -173,16 +179,16 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
                 for p in model.parameters():
                     p.grad = grads[offset:offset + p.numel()].view_as(p).clone()
                     offset += p.numel()
-                opt.step()
+                torch_seconds[w] += _timed(opt.step)
             elif cfg.method == "streaming_diloco":
-                opt.step()
+                torch_seconds[w] += _timed(opt.step)
                 for p in due.get(t, []):
                     ex = exchange((p, t), len(slices[p]))
                     local = parameters_to_vector(model.parameters()).detach()
                     ex.contribute(w, frag_outer[p].params - local[slices[p]])
                     pending.setdefault(t + cfg.overlap + 1, []).append((p, ex, t))
             elif cfg.method == "noloco":
-                opt.step()
+                torch_seconds[w] += _timed(opt.step)
                 if t % cfg.inner_steps == 0:
                     r = t // cfg.inner_steps
                     peer = peers(r)[w]
@@ -203,7 +209,7 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
                     slow = slow - cfg.outer_lr * update - cfg.pull * (slow - pair_slow)
                     vector_to_parameters(slow.clone(), model.parameters())
             else:
-                opt.step()
+                torch_seconds[w] += _timed(opt.step)
                 if t % cfg.inner_steps == 0:
                     ex = exchange(t)
                     local = parameters_to_vector(model.parameters()).detach()
@@ -222,4 +228,10 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
     for w in range(m):
         sim.process(worker(w))
     return {"frame": lambda: pl.DataFrame(rows, schema=STEP_SCHEMA).sort("worker", "step"),
-            "exchanges": exchanges}
+            "exchanges": exchanges, "torch_seconds": torch_seconds}
+
+
+def _timed(fn) -> float:
+    tic = time.perf_counter()
+    fn()
+    return time.perf_counter() - tic
