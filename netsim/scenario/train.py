@@ -33,7 +33,9 @@ class TrainScenario(_Strict):
     name: str = "training"
     topology: Union[str, dict]
     workers: Annotated[int, Field(ge=2, strict=True)] | None = None  # default: one per datacenter
-    methods: list[Literal["ddp", "diloco", "streaming_diloco", "noloco"]] = ["ddp", "diloco"]
+    methods: list[Literal["ddp", "diloco", "streaming_diloco", "noloco", "gossip"]] = ["ddp", "diloco"]
+    graph: Literal["ring", "exponential", "random"] = "ring"
+    final_merge: bool = False
     steps: Annotated[int, Field(ge=1, strict=True)] = 100
     inner_steps: Annotated[int, Field(ge=1, strict=True)] = 20
     fragments: Annotated[int, Field(ge=1, strict=True)] = 4
@@ -92,7 +94,7 @@ def run_training(cfg: TrainScenario, topo, progress: Callable[[str], None] | Non
         tc = TrainConfig(method=method, steps=cfg.steps, inner_steps=cfg.inner_steps, batch=cfg.batch, lr=cfg.lr,
                          exchange=cfg.exchange, model=model, seed=cfg.seed, step_time=cfg.step_time,
                          time_scale=cfg.time_scale, fragments=cfg.fragments, overlap=cfg.overlap,
-                         speeds=tuple(cfg.speeds))
+                         speeds=tuple(cfg.speeds), graph=cfg.graph, final_merge=cfg.final_merge)
         state = train(comm, tc)
         results = sim.run()
         frame = state["frame"]()

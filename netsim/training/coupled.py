@@ -8,7 +8,9 @@ gradient drives an outer SGD-Nesterov step of the global parameters), `streaming
 fragments strided by block, fragment p synced after the steps t with (t - round(pH/F)) mod H == 0,
 merged tau steps later as local <- alpha local + (1 - alpha) global) and `noloco` (every H steps a
 random pair exchanges outer gradients and slow weights; each worker's own Nesterov step plus a pull
-of its slow weights toward the pair's mean; no all-reduce, no barrier).
+of its slow weights toward the pair's mean; no all-reduce, no barrier) and `gossip` (D-SGD: every H
+steps average parameters with the round's neighbours on a ring, a one-peer exponential graph or
+random pairs; with `final_merge`, one global all-reduce of the parameters at the end).
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from netsim.training.data import Shard, corpus_bytes
 from netsim.training.model import ModelConfig, TinyLM
 from netsim.training.outer import OuterNesterov, average
 from netsim.training.quantize import FORMATS, payload_bytes, quantize
+from netsim.workloads.gossip import neighbours
 from netsim.workloads.syncs import SyncPoint, send
 
-METHODS = ("ddp", "diloco", "streaming_diloco", "noloco")
+METHODS = ("ddp", "diloco", "streaming_diloco", "noloco", "gossip")
 STEP_SCHEMA = {"method": pl.Utf8, "worker": pl.Int64, "step": pl.Int64, "time": pl.Float64, "loss": pl.Float64,
                "compute_s": pl.Float64}
 
@@ -49,6 +52,8 @@ class TrainConfig:
     overlap: int = 1  # tau (streaming_diloco)
     alpha: float = 0.5  # mixing of the local and merged fragment (streaming_diloco)
     pull: float = 0.5  # NoLoCo: weight of the pull toward the pair's mean slow weights
+    graph: str = "ring"  # gossip: ring, exponential or random
+    final_merge: bool = False  # gossip: one global average at the end
     model: ModelConfig = field(default_factory=ModelConfig)
     seed: int = 0
     step_time: float | None = None  # fixed seconds per step; None: measured torch time x time_scale
@@ -130,10 +135,13 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
             exchanges[t] = Exchange(comm, start.numel() if numel is None else numel, cfg, label=f"{cfg.method}@{t}")
         return exchanges[t]
 
-    def arrival(r: int, sender: int):
-        if (r, sender) not in arrivals:
-            arrivals[(r, sender)] = sim.env.event()
-        return arrivals[(r, sender)]
+    def arrival(r: int, sender: int, receiver: int = -1):
+        if (r, sender, receiver) not in arrivals:
+            arrivals[(r, sender, receiver)] = sim.env.event()
+        return arrivals[(r, sender, receiver)]
+
+    plan = (neighbours(cfg.graph, m, cfg.steps // cfg.inner_steps + 1, np.random.default_rng([cfg.seed, 7]))
+            if cfg.method == "gossip" else [])
 
     def peers(r: int) -> list[int]:
         if r not in pairings:
@@ -208,6 +216,20 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
                     update = delta + cfg.outer_momentum * momentum
                     slow = slow - cfg.outer_lr * update - cfg.pull * (slow - pair_slow)
                     vector_to_parameters(slow.clone(), model.parameters())
+            elif cfg.method == "gossip":
+                torch_seconds[w] += _timed(opt.step)
+                if t % cfg.inner_steps == 0:
+                    r = t // cfg.inner_steps - 1
+                    local = parameters_to_vector(model.parameters()).detach()
+                    messages[(r, w)] = quantize(local, cfg.exchange)
+                    for peer in plan[r][w]:
+                        sent = send(comm, w, peer, payload_bytes(start.numel(), cfg.exchange), tag=f"gossip@{r}")
+                        sent.callbacks.append(lambda _e, a=arrival(r, w, peer): a.succeed())
+                    senders = [s_ for s_ in range(m) if w in plan[r][s_]]
+                    if senders:
+                        yield sim.env.all_of([arrival(r, s_, w) for s_ in senders])
+                        mixed = average([local] + [messages[(r, s_)] for s_ in senders])
+                        vector_to_parameters(mixed, model.parameters())
             else:
                 torch_seconds[w] += _timed(opt.step)
                 if t % cfg.inner_steps == 0:
@@ -224,6 +246,15 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
             for _p, ex, _t0 in pending[step]:
                 if not ex.sync.done.processed:
                     yield ex.sync.done
+        if cfg.method == "gossip" and cfg.final_merge:  # "a single merging": one global average at the end
+            ex = exchange("merge")
+            ex.contribute(w, parameters_to_vector(model.parameters()).detach())
+            yield ex.sync.done
+            vector_to_parameters(ex.mean().clone(), model.parameters())
+            with torch.no_grad():
+                merged = model.loss(shard.next())
+            rows.append({"method": cfg.method, "worker": w, "step": cfg.steps + 1, "time": sim.now,
+                         "loss": float(merged.item()), "compute_s": 0.0})
 
     for w in range(m):
         sim.process(worker(w))

@@ -87,3 +87,20 @@ def test_train_cli_built_in_scenario_short(tmp_path, capsys):
     bad.write_text("topology: {kind: single_switch, gpus: 2}\nmethods: [magic]\n")
     assert main(["train", str(bad), "-o", str(tmp_path / "x")]) == 2
     assert "methods" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_gossip_averages_with_neighbours_and_single_merge_ends_in_consensus():
+    topo = full_mesh(4, 1.25e9, 0.01)
+    sim = Simulation(topo, record_links=False)
+    comm = Communicator(sim, topo.gpus)
+    cfg = TrainConfig(method="gossip", steps=8, inner_steps=4, batch=4, model=SMALL, step_time=0.05,
+                      graph="ring", final_merge=True)
+    res = train(comm, cfg)
+    results = sim.run()
+    frame = res["frame"]()
+    merged = frame.filter(pl.col("step") == 9)
+    assert len(merged) == 4  # every worker evaluated the merged model
+    numel = sum(p.numel() for p in __import__("netsim.training.model", fromlist=["TinyLM"]).TinyLM(SMALL).parameters())
+    payload = numel * 2
+    gossip_bytes = results.transfers.filter(pl.col("tag").is_in(["gossip@0", "gossip@1"]))["bytes"].sum()
+    assert gossip_bytes == 2 * 4 * 2 * payload  # 2 rounds x 4 workers x 2 ring neighbours
