@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Callable, Literal, Union
 
@@ -15,7 +16,7 @@ from netsim.sim import Simulation
 from netsim.topology import read_yaml, topology_from_dict
 from netsim.topology.config import Duration, pydantic_error
 from netsim.training.coupled import TrainConfig, train
-from netsim.training.model import ModelConfig
+from netsim.training.model import ModelConfig, TinyLM
 
 
 class _Strict(BaseModel):
@@ -46,6 +47,8 @@ class TrainScenario(_Strict):
     model: ModelFields = ModelFields()
     step_time: Duration | None = None  # fixed compute per step; none: measured torch time x time_scale
     time_scale: Annotated[float, Field(gt=0)] = 1.0
+    device_flops: Annotated[float, Field(gt=0)] | None = None  # peak FLOP/s of the target device ...
+    mfu: Annotated[float, Field(gt=0, le=1)] = 0.4  # ... at this model FLOPs utilisation: 6 P tokens / (peak mfu)
     seed: Annotated[int, Field(ge=0, strict=True)] = 0
     target_loss: Annotated[float, Field(gt=0)] | None = None
     speeds: list[Annotated[float, Field(gt=0)]] = []  # per-worker slowdown factors (stragglers)
@@ -95,6 +98,10 @@ def run_training(cfg: TrainScenario, topo, progress: Callable[[str], None] | Non
                          exchange=cfg.exchange, model=model, seed=cfg.seed, step_time=cfg.step_time,
                          time_scale=cfg.time_scale, fragments=cfg.fragments, overlap=cfg.overlap,
                          speeds=tuple(cfg.speeds), graph=cfg.graph, final_merge=cfg.final_merge)
+        if cfg.device_flops is not None:  # FLOPs against the device: the same fixed time every step
+            params = sum(p.numel() for p in TinyLM(model).parameters())
+            tokens = cfg.batch * cfg.model.context
+            tc = replace(tc, step_time=6 * params * tokens / (cfg.device_flops * cfg.mfu))
         state = train(comm, tc)
         results = sim.run()
         frame = state["frame"]()

@@ -104,3 +104,18 @@ def test_gossip_averages_with_neighbours_and_single_merge_ends_in_consensus():
     payload = numel * 2
     gossip_bytes = results.transfers.filter(pl.col("tag").is_in(["gossip@0", "gossip@1"]))["bytes"].sum()
     assert gossip_bytes == 2 * 4 * 2 * payload  # 2 rounds x 4 workers x 2 ring neighbours
+
+
+def test_device_flops_set_the_step_time(tmp_path):
+    from netsim.scenario.train import load_train_scenario, run_training
+    from netsim.training.model import TinyLM
+
+    path = tmp_path / "t.yaml"
+    path.write_text("topology: {kind: full_mesh, gpus: 2, bandwidth: 100Gbps}\nmethods: [diloco]\nsteps: 4\n"
+                    "inner_steps: 2\nbatch: 2\nmodel: {layers: 1, width: 32, heads: 2, context: 16}\n"
+                    "device_flops: 1e12\nmfu: 0.5\n")
+    cfg, topo, _ = load_train_scenario(path)
+    out = run_training(cfg, topo)
+    params = sum(p.numel() for p in TinyLM(ModelConfig(1, 32, 2, 16)).parameters())
+    expected = 6 * params * 2 * 16 / (1e12 * 0.5)
+    assert out["steps"]["compute_s"].to_list() == pytest.approx([expected] * 8, rel=1e-12)
