@@ -14,22 +14,31 @@ from netsim.topology import read_yaml, topology_from_dict
 from netsim.topology.config import pydantic_error
 
 
-def scenario_from_dict(data: object, *, source: str, base: Path | None = None) -> Scenario:
+def validated(model, data: object, source: str):
+    """`data` (as read from YAML) validated as pydantic `model`, errors as one-line ConfigErrors."""
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping at the top level", source=source)
     try:
-        config = ScenarioConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise pydantic_error(exc, source) from None
-    if isinstance(config.topology, str):
-        path = Path(config.topology)
-        candidates = [path] if path.is_absolute() else [(base or Path.cwd()) / path, Path.cwd() / path]
-        found = next((c for c in candidates if c.is_file()), None)
-        if found is None:
-            raise ConfigError(f"topology file {config.topology!r} not found", source=source, field="topology")
-        topology = topology_from_dict(read_yaml(found), source=str(found))
-    else:
-        topology = topology_from_dict(config.topology, source=source, field="topology")
+
+
+def topology_of(value: str | dict, source: str, base: Path | None):
+    """A scenario's `topology`: a file (relative to the scenario's folder, then the working one) or inline."""
+    if not isinstance(value, str):
+        return topology_from_dict(value, source=source, field="topology")
+    path = Path(value)
+    candidates = [path] if path.is_absolute() else [(base or Path.cwd()) / path, Path.cwd() / path]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        raise ConfigError(f"topology file {value!r} not found", source=source, field="topology")
+    return topology_from_dict(read_yaml(found), source=str(found))
+
+
+def scenario_from_dict(data: object, *, source: str, base: Path | None = None) -> Scenario:
+    config = validated(ScenarioConfig, data, source)
+    topology = topology_of(config.topology, source, base)
     scenario = Scenario(config, topology, source)
     _check_workload(scenario)
     return scenario

@@ -8,13 +8,14 @@ from typing import Annotated, Callable, Literal, Union
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from netsim.collectives import Communicator
 from netsim.errors import ConfigError
 from netsim.sim import Simulation
-from netsim.topology import read_yaml, topology_from_dict
-from netsim.topology.config import Duration, pydantic_error
+from netsim.scenario.loader import topology_of, validated
+from netsim.topology import read_yaml
+from netsim.topology.config import Duration
 from netsim.training.coupled import TrainConfig, train
 from netsim.training.model import ModelConfig, TinyLM
 
@@ -57,19 +58,8 @@ class TrainScenario(_Strict):
 def load_train_scenario(path: str | Path | None) -> tuple[TrainScenario, object, str]:
     source = str(path) if path else "<built-in training scenario>"
     file = Path(path) if path else Path(__file__).resolve().parent.parent / "data" / "default_training.yaml"
-    data = read_yaml(file)
-    if not isinstance(data, dict):
-        raise ConfigError("expected a mapping at the top level", source=source)
-    try:
-        cfg = TrainScenario.model_validate(data)
-    except ValidationError as exc:
-        raise pydantic_error(exc, source) from None
-    if isinstance(cfg.topology, str):
-        topo_file = (file.parent / cfg.topology) if not Path(cfg.topology).is_absolute() else Path(cfg.topology)
-        topo = topology_from_dict(read_yaml(topo_file), source=str(topo_file))
-    else:
-        topo = topology_from_dict(cfg.topology, source=source, field="topology")
-    return cfg, topo, source
+    cfg = validated(TrainScenario, read_yaml(file), source)
+    return cfg, topology_of(cfg.topology, source, file.parent), source
 
 
 def worker_nodes(topo, workers: int | None) -> np.ndarray:
