@@ -30,7 +30,7 @@ from netsim.workloads import parse_bench_size, run_bench, size_range
 from netsim.workloads.collective_bench import format_table
 from netsim.workloads.compute import ComputeModel
 from netsim.workloads.utilization import METHODS as UTIL_METHODS
-from netsim.workloads.sweep import sweep_bandwidth, thresholds
+from netsim.workloads.sweep import DEFAULT_TARGETS, sweep_bandwidth, thresholds
 from netsim.workloads.utilization import utilization
 
 
@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="comma-separated methods (default dp,diloco,streaming_diloco,noloco,co2)")
     sweep.add_argument("--grid", default="0.1:1000:50",
                        help="bandwidths in Gbit/s: 'lo:hi:count' (log-spaced, default 0.1:1000:50) or a comma list")
-    sweep.add_argument("--targets", default="0.5,0.8,0.9,0.95,0.99", help="utilisation targets")
+    sweep.add_argument("--targets", default=",".join(str(t) for t in DEFAULT_TARGETS), help="utilisation targets")
     sweep.add_argument("-o", "--output", help="also write sweep.parquet, thresholds.parquet and report.html here")
     _training_arguments(sweep)
     tr = sub.add_parser("train", help="real training per method on the simulated clock (built-in: 4 datacenters)")
@@ -359,20 +359,10 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)
+    commands = {"run": cmd_run, "bench": cmd_bench, "compare-routing": cmd_compare, "utilization": cmd_utilization,
+                "sweep-bandwidth": cmd_sweep, "train": cmd_train, "topo": cmd_topo_show}
     try:
-        if args.command == "run":
-            return cmd_run(args, console)
-        if args.command == "bench":
-            return cmd_bench(args, console)
-        if args.command == "compare-routing":
-            return cmd_compare(args, console)
-        if args.command == "utilization":
-            return cmd_utilization(args, console)
-        if args.command == "sweep-bandwidth":
-            return cmd_sweep(args, console)
-        if args.command == "train":
-            return cmd_train(args, console)
-        return cmd_topo_show(args, console)
+        return commands[args.command](args, console)
     except NetsimError as exc:
         print(f"netsim: error: {exc}", file=sys.stderr)
         return 2

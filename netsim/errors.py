@@ -17,12 +17,6 @@ class ConfigError(NetsimError):
         parts = [p for p in (source, field) if p]
         super().__init__(": ".join(parts + [message]))
 
-    def located(self, source: str) -> "ConfigError":
-        """The same error with the file it came from attached (when it had none)."""
-        if self.source:
-            return self
-        return ConfigError(self.detail, source=source, field=self.field)
-
 
 class UnitError(ConfigError):
     """A quantity such as '400Gbps' or '1.5us' does not parse."""

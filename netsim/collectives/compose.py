@@ -1,4 +1,4 @@
-"""Building schedules from parts: steps from transfer lists, chunked lanes, parallel and sequential composition."""
+"""Building schedules from parts: steps from transfer lists, chunked lanes, parallel composition."""
 
 from __future__ import annotations
 
@@ -72,13 +72,3 @@ def parallel(*parts: Schedule, channels: bool = False) -> Schedule:
                                   for p in parts])
     return Schedule(np.concatenate([p.node_of for p in parts]), steps, channel, follower,
                     any(p.wait_sends for p in parts))
-
-
-def sequence(*parts: Schedule) -> Schedule:
-    """Schedules one after another on the same virtual ranks (a rank moves on as its data allows)."""
-    first = parts[0]
-    for p in parts[1:]:
-        if p.num_ranks != first.num_ranks or not np.array_equal(p.node_of, first.node_of):
-            raise ValueError("sequenced schedules must share their ranks")
-    steps = [s for p in parts for s in p.steps]
-    return Schedule(first.node_of, steps, first.channel_of, first.follower, any(p.wait_sends for p in parts))

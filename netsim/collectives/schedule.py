@@ -60,13 +60,6 @@ class Schedule:
     def num_ranks(self) -> int:
         return len(self.node_of)
 
-    def bytes_sent(self) -> np.ndarray:
-        """Bytes each virtual rank sends over the whole schedule."""
-        out = np.zeros(self.num_ranks)
-        for step in self.steps:
-            np.add.at(out, step.src, step.nbytes)
-        return out
-
 
 @dataclass(eq=False)
 class _Run:

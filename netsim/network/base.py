@@ -160,7 +160,6 @@ class NetworkModel:
         self.table = recorder.table("transfers", TRANSFER_SCHEMA)
         self._next_id = 0
         self._blocks: dict[tuple, tuple[np.ndarray, ...]] = {}
-        self.bytes_sent = 0
         self.transfers_started = 0
         self._recorder = recorder
         self._capacity = topo.capacity  # replaced by a copy when links fail or degrade
@@ -204,7 +203,6 @@ class NetworkModel:
                                lower_bound=bound)
         self._next_id += len(src)
         self.transfers_started += len(src)
-        self.bytes_sent += int(sizes.sum())
         self._start(batch)
 
     def _routes(self, src: np.ndarray, dst: np.ndarray, key: tuple) -> RouteBlock:

@@ -52,10 +52,6 @@ class FluidNetwork(NetworkModel):
             self._capacity = np.concatenate([topo.capacity, np.full(topo.num_nodes, self.options.endpoint_rate_cap)])
         self.rate_computations = 0
 
-    @property
-    def active(self) -> int:
-        return len(self._remaining) + sum(len(b.src) for b in self._pending)
-
     def _start(self, batch: Batch) -> None:
         block = batch.block
         live = batch.flow_bytes > 0

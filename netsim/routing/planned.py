@@ -36,7 +36,6 @@ class Planned:
     def __init__(self, topo: Topology, cache: PathCache, subflows: int | str = 1, name: str = "planned",
                  seed: int = 0):
         self.topo, self.cache, self.subflows, self.name, self.seed = topo, cache, subflows, name, seed
-        self.last_split = 1  # the m used for the last batch (for reports)
 
     def route(self, src: int, dst: int, key: tuple) -> Route:
         return self.route_batch([src], [dst], key)[0]
@@ -62,7 +61,6 @@ class Planned:
         in_deg = Counter(int(ld[i]) for i in inter)
         degree = max(max(out_deg.values()), max(in_deg.values()))
         m = minimal_split(s, degree) if self.subflows == "min" else int(self.subflows)
-        self.last_split = m
         edges = [(int(ls[i]), int(ld[i])) for i in inter for _ in range(m)]
         # each communicator (key) numbers the paths from its own offset: a plan knows only its own
         # step, and without this every job's plan would start filling the fabric at path 0

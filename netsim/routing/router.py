@@ -14,7 +14,6 @@ class Router:
         self.topo = topo
         self.cache = cache or PathCache(topo)
         self.policy = make_policy(policy, topo, self.cache, seed)
-        self.policy_name = policy
         self._routes: dict[tuple[int, int, tuple], Route] = {}
 
     def route(self, src: int, dst: int, key: tuple = ()) -> Route:
