@@ -12,6 +12,7 @@ import re
 
 from netsim.errors import UnitError
 
+MAX_SIZE = 2**53  # bytes (8 PiB): every whole byte count up to here is exact as a float64, so time = bytes / rate
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _QUANTITY = re.compile(rf"^\s*({_NUMBER})\s*([A-Za-z/µ]*)\s*$")
 
@@ -104,6 +105,9 @@ def parse_time(value: object, default_unit: str = "s", *, field: str | None = No
 def parse_size(value: object, default_unit: str = "B", *, field: str | None = None) -> int:
     """A size in whole bytes: ``"64MiB"`` -> 67108864; fractional bytes are an error."""
     number = _parse(value, "size", default_unit, field)
+    if abs(number) > MAX_SIZE:
+        raise UnitError(f"size {value!r} is beyond the largest size netsim represents (2^53 bytes = 8 PiB)",
+                        field=field)
     rounded = round(number)
     if abs(number - rounded) > 1e-6 * max(1.0, abs(number)):
         raise UnitError(f"size {value!r} is not a whole number of bytes", field=field)

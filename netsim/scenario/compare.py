@@ -66,8 +66,9 @@ def compare_routing(scenario: Scenario, policies: list[str],
             steps.append(together.steps.select(pl.lit(policy).alias("variant"), pl.all()))
         links.append(together.links.select(pl.lit(policy).alias("variant"), pl.all()))
     table = pl.concat(tables).with_columns(
-        (100 * pl.col("busbw") / pl.col("busbw_ideal")).alias("pct_of_ideal"),
-        (pl.col("time_mean") / pl.col("time_alone")).alias("slowdown"),
+        # undefined (null, not NaN) where the reference moved no bytes or took no time
+        pl.when(pl.col("busbw_ideal") > 0).then(100 * pl.col("busbw") / pl.col("busbw_ideal")).alias("pct_of_ideal"),
+        pl.when(pl.col("time_alone") > 0).then(pl.col("time_mean") / pl.col("time_alone")).alias("slowdown"),
     )
     step_frame = pl.concat(steps) if steps else pl.DataFrame()
     if len(step_frame):

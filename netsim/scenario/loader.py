@@ -4,24 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from netsim.collectives import algorithms
+from netsim.config import read_yaml, validated
 from netsim.errors import ConfigError
 from netsim.scenario.config import Scenario, ScenarioConfig
 from netsim.scenario.runner import item_groups, place_jobs
-from netsim.topology import read_yaml, topology_from_dict
-from netsim.topology.config import pydantic_error
-
-
-def validated(model, data: object, source: str):
-    """`data` (as read from YAML) validated as pydantic `model`, errors as one-line ConfigErrors."""
-    if not isinstance(data, dict):
-        raise ConfigError("expected a mapping at the top level", source=source)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise pydantic_error(exc, source) from None
+from netsim.routing import make_policy
+from netsim.topology import PathCache, topology_from_dict
 
 
 def topology_of(value: str | dict, source: str, base: Path | None):
@@ -56,6 +45,11 @@ def _check_workload(scenario: Scenario) -> None:
             scenario.topology.links_named(fault.link)
         except ConfigError as exc:
             raise ConfigError(exc.detail, source=source, field=f"faults.{i}.link") from None
+    for policy in cfg.routing:
+        try:
+            make_policy(policy, scenario.topology, PathCache(scenario.topology), cfg.seed)
+        except ConfigError as exc:
+            raise ConfigError(exc.detail, source=source, field="routing") from None
     names = [job.name for job in cfg.jobs]
     if len(set(names)) != len(names):
         raise ConfigError("two jobs share a name", source=source, field="jobs")
@@ -73,12 +67,27 @@ def _check_workload(scenario: Scenario) -> None:
                 if exc.field and exc.field.startswith("parallel"):
                     field = (f"jobs.{j}." if cfg.jobs else "") + exc.field
                 raise ConfigError(exc.detail, source=source, field=field) from None
+            _check_item(item, groups, source, f"{where}.{i}")
             if item.op == "send_recv" and len(groups[0]) != 2:
                 raise ConfigError(f"send_recv needs exactly 2 ranks, got {len(groups[0])}", source=source,
                                   field=f"{where}.{i}.ranks")
             if item.op != "send_recv" and item.algorithm() not in algorithms(item.op):
                 raise ConfigError(f"no algorithm {item.algorithm()!r} for {item.op} (known: "
                                   f"{', '.join(algorithms(item.op))})", source=source, field=f"{where}.{i}.algo")
+
+
+def _check_item(item, groups: list, source: str, where: str) -> None:
+    """What pydantic cannot see alone: sizes against the groups they run on."""
+    smallest = min(len(g) for g in groups)
+    if item.op != "send_recv" and smallest < 2:
+        raise ConfigError(f"a collective needs at least 2 ranks, this one has {smallest}", source=source,
+                          field=f"{where}.group" if item.group else f"{where}.ranks")
+    if item.op in ("broadcast", "reduce") and item.root >= smallest:
+        raise ConfigError(f"root {item.root} is outside a group of {smallest} ranks", source=source,
+                          field=f"{where}.root")
+    if item.chunks > max(item.size, 1):
+        raise ConfigError(f"{item.chunks} chunks for {item.size} bytes: a chunk must hold at least one byte",
+                          source=source, field=f"{where}.chunks")
 
 
 def load_scenario(path: str | Path) -> Scenario:

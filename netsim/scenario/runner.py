@@ -7,10 +7,11 @@ from typing import Callable
 import numpy as np
 
 from netsim.collectives import Communicator, ParallelSpec, parallel_groups
-from netsim.errors import ConfigError
+from netsim.errors import ConfigError, TopologyError
 from netsim.scenario.config import CollectiveItem, JobConfig, Scenario
 from netsim.sim import Results, Simulation
 from netsim.topology import Topology
+from netsim.units import format_time
 
 
 def resolve_ranks(topo: Topology, ranks: object, gpus: np.ndarray | None = None) -> np.ndarray:
@@ -126,7 +127,15 @@ def simulate(scenario: Scenario, policy: str, only: str | None = None, network: 
             sim.process(program(job, gpus))
     for fault in cfg.faults:
         sim.schedule_fault(fault.at, scenario.topology.links_named(fault.link), fault.kind, fault.factor)
-    results = sim.run()
+    try:
+        results = sim.run()
+    except TopologyError as exc:  # a fault left some pair without a working path
+        hit = [i for i, f in enumerate(cfg.faults) if f.at <= sim.now]
+        if not hit:
+            raise
+        i = hit[-1]
+        raise ConfigError(f"at {format_time(sim.now)}, after fault {cfg.faults[i].kind} of "
+                          f"{cfg.faults[i].link}: {exc.detail}", source=scenario.source, field=f"faults.{i}") from None
     results.meta.update(scenario=cfg.name, transfers=sim.network.transfers_started,
                         placement={job.name: scenario.topology.node_names[int(g[0])] + f" +{len(g) - 1}"
                                    for job, g in zip(jobs, placements)})

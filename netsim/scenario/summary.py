@@ -21,8 +21,10 @@ def summarize(results) -> pl.DataFrame:
     )
     return (
         rows.with_columns(
-            (pl.col("bytes") / pl.col("time_mean")).alias("algbw"),
-            (pl.col("bytes") / pl.col("time_mean") * pl.Series(busfactor)).alias("busbw"),
+            # null where a call took no time (nothing to move): a rate there is undefined, not infinite
+            pl.when(pl.col("time_mean") > 0).then(pl.col("bytes") / pl.col("time_mean")).alias("algbw"),
+            pl.when(pl.col("time_mean") > 0).then(pl.col("bytes") / pl.col("time_mean") * pl.Series(busfactor))
+            .alias("busbw"),
         )
         .join(links, on="variant", how="left")
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from netsim.config import pydantic_error, read_yaml
 from netsim.errors import ConfigError, NetsimError, UnitError
 from netsim.topology.builders import (
     Datacenter, FatTreeSpec, LeafSpineSpec, WanLink, fat_tree, full_mesh, internet, leaf_spine, ring, single_switch,
@@ -190,28 +190,18 @@ class _Root(BaseModel):
     topology: TopologyConfig
 
 
-def pydantic_error(exc: ValidationError, source: str | None, prefix: str = "") -> ConfigError:
-    """The first pydantic error as a one-line `ConfigError` naming the field."""
-    err = exc.errors()[0]
-    loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in _KIND_TAGS)]
-    field = ".".join(([prefix] if prefix else []) + loc) or None
-    message = err["msg"]
-    if err["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif err["type"] == "missing":
-        message = "required key is missing"
-    elif err["type"] == "union_tag_invalid":
-        ctx = err.get("ctx", {})
-        message = f"unknown kind {ctx.get('tag')!r} (known: {ctx.get('expected_tags')})"
-        field = ".".join(p for p in (field, "kind") if p)
-    elif message.startswith("Value error, "):
-        message = message[len("Value error, "):]
-    elif "input" in err and not isinstance(err["input"], (dict, list)):
-        message += f" (got {err['input']!r})"
-    return ConfigError(message, source=source, field=field)
+MAX_GPUS = 131_072  # the largest fabric netsim builds (a k = 64 fat-tree with 2 GPUs per host)
 
 
-_KIND_TAGS = {"single_switch", "ring", "full_mesh", "leaf_spine", "fat_tree", "internet"}
+def _gpus(config) -> int:
+    """GPUs a validated topology config describes, counted before anything is built."""
+    if isinstance(config, InternetConfig):
+        return sum(_gpus(dc.fabric) for dc in config.datacenters)
+    if isinstance(config, LeafSpineConfig):
+        return config.leaves * config.hosts_per_leaf * config.gpus_per_host
+    if isinstance(config, FatTreeConfig):
+        return config.k ** 3 // 4 * config.gpus_per_host
+    return config.gpus
 
 
 def topology_from_dict(data: object, *, source: str | None = None, field: str = "") -> Topology:
@@ -221,28 +211,16 @@ def topology_from_dict(data: object, *, source: str | None = None, field: str = 
     try:
         config = _Root.model_validate({"topology": data}).topology
     except ValidationError as exc:
-        raise pydantic_error(exc, source, field) from None
+        raise pydantic_error(exc, source, {"topology": data}, prefix=field, skip=1) from None
+    gpus = _gpus(config)
+    if gpus > MAX_GPUS:
+        raise ConfigError(f"describes {gpus:,} GPUs, more than the {MAX_GPUS:,} netsim builds", source=source,
+                          field=field or None)
     default_name = Path(source).stem if source else str(data.get("kind"))
     try:
         return config.build(default_name)
     except ConfigError as exc:
         raise (exc if exc.source else ConfigError(exc.detail, source=source, field=field or exc.field)) from None
-
-
-def read_yaml(path: str | Path) -> object:
-    """Parse a YAML file; missing files and syntax errors become one-line `ConfigError`s."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError("file not found", source=str(path))
-    try:
-        return yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{where}malformed YAML: {problem}", source=str(path)) from None
-    except UnicodeDecodeError:
-        raise ConfigError("not a UTF-8 text file", source=str(path)) from None
 
 
 def load_topology(path: str | Path) -> Topology:

@@ -31,14 +31,26 @@ def parse_bench_size(text: str, flag: str) -> int:
     return parse_size(text, field=flag)
 
 
-def size_range(begin: int, end: int, factor: float = 2.0, increment: int = 0) -> list[int]:
-    """begin, then times `factor` (or plus `increment`) up to `end`, as nccl-tests steps -b to -e."""
+MAX_SIZES = 1000  # sizes in one sweep; nccl-tests' doubling from 8 B to 8 GiB is 31
+
+
+def size_range(begin: int, end: int, factor: float = 2.0, increment: int = 0, limit: int = MAX_SIZES) -> list[int]:
+    """begin, then times `factor` (or plus `increment`) up to `end`, as nccl-tests steps -b to -e;
+    more than `limit` sizes is refused (before they are generated)."""
     if begin < 0 or end < begin:
         raise ConfigError(f"need 0 <= begin <= end, got {begin} and {end}", field="-b/-e")
-    if increment <= 0 and factor <= 1:
+    if increment < 0:
+        raise ConfigError(f"step bytes must be >= 0, got {increment}", field="-i")
+    if increment <= 0 and not factor > 1:
         raise ConfigError(f"step factor must be > 1, got {factor}", field="-f")
+    if increment > 0 and (end - begin) // increment + 1 > limit:
+        raise ConfigError(f"{(end - begin) // increment + 1:,} sizes, more than {limit:,}; use a larger step",
+                          field="-i")
     sizes, size = [], begin
     while size <= end:
+        if len(sizes) == limit:
+            raise ConfigError(f"more than {limit:,} sizes from {begin} to {end}; use a larger step factor",
+                              field="-f")
         sizes.append(size)
         nxt = size + increment if increment > 0 else int(size * factor)
         size = nxt if nxt > size else size + 1

@@ -28,7 +28,7 @@ def test_oversubscribed_file_has_half_the_uplink():
     ({"kind": "leaf_spine", "leaves": 2, "spines": 2, "hosts_per_leaf": 2, "host_bandwidth": "-5Gbps"}, "host_bandwidth"),
     ({"kind": "leaf_spine", "leaves": 0, "spines": 2, "hosts_per_leaf": 2}, "leaves"),
     ({"kind": "single_switch"}, "gpus"),
-    ({"kind": "torus", "gpus": 4}, "topology"),
+    ({"kind": "torus", "gpus": 4}, "kind: unknown kind"),
     ({"kind": "single_switch", "gpus": 4, "latency": "3 parsecs"}, "latency"),
 ])
 def test_bad_fields_are_named(data, field):

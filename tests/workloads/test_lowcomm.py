@@ -163,7 +163,7 @@ def test_sweep_thresholds_and_cli(tmp_path, capsys):
     assert set(out) == {"diloco", "streaming_diloco"}
     lowest = {m: out[m]["0.9"] for m in out}
     assert lowest["streaming_diloco"] <= lowest["diloco"]  # overlap and fragments lower the need
-    assert {p.name for p in (tmp_path / "s").iterdir()} == {"sweep.parquet", "thresholds.parquet", "report.html"}
+    assert {p.name for p in (tmp_path / "s").iterdir()} == {"sweep.parquet", "thresholds.parquet", "report.html", ".netsim-manifest.json"}
     assert main(["sweep-bandwidth", "--methods", "magic"]) == 2
     assert main(["sweep-bandwidth", "--grid", "1:x:3"]) == 2
 

@@ -1,0 +1,74 @@
+"""The `netsim` command line, one module per command: `run`, `bench`, `compare-routing`,
+`utilization`, `sweep-bandwidth`, `train`, `topo show`.
+
+Every user mistake — a bad file, flag or output directory — ends in one line on stderr and exit
+status 2, before any work starts where it can be checked first; Ctrl-C ends with one line, exit
+status 130, and nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from rich.console import Console
+
+from netsim.cli import bench, compare, lowcomm, run, topo, train
+from netsim.errors import NetsimError
+
+COMMANDS = {
+    "run": run.command, "bench": bench.command, "compare-routing": compare.command,
+    "utilization": lowcomm.utilization_command, "sweep-bandwidth": lowcomm.sweep_command, "train": train.command,
+    "topo": topo.command,
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (`netsim: error: ...`) and exit status 2."""
+
+    def error(self, message: str):
+        print(f"netsim: error: {self.prog.removeprefix('netsim').strip() + ': ' if self.prog != 'netsim' else ''}"
+              f"{message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _version() -> str:
+    try:
+        return version("netsim")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="netsim", description="Network-level simulator for distributed ML training.")
+    p.add_argument("--version", action="version", version=f"netsim {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run.add_parser(sub)
+    bench.add_parser(sub)
+    compare.add_parser(sub)
+    lowcomm.add_parsers(sub)
+    train.add_parser(sub)
+    topo.add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) or a usage mistake (2), already printed
+        return int(exc.code or 0)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    try:
+        return COMMANDS[args.command](args, console)
+    except NetsimError as exc:
+        print(f"netsim: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("netsim: interrupted; nothing written", file=sys.stderr)
+        return 130
+
+
+__all__ = ["COMMANDS", "main", "parser"]

@@ -1,0 +1,101 @@
+"""`netsim bench`: an nccl-tests-style sweep of one collective over message sizes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import polars as pl
+from rich.console import Console
+
+from netsim.cli import flags
+from netsim.cli.progress import Stages
+from netsim.collectives import OPS, Communicator, algorithms
+from netsim.config import OutputDirectory
+from netsim.errors import ConfigError
+from netsim.network import MODELS
+from netsim.report import write_bench_report
+from netsim.routing import make_policy, policy_names
+from netsim.scenario.budget import check_budget, collective_transfers
+from netsim.sim import Simulation
+from netsim.topology import PathCache, load_topology
+from netsim.units import MAX_SIZE, format_size
+from netsim.workloads import parse_bench_size, run_bench, size_range
+from netsim.workloads.collective_bench import format_table
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="nccl-tests-style sweep of one collective over message sizes")
+    p.add_argument("--topology", required=True, help="topology YAML file")
+    p.add_argument("--op", default="all_reduce", choices=list(OPS), help="collective (default all_reduce)")
+    p.add_argument("-b", "--minbytes", default="8", help="smallest size, nccl-tests style (8, 64K, 8G)")
+    p.add_argument("-e", "--maxbytes", default="128M", help="largest size (default 128M)")
+    p.add_argument("-f", "--stepfactor", type=flags.number(1, lo_open=True), default=2.0,
+                   help="multiply the size by this (> 1; default 2)")
+    p.add_argument("-i", "--stepbytes", default="0", help="add this many bytes instead of multiplying")
+    p.add_argument("--algo", default="auto",
+                   help="algorithm or comma-separated list (default auto; 'auto' picks per size as NCCL's tuner "
+                        "does). Per op: " + "; ".join(f"{op}: {', '.join(algorithms(op))}" for op in OPS))
+    p.add_argument("--ranks", type=flags.integer(1), help="use the first N GPUs (default all)")
+    p.add_argument("--chunks", type=flags.integer(1), default=1, help="pipelined chunks per transfer (default 1)")
+    p.add_argument("--network", default="fluid", choices=list(MODELS), help="network model (default fluid)")
+    p.add_argument("--routing", default="ecmp", help=f"routing policy (default ecmp; known: {', '.join(policy_names())})")
+    p.add_argument("--seed", type=flags.seed, default=0)
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("-o", "--output", help="also write bench.parquet and report.html (busbw against size) here")
+    flags.add_max_transfers(p)
+
+
+def _size(text: str, flag: str) -> int:
+    value = parse_bench_size(text, flag)
+    if value > MAX_SIZE:
+        raise ConfigError(f"{value} bytes is beyond the largest size netsim represents (2^53 bytes)", field=flag)
+    return value
+
+
+def command(args: argparse.Namespace, console: Console) -> int:
+    out = OutputDirectory(args.output) if args.output else None
+    topo = load_topology(args.topology)
+    algos = [a.strip() for a in args.algo.split(",") if a.strip()]
+    if not algos:
+        raise ConfigError(f"expected an algorithm name or a comma-separated list, got {args.algo!r}", field="--algo")
+    for algo in algos:
+        if algo not in algorithms(args.op):
+            raise ConfigError(f"no algorithm {algo!r} for {args.op} (known: {', '.join(algorithms(args.op))})",
+                              field="--algo")
+    make_policy(args.routing, topo, PathCache(topo), args.seed)  # validates the name before any work
+    n = args.ranks or len(topo.gpus)
+    if n > len(topo.gpus) or n < 2:
+        raise ConfigError(f"must be between 2 and {len(topo.gpus)} (the topology's GPUs), got {n}", field="--ranks")
+    sizes = size_range(_size(args.minbytes, "-b"), _size(args.maxbytes, "-e"), args.stepfactor,
+                       _size(args.stepbytes, "-i"))
+    for size in sizes:
+        if args.chunks > max(size, 1):
+            raise ConfigError(f"{args.chunks} chunks for a {size}-byte message: a chunk must hold at least one byte",
+                              field="--chunks")
+    probe = Communicator(Simulation(topo, network=args.network, routing=args.routing, seed=args.seed,
+                                    record_links=False), topo.gpus[:n], name="estimate")
+    estimate = sum(collective_transfers(probe, args.op, size, algo, args.chunks) for algo in algos for size in sizes)
+    check_budget(estimate, f"this sweep ({len(algos)} x {len(sizes)} runs)", args.max_transfers)
+    rows = []
+    with Stages(len(algos) * len(sizes), "bench", quiet=False) as stages:
+        for algo in algos:
+            for size in sizes:
+                stages.start(f"{algo} {format_size(size)}")
+                rows += run_bench(topo, args.op, [size], [algo], ranks=args.ranks, network=args.network,
+                                  routing=args.routing, seed=args.seed, chunks=args.chunks)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=1))
+    else:
+        print(format_table(args.op, n, rows))
+        print("# algo: the algorithm that ran; 'NAMExK' = `auto` chose NAME pipelined in K chunks")
+    if out is not None:
+        frame = pl.DataFrame([r.as_dict() for r in rows])
+        with out.writing() as tmp:
+            frame.write_parquet(tmp / "bench.parquet", statistics=False)
+            write_bench_report(tmp / "report.html", frame, f"netsim bench — {args.op} on {topo.name}",
+                               f"{n} ranks, {args.network} model, {args.routing} routing; busbw uses the "
+                               f"nccl-tests factor for {args.op}.")
+        if not args.json:
+            print(f"# results written to {out.shown} (bench.parquet, report.html)")
+    return 0

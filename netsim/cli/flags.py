@@ -1,0 +1,79 @@
+"""Typed command-line flags: every number is checked at the edge (finite, in range) with a one-line error
+naming the flag, so nothing downstream sees NaN, infinity, a negative count or a size beyond 2^53 bytes."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from netsim.errors import UnitError
+from netsim.units import parse_bandwidth, parse_size, parse_time
+
+MAX_SEED = 2**63 - 1
+
+
+def integer(lo: int | None = None, hi: int | None = None):
+    """An argparse type: an integer in [lo, hi]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            bounds = f">= {lo}" if hi is None else f"between {lo} and {hi}"
+            raise argparse.ArgumentTypeError(f"expected an integer {bounds}, got {text!r}")
+        return value
+
+    return parse
+
+
+def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False):
+    """An argparse type: a finite float in [lo, hi] (or (lo, hi] with `lo_open`)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        low_bad = lo is not None and (value <= lo if lo_open else value < lo)
+        if low_bad or (hi is not None and value > hi):
+            op = ">" if lo_open else ">="
+            bounds = f"{op} {lo}" if hi is None else f"{op} {lo} and <= {hi}"
+            raise argparse.ArgumentTypeError(f"expected a number {bounds}, got {text!r}")
+        return value
+
+    return parse
+
+
+def quantity(parse, what: str, *, positive: bool):
+    """An argparse type reading a unit quantity ('10Gbps', '30ms', '16MiB') that must be > 0 (or >= 0)."""
+
+    def check(text: str):
+        try:
+            value = parse(text)
+        except UnitError as exc:
+            raise argparse.ArgumentTypeError(exc.detail) from None
+        if positive and not value > 0:
+            raise argparse.ArgumentTypeError(f"{what} must be > 0, got {text!r}")
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{what} must be >= 0, got {text!r}")
+        return value
+
+    return check
+
+
+bandwidth = quantity(parse_bandwidth, "bandwidth", positive=True)
+duration = quantity(parse_time, "time", positive=False)
+positive_duration = quantity(parse_time, "time", positive=True)
+size = quantity(parse_size, "size", positive=True)
+seed = integer(0, MAX_SEED)
+
+
+def add_max_transfers(p: argparse.ArgumentParser) -> None:
+    from netsim.scenario.budget import MAX_TRANSFERS
+
+    p.add_argument("--max-transfers", type=integer(1), default=None, metavar="N",
+                   help=f"refuse runs estimated to create more transfers than this (default {MAX_TRANSFERS:,})")

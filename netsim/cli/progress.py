@@ -1,0 +1,48 @@
+"""Progress for commands that take more than a moment, on stderr so stdout stays the result
+(a table or JSON): a rich progress bar on a terminal, one plain line per stage otherwise (CI logs,
+pipes), so a user can always tell that work goes on and how far it got."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class Stages:
+    """`with Stages(total, "bench") as stages: stages.start("ring 1MiB") ...` — one stage at a time."""
+
+    def __init__(self, total: int, what: str, *, quiet: bool = False):
+        self.total, self.what, self.quiet = total, what, quiet
+        self.console = Console(stderr=True)
+        self.done = 0
+        self._bar: Progress | None = None
+        self._task = None
+        self._t0 = time.perf_counter()
+
+    def __enter__(self) -> "Stages":
+        if not self.quiet and self.console.is_terminal:
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=self.console, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(self.what, total=self.total)
+        return self
+
+    def start(self, stage: str) -> None:
+        """Stage number done + 1 begins."""
+        if self.quiet:
+            return
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done, description=f"{self.what}: {stage}")
+        else:
+            print(f"[{self.done + 1}/{self.total}] {self.what}: {stage}", file=self.console.file, flush=True)
+        self.done += 1
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done)
+            self._bar.stop()
+        elif not self.quiet and exc[0] is None:
+            print(f"{self.what}: {self.done} stage{'s' if self.done != 1 else ''} in "
+                  f"{time.perf_counter() - self._t0:.1f} s", file=self.console.file, flush=True)

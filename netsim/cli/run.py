@@ -1,0 +1,75 @@
+"""`netsim run`: a scenario file (or the built-in one), one simulation per routing policy."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from netsim.cli import flags
+from netsim.cli.progress import Stages
+from netsim.config import OutputDirectory
+from netsim.report import write_report
+from netsim.scenario import default_scenario, load_scenario, run_scenario, summarize
+from netsim.scenario.budget import check_budget, scenario_transfers
+from netsim.units import format_bandwidth, format_size, format_time
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="run a scenario file (default: the built-in scenario)")
+    p.add_argument("scenario", nargs="?", help="scenario YAML file; omitted: the built-in default")
+    p.add_argument("-o", "--output", default="out",
+                   help="directory for Parquet results and report.html (default: out); it must be new, empty, "
+                        "or hold an earlier netsim output")
+    p.add_argument("--no-report", action="store_true", help="skip report.html")
+    flags.add_max_transfers(p)
+
+
+def command(args: argparse.Namespace, console: Console) -> int:
+    out = OutputDirectory(args.output)
+    scenario = load_scenario(args.scenario) if args.scenario else default_scenario()
+    check_budget(scenario_transfers(scenario), f"scenario {scenario.name!r}", args.max_transfers,
+                 source=scenario.source)
+    console.print(f"[bold]netsim run[/bold] {scenario.name}: topology {scenario.topology.name} "
+                  f"({len(scenario.topology.gpus)} GPUs), routing {', '.join(scenario.config.routing)}")
+    with Stages(len(scenario.config.routing), "simulating") as stages:
+        results = run_scenario(scenario, progress=stages.start)
+    summary = summarize(results)
+    print_summary(summary, results.links, console)
+    outputs = scenario.config.outputs
+    report = outputs.report and not args.no_report
+    with out.writing() as tmp:
+        if outputs.parquet:
+            results.write(tmp)
+            summary.write_parquet(tmp / "summary.parquet", statistics=False)
+        if report:
+            write_report(tmp / "report.html", results, scenario.topology, summary,
+                         title=f"netsim — {scenario.name}", description=scenario.config.description)
+    console.print(f"results written to [bold]{out.shown}[/bold]" + (" (open report.html)" if report else ""))
+    return 0
+
+
+def print_summary(summary: pl.DataFrame, links: pl.DataFrame, console: Console) -> None:
+    """The collectives table, then per variant the run's busiest link (one number per run, not per row)."""
+    table = Table(title="Collectives (mean per call)")
+    for col in ("variant", "collective", "op/algo", "ranks", "size", "calls", "time", "algbw", "busbw"):
+        table.add_column(col, justify="left" if col in ("variant", "collective", "op/algo") else "right")
+    jobs = summary["job"].n_unique() > 1
+    for r in summary.iter_rows(named=True):
+        table.add_row(r["variant"], f"{r['job']}: {r['label']}" if jobs else r["label"], f"{r['op']}/{r['algo']}",
+                      str(r["ranks"]), format_size(r["bytes"]), str(r["count"]), format_time(r["time_mean"]),
+                      _rate(r["algbw"]), _rate(r["busbw"]))
+    console.print(table)
+    console.print("[dim]algo 'NAMExK': the algorithm `auto` chose, pipelined in K chunks[/dim]")
+    for r in (links.sort("bytes", descending=True).group_by("variant", maintain_order=True).first()
+              .sort("variant").iter_rows(named=True)):
+        if r["bytes"] > 0:
+            console.print(f"busiest link ({r['variant']}, whole run): {r['name']}, {format_size(r['bytes'])}, "
+                          f"peak {100 * r['peak_utilization']:.0f}% of its capacity")
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else format_bandwidth(value)

@@ -1,0 +1,43 @@
+"""`netsim topo show`: validate a topology file and summarise it."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from netsim.topology import load_topology
+from netsim.topology.summary import summarize_topology
+from netsim.units import format_bandwidth, format_time
+
+PATH_SAMPLE = 256  # destinations whose equal-cost paths from GPU 0 are counted
+
+
+def add_parser(sub) -> None:
+    topo = sub.add_parser("topo", help="topology tools")
+    topo_sub = topo.add_subparsers(dest="topo_command", required=True)
+    show = topo_sub.add_parser("show", help="validate a topology file and print a summary")
+    show.add_argument("file", help="topology YAML file")
+
+
+def command(args: argparse.Namespace, console: Console) -> int:
+    topo = load_topology(args.file)
+    s = summarize_topology(topo, sample=PATH_SAMPLE)
+    console.print(f"[bold]{s.name}[/bold] ({s.kind}): {s.gpus} GPUs, {topo.num_nodes} nodes, "
+                  f"{topo.num_links} directed links — valid")
+    console.print("nodes: " + ", ".join(f"{k} {v}" for k, v in s.nodes.items()))
+    table = Table(title="Links by tier")
+    for col in ("tier", "directed links", "bandwidth (min)", "latency (max)"):
+        table.add_column(col, justify="left" if col == "tier" else "right")
+    for tier, count, cap, lat in s.links:
+        table.add_row(tier, str(count), format_bandwidth(cap), format_time(lat))
+    console.print(table)
+    console.print(f"bisection bandwidth (GPUs 0..{s.gpus // 2 - 1} -> the rest, max-flow): "
+                  f"{format_bandwidth(s.bisection)}")
+    counted = sum(s.path_counts.values())
+    sampled = f" ({counted} of {s.gpus - 1} GPUs, evenly spaced)" if counted < s.gpus - 1 else ""
+    console.print(f"equal-cost paths from GPU 0{sampled}: " + ", ".join(
+        f"{paths} path{'s' if paths > 1 else ''} to {pairs} GPU{'s' if pairs > 1 else ''}"
+        for paths, pairs in s.path_counts.items()))
+    return 0

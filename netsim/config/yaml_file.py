@@ -1,0 +1,91 @@
+"""Reading YAML documents at the edge: one-line errors, duplicate keys refused, depth bounded.
+
+`read_yaml(path)` parses with YAML's safe loader (no `!!python` tags) and turns every problem into a
+`ConfigError` naming the file: a missing file, malformed YAML (with line and column), a key given
+twice in one mapping (YAML says last-wins; a silently dropped setting is a bug in the user's file),
+nesting deeper than `MAX_DEPTH` levels, or a file that is not UTF-8 text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from netsim.errors import ConfigError
+
+MAX_DEPTH = 64  # scenario, topology and training documents nest a few levels; 64 leaves ample room
+MAX_BYTES = 16 * 2**20  # a configuration file larger than this is not a configuration file
+
+
+class _DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key that appears twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # the base class reports unhashable keys
+            if key in seen:
+                raise _DuplicateKey(problem=f"key {key!r} given twice (first on line {seen[key] + 1})",
+                                    problem_mark=key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _depth(data: object) -> int:
+    """Nesting depth of lists and mappings, computed without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((c, level + 1) for c in children)
+    return deepest
+
+
+def parse_yaml(text: str, source: str) -> object:
+    """Parse YAML text; problems become one-line `ConfigError`s naming `source`."""
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        kind = "" if isinstance(exc, _DuplicateKey) else "malformed YAML: "
+        raise ConfigError(f"{where}{kind}{problem}", source=source) from None
+    except RecursionError:
+        raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", source=source) from None
+    if _depth(data) > MAX_DEPTH:
+        raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", source=source)
+    return data
+
+
+def read_yaml(path: str | Path) -> object:
+    """Parse a YAML file; every problem is a one-line `ConfigError` naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("file not found" if not p.exists() else "not a regular file", source=str(path))
+    try:
+        if p.stat().st_size > MAX_BYTES:
+            raise ConfigError(f"larger than {MAX_BYTES // 2**20} MiB; not a configuration file", source=str(path))
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("not a UTF-8 text file", source=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot be read: {exc.strerror or exc}", source=str(path)) from None
+    return parse_yaml(text, str(path))

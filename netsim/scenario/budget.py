@@ -1,0 +1,51 @@
+"""Work estimates: refuse, before it starts, a command that would create more transfers than a
+laptop run should (a million-size sweep, 1e8 pipelined chunks), with the estimate in the message.
+
+The estimate is exact for collectives: an algorithm's schedule is built once with one chunk and its
+transfers counted; pipelined chunks copy every transfer once per chunk. The ceiling `MAX_TRANSFERS`
+(5 million transfers: a few minutes of fluid simulation) is lifted with `--max-transfers N`.
+"""
+
+from __future__ import annotations
+
+from netsim.collectives import Communicator
+from netsim.errors import ConfigError
+from netsim.scenario.config import Scenario
+from netsim.scenario.runner import item_groups, place_jobs
+from netsim.sim import Simulation
+
+MAX_TRANSFERS = 5_000_000
+
+
+def collective_transfers(comm: Communicator, op: str, nbytes: int, algo: str = "auto", chunks: int = 1,
+                         root: int = 0) -> int:
+    """Transfers one call of `op` on `comm` creates (`auto` resolved as the run would)."""
+    if op == "send_recv":
+        return chunks
+    chosen, used_chunks, _ = comm.resolve(op, nbytes, algo, chunks, root)
+    schedule = comm.schedule(op, nbytes, chosen, 1, root)
+    return sum(len(step.src) for step in schedule.steps) * used_chunks
+
+
+def check_budget(estimate: int, what: str, limit: int | None, *, source: str | None = None,
+                 field: str = "--max-transfers") -> None:
+    """Refuse work estimated at more than `limit` transfers (None: the default ceiling)."""
+    limit = MAX_TRANSFERS if limit is None else limit
+    if estimate > limit:
+        raise ConfigError(f"{what} would create about {estimate:,} transfers, more than the limit of {limit:,}; "
+                          f"lower it, or raise the limit with --max-transfers {estimate}", source=source, field=field)
+
+
+def scenario_transfers(scenario: Scenario) -> int:
+    """Transfers a scenario creates over all its routing variants (faults and C4P re-plans aside)."""
+    cfg = scenario.config
+    sim = Simulation(scenario.topology, network=cfg.network.model, seed=cfg.seed, options=cfg.network.options(),
+                     record_links=False)
+    total = 0
+    for job, gpus in zip(cfg.job_list(), place_jobs(scenario.topology, cfg.job_list(), cfg.seed)):
+        for item in job.workload:
+            for nodes in item_groups(scenario, job, gpus, item):
+                comm = Communicator(sim, nodes, name="estimate")
+                total += item.repeat * collective_transfers(comm, item.op, item.size, item.algorithm(), item.chunks,
+                                                            item.root)
+    return total * len(cfg.routing)
