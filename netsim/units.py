@@ -114,7 +114,9 @@ def parse_size(value: object, default_unit: str = "B", *, field: str | None = No
     return int(rounded)
 
 
-def _scaled(value: float, steps: list[tuple[float, str]], digits: int) -> str:
+def _scaled(value: float | None, steps: list[tuple[float, str]], digits: int) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"  # undefined (a rate over no time): shown as such, never as inf or nan
     magnitude = abs(value)
     for factor, suffix in steps:
         if magnitude >= factor:
@@ -123,14 +125,14 @@ def _scaled(value: float, steps: list[tuple[float, str]], digits: int) -> str:
     return f"{value / factor:.{digits}g}{suffix}"
 
 
-def format_bandwidth(bytes_per_s: float, digits: int = 4) -> str:
+def format_bandwidth(bytes_per_s: float | None, digits: int = 4) -> str:
     """Bytes per second as bits per second with an SI prefix: 5e10 -> '400Gbps'."""
-    bits = bytes_per_s * 8.0
+    bits = None if bytes_per_s is None else bytes_per_s * 8.0
     steps = [(1e12, "Tbps"), (1e9, "Gbps"), (1e6, "Mbps"), (1e3, "Kbps"), (1.0, "bps")]
     return _scaled(bits, steps, digits)
 
 
-def format_time(seconds: float, digits: int = 4) -> str:
+def format_time(seconds: float | None, digits: int = 4) -> str:
     """Seconds with the largest unit that keeps the number >= 1: 1.5e-6 -> '1.5us'."""
     if seconds == 0:
         return "0s"
@@ -138,7 +140,7 @@ def format_time(seconds: float, digits: int = 4) -> str:
     return _scaled(seconds, steps, digits)
 
 
-def format_size(nbytes: float, digits: int = 4) -> str:
+def format_size(nbytes: float | None, digits: int = 4) -> str:
     """Bytes with a binary prefix: 67108864 -> '64MiB'."""
     steps = [(2.0**40, "TiB"), (2.0**30, "GiB"), (2.0**20, "MiB"), (2.0**10, "KiB"), (1.0, "B")]
     return _scaled(nbytes, steps, digits)

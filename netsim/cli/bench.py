@@ -78,7 +78,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     estimate = sum(collective_transfers(probe, args.op, size, algo, args.chunks) for algo in algos for size in sizes)
     check_budget(estimate, f"this sweep ({len(algos)} x {len(sizes)} runs)", args.max_transfers)
     rows = []
-    with Stages(len(algos) * len(sizes), "bench", quiet=False) as stages:
+    with Stages(len(algos) * len(sizes), "bench", quiet=args.json, prefix="# ") as stages:
         for algo in algos:
             for size in sizes:
                 stages.start(f"{algo} {format_size(size)}")

@@ -1,6 +1,7 @@
-"""Progress for commands that take more than a moment, on stderr so stdout stays the result
-(a table or JSON): a rich progress bar on a terminal, one plain line per stage otherwise (CI logs,
-pipes), so a user can always tell that work goes on and how far it got."""
+"""Progress for commands that take more than a moment: a rich progress bar on a terminal (stderr,
+gone when done), one plain line per stage on stdout otherwise (CI logs, pipes), so a user can always
+tell that work goes on and how far it got. Commands printing JSON pass `quiet` so stdout stays JSON;
+stderr carries only errors, one line each."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 class Stages:
     """`with Stages(total, "bench") as stages: stages.start("ring 1MiB") ...` — one stage at a time."""
 
-    def __init__(self, total: int, what: str, *, quiet: bool = False):
-        self.total, self.what, self.quiet = total, what, quiet
+    def __init__(self, total: int, what: str, *, quiet: bool = False, prefix: str = ""):
+        self.total, self.what, self.quiet, self.prefix = total, what, quiet, prefix
         self.console = Console(stderr=True)
         self.done = 0
         self._bar: Progress | None = None
@@ -36,7 +37,7 @@ class Stages:
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done, description=f"{self.what}: {stage}")
         else:
-            print(f"[{self.done + 1}/{self.total}] {self.what}: {stage}", file=self.console.file, flush=True)
+            print(f"{self.prefix}[{self.done + 1}/{self.total}] {self.what}: {stage}", flush=True)
         self.done += 1
 
     def __exit__(self, *exc) -> None:
@@ -44,5 +45,5 @@ class Stages:
             self._bar.update(self._task, completed=self.done)
             self._bar.stop()
         elif not self.quiet and exc[0] is None:
-            print(f"{self.what}: {self.done} stage{'s' if self.done != 1 else ''} in "
-                  f"{time.perf_counter() - self._t0:.1f} s", file=self.console.file, flush=True)
+            print(f"{self.prefix}{self.what}: {self.done} stage{'s' if self.done != 1 else ''} in "
+                  f"{time.perf_counter() - self._t0:.1f} s", flush=True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,30 +56,3 @@ class Results:
             ]
             frames[name] = pl.concat(parts, how="vertical")
         return Results(frames, {"variants": {v: r.meta for v, r in runs.items()}})
-
-
-def atomic_directory(target: str | Path):
-    """A context manager giving a temporary directory that replaces `target` only on success."""
-    return _AtomicDir(Path(target))
-
-
-class _AtomicDir:
-    def __init__(self, target: Path):
-        self.target = target
-        self.tmp: Path | None = None
-
-    def __enter__(self) -> Path:
-        parent = self.target.resolve().parent
-        parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=parent))
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        assert self.tmp is not None
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return False
-        if self.target.exists():
-            shutil.rmtree(self.target)
-        self.tmp.rename(self.target)
-        return False

@@ -1,0 +1,110 @@
+"""Numbers at the edges, runaway work and interrupts: one line and exit 2 (130 for Ctrl-C), nothing written."""
+
+from pathlib import Path
+
+import pytest
+
+import netsim.cli.run as run_command
+from netsim.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+NVLINK = str(ROOT / "topologies" / "nvlink8.yaml")
+UTIL = ["utilization", "--method", "diloco", "--layers", "2", "--inner-steps", "2", "--outer-steps", "1"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (UTIL + ["--jitter", "nan"], "--jitter"),
+    (UTIL + ["--jitter", "inf"], "--jitter"),
+    (UTIL + ["--speeds", "inf,1"], "--speeds"),
+    (UTIL + ["--speeds", "nan,1"], "--speeds"),
+    (UTIL + ["--params", "1e30"], "--params"),
+    (UTIL + ["--bandwidth", "-1Gbps"], "--bandwidth"),
+    (UTIL + ["--step-time", "0"], "--step-time"),
+    (UTIL + ["--workers", "1"], "--workers"),
+    (["bench", "--topology", NVLINK, "--chunks", "100000000", "-b", "1M", "-e", "1M"], "--chunks"),
+    (["bench", "--topology", NVLINK, "--chunks", "1000000", "-b", "8G", "-e", "8G"], "--max-transfers"),
+    (["bench", "--topology", NVLINK, "-i", "1", "-e", "1G"], "-i"),
+    (["bench", "--topology", NVLINK, "-i", "-1"], "-i"),
+    (["bench", "--topology", NVLINK, "-f", "nan"], "--stepfactor"),
+    (["bench", "--topology", NVLINK, "-f", "inf"], "--stepfactor"),
+    (["bench", "--topology", NVLINK, "-f", "1.0000001", "-b", "8", "-e", "1G"], "-f"),
+    (["bench", "--topology", NVLINK, "-e", "1e30"], "-e"),
+    (["bench", "--topology", NVLINK, "-e", "9999999T"], "-e"),
+    (["bench", "--topology", NVLINK, "--seed", "-1"], "--seed"),
+    (["bench", "--topology", NVLINK, "--algo", ""], "--algo"),
+    (["bench", "--topology", NVLINK, "--algo", ","], "--algo"),
+    (["bench", "--topology", NVLINK, "--ranks", "1"], "--ranks"),
+    (["bench", "--topology", NVLINK, "--network", "packet"], "--network"),
+    (["sweep-bandwidth", "--methods", ""], "--methods"),
+    (["sweep-bandwidth", "--methods", "diloco,diloco"], "--methods"),
+    (["sweep-bandwidth", "--methods", "diloco", "--targets", "-1"], "--targets"),
+    (["sweep-bandwidth", "--methods", "diloco", "--targets", "2"], "--targets"),
+    (["sweep-bandwidth", "--methods", "diloco", "--targets", "nan"], "--targets"),
+    (["sweep-bandwidth", "--methods", "diloco", "--grid", "1:nan:3"], "--grid"),
+    (["train", "--steps", "0"], "--steps"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_flags_exit_2_with_one_line(tmp_path, capsys, monkeypatch, args, needle):
+    monkeypatch.chdir(tmp_path)
+    assert main(args + ["-o", "o"] if args[0] in ("bench", "sweep-bandwidth", "train") else args) == 2
+    err = capsys.readouterr().err
+    assert needle in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_huge_topology_is_refused_before_it_is_built(tmp_path, capsys):
+    topo = tmp_path / "t.yaml"
+    topo.write_text("kind: leaf_spine\nleaves: 10000\nspines: 64\nhosts_per_leaf: 640\ngpus_per_host: 8\n")
+    assert main(["topo", "show", str(topo)]) == 2
+    err = capsys.readouterr().err
+    assert "51,200,000 GPUs" in err and "t.yaml" in err
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("netsim ")
+
+
+def test_help_lists_the_registered_names(capsys):
+    assert main(["bench", "--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("fluid", "analytic", "ecmp", "spray", "halving_doubling", "all_to_all"):
+        assert name in out
+
+
+def test_fault_leaving_no_path_names_the_file_and_the_fault(tmp_path, capsys):
+    s = tmp_path / "s.yaml"
+    s.write_text("topology: {kind: single_switch, gpus: 2}\nworkload: [{op: all_reduce, size: 1GiB}]\n"
+                 "faults: [{at: 1ms, link: gpu0<->sw, kind: fail}]\n")
+    assert main(["run", str(s), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"netsim: error: {s}: faults.0: at 1ms, after fault fail of gpu0<->sw: no working path")
+    assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    s = tmp_path / "s.yaml"
+    s.write_text("topology: {kind: single_switch, gpus: 2}\nworkload: [{op: all_reduce, size: 1MiB}]\n")
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_command, "run_scenario", interrupted)
+    assert main(["run", str(s), "-o", str(tmp_path / "out")]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "netsim: interrupted; nothing written"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+
+
+def test_one_rank_and_zero_byte_results_are_never_inf_or_nan(tmp_path, capsys):
+    s = tmp_path / "s.yaml"
+    s.write_text("topology: {kind: single_switch, gpus: 4}\nworkload: [{op: barrier}, {op: all_reduce, size: 0}]\n")
+    assert main(["run", str(s), "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "inf" not in out and "nan" not in out
+    import polars as pl
+    summary = pl.read_parquet(tmp_path / "out" / "summary.parquet")
+    for col in ("algbw", "busbw"):
+        values = summary[col].drop_nulls()
+        assert values.is_finite().all()
