@@ -108,3 +108,12 @@ def test_one_rank_and_zero_byte_results_are_never_inf_or_nan(tmp_path, capsys):
     for col in ("algbw", "busbw"):
         values = summary[col].drop_nulls()
         assert values.is_finite().all()
+
+
+def test_names_with_brackets_are_printed_as_written(tmp_path, capsys):
+    s = tmp_path / "s.yaml"
+    s.write_text("topology: {kind: single_switch, gpus: 2, name: 'a[/bold]b[red]c'}\n"
+                 "workload: [{op: all_reduce, size: 1MiB, label: '[/x] & <b>'}]\n")
+    assert main(["run", str(s), "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "a[/bold]b[red]c" in out and "[/x] & <b>" in out

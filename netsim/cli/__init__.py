@@ -58,9 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version (0) or a usage mistake (2), already printed
         return int(exc.code or 0)
-    console = Console()
+    # markup off: names and labels from the user's files are printed as written, never parsed as styles
+    console = Console(markup=False, highlight=False)
     if not console.is_terminal:
-        console = Console(width=160)
+        console = Console(width=160, markup=False, highlight=False)
     try:
         return COMMANDS[args.command](args, console)
     except NetsimError as exc:

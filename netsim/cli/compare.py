@@ -71,5 +71,5 @@ def command(args: argparse.Namespace, console: Console) -> int:
                              f"Topology {scenario.topology.name}; policies {', '.join(policies)}; seed "
                              f"{scenario.config.seed}. Ideal = each job alone with ideal packet spraying.")
     if not args.json:
-        console.print(f"results written to [bold]{out.shown}[/bold] (open report.html)")
+        console.print(f"results written to {out.shown} (open report.html)")
     return 0

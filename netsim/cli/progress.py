@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
@@ -16,7 +17,7 @@ class Stages:
 
     def __init__(self, total: int, what: str, *, quiet: bool = False, prefix: str = ""):
         self.total, self.what, self.quiet, self.prefix = total, what, quiet, prefix
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, markup=False, highlight=False)
         self.done = 0
         self._bar: Progress | None = None
         self._task = None
@@ -35,7 +36,7 @@ class Stages:
         if self.quiet:
             return
         if self._bar is not None:
-            self._bar.update(self._task, completed=self.done, description=f"{self.what}: {stage}")
+            self._bar.update(self._task, completed=self.done, description=escape(f"{self.what}: {stage}"))
         else:
             print(f"{self.prefix}[{self.done + 1}/{self.total}] {self.what}: {stage}", flush=True)
         self.done += 1

@@ -33,7 +33,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     scenario = load_scenario(args.scenario) if args.scenario else default_scenario()
     check_budget(scenario_transfers(scenario), f"scenario {scenario.name!r}", args.max_transfers,
                  source=scenario.source)
-    console.print(f"[bold]netsim run[/bold] {scenario.name}: topology {scenario.topology.name} "
+    console.print(f"netsim run {scenario.name}: topology {scenario.topology.name} "
                   f"({len(scenario.topology.gpus)} GPUs), routing {', '.join(scenario.config.routing)}")
     with Stages(len(scenario.config.routing), "simulating") as stages:
         results = run_scenario(scenario, progress=stages.start)
@@ -48,7 +48,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
         if report:
             write_report(tmp / "report.html", results, scenario.topology, summary,
                          title=f"netsim — {scenario.name}", description=scenario.config.description)
-    console.print(f"results written to [bold]{out.shown}[/bold]" + (" (open report.html)" if report else ""))
+    console.print(f"results written to {out.shown}" + (" (open report.html)" if report else ""))
     return 0
 
 
@@ -63,7 +63,7 @@ def print_summary(summary: pl.DataFrame, links: pl.DataFrame, console: Console) 
                       str(r["ranks"]), format_size(r["bytes"]), str(r["count"]), format_time(r["time_mean"]),
                       _rate(r["algbw"]), _rate(r["busbw"]))
     console.print(table)
-    console.print("[dim]algo 'NAMExK': the algorithm `auto` chose, pipelined in K chunks[/dim]")
+    console.print("algo 'NAMExK': the algorithm `auto` chose, pipelined in K chunks")
     for r in (links.sort("bytes", descending=True).group_by("variant", maintain_order=True).first()
               .sort("variant").iter_rows(named=True)):
         if r["bytes"] > 0:

@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
 def command(args: argparse.Namespace, console: Console) -> int:
     topo = load_topology(args.file)
     s = summarize_topology(topo, sample=PATH_SAMPLE)
-    console.print(f"[bold]{s.name}[/bold] ({s.kind}): {s.gpus} GPUs, {topo.num_nodes} nodes, "
+    console.print(f"{s.name} ({s.kind}): {s.gpus} GPUs, {topo.num_nodes} nodes, "
                   f"{topo.num_links} directed links — valid")
     console.print("nodes: " + ", ".join(f"{k} {v}" for k, v in s.nodes.items()))
     table = Table(title="Links by tier")

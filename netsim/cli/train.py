@@ -28,7 +28,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     cfg, topo, _source = load_train_scenario(args.scenario)
     if args.steps is not None:
         cfg = cfg.model_copy(update={"steps": args.steps})
-    console.print(f"[bold]netsim train[/bold] {cfg.name}: {len(cfg.methods)} methods, {cfg.steps} steps, "
+    console.print(f"netsim train {cfg.name}: {len(cfg.methods)} methods, {cfg.steps} steps, "
                   f"topology {topo.name}")
     with Stages(len(cfg.methods), "training") as stages:
         result = run_training(cfg, topo, progress=stages.start)
@@ -44,7 +44,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     if "syncs" in summary.columns:
         for r in summary.iter_rows(named=True):
             if r["syncs"] == 0 and r["method"] != "ddp":
-                console.print(f"[yellow]warning:[/yellow] {r['method']} never synchronised in {cfg.steps} steps "
+                console.print(f"warning: {r['method']} never synchronised in {cfg.steps} steps "
                               f"(it syncs every {cfg.inner_steps}); its bytes and utilisation say nothing about "
                               "its communication")
     with out.writing() as tmp:
@@ -53,5 +53,5 @@ def command(args: argparse.Namespace, console: Console) -> int:
         write_training_report(tmp / "report.html", result["steps"], summary, f"netsim train — {cfg.name}",
                               f"{cfg.steps} steps, H = {cfg.inner_steps}, F = {cfg.fragments}, tau = {cfg.overlap}, "
                               f"{cfg.exchange} exchange, topology {topo.name}.")
-    console.print(f"results written to [bold]{out.shown}[/bold] (open report.html)")
+    console.print(f"results written to {out.shown} (open report.html)")
     return 0
