@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+from collections.abc import Iterable
+
 import numpy as np
 import plotly.graph_objects as go
 import polars as pl
@@ -11,6 +14,19 @@ from netsim.topology import Topology
 TIER_ORDER = ["site", "core", "spine", "agg", "switch", "leaf", "nic", "nvswitch", "gpu"]
 UTIL_BINS = [(0.0, "#d9d9d9", "idle"), (0.25, "#9ecae1", "<=25%"), (0.5, "#4292c6", "25-50%"),
              (0.75, "#fd8d3c", "50-75%"), (float("inf"), "#d7301f", ">75%")]  # (upper bound, colour, name)
+
+
+def plotly_text(value: object) -> str:
+    """A string for a plotly text field (title, trace name, category, hover text) shown as typed.
+
+    Plotly reads those fields as a subset of HTML (`<b>`, `<a href>`, `&amp;`), so a user's `<b>` would turn
+    bold and `&amp;` into `&`; escaping `&`, `<` and `>` (entities plotly decodes) keeps the text literal.
+    """
+    return html.escape(str(value), quote=False)
+
+
+def _texts(values: Iterable[object]) -> list[str]:
+    return [plotly_text(v) for v in values]
 
 
 def _bin_of(u: float) -> int:
@@ -30,7 +46,10 @@ def node_positions(topo: Topology) -> np.ndarray:
 
 
 def topology_figure(topo: Topology, links: pl.DataFrame | None = None, title: str = "") -> go.Figure:
-    """The fabric drawn by tier; cables coloured by mean utilisation when `links` is given."""
+    """The fabric drawn by tier; cables coloured by mean utilisation when `links` is given.
+
+    SVG traces (`go.Scatter`), not WebGL: the page must draw anywhere, including without a GPU.
+    """
     pos = node_positions(topo)
     util = np.zeros(topo.num_links)
     if links is not None and len(links):
@@ -51,17 +70,19 @@ def topology_figure(topo: Topology, links: pl.DataFrame | None = None, title: st
                 xs += [pos[a, 0], pos[b, 0], None]
                 ys += [pos[a, 1], pos[b, 1], None]
         if xs:
-            fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color=colour, width=1),
-                                       name=f"links {name}", hoverinfo="skip"))
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=1),
+                                     name=plotly_text(f"links {name}"), hoverinfo="skip"))
     kinds = sorted(set(topo.node_kind), key=lambda k: TIER_ORDER.index(k) if k in TIER_ORDER else 99)
     for kind in kinds:
         members = [v for v in range(topo.num_nodes) if topo.node_kind[v] == kind]
-        fig.add_trace(go.Scattergl(
-            x=pos[members, 0], y=pos[members, 1], mode="markers", name=kind,
-            text=[topo.node_names[v] for v in members], hoverinfo="text", marker=dict(size=6 if kind == "gpu" else 9),
+        fig.add_trace(go.Scatter(
+            x=pos[members, 0], y=pos[members, 1], mode="markers", name=plotly_text(kind),
+            text=_texts([topo.node_names[v] for v in members]), hoverinfo="text",
+            marker=dict(size=6 if kind == "gpu" else 9),
         ))
-    fig.update_layout(title=title or f"Topology {topo.name}: {topo.num_nodes} nodes, {topo.num_links} links "
-                      "(cables coloured by mean utilisation)", xaxis=dict(visible=False), yaxis=dict(visible=False),
+    title = title or (f"Topology {topo.name}: {topo.num_nodes} nodes, {topo.num_links} links "
+                      "(cables coloured by mean utilisation)")
+    fig.update_layout(title=plotly_text(title), xaxis=dict(visible=False), yaxis=dict(visible=False),
                       height=460, legend=dict(orientation="h"))
     return fig
 
@@ -74,9 +95,9 @@ def utilisation_heatmap(timeline: pl.DataFrame, variant: str) -> go.Figure:
         names = t.select("link", "name").unique(maintain_order=True)
         times = np.unique(t["time"].to_numpy())
         z = t["utilization"].to_numpy().reshape(len(names), len(times)) * 100.0
-        fig.add_trace(go.Heatmap(z=z, x=times * 1e3, y=names["name"].to_list(), colorscale="Viridis", zmin=0,
-                                 zmax=100, colorbar=dict(title="util %")))
-    fig.update_layout(title=f"Link utilisation over time, busiest links — {variant}",
+        fig.add_trace(go.Heatmap(z=z, x=times * 1e3, y=_texts(names["name"].to_list()), colorscale="Viridis",
+                                 zmin=0, zmax=100, colorbar=dict(title="util %")))
+    fig.update_layout(title=plotly_text(f"Link utilisation over time, busiest links — {variant}"),
                       xaxis_title="simulated time (ms)", yaxis_title="link", height=max(360, 14 * t["link"].n_unique() + 120))
     return fig
 
@@ -88,9 +109,9 @@ def collective_timeline(collectives: pl.DataFrame) -> go.Figure:
     for label in c["label"].unique(maintain_order=True).to_list():
         part = c.filter(pl.col("label") == label)
         fig.add_trace(go.Bar(
-            y=part["variant"].to_list(), x=part["ms"].to_list(), base=(part["start"] * 1e3).to_list(),
-            orientation="h", name=label,
-            hovertext=[f"{label}: {ms:.4g} ms" for ms in part["ms"].to_list()], hoverinfo="text",
+            y=_texts(part["variant"].to_list()), x=part["ms"].to_list(), base=(part["start"] * 1e3).to_list(),
+            orientation="h", name=plotly_text(label),
+            hovertext=_texts(f"{label}: {ms:.4g} ms" for ms in part["ms"].to_list()), hoverinfo="text",
         ))
     fig.update_layout(title="Timeline of collectives per variant", xaxis_title="simulated time (ms)",
                       yaxis_title="variant", barmode="overlay", height=300 + 30 * c["variant"].n_unique())
@@ -103,9 +124,9 @@ def busbw_figure(bench: pl.DataFrame, title: str) -> go.Figure:
     for algo in bench["algo"].unique(maintain_order=True).to_list():
         part = bench.filter((pl.col("algo") == algo) & (pl.col("size") > 0))
         fig.add_trace(go.Scatter(x=part["size"].to_list(), y=part["busbw"].to_list(), mode="lines+markers",
-                                 name=algo, text=part["chosen"].to_list(),
+                                 name=plotly_text(algo), text=_texts(part["chosen"].to_list()),
                                  hovertemplate="%{x} B: %{y:.2f} GB/s (%{text})<extra></extra>"))
-    fig.update_layout(title=title, xaxis=dict(title="message size (bytes)", type="log"),
+    fig.update_layout(title=plotly_text(title), xaxis=dict(title="message size (bytes)", type="log"),
                       yaxis=dict(title="busbw (GB/s)"), height=480)
     return fig
 
@@ -115,9 +136,10 @@ def grouped_bars(table: pl.DataFrame, column: str, title: str, axis: str) -> go.
     fig = go.Figure()
     for policy in table["variant"].unique(maintain_order=True).to_list():
         part = table.filter(pl.col("variant") == policy)
-        fig.add_trace(go.Bar(x=[f"{j}: {l}" for j, l in zip(part["job"].to_list(), part["label"].to_list())],
-                             y=part[column].to_list(), name=policy))
-    fig.update_layout(title=title, barmode="group", yaxis_title=axis, xaxis_title="job: collective", height=420)
+        fig.add_trace(go.Bar(x=_texts(f"{j}: {l}" for j, l in zip(part["job"].to_list(), part["label"].to_list())),
+                             y=part[column].to_list(), name=plotly_text(policy)))
+    fig.update_layout(title=plotly_text(title), barmode="group", yaxis_title=axis, xaxis_title="job: collective",
+                      height=420)
     return fig
 
 
@@ -127,7 +149,7 @@ def load_distribution(links: pl.DataFrame) -> go.Figure:
     fig = go.Figure()
     for policy in fabric["variant"].unique(maintain_order=True).to_list():
         part = fabric.filter(pl.col("variant") == policy)
-        fig.add_trace(go.Box(y=(part["bytes"] / 2**20).to_list(), name=policy, boxpoints="outliers"))
+        fig.add_trace(go.Box(y=(part["bytes"] / 2**20).to_list(), name=plotly_text(policy), boxpoints="outliers"))
     fig.update_layout(title="Bytes per fabric link (switch-to-switch), per policy", yaxis_title="MiB per link",
                       height=420)
     return fig
@@ -139,7 +161,7 @@ def step_ratio(steps: pl.DataFrame) -> go.Figure:
     s = steps.filter(pl.col("lower_bound") > 0)
     for policy in s["variant"].unique(maintain_order=True).to_list():
         part = s.filter(pl.col("variant") == policy)
-        fig.add_trace(go.Box(y=(part["max_load"] / part["lower_bound"]).to_list(), name=policy))
+        fig.add_trace(go.Box(y=(part["max_load"] / part["lower_bound"]).to_list(), name=plotly_text(policy)))
     fig.update_layout(title="Per collective step: max fabric-link load / lower bound (1 = optimal)",
                       yaxis_title="max load / lower bound", height=420)
     return fig

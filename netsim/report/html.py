@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 from netsim.report.figures import (
-    busbw_figure, collective_timeline, grouped_bars, load_distribution, step_ratio, topology_figure,
+    busbw_figure, collective_timeline, grouped_bars, load_distribution, plotly_text, step_ratio, topology_figure,
     utilisation_heatmap,
 )
 from netsim.sim import Results
@@ -43,7 +43,9 @@ def summary_html(summary: pl.DataFrame) -> str:
 def _page(title: str, parts: list[str], figures: list[tuple[str, go.Figure]]) -> str:
     for i, (heading, fig) in enumerate(figures):
         parts.append(f"<h2>{html.escape(heading)}</h2>")
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), default_width="100%"))
+        # fixed div ids (plotly draws random ones): the same results give a byte-identical page
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), default_width="100%",
+                                 div_id=f"figure-{i}"))
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
 
@@ -83,7 +85,7 @@ def write_compare_report(path: str | Path, table: pl.DataFrame, steps: pl.DataFr
                                                         "time alone (same policy)", "slowdown (x)")),
         ("Link loads", load_distribution(links)),
     ]
-    if len(steps):
+    if len(steps) and (steps["lower_bound"] > 0).any():  # no fabric traffic: the figure would be empty
         figures.append(("Per-step maximum load", step_ratio(steps)))
     out = Path(path)
     out.write_text(_page(title, parts, figures), encoding="utf-8")
@@ -97,7 +99,7 @@ def write_sweep_report(path: str | Path, sweep: pl.DataFrame, found: pl.DataFram
     for method in sweep["method"].unique(maintain_order=True).to_list():
         part = sweep.filter(pl.col("method") == method)
         fig.add_trace(go.Scatter(x=(part["bandwidth"] * 8 / 1e9).to_list(), y=(100 * part["utilization"]).to_list(),
-                                 mode="lines+markers", name=method))
+                                 mode="lines+markers", name=plotly_text(method)))
     fig.update_layout(title="Compute utilisation against inter-datacenter bandwidth",
                       xaxis=dict(title="bandwidth (Gbit/s)", type="log"), yaxis=dict(title="compute utilisation (%)"),
                       height=480)
@@ -126,7 +128,8 @@ def write_training_report(path: str | Path, steps: pl.DataFrame, summary: pl.Dat
         fig = go.Figure()
         for method in summary["method"].to_list():
             part = mean.filter(pl.col("method") == method)
-            fig.add_trace(go.Scatter(x=(part[x] * scale).to_list(), y=part["loss"].to_list(), mode="lines", name=method))
+            fig.add_trace(go.Scatter(x=(part[x] * scale).to_list(), y=part["loss"].to_list(), mode="lines",
+                                     name=plotly_text(method)))
         fig.update_layout(title=f"Training loss (mean over workers) against {axis}", xaxis_title=axis,
                           yaxis_title="loss (nats per byte)", height=420)
         figures.append((f"Loss against {axis}", fig))
