@@ -1,4 +1,4 @@
-"""Validation of the collective algorithms (issue #3).
+"""Validation of the collective algorithms.
 
 1. Closed forms: every algorithm on an ideal fabric (a full mesh: every rank pair has its own
    link, so no two transfers in flight share one) in the fluid and analytic models, against

@@ -1,4 +1,4 @@
-"""Validation experiment for the routing A/B (issue #4).
+"""Validation experiment for the routing A/B.
 
 Leaf-spine fabrics of 8 to 64 leaves (4 single-GPU hosts per leaf at 100 Gbps, 4 spines) at 1:1,
 2:1 and 4:1 oversubscription; 1, 4 or 8 jobs splitting the GPUs, placed at random; each job runs

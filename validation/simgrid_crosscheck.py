@@ -96,8 +96,7 @@ def main() -> int:
         topo = single_switch(n, BW, LAT)
         sim = Simulation(topo, record_links=False)
         comm = Communicator(sim, topo.gpus)
-        sim.process((e for e in [comm.all_reduce(size, algo="ring")]))
-        sim.run()
+        sim.run(comm.all_reduce(size, algo="ring"))
         closed = ring_all_reduce_time(n, size, 2 * LAT, BW)
         print(f"{n:>5} {size:>10} {sg:>14.9f} {sim.now:>14.9f} {closed:>14.9f} {abs(sim.now - sg) / sg:>9.2e}")
     return 0

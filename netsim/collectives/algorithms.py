@@ -1,4 +1,5 @@
-"""The algorithm registry (op -> name -> schedule builder) and `auto`, the NCCL-like choice.
+"""The collectives (`OPS`), the algorithm registry (op -> name -> `Algorithm`: schedule builder and
+one line of help) and `auto`, the NCCL-like choice.
 
 `auto` predicts each candidate's time with the alpha-beta forms below, alpha and B measured
 on the communicator (the slowest latency and the narrowest bottleneck between ring
@@ -11,11 +12,15 @@ NCCL's tuner compares its algorithms' latency + size / bandwidth models:
   ring reduce-scatter / all-gather (n-1)(a + S/(nB)); direct all-to-all a + (n-1)/n S/B
   chain broadcast / reduce (n + C - 2)(a + S/(CB)); tree (H + C - 1)(a + 2S/(CB))
 So latency-bound sizes go to the tree (log n hops) and bandwidth-bound sizes to the ring.
+A choice is named after the algorithm and, when it runs in C > 1 chunks, C: `treex16` is the
+double tree pipelined in 16 chunks, `ringx8` (broadcast, reduce) the chain in 8 (`netsim bench`
+shows this name in its `algo` column; result tables keep `algo` and `chunks` apart).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -31,33 +36,100 @@ from netsim.topology import PathCache
 
 Builder = Callable[[Request], Schedule]
 
-OPS = ("all_reduce", "reduce_scatter", "all_gather", "broadcast", "reduce", "all_to_all", "barrier")
 
-ALGORITHMS: dict[str, dict[str, Builder]] = {
-    "all_reduce": {"ring": ring("all_reduce"), "ring_bidir": ring_bidirectional("all_reduce"),
-                   "rings": ring_channels("all_reduce"), "tree": tree("all_reduce"),
-                   "halving_doubling": halving_doubling("all_reduce"), "hierarchical": hierarchical("all_reduce"),
-                   "direct": direct("all_reduce")},
-    "reduce_scatter": {"ring": ring("reduce_scatter"), "ring_bidir": ring_bidirectional("reduce_scatter"),
-                       "rings": ring_channels("reduce_scatter"), "halving_doubling": halving_doubling("reduce_scatter"),
-                       "direct": direct("reduce_scatter")},
-    "all_gather": {"ring": ring("all_gather"), "ring_bidir": ring_bidirectional("all_gather"),
-                   "rings": ring_channels("all_gather"), "halving_doubling": halving_doubling("all_gather"),
-                   "direct": direct("all_gather")},
-    "broadcast": {"ring": chain("broadcast"), "tree": tree("broadcast"), "direct": direct("broadcast")},
-    "reduce": {"ring": chain("reduce"), "tree": tree("reduce"), "direct": direct("reduce")},
-    "all_to_all": {"direct": direct("all_to_all")},
-    "barrier": {"dissemination": dissemination},
+@dataclass(frozen=True)
+class Algorithm:
+    """A registered algorithm: what builds its step schedule for a call, and one line of help."""
+
+    build: Builder
+    help: str
+
+
+_OPS = {  # the collectives, with one line of help each; a Communicator method per op
+    "all_reduce": "every rank ends with the element-wise sum of all ranks' buffers",
+    "reduce_scatter": "every rank ends with its 1/n block of the sum of all ranks' buffers",
+    "all_gather": "every rank ends with every rank's block (the buffer is the gathered result)",
+    "broadcast": "the root's buffer is copied to every rank",
+    "reduce": "the root ends with the sum of all ranks' buffers",
+    "all_to_all": "rank i sends block j of its buffer to rank j",
+    "barrier": "no rank leaves before every rank has entered (empty messages)",
 }
+OPS = tuple(_OPS)
+
+ALGORITHMS: dict[str, dict[str, Algorithm]] = {op: {} for op in OPS}
 
 
-def register_algorithm(op: str, algo: str, builder: Builder) -> None:
-    """Make `algo` available for collective `op`."""
-    ALGORITHMS.setdefault(op, {})[algo] = builder
+def register_algorithm(op: str, algo: str, builder: Builder, help: str) -> None:
+    """Make `algo` available for collective `op` (one of `OPS`); `help` is its line in `--help`."""
+    if op not in ALGORITHMS:
+        raise ValueError(f"unknown collective {op!r} (known: {', '.join(OPS)})")
+    if algo == "auto":
+        raise ValueError("'auto' is the automatic choice, not an algorithm")
+    ALGORITHMS[op][algo] = Algorithm(builder, help)
+
+
+for _op in ("all_reduce", "reduce_scatter", "all_gather"):
+    _steps = "2(n-1)" if _op == "all_reduce" else "n-1"
+    register_algorithm(_op, "ring", ring(_op), f"one ring: {_steps} steps, each rank sending 1/n of the buffer per step")
+    register_algorithm(_op, "ring_bidir", ring_bidirectional(_op),
+                       "half the buffer around the ring each way: both directions of every link")
+    register_algorithm(_op, "rings", ring_channels(_op),
+                       "NCCL-like rings, one per NIC rail, the buffer split evenly across them")
+register_algorithm("all_reduce", "tree", tree("all_reduce"),
+                   "NCCL's double binary tree, pipelined in chunks: 2 log n hops, for latency-bound sizes")
+register_algorithm("all_reduce", "halving_doubling", halving_doubling("all_reduce"),
+                   "recursive halving then doubling (Rabenseifner): 2 log2 n steps; other n fold the extra ranks in")
+register_algorithm("reduce_scatter", "halving_doubling", halving_doubling("reduce_scatter"),
+                   "recursive halving: log2 n steps (a power-of-two number of ranks)")
+register_algorithm("all_gather", "halving_doubling", halving_doubling("all_gather"),
+                   "recursive doubling: log2 n steps (a power-of-two number of ranks)")
+register_algorithm("all_reduce", "hierarchical", hierarchical("all_reduce"),
+                   "ring reduce-scatter inside each server, ring all-reduce across servers per rail, ring "
+                   "all-gather inside")
+register_algorithm("all_reduce", "direct", direct("all_reduce"),
+                   "two all-to-all steps: block j of every rank to rank j, then the sums to everyone")
+register_algorithm("reduce_scatter", "direct", direct("reduce_scatter"),
+                   "one step: block j of every rank straight to rank j")
+register_algorithm("all_gather", "direct", direct("all_gather"), "one step: every rank's block straight to all")
+for _op, _way in (("broadcast", "from"), ("reduce", "to")):
+    register_algorithm(_op, "ring", chain(_op), f"pipelined chain {_way} the root through every rank: n-1 hops, "
+                                                f"in chunks")
+    register_algorithm(_op, "tree", tree(_op), f"pipelined binary tree {_way} the root: log n hops, in chunks")
+register_algorithm("broadcast", "direct", direct("broadcast"), "the root sends the whole buffer to every rank at once")
+register_algorithm("reduce", "direct", direct("reduce"), "every rank sends its whole buffer to the root at once")
+register_algorithm("all_to_all", "direct", direct("all_to_all"), "one step: block j of every rank straight to rank j")
+register_algorithm("barrier", "dissemination", dissemination,
+                   "ceil(log2 n) rounds; in round i rank r signals rank r + 2^i")
 
 
 def algorithms(op: str) -> list[str]:
+    """The algorithm names for `op`, sorted, then `auto`; [] for an unknown op."""
     return sorted(ALGORITHMS.get(op, {})) + (["auto"] if op in ALGORITHMS else [])
+
+
+def op_help() -> dict[str, str]:
+    """Collective op -> one line of help, in `OPS` order."""
+    return dict(_OPS)
+
+
+def algorithm_help(op: str) -> dict[str, str]:
+    """Algorithm name -> one line of help for `op`, in `algorithms(op)` order, `auto` included."""
+    algos = ALGORITHMS[op]
+    return {name: algos[name].help if name != "auto" else auto_help(op) for name in algorithms(op)}
+
+
+def auto_help(op: str) -> str:
+    """What `auto` does for `op`, and how the choice it made is named (`treex16`)."""
+    candidates = AUTO_CANDIDATES[op]
+    if len(candidates) == 1:
+        return f"{candidates[0]}, the one candidate"
+    text = f"the fastest of {', '.join(candidates)} by an alpha-beta prediction, as NCCL's tuner picks"
+    pipelined = "both" if op in ("broadcast", "reduce") else "the tree" if "tree" in candidates else None
+    if pipelined:
+        example = "treex16: the tree in 16 chunks" if pipelined == "the tree" else "ringx8: the chain in 8 chunks"
+        text += (f"; {pipelined} in the best of {PIPELINE_CHUNKS[0]}..{PIPELINE_CHUNKS[-1]} chunks, "
+                 f"the choice named algorithm x chunks ({example})")
+    return text
 
 
 def alpha_beta(req: Request, overhead: float = 0.0) -> tuple[float, float]:

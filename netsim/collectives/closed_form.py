@@ -1,4 +1,5 @@
-"""Closed forms of collective times (REFERENCE.md section 1) and nccl-tests bus-bandwidth factors.
+"""Closed forms of collective times in the alpha-beta model (a message of m bytes takes alpha + m / bw)
+and nccl-tests bus-bandwidth factors.
 
 `alpha` is the per-message latency (s), `bw` the bandwidth of one rank's link (bytes/s), `size`
 the buffer in bytes (divisible by what the algorithm divides it by), `chunks` the pipelined

@@ -64,13 +64,13 @@ class Communicator:
 
     def schedule(self, op: str, nbytes: int, algo: str = "auto", chunks: int = 1, root: int = 0) -> Schedule:
         algo, _, req = self.resolve(op, nbytes, algo, chunks, root)
-        return ALGORITHMS[op][algo](req)
+        return ALGORITHMS[op][algo].build(req)
 
     def run(self, op: str, nbytes: int, *, algo: str = "auto", chunks: int = 1, root: int = 0,
             label: str = "") -> simpy.Event:
         """Start collective `op` on an `nbytes` buffer now; the event fires with its end time."""
         algo, chunks, req = self.resolve(op, nbytes, algo, chunks, root)
-        return self._execute(ALGORITHMS[op][algo](req), op, algo, chunks, nbytes, label)
+        return self._execute(ALGORITHMS[op][algo].build(req), op, algo, chunks, nbytes, label)
 
     def all_reduce(self, nbytes: int, **kw) -> simpy.Event:
         return self.run("all_reduce", nbytes, **kw)

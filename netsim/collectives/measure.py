@@ -18,11 +18,6 @@ def time_collective(topology: Topology, op: str, nbytes: int, *, algo: str = "au
     sim = Simulation(topology, network=network, routing=routing, seed=seed, options=options,
                      record_links=record_links)
     comm = Communicator(sim, topology.gpus if nodes is None else nodes)
-    out: dict[str, float] = {}
-
-    def program():
-        out["end"] = yield comm.run(op, nbytes, algo=algo, chunks=chunks, root=root)
-
-    sim.process(program())
-    results = sim.run()
-    return out["end"], results
+    done = comm.run(op, nbytes, algo=algo, chunks=chunks, root=root)
+    results = sim.run(done)
+    return done.value, results

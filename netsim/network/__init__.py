@@ -1,4 +1,11 @@
-"""Network models behind one interface: `transfer(src, dst, nbytes, *, key=None) -> simpy.Event`."""
+"""Network models behind one interface: `transfer(src, dst, nbytes, *, key=None) -> simpy.Event`,
+and `send_batch` for many transfers at one instant.
+
+`MODELS` is the registry the scenario schema and the CLI read: `fluid` (flow-level max-min
+sharing, the default) and `analytic` (alpha-beta per transfer, no contention). Adding a model
+means writing a `NetworkModel` subclass (with its `name` and one line of `help`) and listing
+it in `MODELS` below.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +15,26 @@ from netsim.network.base import NetworkModel, NetworkOptions, TransferRecord
 from netsim.network.fluid import FluidNetwork
 from netsim.network.max_min import max_min_rates
 
-MODELS: dict[str, type[NetworkModel]] = {"fluid": FluidNetwork, "analytic": AnalyticNetwork}
+MODELS: dict[str, type[NetworkModel]] = {cls.name: cls for cls in (FluidNetwork, AnalyticNetwork)}
+
+
+def model_names() -> list[str]:
+    """The network model names, the default (`fluid`) first."""
+    return list(MODELS)
+
+
+def model_help() -> dict[str, str]:
+    """Network model name -> its one line of help."""
+    return {name: cls.help for name, cls in MODELS.items()}
 
 
 def model_class(name: str) -> type[NetworkModel]:
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise ConfigError(f"unknown network model {name!r} (known: {', '.join(MODELS)})", field="network.model") from None
+    """The model registered as `name`; an unknown name is a `ConfigError` listing the known ones."""
+    cls = MODELS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ConfigError(f"unknown network model {name!r} (known: {', '.join(MODELS)})", field="network.model")
+    return cls
 
 
 __all__ = ["AnalyticNetwork", "FluidNetwork", "MODELS", "NetworkModel", "NetworkOptions", "TransferRecord",
-           "max_min_rates", "model_class"]
+           "max_min_rates", "model_class", "model_help", "model_names"]

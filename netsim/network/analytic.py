@@ -34,6 +34,7 @@ class AnalyticNetwork(NetworkModel):
     flows through it continue at their new bottleneck rate with the bytes they have left."""
 
     name = "analytic"
+    help = "alpha-beta: each transfer at its bottleneck rate as if alone (no contention), plus latency"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

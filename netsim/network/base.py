@@ -149,9 +149,20 @@ def _flow_bytes(block: RouteBlock, sizes: np.ndarray) -> np.ndarray:
 
 
 class NetworkModel:
-    """Base of every model. Subclasses decide when bytes have drained and call `_drained`."""
+    """Base class of network models: moves the bytes of transfers over their routes in simulated time.
+
+    The shared part routes a batch (through the `Router`, caching the routes of batches it has
+    seen), splits it into flows (one per transfer, or one per subflow of an `independent`
+    route), records every transfer, and delivers arrivals a path latency + overhead after the
+    last byte left. Subclasses set `name` and `help` (listed in `netsim.network.MODELS`) and
+    implement `_start`: given a `Batch`, decide when each flow's bytes have drained and call
+    `_flows_drained` for them (possibly in several calls, at the instants they drain), which
+    tells learning routing policies and then `_drained` once a transfer's last flow is done.
+    They may extend `fail_links` / `degrade_links` (calling these) to act on flows in flight.
+    """
 
     name = "base"
+    help = ""  # one line for `--help` and error messages
 
     def __init__(self, env: simpy.Environment, topo: Topology, router: Router, recorder: Recorder,
                  meter: LinkMeter | None = None, options: NetworkOptions | None = None):
@@ -168,7 +179,9 @@ class NetworkModel:
 
     def record_steps(self, reference: Router) -> None:
         """Record, per batch (a collective step), the most bytes any fabric link must carry and the
-        same under `reference` routing (ideal spraying: the lower bound of REFERENCE.md section 2)."""
+        same under `reference` routing (ideal spraying: on a leaf-spine the least any routing can put
+        on the busiest link, as a leaf's uplinks carry all the bytes leaving it and spraying spreads
+        them evenly)."""
         self._reference = reference
         kinds = np.asarray(self.topo.node_kind)
         endpoint = np.isin(kinds, ["gpu", "nic", "nvswitch"])
@@ -232,7 +245,14 @@ class NetworkModel:
         return event
 
     def _start(self, batch: Batch) -> None:
-        raise NotImplementedError
+        """Start moving `batch` now (``env.now`` is ``batch.start``).
+
+        This method needs to be implemented by subclasses. Per flow of ``batch.block`` it has
+        ``batch.flow_bytes`` to move over the flow's links; it must eventually pass every flow
+        to `_flows_drained` at the instant its last byte leaves (zero-byte flows included).
+        Called by `send_batch` once per batch, after the batch is recorded and routed.
+        """
+        raise NotImplementedError(self)
 
     def fail_links(self, links: list[int]) -> None:
         """Links stop carrying traffic now: routing avoids them from here on."""

@@ -24,6 +24,7 @@ class FluidNetwork(NetworkModel):
     """Flow-level model: full-duplex links shared max-min fairly, latency added on arrival."""
 
     name = "fluid"
+    help = "flow level: links shared max-min fairly by the flows crossing them, rates recomputed as flows start and end"
     check_rates = False  # tests switch this on to compare every partial recomputation with a full one
 
     def __init__(self, *args, **kwargs):

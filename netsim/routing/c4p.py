@@ -1,4 +1,4 @@
-"""C4P-style traffic planning (REFERENCE.md section 3).
+"""`c4p` and `c4p:S`: C4P-style traffic planning (Alibaba's C4, its path-planning part).
 
 Collective traffic is a few large, long-lived, predictable connections, so a central planner
 can place them. Each connection (source, destination, communicator key, stripe) is given a
@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from netsim.errors import ConfigError
+from netsim.routing.policy import Policy, count_argument, register
 from netsim.routing.route import Route
 from netsim.topology import PathCache, Topology
 
 SMOOTHING = 0.5  # weight of the newest throughput measurement
 
 
-class C4P:
+class C4P(Policy):
+    """Central planner: each connection placed on the least-loaded working path; `stripes` per transfer."""
+
     def __init__(self, topo: Topology, cache: PathCache, stripes: int = 1):
         self.topo, self.cache, self.stripes = topo, cache, stripes
         self.name = "c4p" if stripes == 1 else f"c4p:{stripes}"
@@ -65,6 +69,7 @@ class C4P:
     def observe(self, src: int, dst: int, key: tuple, route: Route, path: int, seconds: float, nbytes: int) -> None:
         if seconds <= 0 or nbytes <= 0:
             return
+        """Smooth the connection's measured throughput into its share of later transfers."""
         conn = (src, dst, key, max(path, 0))
         measured = nbytes / seconds
         old = self.rate.get(conn)
@@ -78,3 +83,12 @@ class C4P:
                 self.load[self._fabric_links(path)] -= 1
                 del self.plan[conn]
                 self.rate.pop(conn, None)
+
+
+@register("c4p", "C4P planning: each connection on the least-loaded working path, re-planned on "
+                 "failures; c4p:S stripes every transfer over S connections by measured throughput")
+def _c4p(topo: Topology, cache: PathCache, seed: int, arg: str | None) -> Policy:
+    stripes = count_argument("c4p", arg)
+    if stripes == "min":
+        raise ConfigError("routing policy c4p takes a number of stripes (c4p, c4p:4)", field="routing")
+    return C4P(topo, cache, int(stripes))

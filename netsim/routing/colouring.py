@@ -1,4 +1,4 @@
-"""Equitable edge colouring of a bipartite multigraph (the planning oracle of REFERENCE.md section 2).
+"""Equitable edge colouring of a bipartite multigraph: the planning oracle of `planned` routing.
 
 Colour the edges with s colours so that every vertex has at most ceil(deg / s) edges of each
 colour. Split every vertex of degree d into ceil(d / s) copies of degree <= s (its edges dealt

@@ -1,4 +1,4 @@
-"""Planned single-path routing and minimal splitting (REFERENCE.md section 2).
+"""`planned`, `planned:m` and `split:min`: planned single-path routing and minimal splitting.
 
 `planned` routes the inter-leaf flows of one collective step (a batch of transfers issued
 together) by an equitable edge colouring of the leaf-to-leaf flow multigraph with s colours,
@@ -8,7 +8,11 @@ flows leaving or entering one leaf. The colours are numbered from an offset draw
 communicator's key, so plans of different jobs (which do not know of each other) do not
 all start on the same spine. `planned:m` first splits every flow into m equal
 subflows; `split:min` (= `planned:min`) uses the minimal m* = s / gcd(s, D), which brings the
-maximum load down to spraying's D.f/s.
+maximum load down to spraying's D.f/s (f the bytes of one flow): with m subflows each leaf
+link carries at most ceil(mD/s) subflows of f/m bytes, and mD/s is a whole number exactly
+when m is a multiple of s / gcd(s, D).
+
+Transfers within a leaf (or between nodes without a leaf) take their first equal-cost path.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 from netsim.errors import ConfigError
 from netsim.routing.colouring import equitable_colouring
 from netsim.routing.hashing import flow_hash
+from netsim.routing.policy import Policy, count_argument, register
 from netsim.routing.route import Route
 from netsim.topology import PathCache, Topology
 
@@ -30,7 +35,7 @@ def minimal_split(spines: int, degree: int) -> int:
     return spines // gcd(spines, degree) if degree else 1
 
 
-class Planned:
+class Planned(Policy):
     """Equitable-colouring planner for the flows of each batch; `subflows` is an int or 'min'."""
 
     def __init__(self, topo: Topology, cache: PathCache, subflows: int | str = 1, name: str = "planned",
@@ -38,6 +43,7 @@ class Planned:
         self.topo, self.cache, self.subflows, self.name, self.seed = topo, cache, subflows, name, seed
 
     def route(self, src: int, dst: int, key: tuple) -> Route:
+        """A transfer on its own is a batch of one."""
         return self.route_batch([src], [dst], key)[0]
 
     def route_batch(self, src: list[int], dst: list[int], key: tuple) -> list[Route]:
@@ -71,3 +77,10 @@ class Planned:
             chosen = sorted(use)
             routes[i] = Route.of(topo, [paths[k][c] for c in chosen], [use[c] / m for c in chosen])
         return routes  # type: ignore[return-value]
+
+
+@register("planned", "plans each collective step by edge colouring: one path per flow, or planned:m "
+                     "subflows per flow, planned:min the fewest that match spraying")
+def _planned(topo: Topology, cache: PathCache, seed: int, arg: str | None) -> Policy:
+    count = count_argument("planned", arg)
+    return Planned(topo, cache, count, name="planned" if arg is None else f"planned:{arg}", seed=seed)

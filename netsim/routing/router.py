@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from netsim.routing.policies import make_policy
+from netsim.routing.policy import Policy, make_policy
 from netsim.routing.route import Route
 from netsim.topology import PathCache, Topology
 
 
 class Router:
-    """`route(src, dst, key)` -> `Route`; `paths(...)` gives the DESIGN.md view [(path, weight)]."""
+    """`route(src, dst, key)` -> `Route`; `paths(...)` gives the same as [(path, weight)].
+
+    The one caller of the `Policy` hooks: it caches the policy's routes until links change,
+    and passes on batches, link changes and (for policies that learn) measurements.
+    """
 
     def __init__(self, topo: Topology, policy: str = "ecmp", seed: int = 0, cache: PathCache | None = None):
         self.topo = topo
         self.cache = cache or PathCache(topo)
         self.policy = make_policy(policy, topo, self.cache, seed)
+        # a policy without its own `route_batch` routes transfer by transfer: then through the cache
+        self._plans_batches = type(self.policy).route_batch is not Policy.route_batch
         self._routes: dict[tuple[int, int, tuple], Route] = {}
 
     def route(self, src: int, dst: int, key: tuple = ()) -> Route:
-        if self.learns:  # its answer changes with what it measures: ask every time
+        if self.policy.learns:  # its answer changes with what it measures: ask every time
             return self.policy.route(src, dst, key)
         k = (src, dst, key)
         r = self._routes.get(k)
@@ -29,25 +35,22 @@ class Router:
         """Mark links failed (or working again): routes are recomputed from now on."""
         self.cache.down = set(links)
         self._routes.clear()
-        changed = getattr(self.policy, "links_changed", None)
-        if changed is not None:
-            changed()
+        self.policy.links_changed()
 
     def observe(self, src: int, dst: int, key: tuple, route: Route, path: int, seconds: float, nbytes: int) -> None:
         """Tell a policy that learns from measurements (C4P) how one flow of a transfer went."""
-        if self.learns:
+        if self.policy.learns:
             self.policy.observe(src, dst, key, route, path, seconds, nbytes)
 
     @property
     def learns(self) -> bool:
         """Whether the policy's answers change with what it measures (then nothing is cached)."""
-        return bool(getattr(self.policy, "learns", False))
+        return self.policy.learns
 
     def route_batch(self, src: list[int], dst: list[int], key: tuple = ()) -> list[Route]:
         """Routes for transfers issued together; planners see the whole batch (a collective step)."""
-        batch = getattr(self.policy, "route_batch", None)
-        if batch is not None:
-            return batch(src, dst, key)
+        if self._plans_batches:
+            return self.policy.route_batch(src, dst, key)
         route = self.route
         return [route(s, d, key) for s, d in zip(src, dst)]
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from netsim.network import NetworkOptions
+from netsim.collectives import KINDS, OPS
+from netsim.errors import ConfigError
+from netsim.network import NetworkOptions, model_class
 from netsim.routing import policy_names
 from netsim.topology import Topology
 from netsim.topology.config import Bandwidth, Duration, Size
@@ -25,12 +27,24 @@ def _routing(value: object) -> list[str]:
     return names
 
 
+def _model(value: str) -> str:
+    try:
+        model_class(value)
+    except ConfigError as exc:
+        raise ValueError(exc.detail) from None
+    return value
+
+
+Op = Literal[OPS + ("send_recv",)]  # the collectives, and point-to-point between two ranks
+GroupKind = Literal[KINDS]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class NetworkConfig(_Strict):
-    model: Literal["fluid", "analytic"] = "fluid"
+    model: Annotated[str, AfterValidator(_model)] = "fluid"  # a name in netsim.network.MODELS
     overhead: Duration = 0.0
     flow_rate_cap: Bandwidth | None = None
     endpoint_rate_cap: Bandwidth | None = None
@@ -49,14 +63,13 @@ def _network(value: object) -> object:
 class CollectiveItem(_Strict):
     """One collective in the workload, run `repeat` times back to back."""
 
-    op: Literal["all_reduce", "reduce_scatter", "all_gather", "broadcast", "reduce", "all_to_all", "barrier",
-                "send_recv"]
+    op: Op
     size: Size = 0
     algo: str | None = None
     root: Annotated[int, Field(ge=0, strict=True)] = 0
     ranks: Union[Literal["all"], Annotated[int, Field(ge=1, strict=True)], list[Union[int, str]]] = "all"
     chunks: Annotated[int, Field(ge=1, strict=True)] = 1
-    group: Literal["tp", "cp", "ep", "dp", "pp"] | None = None
+    group: GroupKind | None = None
     repeat: Annotated[int, Field(ge=1, strict=True)] = 1
     label: str | None = None
 

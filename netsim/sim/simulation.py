@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Generator
+from typing import Generator, Sequence
 
 import numpy as np
 import polars as pl
@@ -18,7 +18,8 @@ TIMELINE_LINKS = 40  # busiest links kept in the utilisation timeline
 
 
 class Simulation:
-    """Everything one run needs. Workloads add SimPy processes; `run()` returns `Results`."""
+    """Everything one run needs. Workloads add SimPy processes (or just start collectives);
+    `run()`, or `run(events)` to stop once those have happened, returns `Results`."""
 
     def __init__(self, topology: Topology, *, network: str = "fluid", routing: str = "ecmp", seed: int = 0,
                  options: NetworkOptions | None = None, record_links: bool = True, record_steps: bool = False):
@@ -58,8 +59,22 @@ class Simulation:
 
         self.env.process(fault())
 
-    def run(self, until: float | None = None) -> Results:
-        self.env.run(until=until)
+    def run(self, events: simpy.Event | Sequence[simpy.Event] | None = None, *, until: float | None = None
+            ) -> Results:
+        """Run the simulation and return its `Results`.
+
+        With `events` (one event, or a list of them, such as ``comm.all_reduce(2**30)``), run until
+        all of them have happened; a failed one raises its exception here, and one that can never
+        happen (nothing left to simulate) is a `RuntimeError`. With `until`, run to that simulated
+        time. With neither, run until nothing is left to simulate.
+        """
+        if events is not None and until is not None:
+            raise ValueError("give run() events or until=, not both")
+        if isinstance(events, (list, tuple)):
+            events = self.env.all_of(list(events))
+        elif events is not None and not isinstance(events, simpy.Event):
+            raise TypeError(f"run() takes an event or a list of events, got {type(events).__name__}")
+        self.env.run(until=events if events is not None else until)
         frames = self.recorder.frames()
         names = pl.Series(self.topology.node_names, dtype=pl.Utf8)
         if "transfers" in frames:

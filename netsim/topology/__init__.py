@@ -3,7 +3,7 @@
 from netsim.topology.builders import (
     Datacenter, FatTreeSpec, LeafSpineSpec, WanLink, fat_tree, full_mesh, internet, leaf_spine, ring, single_switch,
 )
-from netsim.topology.config import load_topology, read_yaml, topology_from_dict
+from netsim.topology.config import load_topology, read_yaml, topology_from_dict, topology_kinds
 from netsim.topology.graph import Topology, TopologyBuilder
 from netsim.topology.hosts import HostSpec
 from netsim.topology.paths import PathCache, distances_to
@@ -11,5 +11,5 @@ from netsim.topology.paths import PathCache, distances_to
 __all__ = [
     "Datacenter", "FatTreeSpec", "HostSpec", "LeafSpineSpec", "PathCache", "Topology", "TopologyBuilder", "WanLink",
     "distances_to", "fat_tree", "full_mesh", "internet", "leaf_spine", "load_topology", "read_yaml", "ring",
-    "single_switch", "topology_from_dict",
+    "single_switch", "topology_from_dict", "topology_kinds",
 ]

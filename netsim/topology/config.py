@@ -1,9 +1,13 @@
-"""YAML topology files, validated by pydantic, turned into builder calls."""
+"""YAML topology files, validated by pydantic, turned into builder calls.
+
+Each topology `kind` is one config class listed in `CONFIGS`: its `kind` literal is the name,
+the first line of its docstring the help (`topology_kinds()`), its `build` the builder call.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Union, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -73,21 +77,45 @@ class _HostFields(_Strict):
         )
 
 
-class SimpleConfig(_Strict):
-    """single_switch, ring or full_mesh: `gpus` GPUs with links of one bandwidth and latency."""
+class _UniformConfig(_Strict):
+    """The fields of the kinds made of `gpus` GPUs and links of one bandwidth and latency."""
 
-    kind: Literal["single_switch", "ring", "full_mesh"]
     name: str | None = None
     gpus: Count
     bandwidth: Bandwidth = 50e9
     latency: Latency = 0.0
 
+
+class SingleSwitchConfig(_UniformConfig):
+    """GPUs on one non-blocking switch (an NVSwitch server, or a star)."""
+
+    kind: Literal["single_switch"]
+
     def build(self, name: str) -> Topology:
-        builder = {"single_switch": single_switch, "ring": ring, "full_mesh": full_mesh}[self.kind]
-        return builder(self.gpus, self.bandwidth, self.latency, name=self.name or name)
+        return single_switch(self.gpus, self.bandwidth, self.latency, name=self.name or name)
+
+
+class RingConfig(_UniformConfig):
+    """GPUs cabled in a ring; GPUs forward traffic for each other."""
+
+    kind: Literal["ring"]
+
+    def build(self, name: str) -> Topology:
+        return ring(self.gpus, self.bandwidth, self.latency, name=self.name or name)
+
+
+class FullMeshConfig(_UniformConfig):
+    """GPUs with a direct cable between every pair."""
+
+    kind: Literal["full_mesh"]
+
+    def build(self, name: str) -> Topology:
+        return full_mesh(self.gpus, self.bandwidth, self.latency, name=self.name or name)
 
 
 class LeafSpineConfig(_HostFields):
+    """Two-tier Clos: leaves each joined to every spine, hosts under leaves (optionally rail-optimized)."""
+
     kind: Literal["leaf_spine"]
     name: str | None = None
     leaves: Count
@@ -111,6 +139,8 @@ class LeafSpineConfig(_HostFields):
 
 
 class FatTreeConfig(_HostFields):
+    """Three-tier k-ary fat-tree: k pods of k/2 edge and k/2 aggregation switches, (k/2)^2 cores."""
+
     kind: Literal["fat_tree"]
     name: str | None = None
     k: Annotated[int, Field(ge=2, strict=True)]
@@ -159,6 +189,8 @@ class WanLinkConfig(_Strict):
 
 
 class InternetConfig(_Strict):
+    """Datacenters, each with its own fabric and a gateway, joined by WAN links between gateways."""
+
     kind: Literal["internet"]
     name: str | None = None
     datacenters: Annotated[list[DatacenterConfig], Field(min_length=1)]
@@ -181,9 +213,15 @@ class InternetConfig(_Strict):
         return internet([dc.datacenter() for dc in self.datacenters], links, name=self.name or name)
 
 
-TopologyConfig = Annotated[
-    Union[SimpleConfig, LeafSpineConfig, FatTreeConfig, InternetConfig], Field(discriminator="kind")
-]
+CONFIGS = (SingleSwitchConfig, RingConfig, FullMeshConfig, LeafSpineConfig, FatTreeConfig, InternetConfig)
+"""The topology kinds, one config class each: adding a kind means adding its class here."""
+
+TopologyConfig = Annotated[Union[CONFIGS], Field(discriminator="kind")]
+
+
+def topology_kinds() -> dict[str, str]:
+    """Topology `kind` -> one line of help (its config class's docstring), in `CONFIGS` order."""
+    return {get_args(c.model_fields["kind"].annotation)[0]: c.__doc__.splitlines()[0].rstrip(".") for c in CONFIGS}
 
 
 class _Root(BaseModel):
@@ -228,4 +266,5 @@ def load_topology(path: str | Path) -> Topology:
     return topology_from_dict(read_yaml(path), source=str(path))
 
 
-__all__ = ["load_topology", "topology_from_dict", "read_yaml", "pydantic_error", "NetsimError"]
+__all__ = ["CONFIGS", "load_topology", "topology_from_dict", "topology_kinds", "read_yaml", "pydantic_error",
+           "NetsimError"]

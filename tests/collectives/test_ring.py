@@ -1,4 +1,4 @@
-"""Ring collectives equal the closed forms (REFERENCE.md section 1) to 1e-9, fluid and analytic."""
+"""Ring collectives equal the alpha-beta closed forms to 1e-9, fluid and analytic."""
 
 import itertools
 

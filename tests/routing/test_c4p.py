@@ -31,8 +31,7 @@ def run_all_to_all(topo, policy, size, *, fail=None, groups=None, seed=0):
     if fail:
         sim.schedule_fault(0.0, topo.links_named(fail))
     comms = [Communicator(sim, g, name=f"job{i}", job=f"job{i}") for i, g in enumerate(groups or [topo.gpus])]
-    sim.process((e for e in [sim.env.all_of([c.all_to_all(size) for c in comms])]))
-    return sim.run()
+    return sim.run([c.all_to_all(size) for c in comms])
 
 
 def optimum_flows(topo, groups, failed_links):

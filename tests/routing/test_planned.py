@@ -1,4 +1,5 @@
-"""Planned single-path routing, minimal splitting and split:K against REFERENCE.md section 2."""
+"""Planned single-path routing, minimal splitting and split:K against the bounds: ceil(D/s) flows per leaf link,
+spraying's D.f/s with m* = s / gcd(s, D) subflows."""
 
 import math
 from collections import Counter

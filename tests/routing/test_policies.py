@@ -54,9 +54,8 @@ def test_ecmp_max_link_load_above_spraying_which_meets_the_lower_bound(seed):
     for policy in ("ecmp", "spray"):
         sim = Simulation(topo, routing=policy, seed=seed)
         comm = Communicator(sim, topo.gpus)
-        sim.process((e for e in [comm.all_to_all(size)]))
-        loads[policy] = max_uplink_bytes(sim.run().links)
+        loads[policy] = max_uplink_bytes(sim.run(comm.all_to_all(size)).links)
     f, d, s = size / 16, 4 * 12, 4
-    assert loads["spray"] == pytest.approx(d * f / s, rel=1e-9)  # REFERENCE.md: D*f/s
+    assert loads["spray"] == pytest.approx(d * f / s, rel=1e-9)  # D flows of f bytes over s spines
     assert loads["ecmp"] > loads["spray"]
     assert loads["ecmp"] == pytest.approx(round(loads["ecmp"] / f) * f, rel=1e-9)  # whole flows on one path

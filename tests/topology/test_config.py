@@ -38,3 +38,16 @@ def test_bad_fields_are_named(data, field):
     assert message.startswith("t.yaml")
     assert field in message
     assert "\n" not in message
+
+
+def test_every_topology_kind_has_one_line_of_help_and_is_the_one_list_the_schema_knows():
+    from netsim.topology import topology_kinds
+
+    kinds = topology_kinds()
+    assert list(kinds) == ["single_switch", "ring", "full_mesh", "leaf_spine", "fat_tree", "internet"]
+    assert all(text and "\n" not in text for text in kinds.values())
+    with pytest.raises(ConfigError) as info:
+        topology_from_dict({"kind": "torus", "gpus": 4}, source="t.yaml")
+    assert all(repr(kind) in str(info.value) for kind in kinds)
+    for kind in ("single_switch", "ring", "full_mesh"):
+        assert len(topology_from_dict({"kind": kind, "gpus": 4}).gpus) == 4
