@@ -8,14 +8,14 @@ import json
 import polars as pl
 from rich.console import Console
 
-from netsim.cli import flags
+from netsim.cli import flags, names
 from netsim.cli.progress import Stages
 from netsim.collectives import OPS, Communicator, algorithms
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
-from netsim.network import MODELS
+from netsim.network import model_names
 from netsim.report import write_bench_report
-from netsim.routing import make_policy, policy_names
+from netsim.routing import make_policy
 from netsim.scenario.budget import check_budget, collective_transfers
 from netsim.sim import Simulation
 from netsim.topology import PathCache, load_topology
@@ -25,7 +25,8 @@ from netsim.workloads.collective_bench import format_table
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("bench", help="nccl-tests-style sweep of one collective over message sizes")
+    p = sub.add_parser("bench", help="nccl-tests-style sweep of one collective over message sizes",
+                       **names.epilog(names.collectives(), names.network_models(), names.routing_policies()))
     p.add_argument("--topology", required=True, help="topology YAML file")
     p.add_argument("--op", default="all_reduce", choices=list(OPS), help="collective (default all_reduce)")
     p.add_argument("-b", "--minbytes", default="8", help="smallest size, nccl-tests style (8, 64K, 8G)")
@@ -33,13 +34,11 @@ def add_parser(sub) -> None:
     p.add_argument("-f", "--stepfactor", type=flags.number(1, lo_open=True), default=2.0,
                    help="multiply the size by this (> 1; default 2)")
     p.add_argument("-i", "--stepbytes", default="0", help="add this many bytes instead of multiplying")
-    p.add_argument("--algo", default="auto",
-                   help="algorithm or comma-separated list (default auto; 'auto' picks per size as NCCL's tuner "
-                        "does). Per op: " + "; ".join(f"{op}: {', '.join(algorithms(op))}" for op in OPS))
+    p.add_argument("--algo", default="auto", help="algorithm or comma-separated list (default auto; listed below)")
     p.add_argument("--ranks", type=flags.integer(1), help="use the first N GPUs (default all)")
     p.add_argument("--chunks", type=flags.integer(1), default=1, help="pipelined chunks per transfer (default 1)")
-    p.add_argument("--network", default="fluid", choices=list(MODELS), help="network model (default fluid)")
-    p.add_argument("--routing", default="ecmp", help=f"routing policy (default ecmp; known: {', '.join(policy_names())})")
+    p.add_argument("--network", default="fluid", choices=model_names(), help="network model (default fluid)")
+    p.add_argument("--routing", default="ecmp", help="routing policy (default ecmp; listed below)")
     p.add_argument("--seed", type=flags.seed, default=0)
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("-o", "--output", help="also write bench.parquet and report.html (busbw against size) here")

@@ -8,12 +8,11 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from netsim.cli import flags
+from netsim.cli import flags, names
 from netsim.cli.progress import Stages
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
 from netsim.report import write_compare_report
-from netsim.routing import policy_names
 from netsim.scenario import load_scenario
 from netsim.scenario.budget import check_budget, scenario_transfers
 from netsim.scenario.compare import compare_routing
@@ -21,11 +20,11 @@ from netsim.units import format_bandwidth, format_time
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("compare-routing", help="run a scenario once per routing policy and compare")
+    p = sub.add_parser("compare-routing", help="run a scenario once per routing policy and compare",
+                       **names.epilog(names.routing_policies()))
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("--policies", default="ecmp,spray,split:min,planned",
-                   help=f"comma-separated routing policies (default ecmp,spray,split:min,planned; known: "
-                        f"{', '.join(policy_names())})")
+                   help="comma-separated routing policies (default ecmp,spray,split:min,planned; listed below)")
     p.add_argument("-o", "--output", default="out/compare", help="directory for Parquet and report.html")
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     flags.add_max_transfers(p)

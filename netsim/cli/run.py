@@ -9,7 +9,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from netsim.cli import flags
+from netsim.cli import flags, names
 from netsim.cli.progress import Stages
 from netsim.config import OutputDirectory
 from netsim.report import write_report
@@ -19,7 +19,9 @@ from netsim.units import format_bandwidth, format_size, format_time
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("run", help="run a scenario file (default: the built-in scenario)")
+    p = sub.add_parser("run", help="run a scenario file (default: the built-in scenario)",
+                       **names.epilog(names.topology_kinds_text(), names.network_models(), names.routing_policies(),
+                                      names.collectives()))
     p.add_argument("scenario", nargs="?", help="scenario YAML file; omitted: the built-in default")
     p.add_argument("-o", "--output", default="out",
                    help="directory for Parquet results and report.html (default: out); it must be new, empty, "
