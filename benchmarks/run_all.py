@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["max_min.py", "ring_allreduce.py", "algorithms_1024.py", "sweep_bandwidth.py", "training_overhead.py"]
+BENCHMARKS = ["max_min.py", "ring_allreduce.py", "algorithms_1024.py", "sweep_bandwidth.py", "utilization_workers.py",
+              "training_overhead.py"]
 
 
 def main() -> int:

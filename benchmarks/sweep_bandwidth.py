@@ -1,4 +1,4 @@
-"""Benchmark (issue #5): a full sweep-bandwidth — 5 methods x 50 bandwidths x 3 model sizes (24, 48 and
+"""Benchmark: a full sweep-bandwidth — 5 methods x 50 bandwidths x 3 model sizes (24, 48 and
 108 layers; 1.3B, 2.7B and 7B parameters scaled with them), H = 100, 2 workers. Goal on the 2-core
 machine: under 60 s. Prints wall time and runs per second; asserts nothing.
 """
@@ -9,9 +9,10 @@ import sys
 import time
 
 from netsim.workloads.compute import ComputeModel
+from netsim.workloads.methods import SWEEP_DEFAULT
 from netsim.workloads.sweep import DEFAULT_GRID, sweep_bandwidth
 
-METHODS = ["dp", "diloco", "streaming_diloco", "noloco", "co2"]
+METHODS = list(SWEEP_DEFAULT)  # ddp, diloco, streaming_diloco, noloco, co2
 MODELS = {24: 1.3e9, 48: 2.7e9, 108: 7e9}
 
 

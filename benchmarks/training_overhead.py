@@ -1,4 +1,4 @@
-"""Benchmark (issue #6): in the built-in `netsim train` scenario, the simulation's own overhead —
+"""Benchmark: in the built-in `netsim train` scenario, the simulation's own overhead —
 everything but the torch forward, backward and optimizer steps — against the torch compute time.
 Goal: at most 10%. Prints both and the ratio; asserts nothing.
 """

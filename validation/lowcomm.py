@@ -1,6 +1,6 @@
-"""Validation of the low-communication training schedules (issue #5). Writes results/lowcomm.txt.
+"""Validation of the low-communication training schedules. Writes results/lowcomm.txt.
 
-Run: python validation/lowcomm.py   (about a minute)
+Run: python validation/lowcomm.py   (a few seconds)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from netsim.collectives import Communicator, ring_all_reduce_time, time_collecti
 from netsim.sim import Simulation
 from netsim.topology import full_mesh
 from netsim.workloads.compute import ComputeModel
-from netsim.workloads.dp import run_dp
+from netsim.workloads.ddp import run_ddp
 from netsim.workloads.gossip import consensus_spread, gossip_round, neighbours
 from netsim.workloads.utilization import utilization
 
@@ -23,25 +23,26 @@ HERE = Path(__file__).resolve().parent
 MODEL = ComputeModel(layers=24, step_time=0.1, params=1e9)
 
 
-def dp_ring(lines: list[str]) -> None:
+def ddp_ring(lines: list[str]) -> None:
     workers, bw, lat = 8, 1.25e9, 5e-3
     model = ComputeModel(layers=1, step_time=0.05, params=2e8)  # one gradient bucket: syncs never overlap
     topo = full_mesh(workers, bw, lat)
     sim = Simulation(topo, record_links=False)
-    state = run_dp(Communicator(sim, topo.gpus), model, steps=3)
+    state = run_ddp(Communicator(sim, topo.gpus), model, steps=3)
     sim.run()
     worst = max(abs((s.done.value - s.start) / ring_all_reduce_time(workers, s.nbytes, lat, bw) - 1)
                 for s in state["points"].values())
-    lines.append(f"1. DP gradient all-reduce on {workers} workers, 10 Gbit/s, 5 ms: {len(state['points'])} "
+    lines.append(f"1. DDP gradient all-reduce on {workers} workers, 10 Gbit/s, 5 ms: {len(state['points'])} "
                  f"syncs, worst relative error against the ring formula {worst:.1e}")
 
 
 def bytes_and_demand(lines: list[str]) -> None:
     h = 10
-    dp = utilization("dp", MODEL, workers=4, bandwidth=1.25e10, outer_steps=h)
+    ddp = utilization("ddp", MODEL, workers=4, bandwidth=1.25e10, outer_steps=h)
     diloco = utilization("diloco", MODEL, workers=4, bandwidth=1.25e10, inner_steps=h, outer_steps=1)
-    lines.append(f"2. bytes over {h} inner steps: DP {dp.bytes_total:.4g}, DiLoCo (H = {h}) {diloco.bytes_total:.4g}, "
-                 f"ratio {dp.bytes_total / diloco.bytes_total:.4f} (H = {h})")
+    lines.append(f"2. bytes over {h} inner steps: DDP {ddp.bytes_total:.4g}, "
+                 f"DiLoCo (H = {h}) {diloco.bytes_total:.4g}, "
+                 f"ratio {ddp.bytes_total / diloco.bytes_total:.4f} (H = {h})")
     base = utilization("diloco", MODEL, workers=2, bandwidth=1.25e9)
     for f in (2, 4, 8):
         s = utilization("streaming_diloco", MODEL, workers=2, bandwidth=1.25e9, fragments=f)
@@ -94,7 +95,7 @@ def consensus(lines: list[str]) -> None:
 
 def main() -> int:
     lines: list[str] = []
-    for part in (dp_ring, bytes_and_demand, latency_argument, stragglers, consensus):
+    for part in (ddp_ring, bytes_and_demand, latency_argument, stragglers, consensus):
         part(lines)
     text = "\n".join(lines) + "\n"
     print(text, end="")

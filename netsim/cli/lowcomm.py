@@ -10,7 +10,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from netsim.cli import flags
+from netsim.cli import flags, names
 from netsim.cli.progress import Stages
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
@@ -18,7 +18,8 @@ from netsim.report import write_sweep_report
 from netsim.units import format_bandwidth, format_size, format_time, parse_bandwidth, parse_size
 from netsim.workloads.compute import ComputeModel
 from netsim.workloads.sweep import DEFAULT_TARGETS, sweep_bandwidth, thresholds
-from netsim.workloads.utilization import METHODS, utilization
+from netsim.workloads.methods import SWEEP_DEFAULT, check_method, help_text
+from netsim.workloads.utilization import utilization
 
 MAX_PARAMS = 1e15  # parameters: beyond any model trained today, and exact in float64 bytes
 MAX_WORKERS = 4096
@@ -49,15 +50,18 @@ def _training_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub) -> None:
-    methods = ", ".join(METHODS)
-    util = sub.add_parser("utilization", help="compute utilisation of a training method across datacenters")
-    util.add_argument("--method", default="streaming_diloco", choices=list(METHODS), help=f"one of {methods}")
+    listing = names.epilog("training methods:\n" + "\n".join("  " + line for line in help_text().splitlines()))
+    util = sub.add_parser("utilization", help="compute utilisation of a training method across datacenters",
+                          **listing)
+    util.add_argument("--method", default="streaming_diloco", help="training method (default streaming_diloco; "
+                                                                    "listed below)")
     util.add_argument("--bandwidth", type=flags.bandwidth, default=parse_bandwidth("10Gbps"),
                       help="inter-datacenter link bandwidth (default 10Gbps)")
     _training_arguments(util)
-    sweep = sub.add_parser("sweep-bandwidth", help="utilisation against bandwidth per method, and thresholds")
-    sweep.add_argument("--methods", default="dp,diloco,streaming_diloco,noloco,co2",
-                       help=f"comma-separated methods (default dp,diloco,streaming_diloco,noloco,co2; known: {methods})")
+    sweep = sub.add_parser("sweep-bandwidth", help="utilisation against bandwidth per method, and thresholds",
+                           **listing)
+    sweep.add_argument("--methods", default=",".join(SWEEP_DEFAULT),
+                       help=f"comma-separated methods (default {','.join(SWEEP_DEFAULT)}; listed below)")
     sweep.add_argument("--grid", default="0.1:1000:50",
                        help="bandwidths in Gbit/s: 'lo:hi:count' (log-spaced, default 0.1:1000:50) or a comma list")
     sweep.add_argument("--targets", default=",".join(str(t) for t in DEFAULT_TARGETS),
@@ -89,6 +93,7 @@ def _training(args: argparse.Namespace) -> tuple[ComputeModel, dict]:
 
 
 def utilization_command(args: argparse.Namespace, console: Console) -> int:
+    check_method(args.method, field="--method")
     model, kw = _training(args)
     result = utilization(args.method, model, bandwidth=args.bandwidth, **kw)
     if args.json:
@@ -148,8 +153,7 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
     if not methods or len(set(methods)) != len(methods):
         raise ConfigError(f"expected distinct comma-separated method names, got {args.methods!r}", field="--methods")
     for m in methods:
-        if m not in METHODS:
-            raise ConfigError(f"unknown method {m!r} (known: {', '.join(METHODS)})", field="--methods")
+        check_method(m, field="--methods")
     targets = _targets(args.targets)
     grid = _grid(args.grid)
     parts = []

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Callable, Literal, Union
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from netsim.collectives import Communicator
 from netsim.errors import ConfigError
@@ -16,50 +15,110 @@ from netsim.sim import Simulation
 from netsim.scenario.loader import topology_of, validated
 from netsim.topology import read_yaml
 from netsim.topology.config import Duration
-from netsim.training.coupled import TrainConfig, train
-from netsim.training.model import ModelConfig, TinyLM
+from netsim.training.coupled import MAX_LR, TrainConfig, train
+from netsim.training.model import MAX_CONTEXT, MAX_WIDTH, ModelConfig, TinyLM
+from netsim.training.quantize import FORMATS
+from netsim.workloads.gossip import GRAPHS
+from netsim.workloads.limits import MAX_SECONDS, MAX_SPEED
+from netsim.workloads.methods import TRAINING_NAMES, check_method
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _training_method(value: object) -> object:
+    """A method name real training runs (the registry's message, naming the known ones, if not)."""
+    try:
+        return check_method(value, training=True)
+    except ConfigError as exc:
+        raise ValueError(exc.detail) from None
+
+
+# The allowed values come from the registries: methods (netsim.workloads.methods), graphs, formats.
+MethodName = Annotated[Literal[TRAINING_NAMES], BeforeValidator(_training_method)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
 class ModelFields(_Strict):
-    layers: Annotated[int, Field(ge=1, strict=True)] = 2
-    width: Annotated[int, Field(ge=8, strict=True)] = 64
+    layers: Annotated[int, Field(ge=1, le=1024, strict=True)] = 2
+    width: Annotated[int, Field(ge=8, le=MAX_WIDTH, strict=True)] = 64
     heads: Annotated[int, Field(ge=1, strict=True)] = 4
-    context: Annotated[int, Field(ge=4, strict=True)] = 64
+    context: Annotated[int, Field(ge=4, le=MAX_CONTEXT, strict=True)] = 64
 
 
 class TrainScenario(_Strict):
     name: str = "training"
     topology: Union[str, dict]
     workers: Annotated[int, Field(ge=2, strict=True)] | None = None  # default: one per datacenter
-    methods: list[Literal["ddp", "diloco", "streaming_diloco", "noloco", "gossip"]] = ["ddp", "diloco"]
-    graph: Literal["ring", "exponential", "random"] = "ring"
+    methods: Annotated[list[MethodName], Field(min_length=1)] = ["ddp", "diloco"]
+    graph: Literal[GRAPHS] = "ring"
     final_merge: bool = False
     steps: Annotated[int, Field(ge=1, strict=True)] = 100
     inner_steps: Annotated[int, Field(ge=1, strict=True)] = 20
     fragments: Annotated[int, Field(ge=1, strict=True)] = 4
     overlap: Annotated[int, Field(ge=0, strict=True)] = 1
-    exchange: Literal["fp32", "bf16", "fp8", "e3m0"] = "bf16"
+    exchange: Literal[tuple(FORMATS)] = "bf16"
     batch: Annotated[int, Field(ge=1, strict=True)] = 16
-    lr: Annotated[float, Field(gt=0)] = 3e-3
+    lr: Annotated[Finite, Field(gt=0, le=MAX_LR)] = 3e-3
     model: ModelFields = ModelFields()
     step_time: Duration | None = None  # fixed compute per step; none: measured torch time x time_scale
-    time_scale: Annotated[float, Field(gt=0)] = 1.0
-    device_flops: Annotated[float, Field(gt=0)] | None = None  # peak FLOP/s of the target device ...
-    mfu: Annotated[float, Field(gt=0, le=1)] = 0.4  # ... at this model FLOPs utilisation: 6 P tokens / (peak mfu)
+    time_scale: Annotated[Finite, Field(gt=0, le=MAX_SPEED)] = 1.0
+    device_flops: Annotated[Finite, Field(gt=0)] | None = None  # peak FLOP/s of the target device ...
+    mfu: Annotated[Finite, Field(gt=0, le=1)] = 0.4  # ... at this model FLOPs utilisation: 6 P tokens / (peak mfu)
     seed: Annotated[int, Field(ge=0, strict=True)] = 0
-    target_loss: Annotated[float, Field(gt=0)] | None = None
-    speeds: list[Annotated[float, Field(gt=0)]] = []  # per-worker slowdown factors (stragglers)
+    target_loss: Annotated[Finite, Field(gt=0)] | None = None
+    speeds: list[Annotated[Finite, Field(gt=0, le=MAX_SPEED)]] = []  # per-worker slowdown factors (stragglers)
+
+    def transformer(self) -> ModelConfig:
+        """The model of every worker (its own checks: heads dividing the width, ...)."""
+        return ModelConfig(self.model.layers, self.model.width, self.model.heads, self.model.context)
+
+    def train_config(self, method: str) -> TrainConfig:
+        """The `TrainConfig` of one method (its own checks: fragments per block, the step time, ...). With
+        `device_flops`, every step takes 6 x parameters x tokens FLOPs at `mfu` of the device's peak."""
+        model = self.transformer()
+        step_time = self.step_time
+        if self.device_flops is not None:
+            params = sum(p.numel() for p in TinyLM(model).parameters())
+            step_time = 6 * params * self.batch * self.model.context / (self.device_flops * self.mfu)
+        return TrainConfig(method=method, steps=self.steps, inner_steps=self.inner_steps, batch=self.batch, lr=self.lr,
+                           exchange=self.exchange, model=model, seed=self.seed, step_time=step_time,
+                           time_scale=self.time_scale, fragments=self.fragments, overlap=self.overlap,
+                           speeds=tuple(self.speeds), graph=self.graph, final_merge=self.final_merge)
 
 
 def load_train_scenario(path: str | Path | None) -> tuple[TrainScenario, object, str]:
     source = str(path) if path else "<built-in training scenario>"
     file = Path(path) if path else Path(__file__).resolve().parent.parent / "data" / "default_training.yaml"
     cfg = validated(TrainScenario, read_yaml(file), source)
-    return cfg, topology_of(cfg.topology, source, file.parent), source
+    topo = topology_of(cfg.topology, source, file.parent)
+    check_train_scenario(cfg, topo, source)
+    return cfg, topo, source
+
+
+def check_train_scenario(cfg: TrainScenario, topo, source: str) -> None:
+    """What the schema alone cannot see, as one-line errors naming the field: the model's shape, fragments
+    against blocks, the step time from FLOPs, workers against the topology and the speed factors, and a
+    context against a data shard."""
+    try:
+        nodes = worker_nodes(topo, cfg.workers)
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, source=source, field=exc.field) from None
+    if cfg.speeds and len(cfg.speeds) != len(nodes):
+        raise ConfigError(f"{len(cfg.speeds)} speed factors for {len(nodes)} workers", source=source, field="speeds")
+    try:
+        cfg.transformer()
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, source=source, field=f"model.{exc.field}") from None
+    for method in cfg.methods:
+        try:
+            cfg.train_config(method).check_data(len(nodes))
+        except ConfigError as exc:
+            if exc.field == "step_time" and cfg.device_flops is not None:
+                raise ConfigError(f"with mfu {cfg.mfu:g} it gives a step time beyond {MAX_SECONDS:g} s (the limit)",
+                                  source=source, field="device_flops") from None
+            raise ConfigError(exc.detail, source=source, field=exc.field) from None
 
 
 def worker_nodes(topo, workers: int | None) -> np.ndarray:
@@ -77,22 +136,13 @@ def worker_nodes(topo, workers: int | None) -> np.ndarray:
 def run_training(cfg: TrainScenario, topo, progress: Callable[[str], None] | None = None) -> dict[str, pl.DataFrame]:
     """Per method: the per-step losses with simulated time and bytes sent so far, and a summary."""
     nodes = worker_nodes(topo, cfg.workers)
-    model = ModelConfig(cfg.model.layers, cfg.model.width, cfg.model.heads, cfg.model.context)
     steps, summaries = [], []
     for method in cfg.methods:
         if progress:
             progress(method)
         sim = Simulation(topo, seed=cfg.seed, record_links=False)
         comm = Communicator(sim, nodes, name="workers")
-        tc = TrainConfig(method=method, steps=cfg.steps, inner_steps=cfg.inner_steps, batch=cfg.batch, lr=cfg.lr,
-                         exchange=cfg.exchange, model=model, seed=cfg.seed, step_time=cfg.step_time,
-                         time_scale=cfg.time_scale, fragments=cfg.fragments, overlap=cfg.overlap,
-                         speeds=tuple(cfg.speeds), graph=cfg.graph, final_merge=cfg.final_merge)
-        if cfg.device_flops is not None:  # FLOPs against the device: the same fixed time every step
-            params = sum(p.numel() for p in TinyLM(model).parameters())
-            tokens = cfg.batch * cfg.model.context
-            tc = replace(tc, step_time=6 * params * tokens / (cfg.device_flops * cfg.mfu))
-        state = train(comm, tc)
+        state = train(comm, cfg.train_config(method))
         results = sim.run()
         frame = state["frame"]()
         t = results.transfers.sort("end")
@@ -109,5 +159,6 @@ def run_training(cfg: TrainScenario, topo, progress: Callable[[str], None] | Non
             "time_to_target_s": float(reached["time"][0]) if len(reached) else None,
         })
         summaries[-1]["torch_s"] = float(state["torch_seconds"].sum())
+        summaries[-1]["syncs"] = state["syncs"]()  # 0: the method never synchronised within `steps`
         steps.append(frame.with_columns(pl.col("loss").exp().alias("perplexity")))
     return {"steps": pl.concat(steps), "summary": pl.DataFrame(summaries)}

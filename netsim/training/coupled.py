@@ -3,9 +3,9 @@ data shard, in one process. Every step's compute time is the measured torch time
 or a fixed `step_time`; every exchange sends the exact bytes of its tensors (after quantisation)
 through the simulated network, and the maths waits for them: a late message really is late.
 
-Methods: `ddp` (gradients averaged every step), `diloco` (H inner steps, then the averaged outer
-gradient drives an outer SGD-Nesterov step of the global parameters), `streaming_diloco` (F
-fragments strided by block, fragment p synced after the steps t with (t - round(pH/F)) mod H == 0,
+Methods (those the registry `netsim.workloads.methods` marks `trains`): `ddp` (gradients averaged every
+step), `diloco` (H inner steps, then the averaged outer gradient drives an outer SGD-Nesterov step of
+the global parameters), `streaming_diloco` (F fragments strided by block, fragment p synced after the steps t with (t - round(pH/F)) mod H == 0,
 merged tau steps later as local <- alpha local + (1 - alpha) global) and `noloco` (every H steps a
 random pair exchanges outer gradients and slow weights; each worker's own Nesterov step plus a pull
 of its slow weights toward the pair's mean; no all-reduce, no barrier) and `gossip` (D-SGD: every H
@@ -25,14 +25,16 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from netsim.collectives import Communicator
 from netsim.errors import ConfigError
-from netsim.training.data import Shard, corpus_bytes
+from netsim.training.data import Shard, corpus_bytes, corpus_size
 from netsim.training.model import ModelConfig, TinyLM
 from netsim.training.outer import OuterNesterov, average
 from netsim.training.quantize import FORMATS, payload_bytes, quantize
-from netsim.workloads.gossip import neighbours
+from netsim.workloads.gossip import GRAPHS, neighbours
+from netsim.workloads.limits import MAX_SECONDS, MAX_SPEED, factors, integer, number
+from netsim.workloads.methods import check_method
 from netsim.workloads.syncs import SyncPoint, send
 
-METHODS = ("ddp", "diloco", "streaming_diloco", "noloco", "gossip")
+MAX_LR = 1e3  # a learning rate beyond this only makes NaNs
 STEP_SCHEMA = {"method": pl.Utf8, "worker": pl.Int64, "step": pl.Int64, "time": pl.Float64, "loss": pl.Float64,
                "compute_s": pl.Float64}
 
@@ -61,12 +63,39 @@ class TrainConfig:
     speeds: tuple[float, ...] = ()  # per-worker slowdown factors (stragglers); empty: all 1
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r} (known: {', '.join(METHODS)})", field="method")
+        check_method(self.method, training=True)
         if self.exchange not in FORMATS:
             raise ConfigError(f"unknown format {self.exchange!r} (known: {', '.join(FORMATS)})", field="exchange")
         if self.inner_optimizer not in ("adamw", "sgd"):
             raise ConfigError(f"expected adamw or sgd, got {self.inner_optimizer!r}", field="inner_optimizer")
+        if self.graph not in GRAPHS:
+            raise ConfigError(f"unknown graph {self.graph!r} (known: {', '.join(GRAPHS)})", field="graph")
+        for name in ("steps", "inner_steps", "batch", "fragments"):
+            integer(getattr(self, name), name, lo=1)
+        integer(self.overlap, "overlap", lo=0)
+        integer(self.seed, "seed", lo=0)
+        number(self.lr, "lr", lo=0, lo_open=True, hi=MAX_LR)
+        number(self.outer_lr, "outer_lr", lo=0, hi=MAX_LR)
+        number(self.outer_momentum, "outer_momentum", lo=0, hi=1)
+        if self.outer_momentum == 1:
+            raise ConfigError("expected a momentum < 1 (1 never forgets an outer gradient)", field="outer_momentum")
+        number(self.alpha, "alpha", lo=0, hi=1)
+        number(self.pull, "pull", lo=0, hi=1)
+        if self.step_time is not None:
+            number(self.step_time, "step_time", lo=0, lo_open=True, hi=MAX_SECONDS)
+        number(self.time_scale, "time_scale", lo=0, lo_open=True, hi=MAX_SPEED)
+        if self.speeds:
+            factors(self.speeds, len(self.speeds))
+        if not isinstance(self.model, ModelConfig):
+            raise ConfigError(f"expected a ModelConfig, got {self.model!r}", field="model")
+
+    def check_data(self, workers: int) -> None:
+        """The corpus split into `workers` shards must hold more than a context (plus the next byte) each."""
+        shard = corpus_size() // workers
+        if shard <= self.model.context + 1:
+            raise ConfigError(f"context {self.model.context} is longer than a data shard: the corpus gives each of "
+                              f"{workers} workers {shard} bytes (at most context {max(shard - 2, 0)})",
+                              field="model.context")
 
 
 class Exchange:
@@ -104,6 +133,7 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
     `result["frame"]()` for the per-step losses and times."""
     sim = comm.sim
     m = comm.size
+    cfg.check_data(m)
     torch.manual_seed(cfg.seed)
     base = TinyLM(cfg.model)
     start = parameters_to_vector(base.parameters()).detach().clone()
@@ -129,6 +159,7 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
     pairings: dict[int, list[int]] = {}  # NoLoCo round -> peer of each worker (-1: sits out)
     messages: dict[tuple[int, int], tuple] = {}  # (round, sender) -> (outer gradient, slow weights)
     arrivals: dict[tuple[int, int], object] = {}
+    rounds: set[int] = set()  # NoLoCo / gossip rounds reached (each a sync without an all-reduce)
 
     def exchange(t, numel: int | None = None) -> Exchange:
         if t not in exchanges:
@@ -199,6 +230,7 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
                 torch_seconds[w] += _timed(opt.step)
                 if t % cfg.inner_steps == 0:
                     r = t // cfg.inner_steps
+                    rounds.add(r)
                     peer = peers(r)[w]
                     local = parameters_to_vector(model.parameters()).detach()
                     mine = (quantize(slow - local, cfg.exchange), quantize(slow, cfg.exchange))
@@ -220,6 +252,7 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
                 torch_seconds[w] += _timed(opt.step)
                 if t % cfg.inner_steps == 0:
                     r = t // cfg.inner_steps - 1
+                    rounds.add(r)
                     local = parameters_to_vector(model.parameters()).detach()
                     messages[(r, w)] = quantize(local, cfg.exchange)
                     for peer in plan[r][w]:
@@ -258,8 +291,13 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
 
     for w in range(m):
         sim.process(worker(w))
+
+    def syncs() -> int:
+        """Synchronisations completed: all-reduces that ended, and NoLoCo / gossip rounds reached."""
+        return len(rounds) + sum(1 for ex in exchanges.values() if ex.sync.done.triggered)
+
     return {"frame": lambda: pl.DataFrame(rows, schema=STEP_SCHEMA).sort("worker", "step"),
-            "exchanges": exchanges, "torch_seconds": torch_seconds}
+            "exchanges": exchanges, "torch_seconds": torch_seconds, "syncs": syncs}
 
 
 def _timed(fn) -> float:

@@ -13,6 +13,10 @@ def corpus_bytes() -> torch.Tensor:
     return torch.tensor(list(CORPUS.read_bytes()), dtype=torch.long)
 
 
+def corpus_size() -> int:
+    return CORPUS.stat().st_size
+
+
 class Shard:
     """Worker `index` of `count` owns a contiguous slice of the corpus and samples batches from it."""
 

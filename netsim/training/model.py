@@ -9,6 +9,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from netsim.errors import ConfigError
+from netsim.workloads.limits import integer
+
+
+MAX_WIDTH = 65_536  # beyond any model this in-process trainer can hold
+MAX_CONTEXT = 1 << 20
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -17,6 +24,16 @@ class ModelConfig:
     heads: int = 4
     context: int = 64
     vocab: int = 256
+
+    def __post_init__(self) -> None:
+        integer(self.layers, "layers", lo=1, hi=1024)
+        integer(self.width, "width", lo=1, hi=MAX_WIDTH)
+        integer(self.heads, "heads", lo=1, hi=self.width)
+        integer(self.context, "context", lo=1, hi=MAX_CONTEXT)
+        integer(self.vocab, "vocab", lo=2, hi=256)  # a byte-level model: tokens are bytes
+        if self.width % self.heads:
+            raise ConfigError(f"{self.heads} heads do not divide the width {self.width} (each head gets width / heads)",
+                              field="heads")
 
 
 class Block(nn.Module):

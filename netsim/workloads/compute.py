@@ -5,7 +5,7 @@ A step of `step_time` seconds is 1/3 forward and 2/3 backward, the backward spli
 activations and weights, spread over the layers by `layer_weights` (uniform unless a profile is
 given). Layer l's gradient is ready when its backward w.r.t. weights ends. A worker's speed factor
 stretches its times (2.0: half as fast); jitter multiplies each step by a lognormal factor drawn
-from the simulation's seeded generator.
+from the simulation's seeded generator. Every number is checked: finite, and within `netsim.workloads.limits`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from netsim.errors import ConfigError
+from netsim.workloads.limits import MAX_JITTER, MAX_PARAMS, MAX_SECONDS, integer, number
 
 
 @dataclass(frozen=True)
@@ -26,22 +27,24 @@ class ComputeModel:
     forward_share: float = 1 / 3
 
     def __post_init__(self) -> None:
-        if not isinstance(self.layers, int) or self.layers < 1:
-            raise ConfigError(f"must be an integer >= 1, got {self.layers!r}", field="layers")
-        if not self.step_time > 0:
-            raise ConfigError(f"must be > 0, got {self.step_time!r}", field="step_time")
-        if not self.params > 0:
-            raise ConfigError(f"must be > 0, got {self.params!r}", field="params")
-        if self.layer_weights and (len(self.layer_weights) != self.layers or min(self.layer_weights) < 0
-                                   or abs(sum(self.layer_weights) - 1) > 1e-9):
-            raise ConfigError("needs one non-negative share per layer, summing to 1", field="layer_weights")
+        integer(self.layers, "layers", lo=1)
+        number(self.step_time, "step_time", lo=0, lo_open=True, hi=MAX_SECONDS)
+        number(self.params, "params", lo=0, lo_open=True, hi=MAX_PARAMS)
+        number(self.forward_share, "forward_share", lo=0, lo_open=True, hi=1)
+        if self.layer_weights:
+            weights = np.asarray(self.layer_weights, dtype=float)
+            if (len(weights) != self.layers or not np.isfinite(weights).all() or weights.min() < 0
+                    or abs(weights.sum() - 1) > 1e-9):
+                raise ConfigError("needs one finite non-negative share per layer, summing to 1", field="layer_weights")
 
     @classmethod
     def from_flops(cls, layers: int, params: float, tokens_per_step: float, peak_flops: float, mfu: float
                    ) -> "ComputeModel":
         """Step time from 6 x parameters x tokens FLOPs at `mfu` of the device's peak FLOP/s."""
-        if not 0 < mfu <= 1:
-            raise ConfigError(f"must be in (0, 1], got {mfu!r}", field="mfu")
+        number(params, "params", lo=0, lo_open=True, hi=MAX_PARAMS)
+        number(tokens_per_step, "tokens_per_step", lo=0, lo_open=True)
+        number(peak_flops, "peak_flops", lo=0, lo_open=True)
+        number(mfu, "mfu", lo=0, lo_open=True, hi=1)
         return cls(layers, 6 * params * tokens_per_step / (peak_flops * mfu), params)
 
     @property
@@ -67,8 +70,12 @@ class ComputeModel:
         return fwd + np.cumsum((2 * half)[::-1])[::-1]  # the backward of layers l..L-1 has run
 
 
+def check_jitter(sigma: float) -> float:
+    """A lognormal sigma of per-step slowdowns: finite, >= 0 and <= MAX_JITTER."""
+    return number(sigma, "jitter", lo=0, hi=MAX_JITTER)
+
+
 def jitter_factors(rng: np.random.Generator, steps: int, sigma: float) -> np.ndarray:
     """Per-step multiplicative slowdowns (lognormal with median 1); ones when sigma is 0."""
-    if sigma < 0:
-        raise ConfigError(f"must be >= 0, got {sigma!r}", field="jitter")
+    sigma = check_jitter(sigma)
     return np.ones(steps) if sigma == 0 else rng.lognormal(0.0, sigma, steps)

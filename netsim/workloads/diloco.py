@@ -19,7 +19,8 @@ import numpy as np
 
 from netsim.collectives import Communicator
 from netsim.errors import ConfigError
-from netsim.workloads.compute import ComputeModel, jitter_factors
+from netsim.workloads.compute import ComputeModel, check_jitter, jitter_factors
+from netsim.workloads.limits import factors, integer
 from netsim.workloads.syncs import SyncPoint
 
 
@@ -33,10 +34,8 @@ class StreamingConfig:
 
     def __post_init__(self) -> None:
         for name in ("inner_steps", "fragments", "outer_steps"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", field=name)
-        if self.overlap < 0:
-            raise ConfigError(f"must be >= 0, got {self.overlap}", field="overlap")
+            integer(getattr(self, name), name, lo=1)
+        integer(self.overlap, "overlap", lo=0)
         if self.bits not in (4, 8, 16, 32):
             raise ConfigError(f"must be 4, 8, 16 or 32, got {self.bits}", field="bits")
 
@@ -59,7 +58,8 @@ def run_streaming(comm: Communicator, model: ComputeModel, config: StreamingConf
     """Train on every rank of `comm` (one worker per rank); returns per-worker compute seconds and the end."""
     sim = comm.sim
     m = comm.size
-    speeds = np.ones(m) if speeds is None else np.asarray(speeds, dtype=float)
+    check_jitter(jitter)
+    speeds = np.ones(m) if speeds is None else factors(speeds, m)
     frag = fragment_of_layers(model.layers, config.fragments)
     frag_bytes = [int(round(model.layer_params()[frag == p].sum() * config.bits / 8)) for p in range(config.fragments)]
     first_layer = [int(np.flatnonzero(frag == p)[0]) for p in range(config.fragments)]

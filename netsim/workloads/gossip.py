@@ -16,7 +16,8 @@ import numpy as np
 
 from netsim.collectives import Communicator
 from netsim.errors import ConfigError
-from netsim.workloads.compute import ComputeModel, jitter_factors
+from netsim.workloads.compute import ComputeModel, check_jitter, jitter_factors
+from netsim.workloads.limits import factors, integer
 from netsim.workloads.syncs import send
 
 GRAPHS = ("ring", "exponential", "random")
@@ -47,7 +48,11 @@ def run_gossip(comm: Communicator, model: ComputeModel, *, every: int, steps: in
                final_merge: bool = False, speeds: np.ndarray | None = None, jitter: float = 0.0) -> dict:
     sim = comm.sim
     n = comm.size
-    speeds = np.ones(n) if speeds is None else np.asarray(speeds, dtype=float)
+    integer(every, "inner_steps", lo=1)
+    integer(steps, "steps", lo=1)
+    integer(payload, "payload", lo=0)
+    check_jitter(jitter)
+    speeds = np.ones(n) if speeds is None else factors(speeds, n)
     rounds = steps // every
     plan = neighbours(graph, n, rounds, sim.rng)
     inbox: dict[tuple[int, int, int], object] = {}  # (round, receiver, sender) -> arrival event

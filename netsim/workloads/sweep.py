@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from netsim.errors import ConfigError
 from netsim.workloads.compute import ComputeModel
+from netsim.workloads.limits import number
+from netsim.workloads.methods import check_method
 from netsim.workloads.utilization import utilization
 
 DEFAULT_GRID = np.logspace(-1, 3, 50) * 1e9 / 8  # 0.1 to 1000 Gbit/s, in bytes/s
@@ -14,6 +17,11 @@ DEFAULT_TARGETS = (0.5, 0.8, 0.9, 0.95, 0.99)
 
 def sweep_bandwidth(methods: list[str], model: ComputeModel, grid: np.ndarray, **kw) -> pl.DataFrame:
     """One `utilization` run per (method, bandwidth); keyword arguments as for `utilization`."""
+    for method in methods:
+        check_method(method, field="methods")
+    grid = np.asarray(grid, dtype=float)
+    if grid.ndim != 1 or not len(grid) or not (np.isfinite(grid) & (grid > 0)).all():
+        raise ConfigError("expected a non-empty list of finite bandwidths > 0", field="grid")
     rows = []
     for method in methods:
         for bw in grid:
@@ -26,6 +34,8 @@ def sweep_bandwidth(methods: list[str], model: ComputeModel, grid: np.ndarray, *
 
 def thresholds(frame: pl.DataFrame, targets: tuple[float, ...]) -> pl.DataFrame:
     """Per method and target: the lowest grid bandwidth whose utilisation reaches the target (null: none)."""
+    for target in targets:
+        number(target, "targets", lo=0, lo_open=True, hi=1)
     rows = []
     for method in frame["method"].unique(maintain_order=True).to_list():
         part = frame.filter(pl.col("method") == method).sort("bandwidth")

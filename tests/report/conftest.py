@@ -55,7 +55,7 @@ def reports(tmp_path_factory) -> dict[str, Report]:
         "run": ["run", str(run)],
         "bench": ["bench", "--topology", str(topo), "-b", "1K", "-e", "64K", "-f", "4", "--algo", "ring,tree"],
         "compare": ["compare-routing", str(compare), "--policies", "ecmp,spray"],
-        "sweep": ["sweep-bandwidth", "--methods", "dp,diloco", "--grid", "1,10,100", "--layers", "2",
+        "sweep": ["sweep-bandwidth", "--methods", "ddp,diloco", "--grid", "1,10,100", "--layers", "2",
                   "--inner-steps", "4"],
         "train": ["train", str(train)],
     }

@@ -12,12 +12,12 @@ from netsim.training.model import ModelConfig
 SMALL = ModelConfig(layers=1, width=32, heads=2, context=16)
 
 
-def run(method, bandwidth=1.25e9, latency=0.01, exchange="bf16", steps=12, workers=3):
+def run(method, bandwidth=1.25e9, latency=0.01, exchange="bf16", steps=12, workers=3, model=SMALL, fragments=1):
     topo = full_mesh(workers, bandwidth, latency)
     sim = Simulation(topo, record_links=False)
     comm = Communicator(sim, topo.gpus)
-    cfg = TrainConfig(method=method, steps=steps, inner_steps=4, batch=4, model=SMALL, step_time=0.05,
-                      exchange=exchange)
+    cfg = TrainConfig(method=method, steps=steps, inner_steps=4, batch=4, model=model, step_time=0.05,
+                      exchange=exchange, fragments=fragments)
     res = train(comm, cfg)
     results = sim.run()
     return res["frame"](), results, res
@@ -62,10 +62,11 @@ def test_same_seed_same_losses_bit_for_bit_and_ddp_moves_h_times_diloco():
 
 
 def test_streaming_moves_diloco_bytes_in_fragments_and_noloco_pairs_without_a_barrier():
-    d, rd, _ = run("diloco")
-    s, rs, res = run("streaming_diloco")
+    two = ModelConfig(layers=2, width=32, heads=2, context=16)
+    d, rd, diloco = run("diloco", model=two)
+    s, rs, res = run("streaming_diloco", model=two, fragments=2)
     assert rs.transfers["bytes"].sum() == pytest.approx(rd.transfers["bytes"].sum(), rel=1e-3)
-    assert len(res["exchanges"]) > len(run("diloco")[2]["exchanges"])  # more, smaller syncs
+    assert len(res["exchanges"]) > len(diloco["exchanges"])  # more, smaller syncs
     n, rn, _ = run("noloco", workers=4)
     # each round every worker sends its outer gradient and slow weights (2 payloads) to one peer
     assert n["loss"].is_finite().all()

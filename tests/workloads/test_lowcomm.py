@@ -9,7 +9,7 @@ from netsim.sim import Simulation
 from netsim.topology import full_mesh
 from netsim.workloads.compute import ComputeModel
 from netsim.workloads.diloco import StreamingConfig, sync_steps
-from netsim.workloads.dp import run_dp
+from netsim.workloads.ddp import run_ddp
 from netsim.workloads.utilization import utilization
 
 MODEL = ComputeModel(layers=24, step_time=0.1, params=1e9)
@@ -25,13 +25,13 @@ def test_compute_model_shares_and_gradient_order():
         ComputeModel(4, 0.1, 1e9, layer_weights=(0.5, 0.5))
 
 
-def test_dp_all_reduce_on_a_bottleneck_link_is_the_ring_formula():
+def test_ddp_all_reduce_on_a_bottleneck_link_is_the_ring_formula():
     workers, bw, lat = 4, 1.25e9, 2e-3
     model = ComputeModel(layers=1, step_time=0.01, params=1e8)
     topo = full_mesh(workers, bw, lat)
     sim = Simulation(topo)
     comm = Communicator(sim, topo.gpus)
-    state = run_dp(comm, model, steps=2)
+    state = run_ddp(comm, model, steps=2)
     sim.run()
     size = 1e8 * 2
     for sync in state["points"].values():
@@ -40,9 +40,9 @@ def test_dp_all_reduce_on_a_bottleneck_link_is_the_ring_formula():
 
 def test_diloco_moves_dp_bytes_divided_by_h():
     h = 5
-    dp = utilization("dp", MODEL, workers=3, bandwidth=1e10, outer_steps=h)  # h steps of DP
+    ddp = utilization("ddp", MODEL, workers=3, bandwidth=1e10, outer_steps=h)  # h steps of DDP
     diloco = utilization("diloco", MODEL, workers=3, bandwidth=1e10, inner_steps=h, outer_steps=1)
-    assert diloco.bytes_total == pytest.approx(dp.bytes_total / h, rel=1e-6)
+    assert diloco.bytes_total == pytest.approx(ddp.bytes_total / h, rel=1e-6)
 
 
 def test_streaming_peak_demand_is_diloco_over_f_and_bytes_scale_with_bits():
@@ -60,7 +60,7 @@ def test_sync_schedule_spreads_fragments():
     assert sync_steps(config, 1) == [25, 125]
 
 
-@pytest.mark.parametrize("method, kw", [("dp", {}), ("diloco", {}), ("streaming_diloco", {"fragments": 8}),
+@pytest.mark.parametrize("method, kw", [("ddp", {}), ("diloco", {}), ("streaming_diloco", {"fragments": 8}),
                                         ("streaming_diloco", {"fragments": 8, "overlap": 1})])
 def test_utilization_rises_with_bandwidth(method, kw):
     values = [utilization(method, MODEL, workers=2, bandwidth=b, latency=0.01, **kw).utilization for b in GRID]

@@ -1,4 +1,4 @@
-"""Data parallelism on the simulated network: gradients all-reduced every step, per layer (or per
+"""DDP (data parallelism) on the simulated network: gradients all-reduced every step, per layer (or per
 bucket of consecutive layers) as soon as the backward w.r.t. weights of its last layer ends,
 overlapped with the rest of the backward; the next forward of a layer waits for its reduction.
 """
@@ -9,7 +9,8 @@ import numpy as np
 
 from netsim.collectives import Communicator
 from netsim.errors import ConfigError
-from netsim.workloads.compute import ComputeModel, jitter_factors
+from netsim.workloads.compute import ComputeModel, check_jitter, jitter_factors
+from netsim.workloads.limits import factors, integer, number
 from netsim.workloads.syncs import SyncPoint
 
 
@@ -19,8 +20,7 @@ def buckets(model: ComputeModel, bucket_bytes: float | None, bits: int) -> list[
     order = np.arange(model.layers)[::-1]
     if bucket_bytes is None:
         return [np.array([l]) for l in order]
-    if not bucket_bytes > 0:
-        raise ConfigError(f"must be > 0, got {bucket_bytes!r}", field="bucket")
+    number(bucket_bytes, "bucket_bytes", lo=0, lo_open=True)
     sizes = model.layer_params() * bits / 8
     out, current, filled = [], [], 0.0
     for l in order:
@@ -34,12 +34,17 @@ def buckets(model: ComputeModel, bucket_bytes: float | None, bits: int) -> list[
     return out
 
 
-def run_dp(comm: Communicator, model: ComputeModel, steps: int, *, bits: int = 16, bucket_bytes: float | None = None,
-           speeds: np.ndarray | None = None, jitter: float = 0.0) -> dict:
-    """`steps` data-parallel steps on every rank of `comm`; per-worker compute seconds."""
+def run_ddp(comm: Communicator, model: ComputeModel, steps: int, *, bits: int = 16, bucket_bytes: float | None = None,
+            speeds: np.ndarray | None = None, jitter: float = 0.0) -> dict:
+    """`steps` data-parallel steps on every rank of `comm` (a Communicator, or anything with its `sim`,
+    `size` and `run`); per-worker compute seconds."""
     sim = comm.sim
     m = comm.size
-    speeds = np.ones(m) if speeds is None else np.asarray(speeds, dtype=float)
+    integer(steps, "steps", lo=1)
+    if bits not in (4, 8, 16, 32):
+        raise ConfigError(f"must be 4, 8, 16 or 32, got {bits!r}", field="bits")
+    check_jitter(jitter)
+    speeds = np.ones(m) if speeds is None else factors(speeds, m)
     groups = buckets(model, bucket_bytes, bits)
     group_bytes = [int(round(model.layer_params()[g].sum() * bits / 8)) for g in groups]
     lowest = [int(g.min()) for g in groups]  # a bucket is ready when its lowest layer's gradient is
