@@ -1,10 +1,16 @@
 """The fluid model: flow-level max-min fair sharing, rates recomputed only when flows start or end.
 
-Active flows live in parallel numpy arrays (remaining bytes, rate, owning batch) and
-their route entries in one sparse flow x link list. Transfers that start at one
-instant are batched: the first schedules a settle event at a priority below every
-ordinary event of that instant, so all of them join one rate computation. Flows that
-drain at the same instant finish in the same settle.
+Transfers that start at one instant are batched: the first schedules a settle event at a priority
+below every ordinary event of that instant, so all of them join one rate computation. Flows that
+drain at the same instant finish in the same settle, whatever their batch or component.
+
+Storage and rate computation live in `fluid_kernel` (compiled): flows and their link entries sit in
+preallocated arrays reused through free lists, each link keeps the list of its entries, and an event
+recomputes max-min rates only for the component connected to what changed — the flows that started
+or drained and the links they used. Flows elsewhere keep their rates, and their bytes are not touched
+(a flow's bytes are brought up to date only when its rate changes). `reference = True` (tests) instead
+recomputes every flow at every event with the plain numpy solver `max_min.max_min_rates`;
+`check_rates = True` (tests) checks each partial recomputation against that full one.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import simpy
 
+from netsim.network import fluid_kernel as kernel
 from netsim.network.base import Batch, NetworkModel
 from netsim.network.max_min import max_min_rates
 
@@ -20,49 +27,118 @@ FINISH_REL = 1e-12  # a flow with less than this fraction of its bytes left is d
 FINISH_CLOCK = 1e-13  # ... or with less than this fraction of the clock left to run
 
 
+class _Store:
+    """Flow, entry and link arrays for the kernel, grown by doubling; slots come from free lists."""
+
+    FLOW_FIELDS = {"f_alive": bool, "f_rem": float, "f_t": float, "f_rate": float, "f_size": float, "f_cap": float,
+                   "f_finish": float, "f_batch": np.int64, "f_index": np.int64, "f_head": np.int64,
+                   "flow_mark": np.int64, "seed_mark": np.int64, "seeds": np.int64, "comp_f": np.int64,
+                   "scratch": np.int64}
+    ENTRY_FIELDS = {"e_flow": np.int64, "e_link": np.int64, "e_coef": float, "e_lnext": np.int64,
+                    "e_lprev": np.int64, "e_fnext": np.int64}
+
+    def __init__(self, num_links: int, flows: int = 256, entries: int = 1024):
+        self.l_head = np.full(num_links, kernel.NONE, dtype=np.int64)
+        self.link_mark = np.full(num_links, -1, dtype=np.int64)
+        self.seed_link_mark = np.full(num_links, -1, dtype=np.int64)
+        self.seed_links = np.zeros(num_links, dtype=np.int64)
+        self.comp_l = np.zeros(num_links, dtype=np.int64)
+        self.demand = np.zeros(num_links)
+        self.residual = np.zeros(num_links)
+        self.count = np.zeros(num_links, dtype=np.int64)
+        self.load = np.zeros(num_links)
+        self.flows = self.entries = 0
+        for name, dtype in {**self.FLOW_FIELDS, **self.ENTRY_FIELDS}.items():
+            setattr(self, name, np.zeros(0, dtype=dtype))
+        self.flow_free = np.zeros(0, dtype=np.int64)
+        self.entry_free = np.zeros(0, dtype=np.int64)
+        self.n_flow_free = self.n_entry_free = 0
+        self.n_seeds = self.n_seed_links = 0
+        self.stamp = 0
+        self.grow(flows, entries)
+
+    def grow(self, flows: int, entries: int) -> None:
+        """Room for at least `flows` more flows and `entries` more entries."""
+        if flows > self.n_flow_free:
+            new = max(2 * self.flows, self.flows + flows - self.n_flow_free)
+            for name, dtype in self.FLOW_FIELDS.items():
+                old = getattr(self, name)
+                grown = np.zeros(new, dtype=dtype)
+                grown[: len(old)] = old
+                setattr(self, name, grown)
+            self.f_finish[self.flows:] = np.inf
+            self.flow_mark[self.flows:] = -1
+            self.seed_mark[self.flows:] = -1
+            self.flow_free = np.concatenate([self.flow_free[: self.n_flow_free],
+                                             np.arange(new - 1, self.flows - 1, -1, dtype=np.int64),
+                                             np.zeros(self.flows, dtype=np.int64)])
+            self.n_flow_free += new - self.flows
+            self.flows = new
+        if entries > self.n_entry_free:
+            new = max(2 * self.entries, self.entries + entries - self.n_entry_free)
+            for name, dtype in self.ENTRY_FIELDS.items():
+                old = getattr(self, name)
+                grown = np.zeros(new, dtype=dtype)
+                grown[: len(old)] = old
+                setattr(self, name, grown)
+            self.entry_free = np.concatenate([self.entry_free[: self.n_entry_free],
+                                              np.arange(new - 1, self.entries - 1, -1, dtype=np.int64),
+                                              np.zeros(self.entries, dtype=np.int64)])
+            self.n_entry_free += new - self.entries
+            self.entries = new
+
+    def alive(self) -> np.ndarray:
+        return np.flatnonzero(self.f_alive)
+
+    def seed_link_list(self, links: np.ndarray) -> None:
+        """Mark `links` as changed: their flows are recomputed at the next recomputation."""
+        for link in np.asarray(links, dtype=np.int64).tolist():
+            if self.seed_link_mark[link] != self.stamp:
+                self.seed_link_mark[link] = self.stamp
+                self.seed_links[self.n_seed_links] = link
+                self.n_seed_links += 1
+
+    def seed_flow(self, f: int) -> None:
+        if self.seed_mark[f] != self.stamp:
+            self.seed_mark[f] = self.stamp
+            self.seeds[self.n_seeds] = f
+            self.n_seeds += 1
+
+
 class FluidNetwork(NetworkModel):
     """Flow-level model: full-duplex links shared max-min fairly, latency added on arrival."""
 
     name = "fluid"
     help = "flow level: links shared max-min fairly by the flows crossing them, rates recomputed as flows start and end"
     check_rates = False  # tests switch this on to compare every partial recomputation with a full one
+    reference = False  # tests switch this on to recompute every flow with the plain numpy solver
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         topo = self.topo
-        self._batches: list[Batch] = []  # batch of each slot in _batch_of
-        self._batch_of = np.zeros(0, dtype=np.int64)  # per active flow: index into _batches
-        self._index = np.zeros(0, dtype=np.int64)  # per active flow: index within its batch
-        self._size = np.zeros(0)
-        self._cap = np.zeros(0)  # per active flow: its own rate cap (inf: none)
-        self._remaining = np.zeros(0)
-        self._rates = np.zeros(0)
-        self._entry_link = np.zeros(0, dtype=np.int64)
-        self._entry_coef = np.zeros(0)
-        self._entry_owner = np.zeros(0, dtype=np.int64)
-        self._pending: list[Batch] = []
-        self._parts: dict[int, np.ndarray] = {}  # per batch: flows still going per transfer
-        self._settle_scheduled = False
-        self._last = 0.0
-        self._generation = 0
-        self._load = np.zeros(0)
-        self._new_from = 0  # flows at positions >= this joined since the last rate computation
-        self._freed: list[np.ndarray] = []  # links of flows that left since the last rate computation
         # Endpoint caps are virtual links, one per sending node, after the real ones.
         if self.options.endpoint_rate_cap is not None:
             self._capacity = np.concatenate([topo.capacity, np.full(topo.num_nodes, self.options.endpoint_rate_cap)])
+        self._store = _Store(len(self._capacity))
+        self._batches: dict[int, Batch] = {}
+        self._parts: dict[int, np.ndarray] = {}  # per batch: flows still going per transfer
+        self._next_batch = 0
+        self._pending: list[Batch] = []
+        self._settle_scheduled = False
+        self._last = 0.0
+        self._generation = 0
         self.rate_computations = 0
+
+    # ---- events ---------------------------------------------------------------------------------
 
     def _start(self, batch: Batch) -> None:
         block = batch.block
         live = batch.flow_bytes > 0
         parts = np.bincount(block.owner[live], minlength=len(batch.src))
-        self._parts[id(batch)] = parts
         idle = np.flatnonzero(parts == 0)  # transfers with no bytes to move
         if len(idle):
             self._drained(batch, idle, self.env.now)
             if len(idle) == len(batch.src):
-                del self._parts[id(batch)]
                 return
         self._pending.append(batch)
         if not self._settle_scheduled:
@@ -72,61 +148,6 @@ class FluidNetwork(NetworkModel):
             ev._ok, ev._value = True, None
             ev.callbacks.append(self._on_settle)
             self.env.schedule(ev, priority=LATE)
-
-    def fail_links(self, links: list[int]) -> None:
-        """Fail links now; active flows through them move to working paths of their policy."""
-        self._settle_now()
-        super().fail_links(links)
-        dead = np.zeros(len(self._capacity), dtype=bool)
-        dead[list(links)] = True
-        hit = np.unique(self._entry_owner[dead[self._entry_link]])
-        if len(hit):
-            self._reroute(hit)
-        self._freed.append(np.asarray(links, dtype=np.int64))
-        self._recompute_and_wake()
-
-    def degrade_links(self, links: list[int], factor: float) -> None:
-        self._settle_now()
-        super().degrade_links(links, factor)
-        self._freed.append(np.asarray(links, dtype=np.int64))
-        self._recompute_and_wake()
-
-    def _settle_now(self) -> None:
-        """Bring remaining bytes up to the present before the fabric changes."""
-        self._settle()
-
-    def _recompute_and_wake(self) -> None:
-        self._recompute()
-        self._schedule_wake()
-
-    def _schedule_wake(self) -> None:
-        """Wake at the next drain; wake-ups scheduled before this one are ignored (older generation)."""
-        self._generation += 1
-        if len(self._remaining):
-            ttf = float(np.min(self._remaining / self._rates))
-            wake = self.env.timeout(max(ttf, 0.0), value=self._generation)
-            wake.callbacks.append(self._on_wake)
-
-    def _reroute(self, flows: np.ndarray) -> None:
-        """New entries for active flows `flows` (positions), from their policy's current answer."""
-        keep = ~np.isin(self._entry_owner, flows)
-        links, coef, owner = [self._entry_link[keep]], [self._entry_coef[keep]], [self._entry_owner[keep]]
-        for f in flows.tolist():
-            batch = self._batches[int(self._batch_of[f])]
-            flow = int(self._index[f])
-            i = int(batch.block.owner[flow])
-            route = self.router.route(int(batch.src[i]), int(batch.dst[i]), batch.key)
-            j = int(batch.block.path[flow])
-            if route.independent and 0 <= j < len(route.paths):
-                path = np.asarray(route.paths[j], dtype=np.int64)
-                links.append(path), coef.append(np.ones(len(path)))
-            else:
-                links.append(route.links), coef.append(route.coef)
-            owner.append(np.full(len(links[-1]), f))
-        self._entry_link = np.concatenate(links)
-        self._entry_coef = np.concatenate(coef)
-        self._entry_owner = np.concatenate(owner)
-        self._new_from = min(self._new_from, int(flows.min()))
 
     def _on_settle(self, _event: simpy.Event) -> None:
         self._settle_scheduled = False
@@ -138,11 +159,8 @@ class FluidNetwork(NetworkModel):
 
     def _settle(self) -> None:
         now = self.env.now
-        dt = now - self._last
-        if dt > 0 and len(self._remaining):
-            self._remaining -= self._rates * dt
-            if self.meter is not None:
-                self.meter.add(self._last, now, None, self._load)
+        if self.meter is not None and now > self._last:
+            self.meter.add(self._last, now, None, self._store.load[: self.topo.num_links])
         self._last = now
         changed = self._finish_drained(now)
         if self._pending:
@@ -150,143 +168,182 @@ class FluidNetwork(NetworkModel):
             self._pending = []
             changed = True
         if changed:
-            self._recompute()
+            self._recompute(now)
         self._schedule_wake()
 
-    def _finish_drained(self, now: float) -> bool:
-        if not len(self._remaining):
-            return False
-        done = self._remaining <= np.maximum(FINISH_REL * self._size, self._rates * (FINISH_CLOCK * now))
-        if not done.any():
-            return False
-        finished_batches = self._batch_of[done]
-        finished_index = self._index[done]
-        keep = ~done
-        new_pos = np.cumsum(keep) - 1
-        entry_keep = keep[self._entry_owner]
-        self._freed.append(self._entry_link[~entry_keep])
-        self._new_from -= int(np.count_nonzero(done[: self._new_from]))
-        self._entry_link = self._entry_link[entry_keep]
-        self._entry_coef = self._entry_coef[entry_keep]
-        self._entry_owner = new_pos[self._entry_owner[entry_keep]]
-        for name in ("_batch_of", "_index", "_size", "_remaining", "_rates", "_cap"):
-            setattr(self, name, getattr(self, name)[keep])
-        if len(finished_batches) == 1 or (finished_batches == finished_batches[0]).all():
-            groups = [(int(finished_batches[0]), np.sort(finished_index))]
-        else:
-            order = np.argsort(finished_batches, kind="stable")
-            slots, starts = np.unique(finished_batches[order], return_index=True)
-            bounds = np.append(starts, len(order))
-            groups = [(slot, np.sort(finished_index[order[bounds[k]:bounds[k + 1]]]))
-                      for k, slot in enumerate(slots.tolist())]
-        for slot, flows in groups:
-            batch = self._batches[slot]
-            parts = self._parts[id(batch)]
-            self._flows_drained(batch, flows, now, parts)
-            if not parts.any():
-                del self._parts[id(batch)]
-        self._compact_batches()
-        return True
+    def _schedule_wake(self) -> None:
+        """Wake at the next drain; wake-ups scheduled before this one are ignored (older generation)."""
+        self._generation += 1
+        nxt = float(self._store.f_finish.min()) if self._store.flows else np.inf
+        if nxt < np.inf:
+            wake = self.env.timeout(max(nxt - self.env.now, 0.0), value=self._generation)
+            wake.callbacks.append(self._on_wake)
 
-    def _compact_batches(self) -> None:
-        """Forget batches with no active flow, renumbering the slots of the rest (only once the
-        finished ones are a good share of the list: renumbering is a pass over every flow)."""
-        if len(self._batches) < 64 or len(self._batches) < 2 * len(self._parts):
-            return
-        live, inverse = np.unique(self._batch_of, return_inverse=True)
-        if len(live) == len(self._batches):
-            return
-        self._batches = [self._batches[s] for s in live.tolist()]
-        self._batch_of = inverse.astype(np.int64)
+    # ---- flows in and out ---------------------------------------------------------------------
 
     def _admit(self, batches: list[Batch]) -> None:
+        s = self._store
         topo = self.topo
-        base = len(self._remaining)
-        batch_of, index, sizes, links, coef, owner, caps = [], [], [], [], [], [], []
-        offset = base
+        sizes, caps, keys, index, counts, links, coefs = [], [], [], [], [], [], []
+        endpoint = self.options.endpoint_rate_cap is not None
         for batch in batches:
             block = batch.block
+            key = self._next_batch
+            self._next_batch += 1
+            self._batches[key] = batch
+            self._parts[key] = np.bincount(block.owner[batch.flow_bytes > 0], minlength=len(batch.src))
             live = np.flatnonzero(batch.flow_bytes)
-            slot = len(self._batches)
-            self._batches.append(batch)
-            batch_of.append(np.full(len(live), slot, dtype=np.int64))
-            index.append(live)
             sizes.append(batch.flow_bytes[live].astype(np.float64))
             caps.append(block.cap[live])
+            keys.append(np.full(len(live), key, dtype=np.int64))
+            index.append(live)
             if len(live) == len(block.counts):
-                links.append(block.links)
-                coef.append(block.coef)
-                owner.append(offset + np.repeat(np.arange(len(live)), block.counts))
+                links.append(block.links), coefs.append(block.coef)
+                counts.append(block.counts)
             else:
                 keep = np.repeat(batch.flow_bytes > 0, block.counts)
-                links.append(block.links[keep])
-                coef.append(block.coef[keep])
-                owner.append(offset + np.repeat(np.arange(len(live)), block.counts[live]))
-            if self.options.endpoint_rate_cap is not None:
-                links.append(topo.num_links + batch.src[block.owner[live]])
-                coef.append(np.ones(len(live)))
-                owner.append(offset + np.arange(len(live)))
-            offset += len(live)
-        self._batch_of = np.concatenate([self._batch_of, *batch_of])
-        self._index = np.concatenate([self._index, *index])
-        new_sizes = np.concatenate(sizes)
-        self._size = np.concatenate([self._size, new_sizes])
-        self._remaining = np.concatenate([self._remaining, new_sizes])
-        self._rates = np.concatenate([self._rates, np.zeros(len(new_sizes))])
-        self._cap = np.concatenate([self._cap, *caps])
-        self._entry_link = np.concatenate([self._entry_link, *links])
-        self._entry_coef = np.concatenate([self._entry_coef, *coef])
-        self._entry_owner = np.concatenate([self._entry_owner, *owner])
+                links.append(block.links[keep]), coefs.append(block.coef[keep])
+                counts.append(block.counts[live])
+            if endpoint:  # one more entry per flow, on its sender's virtual link, placed last
+                ends = np.cumsum(counts[-1])
+                links[-1] = np.insert(links[-1], ends, topo.num_links + batch.src[block.owner[live]])
+                coefs[-1] = np.insert(coefs[-1], ends, np.ones(len(live)))
+                counts[-1] = counts[-1] + 1
+        sizes_a, counts_a = np.concatenate(sizes), np.concatenate(counts)
+        links_a, coefs_a = np.concatenate(links).astype(np.int64), np.concatenate(coefs).astype(np.float64)
+        s.grow(len(sizes_a), len(links_a))
+        slots = np.empty(len(sizes_a), dtype=np.int64)
+        s.n_flow_free, s.n_entry_free, s.n_seeds = kernel.insert_flows(
+            self.env.now, sizes_a, np.concatenate(caps).astype(np.float64), np.concatenate(keys),
+            np.concatenate(index).astype(np.int64), counts_a.astype(np.int64), links_a, coefs_a,
+            s.flow_free, s.n_flow_free, s.entry_free, s.n_entry_free, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size,
+            s.f_cap, s.f_batch, s.f_index, s.f_finish, s.f_head, s.e_flow, s.e_link, s.e_coef, s.e_lnext, s.e_lprev,
+            s.e_fnext, s.l_head, s.seeds, s.n_seeds, s.seed_mark, s.stamp, slots)
 
-    def _affected(self) -> np.ndarray:
-        """Flows whose rate may change: the new ones, those on freed links, and everything
-        connected to them through shared links (flows outside keep their max-min rates)."""
-        n = len(self._remaining)
-        flows = np.zeros(n, dtype=bool)
-        flows[self._new_from :] = True
-        links = np.zeros(len(self._capacity), dtype=bool)
-        for freed in self._freed:
-            links[freed] = True
-        owner, entry_link = self._entry_owner, self._entry_link
-        count = -1
-        while True:
-            flows[owner[links[entry_link]]] = True
-            links[entry_link[flows[owner]]] = True
-            now = int(np.count_nonzero(flows))
-            if now == count or now == n:
-                return flows
-            count = now
+    def _finish_drained(self, now: float) -> bool:
+        s = self._store
+        k = kernel.drained(now, s.flows, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, FINISH_REL, FINISH_CLOCK,
+                           s.scratch)
+        if not k:
+            return False
+        slots = s.scratch[:k].copy()
+        batch_keys = s.f_batch[slots]
+        flow_index = s.f_index[slots]
+        s.n_flow_free, s.n_entry_free, s.n_seed_links = kernel.remove_flows(
+            slots, s.f_alive, s.f_head, s.f_finish, s.e_link, s.e_lnext, s.e_lprev, s.e_fnext, s.l_head,
+            s.flow_free, s.n_flow_free, s.entry_free, s.n_entry_free, s.seed_links, s.n_seed_links,
+            s.seed_link_mark, s.stamp)
+        if (batch_keys == batch_keys[0]).all():
+            groups = [(int(batch_keys[0]), np.sort(flow_index))]
+        else:
+            order = np.argsort(batch_keys, kind="stable")
+            keys, starts = np.unique(batch_keys[order], return_index=True)
+            bounds = np.append(starts, len(order))
+            groups = [(key, np.sort(flow_index[order[bounds[j]:bounds[j + 1]]])) for j, key in enumerate(keys.tolist())]
+        for key, flows in groups:
+            batch, parts = self._batches[key], self._parts[key]
+            self._flows_drained(batch, flows, now, parts)
+            if not parts.any():
+                del self._parts[key], self._batches[key]
+        return True
 
-    def _recompute(self) -> None:
-        n = len(self._remaining)
-        affected = self._affected() if n else None
-        self._new_from, self._freed = n, []
-        if not n:
-            self._rates = np.zeros(0)
-            self._load = np.zeros(0)
+    # ---- rates ------------------------------------------------------------------------------------
+
+    def _recompute(self, now: float) -> None:
+        s = self._store
+        if self.reference:
+            self._full_recompute(now)
+        elif s.n_seeds or s.n_seed_links:
+            flows = kernel.recompute(now, s.seeds, s.n_seeds, s.seed_links, s.n_seed_links, s.l_head, s.e_lnext, s.e_fnext,
+                             s.e_flow, s.e_link, s.e_coef, s.f_head, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_cap,
+                             s.f_finish, self._capacity, s.load, s.flow_mark, s.link_mark, s.stamp, s.comp_f,
+                             s.comp_l, s.demand, s.count, s.residual)
+            self.rate_computations += flows > 0
+            if self.check_rates:
+                self._check_against_full()
+        s.n_seeds = s.n_seed_links = 0
+        s.stamp += 1
+
+    def _all_entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        s = self._store
+        alive = s.alive()
+        owner, links, coef = kernel.collect_entries(alive, s.f_head, s.e_fnext, s.e_link, s.e_coef)
+        return alive, owner, links, coef
+
+    def _full_solution(self) -> tuple[np.ndarray, np.ndarray]:
+        alive, owner, links, coef = self._all_entries()
+        cap = self._store.f_cap[alive]
+        rates, _ = max_min_rates(owner, links, coef, self._capacity, len(alive),
+                                 cap if np.isfinite(cap).any() else None)
+        return alive, rates
+
+    def _full_recompute(self, now: float) -> None:
+        """Every flow recomputed with the numpy solver (the reference the compiled path is tested against)."""
+        s = self._store
+        alive, rates = self._full_solution()
+        if not len(alive):
+            s.load[:] = 0.0
             return
         self.rate_computations += 1
-        owner, links, coef = self._entry_owner, self._entry_link, self._entry_coef
-        rates = self._rates
-        if affected.all():
-            sub_owner, sub_links, sub_coef, members = owner, links, coef, None
+        s.f_rem[alive] -= s.f_rate[alive] * (now - s.f_t[alive])
+        s.f_t[alive] = now
+        s.f_rate[alive] = rates
+        with np.errstate(divide="ignore"):
+            s.f_finish[alive] = np.where(rates > 0, now + s.f_rem[alive] / np.where(rates > 0, rates, 1.0), np.inf)
+        _, owner, links, coef = self._all_entries()
+        s.load = np.bincount(links, weights=coef * rates[owner], minlength=len(self._capacity))
+
+    def _check_against_full(self) -> None:
+        alive, rates = self._full_solution()
+        assert np.allclose(rates, self._store.f_rate[alive], rtol=1e-9, atol=0), \
+            "partial max-min differs from the full one"
+
+    # ---- faults -------------------------------------------------------------------------------------
+
+    def fail_links(self, links: list[int]) -> None:
+        """Fail links now; active flows through them move to working paths of their policy."""
+        self._settle()
+        super().fail_links(links)
+        s = self._store
+        dead = np.asarray(links, dtype=np.int64)
+        s.stamp += 1  # a stamp of its own for this search's marks (nothing is seeded yet)
+        k = kernel.flows_on_links(dead, s.l_head, s.e_lnext, s.e_flow, s.flow_mark, s.stamp, s.scratch)
+        hit = s.scratch[:k].copy()
+        s.stamp += 1
+        s.grow(0, 64 * max(k, 1))
+        for f in hit.tolist():
+            self._reroute(f)
+        s.seed_link_list(dead)
+        self._recompute(self.env.now)
+        self._schedule_wake()
+
+    def _reroute(self, f: int) -> None:
+        """New entries for flow slot f, from its policy's current answer."""
+        s = self._store
+        batch = self._batches[int(s.f_batch[f])]
+        flow = int(s.f_index[f])
+        i = int(batch.block.owner[flow])
+        route = self.router.route(int(batch.src[i]), int(batch.dst[i]), batch.key)
+        j = int(batch.block.path[flow])
+        if route.independent and 0 <= j < len(route.paths):
+            links = np.asarray(route.paths[j], dtype=np.int64)
+            coef = np.ones(len(links))
         else:
-            members = np.flatnonzero(affected)
-            position = np.cumsum(affected) - 1
-            keep = affected[owner]
-            sub_owner, sub_links, sub_coef = position[owner[keep]], links[keep], coef[keep]
-        m = n if members is None else len(members)
-        cap = None if not np.isfinite(self._cap).any() else (self._cap if members is None else self._cap[members])
-        sub_rates, _ = max_min_rates(sub_owner, sub_links, sub_coef, self._capacity, m, cap)
-        if members is None:
-            rates = sub_rates
-        else:
-            rates = rates.copy()
-            rates[members] = sub_rates
-        self._rates = rates
-        load = np.bincount(links, weights=coef * rates[owner], minlength=len(self._capacity))
-        self._load = load[: self.topo.num_links]
-        if self.check_rates:  # tests: the partial recomputation must equal a full one
-            full, _ = max_min_rates(owner, links, coef, self._capacity, n,
-                                    None if cap is None else self._cap)
-            assert np.allclose(full, rates, rtol=1e-9, atol=0), "partial max-min differs from the full one"
+            links, coef = np.asarray(route.links, dtype=np.int64), np.asarray(route.coef, dtype=np.float64)
+        if self.options.endpoint_rate_cap is not None:
+            links = np.append(links, self.topo.num_links + int(batch.src[i]))
+            coef = np.append(coef, 1.0)
+        s.grow(0, len(links))
+        s.n_entry_free, s.n_seed_links = kernel.drop_entries(
+            f, s.f_head, s.e_link, s.e_lnext, s.e_lprev, s.e_fnext, s.l_head, s.entry_free, s.n_entry_free,
+            s.seed_links, s.n_seed_links, s.seed_link_mark, s.stamp)
+        s.n_entry_free = kernel.add_entries(f, links, coef, s.entry_free, s.n_entry_free, s.e_flow, s.e_link,
+                                            s.e_coef, s.e_lnext, s.e_lprev, s.e_fnext, s.f_head, s.l_head)
+        s.seed_flow(f)
+
+    def degrade_links(self, links: list[int], factor: float) -> None:
+        self._settle()
+        super().degrade_links(links, factor)
+        self._store.seed_link_list(np.asarray(links, dtype=np.int64))
+        self._recompute(self.env.now)
+        self._schedule_wake()

@@ -36,6 +36,10 @@ class Route:
         total = float(sum(weights))
         if abs(total - 1.0) > 1e-9:
             raise ValueError(f"route weights sum to {total}, not 1")
+        if len(paths) == 1:  # the common case (ECMP, single): one path, each link once, coefficient 1
+            links = np.sort(np.asarray(paths[0], dtype=np.int64))
+            latency = float(topo.latency[links].sum())
+            return cls((tuple(paths[0]),), (1.0,), links, np.ones(len(links)), latency, False)
         flat = np.concatenate([np.asarray(p, dtype=np.int64) for p in paths])
         w = np.concatenate([np.full(len(p), wt) for p, wt in zip(paths, weights)])
         links, inverse = np.unique(flat, return_inverse=True)

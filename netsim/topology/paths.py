@@ -34,43 +34,57 @@ def distances_to(topo: Topology, dst: int) -> np.ndarray:
     return dist
 
 
-class PathDag:
-    """The shortest-path DAG from one source to one destination.
+class NextHops:
+    """Shortest-path next hops toward one destination, from every node at once.
 
-    `next_links[v]` are the links out of node v that stay on a shortest path.
+    A link u -> h is a next hop of u when it brings u one hop closer to `dst` and h is the
+    destination or a node that relays. `links_of(u)` are u's next hops; `path_count[u]` is how
+    many equal-cost paths lead from u to `dst`. One vectorised pass per destination serves every
+    source (a per-pair search would repeat the same work for each of them).
     """
 
-    __slots__ = ("src", "dst", "next_links", "num_paths", "_paths")
+    __slots__ = ("dst", "dist", "offsets", "links", "path_count")
 
-    def __init__(self, topo: Topology, src: int, dst: int, dist: np.ndarray):
-        self.src, self.dst = src, dst
+    def __init__(self, topo: Topology, dst: int, dist: np.ndarray):
+        self.dst, self.dist = dst, dist
+        offsets, out_links = topo.out_csr
+        heads, tails = topo.link_dst[out_links], topo.link_src[out_links]
+        ok = (dist[tails] > 0) & (dist[heads] == dist[tails] - 1) & ((heads == dst) | topo.relay[heads])
+        self.links = out_links[ok]
+        per_node = np.bincount(tails[ok], minlength=topo.num_nodes)
+        self.offsets = np.concatenate([[0], np.cumsum(per_node)])
+        count = np.zeros(topo.num_nodes, dtype=np.float64)  # float: counts can exceed int64 on huge fabrics
+        count[dst] = 1.0
+        src_of, dst_of = topo.link_src[self.links], topo.link_dst[self.links]
+        level = dist[src_of]
+        for d in range(1, int(level.max()) + 1 if len(level) else 1):
+            at = level == d
+            np.add.at(count, src_of[at], count[dst_of[at]])
+        self.path_count = count
+
+    def links_of(self, node: int) -> np.ndarray:
+        return self.links[self.offsets[node]:self.offsets[node + 1]]
+
+
+class PathDag:
+    """The shortest-path DAG from one source to one destination (a view on the destination's
+    `NextHops`): `next_links[v]` are the links out of node v that stay on a shortest path."""
+
+    __slots__ = ("src", "dst", "hops", "num_paths", "_paths")
+
+    def __init__(self, topo: Topology, src: int, dst: int, hops: NextHops):
+        self.src, self.dst, self.hops = src, dst, hops
         if src == dst:
             raise TopologyError(f"a transfer needs two different nodes, got {topo.node_names[src]} twice")
-        if dist[src] < 0:
+        if hops.dist[src] < 0:
             raise TopologyError(f"no path from {topo.node_names[src]} to {topo.node_names[dst]}")
-        offsets, out_links = topo.out_csr
-        self.next_links: dict[int, np.ndarray] = {}
-        counts: dict[int, int] = {dst: 1}
-        layer = [src]
-        order: list[int] = []
-        seen = {src}
-        while layer:
-            nxt: list[int] = []
-            for v in layer:
-                order.append(v)
-                cand = out_links[offsets[v] : offsets[v + 1]]
-                heads = topo.link_dst[cand]
-                ok = (dist[heads] == dist[v] - 1) & ((heads == dst) | topo.relay[heads])
-                self.next_links[v] = cand[ok]
-                for h in heads[ok].tolist():
-                    if h != dst and h not in seen:
-                        seen.add(h)
-                        nxt.append(h)
-            layer = nxt
-        for v in reversed(order):
-            counts[v] = sum(counts[int(topo.link_dst[l])] for l in self.next_links[v].tolist())
-        self.num_paths = counts[src]
+        count = hops.path_count[src]
+        self.num_paths = int(count) if count < 2**62 else 2**62
         self._paths: list[tuple[int, ...]] | None = None
+
+    @property
+    def next_links(self) -> "_NextLinks":
+        return _NextLinks(self.hops)
 
     def paths(self, topo: Topology) -> list[tuple[int, ...]]:
         """Every shortest path as a tuple of link ids (at most MAX_PATHS)."""
@@ -87,14 +101,26 @@ class PathDag:
                 if v == self.dst:
                     out.append(prefix)
                     continue
-                for link in reversed(self.next_links[v].tolist()):
+                for link in reversed(self.hops.links_of(v).tolist()):
                     stack.append((int(topo.link_dst[link]), prefix + (link,)))
             self._paths = out
         return self._paths
 
 
+class _NextLinks:
+    """`dag.next_links[v]`: node v's next hops toward the DAG's destination."""
+
+    __slots__ = ("hops",)
+
+    def __init__(self, hops: NextHops):
+        self.hops = hops
+
+    def __getitem__(self, node: int) -> np.ndarray:
+        return self.hops.links_of(node)
+
+
 class PathCache:
-    """Distances per destination and path DAGs per (src, dst), computed once each.
+    """Next hops per destination and path DAGs per (src, dst), computed once each.
 
     `down` holds failed links: `paths` leaves out every path through one (the equal-cost
     sets stay those of the healthy fabric, as switches drop a failed next hop from their
@@ -103,7 +129,7 @@ class PathCache:
 
     def __init__(self, topo: Topology):
         self.topo = topo
-        self._dist: dict[int, np.ndarray] = {}
+        self._hops: dict[int, NextHops] = {}
         self._dags: dict[tuple[int, int], PathDag] = {}
         self.down: set[int] = set()
 
@@ -111,10 +137,10 @@ class PathCache:
         key = (src, dst)
         dag = self._dags.get(key)
         if dag is None:
-            dist = self._dist.get(dst)
-            if dist is None:
-                dist = self._dist[dst] = distances_to(self.topo, dst)
-            dag = self._dags[key] = PathDag(self.topo, src, dst, dist)
+            hops = self._hops.get(dst)
+            if hops is None:
+                hops = self._hops[dst] = NextHops(self.topo, dst, distances_to(self.topo, dst))
+            dag = self._dags[key] = PathDag(self.topo, src, dst, hops)
         return dag
 
     def paths(self, src: int, dst: int) -> list[tuple[int, ...]]:

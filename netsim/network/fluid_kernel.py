@@ -1,0 +1,337 @@
+"""The fluid model's compiled core: flow and entry storage with free lists, per-link membership kept
+incrementally, and max-min fair rates recomputed on the connected component of what changed.
+
+Storage (all numpy arrays, grown by doubling, slots reused through free lists):
+
+- a *flow* (slot f) is one path-set of one transfer: bytes left `rem[f]` as of time `t[f]`, its
+  `rate[f]`, its predicted drain time `finish[f]`, its own rate cap, and its chain of entries;
+- an *entry* (slot e) says flow `e_flow[e]` loads link `e_link[e]` with `e_coef[e]` x its rate. Entries
+  of one link form a doubly-linked list (`l_head`, `e_lnext`, `e_lprev`), entries of one flow a chain
+  (`f_head`, `e_fnext`), so adding or removing a flow touches only its own entries.
+
+A flow's bytes are brought up to date lazily, only when its rate changes (`rem -= rate x (now - t)`),
+so an event costs what changed: the flows that started or drained, the links they used (seeds), and
+everything connected to those through shared links — the only flows whose max-min rates can move.
+
+Rates come from progressive filling, the same algorithm as `max_min.max_min_rates` (the plain numpy
+reference the tests compare against): every unfrozen flow of the component rises together until a link
+saturates (residual <= SATURATED x capacity) or a flow reaches its cap; the flows there freeze at that
+level. Each round costs the links still loaded, plus the entries of the flows it freezes.
+
+The functions are compiled with numba on first use and cached on disk, so later runs start at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from netsim.network.max_min import SATURATED
+
+NONE = -1
+
+
+@njit(cache=True)
+def insert_flows(now, sizes, caps, batch, index, counts, links, coefs, flow_free, n_flow_free, entry_free,
+                 n_entry_free, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch, f_index, f_finish, f_head,
+                 e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, l_head, seeds, n_seeds, seed_mark, stamp,
+                 out_slots):
+    """Take slots for new flows and link their entries in; each new flow becomes a seed.
+    Returns (flow free count, entry free count, seed count). The caller made room beforehand."""
+    k = 0
+    for i in range(len(sizes)):
+        n_flow_free -= 1
+        f = flow_free[n_flow_free]
+        out_slots[i] = f
+        f_alive[f] = True
+        f_rem[f] = sizes[i]
+        f_size[f] = sizes[i]
+        f_t[f] = now
+        f_rate[f] = 0.0
+        f_cap[f] = caps[i]
+        f_batch[f] = batch[i]
+        f_index[f] = index[i]
+        f_finish[f] = np.inf
+        f_head[f] = NONE
+        for _ in range(counts[i]):
+            n_entry_free -= 1
+            e = entry_free[n_entry_free]
+            link = links[k]
+            e_flow[e] = f
+            e_link[e] = link
+            e_coef[e] = coefs[k]
+            head = l_head[link]
+            e_lnext[e] = head
+            e_lprev[e] = NONE
+            if head != NONE:
+                e_lprev[head] = e
+            l_head[link] = e
+            e_fnext[e] = f_head[f]
+            f_head[f] = e
+            k += 1
+        if seed_mark[f] != stamp:
+            seed_mark[f] = stamp
+            seeds[n_seeds] = f
+            n_seeds += 1
+    return n_flow_free, n_entry_free, n_seeds
+
+
+@njit(cache=True)
+def _unlink_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_free, n_entry_free,
+                    seed_links, n_seed_links, link_mark, stamp):
+    """Remove flow f's entries from their links; their links become seeds."""
+    e = f_head[f]
+    while e != NONE:
+        nxt = e_lnext[e]
+        prv = e_lprev[e]
+        link = e_link[e]
+        if prv != NONE:
+            e_lnext[prv] = nxt
+        else:
+            l_head[link] = nxt
+        if nxt != NONE:
+            e_lprev[nxt] = prv
+        if link_mark[link] != stamp:
+            link_mark[link] = stamp
+            seed_links[n_seed_links] = link
+            n_seed_links += 1
+        entry_free[n_entry_free] = e
+        n_entry_free += 1
+        e = e_fnext[e]
+    f_head[f] = NONE
+    return n_entry_free, n_seed_links
+
+
+@njit(cache=True)
+def remove_flows(slots, f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free,
+                 n_flow_free, entry_free, n_entry_free, seed_links, n_seed_links, link_mark, stamp):
+    """Free drained flows and their entries; the links they used become seeds."""
+    for i in range(len(slots)):
+        f = slots[i]
+        n_entry_free, n_seed_links = _unlink_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head,
+                                                     entry_free, n_entry_free, seed_links, n_seed_links,
+                                                     link_mark, stamp)
+        f_alive[f] = False
+        f_finish[f] = np.inf
+        flow_free[n_flow_free] = f
+        n_flow_free += 1
+    return n_flow_free, n_entry_free, n_seed_links
+
+
+@njit(cache=True)
+def drained(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, finish_rel, finish_clock, out):
+    """Flows whose bytes are (within tolerance) gone at `now`; returns how many were written to `out`."""
+    k = 0
+    for f in range(n_slots):
+        if f_alive[f]:
+            left = f_rem[f] - f_rate[f] * (now - f_t[f])
+            if left <= max(finish_rel * f_size[f], f_rate[f] * (finish_clock * now)):
+                out[k] = f
+                k += 1
+    return k
+
+
+@njit(cache=True)
+def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext, e_flow, e_link, e_coef,
+              f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity, load, flow_mark, link_mark, stamp,
+              comp_f, comp_l, demand, count, residual):
+    """Max-min rates for the component connected to the seed flows and links. Returns its flow count.
+
+    `flow_mark`/`link_mark` hold `stamp` for what this call visits (the caller bumps the stamp, so
+    nothing is cleared). `comp_f`, `comp_l`, `demand`, `count`, `residual` are scratch space.
+    """
+    nf = 0
+    nl = 0
+    for i in range(n_seeds):
+        f = seeds[i]
+        if f_alive[f] and flow_mark[f] != stamp:
+            flow_mark[f] = stamp
+            comp_f[nf] = f
+            nf += 1
+    for i in range(n_seed_links):
+        link = seed_links[i]
+        if link_mark[link] != stamp:
+            link_mark[link] = stamp
+            comp_l[nl] = link
+            nl += 1
+    i_f = 0
+    i_l = 0
+    while i_f < nf or i_l < nl:  # closure: a flow pulls in its links, a link pulls in its flows
+        while i_f < nf:
+            e = f_head[comp_f[i_f]]
+            i_f += 1
+            while e != NONE:
+                link = e_link[e]
+                if link_mark[link] != stamp:
+                    link_mark[link] = stamp
+                    comp_l[nl] = link
+                    nl += 1
+                e = e_fnext[e]
+        while i_l < nl:
+            e = l_head[comp_l[i_l]]
+            i_l += 1
+            while e != NONE:
+                f = e_flow[e]
+                if flow_mark[f] != stamp:
+                    flow_mark[f] = stamp
+                    comp_f[nf] = f
+                    nf += 1
+                e = e_lnext[e]
+    capped = False
+    for i in range(nf):
+        f = comp_f[i]
+        f_rem[f] -= f_rate[f] * (now - f_t[f])  # bytes up to now, at the old rate
+        f_t[f] = now
+        f_rate[f] = -1.0  # unfrozen
+        if f_cap[f] < np.inf:
+            capped = True
+    for i in range(nl):
+        link = comp_l[i]
+        demand[link] = 0.0
+        count[link] = 0
+        residual[link] = capacity[link]
+    for i in range(nf):
+        e = f_head[comp_f[i]]
+        while e != NONE:
+            demand[e_link[e]] += e_coef[e]
+            count[e_link[e]] += 1
+            e = e_fnext[e]
+    active = nl  # comp_l[:active]: links still carrying unfrozen flows
+    unfrozen = nf
+    level = 0.0
+    while unfrozen > 0:
+        inc = np.inf
+        j = 0
+        while j < active:
+            link = comp_l[j]
+            if count[link] == 0:
+                active -= 1
+                comp_l[j], comp_l[active] = comp_l[active], comp_l[j]
+                continue
+            share = residual[link] / demand[link]
+            if share < inc:
+                inc = share
+            j += 1
+        if capped:
+            for i in range(nf):
+                f = comp_f[i]
+                if f_rate[f] < 0.0 and f_cap[f] - level < inc:
+                    inc = f_cap[f] - level
+        if inc == np.inf:
+            break
+        if inc < 0.0:
+            inc = 0.0
+        level += inc
+        for j in range(active):
+            link = comp_l[j]
+            residual[link] -= inc * demand[link]
+        for j in range(active):
+            link = comp_l[j]
+            if count[link] > 0 and residual[link] <= SATURATED * capacity[link]:
+                e = l_head[link]
+                while e != NONE:
+                    f = e_flow[e]
+                    if f_rate[f] < 0.0:
+                        f_rate[f] = level
+                        unfrozen -= 1
+                        g = f_head[f]
+                        while g != NONE:
+                            demand[e_link[g]] -= e_coef[g]
+                            count[e_link[g]] -= 1
+                            g = e_fnext[g]
+                    e = e_lnext[e]
+        if capped:
+            for i in range(nf):
+                f = comp_f[i]
+                if f_rate[f] < 0.0 and f_cap[f] <= level * (1.0 + SATURATED):
+                    f_rate[f] = level
+                    unfrozen -= 1
+                    g = f_head[f]
+                    while g != NONE:
+                        demand[e_link[g]] -= e_coef[g]
+                        count[e_link[g]] -= 1
+                        g = e_fnext[g]
+    for i in range(nf):
+        f = comp_f[i]
+        if f_rate[f] < 0.0:
+            f_rate[f] = level
+        f_finish[f] = now + f_rem[f] / f_rate[f] if f_rate[f] > 0.0 else np.inf
+    for i in range(nl):
+        link = comp_l[i]
+        total = 0.0
+        e = l_head[link]
+        while e != NONE:
+            total += e_coef[e] * f_rate[e_flow[e]]
+            e = e_lnext[e]
+        load[link] = total
+    return nf
+
+
+@njit(cache=True)
+def flows_on_links(links, l_head, e_lnext, e_flow, flow_mark, stamp, out):
+    """Distinct flows with an entry on any of `links`; returns how many were written to `out`."""
+    k = 0
+    for i in range(len(links)):
+        e = l_head[links[i]]
+        while e != NONE:
+            f = e_flow[e]
+            if flow_mark[f] != stamp:
+                flow_mark[f] = stamp
+                out[k] = f
+                k += 1
+            e = e_lnext[e]
+    return k
+
+
+@njit(cache=True)
+def drop_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_free, n_entry_free, seed_links,
+                 n_seed_links, link_mark, stamp):
+    """Unlink flow f's entries (it is about to get new ones: a reroute)."""
+    return _unlink_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_free, n_entry_free,
+                           seed_links, n_seed_links, link_mark, stamp)
+
+
+@njit(cache=True)
+def add_entries(f, links, coefs, entry_free, n_entry_free, e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext,
+                f_head, l_head):
+    """Give flow f the entries (links, coefs)."""
+    for k in range(len(links)):
+        n_entry_free -= 1
+        e = entry_free[n_entry_free]
+        link = links[k]
+        e_flow[e] = f
+        e_link[e] = link
+        e_coef[e] = coefs[k]
+        head = l_head[link]
+        e_lnext[e] = head
+        e_lprev[e] = NONE
+        if head != NONE:
+            e_lprev[head] = e
+        l_head[link] = e
+        e_fnext[e] = f_head[f]
+        f_head[f] = e
+    return n_entry_free
+
+
+@njit(cache=True)
+def collect_entries(slots, f_head, e_fnext, e_link, e_coef):
+    """Every entry of the flows `slots` as (owner position in `slots`, link, coef) arrays."""
+    total = 0
+    for i in range(len(slots)):
+        e = f_head[slots[i]]
+        while e != NONE:
+            total += 1
+            e = e_fnext[e]
+    owner = np.empty(total, dtype=np.int64)
+    link = np.empty(total, dtype=np.int64)
+    coef = np.empty(total, dtype=np.float64)
+    k = 0
+    for i in range(len(slots)):
+        e = f_head[slots[i]]
+        while e != NONE:
+            owner[k] = i
+            link[k] = e_link[e]
+            coef[k] = e_coef[e]
+            k += 1
+            e = e_fnext[e]
+    return owner, link, coef
