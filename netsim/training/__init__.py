@@ -1,2 +1,2 @@
-"""Real PyTorch training coupled to the simulated network (issue #6, in progress): the model, the
+"""Real PyTorch training coupled to the simulated network: the model, the
 exchanged-value formats and the outer-optimiser maths of each low-communication method."""

@@ -1,4 +1,4 @@
-"""The compute model of a training step (issue #5): per-layer forward, backward w.r.t. activations
+"""The compute model of a training step: per-layer forward, backward w.r.t. activations
 and backward w.r.t. weights, and what each layer holds in parameters.
 
 A step of `step_time` seconds is 1/3 forward and 2/3 backward, the backward split evenly between

@@ -1,4 +1,4 @@
-"""DiLoCo and Streaming DiLoCo on the simulated network (REFERENCE.md section 5).
+"""DiLoCo and Streaming DiLoCo on the simulated network.
 
 Streaming DiLoCo: F fragments strided by layer (layer l in fragment l mod F); fragment p is
 synchronised after the steps t with (t - round(p*H/F)) mod H == 0; the all-reduce starts when the

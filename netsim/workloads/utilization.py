@@ -1,4 +1,4 @@
-"""Compute utilisation of a low-communication training method on a simulated network (issue #5, in part).
+"""Compute utilisation of a low-communication training method on a simulated network.
 
 One worker per datacenter; only the inter-datacenter network is modelled (a full mesh of links of
 the given bandwidth and latency). Methods: those of `netsim.workloads.methods` — `ddp`, `diloco`,

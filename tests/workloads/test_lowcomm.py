@@ -1,4 +1,4 @@
-"""Low-communication training schedules on the simulated network (issue #5, first part)."""
+"""Low-communication training schedules on the simulated network."""
 
 import numpy as np
 import pytest
