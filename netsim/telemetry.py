@@ -73,6 +73,16 @@ class LinkMeter:
         """Links `links` (distinct ids; None: all links, in order) carried `rates` bytes/s in [t0, t1)."""
         if t1 <= t0 or len(rates) == 0:
             return
+        if links is None:  # every link (the fluid model's per-event call): in place, no index arrays
+            dt = t1 - t0
+            np.maximum(self.peak, rates, out=self.peak)
+            nbins = self.bins.shape[0]
+            if t1 <= nbins * self.width and int(t0 // self.width) == min(int(t1 // self.width), nbins - 1):
+                carried = rates * dt
+                self.total += carried
+                self.bins[int(t0 // self.width)] += carried
+                self.end = max(self.end, t1)
+                return
         where = slice(None) if links is None else links
         self.total[where] += rates * (t1 - t0)
         self.peak[where] = np.maximum(self.peak[where], rates)

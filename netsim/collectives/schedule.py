@@ -36,6 +36,9 @@ class Step:
 
     def sent_by(self, ranks: np.ndarray) -> np.ndarray:
         offsets, order = self.by_src
+        if len(ranks) == 1:  # one rank entering: a slice, no gather
+            r = int(ranks[0])
+            return order[offsets[r]:offsets[r + 1]] if r < len(offsets) - 1 else order[:0]
         return gather(offsets, order, ranks[ranks < len(offsets) - 1])
 
 
@@ -112,6 +115,10 @@ def _enter(run: _Run, ranks: np.ndarray, k: int) -> None:
         if len(sel) and channels is None:
             run.network.send_batch(node_of[step.src[sel]], node_of[step.dst[sel]], step.nbytes[sel],
                                    _arrival(run, k, sel), key=run.key, tag=run.tag)
+        elif len(sel) == 1:  # one transfer: its own channel
+            run.network.send_batch(node_of[step.src[sel]], node_of[step.dst[sel]], step.nbytes[sel],
+                                   _arrival(run, k, sel), key=run.key + (int(channels[step.src[sel[0]]]),),
+                                   tag=run.tag)
         elif len(sel):  # one batch per channel, so each channel hashes as its own connection
             chan = channels[step.src[sel]]
             for c in np.unique(chan).tolist():
@@ -157,6 +164,12 @@ def _flush(run: _Run) -> None:
     for j in sorted(inbox):
         ranks = np.concatenate(inbox[j]) if len(inbox[j]) > 1 else inbox[j][0]
         gate = run.gate[j]
+        if len(ranks) == 1:  # one arrival: scalar bookkeeping
+            r = int(ranks[0])
+            gate[r] -= 1
+            if gate[r] == 0 and not run.entered[j][r] and (j == 0 or run.entered[j - 1][r]):
+                _enter(run, ranks, j)
+            continue
         np.subtract.at(gate, ranks, 1)
         ready = np.unique(ranks)
         ready = ready[(gate[ready] == 0) & ~run.entered[j][ready]]

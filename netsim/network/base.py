@@ -198,10 +198,11 @@ class NetworkModel:
         """Start transfers src[i] -> dst[i] of nbytes[i] now; `on_arrival(indices, t)` reports arrivals."""
         src = np.asarray(src, dtype=np.int64)
         dst = np.asarray(dst, dtype=np.int64)
-        sizes = np.broadcast_to(np.asarray(nbytes, dtype=np.int64), src.shape).copy()
+        sizes = np.asarray(nbytes, dtype=np.int64)
+        sizes = sizes.copy() if sizes.shape == src.shape else np.broadcast_to(sizes, src.shape).copy()
         if len(src) == 0:
             return
-        if (sizes < 0).any():
+        if sizes.min() < 0:
             raise ValueError("negative transfer size")
         block = self._routes(src, dst, key)
         batch = Batch(self._next_id, src, dst, sizes, self.env.now, tag, key, on_arrival, block,
@@ -292,6 +293,12 @@ class NetworkModel:
                 self.router.observe(int(batch.src[i]), int(batch.dst[i]), batch.key, block.routes[i],
                                     int(block.path[f]), t - batch.start, int(batch.flow_bytes[f]))
         owners = block.owner[flows]
+        if len(flows) == 1:  # the common case when transfers drift apart: one flow at a time
+            i = int(owners[0])
+            parts_left[i] -= 1
+            if parts_left[i] == 0:
+                self._drained(batch, owners, drained if np.ndim(drained) == 0 else float(drained[0]))
+            return
         np.subtract.at(parts_left, owners, 1)
         done = np.unique(owners)
         done = done[parts_left[done] == 0]
@@ -305,6 +312,13 @@ class NetworkModel:
 
     def _drained(self, batch: Batch, idx: np.ndarray, drained: np.ndarray | float) -> None:
         """Transfers `idx` of `batch` sent their last byte at `drained`; they arrive a latency later."""
+        if len(idx) == 1:  # one transfer: plain numbers, one row
+            i = int(idx[0])
+            t = float(drained if np.ndim(drained) == 0 else drained[0]) + float(batch.latency[i])
+            self.table.append(id=batch.first_id + i, src=int(batch.src[i]), dst=int(batch.dst[i]),
+                              bytes=int(batch.nbytes[i]), start=batch.start, end=t, tag=batch.tag)
+            self._deliver(batch, idx, t, self.env.now)
+            return
         end = drained + batch.latency[idx]
         self.table.extend(id=batch.first_id + idx, src=batch.src[idx], dst=batch.dst[idx],
                           bytes=batch.nbytes[idx], start=np.full(len(idx), batch.start), end=end, tag=batch.tag)

@@ -33,7 +33,7 @@ class _Store:
     FLOW_FIELDS = {"f_alive": bool, "f_rem": float, "f_t": float, "f_rate": float, "f_size": float, "f_cap": float,
                    "f_finish": float, "f_batch": np.int64, "f_index": np.int64, "f_head": np.int64,
                    "flow_mark": np.int64, "seed_mark": np.int64, "seeds": np.int64, "comp_f": np.int64,
-                   "scratch": np.int64}
+                   "scratch": np.int64, "scratch_batch": np.int64, "scratch_index": np.int64}
     ENTRY_FIELDS = {"e_flow": np.int64, "e_link": np.int64, "e_coef": float, "e_lnext": np.int64,
                     "e_lprev": np.int64, "e_fnext": np.int64}
 
@@ -132,14 +132,14 @@ class FluidNetwork(NetworkModel):
     # ---- events ---------------------------------------------------------------------------------
 
     def _start(self, batch: Batch) -> None:
-        block = batch.block
-        live = batch.flow_bytes > 0
-        parts = np.bincount(block.owner[live], minlength=len(batch.src))
-        idle = np.flatnonzero(parts == 0)  # transfers with no bytes to move
-        if len(idle):
-            self._drained(batch, idle, self.env.now)
-            if len(idle) == len(batch.src):
-                return
+        if not batch.flow_bytes.all():
+            block = batch.block
+            parts = np.bincount(block.owner[batch.flow_bytes > 0], minlength=len(batch.src))
+            idle = np.flatnonzero(parts == 0)  # transfers with no bytes to move
+            if len(idle):
+                self._drained(batch, idle, self.env.now)
+                if len(idle) == len(batch.src):
+                    return
         self._pending.append(batch)
         if not self._settle_scheduled:
             self._settle_scheduled = True
@@ -174,7 +174,7 @@ class FluidNetwork(NetworkModel):
     def _schedule_wake(self) -> None:
         """Wake at the next drain; wake-ups scheduled before this one are ignored (older generation)."""
         self._generation += 1
-        nxt = float(self._store.f_finish.min()) if self._store.flows else np.inf
+        nxt = kernel.next_finish(self._store.flows, self._store.f_finish)
         if nxt < np.inf:
             wake = self.env.timeout(max(nxt - self.env.now, 0.0), value=self._generation)
             wake.callbacks.append(self._on_wake)
@@ -182,6 +182,13 @@ class FluidNetwork(NetworkModel):
     # ---- flows in and out ---------------------------------------------------------------------
 
     def _admit(self, batches: list[Batch]) -> None:
+        if self.options.endpoint_rate_cap is None:  # batches whose flows all carry bytes go straight in
+            for batch in batches:
+                if batch.flow_bytes.all():
+                    self._admit_one(batch)
+            batches = [b for b in batches if not b.flow_bytes.all()]
+            if not batches:
+                return
         s = self._store
         topo = self.topo
         sizes, caps, keys, index, counts, links, coefs = [], [], [], [], [], [], []
@@ -220,21 +227,40 @@ class FluidNetwork(NetworkModel):
             s.f_cap, s.f_batch, s.f_index, s.f_finish, s.f_head, s.e_flow, s.e_link, s.e_coef, s.e_lnext, s.e_lprev,
             s.e_fnext, s.l_head, s.seeds, s.n_seeds, s.seed_mark, s.stamp, slots)
 
+    def _admit_one(self, batch: Batch) -> None:
+        """`_admit` for the common case: a batch whose flows all carry bytes (so its flows and its block's
+        entries line up one to one), no endpoint caps."""
+        s = self._store
+        block = batch.block
+        key = self._next_batch
+        self._next_batch += 1
+        self._batches[key] = batch
+        self._parts[key] = np.bincount(block.owner, minlength=len(batch.src))
+        n = len(block.counts)
+        s.grow(n, len(block.links))
+        slots = np.empty(n, dtype=np.int64)
+        s.n_flow_free, s.n_entry_free, s.n_seeds = kernel.insert_flows(
+            self.env.now, batch.flow_bytes.astype(np.float64), block.cap, np.full(n, key, dtype=np.int64),
+            np.arange(n, dtype=np.int64), block.counts, block.links, block.coef,
+            s.flow_free, s.n_flow_free, s.entry_free, s.n_entry_free, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size,
+            s.f_cap, s.f_batch, s.f_index, s.f_finish, s.f_head, s.e_flow, s.e_link, s.e_coef, s.e_lnext, s.e_lprev,
+            s.e_fnext, s.l_head, s.seeds, s.n_seeds, s.seed_mark, s.stamp, slots)
+
     def _finish_drained(self, now: float) -> bool:
         s = self._store
-        k = kernel.drained(now, s.flows, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, FINISH_REL, FINISH_CLOCK,
-                           s.scratch)
+        k = kernel.drained(now, s.flows, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_batch, s.f_index,
+                           FINISH_REL, FINISH_CLOCK, s.scratch, s.scratch_batch, s.scratch_index)
         if not k:
             return False
-        slots = s.scratch[:k].copy()
-        batch_keys = s.f_batch[slots]
-        flow_index = s.f_index[slots]
+        slots = s.scratch[:k]
+        batch_keys = s.scratch_batch[:k].copy()
+        flow_index = s.scratch_index[:k].copy()
         s.n_flow_free, s.n_entry_free, s.n_seed_links = kernel.remove_flows(
             slots, s.f_alive, s.f_head, s.f_finish, s.e_link, s.e_lnext, s.e_lprev, s.e_fnext, s.l_head,
             s.flow_free, s.n_flow_free, s.entry_free, s.n_entry_free, s.seed_links, s.n_seed_links,
             s.seed_link_mark, s.stamp)
-        if (batch_keys == batch_keys[0]).all():
-            groups = [(int(batch_keys[0]), np.sort(flow_index))]
+        if k == 1 or (batch_keys == batch_keys[0]).all():
+            groups = [(int(batch_keys[0]), np.sort(flow_index) if k > 1 else flow_index)]
         else:
             order = np.argsort(batch_keys, kind="stable")
             keys, starts = np.unique(batch_keys[order], return_index=True)

@@ -119,14 +119,18 @@ def remove_flows(slots, f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_f
 
 
 @njit(cache=True)
-def drained(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, finish_rel, finish_clock, out):
-    """Flows whose bytes are (within tolerance) gone at `now`; returns how many were written to `out`."""
+def drained(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out,
+            out_batch, out_index):
+    """Flows whose bytes are (within tolerance) gone at `now`: their slots, batches and indices within
+    the batch are written to `out`, `out_batch`, `out_index`; returns how many."""
     k = 0
     for f in range(n_slots):
         if f_alive[f]:
             left = f_rem[f] - f_rate[f] * (now - f_t[f])
             if left <= max(finish_rel * f_size[f], f_rate[f] * (finish_clock * now)):
                 out[k] = f
+                out_batch[k] = f_batch[f]
+                out_index[k] = f_index[f]
                 k += 1
     return k
 
@@ -265,6 +269,16 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
             e = e_lnext[e]
         load[link] = total
     return nf
+
+
+@njit(cache=True)
+def next_finish(n_slots, f_finish):
+    """The earliest predicted drain over every flow slot (inf: none)."""
+    best = np.inf
+    for f in range(n_slots):
+        if f_finish[f] < best:
+            best = f_finish[f]
+    return best
 
 
 @njit(cache=True)

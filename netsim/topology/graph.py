@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 
 from netsim.errors import TopologyError
 from netsim.topology.csr import csr
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 NODE_ATTRS = ("host", "leaf", "rail", "pod", "dc")
 
@@ -94,8 +97,10 @@ class Topology:
         """The attribute `attr` (host, leaf, rail, pod, dc) of each GPU, in rank order."""
         return self.attrs[attr][self.gpus]
 
-    def to_networkx(self) -> nx.MultiDiGraph:
+    def to_networkx(self) -> "nx.MultiDiGraph":
         """A networkx view for drawing and checks (not for the hot path)."""
+        import networkx as nx  # imported here: the command line starts faster without it
+
         graph = nx.MultiDiGraph(name=self.name)
         for v, name in enumerate(self.node_names):
             graph.add_node(v, name=name, kind=self.node_kind[v], **{a: int(self.attrs[a][v]) for a in NODE_ATTRS})

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-import networkx as nx
 import numpy as np
 
 from netsim.topology.graph import Topology
@@ -33,6 +32,8 @@ def bisection_bandwidth(topo: Topology) -> float:
     if len(gpus) < 2:
         return 0.0
     senders, receivers = set(gpus[: len(gpus) // 2]), set(gpus[len(gpus) // 2 :])
+    import networkx as nx  # imported here: only `topo show` needs it
+
     g = nx.DiGraph()
     for l in range(topo.num_links):
         a, b = int(topo.link_src[l]), int(topo.link_dst[l])

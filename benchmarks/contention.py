@@ -1,0 +1,179 @@
+"""Benchmark: the fluid engine on contended traffic, side by side with SimGrid 3.32 (CM02) in the same run.
+
+Workloads (each in its own process, so peak memory is its own):
+
+1. ring all-reduce of 1 GB on 128 single-GPU hosts (8 leaves x 16 hosts, 4 spines, 100 Gbps / 1 us), ECMP;
+2. direct all-to-all of 100 MB per rank on the same fabric, ECMP (one big max-min component);
+3. the same all-to-all on 32 hosts (4 leaves x 8 hosts, 4 spines);
+4. `algo: rings` all-reduce of 256 MiB on topologies/leafspine128_2to1.yaml, ECMP, as `netsim run`
+   simulates it (transfers drift apart: nearly every transfer is its own event);
+5. the built-in scenario (`make run`: `netsim run` as a command, imports included);
+6. 1 GB all-reduce on 1024 GPUs (32 leaves x 32 hosts, 8 spines): pipelined tree (16 chunks) and
+   halving-doubling.
+
+Printed per workload: wall seconds (topology, simulation and run; interpreter start-up and the engine's
+one-time kernel loading — printed once, measured on a 4-GPU warm-up run — excluded, except for the
+built-in scenario, which is timed as the whole command), transfers per second, rate computations per second and peak memory (max RSS).
+Where SimGrid's Python module is importable by /usr/bin/python3 (Debian's python3-simgrid), cases
+1-3 also run the same schedule on the same fabric with the same ECMP paths in SimGrid
+(benchmarks/simgrid_peer.py) twice: with CM02 as SimGrid defines it (a flow waits its latency before
+it takes bandwidth, and shares in proportion to 1 / latency), and "matched", with latency counted as
+netsim counts it (then both engines compute identical rates). Printed: SimGrid's wall time (engine
+set-up and run) for each, netsim's speed-up over it, and both simulated makespans. Prints figures;
+asserts nothing.
+
+    .venv/bin/python benchmarks/contention.py            # all
+    .venv/bin/python benchmarks/contention.py a2a128     # one case
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BW, LAT = 100e9 / 8, 1e-6
+CASES = {
+    "ring128": "ring all-reduce 1 GB, 128 hosts, ECMP",
+    "a2a128": "direct all-to-all 100 MB/rank, 128 hosts, ECMP",
+    "a2a32": "direct all-to-all 100 MB/rank, 32 hosts, ECMP",
+    "rings_2to1": "rings all-reduce 256 MiB, leafspine128_2to1, ECMP",
+    "make_run": "built-in scenario (netsim run, whole command)",
+    "tree1024": "tree all-reduce 1 GB (16 chunks), 1024 GPUs, ECMP",
+    "hd1024": "halving-doubling all-reduce 1 GB, 1024 GPUs, ECMP",
+}
+SIMGRID_CASES = ("ring128", "a2a128", "a2a32")
+
+
+def _fabric(leaves: int, hosts: int, spines: int):
+    from netsim.topology import HostSpec, LeafSpineSpec, leaf_spine
+
+    return leaf_spine(LeafSpineSpec(leaves=leaves, spines=spines, hosts_per_leaf=hosts, spine_bandwidth=BW,
+                                    spine_latency=LAT, host=HostSpec(nic_bandwidth=BW, nic_latency=LAT,
+                                                                     pcie_bandwidth=64e9)))
+
+
+def _collective(fabric: tuple, op: str, size: int, algo: str, chunks: int = 1, simgrid: bool = False) -> dict:
+    from netsim.collectives import Communicator
+    from netsim.sim import Simulation
+
+    t0 = time.perf_counter()
+    topo = _fabric(*fabric)
+    sim = Simulation(topo, routing="ecmp")
+    comm = Communicator(sim, topo.gpus)
+    size -= size % len(topo.gpus)
+    results = sim.run(comm.run(op, size, algo=algo, chunks=chunks))
+    wall = time.perf_counter() - t0
+    out = {"wall_s": wall, "transfers": len(results.transfers), "rate_computations": sim.network.rate_computations,
+           "sim_s": float(sim.now)}
+    if simgrid:
+        sys.path.insert(0, str(HERE))
+        import simgrid_peer
+
+        if simgrid_peer.simgrid_available():
+            sim2 = Simulation(topo, routing="ecmp")
+            comm2 = Communicator(sim2, topo.gpus)
+            desc = simgrid_peer.from_collective(sim2, comm2, op, size, algo, chunks)
+            peer = simgrid_peer.run_simgrid(desc)  # CM02 as SimGrid defines it
+            matched = simgrid_peer.run_simgrid(desc, latency="netsim")  # latency counted as netsim does
+            out.update(simgrid_wall_s=peer["wall_s"], simgrid_sim_s=peer["sim_time"],
+                       matched_wall_s=matched["wall_s"], matched_sim_s=matched["sim_time"])
+    return out
+
+
+def _rings_2to1() -> dict:
+    from netsim.scenario import scenario_from_dict, simulate
+
+    t0 = time.perf_counter()
+    scenario = scenario_from_dict({"topology": str(HERE.parent / "topologies" / "leafspine128_2to1.yaml"),
+                                   "routing": "ecmp", "workload": [{"op": "all_reduce", "size": "256MiB",
+                                                                    "algo": "rings"}]}, source="benchmark")
+    results = simulate(scenario, "ecmp")
+    return {"wall_s": time.perf_counter() - t0, "transfers": len(results.transfers),
+            "rate_computations": None, "sim_s": float(results.meta["end_time"])}
+
+
+def _make_run() -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        subprocess.run([str(Path(sys.executable).with_name("netsim")), "run", "-o", str(Path(tmp) / "out")],
+                       check=True, capture_output=True, cwd=tmp)
+        wall = time.perf_counter() - t0
+        meta = json.loads((Path(tmp) / "out" / "meta.json").read_text())
+    transfers = sum(v["transfers"] for v in meta["variants"].values())
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"wall_s": wall, "transfers": transfers, "rate_computations": None, "sim_s": None, "peak_child_mib": peak}
+
+
+def _warm_up() -> float:
+    """Load the engine's compiled kernels (numba's one-time start-up and cache loads); returns seconds."""
+    from netsim.collectives import Communicator
+    from netsim.sim import Simulation
+    from netsim.topology import single_switch
+
+    t0 = time.perf_counter()
+    topo = single_switch(4, 1e9, 1e-6)
+    sim = Simulation(topo)
+    sim.run(Communicator(sim, topo.gpus).all_to_all(4096))
+    return time.perf_counter() - t0
+
+
+def run_case(name: str) -> dict:
+    warm = _warm_up() if name != "make_run" else None
+    if name == "ring128":
+        out = _collective((8, 16, 4), "all_reduce", 10**9, "ring", simgrid=True)
+    elif name == "a2a128":
+        out = _collective((8, 16, 4), "all_to_all", 10**8, "direct", simgrid=True)
+    elif name == "a2a32":
+        out = _collective((4, 8, 4), "all_to_all", 10**8, "direct", simgrid=True)
+    elif name == "rings_2to1":
+        out = _rings_2to1()
+    elif name == "make_run":
+        out = _make_run()
+    elif name == "tree1024":
+        out = _collective((32, 32, 8), "all_reduce", 10**9, "tree", chunks=16)
+    elif name == "hd1024":
+        out = _collective((32, 32, 8), "all_reduce", 10**9, "halving_doubling")
+    else:
+        raise SystemExit(f"unknown case {name!r} (known: {', '.join(CASES)})")
+    out["peak_mib"] = out.pop("peak_child_mib", None) or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["warm_up_s"] = warm
+    return out
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "--one":
+        print(json.dumps(run_case(argv[1])))
+        return 0
+    names = argv or list(CASES)
+    print("Contended traffic: netsim's fluid engine, and SimGrid 3.32 CM02 on the same flows where marked")
+    print(f"{'workload':<52} {'wall s':>7} {'transfers/s':>12} {'rate comp/s':>12} {'peak MiB':>9} "
+          f"{'SimGrid s':>9} {'speed-up':>8} {'matched s':>9} {'speed-up':>8} {'sim time netsim / SimGrid':>27}")
+    warm_shown = False
+    for name in names:
+        line = subprocess.run([sys.executable, __file__, "--one", name], check=True, capture_output=True,
+                              text=True).stdout.strip().splitlines()[-1]
+        r = json.loads(line)
+        if r.get("warm_up_s") is not None and not warm_shown:
+            print(f"(once per process, not in the figures below: kernel loading {r['warm_up_s']:.2f} s)")
+            warm_shown = True
+        rc = "-" if not r.get("rate_computations") else f"{r['rate_computations'] / r['wall_s']:.0f}"
+        sg = r.get("simgrid_wall_s")
+        sg_text = "-" if sg is None else f"{sg:.2f}"
+        ratio = "-" if sg is None else f"{sg / r['wall_s']:.1f}x"
+        mg = r.get("matched_wall_s")
+        mg_text = "-" if mg is None else f"{mg:.2f}"
+        mratio = "-" if mg is None else f"{mg / r['wall_s']:.1f}x"
+        sims = f"{r['sim_s'] * 1e3:.4f} / {r['simgrid_sim_s'] * 1e3:.4f} ms" if sg is not None else ""
+        print(f"{CASES[name]:<52} {r['wall_s']:>7.2f} {r['transfers'] / r['wall_s']:>12.0f} {rc:>12} "
+              f"{r['peak_mib']:>9.0f} {sg_text:>9} {ratio:>8} {mg_text:>9} {mratio:>8} {sims:>27}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
