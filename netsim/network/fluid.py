@@ -60,32 +60,29 @@ class _Store:
     def grow(self, flows: int, entries: int) -> None:
         """Room for at least `flows` more flows and `entries` more entries."""
         if flows > self.n_flow_free:
-            new = max(2 * self.flows, self.flows + flows - self.n_flow_free)
-            for name, dtype in self.FLOW_FIELDS.items():
-                old = getattr(self, name)
-                grown = np.zeros(new, dtype=dtype)
-                grown[: len(old)] = old
-                setattr(self, name, grown)
-            self.f_finish[self.flows:] = np.inf
-            self.flow_mark[self.flows:] = -1
-            self.seed_mark[self.flows:] = -1
-            self.flow_free = np.concatenate([self.flow_free[: self.n_flow_free],
-                                             np.arange(new - 1, self.flows - 1, -1, dtype=np.int64),
-                                             np.zeros(self.flows, dtype=np.int64)])
-            self.n_flow_free += new - self.flows
+            old, new = self.flows, max(2 * self.flows, self.flows + flows - self.n_flow_free)
+            self.flow_free, self.n_flow_free = self._enlarge(self.FLOW_FIELDS, old, new, self.flow_free,
+                                                             self.n_flow_free)
+            self.f_finish[old:] = np.inf
+            self.flow_mark[old:] = -1
+            self.seed_mark[old:] = -1
             self.flows = new
         if entries > self.n_entry_free:
-            new = max(2 * self.entries, self.entries + entries - self.n_entry_free)
-            for name, dtype in self.ENTRY_FIELDS.items():
-                old = getattr(self, name)
-                grown = np.zeros(new, dtype=dtype)
-                grown[: len(old)] = old
-                setattr(self, name, grown)
-            self.entry_free = np.concatenate([self.entry_free[: self.n_entry_free],
-                                              np.arange(new - 1, self.entries - 1, -1, dtype=np.int64),
-                                              np.zeros(self.entries, dtype=np.int64)])
-            self.n_entry_free += new - self.entries
+            old, new = self.entries, max(2 * self.entries, self.entries + entries - self.n_entry_free)
+            self.entry_free, self.n_entry_free = self._enlarge(self.ENTRY_FIELDS, old, new, self.entry_free,
+                                                               self.n_entry_free)
             self.entries = new
+
+    def _enlarge(self, fields: dict, old: int, new: int, free: np.ndarray, n_free: int) -> tuple[np.ndarray, int]:
+        """Arrays of `fields` from `old` to `new` slots; the new slots go on the free stack (lowest on top)."""
+        for name, dtype in fields.items():
+            grown = np.zeros(new, dtype=dtype)
+            grown[:old] = getattr(self, name)
+            setattr(self, name, grown)
+        stack = np.zeros(new, dtype=np.int64)
+        stack[:n_free] = free[:n_free]
+        stack[n_free:n_free + new - old] = np.arange(new - 1, old - 1, -1)
+        return stack, n_free + new - old
 
     def alive(self) -> np.ndarray:
         return np.flatnonzero(self.f_alive)

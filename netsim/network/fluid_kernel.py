@@ -32,6 +32,33 @@ NONE = -1
 
 
 @njit(cache=True)
+def _link_entry(e, f, link, coef, e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, f_head, l_head):
+    """Entry e: flow f loads `link` with `coef`; put it at the head of the link's list and the flow's chain."""
+    e_flow[e] = f
+    e_link[e] = link
+    e_coef[e] = coef
+    head = l_head[link]
+    e_lnext[e] = head
+    e_lprev[e] = NONE
+    if head != NONE:
+        e_lprev[head] = e
+    l_head[link] = e
+    e_fnext[e] = f_head[f]
+    f_head[f] = e
+
+
+@njit(cache=True)
+def _freeze(f, level, f_rate, f_head, e_fnext, e_link, e_coef, demand, count):
+    """Flow f stops rising at `level`: its entries leave their links' unfrozen demand."""
+    f_rate[f] = level
+    g = f_head[f]
+    while g != NONE:
+        demand[e_link[g]] -= e_coef[g]
+        count[e_link[g]] -= 1
+        g = e_fnext[g]
+
+
+@njit(cache=True)
 def insert_flows(now, sizes, caps, batch, index, counts, links, coefs, flow_free, n_flow_free, entry_free,
                  n_entry_free, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch, f_index, f_finish, f_head,
                  e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, l_head, seeds, n_seeds, seed_mark, stamp,
@@ -55,19 +82,8 @@ def insert_flows(now, sizes, caps, batch, index, counts, links, coefs, flow_free
         f_head[f] = NONE
         for _ in range(counts[i]):
             n_entry_free -= 1
-            e = entry_free[n_entry_free]
-            link = links[k]
-            e_flow[e] = f
-            e_link[e] = link
-            e_coef[e] = coefs[k]
-            head = l_head[link]
-            e_lnext[e] = head
-            e_lprev[e] = NONE
-            if head != NONE:
-                e_lprev[head] = e
-            l_head[link] = e
-            e_fnext[e] = f_head[f]
-            f_head[f] = e
+            _link_entry(entry_free[n_entry_free], f, links[k], coefs[k], e_flow, e_link, e_coef, e_lnext, e_lprev,
+                        e_fnext, f_head, l_head)
             k += 1
         if seed_mark[f] != stamp:
             seed_mark[f] = stamp
@@ -236,25 +252,15 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
                 while e != NONE:
                     f = e_flow[e]
                     if f_rate[f] < 0.0:
-                        f_rate[f] = level
+                        _freeze(f, level, f_rate, f_head, e_fnext, e_link, e_coef, demand, count)
                         unfrozen -= 1
-                        g = f_head[f]
-                        while g != NONE:
-                            demand[e_link[g]] -= e_coef[g]
-                            count[e_link[g]] -= 1
-                            g = e_fnext[g]
                     e = e_lnext[e]
         if capped:
             for i in range(nf):
                 f = comp_f[i]
                 if f_rate[f] < 0.0 and f_cap[f] <= level * (1.0 + SATURATED):
-                    f_rate[f] = level
+                    _freeze(f, level, f_rate, f_head, e_fnext, e_link, e_coef, demand, count)
                     unfrozen -= 1
-                    g = f_head[f]
-                    while g != NONE:
-                        demand[e_link[g]] -= e_coef[g]
-                        count[e_link[g]] -= 1
-                        g = e_fnext[g]
     for i in range(nf):
         f = comp_f[i]
         if f_rate[f] < 0.0:
@@ -311,19 +317,8 @@ def add_entries(f, links, coefs, entry_free, n_entry_free, e_flow, e_link, e_coe
     """Give flow f the entries (links, coefs)."""
     for k in range(len(links)):
         n_entry_free -= 1
-        e = entry_free[n_entry_free]
-        link = links[k]
-        e_flow[e] = f
-        e_link[e] = link
-        e_coef[e] = coefs[k]
-        head = l_head[link]
-        e_lnext[e] = head
-        e_lprev[e] = NONE
-        if head != NONE:
-            e_lprev[head] = e
-        l_head[link] = e
-        e_fnext[e] = f_head[f]
-        f_head[f] = e
+        _link_entry(entry_free[n_entry_free], f, links[k], coefs[k], e_flow, e_link, e_coef, e_lnext, e_lprev,
+                    e_fnext, f_head, l_head)
     return n_entry_free
 
 
