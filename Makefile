@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/netsim run -o out
+	$(VENV)/bin/netsim run -o out/run
 
 test: $(STAMP)
 	$(PY) -m pytest

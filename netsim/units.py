@@ -13,6 +13,8 @@ import re
 from netsim.errors import UnitError
 
 MAX_SIZE = 2**53  # bytes (8 PiB): every whole byte count up to here is exact as a float64, so time = bytes / rate
+MAX_TIME = 1e9  # seconds (about 32 years): any duration, latency or instant netsim is given
+BANDWIDTH_RANGE = (0.125, 1e18)  # bytes/s: from 1 bit/s to 8 Ebit/s
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _QUANTITY = re.compile(rf"^\s*({_NUMBER})\s*([A-Za-z/µ]*)\s*$")
 
@@ -76,7 +78,15 @@ def _parse(value: object, kind: str, default_unit: str | None, field: str | None
         )
     if not math.isfinite(number):
         raise UnitError(f"{kind} {value!r} is not finite", field=field)
-    return number * table[suffix or unit]
+    result = number * table[suffix or unit]
+    if kind == "time" and abs(result) > MAX_TIME:
+        raise UnitError(f"time {value!r} is beyond the longest netsim represents ({MAX_TIME:g} s)", field=field)
+    if kind == "bandwidth" and result > 0 and not BANDWIDTH_RANGE[0] <= result <= BANDWIDTH_RANGE[1]:
+        raise UnitError(f"bandwidth {value!r} is outside what netsim represents (1 bit/s to 8 Ebit/s)", field=field)
+    if kind == "size" and abs(result) > MAX_SIZE:
+        raise UnitError(f"size {value!r} is beyond the largest size netsim represents (2^53 bytes = 8 PiB)",
+                        field=field)
+    return result
 
 
 def _example(kind: str) -> str:
@@ -87,7 +97,7 @@ def _known(kind: str) -> list[str]:
     short = {
         "bandwidth": ["bps", "Kbps", "Mbps", "Gbps", "Tbps", "B/s", "MB/s", "GB/s", "GiB/s"],
         "time": ["s", "ms", "us", "ns"],
-        "size": ["B", "KB", "MB", "GB", "KiB", "MiB", "GiB", "TiB"],
+        "size": ["B", "KB", "MB", "GB", "KiB", "MiB", "GiB", "TiB", "PiB"],
     }
     return short[kind]
 
@@ -104,11 +114,15 @@ def parse_time(value: object, default_unit: str = "s", *, field: str | None = No
 
 def parse_size(value: object, default_unit: str = "B", *, field: str | None = None) -> int:
     """A size in whole bytes: ``"64MiB"`` -> 67108864; fractional bytes are an error."""
-    number = _parse(value, "size", default_unit, field)
-    if abs(number) > MAX_SIZE:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())  # whole numbers read exactly, not through a float
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SIZE:
         raise UnitError(f"size {value!r} is beyond the largest size netsim represents (2^53 bytes = 8 PiB)",
                         field=field)
+    number = _parse(value, "size", default_unit, field)
     rounded = round(number)
+    if number != 0 and rounded == 0:
+        raise UnitError(f"size {value!r} is less than one byte", field=field)
     if abs(number - rounded) > 1e-6 * max(1.0, abs(number)):
         raise UnitError(f"size {value!r} is not a whole number of bytes", field=field)
     return int(rounded)

@@ -8,14 +8,33 @@ status 130, and nothing half-written.
 
 from __future__ import annotations
 
-import argparse
+import os
+import signal
 import sys
-from importlib.metadata import PackageNotFoundError, version
+import threading
 
-from rich.console import Console
 
-from netsim.cli import bench, compare, lowcomm, run, topo, train
-from netsim.errors import NetsimError
+def _interrupted_while_starting(_signum, _frame) -> None:
+    """Ctrl-C before the command has started (imports take a moment): nothing to clean up."""
+    os.write(2, b"netsim: interrupted; nothing written\n")
+    os._exit(130)
+
+
+_QUIET_START = (signal.getsignal(signal.SIGINT) is signal.default_int_handler
+                and threading.current_thread() is threading.main_thread())
+if _QUIET_START:
+    signal.signal(signal.SIGINT, _interrupted_while_starting)  # until the imports below are done
+
+import argparse  # noqa: E402  (after the handler: these imports are the slow part of starting)
+from importlib.metadata import PackageNotFoundError, version  # noqa: E402
+
+from rich.console import Console  # noqa: E402
+
+from netsim.cli import bench, compare, lowcomm, run, topo, train  # noqa: E402
+from netsim.errors import NetsimError  # noqa: E402
+
+if _QUIET_START:  # started: Ctrl-C raises KeyboardInterrupt again, so outputs get cleaned up
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 COMMANDS = {
     "run": run.command, "bench": bench.command, "compare-routing": compare.command,
@@ -68,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"netsim: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("netsim: interrupted; nothing written", file=sys.stderr)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the goodbye
+        try:
+            print("netsim: interrupted; nothing written", file=sys.stderr)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         return 130
 
 

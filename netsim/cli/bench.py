@@ -53,7 +53,7 @@ def _size(text: str, flag: str) -> int:
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
-    out = OutputDirectory(args.output) if args.output else None
+    out = OutputDirectory(args.output, command="bench", outputs={"bench.parquet", "report.html"}) if args.output else None
     topo = load_topology(args.topology)
     algos = [a.strip() for a in args.algo.split(",") if a.strip()]
     if not algos:
@@ -62,7 +62,12 @@ def command(args: argparse.Namespace, console: Console) -> int:
         if algo not in algorithms(args.op):
             raise ConfigError(f"no algorithm {algo!r} for {args.op} (known: {', '.join(algorithms(args.op))})",
                               field="--algo")
-    make_policy(args.routing, topo, PathCache(topo), args.seed)  # validates the name before any work
+    try:
+        make_policy(args.routing, topo, PathCache(topo), args.seed)  # validates the name before any work
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, field="--routing") from None
+    if len(set(algos)) != len(algos):
+        raise ConfigError(f"an algorithm is listed twice in {args.algo!r}", field="--algo")
     n = args.ranks or len(topo.gpus)
     if n > len(topo.gpus) or n < 2:
         raise ConfigError(f"must be between 2 and {len(topo.gpus)} (the topology's GPUs), got {n}", field="--ranks")

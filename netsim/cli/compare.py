@@ -31,7 +31,8 @@ def add_parser(sub) -> None:
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
-    out = OutputDirectory(args.output)
+    out = OutputDirectory(args.output, command="compare-routing",
+                          outputs={"compare.parquet", "links.parquet", "report.html"})
     scenario = load_scenario(args.scenario)
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     if not policies or len(set(policies)) != len(policies):

@@ -72,6 +72,14 @@ size = quantity(parse_size, "size", positive=True)
 seed = integer(0, MAX_SEED)
 
 
+def step_duration(text: str) -> float:
+    """A compute step: at least a nanosecond (rates derived from it stay finite)."""
+    value = positive_duration(text)
+    if value < 1e-9:
+        raise argparse.ArgumentTypeError(f"a step takes at least 1ns, got {text!r}")
+    return value
+
+
 def add_max_transfers(p: argparse.ArgumentParser) -> None:
     from netsim.scenario.budget import MAX_TRANSFERS
 

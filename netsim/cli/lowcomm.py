@@ -15,19 +15,19 @@ from netsim.cli.progress import Stages
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
 from netsim.report import write_sweep_report
-from netsim.units import format_bandwidth, format_size, format_time, parse_bandwidth, parse_size
+from netsim.units import format_bandwidth, format_size, format_time, parse_bandwidth
 from netsim.workloads.compute import ComputeModel
 from netsim.workloads.sweep import DEFAULT_TARGETS, sweep_bandwidth, thresholds
 from netsim.workloads.methods import SWEEP_DEFAULT, check_method, help_text
 from netsim.workloads.utilization import utilization
 
 MAX_PARAMS = 1e15  # parameters: beyond any model trained today, and exact in float64 bytes
-MAX_WORKERS = 4096
+MAX_WORKERS = 128  # ddp's per-layer rings cost grows with the square of the workers (seconds at 128)
 
 
 def _training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", type=flags.integer(1, 100_000), default=24)
-    p.add_argument("--step-time", type=flags.positive_duration, default=0.1,
+    p.add_argument("--step-time", type=flags.step_duration, default=0.1,
                    help="seconds per inner step (e.g. 0.1s, 250ms)")
     p.add_argument("--params", default="1e9", help="model parameters (e.g. 1e9)")
     p.add_argument("--bits", type=int, choices=(4, 8, 16, 32), default=16, help="bits per exchanged value")
@@ -37,7 +37,8 @@ def _training_arguments(p: argparse.ArgumentParser) -> None:
                    help="tau: steps a fragment's result may arrive late")
     p.add_argument("--outer-steps", type=flags.integer(1, 10_000), default=3,
                    help="outer periods simulated (>= 3 recommended)")
-    p.add_argument("--workers", type=flags.integer(2, MAX_WORKERS), default=2, help="workers, one per datacenter")
+    p.add_argument("--workers", type=flags.integer(2, MAX_WORKERS), default=2,
+                   help=f"workers, one per datacenter (2 to {MAX_WORKERS})")
     p.add_argument("--latency", type=flags.duration, default=0.0, help="inter-datacenter link latency (e.g. 30ms)")
     p.add_argument("--tcp-window", type=flags.size, help="TCP-like cap: bytes in flight per stream (e.g. 16MiB)")
     p.add_argument("--streams", type=flags.integer(1, 4096), default=1,
@@ -72,7 +73,10 @@ def add_parsers(sub) -> None:
 
 def _training(args: argparse.Namespace) -> tuple[ComputeModel, dict]:
     """The compute model and the `utilization` keywords the training flags describe."""
-    params = float(parse_size(args.params, field="--params"))  # a count: plain numbers such as 1e9
+    try:
+        params = float(args.params)  # a count: plain numbers such as 1e9
+    except ValueError:
+        params = float("nan")
     if not 0 < params <= MAX_PARAMS:
         raise ConfigError(f"expected a parameter count > 0 and <= {MAX_PARAMS:g}, got {args.params!r}",
                           field="--params")
@@ -92,10 +96,20 @@ def _training(args: argparse.Namespace) -> tuple[ComputeModel, dict]:
     return model, kw
 
 
+def _flag_errors(call, *args, **kwargs):
+    """Run a library call; a field it names is reported as the command-line flag that set it."""
+    try:
+        return call(*args, **kwargs)
+    except ConfigError as exc:
+        if exc.source is None and exc.field and not exc.field.startswith("-"):
+            raise ConfigError(exc.detail, field="--" + exc.field.replace("_", "-")) from None
+        raise
+
+
 def utilization_command(args: argparse.Namespace, console: Console) -> int:
     check_method(args.method, field="--method")
-    model, kw = _training(args)
-    result = utilization(args.method, model, bandwidth=args.bandwidth, **kw)
+    model, kw = _flag_errors(_training, args)
+    result = _flag_errors(utilization, args.method, model, bandwidth=args.bandwidth, **kw)
     if args.json:
         print(json.dumps(result.as_dict(), indent=1))
         return 0
@@ -147,8 +161,9 @@ def _targets(text: str) -> tuple[float, ...]:
 
 
 def sweep_command(args: argparse.Namespace, console: Console) -> int:
-    out = OutputDirectory(args.output) if args.output else None
-    model, kw = _training(args)
+    out = (OutputDirectory(args.output, command="sweep-bandwidth",
+                           outputs={"sweep.parquet", "thresholds.parquet", "report.html"}) if args.output else None)
+    model, kw = _flag_errors(_training, args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods or len(set(methods)) != len(methods):
         raise ConfigError(f"expected distinct comma-separated method names, got {args.methods!r}", field="--methods")
@@ -160,7 +175,7 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
     with Stages(len(methods), f"sweep-bandwidth ({len(grid)} bandwidths each)", quiet=args.json) as stages:
         for m in methods:
             stages.start(m)
-            parts.append(sweep_bandwidth([m], model, grid, **kw))
+            parts.append(_flag_errors(sweep_bandwidth, [m], model, grid, **kw))
     frame = pl.concat(parts)
     found = thresholds(frame, targets)
     if args.json:
@@ -185,4 +200,6 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
                                f"netsim sweep-bandwidth — {args.workers} workers, {args.layers} layers, "
                                f"{args.params} parameters", f"H = {args.inner_steps}, F = {args.fragments}, "
                                f"tau = {args.overlap}, {args.bits}-bit exchange, latency {format_time(args.latency)}.")
+        if not args.json:
+            console.print(f"results written to {out.shown} (sweep.parquet, thresholds.parquet, report.html)")
     return 0

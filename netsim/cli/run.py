@@ -18,20 +18,24 @@ from netsim.scenario.budget import check_budget, scenario_transfers
 from netsim.units import format_bandwidth, format_size, format_time
 
 
+RUN_OUTPUTS = {"summary.parquet", "report.html", "meta.json", "transfers.parquet", "collectives.parquet",
+               "links.parquet", "link_timeline.parquet"}  # checked before the run; any others when written
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("run", help="run a scenario file (default: the built-in scenario)",
                        **names.epilog(names.topology_kinds_text(), names.network_models(), names.routing_policies(),
                                       names.collectives()))
     p.add_argument("scenario", nargs="?", help="scenario YAML file; omitted: the built-in default")
-    p.add_argument("-o", "--output", default="out",
-                   help="directory for Parquet results and report.html (default: out); it must be new, empty, "
-                        "or hold an earlier netsim output")
+    p.add_argument("-o", "--output", default="out/run",
+                   help="directory for Parquet results and report.html (default: out/run); it must be new, empty, "
+                        "or hold an earlier output of netsim run")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     flags.add_max_transfers(p)
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
-    out = OutputDirectory(args.output)
+    out = OutputDirectory(args.output, command="run", outputs=RUN_OUTPUTS)
     scenario = load_scenario(args.scenario) if args.scenario else default_scenario()
     check_budget(scenario_transfers(scenario), f"scenario {scenario.name!r}", args.max_transfers,
                  source=scenario.source)

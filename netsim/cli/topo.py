@@ -9,7 +9,7 @@ from rich.table import Table
 
 from netsim.cli import names
 from netsim.topology import load_topology
-from netsim.topology.summary import summarize_topology
+from netsim.topology.summary import MAX_BISECTION_LINKS, summarize_topology
 from netsim.units import format_bandwidth, format_time
 
 PATH_SAMPLE = 256  # destinations whose equal-cost paths from GPU 0 are counted
@@ -35,8 +35,12 @@ def command(args: argparse.Namespace, console: Console) -> int:
     for tier, count, cap, lat in s.links:
         table.add_row(tier, str(count), format_bandwidth(cap), format_time(lat))
     console.print(table)
-    console.print(f"bisection bandwidth (GPUs 0..{s.gpus // 2 - 1} -> the rest, max-flow): "
-                  f"{format_bandwidth(s.bisection)}")
+    if s.bisection is None:
+        console.print(f"bisection bandwidth: not computed ({topo.num_links:,} links; the max-flow is done up to "
+                      f"{MAX_BISECTION_LINKS:,})")
+    else:
+        console.print(f"bisection bandwidth (GPUs 0..{s.gpus // 2 - 1} -> the rest, max-flow): "
+                      f"{format_bandwidth(s.bisection)}")
     counted = sum(s.path_counts.values())
     sampled = f" ({counted} of {s.gpus - 1} GPUs, evenly spaced)" if counted < s.gpus - 1 else ""
     console.print(f"equal-cost paths from GPU 0{sampled}: " + ", ".join(

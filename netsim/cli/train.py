@@ -7,15 +7,18 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from netsim.cli import flags
+from netsim.cli import flags, names
 from netsim.cli.progress import Stages
 from netsim.config import OutputDirectory
 from netsim.report import write_training_report
 from netsim.units import format_size, format_time
+from netsim.workloads.methods import help_text
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="real training per method on the simulated clock (built-in: 4 datacenters)")
+    p = sub.add_parser("train", help="real training per method on the simulated clock (built-in: 4 datacenters)",
+                       **names.epilog("training methods (methods: in a training scenario):\n" + "\n".join(
+                           "  " + line for line in help_text(training=True).splitlines())))
     p.add_argument("scenario", nargs="?", help="training scenario YAML; omitted: the built-in one")
     p.add_argument("-o", "--output", default="out/train", help="directory for Parquet and report.html")
     p.add_argument("--steps", type=flags.integer(1, 10**6), help="override the scenario's number of steps")
@@ -24,7 +27,7 @@ def add_parser(sub) -> None:
 def command(args: argparse.Namespace, console: Console) -> int:
     from netsim.scenario.train import load_train_scenario, run_training  # torch loads only for this command
 
-    out = OutputDirectory(args.output)
+    out = OutputDirectory(args.output, command="train", outputs={"steps.parquet", "summary.parquet", "report.html"})
     cfg, topo, _source = load_train_scenario(args.scenario)
     if args.steps is not None:
         cfg = cfg.model_copy(update={"steps": args.steps})

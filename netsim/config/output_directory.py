@@ -1,9 +1,12 @@
 """Output directories that belong to the user: netsim writes only where it may, and only its own files.
 
-The rule: netsim writes into a directory that does not exist, is empty, or holds an earlier netsim
-output (recognised by the manifest file `.netsim-manifest.json` that netsim writes there). It replaces
-only the files that manifest lists, each atomically (`os.replace`), and never deletes anything else.
-A user's notes beside the outputs survive every re-run.
+The rule: netsim writes into a directory that does not exist, is empty, or holds an earlier output of
+the same command (recognised by the manifest file `.netsim-manifest.json` that netsim writes there,
+naming the command and each file with its size and SHA-256). It replaces or removes only files the
+manifest lists *and* that are still exactly as netsim wrote them, each atomically (`os.replace`), and
+never touches anything else: a user's notes beside the outputs survive every re-run, a file the user
+edited since is refused rather than overwritten, and a forged or foreign manifest grants nothing.
+Another command's output is refused too (a `bench` never replaces a `run`'s results).
 
 The target is checked when the `OutputDirectory` is made — before any simulation runs — so a bad
 `-o` fails at once with a one-line error. Files are staged in a hidden folder inside the target and
@@ -13,7 +16,7 @@ umask, as `mkdir` would.
 
 Example::
 
-    out = OutputDirectory("out/run1")          # checked now: ConfigError if it isn't usable
+    out = OutputDirectory("out/run1", command="run", outputs={"report.html"})  # checked now
     ...                                        # the long run
     with out.writing() as staging:             # staging: a Path to write files into
         (staging / "report.html").write_text(page)
@@ -22,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -35,19 +39,42 @@ MANIFEST = ".netsim-manifest.json"
 _STAGING = ".netsim-staging-"
 
 
-def _manifest_files(directory: Path) -> set[str] | None:
-    """The file names a netsim manifest in `directory` lists; None when there is no (readable) manifest."""
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _manifest(directory: Path) -> tuple[str, dict[str, dict]] | None:
+    """(command, {file: {size, sha256}}) from a netsim manifest in `directory`; None if there is none
+    or it is not one netsim could have written."""
     path = directory / MANIFEST
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        files = data["files"]
-        if not isinstance(files, list) or not all(isinstance(f, str) and "/" not in f for f in files):
+        files, command = data["files"], data["command"]
+        if not isinstance(files, dict) or not isinstance(command, str):
             return None
-        return set(files)
+        for name, record in files.items():
+            if "/" in name or name in (".", "..") or not isinstance(record, dict):
+                return None
+            if not isinstance(record.get("size"), int) or not isinstance(record.get("sha256"), str):
+                return None
+        return command, files
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _unchanged(path: Path, record: dict) -> bool:
+    """The file is a plain file exactly as netsim recorded it."""
+    try:
+        return (path.is_file() and not path.is_symlink() and path.stat().st_size == record["size"]
+                and _digest(path) == record["sha256"])
+    except OSError:
+        return False
 
 
 def _listing(names: list[str], limit: int = 4) -> str:
@@ -58,17 +85,21 @@ def _listing(names: list[str], limit: int = 4) -> str:
 class OutputDirectory:
     """A checked output directory. `writing()` stages files and commits them atomically on success."""
 
-    def __init__(self, path: str | os.PathLike, *, field: str = "--output"):
+    def __init__(self, path: str | os.PathLike, *, command: str, outputs: set[str] = frozenset(),
+                 field: str = "--output"):
+        """`command` owns the output; `outputs` are the file names it will write (checked now; any other
+        name it writes is checked when it is written)."""
         text = os.fspath(path)
-        self.field = field
+        self.field, self.command = field, command
         if not text.strip():
-            raise ConfigError("expected a directory path, got an empty string", field=field)
+            raise ConfigError(f"expected a directory path, got {text!r}", field=field)
         if "\0" in text:
             raise ConfigError("a path cannot contain a NUL character", field=field)
         self.shown = text
         self.path = Path(text)
-        self.previous: set[str] = set()
+        self.previous: set[str] = set()  # netsim's own files here, unchanged since it wrote them
         self._check()
+        self._check_names(outputs)
 
     def _error(self, message: str) -> ConfigError:
         return ConfigError(f"{self.shown!r} {message}", field=self.field)
@@ -82,12 +113,17 @@ class OutputDirectory:
                 raise self._error("exists and is not a directory")
             if not os.access(p, os.W_OK | os.X_OK):
                 raise self._error("is not writable")
-            previous = _manifest_files(p)
-            entries = [e.name for e in p.iterdir() if not e.name.startswith(_STAGING)]
-            if previous is None and entries:
+            manifest = _manifest(p)
+            entries = [e.name for e in p.iterdir()]
+            if manifest is None and entries:
                 raise self._error(f"holds files netsim did not write ({_listing(entries)}); give a new or "
                                   "empty directory, or one holding an earlier netsim output")
-            self.previous = previous or set()
+            if manifest is not None:
+                command, files = manifest
+                if command != self.command:
+                    raise self._error(f"holds the output of `netsim {command}`; give another directory for "
+                                      f"`netsim {self.command}`")
+                self.previous = {name for name, record in files.items() if _unchanged(p / name, record)}
             self._probe(p)
             return
         ancestor = p.absolute().parent
@@ -96,6 +132,14 @@ class OutputDirectory:
         if not ancestor.is_dir():
             raise self._error(f"cannot be created: {str(ancestor)!r} is not a directory")
         self._probe(ancestor)
+
+    def _check_names(self, names) -> None:
+        """Refuse names that would replace something that is not netsim's own unchanged file."""
+        clashes = [n for n in sorted(names) if n == MANIFEST or (n not in self.previous
+                                                                 and os.path.lexists(self.path / n))]
+        if clashes:
+            raise self._error(f"already holds {_listing(clashes)}, which netsim did not write (or which was "
+                              "changed since); move it away or give another directory")
 
     def _probe(self, directory: Path) -> None:
         """Prove that `directory` takes a new entry (permissions, read-only mounts, /proc) by making one."""
@@ -150,18 +194,19 @@ class OutputDirectory:
 
     def _commit(self, staging: Path) -> None:
         names = sorted(e.name for e in staging.iterdir())
-        if any((staging / n).is_dir() for n in names):
+        if any(not (staging / n).is_file() for n in names):
             raise RuntimeError("netsim outputs are plain files")  # a bug, not a user mistake
-        clashes = [n for n in names if n not in self.previous and os.path.lexists(self.path / n)]
-        if clashes:
-            raise self._error(f"already holds {_listing(clashes)}, which netsim did not write; move it away")
-        for n in names:
-            os.replace(staging / n, self.path / n)
-        for stale in sorted(self.previous - set(names)):
-            target = self.path / stale
-            if target.is_file() and not target.is_symlink():
-                target.unlink()
-        manifest = staging / MANIFEST
-        manifest.write_text(json.dumps({"written_by": "netsim", "files": names}, indent=1) + "\n", encoding="utf-8")
-        os.replace(manifest, self.path / MANIFEST)
+        self._check_names(names)  # again: the directory may have changed during the run
+        records = {n: {"size": (staging / n).stat().st_size, "sha256": _digest(staging / n)} for n in names}
+        try:
+            for n in names:
+                os.replace(staging / n, self.path / n)
+            for stale in sorted(self.previous - set(names)):
+                (self.path / stale).unlink()
+            manifest = staging / MANIFEST
+            manifest.write_text(json.dumps({"written_by": "netsim", "command": self.command, "files": records},
+                                           indent=1) + "\n", encoding="utf-8")
+            os.replace(manifest, self.path / MANIFEST)
+        except OSError as exc:
+            raise self._error(f"could not be written: {exc.strerror or exc}") from None
         self.previous = set(names)

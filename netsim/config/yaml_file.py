@@ -15,7 +15,9 @@ import yaml
 from netsim.errors import ConfigError
 
 MAX_DEPTH = 64  # scenario, topology and training documents nest a few levels; 64 leaves ample room
-MAX_BYTES = 16 * 2**20  # a configuration file larger than this is not a configuration file
+MAX_BYTES = 16 * 2**20
+MAX_ALIASES = 1000  # aliases per document
+MAX_VALUES = 1_000_000  # values after aliases are expanded  # a configuration file larger than this is not a configuration file
 
 
 class _DuplicateKey(yaml.MarkedYAMLError):
@@ -23,11 +25,22 @@ class _DuplicateKey(yaml.MarkedYAMLError):
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """The safe loader, refusing a key that appears twice in one mapping."""
+    """The safe loader, refusing a key that appears twice in one mapping and documents whose aliases
+    would expand beyond `MAX_ALIASES` (an alias "bomb": a few lines that expand to billions of values)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases = getattr(self, "aliases", 0) + 1
+            if self.aliases > MAX_ALIASES:
+                raise _DuplicateKey(problem=f"more than {MAX_ALIASES} aliases (*name); not a configuration file",
+                                    problem_mark=self.peek_event().start_mark)
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` merges keys that the mapping's own keys may override
             key = self.construct_object(key_node, deep=True)
             try:
                 hash(key)
@@ -41,10 +54,14 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def _depth(data: object) -> int:
-    """Nesting depth of lists and mappings, computed without recursion."""
-    deepest, stack = 0, [(data, 1)]
+    """Nesting depth of lists and mappings, computed without recursion (and given up past MAX_VALUES
+    values, the size aliases can blow a short document up to)."""
+    deepest, stack, seen = 0, [(data, 1)], 0
     while stack:
         value, level = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise ConfigError(f"expands to more than {MAX_VALUES:,} values (through YAML aliases?)")
         if isinstance(value, dict):
             children = value.values()
         elif isinstance(value, list):
@@ -67,10 +84,16 @@ def parse_yaml(text: str, source: str) -> object:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         kind = "" if isinstance(exc, _DuplicateKey) else "malformed YAML: "
+        if isinstance(exc, _DuplicateKey) and "aliases" in str(problem):
+            where = ""
         raise ConfigError(f"{where}{kind}{problem}", source=source) from None
     except RecursionError:
         raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", source=source) from None
-    if _depth(data) > MAX_DEPTH:
+    try:
+        depth = _depth(data)
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, source=source) from None
+    if depth > MAX_DEPTH:
         raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", source=source)
     return data
 

@@ -65,6 +65,11 @@ def write_bench_report(path: str | Path, bench: pl.DataFrame, title: str, descri
     return out
 
 
+def _number(value: float | None, form: str) -> str:
+    """A table cell: undefined values (nothing moved, no time taken) shown as '-'."""
+    return "-" if value is None else form.format(value)
+
+
 def write_compare_report(path: str | Path, table: pl.DataFrame, steps: pl.DataFrame, links: pl.DataFrame,
                          title: str, description: str) -> Path:
     """The `compare-routing` page: busbw % of ideal, slowdowns, link-load distributions, step loads."""
@@ -73,8 +78,8 @@ def write_compare_report(path: str | Path, table: pl.DataFrame, steps: pl.DataFr
     cells = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in (
             r["variant"], r["job"], r["label"], format_time(r["time_mean"]), format_bandwidth(r["busbw"]),
-            f"{r['pct_of_ideal']:.1f}%", f"{r['slowdown']:.3f}",
-            "-" if r.get("worst_step_load_ratio") is None else f"{r['worst_step_load_ratio']:.3f}"))
+            _number(r["pct_of_ideal"], "{:.1f}%"), _number(r["slowdown"], "{:.3f}"),
+            _number(r.get("worst_step_load_ratio"), "{:.3f}")))
         + "</tr>" for r in table.iter_rows(named=True))
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>",
              "<h2>Summary</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + cells + "</table>"]

@@ -143,15 +143,18 @@ def no_argument(name: str, arg: str | None) -> None:
         raise ConfigError(f"routing policy {name!r} takes no argument, got {name}:{arg}", field="routing")
 
 
+MAX_SUBFLOWS = 256  # per transfer: far beyond any NIC's queue pairs, and each subflow costs the engine
+
+
 def count_argument(name: str, arg: str | None) -> int | str:
-    """The argument of ``name:K`` / ``name:min``: a positive int (1 when absent) or 'min'."""
+    """The argument of ``name:K`` / ``name:min``: an int in 1..MAX_SUBFLOWS (1 when absent) or 'min'."""
     if arg == "min":
         return "min"
     try:
         value = int(arg) if arg is not None else 1
     except ValueError:
         value = 0
-    if value < 1:
-        raise ConfigError(f"routing policy {name}:{arg}: expected a positive number of subflows or 'min'",
-                          field="routing")
+    if not 1 <= value <= MAX_SUBFLOWS:
+        raise ConfigError(f"routing policy {name}:{arg}: expected a number of subflows from 1 to {MAX_SUBFLOWS}, "
+                          "or 'min'", field="routing")
     return value

@@ -42,10 +42,15 @@ def scenario_transfers(scenario: Scenario) -> int:
     sim = Simulation(scenario.topology, network=cfg.network.model, seed=cfg.seed, options=cfg.network.options(),
                      record_links=False)
     total = 0
-    for job, gpus in zip(cfg.job_list(), place_jobs(scenario.topology, cfg.job_list(), cfg.seed)):
-        for item in job.workload:
+    for j, (job, gpus) in enumerate(zip(cfg.job_list(), place_jobs(scenario.topology, cfg.job_list(), cfg.seed))):
+        where = f"jobs.{j}.workload" if cfg.jobs else "workload"
+        for i, item in enumerate(job.workload):
             for nodes in item_groups(scenario, job, gpus, item):
-                comm = Communicator(sim, nodes, name="estimate")
-                total += item.repeat * collective_transfers(comm, item.op, item.size, item.algorithm(), item.chunks,
-                                                            item.root)
+                comm = Communicator(sim, nodes, name=f"{where}.{i}")
+                try:  # building the schedule is where an algorithm refuses a group it cannot serve
+                    calls = collective_transfers(comm, item.op, item.size, item.algorithm(), item.chunks, item.root)
+                except ConfigError as exc:
+                    raise ConfigError(exc.detail, source=scenario.source,
+                                      field=f"{where}.{i}.{exc.field or 'algo'}") from None
+                total += item.repeat * calls
     return total * len(cfg.routing)

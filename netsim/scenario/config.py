@@ -7,6 +7,7 @@ from typing import Annotated, Literal, Union
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from netsim.collectives import KINDS, OPS
+from netsim.config.name import Name
 from netsim.errors import ConfigError
 from netsim.network import NetworkOptions, model_class
 from netsim.routing import policy_names
@@ -90,7 +91,7 @@ class ParallelConfig(_Strict):
 class JobConfig(_Strict):
     """One job on a shared fabric: its GPUs, where they are, when it starts, what it runs."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: Name
     gpus: Annotated[int, Field(ge=1, strict=True)] | Literal["all"] = "all"
     placement: Literal["contiguous", "random", "fragmented"] = "contiguous"
     start: Duration = 0.0
@@ -113,12 +114,12 @@ class OutputsConfig(_Strict):
 
 
 class ScenarioConfig(_Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "scenario"
+    name: Name = "scenario"
     description: str = ""
     topology: Union[str, dict]
     network: Annotated[NetworkConfig, BeforeValidator(_network)] = NetworkConfig()
     routing: Annotated[list[str], BeforeValidator(_routing)] = ["ecmp"]
-    seed: Annotated[int, Field(ge=0, strict=True)] = 0
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)] = 0
     parallel: ParallelConfig | None = None
     workload: list[CollectiveItem] = []
     jobs: list[JobConfig] = []

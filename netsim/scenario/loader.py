@@ -21,7 +21,9 @@ def topology_of(value: str | dict, source: str, base: Path | None):
     candidates = [path] if path.is_absolute() else [(base or Path.cwd()) / path, Path.cwd() / path]
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
-        raise ConfigError(f"topology file {value!r} not found", source=source, field="topology")
+        other = next((c for c in candidates if c.exists()), None)
+        why = "not found" if other is None else f"is not a file ({other})"
+        raise ConfigError(f"topology file {value!r} {why}", source=source, field="topology")
     return topology_from_dict(read_yaml(found), source=str(found))
 
 
@@ -45,6 +47,10 @@ def _check_workload(scenario: Scenario) -> None:
             scenario.topology.links_named(fault.link)
         except ConfigError as exc:
             raise ConfigError(exc.detail, source=source, field=f"faults.{i}.link") from None
+    try:
+        cfg.network.options()
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, source=source, field=exc.field) from None
     for policy in cfg.routing:
         try:
             make_policy(policy, scenario.topology, PathCache(scenario.topology), cfg.seed)
@@ -78,10 +84,7 @@ def _check_workload(scenario: Scenario) -> None:
 
 def _check_item(item, groups: list, source: str, where: str) -> None:
     """What pydantic cannot see alone: sizes against the groups they run on."""
-    smallest = min(len(g) for g in groups)
-    if item.op != "send_recv" and smallest < 2:
-        raise ConfigError(f"a collective needs at least 2 ranks, this one has {smallest}", source=source,
-                          field=f"{where}.group" if item.group else f"{where}.ranks")
+    smallest = min(len(g) for g in groups)  # a 1-rank group is allowed: it moves nothing and takes no time
     if item.op in ("broadcast", "reduce") and item.root >= smallest:
         raise ConfigError(f"root {item.root} is outside a group of {smallest} ranks", source=source,
                           field=f"{where}.root")

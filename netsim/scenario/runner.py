@@ -122,13 +122,12 @@ def simulate(scenario: Scenario, policy: str, only: str | None = None, network: 
             for _ in range(item.repeat):  # every group at once; the next call when all have finished
                 yield sim.env.all_of([call(comm, item, label) for comm in group_comms])
 
-    for job, gpus in zip(jobs, placements):
-        if only is None or job.name == only:
-            sim.process(program(job, gpus))
+    programs = [sim.process(program(job, gpus)) for job, gpus in zip(jobs, placements)
+                if only is None or job.name == only]
     for fault in cfg.faults:
         sim.schedule_fault(fault.at, scenario.topology.links_named(fault.link), fault.kind, fault.factor)
     try:
-        results = sim.run()
+        results = sim.run(programs)  # ends with the last job: a fault scheduled later never happens
     except TopologyError as exc:  # a fault left some pair without a working path
         hit = [i for i, f in enumerate(cfg.faults) if f.at <= sim.now]
         if not hit:

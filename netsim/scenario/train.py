@@ -66,7 +66,7 @@ class TrainScenario(_Strict):
     time_scale: Annotated[Finite, Field(gt=0, le=MAX_SPEED)] = 1.0
     device_flops: Annotated[Finite, Field(gt=0)] | None = None  # peak FLOP/s of the target device ...
     mfu: Annotated[Finite, Field(gt=0, le=1)] = 0.4  # ... at this model FLOPs utilisation: 6 P tokens / (peak mfu)
-    seed: Annotated[int, Field(ge=0, strict=True)] = 0
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1, strict=True)] = 0
     target_loss: Annotated[Finite, Field(gt=0)] | None = None
     speeds: list[Annotated[Finite, Field(gt=0, le=MAX_SPEED)]] = []  # per-worker slowdown factors (stragglers)
 
@@ -111,6 +111,13 @@ def check_train_scenario(cfg: TrainScenario, topo, source: str) -> None:
         cfg.transformer()
     except ConfigError as exc:
         raise ConfigError(exc.detail, source=source, field=f"model.{exc.field}") from None
+    memory = training_memory(cfg)
+    if memory > MAX_TRAINING_MEMORY:
+        raise ConfigError(f"model and batch need about {memory / 2**30:,.1f} GiB per worker in memory, more than the "
+                          f"{MAX_TRAINING_MEMORY / 2**30:g} GiB limit; lower batch, model.context, width or layers",
+                          source=source, field="batch")
+    if len(set(cfg.methods)) != len(cfg.methods):
+        raise ConfigError("a method is listed twice", source=source, field="methods")
     for method in cfg.methods:
         try:
             cfg.train_config(method).check_data(len(nodes))
@@ -119,6 +126,19 @@ def check_train_scenario(cfg: TrainScenario, topo, source: str) -> None:
                 raise ConfigError(f"with mfu {cfg.mfu:g} it gives a step time beyond {MAX_SECONDS:g} s (the limit)",
                                   source=source, field="device_flops") from None
             raise ConfigError(exc.detail, source=source, field=exc.field) from None
+
+
+MAX_TRAINING_MEMORY = 4 * 2**30  # bytes per worker's model, optimiser and activations: the trainer runs in-process
+
+
+def training_memory(cfg: TrainScenario) -> float:
+    """Bytes one worker's model needs, roughly: parameters with AdamW state and outer copies (8 floats each),
+    activations kept for the backward (about 16 floats per token, width unit and layer) and attention
+    scores (context x heads per token and layer), in fp32."""
+    m = cfg.model
+    params = 12 * m.layers * m.width ** 2 + 2 * 256 * m.width + m.context * m.width
+    tokens = cfg.batch * m.context
+    return 4.0 * (8 * params + tokens * m.layers * (16 * m.width + 2 * m.context * m.heads))
 
 
 def worker_nodes(topo, workers: int | None) -> np.ndarray:

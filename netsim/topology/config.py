@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Union, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from netsim.config import pydantic_error, read_yaml
+from netsim.config.name import Name
 from netsim.errors import ConfigError, NetsimError, UnitError
 from netsim.topology.builders import (
     Datacenter, FatTreeSpec, LeafSpineSpec, WanLink, fat_tree, full_mesh, internet, leaf_spine, ring, single_switch,
@@ -123,7 +124,7 @@ class LeafSpineConfig(_HostFields):
     hosts_per_leaf: Count
     rail_optimized: bool = False
     spine_bandwidth: Bandwidth | None = None
-    oversubscription: Annotated[float, Field(gt=0)] | None = None
+    oversubscription: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     parallel_links: Count = 1
     spine_latency: Latency = 0.0
 
@@ -165,7 +166,7 @@ DcFabric = Annotated[Union[LeafSpineConfig, FatTreeConfig, SwitchFabric], Field(
 
 
 class DatacenterConfig(_Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: Name
     fabric: DcFabric
     gateway_bandwidth: Bandwidth | None = None
 
@@ -229,6 +230,7 @@ class _Root(BaseModel):
 
 
 MAX_GPUS = 131_072  # the largest fabric netsim builds (a k = 64 fat-tree with 2 GPUs per host)
+MAX_DIRECT_GPUS = {"ring": 1024, "full_mesh": 1024}  # direct-connect topologies: GPUs forward traffic
 
 
 def _gpus(config) -> int:
@@ -254,6 +256,11 @@ def topology_from_dict(data: object, *, source: str | None = None, field: str = 
     if gpus > MAX_GPUS:
         raise ConfigError(f"describes {gpus:,} GPUs, more than the {MAX_GPUS:,} netsim builds", source=source,
                           field=field or None)
+    direct = MAX_DIRECT_GPUS.get(getattr(config, "kind", ""))
+    if direct is not None and gpus > direct:
+        raise ConfigError(f"a {config.kind} of {gpus:,} GPUs is more than the {direct:,} netsim builds (GPUs relay "
+                          "each other's traffic: paths grow with the ring, links with the square of a mesh)",
+                          source=source, field=field or None)
     default_name = Path(source).stem if source else str(data.get("kind"))
     try:
         return config.build(default_name)

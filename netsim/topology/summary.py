@@ -18,8 +18,11 @@ class TopologySummary:
     nodes: dict[str, int]
     links: list[tuple[str, int, float, float]]  # tier, directed links, min capacity, max latency
     gpus: int
-    bisection: float  # bytes/s, first half of the GPUs to the second half (max-flow)
+    bisection: float | None  # bytes/s, first half of the GPUs to the second half (max-flow); None: skipped
     path_counts: dict[int, int]  # equal-cost paths -> number of GPU pairs (sampled from GPU 0)
+
+
+MAX_BISECTION_LINKS = 100_000  # beyond this the max-flow takes minutes; `topo show` says it skipped it
 
 
 def bisection_bandwidth(topo: Topology) -> float:
@@ -65,5 +68,6 @@ def summarize_topology(topo: Topology, sample: int = 256) -> TopologySummary:
     counts = Counter(cache.dag(first, int(g)).num_paths for g in others.tolist())
     return TopologySummary(
         name=topo.name, kind=str(topo.meta.get("kind", "?")), nodes=dict(Counter(topo.node_kind)), links=links,
-        gpus=len(topo.gpus), bisection=bisection_bandwidth(topo), path_counts=dict(sorted(counts.items())),
+        gpus=len(topo.gpus), path_counts=dict(sorted(counts.items())),
+        bisection=bisection_bandwidth(topo) if topo.num_links <= MAX_BISECTION_LINKS else None,
     )

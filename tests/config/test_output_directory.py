@@ -118,7 +118,7 @@ def test_directories_are_created_with_the_umask(tmp_path, scenario):
 
 
 def test_failure_while_writing_leaves_nothing(tmp_path):
-    out = OutputDirectory(tmp_path / "new" / "deeper")
+    out = OutputDirectory(tmp_path / "new" / "deeper", command="test")
     with pytest.raises(KeyboardInterrupt):
         with out.writing() as staging:
             (staging / "half.parquet").write_text("partial")
@@ -127,16 +127,61 @@ def test_failure_while_writing_leaves_nothing(tmp_path):
 
 
 def test_stale_netsim_files_go_user_files_with_netsim_names_stay(tmp_path):
-    out = OutputDirectory(tmp_path)
+    out = OutputDirectory(tmp_path, command="test")
     with out.writing() as staging:
         (staging / "a.parquet").write_text("1")
         (staging / "b.parquet").write_text("1")
-    with OutputDirectory(tmp_path).writing() as staging:
+    with OutputDirectory(tmp_path, command="test").writing() as staging:
         (staging / "a.parquet").write_text("2")
     assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST, "a.parquet"]
     (tmp_path / "c.parquet").write_text("user's")
     with pytest.raises(ConfigError, match="c.parquet"):
-        with OutputDirectory(tmp_path).writing() as staging:
+        with OutputDirectory(tmp_path, command="test").writing() as staging:
             (staging / "c.parquet").write_text("netsim's")
     assert (tmp_path / "c.parquet").read_text() == "user's"
     assert (tmp_path / "a.parquet").read_text() == "2"
+
+
+def test_a_forged_manifest_grants_nothing(tmp_path, scenario, capsys):
+    out = tmp_path / "forged"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    (out / MANIFEST).write_text('{"command": "run", "files": {"thesis.tex": {"size": 1, "sha256": "00"}}}')
+    assert run(scenario, out) == 0
+    assert (out / "thesis.tex").read_text() == "years of work"
+    (out / MANIFEST).write_text('{"files": ["thesis.tex"]}')  # an older or hand-made format
+    assert run(scenario, out) == 2
+    assert (out / "thesis.tex").read_text() == "years of work"
+
+
+def test_a_file_edited_since_netsim_wrote_it_is_not_overwritten(tmp_path, scenario, capsys):
+    out = tmp_path / "out"
+    assert run(scenario, out) == 0
+    (out / "report.html").write_text("my annotated copy")
+    capsys.readouterr()
+    assert run(scenario, out) == 2  # refused before the run, not after
+    captured = capsys.readouterr()
+    assert "report.html" in captured.err and "simulating" not in captured.out
+    assert (out / "report.html").read_text() == "my annotated copy"
+
+
+def test_a_directory_where_an_output_goes_is_refused_before_the_run(tmp_path, scenario, capsys):
+    out = tmp_path / "out"
+    assert run(scenario, out) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    (out / "report.html").unlink()
+    (out / "report.html").mkdir()
+    assert run(scenario, out) == 2
+    assert "report.html" in capsys.readouterr().err
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == {k: v for k, v in before.items() if k != "report.html"}
+
+
+def test_another_commands_output_is_not_replaced(tmp_path, scenario, capsys):
+    out = tmp_path / "out"
+    assert run(scenario, out) == 0
+    topo = tmp_path / "t.yaml"
+    topo.write_text("kind: single_switch\ngpus: 2\n")
+    assert main(["bench", "--topology", str(topo), "-b", "1K", "-e", "1K", "-o", str(out)]) == 2
+    assert "netsim run" in capsys.readouterr().err
+    assert (out / "transfers.parquet").exists()
