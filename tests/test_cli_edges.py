@@ -35,6 +35,11 @@ UTIL = ["utilization", "--method", "diloco", "--layers", "2", "--inner-steps", "
     (["bench", "--topology", NVLINK, "--algo", ","], "--algo"),
     (["bench", "--topology", NVLINK, "--ranks", "1"], "--ranks"),
     (["bench", "--topology", NVLINK, "--network", "packet"], "--network"),
+    (["bench", "--topology", NVLINK, "--routing", "split:1000000000"], "--routing"),
+    (["bench", "--topology", NVLINK, "--algo", "ring,ring"], "--algo"),
+    (UTIL + ["--step-time", "1e-308"], "--step-time"),
+    (UTIL + ["--bandwidth", "1e-308"], "--bandwidth"),
+    (UTIL + ["--workers", "4096"], "--workers"),
     (["sweep-bandwidth", "--methods", ""], "--methods"),
     (["sweep-bandwidth", "--methods", "diloco,diloco"], "--methods"),
     (["sweep-bandwidth", "--methods", "diloco", "--targets", "-1"], "--targets"),
@@ -117,3 +122,49 @@ def test_names_with_brackets_are_printed_as_written(tmp_path, capsys):
     assert main(["run", str(s), "-o", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "a[/bold]b[red]c" in out and "[/x] & <b>" in out
+
+
+@pytest.mark.parametrize("doc, needle", [
+    ("topology: {kind: full_mesh, gpus: 5000}\nworkload: [{op: barrier}]\n", "topology: a full_mesh of 5,000 GPUs"),
+    ("topology: {kind: single_switch, gpus: 4, latency: 1e308}\nworkload: [{op: barrier}]\n", "topology.latency"),
+    ("topology: {kind: single_switch, gpus: 4, bandwidth: 1e-308}\nworkload: [{op: barrier}]\n",
+     "topology.bandwidth"),
+    ("topology: {kind: single_switch, gpus: 4}\nrouting: split:1000000000\nworkload: [{op: barrier}]\n", "routing"),
+    ("topology: {kind: single_switch, gpus: 4}\nworkload: [{op: all_reduce, size: 9007199254740993}]\n",
+     "workload.0.size"),
+    ("topology: {kind: single_switch, gpus: 4}\nseed: 100000000000000000000000000000\nworkload: [{op: barrier}]\n",
+     "seed"),
+])
+def test_values_beyond_the_stated_limits_are_refused(tmp_path, capsys, doc, needle):
+    s = tmp_path / "s.yaml"
+    s.write_text(doc)
+    assert main(["run", str(s), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and str(s) in err and len(err.strip().splitlines()) == 1
+
+
+def test_training_that_would_not_fit_in_memory_is_refused(tmp_path, capsys):
+    s = tmp_path / "t.yaml"
+    s.write_text("topology: {kind: single_switch, gpus: 2}\nbatch: 1000000000\nsteps: 2\n")
+    assert main(["train", str(s), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "GiB" in err and "batch" in err and not (tmp_path / "out").exists()
+
+
+def test_a_fault_after_the_workload_does_not_stretch_the_run(tmp_path):
+    import json
+    s = tmp_path / "s.yaml"
+    s.write_text("topology: {kind: single_switch, gpus: 4}\nworkload: [{op: all_reduce, size: 1MiB}]\n"
+                 "faults: [{at: 10s, link: gpu0<->sw}]\n")
+    assert main(["run", str(s), "-o", str(tmp_path / "out")]) == 0
+    meta = json.loads((tmp_path / "out" / "meta.json").read_text())
+    assert meta["variants"]["ecmp"]["end_time"] < 1e-3
+
+
+def test_compare_routing_with_zero_byte_collectives(tmp_path, capsys):
+    s = tmp_path / "s.yaml"
+    s.write_text("topology: {kind: single_switch, gpus: 4}\njobs:\n"
+                 "  - {name: a, gpus: 2, workload: [{op: barrier}]}\n"
+                 "  - {name: b, gpus: 2, workload: [{op: all_reduce, size: 0}]}\n")
+    assert main(["compare-routing", str(s), "--policies", "ecmp,spray", "-o", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "report.html").exists()
