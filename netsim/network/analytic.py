@@ -29,7 +29,9 @@ class _Draining:
 
 class AnalyticNetwork(NetworkModel):
     """Each flow takes its bytes / (its bottleneck rate alone); a transfer arrives overhead + path
-    latency after its last flow drained. There is no contention, but faults act: when a link fails,
+    latency after its last flow drained. No sharing at all — not even among one step's own transfers
+    out of one NIC (a direct all-to-all, the parallel chunks of one send): exact for schedules whose
+    transfers in flight never share a link (rings, chains), and a lower bound on time elsewhere. There is no contention, but faults act: when a link fails,
     flows still draining through it move to a working path of their policy; when a link degrades,
     flows through it continue at their new bottleneck rate with the bytes they have left."""
 
