@@ -124,6 +124,7 @@ class FluidNetwork(NetworkModel):
         self._settle_scheduled = False
         self._last = 0.0
         self._generation = 0
+        self._wake_at: float | None = None  # the instant of the pending wake-up, if any
         self.rate_computations = 0
 
     # ---- events ---------------------------------------------------------------------------------
@@ -152,6 +153,7 @@ class FluidNetwork(NetworkModel):
 
     def _on_wake(self, event: simpy.Event) -> None:
         if event.value == self._generation:
+            self._wake_at = None
             self._settle()
 
     def _settle(self) -> None:
@@ -169,10 +171,15 @@ class FluidNetwork(NetworkModel):
         self._schedule_wake()
 
     def _schedule_wake(self) -> None:
-        """Wake at the next drain; wake-ups scheduled before this one are ignored (older generation)."""
-        self._generation += 1
+        """Wake at the next drain; wake-ups scheduled before this one are ignored (older generation).
+        A wake-up already pending for that very instant is kept (no second event for the same time)."""
         nxt = kernel.next_finish(self._store.flows, self._store.f_finish)
+        if self._wake_at is not None and nxt == self._wake_at:
+            return
+        self._generation += 1
+        self._wake_at = None
         if nxt < np.inf:
+            self._wake_at = nxt
             wake = self.env.timeout(max(nxt - self.env.now, 0.0), value=self._generation)
             wake.callbacks.append(self._on_wake)
 
