@@ -7,9 +7,9 @@ direct-connect topologies) may appear inside a path; the endpoints may be anythi
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from netsim.errors import TopologyError
-from netsim.topology.csr import gather
 from netsim.topology.graph import Topology
 
 MAX_PATHS = 4096
@@ -18,19 +18,28 @@ MAX_PATHS = 4096
 def distances_to(topo: Topology, dst: int) -> np.ndarray:
     """Hop distance from every node to `dst` through relaying nodes (-1: cannot reach)."""
     offsets, links = topo.in_csr
-    dist = np.full(topo.num_nodes, -1, dtype=np.int64)
+    return _bfs_to(dst, offsets, links, topo.link_src, topo.relay, topo.num_nodes)
+
+
+@njit(cache=True)
+def _bfs_to(dst, in_offsets, in_links, link_src, relay, num_nodes):
+    """Breadth-first search backwards from `dst`; only the destination and relaying nodes are expanded."""
+    dist = np.full(num_nodes, -1, dtype=np.int64)
+    queue = np.empty(num_nodes, dtype=np.int64)
     dist[dst] = 0
-    frontier = np.array([dst], dtype=np.int64)
-    level = 0
-    while frontier.size:
-        level += 1
-        incoming = gather(offsets, links, frontier)
-        if not len(incoming):
-            break
-        preds = np.unique(topo.link_src[incoming])
-        preds = preds[dist[preds] < 0]
-        dist[preds] = level
-        frontier = preds[topo.relay[preds]]
+    queue[0] = dst
+    head, tail = 0, 1
+    while head < tail:
+        v = queue[head]
+        head += 1
+        if v != dst and not relay[v]:
+            continue
+        for k in range(in_offsets[v], in_offsets[v + 1]):
+            u = link_src[in_links[k]]
+            if dist[u] < 0:
+                dist[u] = dist[v] + 1
+                queue[tail] = u
+                tail += 1
     return dist
 
 
