@@ -113,6 +113,7 @@ class Batch:
     on_arrival: OnArrival
     block: RouteBlock
     flow_bytes: np.ndarray  # whole bytes per flow, summing to each transfer's size
+    all_live: bool  # every flow has bytes to move
 
     @property
     def latency(self) -> np.ndarray:
@@ -205,8 +206,9 @@ class NetworkModel:
         if sizes.min() < 0:
             raise ValueError("negative transfer size")
         block = self._routes(src, dst, key)
-        batch = Batch(self._next_id, src, dst, sizes, self.env.now, tag, key, on_arrival, block,
-                      _flow_bytes(block, sizes))
+        flow_bytes = _flow_bytes(block, sizes)
+        batch = Batch(self._next_id, src, dst, sizes, self.env.now, tag, key, on_arrival, block, flow_bytes,
+                      bool(flow_bytes.min() > 0))
         if self._reference is not None:
             ref = _flatten(self._reference.route_batch(src.tolist(), dst.tolist(), key), NetworkOptions(),
                            self.topo.latency)
@@ -297,7 +299,7 @@ class NetworkModel:
             i = int(owners[0])
             parts_left[i] -= 1
             if parts_left[i] == 0:
-                self._drained(batch, owners, drained if np.ndim(drained) == 0 else float(drained[0]))
+                self._drained(batch, owners, float(drained[0]) if isinstance(drained, np.ndarray) else drained)
             return
         np.subtract.at(parts_left, owners, 1)
         done = np.unique(owners)
@@ -314,7 +316,7 @@ class NetworkModel:
         """Transfers `idx` of `batch` sent their last byte at `drained`; they arrive a latency later."""
         if len(idx) == 1:  # one transfer: plain numbers, one row
             i = int(idx[0])
-            t = float(drained if np.ndim(drained) == 0 else drained[0]) + float(batch.latency[i])
+            t = float(drained[0] if isinstance(drained, np.ndarray) else drained) + float(batch.latency[i])
             self.table.append(id=batch.first_id + i, src=int(batch.src[i]), dst=int(batch.dst[i]),
                               bytes=int(batch.nbytes[i]), start=batch.start, end=t, tag=batch.tag)
             self._deliver(batch, idx, t, self.env.now)

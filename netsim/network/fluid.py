@@ -130,7 +130,7 @@ class FluidNetwork(NetworkModel):
     # ---- events ---------------------------------------------------------------------------------
 
     def _start(self, batch: Batch) -> None:
-        if not batch.flow_bytes.all():
+        if not batch.all_live:
             block = batch.block
             parts = np.bincount(block.owner[batch.flow_bytes > 0], minlength=len(batch.src))
             idle = np.flatnonzero(parts == 0)  # transfers with no bytes to move
@@ -188,9 +188,9 @@ class FluidNetwork(NetworkModel):
     def _admit(self, batches: list[Batch]) -> None:
         if self.options.endpoint_rate_cap is None:  # batches whose flows all carry bytes go straight in
             for batch in batches:
-                if batch.flow_bytes.all():
+                if batch.all_live:
                     self._admit_one(batch)
-            batches = [b for b in batches if not b.flow_bytes.all()]
+            batches = [b for b in batches if not b.all_live]
             if not batches:
                 return
         s = self._store
