@@ -7,7 +7,7 @@ the first line of its docstring the help (`topology_kinds()`), its `build` the b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union, get_args
+from typing import Annotated, ClassVar, Literal, Union, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -86,32 +86,29 @@ class _UniformConfig(_Strict):
     bandwidth: Bandwidth = 50e9
     latency: Latency = 0.0
 
+    def build(self, name: str) -> Topology:
+        return self.builder(self.gpus, self.bandwidth, self.latency, name=self.name or name)
+
 
 class SingleSwitchConfig(_UniformConfig):
     """GPUs on one non-blocking switch (an NVSwitch server, or a star)."""
 
     kind: Literal["single_switch"]
-
-    def build(self, name: str) -> Topology:
-        return single_switch(self.gpus, self.bandwidth, self.latency, name=self.name or name)
+    builder: ClassVar = staticmethod(single_switch)
 
 
 class RingConfig(_UniformConfig):
     """GPUs cabled in a ring; GPUs forward traffic for each other."""
 
     kind: Literal["ring"]
-
-    def build(self, name: str) -> Topology:
-        return ring(self.gpus, self.bandwidth, self.latency, name=self.name or name)
+    builder: ClassVar = staticmethod(ring)
 
 
 class FullMeshConfig(_UniformConfig):
     """GPUs with a direct cable between every pair."""
 
     kind: Literal["full_mesh"]
-
-    def build(self, name: str) -> Topology:
-        return full_mesh(self.gpus, self.bandwidth, self.latency, name=self.name or name)
+    builder: ClassVar = staticmethod(full_mesh)
 
 
 class LeafSpineConfig(_HostFields):
