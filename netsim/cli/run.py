@@ -15,6 +15,7 @@ from netsim.config import OutputDirectory
 from netsim.report import write_report
 from netsim.scenario import default_scenario, load_scenario, run_scenario, summarize
 from netsim.scenario.budget import check_budget, scenario_transfers
+from netsim.scenario.summary import busiest_links
 from netsim.units import format_bandwidth, format_size, format_time
 
 
@@ -70,11 +71,9 @@ def print_summary(summary: pl.DataFrame, links: pl.DataFrame, console: Console) 
                       _rate(r["algbw"]), _rate(r["busbw"]))
     console.print(table)
     console.print("algo 'NAMExK': the algorithm `auto` chose, pipelined in K chunks")
-    for r in (links.sort("bytes", descending=True).group_by("variant", maintain_order=True).first()
-              .sort("variant").iter_rows(named=True)):
-        if r["bytes"] > 0:
-            console.print(f"busiest link ({r['variant']}, whole run): {r['name']}, {format_size(r['bytes'])}, "
-                          f"peak {100 * r['peak_utilization']:.0f}% of its capacity")
+    for r in busiest_links(links).iter_rows(named=True):
+        console.print(f"busiest link ({r['variant']}, whole run): {r['name']}, {format_size(r['bytes'])}, "
+                      f"peak {100 * r['peak_utilization']:.0f}% of its capacity")
 
 
 def _rate(value: float | None) -> str:

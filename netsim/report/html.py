@@ -12,6 +12,7 @@ from netsim.report.figures import (
     busbw_figure, collective_timeline, grouped_bars, load_distribution, plotly_text, step_ratio, topology_figure,
     utilisation_heatmap,
 )
+from netsim.scenario.summary import busiest_links
 from netsim.sim import Results
 from netsim.topology import Topology
 from netsim.units import format_bandwidth, format_size, format_time
@@ -25,19 +26,24 @@ th { background: #f2f2f2; } td:first-child, td:nth-child(2) { text-align: left; 
 """
 
 
-def summary_html(summary: pl.DataFrame) -> str:
-    head = ["variant", "collective", "op / algo", "ranks", "size", "calls", "mean time", "algbw", "busbw",
-            "busiest link (bytes)"]
+def summary_html(summary: pl.DataFrame, links: pl.DataFrame | None = None) -> str:
+    """The collectives table; below it, per variant, the run's busiest link (one figure per run, not per row)."""
+    head = ["variant", "collective", "op / algo", "ranks", "size", "calls", "mean time", "algbw", "busbw"]
     rows = []
     jobs = summary["job"].n_unique() > 1
     for r in summary.iter_rows(named=True):
         rows.append([
-            r["variant"], f"{r['job']}: {r['label']}" if jobs else r["label"], f"{r['op']} / {r['algo']}", str(r["ranks"]), format_size(r["bytes"]),
-            str(r["count"]), format_time(r["time_mean"]), format_bandwidth(r["algbw"]), format_bandwidth(r["busbw"]),
-            format_size(r["max_link_bytes"]),
+            r["variant"], f"{r['job']}: {r['label']}" if jobs else r["label"], f"{r['op']} / {r['algo']}",
+            str(r["ranks"]), format_size(r["bytes"]), str(r["count"]), format_time(r["time_mean"]),
+            format_bandwidth(r["algbw"]), format_bandwidth(r["busbw"]),
         ])
     cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + cells + "</table>"
+    table = "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + cells + "</table>"
+    if links is None or "variant" not in links.columns:
+        return table
+    lines = [f"busiest link under {r['variant']} (whole run): {r['name']}, {format_size(r['bytes'])}, peak "
+             f"{100 * r['peak_utilization']:.0f}% of its capacity" for r in busiest_links(links).iter_rows(named=True)]
+    return table + "".join(f'<p class="note">{html.escape(line)}</p>' for line in lines)
 
 
 def _page(title: str, parts: list[str], figures: list[tuple[str, go.Figure]]) -> str:
@@ -168,7 +174,7 @@ def write_report(path: str | Path, results: Results, topology: Topology, summary
     parts = [f"<h1>{html.escape(title)}</h1>"]
     if description:
         parts.append(f"<p>{html.escape(description)}</p>")
-    parts.append("<h2>Summary</h2>" + summary_html(summary))
+    parts.append("<h2>Summary</h2>" + summary_html(summary, results.links if "links" in results.frames else None))
     parts.append('<p class="note">algbw = size / time; busbw = algbw x the nccl-tests factor (2(n-1)/n for '
                  "all-reduce, (n-1)/n for reduce-scatter, all-gather and all-to-all). Bandwidths in bits per "
                  "second.</p>")

@@ -28,3 +28,10 @@ def summarize(results) -> pl.DataFrame:
         )
         .join(links, on="variant", how="left")
     )
+
+
+def busiest_links(links: pl.DataFrame) -> pl.DataFrame:
+    """Per variant, the link that carried the most bytes over the whole run (links that carried any)."""
+    return (links.filter(pl.col("bytes") > 0).sort("bytes", descending=True)
+            .group_by("variant", maintain_order=True).first().sort("variant")
+            .select("variant", "name", "bytes", "peak_utilization"))
