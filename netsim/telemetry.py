@@ -87,17 +87,23 @@ class LinkMeter:
         self.total[where] += rates * (t1 - t0)
         self.peak[where] = np.maximum(self.peak[where], rates)
         nbins = self.bins.shape[0]
-        while t1 > nbins * self.width:
-            merged = self.bins.reshape(nbins // 2, 2, -1).sum(axis=1)
-            self.bins[: nbins // 2] = merged
-            self.bins[nbins // 2 :] = 0.0
-            self.width *= 2.0
+        self.reach(t1)
         first, last = int(t0 // self.width), min(int(t1 // self.width), nbins - 1)
         for b in range(first, last + 1):
             lo, hi = max(t0, b * self.width), min(t1, (b + 1) * self.width)
             if hi > lo:
                 self.bins[b, where] += rates * (hi - lo)
         self.end = max(self.end, t1)
+
+    def reach(self, t: float) -> None:
+        """Make the bins span [0, t): merge neighbours and double the width as often as needed."""
+        nbins = self.bins.shape[0]
+        while t > nbins * self.width:
+            merged = self.bins.reshape(nbins // 2, 2, -1).sum(axis=1)
+            self.bins[: nbins // 2] = merged
+            self.bins[nbins // 2 :] = 0.0
+            self.width *= 2.0
+        self.end = max(self.end, t)
 
     def timeline(self) -> tuple[np.ndarray, np.ndarray, float]:
         """(bin start times, bytes per bin x link, bin width) up to the last recorded time."""

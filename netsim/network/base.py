@@ -257,6 +257,11 @@ class NetworkModel:
         """
         raise NotImplementedError(self)
 
+    def close_meter(self) -> None:
+        """Hook: bring the link meter up to the present before results are read. A model that meters
+        lazily (as `fluid` does, adding a link's load when it changes) adds what it has not yet
+        recorded; the default does nothing (models that record eagerly)."""
+
     def fail_links(self, links: list[int]) -> None:
         """Links stop carrying traffic now: routing avoids them from here on."""
         self.router.set_down(self.router.cache.down | set(int(l) for l in links))

@@ -102,6 +102,14 @@ class _Store:
             self.n_seeds += 1
 
 
+class _NoMeter:
+    """Stand-in arrays for runs without a link meter (the kernel's signature stays one)."""
+
+    total = peak = np.zeros(1)
+    bins = np.zeros((2, 1))
+    width = 1.0
+
+
 class FluidNetwork(NetworkModel):
     """Flow-level model: full-duplex links shared max-min fairly, latency added on arrival."""
 
@@ -117,12 +125,13 @@ class FluidNetwork(NetworkModel):
         if self.options.endpoint_rate_cap is not None:
             self._capacity = np.concatenate([topo.capacity, np.full(topo.num_nodes, self.options.endpoint_rate_cap)])
         self._store = _Store(len(self._capacity))
+        self._since = np.zeros(topo.num_links)  # per real link: since when its current load is unmetered
+        self._no_meter = _NoMeter()
         self._batches: dict[int, Batch] = {}
         self._parts: dict[int, np.ndarray] = {}  # per batch: flows still going per transfer
         self._next_batch = 0
         self._pending: list[Batch] = []
         self._settle_scheduled = False
-        self._last = 0.0
         self._generation = 0
         self._wake_at: float | None = None  # the instant of the pending wake-up, if any
         self.rate_computations = 0
@@ -158,9 +167,6 @@ class FluidNetwork(NetworkModel):
 
     def _settle(self) -> None:
         now = self.env.now
-        if self.meter is not None and now > self._last:
-            self.meter.add(self._last, now, None, self._store.load[: self.topo.num_links])
-        self._last = now
         changed = self._finish_drained(now)
         if self._pending:
             self._admit(self._pending)
@@ -284,10 +290,15 @@ class FluidNetwork(NetworkModel):
         if self.reference:
             self._full_recompute(now)
         elif s.n_seeds or s.n_seed_links:
+            meter = self.meter
+            if meter is not None:
+                meter.reach(now)
+            m = meter or self._no_meter
             flows = kernel.recompute(now, s.seeds, s.n_seeds, s.seed_links, s.n_seed_links, s.l_head, s.e_lnext, s.e_fnext,
                              s.e_flow, s.e_link, s.e_coef, s.f_head, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_cap,
                              s.f_finish, self._capacity, s.load, s.flow_mark, s.link_mark, s.stamp, s.comp_f,
-                             s.comp_l, s.demand, s.count, s.residual)
+                             s.comp_l, s.demand, s.count, s.residual, meter is not None, self._since, m.total, m.peak,
+                             m.bins, m.width)
             self.rate_computations += flows > 0
             if self.check_rates:
                 self._check_against_full()
@@ -312,9 +323,11 @@ class FluidNetwork(NetworkModel):
         s = self._store
         alive, rates = self._full_solution()
         if not len(alive):
+            self.close_meter()
             s.load[:] = 0.0
             return
         self.rate_computations += 1
+        self.close_meter()
         s.f_rem[alive] -= s.f_rate[alive] * (now - s.f_t[alive])
         s.f_t[alive] = now
         s.f_rate[alive] = rates
@@ -327,6 +340,14 @@ class FluidNetwork(NetworkModel):
         alive, rates = self._full_solution()
         assert np.allclose(rates, self._store.f_rate[alive], rtol=1e-9, atol=0), \
             "partial max-min differs from the full one"
+
+    def close_meter(self) -> None:
+        """Bring the link meter up to now (each link's load is added to it lazily, when it changes)."""
+        if self.meter is not None:
+            now = self.env.now
+            self.meter.reach(now)
+            kernel.account_all(self.topo.num_links, now, self._store.load, self._since, self.meter.total,
+                               self.meter.peak, self.meter.bins, self.meter.width)
 
     # ---- faults -------------------------------------------------------------------------------------
 

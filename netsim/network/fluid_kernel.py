@@ -59,6 +59,35 @@ def _freeze(f, level, f_rate, f_head, e_fnext, e_link, e_coef, demand, count):
 
 
 @njit(cache=True)
+def account(link, now, load, since, total, peak, bins, width):
+    """Link `link` carried `load[link]` bytes/s since `since[link]`: add that to its total, peak and time bins
+    (of `width` seconds; the caller has made the bins reach `now`), and restart its interval at `now`."""
+    t0 = since[link]
+    rate = load[link]
+    if now > t0 and rate != 0.0:
+        total[link] += rate * (now - t0)
+        if rate > peak[link]:
+            peak[link] = rate
+        nbins = bins.shape[0]
+        b = int(t0 // width)
+        last = min(int(now // width), nbins - 1)
+        while b <= last:
+            lo = max(t0, b * width)
+            hi = min(now, (b + 1) * width)
+            if hi > lo:
+                bins[b, link] += rate * (hi - lo)
+            b += 1
+    since[link] = now
+
+
+@njit(cache=True)
+def account_all(n_links, now, load, since, total, peak, bins, width):
+    """Every link's interval up to `now` (the end of a run)."""
+    for link in range(n_links):
+        account(link, now, load, since, total, peak, bins, width)
+
+
+@njit(cache=True)
 def insert_flows(now, sizes, caps, batch, index, counts, links, coefs, flow_free, n_flow_free, entry_free,
                  n_entry_free, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch, f_index, f_finish, f_head,
                  e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, l_head, seeds, n_seeds, seed_mark, stamp,
@@ -154,11 +183,14 @@ def drained(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index,
 @njit(cache=True)
 def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext, e_flow, e_link, e_coef,
               f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity, load, flow_mark, link_mark, stamp,
-              comp_f, comp_l, demand, count, residual):
+              comp_f, comp_l, demand, count, residual, metered, since, total, peak, bins, width):
     """Max-min rates for the component connected to the seed flows and links. Returns its flow count.
 
     `flow_mark`/`link_mark` hold `stamp` for what this call visits (the caller bumps the stamp, so
-    nothing is cleared). `comp_f`, `comp_l`, `demand`, `count`, `residual` are scratch space.
+    nothing is cleared). `comp_f`, `comp_l`, `demand`, `count`, `residual` are scratch space. With
+    `metered`, a link's old load is added to the meter's arrays (`since`, `total`, `peak`, `bins` of
+    `width`) just before it changes, so the meter costs what changed too (links with no entries
+    beyond the real links, such as endpoint caps, are never metered: `since` covers the real links).
     """
     nf = 0
     nl = 0
@@ -268,12 +300,14 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         f_finish[f] = now + f_rem[f] / f_rate[f] if f_rate[f] > 0.0 else np.inf
     for i in range(nl):
         link = comp_l[i]
-        total = 0.0
+        carried = 0.0
         e = l_head[link]
         while e != NONE:
-            total += e_coef[e] * f_rate[e_flow[e]]
+            carried += e_coef[e] * f_rate[e_flow[e]]
             e = e_lnext[e]
-        load[link] = total
+        if metered and link < len(since):
+            account(link, now, load, since, total, peak, bins, width)
+        load[link] = carried
     return nf
 
 

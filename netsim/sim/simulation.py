@@ -75,6 +75,7 @@ class Simulation:
         elif events is not None and not isinstance(events, simpy.Event):
             raise TypeError(f"run() takes an event or a list of events, got {type(events).__name__}")
         self.env.run(until=events if events is not None else until)
+        self.network.close_meter()
         frames = self.recorder.frames()
         names = pl.Series(self.topology.node_names, dtype=pl.Utf8)
         if "transfers" in frames:
