@@ -172,14 +172,14 @@ class FluidNetwork(NetworkModel):
             self._admit(self._pending)
             self._pending = []
             changed = True
-        if changed:
-            self._recompute(now)
-        self._schedule_wake()
+        nxt = self._recompute(now) if changed else None
+        self._schedule_wake(nxt)
 
-    def _schedule_wake(self) -> None:
-        """Wake at the next drain; wake-ups scheduled before this one are ignored (older generation).
-        A wake-up already pending for that very instant is kept (no second event for the same time)."""
-        nxt = kernel.next_finish(self._store.flows, self._store.f_finish)
+    def _schedule_wake(self, nxt: float | None = None) -> None:
+        """Wake at the next drain (`nxt` when the caller knows it); wake-ups scheduled before this one are
+        ignored (older generation). A wake-up already pending for that very instant is kept."""
+        if nxt is None:
+            nxt = kernel.next_finish(self._store.flows, self._store.f_finish)
         if self._wake_at is not None and nxt == self._wake_at:
             return
         self._generation += 1
@@ -258,17 +258,15 @@ class FluidNetwork(NetworkModel):
 
     def _finish_drained(self, now: float) -> bool:
         s = self._store
-        k = kernel.drained(now, s.flows, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_batch, s.f_index,
-                           FINISH_REL, FINISH_CLOCK, s.scratch, s.scratch_batch, s.scratch_index)
+        k, s.n_flow_free, s.n_entry_free, s.n_seed_links = kernel.drain(
+            now, s.flows, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_batch, s.f_index, FINISH_REL,
+            FINISH_CLOCK, s.scratch, s.scratch_batch, s.scratch_index, s.f_head, s.f_finish, s.e_link, s.e_lnext,
+            s.e_lprev, s.e_fnext, s.l_head, s.flow_free, s.n_flow_free, s.entry_free, s.n_entry_free, s.seed_links,
+            s.n_seed_links, s.seed_link_mark, s.stamp)
         if not k:
             return False
-        slots = s.scratch[:k]
         batch_keys = s.scratch_batch[:k].copy()
         flow_index = s.scratch_index[:k].copy()
-        s.n_flow_free, s.n_entry_free, s.n_seed_links = kernel.remove_flows(
-            slots, s.f_alive, s.f_head, s.f_finish, s.e_link, s.e_lnext, s.e_lprev, s.e_fnext, s.l_head,
-            s.flow_free, s.n_flow_free, s.entry_free, s.n_entry_free, s.seed_links, s.n_seed_links,
-            s.seed_link_mark, s.stamp)
         if k == 1 or (batch_keys == batch_keys[0]).all():
             groups = [(int(batch_keys[0]), np.sort(flow_index) if k > 1 else flow_index)]
         else:
@@ -285,8 +283,10 @@ class FluidNetwork(NetworkModel):
 
     # ---- rates ------------------------------------------------------------------------------------
 
-    def _recompute(self, now: float) -> None:
+    def _recompute(self, now: float) -> float | None:
+        """New rates where something changed; returns the next drain instant when it was found on the way."""
         s = self._store
+        nxt = None
         if self.reference:
             self._full_recompute(now)
         elif s.n_seeds or s.n_seed_links:
@@ -294,16 +294,18 @@ class FluidNetwork(NetworkModel):
             if meter is not None:
                 meter.reach(now)
             m = meter or self._no_meter
-            flows = kernel.recompute(now, s.seeds, s.n_seeds, s.seed_links, s.n_seed_links, s.l_head, s.e_lnext, s.e_fnext,
+            result = kernel.recompute(now, s.seeds, s.n_seeds, s.seed_links, s.n_seed_links, s.l_head, s.e_lnext, s.e_fnext,
                              s.e_flow, s.e_link, s.e_coef, s.f_head, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_cap,
                              s.f_finish, self._capacity, s.load, s.flow_mark, s.link_mark, s.stamp, s.comp_f,
                              s.comp_l, s.demand, s.count, s.residual, meter is not None, self._since, m.total, m.peak,
-                             m.bins, m.width)
+                             m.bins, m.width, s.flows)
+            flows, nxt = result
             self.rate_computations += flows > 0
             if self.check_rates:
                 self._check_against_full()
         s.n_seeds = s.n_seed_links = 0
         s.stamp += 1
+        return nxt
 
     def _all_entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         s = self._store
@@ -365,8 +367,7 @@ class FluidNetwork(NetworkModel):
         for f in hit.tolist():
             self._reroute(f)
         s.seed_link_list(dead)
-        self._recompute(self.env.now)
-        self._schedule_wake()
+        self._schedule_wake(self._recompute(self.env.now))
 
     def _reroute(self, f: int) -> None:
         """New entries for flow slot f, from its policy's current answer."""
@@ -396,5 +397,4 @@ class FluidNetwork(NetworkModel):
         self._settle()
         super().degrade_links(links, factor)
         self._store.seed_link_list(np.asarray(links, dtype=np.int64))
-        self._recompute(self.env.now)
-        self._schedule_wake()
+        self._schedule_wake(self._recompute(self.env.now))

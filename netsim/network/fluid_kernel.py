@@ -181,10 +181,26 @@ def drained(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index,
 
 
 @njit(cache=True)
+def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out,
+          out_batch, out_index, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, n_flow_free,
+          entry_free, n_entry_free, seed_links, n_seed_links, seed_link_mark, stamp):
+    """`drained`, then `remove_flows` on what drained, in one call (one per event: calls cost microseconds).
+    Returns (drained count, flow free count, entry free count, seed link count)."""
+    k = drained(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out,
+                out_batch, out_index)
+    if k:
+        n_flow_free, n_entry_free, n_seed_links = remove_flows(
+            out[:k], f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, n_flow_free,
+            entry_free, n_entry_free, seed_links, n_seed_links, seed_link_mark, stamp)
+    return k, n_flow_free, n_entry_free, n_seed_links
+
+
+@njit(cache=True)
 def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext, e_flow, e_link, e_coef,
               f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity, load, flow_mark, link_mark, stamp,
-              comp_f, comp_l, demand, count, residual, metered, since, total, peak, bins, width):
-    """Max-min rates for the component connected to the seed flows and links. Returns its flow count.
+              comp_f, comp_l, demand, count, residual, metered, since, total, peak, bins, width, n_slots):
+    """Max-min rates for the component connected to the seed flows and links. Returns its flow count and
+    the earliest predicted drain over all `n_slots` flow slots (the next wake-up).
 
     `flow_mark`/`link_mark` hold `stamp` for what this call visits (the caller bumps the stamp, so
     nothing is cleared). `comp_f`, `comp_l`, `demand`, `count`, `residual` are scratch space. With
@@ -308,7 +324,7 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         if metered and link < len(since):
             account(link, now, load, since, total, peak, bins, width)
         load[link] = carried
-    return nf
+    return nf, next_finish(n_slots, f_finish)
 
 
 @njit(cache=True)
