@@ -38,6 +38,7 @@ def _training_method(value: object) -> object:
 # The allowed values come from the registries: methods (netsim.workloads.methods), graphs, formats.
 MethodName = Annotated[Literal[TRAINING_NAMES], BeforeValidator(_training_method)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+MAX_STEPS = 1_000_000  # steps of real training: per-step records are kept, and a step takes milliseconds at best
 
 
 class ModelFields(_Strict):
@@ -50,14 +51,14 @@ class ModelFields(_Strict):
 class TrainScenario(_Strict):
     name: str = "training"
     topology: Union[str, dict]
-    workers: Annotated[int, Field(ge=2, strict=True)] | None = None  # default: one per datacenter
+    workers: Annotated[int, Field(ge=2, le=1024, strict=True)] | None = None  # default: one per datacenter
     methods: Annotated[list[MethodName], Field(min_length=1)] = ["ddp", "diloco"]
     graph: Literal[GRAPHS] = "ring"
     final_merge: bool = False
-    steps: Annotated[int, Field(ge=1, strict=True)] = 100
-    inner_steps: Annotated[int, Field(ge=1, strict=True)] = 20
-    fragments: Annotated[int, Field(ge=1, strict=True)] = 4
-    overlap: Annotated[int, Field(ge=0, strict=True)] = 1
+    steps: Annotated[int, Field(ge=1, le=MAX_STEPS, strict=True)] = 100
+    inner_steps: Annotated[int, Field(ge=1, le=MAX_STEPS, strict=True)] = 20
+    fragments: Annotated[int, Field(ge=1, le=10_000, strict=True)] = 4
+    overlap: Annotated[int, Field(ge=0, le=MAX_STEPS, strict=True)] = 1
     exchange: Literal[tuple(FORMATS)] = "bf16"
     batch: Annotated[int, Field(ge=1, strict=True)] = 16
     lr: Annotated[Finite, Field(gt=0, le=MAX_LR)] = 3e-3
