@@ -40,6 +40,7 @@ UTIL = ["utilization", "--method", "diloco", "--layers", "2", "--inner-steps", "
     (UTIL + ["--step-time", "1e-308"], "--step-time"),
     (UTIL + ["--bandwidth", "1e-308"], "--bandwidth"),
     (UTIL + ["--workers", "4096"], "--workers"),
+    (UTIL + ["--latency", "-1ms"], "time must be >= 0"),
     (["sweep-bandwidth", "--methods", ""], "--methods"),
     (["sweep-bandwidth", "--methods", "diloco,diloco"], "--methods"),
     (["sweep-bandwidth", "--methods", "diloco", "--targets", "-1"], "--targets"),

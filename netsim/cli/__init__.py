@@ -26,6 +26,7 @@ if _QUIET_START:
     signal.signal(signal.SIGINT, _interrupted_while_starting)  # until the imports below are done
 
 import argparse  # noqa: E402  (after the handler: these imports are the slow part of starting)
+import re  # noqa: E402
 from importlib.metadata import PackageNotFoundError, version  # noqa: E402
 
 from rich.console import Console  # noqa: E402
@@ -44,7 +45,12 @@ COMMANDS = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line (`netsim: error: ...`) and exit status 2."""
+    """argparse, but a usage mistake is one line (`netsim: error: ...`) and exit status 2, and a value
+    such as `-1ms` or `-5Gbps` is read as a (negative, then refused) value, not as an unknown flag."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")  # no netsim flag starts with a digit
 
     def error(self, message: str):
         print(f"netsim: error: {self.prog.removeprefix('netsim').strip() + ': ' if self.prog != 'netsim' else ''}"
