@@ -110,7 +110,10 @@ def _enter(run: _Run, ranks: np.ndarray, k: int) -> None:
     channels = run.schedule.channel_of
     while len(ranks) and k < len(steps):
         step = steps[k]
-        run.entered[k][ranks] = True
+        if len(ranks) == 1:
+            run.entered[k][ranks[0]] = True
+        else:
+            run.entered[k][ranks] = True
         sel = step.sent_by(ranks)
         if len(sel) and channels is None:
             run.network.send_batch(node_of[step.src[sel]], node_of[step.dst[sel]], step.nbytes[sel],
@@ -125,7 +128,11 @@ def _enter(run: _Run, ranks: np.ndarray, k: int) -> None:
                 sub = sel[chan == c]
                 run.network.send_batch(node_of[step.src[sub]], node_of[step.dst[sub]], step.nbytes[sub],
                                        _arrival(run, k, sub), key=run.key + (c,), tag=run.tag)
-        ranks = ranks[run.gate[k + 1][ranks] == 0]
+        if len(ranks) == 1:  # one rank: a scalar look at its gate
+            if run.gate[k + 1][ranks[0]] != 0:
+                return
+        else:
+            ranks = ranks[run.gate[k + 1][ranks] == 0]
         k += 1
     if k == len(steps) and len(ranks):
         run.entered[k][ranks] = True
