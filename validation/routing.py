@@ -7,15 +7,19 @@ job: busbw as a percentage of ideal (the same job alone with ideal packet sprayi
 collective step's most-loaded fabric link over the spraying lower bound.
 
 Writes results/routing.csv (every run and job), results/routing_summary.csv (seed- and job-averaged)
-and results/routing.html (the figure; plotly.js from its CDN, so it needs a connection to display;
-results/routing.png is a snapshot of it, taken with headless Chromium from the .tmp offline copy).
-Run: python validation/routing.py [--quick]     (about 15 minutes on 2 cores; --quick: a minute)
+and results/routing.html (the figure; plotly.js from its CDN, so it needs a connection to display);
+results/routing.png is a snapshot of the figure, taken with headless Chromium (when installed) from a
+self-contained copy in a temporary folder, so nothing but the results is written into the repository.
+Run: python validation/routing.py [--quick]     (about 18 minutes on 2 cores; --quick: a minute)
 """
 
 from __future__ import annotations
 
 import itertools
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -92,6 +96,21 @@ def figure(summary: pl.DataFrame) -> go.Figure:
     return fig
 
 
+def snapshot(fig: go.Figure, png: Path) -> None:
+    """A PNG of the figure by headless Chromium, from a self-contained page in a temporary folder."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        print(f"no chromium: {png.name} not refreshed")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / "routing.html"
+        fig.write_html(page, include_plotlyjs=True)
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                        "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+                        f"--user-data-dir={tmp}/profile", "--window-size=1400,540", f"--screenshot={png}",
+                        page.as_uri()], check=True, capture_output=True, timeout=120)
+
+
 def main() -> int:
     quick = "--quick" in sys.argv
     cases = grid(quick)
@@ -112,7 +131,7 @@ def main() -> int:
     summary.write_csv(out / f"routing_summary{suffix}.csv", float_precision=4)
     fig = figure(summary)
     fig.write_html(out / f"routing{suffix}.html", include_plotlyjs="cdn")
-    fig.write_html(out / f"routing{suffix}_offline.html.tmp", include_plotlyjs=True)  # for a PNG snapshot
+    snapshot(fig, out / f"routing{suffix}.png")
     pivot = summary.pivot(on="variant", index=["workload", "leaves", "oversubscription", "jobs"],
                           values="pct_of_ideal")
     with pl.Config(tbl_rows=200, tbl_width_chars=200, float_precision=1):
