@@ -155,12 +155,10 @@ def _arrival(run: _Run, k: int, sel: np.ndarray) -> Callable[[np.ndarray, float]
             if len(later):
                 run.inbox.setdefault(k, []).append(later)
         if not run.flush_pending:
-            # Handle every arrival of this instant together (one batch of sends per step), after
-            # the arrival timers already queued for this instant have run.
+            # Handle every arrival of this instant together (one batch of sends per step), once
+            # the network has delivered them all.
             run.flush_pending = True
-            flush = run.network.env.event()
-            flush.callbacks.append(lambda _e: _flush(run))
-            flush.succeed()
+            run.network.defer(lambda: _flush(run))
 
     return arrived
 

@@ -177,6 +177,9 @@ class NetworkModel:
         self._capacity = topo.capacity  # replaced by a copy when links fail or degrade
         self._reference: Router | None = None
         self._fabric = None
+        self._due: dict[float, list] = {}  # arrival instant -> [(batch, members)] due then
+        self._delivering = False
+        self._deferred: list[Callable[[], None]] = []
 
     def record_steps(self, reference: Router) -> None:
         """Record, per batch (a collective step), the most bytes any fabric link must carry and the
@@ -343,5 +346,40 @@ class NetworkModel:
             self._deliver(batch, np.sort(idx[part]), float(end[part].max()), now)
 
     def _deliver(self, batch: Batch, members: np.ndarray, t: float, now: float) -> None:
-        timer = self.env.timeout(max(t - now, 0.0))
-        timer.callbacks.append(lambda _e: batch.on_arrival(members, t))
+        """Arrange for `members` of `batch` to arrive at `t`: all arrivals due at one instant share one
+        timer and are delivered together, in the order they were arranged (see `defer`)."""
+        due = self._due.get(t)
+        if due is None:
+            self._due[t] = due = []
+            timer = self.env.timeout(max(t - now, 0.0), value=t)
+            timer.callbacks.append(self._arrive)
+        due.append((batch, members))
+
+    def _arrive(self, event: simpy.Event) -> None:
+        t = event.value
+        self._delivering = True
+        try:
+            for batch, members in self._due.pop(t):
+                batch.on_arrival(members, t)
+            while self._deferred:  # what the arrivals deferred, in order (it may defer more)
+                deferred, self._deferred = self._deferred, []
+                for fn in deferred:
+                    fn()
+        finally:
+            self._delivering = False
+        self._delivered()
+
+    def defer(self, fn: Callable[[], None]) -> None:
+        """Call `fn` once every arrival of this instant has been delivered: at the end of the current
+        delivery round when called from an `on_arrival` callback, else from an event at this instant.
+        Executors use it to handle all the arrivals of one instant together (one batch of sends)."""
+        if self._delivering:
+            self._deferred.append(fn)
+        else:
+            event = self.env.event()
+            event.callbacks.append(lambda _e: fn())
+            event.succeed()
+
+    def _delivered(self) -> None:
+        """Hook: called after a delivery round (arrivals and what they deferred) at the current instant; a
+        model may act at once on the transfers the round started (`fluid` settles its rates here)."""

@@ -148,13 +148,19 @@ class FluidNetwork(NetworkModel):
                 if len(idle) == len(batch.src):
                     return
         self._pending.append(batch)
-        if not self._settle_scheduled:
+        if not self._settle_scheduled and not self._delivering:
             self._settle_scheduled = True
             # Event.succeed() would schedule at NORMAL priority; mark it triggered by hand instead.
             ev = simpy.Event(self.env)
             ev._ok, ev._value = True, None
             ev.callbacks.append(self._on_settle)
             self.env.schedule(ev, priority=LATE)
+
+    def _delivered(self) -> None:
+        # Transfers started by a delivery round are admitted at once (a settle later at this same
+        # instant, if any, finds the rates already right: settling twice at one instant is exact).
+        if self._pending and not self._settle_scheduled:
+            self._settle()
 
     def _on_settle(self, _event: simpy.Event) -> None:
         self._settle_scheduled = False
