@@ -19,7 +19,7 @@ from netsim.units import format_bandwidth, format_size, format_time, parse_bandw
 from netsim.workloads.compute import ComputeModel
 from netsim.workloads.sweep import DEFAULT_TARGETS, sweep_bandwidth, thresholds
 from netsim.workloads.methods import SWEEP_DEFAULT, check_method, help_text
-from netsim.workloads.utilization import utilization
+from netsim.workloads.utilization import UtilizationConfig, utilization
 
 MAX_PARAMS = 1e15  # parameters: beyond any model trained today, and exact in float64 bytes
 MAX_WORKERS = 128  # ddp's per-layer rings cost grows with the square of the workers (seconds at 128)
@@ -92,7 +92,7 @@ def _training(args: argparse.Namespace) -> tuple[ComputeModel, dict]:
             raise ConfigError(f"expected comma-separated numbers, got {args.speeds!r}", field="--speeds") from None
         if len(speeds) != args.workers or not (np.isfinite(speeds) & (speeds > 0)).all():
             raise ConfigError(f"expected {args.workers} finite positive factors, got {args.speeds!r}", field="--speeds")
-        kw["speeds"] = speeds
+        kw["speeds"] = tuple(speeds.tolist())
     return model, kw
 
 
@@ -109,7 +109,7 @@ def _flag_errors(call, *args, **kwargs):
 def utilization_command(args: argparse.Namespace, console: Console) -> int:
     check_method(args.method, field="--method")
     model, kw = _flag_errors(_training, args)
-    result = _flag_errors(utilization, args.method, model, bandwidth=args.bandwidth, **kw)
+    result = _flag_errors(lambda: utilization(UtilizationConfig(args.method, model, bandwidth=args.bandwidth, **kw)))
     if args.json:
         print(json.dumps(result.as_dict(), indent=1))
         return 0
@@ -175,7 +175,7 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
     with Stages(len(methods), f"sweep-bandwidth ({len(grid)} bandwidths each)", quiet=args.json) as stages:
         for m in methods:
             stages.start(m)
-            parts.append(_flag_errors(sweep_bandwidth, [m], model, grid, **kw))
+            parts.append(_flag_errors(lambda: sweep_bandwidth([m], grid, UtilizationConfig(m, model, **kw))))
     frame = pl.concat(parts)
     found = thresholds(frame, targets)
     if args.json:

@@ -29,6 +29,7 @@ from netsim.training.data import Shard, corpus_bytes, corpus_size
 from netsim.training.model import ModelConfig, TinyLM
 from netsim.training.outer import OuterNesterov, average
 from netsim.training.quantize import FORMATS, payload_bytes, quantize
+from netsim.workloads.diloco import StreamingConfig, due_fragments
 from netsim.workloads.gossip import GRAPHS, neighbours
 from netsim.workloads.limits import MAX_SECONDS, MAX_SPEED, factors, integer, number
 from netsim.workloads.methods import check_method
@@ -149,14 +150,12 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
     slices = fragment_slices(base, cfg.fragments) if cfg.method == "streaming_diloco" else [torch.arange(start.numel())]
     frag_outer = [OuterNesterov(start[idx], cfg.outer_lr, cfg.outer_momentum, nesterov=cfg.outer_momentum > 0)
                   for idx in slices]
-    due: dict[int, list[int]] = {}
-    for p in range(len(slices)):
-        offset = round(p * cfg.inner_steps / len(slices))
-        for t in range(1, cfg.steps + 1):
-            if (t - offset) % cfg.inner_steps == 0:
-                due.setdefault(t, []).append(p)
-    rng = np.random.default_rng(cfg.seed)
-    pairings: dict[int, list[int]] = {}  # NoLoCo round -> peer of each worker (-1: sits out)
+    # The schedules the simulated-only runs use (netsim.workloads): which fragments sync after which
+    # step, and who pairs with whom (drawn from the simulation's seeded generator).
+    periods = -(-cfg.steps // cfg.inner_steps)
+    due = due_fragments(StreamingConfig(cfg.inner_steps, len(slices), cfg.overlap, 16, periods))
+    rounds_planned = periods + 1
+    pairings = (neighbours("random", m, rounds_planned, sim.rng) if cfg.method == "noloco" else [])
     messages: dict[tuple[int, int], tuple] = {}  # (round, sender) -> (outer gradient, slow weights)
     arrivals: dict[tuple[int, int], object] = {}
     rounds: set[int] = set()  # NoLoCo / gossip rounds reached (each a sync without an all-reduce)
@@ -171,17 +170,12 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
             arrivals[(r, sender, receiver)] = sim.env.event()
         return arrivals[(r, sender, receiver)]
 
-    plan = (neighbours(cfg.graph, m, cfg.steps // cfg.inner_steps + 1, np.random.default_rng([cfg.seed, 7]))
-            if cfg.method == "gossip" else [])
+    plan = neighbours(cfg.graph, m, rounds_planned, sim.rng) if cfg.method == "gossip" else []
 
-    def peers(r: int) -> list[int]:
-        if r not in pairings:
-            order = rng.permutation(m)
-            peer = [-1] * m
-            for a, b in zip(order[0::2], order[1::2]):
-                peer[int(a)], peer[int(b)] = int(b), int(a)
-            pairings[r] = peer
-        return pairings[r]
+    def peer_of(r: int, w: int) -> int:
+        """NoLoCo round r (1-based): w's partner, -1 when it sits the round out."""
+        peers = pairings[r - 1][w]
+        return peers[0] if peers else -1
 
     def worker(w: int):
         model = TinyLM(cfg.model)
@@ -231,7 +225,7 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
                 if t % cfg.inner_steps == 0:
                     r = t // cfg.inner_steps
                     rounds.add(r)
-                    peer = peers(r)[w]
+                    peer = peer_of(r, w)
                     local = parameters_to_vector(model.parameters()).detach()
                     mine = (quantize(slow - local, cfg.exchange), quantize(slow, cfg.exchange))
                     messages[(r, w)] = mine

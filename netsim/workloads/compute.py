@@ -3,7 +3,8 @@ and backward w.r.t. weights, and what each layer holds in parameters.
 
 A step of `step_time` seconds is 1/3 forward and 2/3 backward, the backward split evenly between
 activations and weights, spread over the layers by `layer_weights` (uniform unless a profile is
-given). Layer l's gradient is ready when its backward w.r.t. weights ends. A worker's speed factor
+given; layer 0 has no backward w.r.t. activations, see `backward_nodes`). Layer l's gradient is ready
+when its backward w.r.t. weights ends. A worker's speed factor
 stretches its times (2.0: half as fast); jitter multiplies each step by a lognormal factor drawn
 from the simulation's seeded generator. Every number is checked: finite, and within `netsim.workloads.limits`.
 """
@@ -59,15 +60,31 @@ class ComputeModel:
         return self.step_time * speed * self.forward_share * self.weights
 
     def backward_half(self, speed: float = 1.0) -> np.ndarray:
-        """Seconds of backward w.r.t. activations (and, equally, w.r.t. weights) per layer."""
+        """Seconds of backward w.r.t. weights per layer: half of each layer's backward."""
         return self.step_time * speed * (1 - self.forward_share) / 2 * self.weights
 
+    def backward_nodes(self, speed: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Seconds of B_act (backward w.r.t. activations) and B_w (w.r.t. weights) per layer. B_w(l) is
+        half of layer l's backward. Layer 0 has no B_act (no layer below needs its input gradient): the
+        other half of the backward is spread over B_act(1..L-1) in proportion to their weights, so a step
+        still takes `step_time` (with one layer, or all weight on layer 0, B_w(0) takes the whole backward)."""
+        half = self.step_time * speed * (1 - self.forward_share) / 2
+        w = self.weights
+        b_w = half * w
+        b_act = np.zeros(self.layers)
+        above = float(w[1:].sum())
+        if above > 0:
+            b_act[1:] = half * w[1:] / above
+        else:
+            b_w = b_w.copy()
+            b_w[0] += half
+        return b_act, b_w
+
     def gradient_ready(self, speed: float = 1.0) -> np.ndarray:
-        """Seconds from the start of a step until each layer's gradient is ready (backward runs L-1 .. 0,
-        activations then weights for each layer)."""
-        fwd = self.forward(speed).sum()
-        half = self.backward_half(speed)
-        return fwd + np.cumsum((2 * half)[::-1])[::-1]  # the backward of layers l..L-1 has run
+        """Seconds from the start of a step until each layer's gradient is ready: the forward, then the
+        backward from layer L-1 down, B_act(l) then B_w(l) for each layer."""
+        b_act, b_w = self.backward_nodes(speed)
+        return self.forward(speed).sum() + np.cumsum((b_act + b_w)[::-1])[::-1]
 
 
 def check_jitter(sigma: float) -> float:

@@ -1,8 +1,13 @@
-"""Gossip-style exchanges without a global barrier: D-SGD over a graph and NoLoCo's random pairs.
+"""Gossip-style exchanges without a global barrier, as training DAGs: D-SGD over a graph and NoLoCo's
+random pairs.
 
-Every `every` inner steps a worker sends its payload to its neighbours of that round and waits
-only for what its own neighbours send it — never for the whole group. Graphs: `ring` (both
-neighbours), `exponential` (one peer per round, 2^(r mod log2 n) ahead, as in one-peer exponential
+Every `every` inner steps a worker sends its payload to its neighbours of that round and its next
+forward waits only for what its own neighbours send it — never for the whole group::
+
+    round r (ring, 4 workers):   0 <-> 1 <-> 2 <-> 3 <-> 0     each arrow one send, per connection FIFO
+    step t+1 of worker 1:        F0 waits for the sends of 0 and 2 only
+
+Graphs: `ring` (both neighbours), `exponential` (one peer per round, 2^(r mod log2 n) ahead, as in one-peer exponential
 graphs), `random` (a fresh random perfect matching each round, drawn from the seeded generator;
 with an odd count one worker sits the round out). NoLoCo is `random` with the outer gradient and
 the slow weights as payload. Optionally one global all-reduce at the end ("a single merging").
@@ -14,11 +19,10 @@ import math
 
 import numpy as np
 
-from netsim.collectives import Communicator
 from netsim.errors import ConfigError
-from netsim.workloads.compute import ComputeModel, check_jitter, jitter_factors
-from netsim.workloads.limits import factors, integer
-from netsim.workloads.syncs import send
+from netsim.workloads.compute import ComputeModel
+from netsim.workloads.dag import TrainingDag, deal
+from netsim.workloads.limits import integer
 
 GRAPHS = ("ring", "exponential", "random")
 
@@ -44,62 +48,35 @@ def neighbours(graph: str, n: int, rounds: int, rng: np.random.Generator) -> lis
     return out
 
 
-def run_gossip(comm: Communicator, model: ComputeModel, *, every: int, steps: int, payload: int, graph: str,
-               final_merge: bool = False, speeds: np.ndarray | None = None, jitter: float = 0.0) -> dict:
-    sim = comm.sim
-    n = comm.size
+def gossip(model: ComputeModel, *, every: int, steps: int, payload: int, plan: list[list[list[int]]],
+           final_merge: bool = False, per_layer: bool = False, method: str = "gossip") -> TrainingDag:
+    """After every `every`-th step t, each worker sends `payload` bytes to its partners of round
+    r = t / every - 1 in `plan` (from `neighbours`) — the whole model as one unit at the end of the
+    backward, or with `per_layer` one unit per layer (bytes by parameters) as each layer's B_w ends —
+    and the next forward waits only for what its own partners send it. NoLoCo is `random` pairs with the
+    outer gradient and the slow weights as payload. `final_merge`: one all-reduce of `payload` at the end.
+
+    >>> plan = neighbours("ring", 4, 2, np.random.default_rng(0))
+    >>> dag = gossip(ComputeModel(2, 0.1, 1e6), every=5, steps=10, payload=100, plan=plan)
+    >>> sorted(dag.releases), dag.partners[5][0]
+    ([5, 10], [1, 3])
+    """
     integer(every, "inner_steps", lo=1)
     integer(steps, "steps", lo=1)
     integer(payload, "payload", lo=0)
-    check_jitter(jitter)
-    speeds = np.ones(n) if speeds is None else factors(speeds, n)
-    rounds = steps // every
-    plan = neighbours(graph, n, rounds, sim.rng)
-    inbox: dict[tuple[int, int, int], object] = {}  # (round, receiver, sender) -> arrival event
-    compute = np.zeros(n)
-    arrived: dict[tuple[int, int], float] = {}  # (round, worker) -> when it reached the round
-    waits = np.zeros(n)
-    done = {"merged": None}
-
-    def message(r: int, receiver: int, sender: int):
-        key = (r, receiver, sender)
-        if key not in inbox:
-            inbox[key] = sim.env.event()
-        return inbox[key]
-
-    def worker(w: int):
-        factors = jitter_factors(sim.rng, steps, jitter)
-        step_time = model.step_time * speeds[w]
-        debt = 0.0
-        for t in range(1, steps + 1):
-            debt += step_time * factors[t - 1]
-            if t % every:
-                continue
-            r = t // every - 1
-            yield sim.env.timeout(debt)
-            compute[w] += debt
-            debt = 0.0
-            arrived[(r, w)] = sim.now
-            for peer in plan[r][w]:
-                arrival = message(r, peer, w)
-                sent = send(comm, w, peer, payload, tag=f"round{r}")
-                sent.callbacks.append(lambda _e, a=arrival: a.succeed())
-            senders = [s for s in range(n) if w in plan[r][s]]
-            if senders:
-                yield sim.env.all_of([message(r, w, s) for s in senders])
-                latest = max(arrived.get((r, s), sim.now) for s in senders)  # slower peers it waited for
-                waits[w] += max(0.0, latest - arrived[(r, w)])
-        if debt:
-            yield sim.env.timeout(debt)
-            compute[w] += debt
-
-    procs = [sim.process(worker(w)) for w in range(n)]
-    if final_merge:
-        def merge():
-            yield sim.env.all_of(procs)
-            done["merged"] = yield comm.run("all_reduce", payload, algo="ring", label="final merge")
-        sim.process(merge())
-    return {"compute": compute, "processes": procs, "plan": plan, "merge": done, "waits": waits}
+    if per_layer:  # the payload dealt to the layers as their parameters are
+        units = tuple((l,) for l in range(model.layers - 1, -1, -1))
+        sizes = deal(payload, model.weights)
+        unit_bytes = tuple(int(sizes[l]) for (l,) in units)
+    else:
+        units, unit_bytes = (tuple(range(model.layers)),), (payload,)
+    every_unit = tuple(range(len(units)))
+    releases = {t: every_unit for t in range(every, steps + 1, every)}
+    if len(plan) < len(releases):
+        raise ConfigError(f"{len(plan)} rounds planned for {len(releases)} exchanges", field="plan")
+    partners = {t: plan[t // every - 1] for t in releases}
+    return TrainingDag(method, steps, units, unit_bytes, releases, exchange="send", partners=partners,
+                       final_merge=payload if final_merge else 0)
 
 
 def gossip_round(values: np.ndarray, peers: list[list[int]]) -> np.ndarray:

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import polars as pl
 
 from netsim.errors import ConfigError
-from netsim.workloads.compute import ComputeModel
 from netsim.workloads.limits import number
 from netsim.workloads.methods import check_method
-from netsim.workloads.utilization import utilization
+from netsim.workloads.utilization import UtilizationConfig, utilization
 
 DEFAULT_GRID = np.logspace(-1, 3, 50) * 1e9 / 8  # 0.1 to 1000 Gbit/s, in bytes/s
 DEFAULT_TARGETS = (0.5, 0.8, 0.9, 0.95, 0.99)
 
 
-def sweep_bandwidth(methods: list[str], model: ComputeModel, grid: np.ndarray, **kw) -> pl.DataFrame:
-    """One `utilization` run per (method, bandwidth); keyword arguments as for `utilization`."""
+def sweep_bandwidth(methods: list[str], grid: np.ndarray, config: UtilizationConfig) -> pl.DataFrame:
+    """One `utilization` run per (method, bandwidth): `config` with its method and bandwidth replaced."""
     for method in methods:
         check_method(method, field="methods")
     grid = np.asarray(grid, dtype=float)
@@ -25,7 +26,7 @@ def sweep_bandwidth(methods: list[str], model: ComputeModel, grid: np.ndarray, *
     rows = []
     for method in methods:
         for bw in grid:
-            r = utilization(method, model, bandwidth=float(bw), **kw)
+            r = utilization(replace(config, method=method, bandwidth=float(bw)))
             rows.append({"method": method, "bandwidth": float(bw), "utilization": r.utilization,
                          "wall_s": r.wall_s, "bytes_per_worker": r.bytes_per_worker,
                          "peak_demand_Bps": r.peak_demand_Bps})

@@ -28,17 +28,6 @@ class SyncPoint:
             run.callbacks.append(lambda e: self.done.succeed(e.value))
 
 
-def barrier_wait(points, workers: int) -> np.ndarray:
-    """Per worker: seconds between arriving at each sync and the last worker arriving there."""
-    wait = np.zeros(workers)
-    for p in points:
-        if p.start is not None:
-            for w, t in p.arrivals:
-                if w >= 0:
-                    wait[w] += p.start - t
-    return wait
-
-
 class ShardedGroup:
     """Workers that are each a group of GPUs: worker w owns GPUs shards[j].nodes[w], j = 0..k-1. A
     collective on the group runs as k collectives at once, shard j over the j-th GPU of every worker,

@@ -1,6 +1,6 @@
 """Compute utilisation of a low-communication training method on a simulated network.
 
-One worker per datacenter; only the inter-datacenter network is modelled (a full mesh of links of
+Every method runs as a per-layer training DAG (`netsim.workloads.dag`). One worker per datacenter; only the inter-datacenter network is modelled (a full mesh of links of
 the given bandwidth and latency). Methods: those of `netsim.workloads.methods` — `ddp`, `diloco`,
 `streaming_diloco`, `co2` (tau = H local steps, then an all-reduce of the parameters needed only H steps
 later), `noloco` (every H steps a random pairwise exchange of the outer gradient and the slow weights, no
@@ -13,7 +13,7 @@ On the default full mesh, the methods whose syncs are ring all-reduces of all wo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -23,15 +23,78 @@ from netsim.network import NetworkOptions
 from netsim.sim import Simulation
 from netsim.topology import full_mesh, ring
 from netsim.workloads.compute import ComputeModel, check_jitter
-from netsim.workloads.ddp import run_ddp
-from netsim.workloads.diloco import StreamingConfig, run_streaming
-from netsim.workloads.gossip import run_gossip
+from netsim.workloads.dag import TrainingDag, TrainingRun, check_bits, run_dag
+from netsim.workloads.ddp import ddp
+from netsim.workloads.diloco import StreamingConfig, streaming_diloco
+from netsim.workloads.gossip import GRAPHS, gossip, neighbours
 from netsim.workloads.limits import MAX_SECONDS, factors, integer, number
 from netsim.workloads.methods import check_method
 from netsim.workloads.ring_mesh import RingMesh
-from netsim.workloads.syncs import ShardedGroup, barrier_wait
+from netsim.workloads.syncs import ShardedGroup
 
 RING_METHODS = ("ddp", "diloco", "streaming_diloco", "co2")  # their syncs are ring all-reduces of all workers
+
+
+@dataclass(frozen=True, eq=False)
+class UtilizationConfig:
+    """One utilisation run: the method, the model, the workers and their network.
+
+    By default the workers sit on a full mesh of `bandwidth` (bytes/s) / `latency` (s) links; give
+    `topology` (e.g. an internet topology) and `worker_gpus` (one GPU name per worker; default: the first
+    GPU of each datacenter) to run them on a real fabric instead (then `bandwidth` and `latency` are
+    ignored). With `gpus_per_worker` = k > 1 (on a topology), each worker is the first k GPUs of its
+    datacenter and every sync is sharded: GPU j of each worker syncs 1/k of the bytes with GPU j of the
+    others. `outer_steps` outer periods are simulated (for ddp an outer period is one step). `per_layer`:
+    gossip and NoLoCo send per layer instead of the whole model at once. Every field is checked (finite,
+    in range) and a bad one is a ConfigError naming it.
+    """
+
+    method: str
+    model: ComputeModel
+    workers: int = 2
+    bandwidth: float = 10e9 / 8
+    latency: float = 0.0
+    inner_steps: int = 100
+    fragments: int = 1
+    overlap: int = 0
+    bits: int = 16
+    outer_steps: int = 3
+    speeds: tuple[float, ...] | None = None
+    jitter: float = 0.0
+    seed: int = 0
+    bucket_bytes: float | None = None
+    graph: str = "ring"
+    final_merge: bool = False
+    per_layer: bool = False
+    tcp_window: float | None = None
+    streams: int = 1
+    topology: object = None
+    worker_gpus: tuple[str, ...] | None = None
+    gpus_per_worker: int = 1
+    full_network: bool = False
+
+    def __post_init__(self) -> None:
+        check_method(self.method)
+        if not isinstance(self.model, ComputeModel):
+            raise ConfigError(f"expected a ComputeModel, got {self.model!r}", field="model")
+        integer(self.workers, "workers", lo=2)
+        if self.topology is None:
+            number(self.bandwidth, "bandwidth", lo=0, lo_open=True)
+            number(self.latency, "latency", lo=0, hi=MAX_SECONDS)
+        for name in ("inner_steps", "fragments", "outer_steps", "streams", "gpus_per_worker"):
+            integer(getattr(self, name), name, lo=1)
+        integer(self.overlap, "overlap", lo=0)
+        integer(self.seed, "seed", lo=0)
+        check_bits(self.bits)
+        check_jitter(self.jitter)
+        if self.speeds is not None:
+            object.__setattr__(self, "speeds", tuple(float(x) for x in factors(self.speeds, self.workers)))
+        if self.tcp_window is not None:
+            number(self.tcp_window, "tcp_window", lo=0, lo_open=True)
+        if self.bucket_bytes is not None:
+            number(self.bucket_bytes, "bucket_bytes", lo=0, lo_open=True)
+        if self.graph not in GRAPHS:
+            raise ConfigError(f"unknown graph {self.graph!r} (known: {', '.join(GRAPHS)})", field="graph")
 
 
 @dataclass(frozen=True)
@@ -42,92 +105,88 @@ class Utilization:
     exposed_comm_s: float  # mean over workers of wall - compute
     bytes_per_worker: float
     bytes_total: int
-    peak_demand_Bps: float  # per-worker send rate at which the largest sync fits in one inner step
+    peak_demand_Bps: float  # per-worker send rate at which the largest sync (one step's release) fits in a step
     outer_step_s: float
     straggler_wait_s: float  # mean per worker: time at syncs spent waiting for slower workers to arrive
+    events_per_step: float  # simulation yields of the DAG executor per simulated step (its cost)
+    run: TrainingRun = field(repr=False, compare=False)  # the whole record: per worker, per sync
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "run"}
 
 
-def utilization(method: str, model: ComputeModel, *, workers: int, bandwidth: float, latency: float = 0.0,
-                inner_steps: int = 100, fragments: int = 1, overlap: int = 0, bits: int = 16,
-                outer_steps: int = 3, speeds: np.ndarray | None = None, jitter: float = 0.0,
-                seed: int = 0, bucket_bytes: float | None = None, graph: str = "ring",
-                final_merge: bool = False, tcp_window: float | None = None, streams: int = 1,
-                topology=None, worker_gpus: list[str] | None = None, gpus_per_worker: int = 1,
-                full_network: bool = False) -> Utilization:
-    """Run `method` for `outer_steps` outer periods (for ddp an outer period is one step). By default the
-    workers sit on a full mesh of `bandwidth` / `latency` links; give `topology` (e.g. an internet
-    topology) and `worker_gpus` (one GPU name per worker; default: the first GPU of each datacenter)
-    to run them on a real fabric instead (then `bandwidth` and `latency` are ignored). With
-    `gpus_per_worker` = k > 1 (on a topology), each worker is the first k GPUs of its datacenter and
-    every sync is sharded: GPU j of each worker syncs 1/k of the bytes with GPU j of the others.
-    Every input is checked (finite, in range) and a bad one is a ConfigError naming it."""
-    check_method(method)
-    integer(workers, "workers", lo=2)
-    if topology is None:
-        number(bandwidth, "bandwidth", lo=0, lo_open=True)
-        number(latency, "latency", lo=0, hi=MAX_SECONDS)
-    for name, value in (("inner_steps", inner_steps), ("fragments", fragments), ("outer_steps", outer_steps),
-                        ("streams", streams), ("gpus_per_worker", gpus_per_worker)):
-        integer(value, name, lo=1)
-    integer(overlap, "overlap", lo=0)
-    integer(seed, "seed", lo=0)
-    check_jitter(jitter)
-    if speeds is not None:
-        speeds = factors(speeds, workers)
-    if tcp_window is not None:
-        number(tcp_window, "tcp_window", lo=0, lo_open=True)
+def schedule(config: UtilizationConfig, rng: np.random.Generator) -> TrainingDag:
+    """The `TrainingDag` of `config`'s method (partners of gossip and NoLoCo drawn from `rng`)."""
+    model, method = config.model, config.method
+    if method == "ddp":
+        return ddp(model, config.outer_steps, bits=config.bits, bucket_bytes=config.bucket_bytes)
+    steps = config.inner_steps * config.outer_steps
+    if method in ("noloco", "gossip"):
+        values = int(round(model.params * config.bits / 8))
+        payload = 2 * values if method == "noloco" else values  # NoLoCo: outer gradient and slow weights
+        graph = "random" if method == "noloco" else config.graph
+        plan = neighbours(graph, config.workers, config.outer_steps, rng)
+        return gossip(model, every=config.inner_steps, steps=steps, payload=payload, plan=plan,
+                      final_merge=config.final_merge, per_layer=config.per_layer, method=method)
+    fragments, overlap = config.fragments, config.overlap
     if method == "diloco":
         fragments, overlap = 1, 0
     elif method == "co2":
-        fragments, overlap = 1, inner_steps - 1  # the all-reduce hides behind the next tau = H steps
-    config = StreamingConfig(inner_steps, fragments, overlap, bits, outer_steps)
-    shortcut = topology is None and method in RING_METHODS and gpus_per_worker == 1 and not full_network
-    if topology is not None:
-        topo = topology
+        fragments, overlap = 1, config.inner_steps - 1  # the all-reduce hides behind the next tau = H steps
+    streaming = StreamingConfig(config.inner_steps, fragments, overlap, config.bits, config.outer_steps)
+    return streaming_diloco(model, streaming, method=method)
+
+
+def utilization(config: UtilizationConfig) -> Utilization:
+    """Run `config.method` on its DAG for `config.outer_steps` outer periods and measure it.
+
+    >>> from netsim.workloads.compute import ComputeModel
+    >>> model = ComputeModel(layers=24, step_time=0.1, params=1e9)
+    >>> r = utilization(UtilizationConfig("diloco", model, workers=2, bandwidth=1.25e9, inner_steps=100))
+    >>> round(r.utilization, 3), r.bytes_per_worker / 1e9
+    (0.939, 6.0)
+    """
+    method, model, workers = config.method, config.model, config.workers
+    shortcut = (config.topology is None and method in RING_METHODS and config.gpus_per_worker == 1
+                and not config.full_network)
+    if config.topology is not None:
+        topo = config.topology
     elif shortcut:  # the mesh's links the ring uses (RingMesh needs no others, and n of them build in O(n))
-        topo = ring(workers, bandwidth, latency, name="datacenters")
+        topo = ring(workers, config.bandwidth, config.latency, name="datacenters")
     else:
-        topo = full_mesh(workers, bandwidth, latency, name="datacenters")
-    options = NetworkOptions(tcp_window=tcp_window, streams=streams)
-    sim = Simulation(topo, seed=seed, record_links=False, options=options)
-    if gpus_per_worker > 1:
-        if topology is None or worker_gpus is not None:
+        topo = full_mesh(workers, config.bandwidth, config.latency, name="datacenters")
+    options = NetworkOptions(tcp_window=config.tcp_window, streams=config.streams)
+    sim = Simulation(topo, seed=config.seed, record_links=False, options=options)
+    if config.gpus_per_worker > 1:
+        if config.topology is None or config.worker_gpus is not None:
             raise ConfigError("needs a topology (and no worker_gpus): the first GPUs of each datacenter",
                               field="gpus_per_worker")
-        groups = _worker_groups(topo, workers, gpus_per_worker)
-        comm = ShardedGroup([Communicator(sim, groups[:, j], name=f"shard{j}") for j in range(gpus_per_worker)])
+        groups = _worker_groups(topo, workers, config.gpus_per_worker)
+        comm = ShardedGroup([Communicator(sim, groups[:, j], name=f"shard{j}")
+                             for j in range(config.gpus_per_worker)])
     elif shortcut:
-        comm = RingMesh(sim, workers, bandwidth, latency, sim.network.options)
+        comm = RingMesh(sim, workers, config.bandwidth, config.latency, sim.network.options)
     else:
-        nodes = topo.gpus if topology is None else _worker_nodes(topo, workers, worker_gpus)
+        nodes = topo.gpus if config.topology is None else _worker_nodes(topo, workers, config.worker_gpus)
         comm = Communicator(sim, nodes, name="workers")
-    if method == "ddp":
-        state = run_ddp(comm, model, outer_steps, bits=bits, bucket_bytes=bucket_bytes, speeds=speeds, jitter=jitter)
-        per_sync = 2 * (workers - 1) / workers * max(state["bucket_bytes"])  # ring all-reduce, per worker
-    elif method in ("noloco", "gossip"):
-        values = int(round(model.params * bits / 8))
-        payload = 2 * values if method == "noloco" else values  # NoLoCo: outer gradient and slow weights
-        state = run_gossip(comm, model, every=inner_steps, steps=inner_steps * outer_steps, payload=payload,
-                           graph="random" if method == "noloco" else graph, final_merge=final_merge,
-                           speeds=speeds, jitter=jitter)
-        per_sync = payload * max(len(p) for rnd in state["plan"] for p in rnd)  # to every neighbour
-    else:
-        state = run_streaming(comm, model, config, speeds, jitter)
-        per_sync = 2 * (workers - 1) / workers * max(state["fragment_bytes"])
+    dag = schedule(config, sim.rng)
+    result = run_dag(comm, model, dag, speeds=None if config.speeds is None else np.asarray(config.speeds),
+                     jitter=config.jitter)
     results = sim.run()
-    wall = float(sim.now)
-    compute = state["compute"]
+    run = result()
     if isinstance(comm, RingMesh):
         total = comm.bytes_sent
     else:
         total = int(results.transfers["bytes"].sum()) if len(results.transfers) else 0
-    demand = per_sync / model.step_time
-    waits = state["waits"] if "waits" in state else barrier_wait(state["points"].values(), workers)
-    return Utilization(method, float(np.mean(compute / wall)), wall, float(np.mean(wall - compute)),
-                       total / workers, total, demand, wall / outer_steps, float(np.mean(waits)))
+    if dag.exchange == "all_reduce":
+        per_sync = 2 * (workers - 1) / workers * dag.step_bytes()  # ring all-reduce, per worker
+    else:
+        per_sync = dag.step_bytes() * max(len(p) for peers in dag.partners.values() for p in peers)
+    compute = np.asarray(run.compute_s)
+    wall = run.wall_s
+    return Utilization(method, run.utilization, wall, float(np.mean(wall - compute)), total / workers, total,
+                       per_sync / model.step_time, wall / config.outer_steps, float(np.mean(run.wait_s)),
+                       run.events / dag.steps, run)
 
 
 def _worker_groups(topo, workers: int, k: int) -> np.ndarray:

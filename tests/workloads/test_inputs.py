@@ -10,7 +10,7 @@ from netsim.workloads import methods
 from netsim.workloads.compute import ComputeModel
 from netsim.workloads.limits import MAX_PARAMS
 from netsim.workloads.sweep import sweep_bandwidth, thresholds
-from netsim.workloads.utilization import utilization
+from netsim.workloads.utilization import UtilizationConfig, utilization
 
 MODEL = ComputeModel(layers=2, step_time=0.01, params=1e6)
 OK = dict(workers=2, bandwidth=1e9, inner_steps=2, outer_steps=1)
@@ -38,9 +38,9 @@ def test_unknown_methods_are_refused_naming_the_known_ones(name, training, expec
         methods.check_method(name, training=training)
     assert err.value.field == "method" and err.value.detail == expected
     with pytest.raises(ConfigError, match="did you mean 'ddp'"):
-        utilization("dp", MODEL, **OK)
+        utilization(UtilizationConfig("dp", MODEL, **OK))
     with pytest.raises(ConfigError, match="unknown method 'dp'") as err:
-        sweep_bandwidth(["ddp", "dp"], MODEL, np.array([1e9]), workers=2)
+        sweep_bandwidth(["ddp", "dp"], np.array([1e9]), UtilizationConfig("ddp", MODEL))
     assert err.value.field == "methods"
 
 
@@ -63,7 +63,7 @@ def test_bad_numbers_are_config_errors_naming_the_argument(kw, field):
         if field == "bucket_bytes" and method != "ddp":
             continue
         with pytest.raises(ConfigError) as err:
-            utilization(method, MODEL, **(OK | kw))
+            utilization(UtilizationConfig(method, MODEL, **(OK | kw)))
         assert err.value.field == field
 
 
@@ -82,9 +82,9 @@ def test_the_compute_model_refuses_non_finite_and_out_of_range_numbers(args, fie
 def test_sweep_grid_and_targets_are_checked():
     for grid in ([], [1e9, NAN], [1e9, INF], [0.0]):
         with pytest.raises(ConfigError) as err:
-            sweep_bandwidth(["diloco"], MODEL, np.array(grid), workers=2)
+            sweep_bandwidth(["diloco"], np.array(grid), UtilizationConfig("diloco", MODEL))
         assert err.value.field == "grid"
-    frame = sweep_bandwidth(["diloco"], MODEL, np.array([1e9]), workers=2, inner_steps=2, outer_steps=1)
+    frame = sweep_bandwidth(["diloco"], np.array([1e9]), UtilizationConfig("diloco", MODEL, inner_steps=2, outer_steps=1))
     for target in (0.0, 1.5, NAN):
         with pytest.raises(ConfigError) as err:
             thresholds(frame, (target,))

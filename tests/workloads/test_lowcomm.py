@@ -9,17 +9,28 @@ from netsim.sim import Simulation
 from netsim.topology import full_mesh
 from netsim.workloads.compute import ComputeModel
 from netsim.workloads.diloco import StreamingConfig, sync_steps
-from netsim.workloads.ddp import run_ddp
-from netsim.workloads.utilization import utilization
+from netsim.workloads.dag import run_dag
+from netsim.workloads.ddp import ddp
+from netsim.workloads.utilization import UtilizationConfig, utilization
 
 MODEL = ComputeModel(layers=24, step_time=0.1, params=1e9)
+
+
+def util(method, model, **kw):
+    if "speeds" in kw:
+        kw["speeds"] = tuple(kw["speeds"])
+    return utilization(UtilizationConfig(method, model, **kw))
 GRID = np.logspace(-1, 3, 9) * 1e9 / 8  # 0.1 to 1000 Gbit/s
 
 
 def test_compute_model_shares_and_gradient_order():
     m = ComputeModel(4, 0.12, 4e6)
     assert m.forward().sum() == pytest.approx(0.04) and 2 * m.backward_half().sum() == pytest.approx(0.08)
-    assert m.gradient_ready().tolist() == pytest.approx([0.12, 0.10, 0.08, 0.06])  # top layer first
+    # layer 0 has no B_act: the activation half (0.04 s) goes to layers 1-3, 0.04 / 3 each
+    b_act, b_w = m.backward_nodes()
+    assert b_act.tolist() == pytest.approx([0, 0.04 / 3, 0.04 / 3, 0.04 / 3]) and b_w.tolist() == pytest.approx([0.01] * 4)
+    assert m.gradient_ready().tolist() == pytest.approx([0.12, 0.12 - 0.01, 0.12 - 0.01 - 0.04 / 3 - 0.01,
+                                                         0.04 + 0.04 / 3 + 0.01])  # top layer first
     assert ComputeModel.from_flops(4, 1e9, 1e6, 1e15, 0.5).step_time == pytest.approx(6 * 1e9 * 1e6 / 5e14)
     with pytest.raises(ConfigError):
         ComputeModel(4, 0.1, 1e9, layer_weights=(0.5, 0.5))
@@ -30,27 +41,27 @@ def test_ddp_all_reduce_on_a_bottleneck_link_is_the_ring_formula():
     model = ComputeModel(layers=1, step_time=0.01, params=1e8)
     topo = full_mesh(workers, bw, lat)
     sim = Simulation(topo)
-    comm = Communicator(sim, topo.gpus)
-    state = run_ddp(comm, model, steps=2)
+    result = run_dag(Communicator(sim, topo.gpus), model, ddp(model, steps=2))
     sim.run()
-    size = 1e8 * 2
-    for sync in state["points"].values():
-        assert sync.done.value - sync.start == pytest.approx(ring_all_reduce_time(workers, size, lat, bw), rel=1e-9)
+    run = result()
+    assert len(run.syncs) == 2
+    for sync in run.syncs:
+        assert sync.end - sync.start == pytest.approx(ring_all_reduce_time(workers, 1e8 * 2, lat, bw), rel=1e-9)
 
 
 def test_diloco_moves_dp_bytes_divided_by_h():
     h = 5
-    ddp = utilization("ddp", MODEL, workers=3, bandwidth=1e10, outer_steps=h)  # h steps of DDP
-    diloco = utilization("diloco", MODEL, workers=3, bandwidth=1e10, inner_steps=h, outer_steps=1)
+    ddp = util("ddp", MODEL, workers=3, bandwidth=1e10, outer_steps=h)  # h steps of DDP
+    diloco = util("diloco", MODEL, workers=3, bandwidth=1e10, inner_steps=h, outer_steps=1)
     assert diloco.bytes_total == pytest.approx(ddp.bytes_total / h, rel=1e-6)
 
 
 def test_streaming_peak_demand_is_diloco_over_f_and_bytes_scale_with_bits():
-    diloco = utilization("diloco", MODEL, workers=2, bandwidth=1e9)
-    streaming = utilization("streaming_diloco", MODEL, workers=2, bandwidth=1e9, fragments=8)
+    diloco = util("diloco", MODEL, workers=2, bandwidth=1e9)
+    streaming = util("streaming_diloco", MODEL, workers=2, bandwidth=1e9, fragments=8)
     assert streaming.peak_demand_Bps == pytest.approx(diloco.peak_demand_Bps / 8, rel=1e-9)
     assert streaming.bytes_total == pytest.approx(diloco.bytes_total, rel=1e-6)
-    four = utilization("streaming_diloco", MODEL, workers=2, bandwidth=1e9, fragments=8, bits=4)
+    four = util("streaming_diloco", MODEL, workers=2, bandwidth=1e9, fragments=8, bits=4)
     assert four.bytes_total == pytest.approx(streaming.bytes_total / 4, rel=1e-6)
 
 
@@ -60,27 +71,32 @@ def test_sync_schedule_spreads_fragments():
     assert sync_steps(config, 1) == [25, 125]
 
 
-@pytest.mark.parametrize("method, kw", [("ddp", {}), ("diloco", {}), ("streaming_diloco", {"fragments": 8}),
+# DDP in two buckets: per-layer reductions queue on one stream and pay 24 x 2 latencies a step
+@pytest.mark.parametrize("method, kw", [("ddp", {"bucket_bytes": 1e9}), ("diloco", {}), ("streaming_diloco", {"fragments": 8}),
                                         ("streaming_diloco", {"fragments": 8, "overlap": 1})])
 def test_utilization_rises_with_bandwidth(method, kw):
-    values = [utilization(method, MODEL, workers=2, bandwidth=b, latency=0.01, **kw).utilization for b in GRID]
+    values = [util(method, MODEL, workers=2, bandwidth=b, latency=0.01, **kw).utilization for b in GRID]
     assert all(b >= a - 1e-12 for a, b in zip(values, values[1:]))
     assert values[0] < 0.5 < values[-1] <= 1.0
 
 
 def test_overlap_never_lowers_utilization():
     for b in GRID:
-        plain = utilization("streaming_diloco", MODEL, workers=3, bandwidth=b, latency=0.05, fragments=4)
-        overlapped = utilization("streaming_diloco", MODEL, workers=3, bandwidth=b, latency=0.05, fragments=4,
+        plain = util("streaming_diloco", MODEL, workers=3, bandwidth=b, latency=0.05, fragments=4)
+        overlapped = util("streaming_diloco", MODEL, workers=3, bandwidth=b, latency=0.05, fragments=4,
                                  overlap=1)
         assert overlapped.utilization >= plain.utilization - 1e-12
 
 
 def test_a_straggler_slows_everyone_under_diloco():
-    fast = utilization("diloco", MODEL, workers=3, bandwidth=1e10, inner_steps=10)
-    slow = utilization("diloco", MODEL, workers=3, bandwidth=1e10, inner_steps=10, speeds=np.array([1, 1, 1.5]))
-    # the barrier at each sync makes everyone wait for the straggler: 3 x 10 steps x 0.1 s x 0.5 more
-    assert slow.wall_s == pytest.approx(fast.wall_s + 1.5, rel=1e-9)
+    fast = util("diloco", MODEL, workers=3, bandwidth=1e10, inner_steps=10)
+    slow = util("diloco", MODEL, workers=3, bandwidth=1e10, inner_steps=10, speeds=np.array([1, 1, 1.5]))
+    # The layers' reductions queue on the stream from the first release on (each takes longer than the
+    # backward between two releases), so an outer period lasts (H - 1) T + R1 + L r, with R1 the first
+    # release in the last step: the barrier stretches the compute part by the straggler's 1.5.
+    r1 = float(MODEL.forward().sum()) + float(sum(x[-1] for x in MODEL.backward_nodes()))
+    stretch = 3 * 0.5 * (9 * 0.1 + r1)
+    assert slow.wall_s == pytest.approx(fast.wall_s + stretch, rel=1e-9)
     assert slow.utilization < fast.utilization
 
 
@@ -94,7 +110,7 @@ def test_utilization_cli(capsys):
             "--bandwidth", "10Gbps", "--latency", "0", "--json"]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
-    direct = utilization("streaming_diloco", MODEL, workers=2, bandwidth=10e9 / 8, fragments=8, overlap=1)
+    direct = util("streaming_diloco", MODEL, workers=2, bandwidth=10e9 / 8, fragments=8, overlap=1)
     assert out["utilization"] == pytest.approx(direct.utilization, rel=1e-12)
     assert main(["utilization", "--bandwidth", "10Gbpz"]) == 2
     assert "--bandwidth" in capsys.readouterr().err
@@ -103,8 +119,8 @@ def test_utilization_cli(capsys):
 def test_noloco_without_a_barrier_beats_diloco_with_stragglers_at_scale():
     model = ComputeModel(layers=24, step_time=0.1, params=1e8)
     kw = dict(workers=16, bandwidth=1.25e9, latency=0.05, inner_steps=20, outer_steps=3, jitter=0.3, seed=1)
-    diloco = utilization("diloco", model, **kw)
-    noloco = utilization("noloco", model, **kw)
+    diloco = util("diloco", model, **kw)
+    noloco = util("noloco", model, **kw)
     assert noloco.utilization > diloco.utilization + 0.1
     # NoLoCo sends outer gradient and slow weights to one peer per round: 2 x params x 2 bytes x 3 rounds
     assert noloco.bytes_per_worker == pytest.approx(2 * 1e8 * 2 * 3, rel=1e-9)
@@ -112,8 +128,8 @@ def test_noloco_without_a_barrier_beats_diloco_with_stragglers_at_scale():
 
 def test_co2_hides_the_all_reduce_behind_the_next_steps():
     for b in GRID:
-        diloco = utilization("diloco", MODEL, workers=2, bandwidth=b, inner_steps=20)
-        co2 = utilization("co2", MODEL, workers=2, bandwidth=b, inner_steps=20)
+        diloco = util("diloco", MODEL, workers=2, bandwidth=b, inner_steps=20)
+        co2 = util("co2", MODEL, workers=2, bandwidth=b, inner_steps=20)
         assert co2.utilization >= diloco.utilization - 1e-12
         assert co2.bytes_total == diloco.bytes_total
 
@@ -151,7 +167,8 @@ def test_sweep_thresholds_and_cli(tmp_path, capsys):
     from netsim.workloads.sweep import sweep_bandwidth, thresholds
 
     grid = np.array([1e8, 1e9, 1e10, 1e11])
-    frame = sweep_bandwidth(["diloco", "streaming_diloco"], MODEL, grid, workers=2, fragments=8, overlap=1)
+    frame = sweep_bandwidth(["diloco", "streaming_diloco"], grid,
+                            UtilizationConfig("diloco", MODEL, workers=2, fragments=8, overlap=1))
     found = thresholds(frame, (0.5, 0.99))
     for row in found.iter_rows(named=True):
         part = frame.filter(frame["method"] == row["method"]).sort("bandwidth")
@@ -174,16 +191,16 @@ def test_straggler_wait_and_internet_topology():
     from netsim.topology import load_topology
 
     model = ComputeModel(layers=24, step_time=0.1, params=1e8)
-    even = utilization("diloco", model, workers=3, bandwidth=1e10, inner_steps=10)
-    slow = utilization("diloco", model, workers=3, bandwidth=1e10, inner_steps=10, speeds=np.array([1, 1, 1.5]))
+    even = util("diloco", model, workers=3, bandwidth=1e10, inner_steps=10)
+    slow = util("diloco", model, workers=3, bandwidth=1e10, inner_steps=10, speeds=np.array([1, 1, 1.5]))
     assert even.straggler_wait_s == pytest.approx(0.0, abs=1e-12)
     # the two fast workers wait 0.5 s per outer step for the slow one, 3 outer steps: mean 2 x 1.5 / 3
     assert slow.straggler_wait_s == pytest.approx(2 * 1.5 / 3, rel=1e-9)
     topo = load_topology(Path(__file__).resolve().parents[2] / "topologies" / "internet4.yaml")
-    wan = utilization("diloco", model, workers=4, bandwidth=0, topology=topo, inner_steps=20)
+    wan = util("diloco", model, workers=4, bandwidth=0, topology=topo, inner_steps=20)
     assert 0 < wan.utilization < 1 and wan.bytes_per_worker == pytest.approx(2 * 3 / 4 * 2e8 * 3, rel=1e-9)
     with pytest.raises(ConfigError):
-        utilization("diloco", model, workers=5, bandwidth=0, topology=topo)
+        util("diloco", model, workers=5, bandwidth=0, topology=topo)
 
 
 def test_workers_that_are_gpu_groups_shard_their_syncs():
@@ -193,12 +210,12 @@ def test_workers_that_are_gpu_groups_shard_their_syncs():
 
     model = ComputeModel(layers=24, step_time=0.1, params=1e8)
     topo = load_topology(Path(__file__).resolve().parents[2] / "topologies" / "internet4.yaml")
-    one = utilization("diloco", model, workers=4, bandwidth=0, topology=topo, inner_steps=20)
-    eight = utilization("diloco", model, workers=4, bandwidth=0, topology=topo, inner_steps=20, gpus_per_worker=8)
+    one = util("diloco", model, workers=4, bandwidth=0, topology=topo, inner_steps=20)
+    eight = util("diloco", model, workers=4, bandwidth=0, topology=topo, inner_steps=20, gpus_per_worker=8)
     # the same bytes cross the WAN (8 shards of 1/8), but 8 GPUs per worker send them
     assert eight.bytes_total == pytest.approx(one.bytes_total, rel=1e-6)
     assert eight.wall_s <= one.wall_s * (1 + 1e-9)  # 8 parallel rings never slower than one
-    gossip = utilization("noloco", model, workers=4, bandwidth=0, topology=topo, inner_steps=20, gpus_per_worker=4)
+    gossip = util("noloco", model, workers=4, bandwidth=0, topology=topo, inner_steps=20, gpus_per_worker=4)
     assert gossip.bytes_total == pytest.approx(4 * 2 * 2e8 * 3, rel=1e-6)
     with pytest.raises(ConfigError):
-        utilization("diloco", model, workers=4, bandwidth=1e9, gpus_per_worker=2)
+        util("diloco", model, workers=4, bandwidth=1e9, gpus_per_worker=2)

@@ -9,7 +9,7 @@ from netsim.sim import Simulation
 from netsim.topology import full_mesh
 from netsim.workloads.compute import ComputeModel
 from netsim.workloads.ring_mesh import RingMesh
-from netsim.workloads.utilization import utilization
+from netsim.workloads.utilization import UtilizationConfig, utilization
 
 
 def _ends(n, bw, lat, options, starts, sizes, shortcut):
@@ -67,8 +67,10 @@ MODEL = ComputeModel(layers=6, step_time=0.05, params=3e7 + 5)
 ])
 def test_utilization_with_the_shortcut_equals_the_full_simulation(method, workers, kw):
     kw = dict(workers=workers, bandwidth=1.25e9, inner_steps=4, outer_steps=2) | kw
-    fast = utilization(method, MODEL, **kw)
-    full = utilization(method, MODEL, full_network=True, **kw)
+    if "speeds" in kw:
+        kw["speeds"] = tuple(kw["speeds"])
+    fast = utilization(UtilizationConfig(method, MODEL, **kw))
+    full = utilization(UtilizationConfig(method, MODEL, full_network=True, **kw))
     for name, value in fast.as_dict().items():
         if name != "method":
             assert value == pytest.approx(getattr(full, name), rel=1e-9, abs=1e-12), name
