@@ -144,7 +144,7 @@ def utilization(config: UtilizationConfig) -> Utilization:
     >>> model = ComputeModel(layers=24, step_time=0.1, params=1e9)
     >>> r = utilization(UtilizationConfig("diloco", model, workers=2, bandwidth=1.25e9, inner_steps=100))
     >>> round(r.utilization, 3), r.bytes_per_worker / 1e9
-    (0.939, 6.0)
+    (0.867, 6.0)
     """
     method, model, workers = config.method, config.model, config.workers
     shortcut = (config.topology is None and method in RING_METHODS and config.gpus_per_worker == 1
