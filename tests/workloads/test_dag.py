@@ -1,0 +1,116 @@
+"""The per-layer training DAG: closed forms on one link with zero latency, FIFO streams, invariants."""
+
+import numpy as np
+import pytest
+
+from netsim.collectives import Communicator
+from netsim.sim import Simulation
+from netsim.topology import full_mesh
+from netsim.workloads.compute import ComputeModel
+from netsim.workloads.dag import run_dag
+from netsim.workloads.ddp import ddp
+from netsim.workloads.utilization import UtilizationConfig, utilization
+
+# 4 uniform layers, 0.1 s a step: F = 1/30 s; B_w = 1/120 s per layer; B_act = 1/90 s for layers 1-3
+MODEL = ComputeModel(layers=4, step_time=0.1, params=1e6)  # 16-bit: 500 kB per layer, 2 MB in all
+T, LAYER_BYTES = 0.1, 5e5
+F = T / 3
+A, H = (T / 3) / 3, (T / 3) / 4
+R1 = F + A + H  # the first release (the top layer's B_w ends)
+
+
+def run(method, **kw):
+    return utilization(UtilizationConfig(method, MODEL, workers=2, latency=0.0, **kw))
+
+
+def test_backward_nodes_add_up_to_the_step():
+    b_act, b_w = MODEL.backward_nodes()
+    assert b_act.tolist() == pytest.approx([0, A, A, A]) and b_w.tolist() == pytest.approx([H] * 4)
+    assert float(MODEL.forward().sum() + b_act.sum() + b_w.sum()) == pytest.approx(T, rel=1e-12)
+    one = ComputeModel(layers=1, step_time=0.3, params=1e6)
+    assert one.backward_nodes()[1].tolist() == pytest.approx([0.2])  # one layer: all of the backward is B_w
+
+
+def test_ddp_reductions_that_keep_up_expose_only_the_last_one():
+    # Two workers: a layer's ring all-reduce takes bytes / bandwidth. Here r = 4 ms < the shortest gap
+    # between releases (B_w(0) = 8.3 ms): each reduction ends before the next is released, and only the
+    # last one (layer 0, released as the step ends) delays the next forward: wall = S (T + r).
+    r, steps = 0.004, 5
+    result = run("ddp", bandwidth=LAYER_BYTES / r, outer_steps=steps)
+    assert result.wall_s == pytest.approx(steps * (T + r), rel=1e-12)
+    assert result.utilization == pytest.approx(T / (T + r), rel=1e-12)
+    starts = [s.start for s in result.run.syncs[:4]]
+    assert starts == pytest.approx([R1, R1 + A + H, R1 + 2 * (A + H), T], rel=1e-12)  # each at its release
+
+
+def test_ddp_reductions_that_queue_run_back_to_back_from_the_first_release():
+    # r = 30 ms > A + H: from the first release on the stream never idles within a step, so a step
+    # ends when the fourth reduction does: wall = S (R1 + L r).
+    r, steps = 0.03, 4
+    result = run("ddp", bandwidth=LAYER_BYTES / r, outer_steps=steps)
+    assert result.wall_s == pytest.approx(steps * (R1 + 4 * r), rel=1e-12)
+    first = result.run.syncs[:4]
+    assert [s.end for s in first] == pytest.approx([R1 + k * r for k in (1, 2, 3, 4)], rel=1e-12)
+
+
+def test_diloco_half_utilisation_bandwidth_follows_from_the_backward_window():
+    # DiLoCo, H steps per period: the last step releases the layers during its backward and they
+    # queue, so a period lasts (H - 1) T + R1 + (model bytes) / B. Utilisation 1/2 needs that to be
+    # 2 H T:  B = model bytes / ((H + 1) T - R1).
+    inner = 4
+    bandwidth = 4 * LAYER_BYTES / ((inner + 1) * T - R1)
+    result = run("diloco", bandwidth=bandwidth, inner_steps=inner, outer_steps=2)
+    assert result.utilization == pytest.approx(0.5, rel=1e-12)
+    assert run("diloco", bandwidth=bandwidth * 1.01, inner_steps=inner, outer_steps=2).utilization > 0.5
+
+
+def test_streaming_with_one_fragment_is_diloco():
+    for bw in (1e6, 1e7, 1e8):
+        a = run("diloco", bandwidth=bw, inner_steps=5)
+        b = run("streaming_diloco", bandwidth=bw, inner_steps=5, fragments=1, overlap=0)
+        assert {k: v for k, v in a.as_dict().items() if k != "method"} == \
+            {k: v for k, v in b.as_dict().items() if k != "method"}
+
+
+def test_streaming_fragments_overlap_the_next_steps_and_tau_helps():
+    # At DiLoCo's 50% bandwidth, strided fragments spread the bytes over the period and the merge
+    # tau = 1 step later hides more of it: each ordering is strict here.
+    inner = 4
+    bandwidth = 4 * LAYER_BYTES / ((inner + 1) * T - R1)
+    diloco = run("diloco", bandwidth=bandwidth, inner_steps=inner, outer_steps=3)
+    s0 = run("streaming_diloco", bandwidth=bandwidth, inner_steps=inner, outer_steps=3, fragments=2)
+    s1 = run("streaming_diloco", bandwidth=bandwidth, inner_steps=inner, outer_steps=3, fragments=2, overlap=1)
+    assert diloco.utilization < s0.utilization < s1.utilization
+    assert diloco.bytes_total == s0.bytes_total == s1.bytes_total
+
+
+def test_reductions_leave_one_at_a_time_in_release_order_on_the_link():
+    topo = full_mesh(2, LAYER_BYTES / 0.03, 0.0)
+    sim = Simulation(topo)
+    result = run_dag(Communicator(sim, topo.gpus), MODEL, ddp(MODEL, steps=3))
+    transfers = sim.run().transfers
+    record = result()
+    spans = []
+    for sync in record.syncs:  # in release order: step, then top layer first
+        part = transfers.filter(transfers["tag"].str.ends_with(f"ddp@{sync.step}/unit{sync.unit}"))
+        assert len(part) == 4  # 2 ranks x 2 ring steps
+        spans.append((float(part["start"].min()), float(part["end"].max())))
+    assert all(e1 <= s2 + 1e-15 for (_, e1), (s2, _) in zip(spans, spans[1:]))
+    assert [s.unit for s in record.syncs[:4]] == [0, 1, 2, 3]  # layers 3, 2, 1, 0
+
+
+def test_steps_without_communication_cost_no_events():
+    # DiLoCo: the events of a period do not depend on how many steps it has
+    few = run("diloco", bandwidth=1e7, inner_steps=10, outer_steps=2).run.events
+    many = run("diloco", bandwidth=1e7, inner_steps=500, outer_steps=2).run.events
+    assert few == many
+
+
+def test_a_slow_gossip_neighbour_delays_only_its_neighbours():
+    model = ComputeModel(layers=2, step_time=0.1, params=1e3)
+    speeds = (1.0, 1.0, 1.0, 1.0, 2.0, 1.0)  # worker 4 half as fast; ring: 3 and 5 wait for it
+    result = utilization(UtilizationConfig("gossip", model, workers=6, bandwidth=1e12, inner_steps=5,
+                                           outer_steps=1, speeds=speeds, graph="ring"))
+    waits = np.asarray(result.run.wait_s)
+    assert waits[[3, 5]] == pytest.approx([0.5, 0.5], rel=1e-9)  # 5 steps x 0.1 s x (2 - 1)
+    assert waits[[0, 1, 2, 4]] == pytest.approx([0, 0, 0, 0], abs=1e-12)
