@@ -11,6 +11,7 @@ import time
 from netsim.workloads.compute import ComputeModel
 from netsim.workloads.methods import SWEEP_DEFAULT
 from netsim.workloads.sweep import DEFAULT_GRID, sweep_bandwidth
+from netsim.workloads.utilization import UtilizationConfig
 
 METHODS = list(SWEEP_DEFAULT)  # ddp, diloco, streaming_diloco, noloco, co2
 MODELS = {24: 1.3e9, 48: 2.7e9, 108: 7e9}
@@ -23,7 +24,8 @@ def main() -> int:
     for layers, params in MODELS.items():
         t0 = time.perf_counter()
         model = ComputeModel(layers, 0.1 * params / 1.3e9, params)
-        frame = sweep_bandwidth(METHODS, model, DEFAULT_GRID, workers=2, inner_steps=100, fragments=8, overlap=1)
+        config = UtilizationConfig(METHODS[0], model, workers=2, inner_steps=100, fragments=8, overlap=1)
+        frame = sweep_bandwidth(METHODS, DEFAULT_GRID, config)
         runs += len(frame)
         print(f"{layers:>6} {params:>8.2g} {len(frame):>5} {time.perf_counter() - t0:>8.2f}")
     wall = time.perf_counter() - start

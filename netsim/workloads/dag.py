@@ -362,13 +362,6 @@ def deal(total: int, weights: np.ndarray) -> np.ndarray:
     return share
 
 
-def layer_units(model: ComputeModel, bits: int) -> tuple[tuple[tuple[int, ...], ...], tuple[int, ...]]:
-    """One unit per layer, top layer first (the order the backward releases them), with its `layer_bytes`."""
-    sizes = layer_bytes(model, bits)
-    layers = range(model.layers - 1, -1, -1)
-    return tuple((l,) for l in layers), tuple(int(sizes[l]) for l in layers)
-
-
 def check_bits(bits: int) -> int:
     """Bits per exchanged value: 4, 8, 16 or 32."""
     if bits not in (4, 8, 16, 32):

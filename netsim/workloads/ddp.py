@@ -11,19 +11,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from netsim.errors import ConfigError
 from netsim.workloads.compute import ComputeModel
 from netsim.workloads.dag import TrainingDag, check_bits, layer_bytes
-from netsim.workloads.limits import integer, number
+from netsim.workloads.limits import integer
 
 
-def buckets(model: ComputeModel, bucket_bytes: float | None, bits: int) -> list[np.ndarray]:
-    """Layers grouped from the top (the order gradients become ready) into buckets of about
-    `bucket_bytes` (None: one bucket per layer)."""
-    order = np.arange(model.layers)[::-1]
+def buckets(model: ComputeModel, bucket_bytes: float | None, bits: int, layers: list[int] | None = None
+            ) -> list[np.ndarray]:
+    """`layers` (default all), taken from the top (the order gradients become ready), grouped into
+    buckets of consecutive ones of about `bucket_bytes` each (None: one bucket per layer).
+
+    >>> [b.tolist() for b in buckets(ComputeModel(4, 0.1, 4e6), 4e6, 16)]
+    [[3, 2], [1, 0]]
+    """
+    order = sorted(range(model.layers) if layers is None else layers, reverse=True)
     if bucket_bytes is None:
         return [np.array([l]) for l in order]
-    number(bucket_bytes, "bucket_bytes", lo=0, lo_open=True)
-    sizes = model.layer_params() * bits / 8
+    check_bucket_bytes(bucket_bytes)
+    sizes = layer_bytes(model, bits)
     out, current, filled = [], [], 0.0
     for l in order:
         current.append(l)
@@ -34,6 +40,13 @@ def buckets(model: ComputeModel, bucket_bytes: float | None, bits: int) -> list[
     if current:
         out.append(np.array(current))
     return out
+
+
+def check_bucket_bytes(value: float) -> float:
+    """A bucket size: > 0 bytes; infinity means one bucket of all the layers given."""
+    if not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"expected a size > 0 (inf: a single bucket), got {value!r}", field="bucket_bytes")
+    return value
 
 
 def ddp(model: ComputeModel, steps: int, *, bits: int = 16, bucket_bytes: float | None = None) -> TrainingDag:

@@ -20,7 +20,8 @@ import numpy as np
 
 from netsim.errors import ConfigError
 from netsim.workloads.compute import ComputeModel
-from netsim.workloads.dag import TrainingDag, check_bits, layer_units
+from netsim.workloads.dag import TrainingDag, check_bits, layer_bytes
+from netsim.workloads.ddp import buckets
 from netsim.workloads.limits import integer
 
 
@@ -65,9 +66,11 @@ def due_fragments(config: StreamingConfig) -> dict[int, list[int]]:
     return dict(sorted(due.items()))
 
 
-def streaming_diloco(model: ComputeModel, config: StreamingConfig, *, method: str = "streaming_diloco"
-                     ) -> TrainingDag:
-    """The DAG of `config` on `model`: one all-reduce unit per layer, released as described above.
+def streaming_diloco(model: ComputeModel, config: StreamingConfig, *, bucket_bytes: float | None = None,
+                     method: str = "streaming_diloco") -> TrainingDag:
+    """The DAG of `config` on `model`: one all-reduce unit per layer, released as described above (with
+    `bucket_bytes`, a fragment's layers fused from the top into buckets of about that size; a bucket is
+    released by its lowest layer's B_w and gates that layer's forward; float("inf"): one per fragment).
 
     >>> config = StreamingConfig(inner_steps=4, fragments=2, outer_steps=1)
     >>> dag = streaming_diloco(ComputeModel(4, 0.1, 4e6), config)
@@ -75,7 +78,12 @@ def streaming_diloco(model: ComputeModel, config: StreamingConfig, *, method: st
     (((3,), (2,), (1,), (0,)), [(2, (0, 2)), (4, (1, 3))])
     """
     frag = fragment_of_layers(model.layers, config.fragments)
-    units, unit_bytes = layer_units(model, config.bits)
-    releases = {t: tuple(u for u, (l,) in enumerate(units) if frag[l] in due)
+    sizes = layer_bytes(model, config.bits)
+    groups = [g for p in range(config.fragments)
+              for g in buckets(model, bucket_bytes, config.bits, [l for l in range(model.layers) if frag[l] == p])]
+    groups.sort(key=lambda g: -int(g.min()))  # the order the backward releases them
+    units = tuple(tuple(int(l) for l in g) for g in groups)
+    unit_bytes = tuple(int(sizes[list(g)].sum()) for g in units)
+    releases = {t: tuple(u for u, g in enumerate(units) if frag[g[0]] in due)
                 for t, due in due_fragments(config).items()}
     return TrainingDag(method, config.total_steps, units, unit_bytes, releases, delay=config.overlap)

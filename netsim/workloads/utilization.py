@@ -24,7 +24,7 @@ from netsim.sim import Simulation
 from netsim.topology import full_mesh, ring
 from netsim.workloads.compute import ComputeModel, check_jitter
 from netsim.workloads.dag import TrainingDag, TrainingRun, check_bits, run_dag
-from netsim.workloads.ddp import ddp
+from netsim.workloads.ddp import check_bucket_bytes, ddp
 from netsim.workloads.diloco import StreamingConfig, streaming_diloco
 from netsim.workloads.gossip import GRAPHS, gossip, neighbours
 from netsim.workloads.limits import MAX_SECONDS, factors, integer, number
@@ -45,7 +45,9 @@ class UtilizationConfig:
     ignored). With `gpus_per_worker` = k > 1 (on a topology), each worker is the first k GPUs of its
     datacenter and every sync is sharded: GPU j of each worker syncs 1/k of the bytes with GPU j of the
     others. `outer_steps` outer periods are simulated (for ddp an outer period is one step). `per_layer`:
-    gossip and NoLoCo send per layer instead of the whole model at once. Every field is checked (finite,
+    gossip and NoLoCo send per layer instead of the whole model at once. `bucket_bytes`: the all-reduce
+    methods fuse consecutive layers (of one fragment) into buckets of about this size (default: one
+    reduction per layer; float("inf"): one per fragment, or per step for ddp). Every field is checked (finite,
     in range) and a bad one is a ConfigError naming it.
     """
 
@@ -92,7 +94,7 @@ class UtilizationConfig:
         if self.tcp_window is not None:
             number(self.tcp_window, "tcp_window", lo=0, lo_open=True)
         if self.bucket_bytes is not None:
-            number(self.bucket_bytes, "bucket_bytes", lo=0, lo_open=True)
+            check_bucket_bytes(self.bucket_bytes)
         if self.graph not in GRAPHS:
             raise ConfigError(f"unknown graph {self.graph!r} (known: {', '.join(GRAPHS)})", field="graph")
 
@@ -134,7 +136,7 @@ def schedule(config: UtilizationConfig, rng: np.random.Generator) -> TrainingDag
     elif method == "co2":
         fragments, overlap = 1, config.inner_steps - 1  # the all-reduce hides behind the next tau = H steps
     streaming = StreamingConfig(config.inner_steps, fragments, overlap, config.bits, config.outer_steps)
-    return streaming_diloco(model, streaming, method=method)
+    return streaming_diloco(model, streaming, bucket_bytes=config.bucket_bytes, method=method)
 
 
 def utilization(config: UtilizationConfig) -> Utilization:

@@ -64,6 +64,19 @@ def test_diloco_half_utilisation_bandwidth_follows_from_the_backward_window():
     assert run("diloco", bandwidth=bandwidth * 1.01, inner_steps=inner, outer_steps=2).utilization > 0.5
 
 
+def test_one_bucket_per_sync_is_released_when_the_step_ends():
+    # bucket_bytes = inf: the whole outer gradient in one all-reduce, released by B_w(0) as the H-th
+    # step ends and needed by the next forward's first layer: fully exposed, wall = S (H T + bytes / B).
+    r, inner, periods = 0.25, 5, 3
+    result = run("diloco", bandwidth=4 * LAYER_BYTES / r, inner_steps=inner, outer_steps=periods,
+                 bucket_bytes=float("inf"))
+    assert result.wall_s == pytest.approx(periods * (inner * T + r), rel=1e-12)
+    assert [s.unit for s in result.run.syncs] == [0] * periods and result.run.syncs[0].nbytes == 4 * LAYER_BYTES
+    streaming = run("streaming_diloco", bandwidth=4 * LAYER_BYTES / r, inner_steps=inner, outer_steps=periods,
+                    fragments=2, bucket_bytes=float("inf"))
+    assert sorted({s.nbytes for s in streaming.run.syncs}) == [2 * LAYER_BYTES]  # one bucket per fragment
+
+
 def test_streaming_with_one_fragment_is_diloco():
     for bw in (1e6, 1e7, 1e8):
         a = run("diloco", bandwidth=bw, inner_steps=5)
