@@ -121,7 +121,7 @@ class Exchange:
 def fragment_slices(model: TinyLM, fragments: int) -> list[torch.Tensor]:
     """Indices into the flat parameter vector per fragment: block l in fragment l mod F; embeddings and
     the final norm travel with fragment 0."""
-    owner = []
+    owner = []  # block l in fragment l mod F, as in the simulated schedules (fragments may outnumber blocks here)
     for name, p in model.named_parameters():
         part = int(name.split(".")[1]) % fragments if name.startswith("blocks.") else 0
         owner.append(torch.full((p.numel(),), part))
