@@ -182,3 +182,68 @@ def write_report(path: str | Path, results: Results, topology: Topology, summary
     out = Path(path)
     out.write_text(page, encoding="utf-8")
     return out
+
+
+LANE_COLOURS = {"compute": "#4c78a8", "send-q": "#f58518", "send-qg": "#f58518", "send-out": "#54a24b",
+                "send-kv": "#e45756", "send-dkv": "#b279a2", "send-a2a": "#9d755d"}
+
+
+def attention_gantt(tasks: pl.DataFrame, scheme: str) -> go.Figure:
+    """Per rank, one row per lane (compute, send-Q, send-out, send-KV, ...): every task as a bar."""
+    part = tasks.filter(pl.col("scheme") == scheme).sort("rank", "lane")
+    fig = go.Figure()
+    for lane in part["lane"].unique(maintain_order=True).to_list():
+        rows = part.filter(pl.col("lane") == lane)
+        fig.add_trace(go.Bar(
+            y=[f"rank {r} {lane}" for r in rows["rank"].to_list()], x=((rows["end"] - rows["start"]) * 1e3).to_list(),
+            base=(rows["start"] * 1e3).to_list(), orientation="h", name=plotly_text(lane),
+            marker_color=LANE_COLOURS.get(lane, "#777"),
+            customdata=list(zip(rows["step"].to_list(), rows["peer"].to_list(), rows["bytes"].to_list())),
+            hovertemplate="step %{customdata[0]}, peer %{customdata[1]}, %{customdata[2]} B<br>"
+                          "%{base:.3f} - %{x:.3f} ms<extra></extra>"))
+    lanes = part.select("rank", "lane").unique().height
+    fig.update_layout(barmode="overlay", title=f"{plotly_text(scheme)}: per rank and lane, each step's tasks",
+                      xaxis=dict(title="time (ms)"), yaxis=dict(autorange="reversed"),
+                      height=max(320, 22 * lanes + 120))
+    return fig
+
+
+def write_attention_report(path: str | Path, summary: pl.DataFrame, tasks: pl.DataFrame, links: pl.DataFrame,
+                           sweep: pl.DataFrame | None, title: str, description: str) -> Path:
+    """The `netsim attention` page: a table per scheme, a Gantt chart per scheme, bytes per link and
+    direction, and the time against sequence length and against the number of GPUs."""
+    head = ["scheme", "GPUs", "time per layer", "per step", "compute", "exposed comm", "bytes sent",
+            "busiest link (direction)", "its mean utilisation"]
+    cells = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in (
+            r["scheme"], str(r["gpus"]), format_time(r["time_s"]), format_time(r["step_s"]), format_time(r["compute_s"]),
+            format_time(r["exposed_comm_s"]), format_size(r["bytes_sent"]), r["busiest_link"],
+            f"{100 * r['busiest_link_utilization']:.1f}%")) + "</tr>" for r in summary.iter_rows(named=True))
+    parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>",
+             "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + cells + "</table>"]
+    figures = [(f"Timeline: {s}", attention_gantt(tasks, s)) for s in summary["scheme"].to_list()]
+    top = (links.group_by("name").agg(pl.col("bytes").sum().alias("total")).sort("total", descending=True)
+           .head(24)["name"].to_list())
+    fig = go.Figure()
+    for scheme in summary["scheme"].to_list():
+        part = links.filter((pl.col("scheme") == scheme) & pl.col("name").is_in(top))
+        fig.add_trace(go.Bar(x=part["name"].to_list(), y=(part["bytes"] / 1e6).to_list(), name=plotly_text(scheme)))
+    fig.update_layout(barmode="group", title="Bytes per directed link (the busiest 24; a cable's two directions "
+                      "are two bars)", yaxis=dict(title="MB"), height=480)
+    figures.append(("Bytes per link and direction", fig))
+    if sweep is not None and len(sweep):
+        for axis, label in (("seq", "sequence length (tokens)"), ("gpus", "GPUs")):
+            part = sweep.filter(pl.col("axis") == axis)
+            if not len(part):
+                continue
+            fig = go.Figure()
+            for scheme in part["scheme"].unique(maintain_order=True).to_list():
+                rows = part.filter(pl.col("scheme") == scheme).sort("value")
+                fig.add_trace(go.Scatter(x=rows["value"].to_list(), y=(rows["time_s"] * 1e3).to_list(),
+                                         mode="lines+markers", name=plotly_text(scheme)))
+            fig.update_layout(title=f"Time per layer against {label}", xaxis=dict(title=label, type="log"),
+                              yaxis=dict(title="time per layer (ms)", type="log"), height=420)
+            figures.append((f"Time against {label}", fig))
+    out = Path(path)
+    out.write_text(_page(title, parts, figures), encoding="utf-8")
+    return out

@@ -1,4 +1,4 @@
-"""Topology builders: single switch, ring, full mesh, leaf-spine, fat-tree, internet.
+"""Topology builders: single switch, ring, full mesh, leaf-spine, fat-tree, PCIe tree, internet.
 
 Each `add_*` function adds one fabric into a `TopologyBuilder` under a name prefix
 (so the internet builder can nest datacenter fabrics) and returns the names of its
@@ -61,6 +61,62 @@ def full_mesh(n: int, bandwidth: float = 50e9, latency: float = 0.0, name: str =
         for j in range(i + 1, n):
             b.add_cable(f"gpu{i}", f"gpu{j}", bandwidth, latency, "mesh")
     b.meta.update(kind="full_mesh")
+    return b.build()
+
+
+@dataclass(frozen=True)
+class PcieSpec:
+    """A PCIe server: `sockets` CPUs (root complexes) joined by a socket link; under each, PCIe switches,
+    each with `gpus_per_switch` GPUs. GPUs under one switch talk through it (`gpu_bandwidth`); GPUs
+    under different switches cross the switches' uplinks to the root complex (shared: they contend),
+    and GPUs on different sockets also cross the socket link. Bytes/s and seconds."""
+
+    sockets: int = 1
+    switches_per_socket: int = 2
+    gpus_per_switch: int = 2
+    gpu_bandwidth: float = 25e9  # GPU <-> its switch: PCIe 4.0 x16, about 25 GB/s per direction in practice
+    uplink_bandwidth: float = 25e9  # switch <-> root complex
+    socket_bandwidth: float = 20e9  # root complex <-> root complex (peer-to-peer over the CPUs' link)
+    gpu_latency: float = 1e-6
+    uplink_latency: float = 1e-6
+    socket_latency: float = 1e-6
+
+    def __post_init__(self) -> None:
+        _positive("sockets", self.sockets)
+        _positive("switches_per_socket", self.switches_per_socket)
+        _positive("gpus_per_switch", self.gpus_per_switch)
+
+    @property
+    def gpus(self) -> int:
+        return self.sockets * self.switches_per_socket * self.gpus_per_switch
+
+
+def pcie_tree(spec: PcieSpec, name: str = "pcie") -> Topology:
+    """GPUs under PCIe switches under one or two root complexes (see `PcieSpec`).
+
+    A 4-GPU box with two switches: gpu0 and gpu1 share a switch, gpu1 -> gpu2 crosses the root complex.
+
+    >>> topo = pcie_tree(PcieSpec(gpus_per_switch=2, switches_per_socket=2))
+    >>> len(topo.gpus), [topo.node_names[n] for n in topo.gpus]
+    (4, ['gpu0', 'gpu1', 'gpu2', 'gpu3'])
+    """
+    b = TopologyBuilder(name)
+    g = 0
+    for s in range(spec.sockets):
+        rc = f"rc{s}"
+        b.add_node(rc, "switch")
+        if s:
+            b.add_cable("rc0", rc, spec.socket_bandwidth, spec.socket_latency, "socket")
+        for w in range(spec.switches_per_socket):
+            sw = f"plx{s}.{w}"
+            b.add_node(sw, "switch")
+            b.add_cable(sw, rc, spec.uplink_bandwidth, spec.uplink_latency, "uplink")
+            for _ in range(spec.gpus_per_switch):
+                gpu = f"gpu{g}"
+                b.add_node(gpu, "gpu", host=0)
+                b.add_cable(gpu, sw, spec.gpu_bandwidth, spec.gpu_latency, "pcie")
+                g += 1
+    b.meta.update(kind="pcie")
     return b.build()
 
 

@@ -15,7 +15,8 @@ from netsim.config import pydantic_error, read_yaml
 from netsim.config.name import Name
 from netsim.errors import ConfigError, NetsimError, UnitError
 from netsim.topology.builders import (
-    Datacenter, FatTreeSpec, LeafSpineSpec, WanLink, fat_tree, full_mesh, internet, leaf_spine, ring, single_switch,
+    Datacenter, FatTreeSpec, LeafSpineSpec, PcieSpec, WanLink, fat_tree, full_mesh, internet, leaf_spine, pcie_tree,
+    ring, single_switch,
 )
 from netsim.topology.graph import Topology
 from netsim.topology.hosts import HostSpec
@@ -211,7 +212,32 @@ class InternetConfig(_Strict):
         return internet([dc.datacenter() for dc in self.datacenters], links, name=self.name or name)
 
 
-CONFIGS = (SingleSwitchConfig, RingConfig, FullMeshConfig, LeafSpineConfig, FatTreeConfig, InternetConfig)
+class PcieConfig(_Strict):
+    """A PCIe server: GPUs under PCIe switches under one or two root complexes (CPU sockets)."""
+
+    kind: Literal["pcie"]
+    name: str | None = None
+    sockets: Annotated[int, Field(ge=1, le=8, strict=True)] = 1
+    switches_per_socket: Annotated[int, Field(ge=1, le=64, strict=True)] = 2
+    gpus_per_switch: Annotated[int, Field(ge=1, le=64, strict=True)] = 2
+    gpu_bandwidth: Bandwidth = 25e9
+    uplink_bandwidth: Bandwidth = 25e9
+    socket_bandwidth: Bandwidth = 20e9
+    gpu_latency: Latency = 1e-6
+    uplink_latency: Latency = 1e-6
+    socket_latency: Latency = 1e-6
+
+    @property
+    def gpus(self) -> int:
+        return self.sockets * self.switches_per_socket * self.gpus_per_switch
+
+    def build(self, name: str) -> Topology:
+        spec = PcieSpec(**self.model_dump(exclude={"kind", "name"}))
+        return pcie_tree(spec, name=self.name or name)
+
+
+CONFIGS = (SingleSwitchConfig, RingConfig, FullMeshConfig, LeafSpineConfig, FatTreeConfig, PcieConfig,
+           InternetConfig)
 """The topology kinds, one config class each: adding a kind means adding its class here."""
 
 TopologyConfig = Annotated[Union[CONFIGS], Field(discriminator="kind")]
