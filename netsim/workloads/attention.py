@@ -171,9 +171,16 @@ class AttentionSchedule:
         return [t for t in self.tasks if isinstance(t, Compute)]
 
     def dependencies(self) -> list[list[int]]:
-        """For each task, the tasks that produced the items it needs at its rank (in list order: an item a
-        task needs must be held at the start, made by an earlier compute there, or delivered by an
-        earlier send). A schedule that uses an item its rank never gets is a ValueError."""
+        """For each task, the tasks it waits for.
+
+        Data: the tasks that produced the items it needs at its rank (in list order: an item a task needs
+        must be held at the start, made by an earlier compute there, or delivered by an earlier send); a
+        schedule that uses an item its rank never gets is a ValueError.
+        Steps: implementations run a loop per rank — post the step's sends and receives, compute, wait
+        for all of them — so a rank enters step s once everything it took part in at its previous step
+        (its blocks, its sends, the sends to it) is done; a block waits for its rank to enter its step,
+        and a send for both its sender and its receiver (a send completes only against a posted
+        receive)."""
         producer: dict[tuple[int, Item], int | None] = {}
         for r in range(self.ranks):
             for item in self.held_at_start(r):
@@ -196,7 +203,28 @@ class AttentionSchedule:
             else:
                 for item in task.items:
                     producer[(task.dst, item)] = i
+        by_rank_step: dict[tuple[int, int], list[int]] = {}
+        for i, task in enumerate(self.tasks):
+            for r in _ranks_of(task):
+                by_rank_step.setdefault((r, task.step), []).append(i)
+        steps_of: dict[int, list[int]] = {}
+        for r, step in sorted(by_rank_step):
+            steps_of.setdefault(r, []).append(step)
+        previous = {(r, steps[k]): steps[k - 1] for r, steps in steps_of.items() for k in range(1, len(steps))}
+        for i, task in enumerate(self.tasks):
+            mine = set(deps[i])
+            for r in _ranks_of(task):
+                before = previous.get((r, task.step))
+                if before is not None:
+                    for j in by_rank_step[(r, before)]:
+                        if j not in mine:
+                            mine.add(j)
+                            deps[i].append(j)
         return deps
+
+
+def _ranks_of(task: Compute | Send) -> tuple[int, ...]:
+    return (task.rank,) if isinstance(task, Compute) else (task.src, task.dst)
 
 
 # ---- schemes ----------------------------------------------------------------------------------------

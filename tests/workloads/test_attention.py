@@ -127,9 +127,10 @@ def timed(scheme, shape, topo, device, n):
 
 
 def test_comm_bound_ring_and_tokenring_closed_forms():
-    # Compute nearly free: Ring Attention's K, V make N - 1 hops one after the other, each a send of
-    # kv bytes at B plus the latency; then the last block. TokenRing: the same chain of Q sends, then
-    # the last block, then the final output exchange (one hop, O + lse).
+    # Compute nearly free; each rank's loop posts a step's messages, computes, waits for them all.
+    # Ring Attention: N - 1 steps of one K, V hop (kv bytes at B plus the latency), then the last block.
+    # TokenRing: Q alone at steps 0 and 1, Q and the previous step's output (O + lse, a little larger)
+    # at steps 2..N-2, outputs alone at step N - 1 and after the loop.
     n, bw, lat = 4, 10e9, 5e-6
     shape = AttentionShape(seq=8192, heads=8, head_dim=128)
     device = Device(tflops=1e6, efficiency=1.0)
@@ -139,7 +140,7 @@ def test_comm_bound_ring_and_tokenring_closed_forms():
     r, _ = timed("ring", shape, topo, device, n)
     assert r.time_s == pytest.approx((n - 1) * (shape.kv_bytes(tokens) / bw + lat) + block, rel=1e-9)
     t, _ = timed("tokenring", shape, topo, device, n)
-    expected = (n - 1) * (shape.q_bytes(tokens) / bw + lat) + block + shape.out_bytes(tokens) / bw + lat
+    expected = 2 * (shape.q_bytes(tokens) / bw + lat) + (n - 1) * (shape.out_bytes(tokens) / bw + lat)
     assert t.time_s == pytest.approx(expected, rel=1e-9)
 
 
