@@ -112,6 +112,17 @@ def part_placement(lines: list[str]) -> None:
     for label, topo, n in fabrics:
         times = [simulate(s, shape, topo, device, n).time_s * 1e3 for s in ("zigzag_ring", "tokenring", "ulysses")]
         lines.append(f"   {label:<46} {times[0]:>12.3f} {times[1]:>10.3f} {times[2]:>9.3f}")
+    shape = AttentionShape(seq=24000, heads=32, head_dim=128, dtype="fp16")
+    lines.append("   non-causal, S = 24000, H = H_kv = 32, fp16, 4 GPUs, compute ~ free (comm-bound): time per layer (ms)")
+    lines.append(f"   {'fabric':<46} {'ring':>12} {'tokenring':>10} {'ulysses':>9}")
+    free = Device(tflops=1e6, efficiency=1.0)
+    for label, topo, n in fabrics[:3]:
+        times = [simulate(s, shape, topo, free, n).time_s * 1e3 for s in ("ring", "tokenring", "ulysses")]
+        lines.append(f"   {label:<46} {times[0]:>12.3f} {times[1]:>10.3f} {times[2]:>9.3f}")
+    lines.append("   TokenRing moves Q (half of K + V) per hop and returns outputs on links or directions Q does not use:")
+    lines.append("   it wins on the mesh and on a 4-GPU ring (outputs go back 1-2 hops the other way; at 8 GPUs, section")
+    lines.append("   2, they pile up and it loses); in this PCIe tree its outputs cross the shared switch uplinks and it")
+    lines.append("   loses (root-port-attached GPUs, or faster uplinks, would change that: try the topology fields).")
 
 
 def main() -> int:
