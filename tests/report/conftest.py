@@ -51,8 +51,13 @@ def reports(tmp_path_factory) -> dict[str, Report]:
         "methods": ["ddp", "diloco"], "steps": 4, "inner_steps": 2, "batch": 2, "step_time": "10ms",
         "model": {"layers": 1, "width": 16, "heads": 2, "context": 8},
     })
+    attention = _write(d / "attention.yaml", {
+        "name": HOSTILE, "topology": TOPOLOGY, "schemes": ["ring", "tokenring"], "seq": 1024, "heads": 4,
+        "head_dim": 16, "causal": True,
+    })
     commands = {
         "run": ["run", str(run)],
+        "attention": ["attention", str(attention)],
         "bench": ["bench", "--topology", str(topo), "-b", "1K", "-e", "64K", "-f", "4", "--algo", "ring,tree"],
         "compare": ["compare-routing", str(compare), "--policies", "ecmp,spray"],
         "sweep": ["sweep-bandwidth", "--methods", "ddp,diloco", "--grid", "1,10,100", "--layers", "2",
@@ -71,4 +76,6 @@ def reports(tmp_path_factory) -> dict[str, Report]:
         "compare": Report(d / "compare" / "report.html", "netsim compare-routing — browser-compare", 4, True),
         "sweep": Report(sweep, HOSTILE, 1, False),
         "train": Report(d / "train" / "report.html", f"netsim train — {HOSTILE}", 3, False),
+        # a timeline per scheme, bytes per link, time against S and against N
+        "attention": Report(d / "attention" / "report.html", f"netsim attention — {HOSTILE}", 5, False),
     }
