@@ -194,7 +194,7 @@ FLAG_VALUES = st.sampled_from(["0", "1", "2", "-1", "nan", "inf", "1e30", "", "8
 
 @st.composite
 def command_lines(draw):
-    command = draw(st.sampled_from(["bench", "utilization", "sweep-bandwidth", "topo"]))
+    command = draw(st.sampled_from(["bench", "utilization", "sweep-bandwidth", "topo", "attention"]))
     if command == "topo":
         return ["topo", draw(st.sampled_from(["show", "list"])), draw(st.sampled_from([NVLINK, "nope.yaml", ""]))]
     if command == "bench":
@@ -205,6 +205,11 @@ def command_lines(draw):
                 "--layers", "2", "--inner-steps", "2", "--outer-steps", "1"]
         flags = ["--bandwidth", "--workers", "--jitter", "--speeds", "--params", "--bits", "--latency",
                  "--fragments", "--overlap", "--step-time", "--tcp-window", "--streams", "--seed"]
+    elif command == "attention":
+        argv = ["attention", "--topology", NVLINK, "--seq", "1024", "--heads", "8", "--head-dim", "16",
+                "--gpus", draw(st.sampled_from(["2", "4", "8"]))]
+        flags = ["--schemes", "--gpus", "--seq", "--heads", "--kv-heads", "--head-dim", "--batch", "--tflops",
+                 "--efficiency", "--dtype"]
     else:
         argv = ["sweep-bandwidth", "--methods", "diloco", "--grid", "1:10:2", "--layers", "2", "--inner-steps", "2",
                 "--outer-steps", "1"]
@@ -218,6 +223,6 @@ def command_lines(draw):
 def test_command_lines(tmp_path_factory, capsys, argv):
     tmp = tmp_path_factory.mktemp("c")
     out = tmp / "out"
-    writes = argv[0] in ("bench", "sweep-bandwidth")
+    writes = argv[0] in ("bench", "sweep-bandwidth", "attention")
     expected = {"bench.parquet", "report.html"} if argv[0] == "bench" else {"sweep.parquet", "report.html"}
     check(argv + (["-o", str(out)] if writes else []), out if writes else None, expected, capsys)
