@@ -1,0 +1,338 @@
+"""MLCommons Chakra execution traces (ET): reader and writer, built on the `protobuf` package from the
+format's published field numbers (the schema is declared here in code; no generated module, no vendored
+.proto, no `mlc-chakra`).
+
+A rank's file ``PREFIX.RANK.et`` (plain or gzipped) is a stream of messages, each preceded by its
+length as a varint: first ``GlobalMetadata`` (version = 1, attr = 2), then one ``Node`` per message
+(id 1, name 2, type 3, ctrl_deps 4, data_deps 5, start_time_micros 6, duration_micros 7, inputs 8,
+outputs 9, attr 10); an ``AttributeProto`` is a name (1) and one typed value (int64 9, uint64 13,
+int32 7, bool 27, string 29, double 3, lists as sub-messages). Node types: COMP 4, COMM_SEND 5, COMM_RECV
+6, COMM_COLL 7 (METADATA 1, MEM_LOAD 2, MEM_STORE 3 carry no work). Collective types in ``comm_type``:
+ALL_REDUCE 0, REDUCE 1, ALL_GATHER 2, GATHER 3, SCATTER 4, BROADCAST 5, ALL_TO_ALL 6, REDUCE_SCATTER 7,
+REDUCE_SCATTER_BLOCK 8, BARRIER 9.
+
+What real files hold, and what the reader does with it:
+- CPU-side records of collectives (``c10d::...``, type 7 with ``is_cpu_op`` and no ``comm_type``) beside
+  the GPU kernels that carry the size: skipped (counted in `Trace.skipped`), as are CPU compute ops;
+- ``comm_size`` as int64 or uint64 (or int32): any integer value is read;
+- send / recv nodes whose ``comm_type`` holds a node type (5 or 6): the node's own type decides;
+- a zero-length message ends the stream (as Chakra's own reader does); a truncated one is an error;
+- ``pg_name`` names the process group; a METADATA node whose inputs hold ``{"pg_name": ..., "ranks": ...}``
+  (or none: "0" / empty means every rank) defines it.
+Dependencies: ``data_deps`` and ``ctrl_deps`` both count; ones pointing at skipped nodes are followed
+through to what those depended on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from netsim.traces.model import Trace, TraceError, TraceNode
+
+COMP, SEND, RECV, COLL, METADATA = 4, 5, 6, 7, 1
+COMM_TYPES = {0: "all_reduce", 1: "reduce", 2: "all_gather", 5: "broadcast", 6: "all_to_all", 7: "reduce_scatter",
+              8: "reduce_scatter", 9: "barrier"}
+OP_TYPES = {"all_reduce": 0, "reduce": 1, "all_gather": 2, "broadcast": 5, "all_to_all": 6, "reduce_scatter": 7,
+            "barrier": 9}
+VERSION = "0.0.4"
+WORLD = "world"
+INT_FIELDS = ("int64_val", "uint64_val", "int32_val", "uint32_val", "sint32_val", "sint64_val", "fixed32_val",
+              "fixed64_val", "sfixed32_val", "sfixed64_val")
+
+
+@lru_cache(maxsize=1)
+def _classes():
+    """The message classes, from a schema declared in code (field numbers as published)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    F = descriptor_pb2.FieldDescriptorProto
+    fd = descriptor_pb2.FileDescriptorProto(name="netsim_chakra_et.proto", package="netsim_chakra", syntax="proto3")
+
+    def message(name: str, fields: list[tuple], oneof: str | None = None):
+        m = fd.message_type.add(name=name)
+        if oneof:
+            m.oneof_decl.add(name=oneof)
+        for fname, number, ftype, label, type_name, in_oneof in fields:
+            f = m.field.add(name=fname, number=number, type=ftype, label=label)
+            if type_name:
+                f.type_name = f".netsim_chakra.{type_name}"
+            if in_oneof:
+                f.oneof_index = 0
+        return m
+
+    opt, rep = F.LABEL_OPTIONAL, F.LABEL_REPEATED
+    scalars = [("double", F.TYPE_DOUBLE), ("float", F.TYPE_FLOAT), ("int32", F.TYPE_INT32), ("int64", F.TYPE_INT64),
+               ("uint32", F.TYPE_UINT32), ("uint64", F.TYPE_UINT64), ("sint32", F.TYPE_SINT32),
+               ("sint64", F.TYPE_SINT64), ("fixed32", F.TYPE_FIXED32), ("fixed64", F.TYPE_FIXED64),
+               ("sfixed32", F.TYPE_SFIXED32), ("sfixed64", F.TYPE_SFIXED64), ("bool", F.TYPE_BOOL),
+               ("string", F.TYPE_STRING), ("bytes", F.TYPE_BYTES)]
+    attr_fields = [("name", 1, F.TYPE_STRING, opt, None, False), ("doc_string", 2, F.TYPE_STRING, opt, None, False)]
+    for k, (kind, ftype) in enumerate(scalars):
+        list_name = kind.capitalize() + "List"
+        message(list_name, [("values", 1, ftype, rep, None, False)])
+        attr_fields.append((f"{kind}_val", 3 + 2 * k, ftype, opt, None, True))
+        attr_fields.append((f"{kind}_list", 4 + 2 * k, F.TYPE_MESSAGE, opt, list_name, True))
+    message("AttributeProto", attr_fields, oneof="value")
+    message("IOInfo", [("values", 1, F.TYPE_STRING, opt, None, False), ("shapes", 2, F.TYPE_STRING, opt, None, False),
+                       ("types", 3, F.TYPE_STRING, opt, None, False)])
+    message("GlobalMetadata", [("version", 1, F.TYPE_STRING, opt, None, False),
+                               ("attr", 2, F.TYPE_MESSAGE, rep, "AttributeProto", False)])
+    message("Node", [("id", 1, F.TYPE_UINT64, opt, None, False), ("name", 2, F.TYPE_STRING, opt, None, False),
+                     ("type", 3, F.TYPE_INT32, opt, None, False),  # an enum on the wire: the same varint
+                     ("ctrl_deps", 4, F.TYPE_UINT64, rep, None, False),
+                     ("data_deps", 5, F.TYPE_UINT64, rep, None, False),
+                     ("start_time_micros", 6, F.TYPE_UINT64, opt, None, False),
+                     ("duration_micros", 7, F.TYPE_UINT64, opt, None, False),
+                     ("inputs", 8, F.TYPE_MESSAGE, opt, "IOInfo", False),
+                     ("outputs", 9, F.TYPE_MESSAGE, opt, "IOInfo", False),
+                     ("attr", 10, F.TYPE_MESSAGE, rep, "AttributeProto", False)])
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fd)
+    get = message_factory.GetMessageClass
+    return (get(pool.FindMessageTypeByName("netsim_chakra.GlobalMetadata")),
+            get(pool.FindMessageTypeByName("netsim_chakra.Node")),
+            get(pool.FindMessageTypeByName("netsim_chakra.AttributeProto")))
+
+
+def _varint(data: bytes, pos: int, source: str) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if pos >= len(data):
+            raise TraceError(f"truncated length prefix at byte {pos}", source=source)
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise TraceError(f"bad length prefix at byte {pos}", source=source)
+
+
+def _messages(data: bytes, source: str):
+    pos = 0
+    while pos < len(data):
+        length, pos = _varint(data, pos, source)
+        if length == 0:
+            return
+        if pos + length > len(data):
+            raise TraceError(f"truncated message at byte {pos} ({length} bytes announced, {len(data) - pos} left)",
+                             source=source)
+        yield data[pos:pos + length]
+        pos += length
+
+
+def _attrs(node) -> dict:
+    out = {}
+    for a in node.attr:
+        which = a.WhichOneof("value")
+        if which is None:
+            continue
+        value = getattr(a, which)
+        if which.endswith("_list"):
+            value = list(value.values)
+        out[a.name] = value
+    return out
+
+
+def _int(attrs: dict, name: str) -> int | None:
+    value = attrs.get(name)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value - (1 << 64) if value >= 1 << 63 else value
+    return None
+
+
+def rank_files(prefix: str | Path) -> dict[int, Path]:
+    """`PREFIX.R.et` / `PREFIX.R.et.gz` files, by rank; ranks must run 0..N-1 without a gap."""
+    prefix = Path(prefix)
+    pattern = re.compile(re.escape(prefix.name) + r"\.(\d+)\.et(\.gz)?$")
+    found = {}
+    if prefix.parent.is_dir():
+        for p in prefix.parent.iterdir():
+            m = pattern.match(p.name)
+            if m:
+                found[int(m.group(1))] = p
+    if not found:
+        raise TraceError(f"no Chakra files {prefix.name}.<rank>.et in {prefix.parent}", source=str(prefix))
+    missing = sorted(set(range(max(found) + 1)) - set(found))
+    if missing:
+        raise TraceError(f"rank files missing: {', '.join(f'{prefix.name}.{r}.et' for r in missing)}",
+                         source=str(prefix))
+    return dict(sorted(found.items()))
+
+
+def read(prefix: str | Path) -> Trace:
+    """All ranks' files of a Chakra ET prefix as one `Trace`."""
+    metadata_cls, node_cls, _ = _classes()
+    files = rank_files(prefix)
+    world = tuple(files)
+    nodes: dict[int, tuple[TraceNode, ...]] = {}
+    groups: dict[str, tuple[int, ...]] = {WORLD: world}
+    skipped: dict[str, int] = {}
+    from google.protobuf.message import DecodeError
+
+    for rank, path in files.items():
+        source = str(path)
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            try:
+                raw = gzip.decompress(raw)
+            except (OSError, EOFError) as exc:
+                raise TraceError(f"broken gzip data ({exc})", source=source) from None
+        messages = _messages(raw, source)
+        try:
+            first = next(messages, None)
+            if first is None:
+                raise TraceError("empty file (no global metadata)", source=source)
+            metadata_cls.FromString(first)
+            parsed = [node_cls.FromString(m) for m in messages]
+        except DecodeError as exc:
+            raise TraceError(f"not a Chakra ET stream ({exc})", source=source) from None
+        nodes[rank] = _convert(rank, parsed, groups, skipped, source)
+    return Trace(nodes, groups, str(prefix), "chakra", skipped)
+
+
+def _convert(rank: int, parsed, groups: dict, skipped: dict, source: str) -> tuple[TraceNode, ...]:
+    kept: dict[int, TraceNode] = {}
+    deps_of: dict[int, list[int]] = {}
+    order: list[int] = []
+    for node in parsed:
+        attrs = _attrs(node)
+        deps_of[node.id] = list(node.data_deps) + [d for d in node.ctrl_deps if d not in node.data_deps]
+        kind = None
+        kw: dict = {}
+        if node.type == METADATA:
+            _metadata_group(node, groups, source)
+        elif node.type == COMP:
+            if attrs.get("is_cpu_op") is True:
+                skipped["CPU-side operator (its GPU work is recorded separately)"] = \
+                    skipped.get("CPU-side operator (its GPU work is recorded separately)", 0) + 1
+            else:
+                kind, kw = "compute", {"duration": node.duration_micros * 1e-6}
+        elif node.type == COLL:
+            comm = _int(attrs, "comm_type")
+            if comm is None:
+                reason = "CPU-side record of a collective without comm_type (the GPU kernel carries the size)"
+                skipped[reason] = skipped.get(reason, 0) + 1
+            elif comm not in COMM_TYPES:
+                raise TraceError(f"rank {rank} node {node.id}: collective type {comm} (gather / scatter) is not "
+                                 "supported", source=source)
+            else:
+                size = _int(attrs, "comm_size")
+                if size is None or size < 0:
+                    raise TraceError(f"rank {rank} node {node.id}: collective without a comm_size", source=source)
+                pg = attrs.get("pg_name") or WORLD
+                pg = WORLD if pg in ("0", "") and pg not in groups else pg
+                kind, kw = "collective", {"op": COMM_TYPES[comm], "nbytes": size, "group": str(pg),
+                                          "duration": node.duration_micros * 1e-6 if node.duration_micros else None}
+        elif node.type in (SEND, RECV):
+            size = _int(attrs, "comm_size")
+            peer = _int(attrs, "comm_dst" if node.type == SEND else "comm_src")
+            if size is None or peer is None:
+                raise TraceError(f"rank {rank} node {node.id}: {'send' if node.type == SEND else 'recv'} without "
+                                 f"comm_size and {'comm_dst' if node.type == SEND else 'comm_src'}", source=source)
+            kind, kw = ("send" if node.type == SEND else "recv"), {
+                "nbytes": size, "peer": peer, "tag": _int(attrs, "comm_tag") or 0,
+                "duration": node.duration_micros * 1e-6 if node.duration_micros else None}
+        else:
+            reason = f"node type {node.type} (metadata / memory: no work to replay)"
+            skipped[reason] = skipped.get(reason, 0) + 1
+        if kind is not None:
+            if node.id in kept:
+                raise TraceError(f"rank {rank}: node id {node.id} appears twice", source=source)
+            kept[node.id] = TraceNode(rank, node.id, kind, node.name, start=node.start_time_micros * 1e-6
+                                      if node.start_time_micros else None, **kw)
+            order.append(node.id)
+    resolved: dict[int, tuple[int, ...]] = {}
+
+    def effective(i: int, seen: set) -> set:  # a skipped node's dependencies stand in for it
+        out = set()
+        for d in deps_of.get(i, ()):
+            if d in kept:
+                out.add(d)
+            elif d in deps_of and d not in seen:
+                seen.add(d)
+                out |= effective(d, seen)
+        return out
+
+    for i in order:
+        resolved[i] = tuple(sorted(effective(i, {i})))
+    return tuple(TraceNode(**{**kept[i].__dict__, "deps": resolved[i]}) for i in order)
+
+
+def _metadata_group(node, groups: dict, source: str) -> None:
+    text = node.inputs.values if node.HasField("inputs") else ""
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return
+    entries = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+    for entry in entries:
+        if isinstance(entry, dict) and "pg_name" in entry and isinstance(entry.get("ranks"), list):
+            groups[str(entry["pg_name"])] = tuple(int(r) for r in entry["ranks"])
+
+
+def write(trace: Trace, prefix: str | Path) -> list[Path]:
+    """One `PREFIX.R.et` file per rank: metadata, a METADATA node per non-world process group, then the
+    nodes (collectives with comm_type, comm_size as int64 and pg_name; sends and receives with comm_src,
+    comm_dst, comm_tag; dependencies in data_deps)."""
+    metadata_cls, node_cls, attr_cls = _classes()
+    prefix = Path(prefix)
+    written = []
+
+    def attr(name: str, **value):
+        return attr_cls(name=name, **value)
+
+    for rank in trace.ranks:
+        parts = [metadata_cls(version=VERSION, attr=[attr("schema", string_val="netsim")]).SerializeToString()]
+        next_id = max((n.id for n in trace.nodes[rank]), default=-1) + 1
+        for name, members in sorted(trace.groups.items()):
+            if name != WORLD:
+                meta = node_cls(id=next_id, name=f"process_group:init {name}", type=METADATA)
+                meta.inputs.values = json.dumps({"pg_name": name, "ranks": list(members)})
+                parts.append(meta.SerializeToString())
+                next_id += 1
+        for n in trace.nodes[rank]:
+            node = node_cls(id=n.id, name=n.name, data_deps=list(n.deps))
+            if n.start is not None:
+                node.start_time_micros = int(round(n.start * 1e6))
+            if n.duration is not None:
+                node.duration_micros = int(round(n.duration * 1e6))
+            if n.kind == "compute":
+                node.type = COMP
+                node.attr.append(attr("is_cpu_op", bool_val=False))
+            elif n.kind == "collective":
+                node.type = COLL
+                node.attr.extend([attr("is_cpu_op", bool_val=False), attr("comm_type", int64_val=OP_TYPES[n.op]),
+                                  attr("comm_size", int64_val=n.nbytes), attr("pg_name", string_val=n.group)])
+            else:
+                node.type = SEND if n.kind == "send" else RECV
+                src, dst = (rank, n.peer) if n.kind == "send" else (n.peer, rank)
+                node.attr.extend([attr("is_cpu_op", bool_val=False), attr("comm_size", int64_val=n.nbytes),
+                                  attr("comm_src", int32_val=src), attr("comm_dst", int32_val=dst),
+                                  attr("comm_tag", int32_val=n.tag)])
+            parts.append(node.SerializeToString())
+        path = prefix.parent / f"{prefix.name}.{rank}.et"
+        with path.open("wb") as f:
+            for p in parts:
+                f.write(_encode_varint(len(p)) + p)
+        written.append(path)
+    return written
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
