@@ -247,3 +247,50 @@ def write_attention_report(path: str | Path, summary: pl.DataFrame, tasks: pl.Da
     out = Path(path)
     out.write_text(_page(title, parts, figures), encoding="utf-8")
     return out
+
+
+TRACE_COLOURS = {"compute": "#4c78a8", "collective": "#e45756", "send": "#f58518", "recv": "#54a24b"}
+
+
+def write_replay_report(path: str | Path, result, title: str, description: str) -> Path:
+    """The `netsim replay` page: the summary, a Gantt chart per rank (compute, collectives, sends,
+    receives), and per collective call its simulated against its recorded time and its busbw."""
+    s = result.summary()
+    rows = [("iteration time", format_time(s["time_s"])), ("compute (busiest rank)", format_time(s["compute_s"])),
+            ("exposed communication (mean over ranks)", format_time(s["exposed_comm_s"])),
+            ("collective calls", str(s["collective_calls"])), ("point-to-point transfers", str(s["transfers"]))]
+    if s["recorded_comm_s"] is not None:
+        rows += [("collectives, recorded", format_time(s["recorded_comm_s"])),
+                 ("collectives, simulated", format_time(s["simulated_comm_s"]))]
+    table = "<table>" + "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td></tr>" for a, b in rows) + \
+        "</table>"
+    parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>", table]
+    t = result.timeline.filter(pl.col("end") > pl.col("start"))
+    gantt = go.Figure()
+    for kind in ("compute", "collective", "send", "recv"):
+        part = t.filter(pl.col("kind") == kind)
+        if not len(part):
+            continue
+        gantt.add_trace(go.Bar(y=[f"rank {r}" for r in part["rank"].to_list()],
+                               x=((part["end"] - part["start"]) * 1e3).to_list(), base=(part["start"] * 1e3).to_list(),
+                               orientation="h", name=kind, marker_color=TRACE_COLOURS[kind], opacity=0.8,
+                               customdata=list(zip(part["name"].to_list(), part["bytes"].to_list())),
+                               hovertemplate="%{customdata[0]}, %{customdata[1]} B<br>%{base:.3f} ms + %{x:.3f} ms"
+                                             "<extra></extra>"))
+    gantt.update_layout(barmode="overlay", title="Per rank: compute, collectives, sends and receives",
+                        xaxis=dict(title="simulated time (ms)"), yaxis=dict(autorange="reversed"),
+                        height=max(300, 28 * result.ranks + 140))
+    figures = [("Timeline", gantt)]
+    c = result.collectives
+    if len(c):
+        fig = go.Figure()
+        labels = [f"{g}#{k} {op}" for g, k, op in zip(c["group"].to_list(), c["call"].to_list(), c["op"].to_list())]
+        fig.add_trace(go.Bar(x=labels, y=(c["time_s"] * 1e3).to_list(), name="simulated"))
+        if c["recorded"].is_not_null().any():
+            fig.add_trace(go.Bar(x=labels, y=(c["recorded"].fill_null(0) * 1e3).to_list(), name="recorded"))
+        fig.update_layout(barmode="group", title="Collective calls: simulated and recorded time",
+                          yaxis=dict(title="ms"), height=420)
+        figures.append(("Collectives", fig))
+    out = Path(path)
+    out.write_text(_page(title, parts, figures), encoding="utf-8")
+    return out

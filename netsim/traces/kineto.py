@@ -12,11 +12,13 @@ Each file holds ``traceEvents`` (complete events ``ph: "X"`` with ``ts`` / ``dur
   and the call as ``c10d::<op>`` (which gives a send's destination and a receive's source in "Concrete
   Inputs"); calls whose work is recorded are skipped (counted).
 
-Compute is what lies between: per rank, the communication intervals in start order, and a compute node
-for each gap from the end of everything before to the next start (and from the first event to the first
-communication, and after the last). Collectives run over their process group (gloo events name none:
+Compute is what lies between (see `_build`): the main thread's time from one issued communication to
+the next. Kineto records no dependencies, so they are inferred from the timestamps: a communication
+follows the compute before its issue; one the main thread waited for (gloo calls made nothing else
+start before its work ended; NCCL work is taken as waited for) blocks what follows; one it did not wait
+for (DDP's buckets, reduced while the backward goes on) runs beside it, and the first compute that
+started after it ended depends on it. Collectives run over their process group (gloo events name none:
 the default group, refused when the trace defines others); sizes are bytes in netsim's convention.
-Nodes are chained in recorded order (Kineto has no dependencies).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import math
 import re
 from pathlib import Path
 
-from netsim.traces.model import Trace, TraceError, TraceNode, chained
+from netsim.traces.model import Trace, TraceError, TraceNode
 
 DTYPE_BYTES = {"float": 4, "float32": 4, "Float": 4, "double": 8, "float64": 8, "Double": 8, "half": 2, "Half": 2,
                "float16": 2, "bfloat16": 2, "BFloat16": 2, "c10::BFloat16": 2, "c10::Half": 2, "int": 4, "int32": 4,
@@ -77,8 +79,15 @@ def read(path: str | Path) -> Trace:
     groups: dict[str, tuple[int, ...]] = {}
     skipped: dict[str, int] = {}
     world = None
+    scan = Path(path).is_dir()  # a folder may hold other JSON (execution traces, notes): those are skipped
     for f in files:
-        data = _load(f)
+        try:
+            data = _load(f)
+        except TraceError:
+            if not scan:
+                raise
+            _count(skipped, "JSON file in the folder that is not a profiler trace")
+            continue
         info = data.get("distributedInfo") or {}
         rank = info.get("rank", 0 if len(files) == 1 else None)
         if not isinstance(rank, int):
@@ -96,6 +105,8 @@ def read(path: str | Path) -> Trace:
                                  "elsewhere", source=str(f))
             groups[name] = ranks
         per_rank[rank] = _rank_nodes(rank, data["traceEvents"], groups, size, skipped, str(f))
+    if not per_rank:
+        raise TraceError("no profiler trace among the files", source=str(path))
     missing = sorted(set(range(world or 0)) - set(per_rank))
     if missing:
         raise TraceError(f"the world has {world} ranks but files for ranks {missing} are missing",
@@ -127,7 +138,7 @@ def _default_group(groups: dict, size: int) -> str:
 def _rank_nodes(rank: int, events: list, groups: dict, size: int, skipped: dict, source: str):
     complete = [e for e in events if isinstance(e, dict) and e.get("ph") == "X" and "ts" in e and "dur" in e]
     kernels = [e for e in complete if str(e.get("name", "")).startswith(("ncclKernel", "ncclDevKernel"))]
-    comms = []  # (start us, end us, node fields)
+    comms = []  # (work start us, end us, name, node fields[, issued us])
     nccl = kernels or [e for e in complete if e.get("name") == "record_param_comms"]
     if kernels:
         for e in complete:
@@ -159,56 +170,97 @@ def _rank_nodes(rank: int, events: list, groups: dict, size: int, skipped: dict,
             nbytes = out if op == "all_gather" else inn
             fields = {"kind": "collective", "op": op, "nbytes": nbytes, "group": group}
         comms.append((float(e["ts"]), float(e["ts"]) + float(e["dur"]), e.get("name", op), fields))
-    # gloo: the work (gloo:*) with its dtype and shape; the calls (c10d::*) give point-to-point peers
+    # gloo: the work (gloo:*) with its dtype and shape; the calls (c10d::*) give when the main thread issued
+    # it and point-to-point peers. The k-th call of a kind goes with the k-th work of that kind.
     calls = sorted((e for e in complete if str(e.get("name", "")).startswith("c10d::")), key=lambda e: e["ts"])
-    peers = [e for e in calls if e["name"] in ("c10d::send", "c10d::recv_", "c10d::recv")]
-    for e in calls:
-        if e not in peers:
-            _count(skipped, "c10d:: call record (the gloo work is recorded as gloo:*)")
     work = sorted((e for e in complete if str(e.get("name", "")).startswith("gloo:")), key=lambda e: e["ts"])
-    p2p_calls = {"send": [e for e in peers if e["name"] == "c10d::send"],
-                 "recv": [e for e in peers if e["name"] != "c10d::send"]}
+    main_tid = max({e["tid"] for e in calls}, key=lambda t: sum(e["tid"] == t for e in calls)) if calls else None
+    calls_of: dict[str, list] = {}
+    for e in calls:
+        calls_of.setdefault(GLOO_OPS.get(e["name"][6:].rstrip("_"), "?"), []).append(e)
+    taken: dict[str, int] = {}
     for e in work:
         kind = e["name"].split(":", 1)[1]
         op = GLOO_OPS.get(kind)
         if op is None:
             _count(skipped, f"gloo event {e['name']} (not a collective netsim replays)")
             continue
+        k = taken.get(op, 0)
+        taken[op] = k + 1
+        call = calls_of.get(op, [])[k] if k < len(calls_of.get(op, [])) else None
+        if call is not None:
+            _count(skipped, "c10d:: call record (the node is its gloo work, issued at the call)")
         args = e.get("args") or {}
         types = args.get("Input type") or ["float"]
         nbytes = _bytes_of((args.get("Input Dims") or [[1]])[0], str(types[0]), source, e["name"])
         if op in ("send", "recv"):
-            if not p2p_calls[op]:
-                raise TraceError(f"rank {rank}: {e['name']} without its c10d:: call (peer unknown)", source=source)
-            call = p2p_calls[op].pop(0)
-            concrete = (call.get("args") or {}).get("Concrete Inputs") or []
+            concrete = ((call or {}).get("args") or {}).get("Concrete Inputs") or []
             try:
                 peer, tag = int(concrete[2]), int(concrete[3] or 0)
             except (IndexError, ValueError):
-                raise TraceError(f"rank {rank}: {call['name']} without a peer rank", source=source) from None
+                raise TraceError(f"rank {rank}: {e['name']} without its c10d:: call naming the peer",
+                                 source=source) from None
             fields = {"kind": op, "nbytes": nbytes, "peer": peer, "tag": tag}
         else:
             if len(groups) > 1:
                 raise TraceError(f"rank {rank}: gloo events name no process group and the trace defines "
                                  f"{len(groups)}", source=source)
-            n = size if op in ("all_gather", "reduce_scatter") else 1
             if op == "all_gather":
-                nbytes *= n  # the gathered output
+                nbytes *= size  # the gathered output
             fields = {"kind": "collective", "op": op, "nbytes": nbytes, "group": _default_group(groups, size)}
-        comms.append((float(e["ts"]), float(e["ts"]) + float(e["dur"]), e["name"], fields))
-    comms.sort(key=lambda c: c[0])
+        issued = float(call["ts"]) if call is not None else float(e["ts"])
+        comms.append((float(e["ts"]), float(e["ts"]) + float(e["dur"]), e["name"], fields, issued))
+    for op, items in calls_of.items():
+        for _ in items[taken.get(op, 0):]:
+            _count(skipped, "c10d:: call without a recorded gloo work")
+    main = sorted(float(e["ts"]) for e in complete if e.get("tid") == main_tid and not
+                  str(e.get("name", "")).startswith(("c10d::", "gloo:"))) if main_tid is not None else []
+    return _build(rank, comms, complete, main)
+
+
+def _build(rank: int, comms: list, complete: list, main: list[float]) -> tuple[TraceNode, ...]:
+    """Nodes from the communication records (work start, end, name, fields[, issued]) and the main thread.
+
+    Per rank, in the order communication was issued: a compute node for the main thread's time up to each
+    issue, then the communication node (after that compute). A communication the main thread waited for
+    (it started nothing until the work ended) blocks what follows; one it did not wait for runs beside the
+    main thread, and the first compute that started after it ended in the recording depends on it."""
+    comms = sorted(comms, key=lambda c: (c[4] if len(c) > 4 else c[0], c[0]))
     first = min((float(e["ts"]) for e in complete), default=0.0)
     last = max((float(e["ts"]) + float(e["dur"]) for e in complete), default=0.0)
     nodes: list[TraceNode] = []
-    done = first
-    for start, end, name, fields in comms:
-        if start > done:
-            nodes.append(TraceNode(rank, len(nodes), "compute", "compute", duration=(start - done) * 1e-6,
-                                   start=(done - first) * 1e-6))
+    chain: int | None = None  # the node the next compute follows
+    waiting: list[tuple[float, int]] = []  # (recorded end, node) of communication not waited for yet
+    cursor = first
+
+    def compute(until: float) -> None:
+        nonlocal chain, cursor
+        if until <= cursor:
+            return
+        deps = [chain] if chain is not None else []
+        for end, i in list(waiting):
+            if end <= cursor:
+                deps.append(i)
+                waiting.remove((end, i))
+        nodes.append(TraceNode(rank, len(nodes), "compute", "compute", duration=(until - cursor) * 1e-6,
+                               start=(cursor - first) * 1e-6, deps=tuple(deps)))
+        chain, cursor = len(nodes) - 1, until
+
+    for record in comms:
+        start, end, name, fields = record[:4]
+        issued = record[4] if len(record) > 4 else start
+        compute(issued)
+        deps = (chain,) if chain is not None else ()
         nodes.append(TraceNode(rank, len(nodes), name=name, duration=(end - start) * 1e-6,
-                               start=(start - first) * 1e-6, **fields))
-        done = max(done, end)
-    if last > done:
-        nodes.append(TraceNode(rank, len(nodes), "compute", "compute", duration=(last - done) * 1e-6,
-                               start=(done - first) * 1e-6))
-    return tuple(chained(nodes))
+                               start=(start - first) * 1e-6, deps=deps, **fields))
+        i = len(nodes) - 1
+        blocked = len(record) <= 4 or not any(issued < t < end for t in main)
+        if blocked:  # the main thread waited for it: what follows starts after it
+            chain, cursor = i, max(cursor, end)
+        else:
+            waiting.append((end, i))
+    compute(last)
+    if waiting:  # the trace ends after everything it issued
+        nodes.append(TraceNode(rank, len(nodes), "compute", "end", duration=0.0, start=(last - first) * 1e-6,
+                               deps=tuple(sorted({chain} - {None} | {i for _, i in waiting}))))
+    return tuple(nodes)

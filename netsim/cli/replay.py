@@ -1,0 +1,93 @@
+"""`netsim replay`: a recorded job's trace replayed on a simulated fabric."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from netsim.cli import flags, names
+from netsim.cli.trace import add_trace_arguments, reader_help
+from netsim.config import OutputDirectory
+from netsim.errors import ConfigError
+from netsim.units import format_bandwidth, format_size, format_time
+
+OUTPUTS = {"timeline.parquet", "collectives.parquet", "trace.parquet", "report.html"}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("replay", help="replay a trace (Chakra, PyTorch profiler, ASTRA-sim text, netsim) on a fabric",
+                       **names.epilog(reader_help(), names.routing_policies()))
+    add_trace_arguments(p)
+    p.add_argument("--topology", required=True, help="topology YAML file to replay on")
+    p.add_argument("--routing", default="ecmp", help="routing policy (default ecmp; listed below)")
+    p.add_argument("--placement", choices=("contiguous", "random"), default="contiguous",
+                   help="ranks on GPUs: the topology's first N, or a seeded random sample")
+    p.add_argument("--scale-compute", type=flags.number(0, 1e9), default=1.0,
+                   help="multiply recorded compute times (e.g. 0.5: a GPU twice as fast)")
+    p.add_argument("--ranks", type=flags.integer(1, 131_072), help="rescale a data-parallel trace to M ranks")
+    p.add_argument("--algo", default="auto", help="collective algorithm (default auto)")
+    p.add_argument("--seed", type=flags.seed, default=0)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("-o", "--output", help="write timeline, collectives, the replayed trace and report.html here")
+
+
+def command(args: argparse.Namespace, console: Console) -> int:
+    from netsim.report import write_replay_report
+    from netsim.routing import make_policy
+    from netsim.topology import PathCache, load_topology
+    from netsim.traces import load_trace, own
+    from netsim.traces.replay import replay, replayed_trace, rescale
+
+    out = OutputDirectory(args.output, command="replay", outputs=OUTPUTS) if args.output else None
+    topo = load_topology(args.topology)
+    try:
+        make_policy(args.routing, topo, PathCache(topo), args.seed)
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, field="--routing") from None
+    trace = load_trace(args.trace, format=args.format, npus=args.npus)
+    if args.ranks is not None:
+        trace = rescale(trace, args.ranks).validate()
+    result = replay(trace, topo, routing=args.routing, placement=args.placement, scale_compute=args.scale_compute,
+                    algo=args.algo, seed=args.seed)
+    s = result.summary()
+    if args.json:
+        print(json.dumps(s | {"trace": trace.source, "format": trace.format, "topology": topo.name}, indent=1))
+    else:
+        console.print(f"{trace.source} ({trace.format}, {result.ranks} ranks) on {topo.name}, {args.routing} routing, "
+                      f"{args.placement} placement")
+        table = Table(title="Replay")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        rows = [("iteration time", format_time(s["time_s"])), ("compute (busiest rank)", format_time(s["compute_s"])),
+                ("exposed communication (mean over ranks)", format_time(s["exposed_comm_s"])),
+                ("collective calls", str(s["collective_calls"])), ("point-to-point transfers", str(s["transfers"]))]
+        if s["recorded_comm_s"] is not None:
+            rows += [("collectives, recorded (sum of calls)", format_time(s["recorded_comm_s"])),
+                     ("collectives, simulated (same calls)", format_time(s["simulated_comm_s"]))]
+        for name, value in rows:
+            table.add_row(name, value)
+        console.print(table)
+        busiest = result.collectives.sort("time_s", descending=True).head(5)
+        if len(busiest):
+            t = Table(title="Longest collective calls")
+            for col in ("group", "call", "op", "ranks", "size", "simulated", "recorded", "busbw"):
+                t.add_column(col, justify="left" if col in ("group", "op") else "right")
+            for r in busiest.iter_rows(named=True):
+                t.add_row(r["group"], str(r["call"]), r["op"], str(r["ranks"]), format_size(r["bytes"]),
+                          format_time(r["time_s"]), "-" if r["recorded"] is None else format_time(r["recorded"]),
+                          "-" if r["busbw"] is None else format_bandwidth(r["busbw"]))
+            console.print(t)
+    if out is not None:
+        with out.writing() as tmp:
+            result.timeline.write_parquet(tmp / "timeline.parquet", statistics=False)
+            result.collectives.write_parquet(tmp / "collectives.parquet", statistics=False)
+            own.write(replayed_trace(trace, result), tmp / "trace.parquet")
+            write_replay_report(tmp / "report.html", result, f"netsim replay — {trace.source}",
+                                f"{trace.format} trace, {result.ranks} ranks on {topo.name} ({args.routing} routing, "
+                                f"{args.placement} placement, compute x {args.scale_compute:g}).")
+        if not args.json:
+            console.print(f"results written to {out.shown} (open report.html)")
+    return 0
