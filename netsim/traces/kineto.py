@@ -65,7 +65,7 @@ def rank_files(path: str | Path) -> list[Path]:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if re.search(r"\.json(\.gz)?$", p.name))
     elif path.is_file():
-        files = [path]
+        files = [path] if re.search(r"\.json(\.gz)?$", path.name) else []
     else:
         files = sorted(p for p in path.parent.glob(path.name + "*") if re.search(r"\.json(\.gz)?$", p.name))
     if not files:
@@ -243,7 +243,7 @@ def _build(rank: int, comms: list, complete: list, main: list[float]) -> tuple[T
                 deps.append(i)
                 waiting.remove((end, i))
         nodes.append(TraceNode(rank, len(nodes), "compute", "compute", duration=(until - cursor) * 1e-6,
-                               start=(cursor - first) * 1e-6, deps=tuple(deps)))
+                               start=(cursor - first) * 1e-6, deps=tuple(sorted(deps))))
         chain, cursor = len(nodes) - 1, until
 
     for record in comms:

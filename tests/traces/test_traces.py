@@ -1,0 +1,218 @@
+"""Trace readers on the shipped recordings, writers' round trips, replay closed forms, rescaling, errors."""
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from netsim.cli import main
+from netsim.collectives import ring_all_reduce_time
+from netsim.topology import full_mesh, load_topology
+from netsim.traces import Trace, TraceError, TraceNode, chakra, load_trace, own
+from netsim.traces.model import summary
+from netsim.traces.replay import replay, rescale
+
+ROOT = Path(__file__).resolve().parents[2]
+TRACES = ROOT / "traces"
+
+
+def graph(trace):
+    """What replay uses, per rank: kind, op, bytes, group, peer, tag, dependencies, duration to 1 us."""
+    return {r: [(n.id, n.kind, n.op, n.nbytes, n.group, n.peer, n.tag, n.deps,
+                 None if n.duration is None else round(n.duration, 6)) for n in trace.nodes[r]] for r in trace.ranks}
+
+
+def test_profiler_reader_on_the_ddp_recording():
+    t = load_trace(TRACES / "ddp2" / "kineto")
+    assert t.format == "kineto" and t.ranks == [0, 1]
+    s = summary(t)
+    # DDP of 4 Linear(256, 256) layers in 0.25 MB buckets: one bucket per layer, 65,792 fp32 = 263,168 B
+    ar = [c for c in s["collectives"] if c["op"] == "all_reduce"]
+    assert ar == [{"op": "all_reduce", "group": "0", "ranks": 2, "bytes": 263168, "calls_per_rank": 8}]
+    assert s["skipped"]["c10d:: call record (the node is its gloo work, issued at the call)"] == 18
+    # the buckets are reduced while the backward goes on: some compute waits on a collective that is not
+    # the node just before it
+    nodes = t.nodes[0]
+    kind = {n.id: n.kind for n in nodes}
+    assert any(n.kind == "compute" and any(kind[d] == "collective" and d != n.id - 1 for d in n.deps) for n in nodes)
+
+
+def test_profiler_reader_on_tensor_and_pipeline_parallel_recordings():
+    tp = summary(load_trace(TRACES / "tp2"))
+    # column- then row-parallel MLP: all-reduce of the output (128 x 512 fp32) forward, of the input gradient
+    # backward, 2 iterations
+    assert {"op": "all_reduce", "group": "0", "ranks": 2, "bytes": 128 * 512 * 4, "calls_per_rank": 4} in tp["collectives"]
+    pp = load_trace(TRACES / "pp2" / "kineto")
+    sends = [n for n in pp.all_nodes() if n.kind == "send"]
+    assert len(sends) == 16 and {n.nbytes for n in sends} == {32 * 512 * 4}
+    assert sorted({n.tag for n in sends if n.rank == 0}) == [0, 1, 2, 3]  # activations forward
+    assert sorted({n.tag for n in sends if n.rank == 1}) == [100, 101, 102, 103]  # gradients back
+    assert all(n.peer == 1 - n.rank for n in sends)
+
+
+@pytest.mark.parametrize("job", ["ddp2", "ddp4", "tp2", "pp2"])
+def test_chakra_files_written_by_netsim_read_back_as_the_same_graph(job, tmp_path):
+    kineto = load_trace(TRACES / job / "kineto")
+    shipped = load_trace(TRACES / job / "chakra")
+    assert shipped.format == "chakra" and graph(shipped) == graph(kineto)
+    chakra.write(kineto, tmp_path / "again")
+    assert graph(load_trace(tmp_path / "again")) == graph(kineto)
+    for name in ("t.parquet", "t.jsonl"):
+        own.write(kineto, tmp_path / name)
+        back = load_trace(tmp_path / name)
+        assert graph(back) == graph(kineto) and back.groups == kineto.groups
+
+
+def _raw_node(node_cls, attr_cls, **kw):
+    attrs = kw.pop("attrs", [])
+    node = node_cls(**kw)
+    for name, field, value in attrs:
+        node.attr.append(attr_cls(name=name, **{field: value}))
+    return node.SerializeToString()
+
+
+def test_chakra_reader_handles_what_converted_traces_hold(tmp_path):
+    # Like the public converted traces: a CPU-side c10d record of a collective (type 7, is_cpu_op, no
+    # comm_type) next to the GPU kernel that carries the size (comm_size as uint64 here), a dependency on
+    # the skipped record that must resolve to what it depended on, send/recv nodes with node-type values
+    # in comm_type, then a zero-length message that ends the stream.
+    meta_cls, node_cls, attr_cls = chakra._classes()
+    frames = [meta_cls(version="0.0.4").SerializeToString()]
+    for rank in (0, 1):
+        nodes = [
+            _raw_node(node_cls, attr_cls, id=216, name="aten::mm", type=4, duration_micros=50,
+                      attrs=[("is_cpu_op", "bool_val", False)]),
+            _raw_node(node_cls, attr_cls, id=432, name="c10d::broadcast_", type=7, data_deps=[216],
+                      attrs=[("is_cpu_op", "bool_val", True)]),
+            _raw_node(node_cls, attr_cls, id=435, name="ncclKernel_Broadcast", type=7, data_deps=[432],
+                      duration_micros=28, attrs=[("is_cpu_op", "bool_val", False), ("comm_type", "int64_val", 5),
+                                                 ("comm_size", "uint64_val", 212480)]),
+            _raw_node(node_cls, attr_cls, id=436, name="send" if rank == 0 else "recv", type=5 if rank == 0 else 6,
+                      data_deps=[435], attrs=[("comm_type", "int64_val", 5 if rank == 0 else 6),
+                                              ("comm_size", "int64_val", 4096), ("comm_dst", "int32_val", 1),
+                                              ("comm_src", "int32_val", 0), ("comm_tag", "int32_val", 7)]),
+        ]
+        data = b"".join(chakra._encode_varint(len(f)) + f for f in frames + nodes) + b"\x00" + b"ignored after the end"
+        (tmp_path / f"job.{rank}.et").write_bytes(gzip.compress(data) if rank else data)
+    t = load_trace(tmp_path / "job")
+    n0 = {n.id: n for n in t.nodes[0]}
+    assert set(n0) == {216, 435, 436}
+    assert n0[435].op == "broadcast" and n0[435].nbytes == 212480 and n0[435].deps == (216,)
+    assert n0[436].kind == "send" and n0[436].peer == 1 and n0[436].tag == 7 and n0[436].nbytes == 4096
+    assert {n.kind for n in t.nodes[1]} == {"compute", "collective", "recv"}
+    assert t.skipped == {"CPU-side record of a collective without comm_type (the GPU kernel carries the size)": 2}
+
+
+def test_astra_text_workloads(tmp_path):
+    data = tmp_path / "resnet.txt"
+    data.write_text("DATA\n2\nconv1 -1 13003 NONE 0 12864 NONE 0 32291 ALLREDUCE 37632 3229\n"
+                    "fc -1 3456 NONE 0 3648 NONE 0 7488 ALLREDUCE 65536 749\n")
+    t = load_trace(data, npus=4)
+    s = summary(t)
+    assert s["ranks"] == 4 and {c["bytes"] for c in s["collectives"]} == {37632, 65536}
+    assert s["compute_s_per_rank"] == pytest.approx((13003 + 12864 + 32291 + 3456 + 3648 + 7488) * 1e-9)
+    hybrid = tmp_path / "transformer.txt"
+    hybrid.write_text("HYBRID_TRANSFORMER model_parallel_NPU_group: 2\n2\n"
+                      "Embedding -1 300 ALLGATHER 8388608 1 NONE 0 1 NONE 0 10\n"
+                      "Q1 -1 3145728 NONE 0 2162688 ALLREDUCE 8388608 2228224 ALLREDUCE 33554432 10\n")
+    h = load_trace(hybrid, npus=8)
+    assert h.groups["tp1"] == (2, 3) and h.groups["dp1"] == (1, 3, 5, 7)
+    kinds = {(n.op, n.group[:2]) for n in h.nodes[3] if n.kind == "collective"}
+    assert kinds == {("all_gather", "tp"), ("all_reduce", "tp"), ("all_reduce", "dp")}
+    with pytest.raises(TraceError, match="how many ranks"):
+        load_trace(data)
+
+
+def test_replay_of_a_two_rank_trace_equals_its_closed_form():
+    # rank 0: 1 ms compute, send 1 MB to rank 1, 2 ms compute, all-reduce 8 MB
+    # rank 1: receive, 0.5 ms compute, all-reduce 8 MB
+    bw, lat = 10e9, 5e-6
+    nodes = {0: (TraceNode(0, 0, "compute", duration=1e-3), TraceNode(0, 1, "send", nbytes=10**6, peer=1, deps=(0,)),
+                 TraceNode(0, 2, "compute", duration=2e-3, deps=(1,)),
+                 TraceNode(0, 3, "collective", op="all_reduce", nbytes=8 * 10**6, group="world", deps=(2,))),
+             1: (TraceNode(1, 0, "recv", nbytes=10**6, peer=0), TraceNode(1, 1, "compute", duration=0.5e-3, deps=(0,)),
+                 TraceNode(1, 2, "collective", op="all_reduce", nbytes=8 * 10**6, group="world", deps=(1,)))}
+    trace = Trace(nodes, {"world": (0, 1)}, "hand-made").validate()
+    result = replay(trace, full_mesh(2, bw, lat))
+    expected = 1e-3 + 10**6 / bw + lat + 2e-3 + ring_all_reduce_time(2, 8 * 10**6, lat, bw)
+    assert result.time_s == pytest.approx(expected, rel=1e-9)
+    half = replay(trace, full_mesh(2, bw, lat), scale_compute=0.5)
+    assert half.time_s == pytest.approx(expected - 1.5e-3, rel=1e-9)
+
+
+def test_rescaling_keeps_per_rank_bytes_by_the_rule():
+    t = load_trace(TRACES / "ddp2" / "kineto")
+    big = rescale(t, 8).validate()
+    assert big.ranks == list(range(8)) and big.groups == {"world": tuple(range(8))}
+    for r in range(8):
+        assert [n.nbytes for n in big.nodes[r] if n.kind == "collective"] == \
+            [n.nbytes for n in t.nodes[r % 2] if n.kind == "collective"]
+    gather = Trace({r: (TraceNode(r, 0, "collective", op="all_gather", nbytes=4000, group="w"),) for r in (0, 1)},
+                   {"w": (0, 1)}).validate()
+    assert rescale(gather, 4).nodes[3][0].nbytes == 8000  # 4 blocks of the recorded 2,000-byte block
+    with pytest.raises(TraceError, match="point-to-point"):
+        rescale(load_trace(TRACES / "pp2"), 4)
+    result = replay(big, load_topology(ROOT / "topologies" / "rail64.yaml"))
+    assert result.ranks == 8 and len(result.collectives) == 9
+
+
+def test_inconsistent_traces_are_refused():
+    def trace(b1, group=(0, 1)):
+        return Trace({0: (TraceNode(0, 0, "collective", op="all_reduce", nbytes=100, group="g"),),
+                      1: (TraceNode(1, 0, "collective", op="all_reduce", nbytes=b1, group="g"),)}, {"g": group})
+
+    with pytest.raises(TraceError, match="call 0: rank 0 does all_reduce of 100 B, rank 1 all_reduce of 200 B"):
+        trace(200).validate()
+    with pytest.raises(TraceError, match="not in the trace"):
+        trace(100, (0, 1, 2)).validate()
+    cyc = Trace({0: (TraceNode(0, 0, "compute", duration=1.0, deps=(1,)), TraceNode(0, 1, "compute", duration=1.0,
+                                                                                       deps=(0,)))}, {})
+    with pytest.raises(TraceError, match="cycle"):
+        cyc.validate()
+    lonely = Trace({0: (TraceNode(0, 0, "send", nbytes=5, peer=1),), 1: ()}, {})
+    with pytest.raises(TraceError, match="receives 0"):
+        lonely.validate()
+
+
+def test_trace_show_and_replay_commands(tmp_path, capsys):
+    assert main(["trace", "show", str(TRACES / "pp2" / "chakra"), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["ranks"] == 2 and shown["transfers"][0]["bytes"] == 8 * 65536
+    out = tmp_path / "r"
+    assert main(["replay", str(TRACES / "ddp4"), "--topology", str(ROOT / "topologies" / "rail64.yaml"),
+                 "--ranks", "16", "-o", str(out), "--json"]) == 0
+    summary_ = json.loads(capsys.readouterr().out)
+    assert summary_["ranks"] == 16 and summary_["time_s"] > 0
+    assert {"timeline.parquet", "collectives.parquet", "trace.parquet", "report.html"} <= {p.name for p in out.iterdir()}
+    again = load_trace(out / "trace.parquet")  # the replayed run, in netsim's own format, replays again
+    assert len(again.nodes) == 16
+
+
+@pytest.mark.parametrize("breakage, needle", [
+    ("truncate", "truncated"), ("garbage", "not a profiler trace"), ("missing", "missing"),
+    ("unknown", "none of the known formats"),
+])
+def test_bad_traces_are_one_line_errors(tmp_path, capsys, breakage, needle):
+    if breakage == "truncate":
+        for r in (0, 1):
+            data = (TRACES / "ddp2" / f"chakra.{r}.et").read_bytes()
+            (tmp_path / f"c.{r}.et").write_bytes(data[: len(data) - 7] if r else data)
+        target = tmp_path / "c"
+    elif breakage == "garbage":
+        (tmp_path / "kineto.0.json").write_text('{"traceEvents": [ oops')
+        target = tmp_path / "kineto.0.json"
+    elif breakage == "missing":
+        shutil.copy(TRACES / "ddp4" / "kineto.0.json.gz", tmp_path / "kineto.0.json.gz")
+        shutil.copy(TRACES / "ddp4" / "kineto.2.json.gz", tmp_path / "kineto.2.json.gz")
+        target = tmp_path / "kineto"
+    else:
+        (tmp_path / "notes.bin").write_bytes(b"\x00\x01")
+        target = tmp_path / "notes.bin"
+    assert main(["trace", "show", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err
+    assert main(["replay", str(target), "--topology", str(ROOT / "topologies" / "nvlink8.yaml"),
+                 "-o", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
