@@ -194,7 +194,7 @@ FLAG_VALUES = st.sampled_from(["0", "1", "2", "-1", "nan", "inf", "1e30", "", "8
 
 @st.composite
 def command_lines(draw):
-    command = draw(st.sampled_from(["bench", "utilization", "sweep-bandwidth", "topo", "attention"]))
+    command = draw(st.sampled_from(["bench", "utilization", "sweep-bandwidth", "topo", "attention", "replay"]))
     if command == "topo":
         return ["topo", draw(st.sampled_from(["show", "list"])), draw(st.sampled_from([NVLINK, "nope.yaml", ""]))]
     if command == "bench":
@@ -205,6 +205,9 @@ def command_lines(draw):
                 "--layers", "2", "--inner-steps", "2", "--outer-steps", "1"]
         flags = ["--bandwidth", "--workers", "--jitter", "--speeds", "--params", "--bits", "--latency",
                  "--fragments", "--overlap", "--step-time", "--tcp-window", "--streams", "--seed"]
+    elif command == "replay":
+        argv = ["replay", str(ROOT / "traces" / draw(st.sampled_from(["ddp2", "pp2", "nope"]))), "--topology", NVLINK]
+        flags = ["--ranks", "--scale-compute", "--placement", "--routing", "--format", "--npus", "--algo", "--seed"]
     elif command == "attention":
         argv = ["attention", "--topology", NVLINK, "--seq", "1024", "--heads", "8", "--head-dim", "16",
                 "--gpus", draw(st.sampled_from(["2", "4", "8"]))]
@@ -223,6 +226,8 @@ def command_lines(draw):
 def test_command_lines(tmp_path_factory, capsys, argv):
     tmp = tmp_path_factory.mktemp("c")
     out = tmp / "out"
-    writes = argv[0] in ("bench", "sweep-bandwidth", "attention")
+    writes = argv[0] in ("bench", "sweep-bandwidth", "attention", "replay")
     expected = {"bench.parquet", "report.html"} if argv[0] == "bench" else {"sweep.parquet", "report.html"}
+    if argv[0] == "replay":
+        expected = {"timeline.parquet", "trace.parquet", "report.html"}
     check(argv + (["-o", str(out)] if writes else []), out if writes else None, expected, capsys)

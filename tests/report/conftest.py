@@ -58,6 +58,7 @@ def reports(tmp_path_factory) -> dict[str, Report]:
     commands = {
         "run": ["run", str(run)],
         "attention": ["attention", str(attention)],
+        "replay": ["replay", str(Path(__file__).resolve().parents[2] / "traces" / "pp2"), "--topology", str(topo)],
         "bench": ["bench", "--topology", str(topo), "-b", "1K", "-e", "64K", "-f", "4", "--algo", "ring,tree"],
         "compare": ["compare-routing", str(compare), "--policies", "ecmp,spray"],
         "sweep": ["sweep-bandwidth", "--methods", "ddp,diloco", "--grid", "1,10,100", "--layers", "2",
@@ -78,4 +79,7 @@ def reports(tmp_path_factory) -> dict[str, Report]:
         "train": Report(d / "train" / "report.html", f"netsim train — {HOSTILE}", 3, False),
         # a timeline per scheme, bytes per link, time against S and against N
         "attention": Report(d / "attention" / "report.html", f"netsim attention — {HOSTILE}", 5, False),
+        # the timeline; no collective chart beyond the barrier's: pp2 has one barrier
+        "replay": Report(d / "replay" / "report.html",
+                         f"netsim replay — {Path(__file__).resolve().parents[2] / 'traces' / 'pp2'}", 2, False),
     }

@@ -12,7 +12,7 @@ import pytest
 
 from tests.report.conftest import HOSTILE
 
-KINDS = ["run", "bench", "compare", "sweep", "train", "attention"]
+KINDS = ["run", "bench", "compare", "sweep", "train", "attention", "replay"]
 # headless, no GPU, and nothing that reaches out to the network on its own
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
