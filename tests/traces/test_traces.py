@@ -216,3 +216,31 @@ def test_bad_traces_are_one_line_errors(tmp_path, capsys, breakage, needle):
     assert main(["replay", str(target), "--topology", str(ROOT / "topologies" / "nvlink8.yaml"),
                  "-o", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()
+
+
+def test_profiler_reader_on_nccl_fields(tmp_path):
+    # A GPU job's profiler trace as PyTorch writes it for NCCL: record_param_comms CPU ops and the
+    # ncclDevKernel GPU kernels, both with the collective's args; the kernels count, the CPU records are
+    # skipped. Sizes: all_gather's buffer is the output, reduce_scatter's the input.
+    def args(name, inn, out, dtype="BFloat16"):
+        return {"Collective name": name, "In msg nelems": inn, "Out msg nelems": out, "dtype": dtype,
+                "Group size": 2, "Process Group Name": "0", "Process Group Ranks": "[0, 1]"}
+
+    for rank in (0, 1):
+        events = [{"ph": "X", "name": "aten::mm", "ts": 0, "dur": 100, "pid": 1, "tid": 1, "cat": "cpu_op"}]
+        t = 100
+        for name, inn, out in (("allreduce", 1000, 1000), ("_allgather_base", 500, 1000),
+                               ("_reduce_scatter_base", 1000, 500)):
+            events.append({"ph": "X", "name": "record_param_comms", "ts": t, "dur": 5, "pid": 1, "tid": 1,
+                           "cat": "cpu_op", "args": args(name, inn, out)})
+            events.append({"ph": "X", "name": "ncclDevKernel_Generic", "ts": t + 10, "dur": 40, "pid": 0, "tid": 7,
+                           "cat": "kernel", "args": args(name, inn, out)})
+            t += 100
+        data = {"traceEvents": events, "distributedInfo": {"backend": "nccl", "rank": rank, "world_size": 2,
+                                                           "pg_config": [{"pg_name": "0", "ranks": [0, 1]}]}}
+        (tmp_path / f"gpu.{rank}.json").write_text(json.dumps(data))
+    trace = load_trace(tmp_path / "gpu")
+    colls = [(n.op, n.nbytes, n.group) for n in trace.nodes[0] if n.kind == "collective"]
+    assert colls == [("all_reduce", 2000, "0"), ("all_gather", 2000, "0"), ("reduce_scatter", 2000, "0")]
+    assert trace.skipped == {"record_param_comms CPU op (its GPU kernel is kept)": 6}
+    assert [round(n.duration * 1e6) for n in trace.nodes[0] if n.kind == "collective"] == [40, 40, 40]
