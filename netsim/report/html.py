@@ -294,3 +294,56 @@ def write_replay_report(path: str | Path, result, title: str, description: str) 
     out = Path(path)
     out.write_text(_page(title, parts, figures), encoding="utf-8")
     return out
+
+
+def write_faults_report(path: str | Path, title: str, runs: pl.DataFrame | None, faults: pl.DataFrame | None,
+                        campaign=None) -> Path:
+    """The `netsim faults` page: for one run, the downtime breakdown with and without detection and the
+    faults; for a campaign, recall and precision per fault kind, detection latencies, and the overhead
+    with and without detection."""
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    figures = []
+    parts_of = ("lost_work_s", "detection_s", "restart_s", "slowed_s")
+    if runs is not None:
+        fig = go.Figure()
+        labels = ["with detection" if m == "detector" else "without (watchdog)" for m in runs["mode"].to_list()]
+        for key in parts_of:
+            fig.add_trace(go.Bar(x=labels, y=runs[key].to_list(), name=key.removesuffix("_s").replace("_", " ")))
+        fig.update_layout(barmode="stack", title="Time lost against the fault-free run", yaxis=dict(title="seconds"),
+                          height=420)
+        figures.append(("Downtime", fig))
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in faults.columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape('-' if v is None else str(v))}</td>" for v in row) + "</tr>"
+                       for row in faults.rows())
+        parts.append(f"<h2>Faults</h2><table><tr>{head}</tr>{body}</table>")
+    if campaign is not None:
+        c = campaign.classes
+        head = "<tr><th>fault</th><th>class</th><th>recall</th><th>class precision</th><th>median latency</th>" \
+               "<th>overhead with</th><th>overhead without</th></tr>"
+        body = "".join(
+            f"<tr><td>{html.escape(r['kind'])}</td><td>{html.escape(r['class'])}</td>"
+            f"<td>{r['right_class_and_place']}/{r['injected']}</td>"
+            f"<td>{'-' if r['class_precision'] is None else format(r['class_precision'], '.2f')}</td>"
+            f"<td>{'-' if r['latency_median_s'] is None else format_time(r['latency_median_s'])}</td>"
+            f"<td>{format_time(r['overhead_with_s'])}</td><td>{format_time(r['overhead_without_s'])}</td></tr>"
+            for r in c.iter_rows(named=True))
+        rate = campaign.false_alarms / campaign.checks if campaign.checks else 0.0
+        parts.append(f"<table>{head}{body}</table><p>false alarms: {campaign.false_alarms} in {campaign.checks} "
+                     f"checks ({rate:.2g} per check)</p>")
+        runs_ = campaign.runs
+        det = runs_.filter((pl.col("mode") == "detector") & pl.col("latency_s").is_not_null())
+        fig = go.Figure()
+        for kind in det["kind"].unique(maintain_order=True).to_list():
+            fig.add_trace(go.Box(y=det.filter(pl.col("kind") == kind)["latency_s"].to_list(), name=plotly_text(kind)))
+        fig.update_layout(title="Detection latency per fault kind", yaxis=dict(title="seconds"), height=420)
+        figures.append(("Detection latency", fig))
+        fig = go.Figure()
+        for mode, label in (("detector", "with detection"), ("none", "without (watchdog)")):
+            part = runs_.filter(pl.col("mode") == mode).group_by("kind", maintain_order=True).agg(
+                pl.col("overhead_s").mean())
+            fig.add_trace(go.Bar(x=part["kind"].to_list(), y=part["overhead_s"].to_list(), name=label))
+        fig.update_layout(barmode="group", title="Mean time lost per run", yaxis=dict(title="seconds"), height=420)
+        figures.append(("Overhead", fig))
+    out = Path(path)
+    out.write_text(_page(title, parts, figures), encoding="utf-8")
+    return out

@@ -1,0 +1,100 @@
+"""`netsim faults`: a long job with faults, C4D-like detection and recovery, or a campaign of them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from netsim.cli import flags, names
+from netsim.cli.progress import Stages
+from netsim.config import OutputDirectory
+from netsim.faults.spec import FAULT_KINDS, POLICIES
+from netsim.units import format_time
+
+OUTPUTS = {"faults.parquet", "runs.parquet", "report.html"}
+CAMPAIGN_OUTPUTS = {"classes.parquet", "runs.parquet", "report.html"}
+
+
+def add_parser(sub) -> None:
+    listing = names.epilog("fault kinds:\n" + "\n".join(f"  {k}: {v}" for k, v in FAULT_KINDS.items()),
+                           "recovery policies (--policy):\n" + "\n".join(f"  {k}: {v}" for k, v in POLICIES.items()))
+    p = sub.add_parser("faults", help="inject faults into a long job: detection (C4D-like), recovery, downtime",
+                       **listing)
+    p.add_argument("scenario", help="fault scenario YAML (see validation/c4d_campaign.yaml)")
+    p.add_argument("--campaign", type=flags.integer(1, 10_000), help="N runs, one random fault each, with and "
+                                                                      "without detection")
+    p.add_argument("--policy", choices=tuple(POLICIES), help="override the scenario's recovery policy")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-o", "--output", help="write Parquet and report.html here")
+
+
+def command(args: argparse.Namespace, console: Console) -> int:
+    from netsim.report import write_faults_report
+    from netsim.scenario.faults import fault_table, load_fault_scenario, run_campaign, run_scenario
+
+    out = (OutputDirectory(args.output, command="faults", outputs=CAMPAIGN_OUTPUTS if args.campaign else OUTPUTS)
+           if args.output else None)
+    cfg, topo = load_fault_scenario(args.scenario)
+    if args.campaign:
+        with Stages(args.campaign, "fault campaign", quiet=args.json) as stages:
+            result = run_campaign(cfg, topo, args.campaign, args.policy, progress=stages.start)
+        rate = result.false_alarms / result.checks if result.checks else 0.0
+        if args.json:
+            print(json.dumps({"classes": result.classes.to_dicts(), "false_alarms": result.false_alarms,
+                              "checks": result.checks}, indent=1, default=str))
+        else:
+            table = Table(title=f"{cfg.name}: {args.campaign} runs, one random fault each")
+            for col in ("fault", "class", "recall", "class precision", "latency (median)", "overhead with",
+                        "overhead without"):
+                table.add_column(col, justify="left" if col in ("fault", "class") else "right")
+            for r in result.classes.iter_rows(named=True):
+                table.add_row(r["kind"], r["class"], f"{r['right_class_and_place']}/{r['injected']}",
+                              "-" if r["class_precision"] is None else f"{r['class_precision']:.2f}",
+                              "-" if r["latency_median_s"] is None else format_time(r["latency_median_s"]),
+                              format_time(r["overhead_with_s"]), format_time(r["overhead_without_s"]))
+            console.print(table)
+            console.print(f"false alarms: {result.false_alarms} in {result.checks} checks ({rate:.2g} per check)")
+        if out is not None:
+            with out.writing() as tmp:
+                result.classes.write_parquet(tmp / "classes.parquet", statistics=False)
+                result.runs.write_parquet(tmp / "runs.parquet", statistics=False)
+                write_faults_report(tmp / "report.html", f"netsim faults — {cfg.name} (campaign)", None, None,
+                                    result)
+        return 0
+    results = run_scenario(cfg, topo, args.policy)
+    faults = fault_table(results)
+    summary = {mode: r.summary() for mode, r in results.items()}
+    if args.json:
+        print(json.dumps({"runs": summary, "faults": faults.to_dicts()}, indent=1, default=str))
+    else:
+        t = Table(title=f"{cfg.name}: {cfg.job.iterations} iterations on {topo.name}")
+        t.add_column("")
+        for mode in results:
+            t.add_column("with detection" if mode == "detector" else "without (watchdog)", justify="right")
+        for key, label in (("wall_s", "wall time"), ("fault_free_s", "fault-free"), ("overhead_s", "overhead"),
+                           ("lost_work_s", "  lost work"), ("detection_s", "  detection (stalled)"),
+                           ("restart_s", "  restart"), ("slowed_s", "  slowed iterations")):
+            t.add_row(label, *[format_time(summary[m][key]) for m in results])
+        t.add_row("iterations / s", *[f"{summary[m]['iterations_per_s']:.4g}" for m in results])
+        console.print(t)
+        f = Table(title="Faults (with detection)")
+        for col in ("fault", "target", "struck", "detected", "class", "culprit", "right", "recovered"):
+            f.add_column(col)
+        for r in faults.filter(faults["mode"] == "detector").iter_rows(named=True):
+            f.add_row(r["kind"], r["target"], "-" if r["struck"] is None else f"{r['struck']:.1f}s",
+                      "-" if r["detected"] is None else f"{r['detected']:.1f}s", r["class"] or "-", r["culprit"] or "-",
+                      "-" if r["correct"] is None else ("yes" if r["correct"] else "no"),
+                      "-" if r["recovered"] is None else f"{r['recovered']:.1f}s")
+        console.print(f)
+    if out is not None:
+        import polars as pl
+
+        runs = pl.DataFrame([{"mode": m, **s} for m, s in summary.items()])
+        with out.writing() as tmp:
+            faults.write_parquet(tmp / "faults.parquet", statistics=False)
+            runs.write_parquet(tmp / "runs.parquet", statistics=False)
+            write_faults_report(tmp / "report.html", f"netsim faults — {cfg.name}", runs, faults, None)
+    return 0

@@ -1,0 +1,181 @@
+"""Fault scenarios (`netsim faults`): a long job on a fabric, its faults, the detector, the recovery.
+
+    name: c4d-example
+    topology: ../topologies/leafspine128_2to1.yaml      # a file (relative to this one) or inline
+    job: {replicas: 16, tp: 8, compute: 500ms, tp_bytes: 64MiB, dp_bytes: 1GiB, iterations: 2000,
+          checkpoint_every: 200}
+    faults:                                              # explicit faults ...
+      - {kind: gpu_slow, at: 300s, rank: 5, factor: 0.5}
+    random_mtbf_hours: {link: 50000, nic: 20000, gpu: 10000}   # ... and/or drawn from MTBFs
+    detector: {interval: 1s, noise: 0.02, hang: 10s, window: 5, slow_ratio: 1.25, late_ratio: 0.1}
+    recovery: {policy: replan, restart: 5min, watchdog: 30min}
+    campaign: {classes: [gpu_slow, rank_hang_comm, ...], clean_runs: 3}   # for --campaign N
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from netsim.config import read_yaml, validated
+from netsim.errors import ConfigError
+from netsim.faults.campaign import DEFAULT_CLASSES, campaign, random_faults
+from netsim.faults.run import RunResult, cable_links, run_job
+from netsim.faults.spec import FAULT_KINDS, POLICIES, DetectorConfig, Fault, JobSpec, RecoveryConfig
+from netsim.scenario.loader import topology_of
+from netsim.topology import Topology
+from netsim.topology.config import Duration, Size
+
+Count = Annotated[int, Field(ge=1, le=10_000_000, strict=True)]
+Fraction = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JobFields(_Strict):
+    replicas: Annotated[int, Field(ge=2, le=131_072, strict=True)] = 8
+    tp: Annotated[int, Field(ge=1, le=1024, strict=True)] = 1
+    compute: Duration = 0.5
+    tp_bytes: Size = 0
+    dp_bytes: Size = 256 * 2**20
+    iterations: Count = 1000
+    checkpoint_every: Count = 100
+
+
+class FaultFields(_Strict):
+    kind: Literal[tuple(FAULT_KINDS)]
+    at: Duration
+    rank: Annotated[int, Field(ge=0, strict=True)] | None = None
+    link: str | None = None
+    factor: Fraction = 0.5
+    down: Duration = 5.0
+    period: Duration = 60.0
+
+
+class DetectorFields(_Strict):
+    interval: Duration = 1.0
+    noise: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.02
+    hang: Duration = 10.0
+    window: Annotated[int, Field(ge=1, le=1000, strict=True)] = 5
+    slow_ratio: Annotated[float, Field(gt=1, le=100, allow_inf_nan=False)] = 1.25
+    late_ratio: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] = 0.1
+    baseline: Annotated[int, Field(ge=1, le=1000, strict=True)] = 5
+
+
+class RecoveryFields(_Strict):
+    policy: Literal[tuple(POLICIES)] = "replan"
+    restart: Duration = 300.0
+    watchdog: Duration = 1800.0
+    reform: Duration = 30.0
+    spare: Duration = 600.0
+
+
+class CampaignFields(_Strict):
+    classes: Annotated[list[Literal[tuple(FAULT_KINDS)]], Field(min_length=1)] = list(DEFAULT_CLASSES)
+    clean_runs: Annotated[int, Field(ge=0, le=1000, strict=True)] = 3
+
+
+class FaultScenario(_Strict):
+    name: str = "faults"
+    topology: Union[str, dict]
+    routing: str = "ecmp"
+    seed: Annotated[int, Field(ge=0, lt=2**63, strict=True)] = 0
+    job: JobFields = JobFields()
+    faults: list[FaultFields] = []
+    random_mtbf_hours: dict[Literal["link", "nic", "gpu"], Annotated[float, Field(gt=0, allow_inf_nan=False)]] = {}
+    detector: DetectorFields = DetectorFields()
+    recovery: RecoveryFields = RecoveryFields()
+    campaign: CampaignFields = CampaignFields()
+
+    def job_spec(self) -> JobSpec:
+        j = self.job
+        return JobSpec(j.replicas, j.tp, j.compute, j.tp_bytes, j.dp_bytes, j.iterations, j.checkpoint_every)
+
+    def detector_config(self) -> DetectorConfig:
+        d = self.detector
+        return DetectorConfig(d.interval, d.noise, d.hang, d.window, d.slow_ratio, d.late_ratio, d.baseline)
+
+    def recovery_config(self, policy: str | None = None) -> RecoveryConfig:
+        r = self.recovery
+        return RecoveryConfig(policy or r.policy, r.restart, r.watchdog, r.reform, r.spare)
+
+
+def load_fault_scenario(path: str | Path) -> tuple[FaultScenario, Topology]:
+    source = str(path)
+    cfg = validated(FaultScenario, read_yaml(path), source)
+    topo = topology_of(cfg.topology, source, Path(path).parent)
+    job = _checked(cfg.job_spec, source, "job")
+    if job.ranks > len(topo.gpus):
+        raise ConfigError(f"the job needs {job.ranks} GPUs ({job.replicas} x {job.tp}), {topo.name!r} has "
+                          f"{len(topo.gpus)}", source=source, field="job")
+    if cfg.detector.interval <= 0:
+        raise ConfigError("must be > 0", source=source, field="detector.interval")
+    for i, f in enumerate(cfg.faults):
+        fault = _checked(lambda f=f: _fault(f), source, f"faults.{i}")
+        if fault.rank is not None and fault.rank >= job.ranks:
+            raise ConfigError(f"rank {fault.rank} is outside the job's {job.ranks} ranks", source=source,
+                              field=f"faults.{i}.rank")
+        if fault.link is not None:
+            _checked(lambda f=fault: cable_links(topo, f.link), source, f"faults.{i}.link")
+    return cfg, topo
+
+
+def _checked(build, source: str, field: str):
+    try:
+        return build()
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, source=source, field=f"{field}.{exc.field}" if exc.field else field) from None
+
+
+def _fault(f: FaultFields) -> Fault:
+    return Fault(f.kind, f.at, f.rank, f.link, f.factor, f.down, f.period)
+
+
+def scenario_faults(cfg: FaultScenario, topo: Topology, job: JobSpec, horizon_s: float) -> list[Fault]:
+    faults = [_fault(f) for f in cfg.faults]
+    if cfg.random_mtbf_hours:
+        faults += random_faults(topo, job, np.random.default_rng([cfg.seed, 0x6D746266]), horizon_s,
+                                dict(cfg.random_mtbf_hours))
+    return sorted(faults, key=lambda f: f.at)
+
+
+def run_scenario(cfg: FaultScenario, topo: Topology, policy: str | None = None) -> dict[str, RunResult]:
+    """The scenario's faults with the detector (and `policy`) and without (watchdog only)."""
+    from netsim.faults.iteration import IterationCache, State
+
+    job = cfg.job_spec()
+    cache = IterationCache(topo, job, cfg.routing, cfg.seed)
+    horizon = job.iterations * cache(State(tuple(range(job.replicas)))).time
+    faults = scenario_faults(cfg, topo, job, horizon)
+    rec = cfg.recovery_config(policy)
+    out = {}
+    for mode, recovery in (("detector", rec), ("none", cfg.recovery_config("none"))):
+        out[mode] = run_job(topo, job, faults, detector=cfg.detector_config(), recovery=recovery,
+                            routing=cfg.routing, seed=cfg.seed, cache=cache)
+    return out
+
+
+def fault_table(results: dict[str, RunResult]) -> pl.DataFrame:
+    rows = []
+    for mode, result in results.items():
+        for r in result.faults:
+            f = r.fault
+            rows.append({"mode": mode, "kind": f.kind, "target": f.link or f"rank {f.rank}", "at": f.at,
+                         "struck": r.struck, "detected": r.detected, "class": r.cls,
+                         "culprit": None if r.culprit is None else " ".join(str(x) for x in r.culprit),
+                         "correct": r.correct, "recovered": r.recovered})
+    return pl.DataFrame(rows, schema={"mode": pl.Utf8, "kind": pl.Utf8, "target": pl.Utf8, "at": pl.Float64,
+                                      "struck": pl.Float64, "detected": pl.Float64, "class": pl.Utf8,
+                                      "culprit": pl.Utf8, "correct": pl.Boolean, "recovered": pl.Float64})
+
+
+def run_campaign(cfg: FaultScenario, topo: Topology, runs: int, policy: str | None = None, progress=None):
+    return campaign(topo, cfg.job_spec(), runs, seed=cfg.seed, detector=cfg.detector_config(),
+                    recovery=cfg.recovery_config(policy), classes=tuple(cfg.campaign.classes), routing=cfg.routing,
+                    clean_runs=cfg.campaign.clean_runs, progress=progress)
