@@ -14,6 +14,7 @@ iterations as n times that duration (tests compare this with simulating the iter
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,7 +48,8 @@ class Call:
 @dataclass(frozen=True, eq=False)
 class IterationRecord:
     """One iteration: its duration, every collective call (who entered when, when it ended), and per
-    connection (src rank, dst rank) the bytes moved and the seconds they were moving."""
+    connection (src rank, dst rank) the bytes moved and the seconds it was moving some (the union of its
+    transfers' intervals)."""
 
     time: float
     calls: tuple[Call, ...]
@@ -121,18 +123,28 @@ def simulate_iteration(topo: Topology, job: JobSpec, state: State, *, routing: s
     ends: list[float] = []
     env.process(job_process())
     results = sim.run()
-    connections: dict[tuple[int, int], list] = {}
+    moved: dict[tuple[int, int], int] = {}
+    spans: dict[tuple[int, int], list[tuple[float, float]]] = {}
     t = results.transfers
     if len(t):
         names = {name: i for i, name in enumerate(topo.node_names)}
         for src, dst, nbytes, s, e in zip(t["src"].to_list(), t["dst"].to_list(), t["bytes"].to_list(),
                                           t["start"].to_list(), t["end"].to_list()):
             key = (rank_of[names[src]], rank_of[names[dst]])
-            c = connections.setdefault(key, [0, 0.0])
-            c[0] += nbytes
-            c[1] += e - s
-    return IterationRecord(ends[-1], tuple(sorted(calls, key=lambda c: c.name)),
-                           {k: (v[0], v[1]) for k, v in connections.items()})
+            moved[key] = moved.get(key, 0) + nbytes
+            spans.setdefault(key, []).append((s, e))
+    # busy time: the union of the connection's transfer intervals (overlapping transfers count once)
+    connections = {k: (moved[k], _union(spans[k])) for k in moved}
+    return IterationRecord(ends[-1], tuple(sorted(calls, key=lambda c: c.name)), connections)
+
+
+def _union(intervals: list[tuple[float, float]]) -> float:
+    total, end = 0.0, -math.inf
+    for s, e in sorted(intervals):
+        if e > end:
+            total += e - max(s, end)
+            end = e
+    return total
 
 
 @dataclass

@@ -1,0 +1,145 @@
+"""Fault studies: the iteration shortcut, each fault class found when expected, no false alarms, recovery."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from netsim.cli import main
+from netsim.faults.iteration import IterationCache, State, simulate_iteration
+from netsim.faults.run import cable_links, run_job
+from netsim.faults.spec import DetectorConfig, Fault, JobSpec, RecoveryConfig
+from netsim.topology import HostSpec, LeafSpineSpec, leaf_spine
+
+ROOT = Path(__file__).resolve().parents[2]
+BW = 12.5e9
+
+
+def fabric(leaves=2, spines=2, hosts=4):
+    return leaf_spine(LeafSpineSpec(leaves=leaves, spines=spines, hosts_per_leaf=hosts, spine_bandwidth=BW,
+                                    spine_latency=1e-6, host=HostSpec(nic_bandwidth=BW, nic_latency=1e-6)))
+
+
+TOPO = fabric()
+JOB = JobSpec(replicas=8, tp=1, compute_s=0.5, dp_bytes=256 * 2**20, iterations=1000, checkpoint_every=100)
+QUIET = DetectorConfig(noise=0.0)
+
+
+def test_iterations_in_one_state_are_identical_so_the_shortcut_is_exact():
+    for state in (State(tuple(range(8))), State(tuple(range(8)), slow=((3, 0.5),)),
+                  State(tuple(range(8)), degraded=tuple((l, 0.3) for l in cable_links(TOPO, "leaf0<->spine0")))):
+        one = simulate_iteration(TOPO, JOB, state)
+        five = simulate_iteration(TOPO, JOB, state, iterations=5)  # back to back on one simulation
+        assert five.time == pytest.approx(one.time, rel=1e-12)
+        assert {k: v[0] for k, v in five.connections.items()} == {k: 5 * v[0] for k, v in one.connections.items()}
+
+
+def boundary_after(t: float, period: float) -> float:
+    return math.ceil(t / period - 1e-12) * period
+
+
+def test_hangs_are_found_hang_s_after_the_collective_stopped():
+    cache = IterationCache(TOPO, JOB)
+    t_iter = cache(State(tuple(range(8)))).time
+    at = 100.3  # inside an iteration's compute phase
+    start = math.floor(at / t_iter) * t_iter
+    for kind, since in (("rank_hang_compute", start + 0.5 if at < start + 0.5 else start + t_iter + 0.5),
+                        ("rank_hang_comm", max(at, start + 0.5))):
+        r = run_job(TOPO, JOB, [Fault(kind, at, rank=2)], detector=QUIET, cache=cache)
+        f = r.faults[0]
+        assert f.struck == pytest.approx(since, rel=1e-12)
+        assert f.detected == math.ceil(since + 10.0)  # samples each second, threshold 10 s
+        assert f.correct and f.culprit == ("rank", 2)
+        assert f.cls == ("noncomm_hang" if kind == "rank_hang_compute" else "comm_hang")
+
+
+@pytest.mark.parametrize("fault, cls, culprit", [
+    (Fault("gpu_slow", 100.0, rank=3, factor=0.5), "noncomm_slow", ("rank", 3)),
+    (Fault("nic_degraded", 100.0, rank=5, factor=0.25), "comm_slow", ("rank", 5)),
+])
+def test_slowdowns_are_found_after_a_window_of_slow_samples(fault, cls, culprit):
+    cache = IterationCache(TOPO, JOB)
+    healthy = cache(State(tuple(range(8)))).time
+    r = run_job(TOPO, JOB, [fault], detector=QUIET, cache=cache)
+    f = r.faults[0]
+    struck = boundary_after(fault.at, healthy)
+    assert f.struck == pytest.approx(struck, rel=1e-12)
+    slow = [rec.time for state, rec in cache.records.items() if state != State(tuple(range(8)))][0]
+    first = math.ceil(struck + slow)  # the first sample after one slow iteration has completed
+    assert f.detected == first + 4  # 5 samples in a row
+    assert (f.cls, f.culprit, f.correct) == (cls, culprit, True)
+
+
+def test_a_degraded_fabric_link_is_localised_and_replanning_removes_its_slowdown():
+    topo = fabric(leaves=4, spines=2, hosts=2)
+    cache = IterationCache(topo, JOB)
+    healthy = cache(State(tuple(range(8)))).time
+    fault = Fault("link_degraded", 100.0, link="leaf1<->spine0", factor=0.2)
+    r = run_job(topo, JOB, [fault], detector=QUIET, recovery=RecoveryConfig(policy="replan"), cache=cache)
+    f = r.faults[0]
+    assert f.cls == "comm_slow" and "leaf1<->spine0" in str(f.culprit) and f.recovered == f.detected
+    replanned = cache(State(tuple(range(8)), down=frozenset(l for c in ([f.culprit[1]] if f.culprit[0] == "link"
+                                                                          else f.culprit[1])
+                                                             for l in cable_links(topo, c)))).time
+    piece = JOB.dp_bytes / 8  # one ring transfer
+    assert replanned <= healthy + piece / BW  # within one flow of the fault-free iteration
+    without = run_job(topo, JOB, [fault], detector=QUIET, recovery=RecoveryConfig(policy="none"), cache=cache)
+    assert r.wall_s < without.wall_s
+
+
+def test_a_link_reported_down_is_found_at_once():
+    r = run_job(TOPO, JOB, [Fault("link_down", 123.4, link="leaf0<->spine1")], detector=QUIET)
+    f = r.faults[0]
+    assert f.detected == pytest.approx(123.4) and f.culprit == ("link", "leaf0<->spine1") and f.correct
+
+
+def test_no_false_alarms_over_a_long_fault_free_run_with_noisy_telemetry():
+    job = JobSpec(replicas=8, tp=1, compute_s=0.5, dp_bytes=256 * 2**20, iterations=20_000, checkpoint_every=1000)
+    r = run_job(TOPO, job, [], detector=DetectorConfig(noise=0.05), seed=3)
+    assert r.checks > 10_000 and r.false_alarms == 0  # 0 in > 10,000 checks: under 1e-4 per check
+    assert r.wall_s == pytest.approx(r.fault_free_s, rel=1e-12)
+
+
+def test_downtime_parts_add_up_and_detection_beats_the_watchdog():
+    faults = [Fault("rank_hang_comm", 200.3, rank=6)]
+    cache = IterationCache(TOPO, JOB)
+    with_ = run_job(TOPO, JOB, faults, detector=QUIET, cache=cache)
+    without = run_job(TOPO, JOB, faults, recovery=RecoveryConfig(policy="none"), cache=cache)
+    for r in (with_, without):
+        assert sum(r.breakdown.values()) == pytest.approx(r.wall_s - r.fault_free_s, abs=cache(State(tuple(range(8)))).time)
+    assert without.breakdown["detection"] == pytest.approx(1800.0, abs=1.0)
+    assert with_.wall_s < without.wall_s - 1700
+
+
+def test_faults_command_single_run_campaign_and_errors(tmp_path, capsys):
+    scenario = tmp_path / "f.yaml"
+    scenario.write_text(
+        "name: small\ntopology: {kind: leaf_spine, leaves: 2, spines: 2, hosts_per_leaf: 4, host_bandwidth: 100Gbps,"
+        " spine_bandwidth: 100Gbps}\njob: {replicas: 8, compute: 500ms, dp_bytes: 256MiB, iterations: 2000, "
+        "checkpoint_every: 50}\nfaults:\n  - {kind: gpu_slow, at: 100s, rank: 3, factor: 0.5}\n"
+        "campaign: {classes: [gpu_slow, rank_hang_comm], clean_runs: 1}\n")
+    assert main(["faults", str(scenario), "--json", "-o", str(tmp_path / "one")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["faults"][0]["correct"] is True and out["runs"]["detector"]["wall_s"] < out["runs"]["none"]["wall_s"]
+    assert main(["faults", str(scenario), "--campaign", "4", "--json", "-o", str(tmp_path / "camp")]) == 0
+    camp = json.loads(capsys.readouterr().out)
+    assert {c["kind"] for c in camp["classes"]} <= {"gpu_slow", "rank_hang_comm"} and camp["false_alarms"] == 0
+    assert {"classes.parquet", "runs.parquet", "report.html"} <= {p.name for p in (tmp_path / "camp").iterdir()}
+    for bad, field in (("{kind: melt, at: 1s}", "kind"), ("{kind: gpu_slow, at: 1s, rank: 99}", "rank"),
+                       ("{kind: link_degraded, at: 1s, link: 'leaf0->spine9'}", "link")):
+        scenario.write_text(scenario.read_text().split("faults:")[0] + f"faults:\n  - {bad}\n")
+        assert main(["faults", str(scenario), "-o", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and field in err and not (tmp_path / "bad").exists()
+
+
+def test_a_slowdown_cheaper_than_a_restart_is_tolerated():
+    # 400 iterations left at +0.5 s each cost 200 s; a restart costs 300 s: the detector finds the slow GPU
+    # and the job runs on slow, as without detection
+    job = JobSpec(replicas=8, tp=1, compute_s=0.5, dp_bytes=256 * 2**20, iterations=600, checkpoint_every=100)
+    fault = [Fault("gpu_slow", 100.0, rank=3, factor=0.5)]
+    with_ = run_job(TOPO, job, fault, detector=QUIET)
+    without = run_job(TOPO, job, fault, recovery=RecoveryConfig(policy="none"))
+    assert with_.faults[0].correct and with_.faults[0].recovered is None
+    assert with_.wall_s == pytest.approx(without.wall_s, rel=1e-12)
