@@ -51,7 +51,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
                         "overhead without"):
                 table.add_column(col, justify="left" if col in ("fault", "class") else "right")
             for r in result.classes.iter_rows(named=True):
-                table.add_row(r["kind"], r["class"], f"{r['right_class_and_place']}/{r['injected']}",
+                among = f" (+{r['among_candidates']} among candidates)" if r["among_candidates"] else ""
+                table.add_row(r["kind"], r["class"], f"{r['right_class_and_place']}/{r['injected']}{among}",
                               "-" if r["class_precision"] is None else f"{r['class_precision']:.2f}",
                               "-" if r["latency_median_s"] is None else format_time(r["latency_median_s"]),
                               format_time(r["overhead_with_s"]), format_time(r["overhead_without_s"]))

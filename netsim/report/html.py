@@ -296,6 +296,10 @@ def write_replay_report(path: str | Path, result, title: str, description: str) 
     return out
 
 
+def _among(count: int) -> str:
+    return f" (+{count} among candidates)" if count else ""
+
+
 def write_faults_report(path: str | Path, title: str, runs: pl.DataFrame | None, faults: pl.DataFrame | None,
                         campaign=None) -> Path:
     """The `netsim faults` page: for one run, the downtime breakdown with and without detection and the
@@ -322,7 +326,7 @@ def write_faults_report(path: str | Path, title: str, runs: pl.DataFrame | None,
                "<th>overhead with</th><th>overhead without</th></tr>"
         body = "".join(
             f"<tr><td>{html.escape(r['kind'])}</td><td>{html.escape(r['class'])}</td>"
-            f"<td>{r['right_class_and_place']}/{r['injected']}</td>"
+            f"<td>{r['right_class_and_place']}/{r['injected']}{_among(r['among_candidates'])}</td>"
             f"<td>{'-' if r['class_precision'] is None else format(r['class_precision'], '.2f')}</td>"
             f"<td>{'-' if r['latency_median_s'] is None else format_time(r['latency_median_s'])}</td>"
             f"<td>{format_time(r['overhead_with_s'])}</td><td>{format_time(r['overhead_without_s'])}</td></tr>"
