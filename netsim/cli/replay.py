@@ -61,13 +61,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
         table = Table(title="Replay")
         table.add_column("metric")
         table.add_column("value", justify="right")
-        rows = [("iteration time", format_time(s["time_s"])), ("compute (busiest rank)", format_time(s["compute_s"])),
-                ("exposed communication (mean over ranks)", format_time(s["exposed_comm_s"])),
-                ("collective calls", str(s["collective_calls"])), ("point-to-point transfers", str(s["transfers"]))]
-        if s["recorded_comm_s"] is not None:
-            rows += [("collectives, recorded (sum of calls)", format_time(s["recorded_comm_s"])),
-                     ("collectives, simulated (same calls)", format_time(s["simulated_comm_s"]))]
-        for name, value in rows:
+        for name, value in result.rows():
             table.add_row(name, value)
         console.print(table)
         busiest = result.collectives.sort("time_s", descending=True).head(5)

@@ -255,13 +255,7 @@ TRACE_COLOURS = {"compute": "#4c78a8", "collective": "#e45756", "send": "#f58518
 def write_replay_report(path: str | Path, result, title: str, description: str) -> Path:
     """The `netsim replay` page: the summary, a Gantt chart per rank (compute, collectives, sends,
     receives), and per collective call its simulated against its recorded time and its busbw."""
-    s = result.summary()
-    rows = [("iteration time", format_time(s["time_s"])), ("compute (busiest rank)", format_time(s["compute_s"])),
-            ("exposed communication (mean over ranks)", format_time(s["exposed_comm_s"])),
-            ("collective calls", str(s["collective_calls"])), ("point-to-point transfers", str(s["transfers"]))]
-    if s["recorded_comm_s"] is not None:
-        rows += [("collectives, recorded", format_time(s["recorded_comm_s"])),
-                 ("collectives, simulated", format_time(s["simulated_comm_s"]))]
+    rows = result.rows()
     table = "<table>" + "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td></tr>" for a, b in rows) + \
         "</table>"
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>", table]

@@ -49,6 +49,19 @@ class ReplayResult:
         """Mean over ranks of the iteration time not spent computing."""
         return float(np.mean(self.time_s - np.asarray(self.compute_s)))
 
+    def rows(self) -> list[tuple[str, str]]:
+        """The summary as (metric, value) lines, values formatted with their units (tables, reports)."""
+        from netsim.units import format_time
+
+        s = self.summary()
+        rows = [("iteration time", format_time(s["time_s"])), ("compute (busiest rank)", format_time(s["compute_s"])),
+                ("exposed communication (mean over ranks)", format_time(s["exposed_comm_s"])),
+                ("collective calls", str(s["collective_calls"])), ("point-to-point transfers", str(s["transfers"]))]
+        if s["recorded_comm_s"] is not None:
+            rows += [("collectives, recorded (sum of calls)", format_time(s["recorded_comm_s"])),
+                     ("collectives, simulated (same calls)", format_time(s["simulated_comm_s"]))]
+        return rows
+
     def summary(self) -> dict:
         recorded = self.collectives.filter(pl.col("recorded").is_not_null())
         return {"time_s": self.time_s, "ranks": self.ranks, "compute_s": max(self.compute_s),
