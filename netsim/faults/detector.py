@@ -12,8 +12,8 @@ port going down), as a fabric reports them. It decides:
 - non-communication hang: some ranks never entered the collective within `hang_s`: those ranks;
 - communication slow: `window` samples in a row where a collective took more than `slow_ratio` x its
   healthy median; localised on the connection latency matrix (seconds per byte against healthy): the
-  slow cells sharing one rank -> that rank's NIC; else the cables every slow cell crosses and no fast
-  cell does -> that cable (several: all of them, as candidates); a link reported down -> that link at once;
+  slow cells sharing one rank -> that rank's NIC; else the cable crossed by the most slow cells and the
+  fewest fast ones -> that cable (a tie: all of them, as candidates); a link reported down -> at once;
 - non-communication slow: `window` samples in a row where some rank entered the collectives later
   than the others by more than `late_ratio` x the healthy compute time: the latest rank.
 """
@@ -134,9 +134,20 @@ class Detector:
         def cables(cell) -> set[str]:  # a cable is slow in both directions: compare cables, not links
             return {self.cable_of[l] for l in self.paths.get(cell, ())}
 
-        suspects = set.intersection(*(cables(c) for c in slow))
+        # each cable scored by the slow cells crossing it, then by the fast ones that do not (a cable
+        # shared by slow cells and carrying no fast one is the best explanation)
+        score: dict[str, list[int]] = {}
+        for c in slow:
+            for cable in cables(c):
+                score.setdefault(cable, [0, 0])[0] += 1
         for c in fast:
-            suspects -= cables(c)
-        if len(suspects) == 1:
-            return ("link", suspects.pop())
-        return ("links", tuple(sorted(suspects))) if suspects else ("unknown",)
+            for cable in cables(c):
+                if cable in score:
+                    score[cable][1] -= 1
+        if not score:
+            return ("unknown",)
+        best = max(tuple(v) for v in score.values())
+        top = sorted(c for c, v in score.items() if tuple(v) == best)
+        if best[0] < 2 and len(slow) > 1:
+            return ("unknown",)
+        return ("link", top[0]) if len(top) == 1 else ("links", tuple(top))
