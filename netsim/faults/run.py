@@ -19,7 +19,7 @@ until the fault was found), restart (restart, re-forming communicators), and slo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import simpy
@@ -278,6 +278,8 @@ def run_job(topo: Topology, job: JobSpec, faults: list[Fault], *, detector: Dete
     def detector_process():
         while run["wall_end"] is None:
             yield env.timeout(detector.interval_s)
+            if env.now > limit:
+                raise RuntimeError(f"the job did not finish within {limit:.3g} simulated seconds")
             if run["wall_end"] is not None:
                 return
             if recovery.policy == "none":
@@ -329,6 +331,8 @@ def run_job(topo: Topology, job: JobSpec, faults: list[Fault], *, detector: Dete
         suspects = culprit_links(found.culprit)
         link_fault = r is not None and r.fault.kind.startswith("link")
         policy = recovery.policy
+        if suspects and cache(replace(run["state"], down=run["state"].down | frozenset(suspects))).hung:
+            suspects = set()  # routing around them would cut ranks off: do not
         if suspects and policy in ("replan", "elastic"):  # route around the suspect cables and go on (C4P)
             run["excluded"] = run["excluded"] | frozenset(suspects)
             if link_fault and set(links_of[id(r)]) <= suspects:
