@@ -143,3 +143,12 @@ def test_a_slowdown_cheaper_than_a_restart_is_tolerated():
     without = run_job(TOPO, job, fault, recovery=RecoveryConfig(policy="none"))
     assert with_.faults[0].correct and with_.faults[0].recovered is None
     assert with_.wall_s == pytest.approx(without.wall_s, rel=1e-12)
+
+
+def test_a_flapping_link_is_reported_at_its_first_drop_and_routed_around():
+    fault = Fault("link_flap", 50.0, link="leaf1<->spine0", down_s=2.0, period_s=20.0)
+    r = run_job(TOPO, JOB, [fault], detector=QUIET, recovery=RecoveryConfig(policy="replan"))
+    f = r.faults[0]
+    assert f.detected == pytest.approx(50.0) and f.culprit == ("link", "leaf1<->spine0") and f.recovered == 50.0
+    without = run_job(TOPO, JOB, [fault], detector=QUIET, recovery=RecoveryConfig(policy="none"))
+    assert r.wall_s <= without.wall_s + 1e-9
