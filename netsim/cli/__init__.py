@@ -1,5 +1,5 @@
 """The `netsim` command line, one module per command: `run`, `bench`, `compare-routing`,
-`utilization`, `sweep-bandwidth`, `train`, `topo show`, `attention`, `trace show`, `replay`, `faults`.
+`utilization`, `sweep-bandwidth`, `train`, `topo show`, `attention`, `trace show`, `replay`, `faults`, `sweep`.
 
 Every user mistake — a bad file, flag or output directory — ends in one line on stderr and exit
 status 2, before any work starts where it can be checked first; Ctrl-C ends with one line, exit
@@ -31,7 +31,7 @@ from importlib.metadata import PackageNotFoundError, version  # noqa: E402
 
 from rich.console import Console  # noqa: E402
 
-from netsim.cli import attention, bench, compare, faults, lowcomm, replay, run, topo, trace, train  # noqa: E402
+from netsim.cli import attention, bench, compare, faults, lowcomm, replay, run, sweep, topo, trace, train  # noqa: E402
 from netsim.errors import NetsimError  # noqa: E402
 
 if _QUIET_START:  # started: Ctrl-C raises KeyboardInterrupt again, so outputs get cleaned up
@@ -41,7 +41,7 @@ COMMANDS = {
     "run": run.command, "bench": bench.command, "compare-routing": compare.command,
     "utilization": lowcomm.utilization_command, "sweep-bandwidth": lowcomm.sweep_command, "train": train.command,
     "topo": topo.command, "attention": attention.command, "trace": trace.command, "replay": replay.command,
-    "faults": faults.command,
+    "faults": faults.command, "sweep": sweep.command,
 }
 
 
@@ -80,6 +80,7 @@ def parser() -> argparse.ArgumentParser:
     trace.add_parser(sub)
     replay.add_parser(sub)
     faults.add_parser(sub)
+    sweep.add_parser(sub)
     return p
 
 

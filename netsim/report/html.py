@@ -345,3 +345,47 @@ def write_faults_report(path: str | Path, title: str, runs: pl.DataFrame | None,
     out = Path(path)
     out.write_text(_page(title, parts, figures), encoding="utf-8")
     return out
+
+
+def write_sweep_table_report(path: str | Path, table: pl.DataFrame, params: list[str], metrics: list[str],
+                             title: str) -> Path:
+    """The `netsim sweep` page: each metric against each swept parameter (a line per value of the next
+    parameter), a heatmap when two parameters were swept, and the table."""
+    skip = {"point", "run", "error", *params}
+    numeric = [c for c in table.columns if c not in skip and table[c].dtype.is_numeric()]
+    shown = [m for m in (metrics or numeric) if m in numeric][:4]
+    ok = table.filter(pl.col("error").is_null()) if "error" in table.columns else table
+    figures = []
+    for metric in shown:
+        for i, param in enumerate(params):
+            other = params[i + 1] if i + 1 < len(params) else (params[0] if len(params) > 1 else None)
+            fig = go.Figure()
+            groups = [(None, ok)] if other is None else [(v, ok.filter(pl.col(other) == v))
+                                                         for v in ok[other].unique(maintain_order=True).to_list()]
+            for value, part in groups:
+                agg = part.group_by(param, maintain_order=True).agg(pl.col(metric).mean())
+                fig.add_trace(go.Scatter(x=[str(x) for x in agg[param].to_list()], y=agg[metric].to_list(),
+                                         mode="lines+markers", name=plotly_text(f"{other}={value}" if other else metric)))
+            fig.update_layout(title=plotly_text(f"{metric} against {param}"), xaxis=dict(title=plotly_text(param)),
+                              yaxis=dict(title=plotly_text(metric)), height=400)
+            figures.append((f"{metric} against {param}", fig))
+        if len(params) == 2:
+            a, b = params
+            agg = ok.group_by(a, b, maintain_order=True).agg(pl.col(metric).mean())
+            xs = [str(x) for x in agg[a].unique(maintain_order=True).to_list()]
+            ys = [str(y) for y in agg[b].unique(maintain_order=True).to_list()]
+            z = [[None] * len(xs) for _ in ys]
+            for r in agg.iter_rows(named=True):
+                z[ys.index(str(r[b]))][xs.index(str(r[a]))] = r[metric]
+            fig = go.Figure(go.Heatmap(x=xs, y=ys, z=z, colorbar=dict(title=plotly_text(metric))))
+            fig.update_layout(title=plotly_text(f"{metric}: {a} x {b}"), xaxis=dict(title=plotly_text(a)),
+                              yaxis=dict(title=plotly_text(b)), height=420)
+            figures.append((f"{metric}: {a} x {b}", fig))
+    cols = [c for c in table.columns if c != "run"][:14]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape('-' if v is None else (f'{v:.4g}' if isinstance(v, float) else str(v)))}</td>"
+                                    for v in row) + "</tr>" for row in table.select(cols).head(500).rows())
+    parts = [f"<h1>{html.escape(title)}</h1>", f"<table><tr>{head}</tr>{body}</table>"]
+    out = Path(path)
+    out.write_text(_page(title, parts, figures), encoding="utf-8")
+    return out

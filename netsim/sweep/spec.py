@@ -1,0 +1,150 @@
+"""Sweep specs: a base scenario plus parameters, resolved into the points to run.
+
+    kind: run                           # which scenario kind the base is (see `netsim.sweep.kinds.KINDS`)
+    base: ../topologies/scenario.yaml   # a scenario file (relative to the spec) or an inline mapping
+    grid:                               # cartesian product ...
+      routing: [[ecmp], [spray]]
+      topology.oversubscription: [1, 2]
+    zip:                                # ... of the grid with these lists taken together (same lengths)
+      workload.0.size: [1MiB, 16MiB]
+      workload.0.label: [small, large]
+    metrics: [time_mean, busbw]         # columns to keep (default: all the kind reports)
+
+A parameter is a dotted path into the scenario: mapping keys and list indices (``workload.0.size``,
+``jobs.1.placement``, ``seed``). Its parent must exist in the base (so a typo is caught at once); the
+leaf may be new where the scenario's schema accepts it (checked when each point is built). Points
+come in a fixed order: the grid's product in the order the parameters are written (the last varies
+fastest), each combined with every zipped row.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from netsim.config import read_yaml, validated
+from netsim.errors import ConfigError
+
+MAX_POINTS = 100_000
+
+
+class SweepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "sweep"
+    kind: str
+    base: str | dict
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
+    zip: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
+    metrics: list[str] = []
+
+
+@dataclass(frozen=True)
+class Point:
+    index: int
+    params: dict[str, Any]  # path -> value
+    document: dict  # the resolved scenario
+    key: str  # sha256 of the resolved scenario, the kind, its folder and netsim's version: the run's cache name
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("netsim")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _get(document: Any, parts: list[str]) -> Any:
+    node = document
+    for part in parts:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise KeyError(part)
+    return node
+
+
+def set_path(document: dict, path: str, value: Any) -> None:
+    """Set `path` (dotted: keys and list indices) in `document`; its parent must exist."""
+    parts = path.split(".")
+    try:
+        parent = _get(document, parts[:-1])
+    except KeyError as exc:
+        raise ConfigError(f"no {exc.args[0]!r} in the base scenario (path {path!r})", field=f"grid/zip {path}") from None
+    leaf = parts[-1]
+    if isinstance(parent, dict):
+        parent[leaf] = copy.deepcopy(value)
+    elif isinstance(parent, list) and leaf.isdigit() and int(leaf) < len(parent):
+        parent[int(leaf)] = copy.deepcopy(value)
+    else:
+        raise ConfigError(f"{leaf!r} is not a key or index of {'.'.join(parts[:-1]) or 'the scenario'}",
+                          field=f"grid/zip {path}")
+
+
+def load_spec(path: str | Path) -> tuple[SweepSpec, dict, Path]:
+    """The spec, its base scenario as a mapping, and the folder relative paths in the base resolve from."""
+    from netsim.sweep.kinds import KINDS
+
+    path = Path(path)
+    source = str(path)
+    spec = validated(SweepSpec, read_yaml(path), source)
+    if spec.kind not in KINDS:
+        raise ConfigError(f"unknown kind {spec.kind!r} (known: {', '.join(KINDS)})", source=source, field="kind")
+    if isinstance(spec.base, str):
+        base_path = (path.parent / spec.base) if not Path(spec.base).is_absolute() else Path(spec.base)
+        if not base_path.is_file():
+            raise ConfigError(f"base scenario {spec.base!r} not found", source=source, field="base")
+        base, folder = read_yaml(base_path), base_path.parent
+    else:
+        base, folder = spec.base, path.parent
+    if not isinstance(base, dict):
+        raise ConfigError("expected a scenario mapping", source=source, field="base")
+    if not spec.grid and not spec.zip:
+        raise ConfigError("nothing to sweep: give grid or zip parameters", source=source, field="grid")
+    both = set(spec.grid) & set(spec.zip)
+    if both:
+        raise ConfigError(f"{sorted(both)[0]!r} is in both grid and zip", source=source, field="zip")
+    lengths = {len(v) for v in spec.zip.values()}
+    if len(lengths) > 1:
+        raise ConfigError(f"zipped lists must have one length, got {sorted(lengths)}", source=source, field="zip")
+    for p in list(spec.grid) + list(spec.zip):
+        try:
+            set_path(copy.deepcopy(base), p, None)
+        except ConfigError as exc:
+            raise ConfigError(exc.detail, source=source, field=exc.field) from None
+    count = 1
+    for v in spec.grid.values():
+        count *= len(v)
+    count *= max(lengths, default=1)
+    if count > MAX_POINTS:
+        raise ConfigError(f"{count:,} points, more than {MAX_POINTS:,}", source=source, field="grid")
+    return spec, base, folder
+
+
+def points(spec: SweepSpec, base: dict, folder: Path) -> list[Point]:
+    grid_names = list(spec.grid)
+    zip_names = list(spec.zip)
+    rows = list(zip(*spec.zip.values())) if spec.zip else [()]
+    version = _version()
+    out = []
+    for combo in itertools.product(*spec.grid.values()):
+        for row in rows:
+            params = dict(zip(grid_names, combo)) | dict(zip(zip_names, row))
+            doc = copy.deepcopy(base)
+            for p, v in params.items():
+                set_path(doc, p, v)
+            blob = json.dumps({"kind": spec.kind, "scenario": doc, "netsim": version, "folder": str(folder.resolve())},
+                              sort_keys=True, default=str)
+            out.append(Point(len(out), params, doc, hashlib.sha256(blob.encode()).hexdigest()[:24]))
+    return out
