@@ -12,6 +12,7 @@ loses only the runs in flight. Implementations:
 
 from __future__ import annotations
 
+import multiprocessing
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -56,7 +57,8 @@ class LocalExecutor(Executor):
             for key, kind, doc, folder in tasks:
                 yield (key, *run_point(kind, doc, folder))
             return
-        with ProcessPoolExecutor(max_workers=self.workers) as pool:
+        # fresh interpreters ("spawn"): forking a process that holds threads (numba, torch) can deadlock
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(run_point, kind, doc, folder): key for key, kind, doc, folder in tasks}
             for future in as_completed(futures):
                 yield (futures[future], *future.result())

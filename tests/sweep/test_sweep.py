@@ -1,0 +1,118 @@
+"""Sweeps: spec errors, resuming only the missing runs, the same table from every executor."""
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from netsim.cli import main
+from netsim.sweep.executors import DaskExecutor, LocalExecutor
+from netsim.sweep.runner import run_sweep
+from netsim.sweep.spec import load_spec, points
+
+SPEC = """name: small
+kind: utilization
+base:
+  method: diloco
+  model: {layers: 4, step_time: 10ms, params: 1e6}
+  workers: 2
+  inner_steps: 5
+  outer_steps: 2
+grid:
+  bandwidth: [100Mbps, 1Gbps, 10Gbps]
+zip:
+  method: [diloco, streaming_diloco]
+  fragments: [1, 2]
+metrics: [utilization, wall_s]
+"""
+
+
+def write(tmp_path: Path, text: str = SPEC) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+class Counting(LocalExecutor):
+    """Runs in this process, counts what it was asked to run, and can stop after `stop` results
+    (as a sweep killed half-way would)."""
+
+    def __init__(self, stop: int | None = None):
+        super().__init__(1)
+        self.asked, self.stop = 0, stop
+
+    def run(self, tasks):
+        self.asked += len(tasks)
+        for k, result in enumerate(super().run(tasks)):
+            if self.stop is not None and k == self.stop:
+                raise KeyboardInterrupt
+            yield result
+
+
+def test_resume_runs_only_what_is_missing(tmp_path):
+    spec, base, folder = load_spec(write(tmp_path))
+    pts = points(spec, base, folder)
+    assert len(pts) == 6 and [p.params for p in pts[:2]] == [
+        {"bandwidth": "100Mbps", "method": "diloco", "fragments": 1},
+        {"bandwidth": "100Mbps", "method": "streaming_diloco", "fragments": 2}]
+    cache = tmp_path / "cache"
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, pts, folder, cache, Counting(stop=4))
+    assert len(list(cache.glob("*.parquet"))) == 4  # each finished run was written at once
+    again = Counting()
+    table = run_sweep(spec, pts, folder, cache, again)
+    assert again.asked == 2 and len(table) == 6 and table["error"].is_null().all()
+    repeat = Counting()
+    assert run_sweep(spec, pts, folder, cache, repeat).equals(table) and repeat.asked == 0
+    fresh = Counting()
+    assert run_sweep(spec, pts, folder, cache, fresh, fresh=True).equals(table) and fresh.asked == 6
+    # utilisation rises with bandwidth for each method
+    for method in ("diloco", "streaming_diloco"):
+        u = table.filter(pl.col("method") == method)["utilization"].to_list()
+        assert u == sorted(u) and u[0] < u[-1]
+
+
+def test_the_same_table_from_every_executor_and_worker_count(tmp_path):
+    spec, base, folder = load_spec(write(tmp_path))
+    pts = points(spec, base, folder)
+    one = run_sweep(spec, pts, folder, tmp_path / "c1", LocalExecutor(1))
+    two = run_sweep(spec, pts, folder, tmp_path / "c2", LocalExecutor(2))
+    assert one.equals(two)
+    dask = pytest.importorskip("dask.distributed")
+    assert dask is not None
+    executor = DaskExecutor(2)
+    try:
+        assert run_sweep(spec, pts, folder, tmp_path / "c3", executor).equals(one)
+    finally:
+        executor.close()
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
+    path = write(tmp_path, SPEC.replace("[100Mbps, 1Gbps, 10Gbps]", "[100Mbps, 0Gbps, 10Gbps]"))
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "-o", str(out), "--cache", str(tmp_path / "cache")]) == 0
+    table = pl.read_parquet(out / "table.parquet")
+    failed = table.filter(pl.col("error").is_not_null())
+    assert len(failed) == 2 and set(failed["bandwidth"]) == {"0Gbps"} and "bandwidth" in failed["error"][0]
+    assert (out / "report.html").is_file()
+
+
+@pytest.mark.parametrize("change, needle", [
+    (("bandwidth: [100Mbps, 1Gbps, 10Gbps]", "bandwdith: [1Gbps]"), "bandwdith"),  # a typo in a path: kept? no
+    (("  bandwidth: [100Mbps, 1Gbps, 10Gbps]", "  model.nothing.deep: [1]"), "nothing"),
+    (("bandwidth: [100Mbps, 1Gbps, 10Gbps]", "bandwidth: []"), "grid.bandwidth"),
+    (("grid:\n  bandwidth: [100Mbps, 1Gbps, 10Gbps]", "grid: [1, 2]"), "grid"),
+    (("fragments: [1, 2]", "fragments: [1, 2, 4]"), "zip"),
+    (("kind: utilization", "kind: magic"), "kind"),
+])
+def test_bad_specs_are_one_line_errors(tmp_path, capsys, change, needle):
+    path = write(tmp_path, SPEC.replace(*change))
+    status = main(["sweep", str(path), "-o", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")])
+    if needle == "bandwdith":  # a new top-level key the base does not have is allowed by paths ...
+        assert status == 0  # ... and the scenario's own check reports it per run
+        table = pl.read_parquet(tmp_path / "out" / "table.parquet")
+        assert table["error"].str.contains("bandwdith").all()
+        return
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err and not (tmp_path / "out").exists()
