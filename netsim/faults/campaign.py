@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from netsim.errors import ConfigError
 from netsim.faults.iteration import IterationCache, State, connection_links
 from netsim.faults.run import cable_names, run_job
 from netsim.faults.spec import EXPECTED_CLASS, FAULT_KINDS, DetectorConfig, Fault, JobSpec, RecoveryConfig
@@ -45,7 +46,8 @@ def draw_fault(rng: np.random.Generator, kind: str, topo: Topology, job: JobSpec
     if kind in NODE_KINDS:
         return Fault(kind, at, rank=int(rng.integers(job.ranks)), factor=factor)
     if not cables:
-        raise ValueError("the job crosses no fabric cable: no link faults to draw")
+        raise ConfigError(f"the job crosses no cable between switches: no {kind} to draw on this fabric (leave "
+                          "the link faults out of the classes)", field="campaign.classes")
     return Fault(kind, at, link=str(cables[int(rng.integers(len(cables)))]), factor=factor)
 
 
@@ -84,7 +86,7 @@ def campaign(topo: Topology, job: JobSpec, runs: int, *, seed: int = 0, detector
     recovery = recovery or RecoveryConfig(policy="replan")
     for kind in classes:
         if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}")
+            raise ConfigError(f"unknown fault kind {kind!r}", field="campaign.classes")
     cache = IterationCache(topo, job, routing, seed)
     cables = fabric_cables(topo, job, routing, seed)
     horizon = job.iterations * cache(State(tuple(range(job.replicas)))).time

@@ -122,7 +122,10 @@ def simulate_iteration(topo: Topology, job: JobSpec, state: State, *, routing: s
 
     ends: list[float] = []
     env.process(job_process())
-    results = sim.run()
+    try:
+        results = sim.run()
+    except TopologyError:  # a collective lost its only path (inside a server too): the state hangs
+        return IterationRecord(float("inf"), (), {}, hung=True)
     moved: dict[tuple[int, int], int] = {}
     spans: dict[tuple[int, int], list[tuple[float, float]]] = {}
     t = results.transfers

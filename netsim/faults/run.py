@@ -164,8 +164,10 @@ def run_job(topo: Topology, job: JobSpec, faults: list[Fault], *, detector: Dete
                 continue
             state = run["state"] = state_now()
             rec = cache(state)
-            if rec.hung:  # a rank lost its only path: communication stops at once
-                strike_hang(None, env.now, comm=True)
+            if rec.hung:  # a rank lost its only path (a NIC's own cable down): communication stops at once
+                cause = next((r for r in active if r.fault.kind in ("link_down", "link_flap") and id(r) not in
+                              run["fixed"] and set(links_of[id(r)]) & state.down), None)
+                strike_hang(cause, env.now, comm=True)
                 continue
             t_iter = rec.time
             share = len(state.replicas) / job.replicas  # progress per iteration (fewer replicas: less)
@@ -254,7 +256,11 @@ def run_job(topo: Topology, job: JobSpec, faults: list[Fault], *, detector: Dete
             r = hang["record"]
             culprit = r.fault.rank if r is not None else None
             entered = tuple(m for m in members if hang["comm"] or m != culprit)
-            silent = (culprit,) if hang["comm"] and culprit is not None else ()
+            if r is not None and r.fault.link:  # a cable with no alternative: the ranks behind it fall silent
+                cut = set(links_of[id(r)])
+                silent = tuple(m for m in members if set(nic_cable(topo, int(gpus[m]))) & cut)
+            else:
+                silent = (culprit,) if hang["comm"] and culprit is not None else ()
             return Stall(env.now, hang["since"], members, entered, silent)
         chunk = run["chunk"]
         if run.get("paused"):
@@ -295,6 +301,9 @@ def run_job(topo: Topology, job: JobSpec, faults: list[Fault], *, detector: Dete
                 yield from handle(found)
 
     def match(found: Detection) -> FaultRecord | None:
+        hang = run["hang"]
+        if found.cls in ("comm_hang", "noncomm_hang") and hang is not None and hang["record"] is not None:
+            return hang["record"]  # the fault behind the stall (found before, perhaps, as something milder)
         for r in records:
             if r.struck is not None and r.detected is None and r.struck <= found.time:
                 return r
@@ -308,7 +317,12 @@ def run_job(topo: Topology, job: JobSpec, faults: list[Fault], *, detector: Dete
             det.reset()
             return
         r.detected, r.cls, r.culprit = found.time, found.cls, found.culprit
-        r.correct = found.cls == EXPECTED_CLASS[r.fault.kind] and culprit_matches(r, found.culprit)
+        hang = run["hang"]
+        if r.fault.link and hang is not None and hang["record"] is r:  # a cable with no alternative: a hang
+            behind = {m for m in range(job.ranks) if set(nic_cable(topo, int(gpus[m]))) & set(links_of[id(r)])}
+            r.correct = found.cls == "comm_hang" and found.culprit[0] == "rank" and found.culprit[1] in behind
+        else:
+            r.correct = found.cls == EXPECTED_CLASS[r.fault.kind] and culprit_matches(r, found.culprit)
         yield from recover(r, found)
 
     def culprit_matches(r: FaultRecord, culprit: tuple) -> bool:
@@ -379,11 +393,11 @@ def run_job(topo: Topology, job: JobSpec, faults: list[Fault], *, detector: Dete
         yield env.timeout(recovery.restart_s)
         acc["restart"] += recovery.restart_s
         if r is not None:
-            if link_fault:  # a restart does not mend a link: routing leaves out what was found
+            if link_fault and hang is None:  # a restart does not mend a link: routing leaves out what was found
                 run["excluded"] = run["excluded"] | frozenset(suspects)
                 if set(links_of[id(r)]) <= suspects:
                     run["fixed"].add(id(r))
-            else:
+            else:  # a node fault, or a cable with no alternative: the job moves to a spare node
                 run["fixed"].add(id(r))
             r.recovered = env.now
         run["paused"] = False

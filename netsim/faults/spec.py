@@ -28,7 +28,8 @@ FAULT_KINDS = {
 }
 HANGS = ("rank_hang_compute", "rank_hang_comm")
 CLASSES = ("comm_hang", "noncomm_hang", "comm_slow", "noncomm_slow")
-# the detector class each fault kind should be found as (a NIC or link down with no alternative path: a hang)
+# the detector class each fault kind should be found as (a cable down with no alternative path is a
+# communication hang of the ranks behind it, and is judged as one)
 EXPECTED_CLASS = {"link_down": "comm_slow", "link_flap": "comm_slow", "link_degraded": "comm_slow",
                   "nic_degraded": "comm_slow", "gpu_slow": "noncomm_slow", "rank_hang_compute": "noncomm_hang",
                   "rank_hang_comm": "comm_hang"}

@@ -249,20 +249,41 @@ def _convert(rank: int, parsed, groups: dict, skipped: dict, source: str) -> tup
             kept[node.id] = TraceNode(rank, node.id, kind, node.name, start=node.start_time_micros * 1e-6
                                       if node.start_time_micros else None, **kw)
             order.append(node.id)
-    resolved: dict[int, tuple[int, ...]] = {}
+    memo: dict[int, frozenset] = {}  # skipped node -> the kept nodes it stands for
 
-    def effective(i: int, seen: set) -> set:  # a skipped node's dependencies stand in for it
+    def through(d: int) -> frozenset:
+        """The kept nodes a skipped node's dependencies lead to (iteratively, each node resolved once)."""
+        stack, seen = [d], set()
+        while stack:
+            x = stack[-1]
+            if x in memo:
+                stack.pop()
+                continue
+            pending = [y for y in deps_of.get(x, ()) if y not in kept and y in deps_of and y not in memo
+                       and y not in seen]
+            if pending:
+                seen.update(pending)
+                stack.extend(pending)
+                continue
+            out = set()
+            for y in deps_of.get(x, ()):
+                if y in kept:
+                    out.add(y)
+                elif y in memo:
+                    out |= memo[y]
+            memo[x] = frozenset(out)
+            stack.pop()
+        return memo[d]
+
+    resolved: dict[int, tuple[int, ...]] = {}
+    for i in order:
         out = set()
         for d in deps_of.get(i, ()):
             if d in kept:
                 out.add(d)
-            elif d in deps_of and d not in seen:
-                seen.add(d)
-                out |= effective(d, seen)
-        return out
-
-    for i in order:
-        resolved[i] = tuple(sorted(effective(i, {i})))
+            elif d in deps_of:
+                out |= through(d)
+        resolved[i] = tuple(sorted(out - {i}))
     return tuple(TraceNode(**{**kept[i].__dict__, "deps": resolved[i]}) for i in order)
 
 

@@ -103,4 +103,11 @@ def load_trace(path: str | Path, *, format: str = "auto", npus: int | None = Non
                              "before .<rank>.et / the rank files)", source=str(path))
     else:
         reader = READERS[format]
-    return reader.read(path, npus).validate()
+    try:
+        return reader.read(path, npus).validate()
+    except TraceError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        # a file of the right kind with a field of the wrong shape: one line, not a traceback
+        what = str(exc).splitlines()[0][:120] if str(exc) else ""
+        raise TraceError(f"malformed {reader.name} trace ({type(exc).__name__}: {what})", source=str(path)) from None

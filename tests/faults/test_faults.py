@@ -152,3 +152,15 @@ def test_a_flapping_link_is_reported_at_its_first_drop_and_routed_around():
     assert f.detected == pytest.approx(50.0) and f.culprit == ("link", "leaf1<->spine0") and f.recovered == 50.0
     without = run_job(TOPO, JOB, [fault], detector=QUIET, recovery=RecoveryConfig(policy="none"))
     assert r.wall_s <= without.wall_s + 1e-9
+
+
+def test_a_cable_with_no_alternative_going_down_is_a_communication_hang():
+    # rank 2's NIC cable: no other path. The iteration under way ends (its transfers were routed), the
+    # next collective stops as it starts (after the compute), found hang_s later; the job moves to a spare
+    cache = IterationCache(TOPO, JOB)
+    t_iter = cache(State(tuple(range(8)))).time
+    r = run_job(TOPO, JOB, [Fault("link_down", 100.3, link="h2.nic0<->leaf0")], detector=QUIET, cache=cache)
+    f = r.faults[0]
+    assert f.cls == "comm_hang" and f.culprit == ("rank", 2) and f.correct
+    stalled = boundary_after(100.3, t_iter) + JOB.compute_s
+    assert f.detected == math.ceil(stalled + 10.0) and f.recovered == pytest.approx(f.detected + 300.0)
