@@ -46,7 +46,8 @@ def closed_forms(shape: AttentionShape, n: int, device: Device) -> dict[str, flo
     step = device.seconds(shape.flops(t, t) / (2 if zig else 1))  # zigzag: 2 chunk-blocks of S/2N = half
     x = lambda nbytes: nbytes / B + A  # noqa: E731
     kv, q, out = shape.kv_bytes(t), shape.q_bytes(t), shape.out_bytes(t)
-    kv_heads = max(shape.kv_heads // n, 1)
+    group = shape.heads // shape.kv_heads
+    kv_heads = -(-(shape.heads // n) // group) if shape.heads // n >= group else 1
     piece_in = shape.batch * t * (shape.heads // n) * shape.head_dim * shape.element * 1 + \
         2 * shape.batch * t * kv_heads * shape.head_dim * shape.element
     piece_out = shape.batch * t * (shape.heads // n) * shape.head_dim * shape.element

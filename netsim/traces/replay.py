@@ -4,7 +4,8 @@ Every rank runs its graph on the SimPy clock: a node starts once the nodes it de
 Compute nodes take their recorded time (x `scale_compute`) on the rank's one compute stream, one at a
 time, in recorded order. A collective starts when every rank of its group has reached the same call (the
 k-th collective of the group on each rank) and runs through the simulated network with netsim's
-collective algorithms (`algo`, default auto) on the group's GPUs. A send and its receive (matched in
+collective algorithms (`algo`, default auto; collectives that have no such algorithm use auto) on the
+group's GPUs. A send and its receive (matched in
 order per sender, receiver and tag) move their bytes once both are posted. Ranks map to GPUs by
 `placement`: ``contiguous`` (rank i on the topology's i-th GPU) or ``random`` (a seeded sample).
 
@@ -118,6 +119,11 @@ def replay(trace: Trace, topo: Topology, *, routing: str = "ecmp", placement: st
     """Replay `trace` (validated) on `topo`; see the module docstring."""
     if not scale_compute >= 0 or scale_compute > 1e9:
         raise ConfigError(f"expected a factor >= 0, got {scale_compute!r}", field="--scale-compute")
+    from netsim.collectives.algorithms import ALGORITHMS
+
+    if algo != "auto" and not any(algo in names for names in ALGORITHMS.values()):
+        known = sorted({a for names in ALGORITHMS.values() for a in names})
+        raise ConfigError(f"unknown algorithm {algo!r} (known: auto, {', '.join(known)})", field="--algo")
     ranks = trace.ranks
     gpus = place(topo, len(ranks), placement, seed)
     gpu_of = dict(zip(ranks, gpus.tolist()))
@@ -194,7 +200,8 @@ def replay(trace: Trace, topo: Topology, *, routing: str = "ecmp", placement: st
         if group not in comms:
             comms[group] = Communicator(sim, [gpu_of[r] for r in trace.groups[group]], name=str(group))
         start = env.now
-        done = comms[group].run(n.op, n.nbytes, algo=algo, label=f"{group}#{k}") if n.nbytes or n.op == "barrier" \
+        chosen = algo if algo in ALGORITHMS[n.op] else "auto"  # ops without that algorithm use auto
+        done = comms[group].run(n.op, n.nbytes, algo=chosen, label=f"{group}#{k}") if n.nbytes or n.op == "barrier" \
             else env.timeout(0)
         recorded = [index[m].duration for m in members if index[m].duration is not None]
 

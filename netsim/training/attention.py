@@ -50,7 +50,8 @@ def merge(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Ten
 
 
 def attend(sched: AttentionSchedule, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Full-sequence attention output (b, S, H, d) computed the way `sched` moves the data (forward tasks)."""
+    """Full-sequence attention output (b, S, H, d) computed the way `sched` moves the data: its forward
+    tasks (build the schedule without `backward`; the backward's items are not tensors here)."""
     t = sched.chunk_tokens
     chunks = len(sched.owner)
     if q.shape[1] != t * chunks:
