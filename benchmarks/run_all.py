@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["max_min.py", "ring_allreduce.py", "algorithms_1024.py", "contention.py", "sweep_bandwidth.py", "utilization_workers.py",
+BENCHMARKS = ["max_min.py", "ring_allreduce.py", "algorithms_1024.py", "contention.py", "sweep_bandwidth.py", "utilization_workers.py", "sweep_overhead.py",
               "training_overhead.py"]
 
 

@@ -73,6 +73,7 @@ def merge(spec: SweepSpec, pts: list[Point], cache: Path) -> pl.DataFrame:
         if spec.metrics:
             keep = [c for c in spec.metrics if c in frame.columns]
             frame = frame.select(keep + ["error"])
+        frame = frame.drop([c for c in frame.columns if c in p.params])  # a parameter's own column wins
         params = pl.DataFrame({k: [_cell(v)] * len(frame) for k, v in p.params.items()}) if len(frame) else None
         head = pl.DataFrame({"point": [p.index] * len(frame), "run": [p.key] * len(frame)})
         parts.append(pl.concat([head] + ([params] if params is not None else []) + [frame], how="horizontal"))
