@@ -31,7 +31,11 @@ def add_parser(sub) -> None:
     p.add_argument("--scheduler", help="dask scheduler address (tcp://HOST:PORT); default: a local cluster")
     p.add_argument("--cache", default=".netsim-sweep-cache",
                    help="folder of finished runs (one Parquet per run, by scenario hash); reused across sweeps")
-    p.add_argument("--fresh", action="store_true", help="run every point again (default: resume, reuse finished runs)")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", dest="fresh", action="store_false",
+                       help="reuse finished runs from the cache, run only the missing ones (the default)")
+    again.add_argument("--fresh", dest="fresh", action="store_true", help="run every point again")
+    p.set_defaults(fresh=False)
     p.add_argument("--json", action="store_true", help="print the table as JSON rows")
 
 

@@ -23,6 +23,20 @@ def _run(document: dict, folder: Path) -> list[dict]:
     return [r | {"end_time": end} for r in rows]
 
 
+def _compare(document: dict, folder: Path) -> list[dict]:
+    from netsim.errors import ConfigError
+    from netsim.scenario import scenario_from_dict
+    from netsim.scenario.compare import compare_routing
+
+    doc = dict(document)
+    policies = doc.pop("policies", None)
+    alone = doc.pop("alone", False)
+    if not isinstance(policies, list) or not policies:
+        raise ConfigError("expected a list of routing policies to compare", field="policies")
+    scenario = scenario_from_dict(doc, source="sweep point", base=folder)
+    return compare_routing(scenario, [str(x) for x in policies], alone=bool(alone)).table.to_dicts()
+
+
 def _utilization(document: dict, folder: Path) -> list[dict]:
     from netsim.workloads.compute import ComputeModel
     from netsim.workloads.utilization import UtilizationConfig, utilization
@@ -82,6 +96,8 @@ class Kind:
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("run", "a collective scenario (netsim run): per variant and workload item, time, algbw, busbw", _run),
+    Kind("compare", "a multi-job routing A/B (netsim compare-routing): the scenario plus policies: [...] (and "
+         "alone: true for the slowdown column); per policy, job and collective, busbw % of ideal", _compare),
     Kind("utilization", "a training utilisation setting (the fields of netsim utilization; model: {layers, "
          "step_time, params}; bandwidth and times as numbers or with units, e.g. 10Gbps, 100ms)",
          _utilization),

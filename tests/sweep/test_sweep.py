@@ -116,3 +116,22 @@ def test_bad_specs_are_one_line_errors(tmp_path, capsys, change, needle):
     assert status == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and needle in err and not (tmp_path / "out").exists()
+
+
+def test_a_routing_comparison_sweeps_like_any_scenario(tmp_path):
+    spec = tmp_path / "routing.yaml"
+    spec.write_text("""kind: compare
+base:
+  topology: {kind: leaf_spine, leaves: 2, spines: 2, hosts_per_leaf: 2, host_bandwidth: 100Gbps}
+  policies: [ecmp, spray]
+  jobs: [{name: a, gpus: 4, workload: [{op: all_reduce, size: 1MiB, algo: ring}]}]
+grid:
+  topology.oversubscription: [1, 2]
+metrics: [variant, pct_of_ideal]
+""")
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "-o", str(out), "--cache", str(tmp_path / "c"), "--resume"]) == 0
+    table = pl.read_parquet(out / "table.parquet")
+    assert table.shape[0] == 4 and set(table["variant"]) == {"ecmp", "spray"}
+    spray = table.filter(pl.col("variant") == "spray")["pct_of_ideal"].to_list()
+    assert spray == pytest.approx([100.0, 100.0])  # spraying alone is the ideal reference
