@@ -104,8 +104,10 @@ class SyncRecord:
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """What one run of a `TrainingDag` did. Per worker: compute seconds and straggler wait (seconds at
-    releases spent waiting for slower participants); per communication node a `SyncRecord`."""
+    """What one run of a `TrainingDag` did. Per worker: compute seconds and straggler wait — per sync, how
+    much later than this worker the slowest participant released it (for sends: the slowest of the workers
+    sending to it), summed: the wait the sync costs at the gate that needs it (nothing if no gate does);
+    per communication node a `SyncRecord`."""
 
     method: str
     workers: int

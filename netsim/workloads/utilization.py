@@ -109,7 +109,7 @@ class Utilization:
     bytes_total: int
     peak_demand_Bps: float  # per-worker send rate at which the largest sync (one step's release) fits in a step
     outer_step_s: float
-    straggler_wait_s: float  # mean per worker: time at syncs spent waiting for slower workers to arrive
+    straggler_wait_s: float  # mean per worker: how much later the slowest partner released each sync, summed
     events_per_step: float  # simulation yields of the DAG executor per simulated step (its cost)
     run: TrainingRun = field(repr=False, compare=False)  # the whole record: per worker, per sync
 
