@@ -213,6 +213,7 @@ def run_job(topo: Topology, job: JobSpec, faults: list[Fault], *, detector: Dete
         else:
             since = compute_end if t < compute_end else boundary + t_iter + job.compute_s
         run["hang"] = {"record": r, "since": since, "comm": comm}
+        acc["lost_work"] += max(since - t, 0.0)  # the others compute on until they stall: rolled back later
         if r is not None:
             r.struck = since
         poke()
