@@ -1,8 +1,8 @@
-"""Benchmark: the max-min solver against a plain progressive-filling reference, measured in the same run.
+"""Benchmark: the max-min solver against plain progressive filling, measured side by side in one run.
 
-The reference passes over every entry in every round (what netsim did first); netsim's solver
-does that for the first few rounds and then groups the entries once, so rounds that freeze few
-flows stay cheap. Both must agree (checked here to 1e-9). Prints times and ratios; asserts
+The plain solver (`reference` below) passes over every entry in every round (what netsim did
+first); netsim's solver does that for the first few rounds and then groups the entries once, so
+rounds that freeze few flows stay cheap. Both must agree (checked here to 1e-9). Prints times and ratios; asserts
 nothing about speed.
 """
 

@@ -64,11 +64,13 @@ class Detector:
     samples: int = 0
     recent: deque = field(default_factory=deque)
     checks: int = 0  # samples judged (for the false-alarm rate)
+    medians: dict[str, float] | None = None  # healthy call durations, once learnt
 
     def reset(self) -> None:
         """Forget the healthy medians and the window (after a recovery changed the job: re-learn them)."""
         self.baseline_calls.clear()
         self.baseline_cells.clear()
+        self.medians = None
         self.samples = 0
         self.recent.clear()
 
@@ -97,7 +99,9 @@ class Detector:
                 self.baseline_cells.setdefault(cell, []).append(v)
             return None
         self.checks += 1
-        base = {name: float(np.median(v)) for name, v in self.baseline_calls.items()}
+        if self.medians is None:  # learnt: the healthy medians, once
+            self.medians = {name: float(np.median(v)) for name, v in self.baseline_calls.items()}
+        base = self.medians
         slow = any(d > cfg.slow_ratio * base.get(name, d) for name, d in sample.calls.items())
         worst = max(sample.late.items(), key=lambda kv: kv[1]) if sample.late else (None, 0.0)  # summed over calls
         late = worst[1] > cfg.late_ratio * self.compute_s

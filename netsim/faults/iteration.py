@@ -24,6 +24,7 @@ from netsim.errors import TopologyError
 from netsim.faults.spec import JobSpec
 from netsim.sim import Simulation
 from netsim.topology import Topology
+from netsim.workloads.syncs import SyncPoint
 
 
 @dataclass(frozen=True)
@@ -88,21 +89,15 @@ def simulate_iteration(topo: Topology, job: JobSpec, state: State, *, routing: s
     tp_comms = {r: Communicator(sim, gpus[r * job.tp:(r + 1) * job.tp], name=f"tp{r}") for r in state.replicas}
     dp_comms = [Communicator(sim, [gpus[r * job.tp + j] for r in state.replicas], name=f"dp{j}")
                 for j in range(job.tp)]
-    calls: list[Call] = []
-    points: dict[tuple, dict] = {}
+    points: dict[tuple[str, float], tuple[SyncPoint, tuple[int, ...]]] = {}  # (call, iteration start) ->
 
     def collective(name: str, comm: Communicator, members: tuple[int, ...], nbytes: int, rank: int, start: float):
-        point = points.setdefault((name, start), {"enter": {}, "done": env.event()})
-        point["enter"][rank] = env.now - start
-        if len(point["enter"]) == len(members):
-            done = comm.run("all_reduce", nbytes, label=name) if nbytes else env.timeout(0)
-
-            def ended(_e, point=point) -> None:
-                calls.append(Call(name, members, tuple(point["enter"][m] for m in members), env.now - start))
-                point["done"].succeed()
-
-            done.callbacks.append(ended)
-        return point["done"]
+        """Enter the call: it starts when its last rank has entered and ends for all of them together."""
+        if (name, start) not in points:
+            points[(name, start)] = (SyncPoint(comm, nbytes, len(members), label=name, algo="auto"), members)
+        sync = points[(name, start)][0]
+        sync.arrive(rank)
+        return sync.done
 
     def rank_process(rank: int, start: float):
         replica, j = divmod(rank, job.tp)
@@ -116,9 +111,8 @@ def simulate_iteration(topo: Topology, job: JobSpec, state: State, *, routing: s
     def job_process():
         for _ in range(iterations):
             start = env.now
-            calls.clear()
             yield env.all_of([env.process(rank_process(r, start)) for r in ranks])
-        ends.append(env.now - start)
+        ends.append((start, env.now - start))
 
     ends: list[float] = []
     env.process(job_process())
@@ -138,7 +132,13 @@ def simulate_iteration(topo: Topology, job: JobSpec, state: State, *, routing: s
             spans.setdefault(key, []).append((s, e))
     # busy time: the union of the connection's transfer intervals (overlapping transfers count once)
     connections = {k: (moved[k], _union(spans[k])) for k in moved}
-    return IterationRecord(ends[-1], tuple(sorted(calls, key=lambda c: c.name)), connections)
+    last, duration = ends[-1]
+    calls = []
+    for (name, start), (sync, members) in sorted(points.items()):
+        if start == last:  # the last iteration's calls
+            entered = dict(sync.arrivals)
+            calls.append(Call(name, members, tuple(entered[m] - start for m in members), sync.done.value - start))
+    return IterationRecord(duration, tuple(calls), connections)
 
 
 def _union(intervals: list[tuple[float, float]]) -> float:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import simpy
 
-from netsim.errors import ConfigError
+from netsim.errors import ConfigError, TopologyError
 from netsim.faults.detector import Detection, Detector, Sample, Stall
 from netsim.faults.iteration import IterationCache, State, connection_links, job_gpus
 from netsim.faults.spec import EXPECTED_CLASS, HANGS, DetectorConfig, Fault, JobSpec, RecoveryConfig
@@ -39,29 +39,25 @@ def cable_names(topo: Topology) -> dict[int, str]:
 
 def cable_links(topo: Topology, text: str) -> list[int]:
     """Both directions of the cable named "a->b", "b->a" or "a<->b"."""
-    ends = text.replace("<->", "->").split("->")
-    if len(ends) != 2:
-        raise ConfigError(f"expected a link as 'a->b' or 'a<->b', got {text!r}", field="link")
-    want = set(ends)
-    found = [l for l, (a, b) in enumerate(zip(topo.link_src, topo.link_dst))
-             if {topo.node_names[int(a)], topo.node_names[int(b)]} == want]
-    if not found:
-        raise ConfigError(f"no link between {ends[0]!r} and {ends[1]!r} in {topo.name!r}", field="link")
-    return found
+    try:
+        return topo.links_named(text if "<->" in text else text.replace("->", "<->"))
+    except TopologyError as exc:
+        raise ConfigError(str(exc), field="link") from None
 
 
 def nic_cable(topo: Topology, gpu: int) -> list[int]:
     """The cable a GPU's traffic leaves the server by: its NIC's uplink (or the GPU's own cable)."""
     kinds = topo.node_kind
     out = [l for l in range(topo.num_links) if int(topo.link_src[l]) == gpu]
+    names = topo.node_names
     for l in out:
         nic = int(topo.link_dst[l])
         if kinds[nic] == "nic":
             up = [k for k in range(topo.num_links) if int(topo.link_src[k]) == nic and kinds[int(topo.link_dst[k])]
                   not in ("gpu", "nvswitch")]
             if up:
-                return cable_links(topo, "->".join((topo.node_names[nic], topo.node_names[int(topo.link_dst[up[0]])])))
-    return cable_links(topo, "->".join((topo.node_names[gpu], topo.node_names[int(topo.link_dst[out[0]])])))
+                return topo.links_named(f"{names[nic]}<->{names[int(topo.link_dst[up[0]])]}")
+    return topo.links_named(f"{names[gpu]}<->{names[int(topo.link_dst[out[0]])]}")
 
 
 @dataclass
