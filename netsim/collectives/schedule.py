@@ -79,7 +79,13 @@ class _Run:
 
 
 def execute(network: NetworkModel, schedule: Schedule, *, key: tuple = (), tag: str = "") -> simpy.Event:
-    """Start the schedule now; the returned event fires (value: end time) when every transfer arrived."""
+    """Start the schedule now; the returned event fires (value: end time) when every transfer arrived.
+
+    The network model may run the schedule itself (`NetworkModel.run_schedule`: the fluid model runs
+    it in compiled code); otherwise this executor sends each step through `send_batch`."""
+    done = network.run_schedule(schedule, key=key, tag=tag)
+    if done is not None:
+        return done
     v = schedule.num_ranks
     run = _Run(network, schedule, key, tag, network.env.event())
     steps, follower = schedule.steps, schedule.follower

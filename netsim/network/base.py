@@ -260,6 +260,19 @@ class NetworkModel:
         """
         raise NotImplementedError(self)
 
+    def run_schedule(self, schedule, *, key: tuple = (), tag: str = "") -> simpy.Event | None:
+        """Hook: run a whole step schedule inside the model, or decline (return None).
+
+        `schedule` is a collective's step schedule (`netsim.collectives.schedule.Schedule`: ``node_of``,
+        ``steps`` with ``src``/``dst``/``nbytes`` over virtual ranks, ``channel_of``, ``follower``,
+        ``wait_sends``), started now under `key` with transfers tagged `tag`. A model that can run the
+        schedule's data flow itself, faster than the Python executor and with the same results,
+        returns an event that fires (value: end time) once every transfer has arrived, and records
+        every transfer in the transfers table as `send_batch` would. The default declines: the
+        executor then sends each step's transfers through `send_batch`.
+        """
+        return None
+
     def close_meter(self) -> None:
         """Hook: bring the link meter up to the present before results are read. A model that meters
         lazily (as `fluid` does, adding a link's load when it changes) adds what it has not yet

@@ -19,6 +19,7 @@ import numpy as np
 import simpy
 
 from netsim.network import fluid_kernel as kernel
+from netsim.network import fluid_steps as steps
 from netsim.network.base import Batch, NetworkModel
 from netsim.network.max_min import max_min_rates
 
@@ -134,7 +135,10 @@ class FluidNetwork(NetworkModel):
         self._settle_scheduled = False
         self._generation = 0
         self._wake_at: float | None = None  # the instant of the pending wake-up, if any
+        self._program: steps.Program | None = None  # the step schedule running in compiled code, if any
+        self._kick = False  # a schedule was started: settle at this instant
         self.rate_computations = 0
+        self.schedules_compiled = 0  # step schedules run in the compiled loop (the rest: the Python executor)
 
     # ---- events ---------------------------------------------------------------------------------
 
@@ -148,6 +152,10 @@ class FluidNetwork(NetworkModel):
                 if len(idle) == len(batch.src):
                     return
         self._pending.append(batch)
+        self._request_settle()
+
+    def _request_settle(self) -> None:
+        """Settle once everything else at this instant has run (or at the end of the delivery round)."""
         if not self._settle_scheduled and not self._delivering:
             self._settle_scheduled = True
             # Event.succeed() would schedule at NORMAL priority; mark it triggered by hand instead.
@@ -159,7 +167,7 @@ class FluidNetwork(NetworkModel):
     def _delivered(self) -> None:
         # Transfers started by a delivery round are admitted at once (a settle later at this same
         # instant, if any, finds the rates already right: settling twice at one instant is exact).
-        if self._pending and not self._settle_scheduled:
+        if (self._pending or self._kick) and not self._settle_scheduled:
             self._settle()
 
     def _on_settle(self, _event: simpy.Event) -> None:
@@ -171,7 +179,16 @@ class FluidNetwork(NetworkModel):
             self._wake_at = None
             self._settle()
 
-    def _settle(self) -> None:
+    def _settle(self, horizon: float | None = None) -> None:
+        """Handle the present instant (drains, new transfers, rates), and with a schedule running in
+        compiled code the instants after it up to `horizon` (default: SimPy's next event)."""
+        if self._program is not None:
+            if self._pending:
+                self._admit(self._pending)
+                self._pending = []
+            self._kick = False
+            self._advance(self.env.peek() if horizon is None else horizon)
+            return
         now = self.env.now
         changed = self._finish_drained(now)
         if self._pending:
@@ -186,6 +203,9 @@ class FluidNetwork(NetworkModel):
         ignored (older generation). A wake-up already pending for that very instant is kept."""
         if nxt is None:
             nxt = kernel.next_finish(self._store.flows, self._store.f_finish)
+        program = self._program
+        if program is not None and program.ps[steps.P_HEAP] > 0:  # its next arrival
+            nxt = min(nxt, float(program.h_t[0]))
         if self._wake_at is not None and nxt == self._wake_at:
             return
         self._generation += 1
@@ -194,6 +214,104 @@ class FluidNetwork(NetworkModel):
             self._wake_at = nxt
             wake = self.env.timeout(max(nxt - self.env.now, 0.0), value=self._generation)
             wake.callbacks.append(self._on_wake)
+
+    # ---- step schedules in compiled code ---------------------------------------------------------
+
+    compile_schedules = True  # run step schedules in the compiled loop where possible (tests switch it off)
+
+    def run_schedule(self, schedule, *, key: tuple = (), tag: str = "") -> simpy.Event | None:
+        """Run a step schedule's whole data flow in compiled code (`fluid_steps`), one schedule at a
+        time: declined (None: the Python executor runs it) while another runs, under the reference
+        solver, with endpoint caps or per-step load recording, and for routing policies that plan
+        batches or learn."""
+        if (not self.compile_schedules or self._program is not None or self.reference or self._reference is not None
+                or self.options.endpoint_rate_cap is not None or not self.router.routes_each_transfer
+                or not len(schedule.steps) or not sum(len(step.src) for step in schedule.steps)):
+            return None
+        program = steps.build(self, schedule, key, tag)
+        self.schedules_compiled += 1
+        program.first_id = self._next_id
+        self._next_id += program.transfers
+        self.transfers_started += program.transfers
+        program.done = self.env.event()
+        self._program = program
+        self._kick = True
+        self._request_settle()
+        return program.done
+
+    def _advance(self, horizon: float) -> None:
+        """Run the compiled loop from now; act on why it stopped; schedule the next wake-up."""
+        program, s, meter = self._program, self._store, self.meter
+        m = meter or self._no_meter
+        now = self.env.now
+        ps, fs = program.ps, program.fs
+        while True:
+            if meter is not None:
+                meter.reach(now)
+            sc = np.array([s.n_flow_free, s.n_entry_free, s.n_seeds, s.n_seed_links, s.stamp], dtype=np.int64)
+            rates_before = int(ps[steps.P_RATES])
+            status = steps.advance(
+                now, horizon, m.width * m.bins.shape[0] if meter is not None else np.inf, self.check_rates, sc, s.flows,
+                s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_cap, s.f_batch, s.f_index, s.f_finish, s.f_head,
+                s.flow_mark, s.seed_mark, s.seeds, s.comp_f, s.scratch, s.scratch_batch, s.scratch_index, s.e_flow,
+                s.e_link, s.e_coef, s.e_lnext, s.e_lprev, s.e_fnext, s.l_head, s.link_mark, s.seed_link_mark,
+                s.seed_links, s.comp_l, s.demand, s.count, s.residual, s.load, s.flow_free, s.entry_free,
+                self._capacity, meter is not None, self._since, m.total, m.peak, m.bins, m.width, FINISH_REL,
+                FINISH_CLOCK, ps, fs, program.gate, program.entered, program.s_off, program.s_idx, program.t_src_v,
+                program.t_dst_v, program.t_step, program.follower, *program.routes, program.t_parts, program.t_start,
+                program.t_end, program.t_order, program.h_t, program.h_p, program.ready_j, program.ready_r,
+                program.dr_p, program.dr_end)
+            s.n_flow_free, s.n_entry_free, s.n_seeds, s.n_seed_links, s.stamp = (int(x) for x in sc)
+            self.rate_computations += int(ps[steps.P_RATES]) - rates_before
+            t = float(fs[0])
+            if meter is not None:
+                meter.reach(t)
+            if ps[steps.P_FOREIGN]:  # flows of other senders drained at t
+                n = int(ps[steps.P_FOREIGN])
+                ps[steps.P_FOREIGN] = 0
+                self._python_drained(s.scratch_batch[:n].copy(), s.scratch_index[:n].copy(), t)
+            if status == steps.ROOM:
+                s.grow(int(ps[steps.P_NEED_F]), int(ps[steps.P_NEED_E]))
+                now = t
+                continue
+            if status == steps.METER:
+                now = t
+                continue
+            if self.check_rates:
+                self._check_against_full()
+            nxt = float(fs[1])
+            if status == steps.DONE:
+                self._finish_program(t)
+                self._schedule_wake(nxt)
+                return
+            if status != steps.IDLE:  # Python acted (or checked): SimPy may have something sooner now
+                horizon = min(horizon, self.env.peek())
+                if nxt <= horizon:
+                    now = nxt
+                    continue
+            self._schedule_wake(nxt)
+            return
+
+    def _finish_program(self, t: float) -> None:
+        """The running schedule's last transfer arrived at `t`: record it and fire its event then."""
+        program, self._program = self._program, None
+        self._record_program(program)
+        done = program.done
+        if t <= self.env.now:
+            done.succeed(t)
+        else:
+            timer = self.env.timeout(t - self.env.now)
+            timer.callbacks.append(lambda _e: done.succeed(t))
+
+    def _record_program(self, program: steps.Program) -> None:
+        """Rows for the schedule's transfers whose end is known and not yet recorded."""
+        ended = ~np.isnan(program.t_end)
+        if program.recorded is not None:
+            ended &= ~program.recorded
+        which = np.flatnonzero(ended)
+        if len(which):
+            self.table.extend(**program.rows(which))
+        program.recorded = ~np.isnan(program.t_end)
 
     # ---- flows in and out ---------------------------------------------------------------------
 
@@ -271,8 +389,12 @@ class FluidNetwork(NetworkModel):
             s.n_seed_links, s.seed_link_mark, s.stamp)
         if not k:
             return False
-        batch_keys = s.scratch_batch[:k].copy()
-        flow_index = s.scratch_index[:k].copy()
+        self._python_drained(s.scratch_batch[:k].copy(), s.scratch_index[:k].copy(), now)
+        return True
+
+    def _python_drained(self, batch_keys: np.ndarray, flow_index: np.ndarray, now: float) -> None:
+        """Flows of `send_batch` batches (keys, flow indices) drained at `now`: tell their batches."""
+        k = len(batch_keys)
         if k == 1 or (batch_keys == batch_keys[0]).all():
             groups = [(int(batch_keys[0]), np.sort(flow_index) if k > 1 else flow_index)]
         else:
@@ -285,7 +407,6 @@ class FluidNetwork(NetworkModel):
             self._flows_drained(batch, flows, now, parts)
             if not parts.any():
                 del self._parts[key], self._batches[key]
-        return True
 
     # ---- rates ------------------------------------------------------------------------------------
 
@@ -351,6 +472,8 @@ class FluidNetwork(NetworkModel):
 
     def close_meter(self) -> None:
         """Bring the link meter up to now (each link's load is added to it lazily, when it changes)."""
+        if self._program is not None:
+            self._record_program(self._program)
         if self.meter is not None:
             now = self.env.now
             self.meter.reach(now)
@@ -361,8 +484,10 @@ class FluidNetwork(NetworkModel):
 
     def fail_links(self, links: list[int]) -> None:
         """Fail links now; active flows through them move to working paths of their policy."""
-        self._settle()
+        self._settle(horizon=self.env.now)
         super().fail_links(links)
+        if self._program is not None:  # its transfers not yet sent take the new routes
+            steps.route(self, self._program)
         s = self._store
         dead = np.asarray(links, dtype=np.int64)
         s.stamp += 1  # a stamp of its own for this search's marks (nothing is seeded yet)
@@ -378,18 +503,25 @@ class FluidNetwork(NetworkModel):
     def _reroute(self, f: int) -> None:
         """New entries for flow slot f, from its policy's current answer."""
         s = self._store
-        batch = self._batches[int(s.f_batch[f])]
-        flow = int(s.f_index[f])
-        i = int(batch.block.owner[flow])
-        route = self.router.route(int(batch.src[i]), int(batch.dst[i]), batch.key)
-        j = int(batch.block.path[flow])
+        if s.f_batch[f] == steps.PROGRAM:
+            program = self._program
+            p, j = int(s.f_index[f]) >> steps.PATH_BITS, (int(s.f_index[f]) & ((1 << steps.PATH_BITS) - 1)) - 1
+            src = int(program.node_of[program.t_src_v[p]])
+            route = self.router.route(src, int(program.node_of[program.t_dst_v[p]]), program.transfer_key(p))
+        else:
+            batch = self._batches[int(s.f_batch[f])]
+            flow = int(s.f_index[f])
+            i = int(batch.block.owner[flow])
+            src = int(batch.src[i])
+            route = self.router.route(src, int(batch.dst[i]), batch.key)
+            j = int(batch.block.path[flow])
         if route.independent and 0 <= j < len(route.paths):
             links = np.asarray(route.paths[j], dtype=np.int64)
             coef = np.ones(len(links))
         else:
             links, coef = np.asarray(route.links, dtype=np.int64), np.asarray(route.coef, dtype=np.float64)
         if self.options.endpoint_rate_cap is not None:
-            links = np.append(links, self.topo.num_links + int(batch.src[i]))
+            links = np.append(links, self.topo.num_links + src)
             coef = np.append(coef, 1.0)
         s.grow(0, len(links))
         s.n_entry_free, s.n_seed_links = kernel.drop_entries(
@@ -400,7 +532,7 @@ class FluidNetwork(NetworkModel):
         s.seed_flow(f)
 
     def degrade_links(self, links: list[int], factor: float) -> None:
-        self._settle()
+        self._settle(horizon=self.env.now)
         super().degrade_links(links, factor)
         self._store.seed_link_list(np.asarray(links, dtype=np.int64))
         self._schedule_wake(self._recompute(self.env.now))

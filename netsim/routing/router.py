@@ -47,6 +47,12 @@ class Router:
         """Whether the policy's answers change with what it measures (then nothing is cached)."""
         return self.policy.learns
 
+    @property
+    def routes_each_transfer(self) -> bool:
+        """Whether a transfer's route depends only on its own (src, dst, key): no batch planning and no
+        learning (then routes may be looked up ahead of time, in any grouping)."""
+        return not (self.policy.learns or self._plans_batches)
+
     def route_batch(self, src: list[int], dst: list[int], key: tuple = ()) -> list[Route]:
         """Routes for transfers issued together; planners see the whole batch (a collective step)."""
         if self._plans_batches:

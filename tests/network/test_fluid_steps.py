@@ -1,0 +1,145 @@
+"""Step schedules run in the fluid model's compiled loop (`fluid_steps`) against the Python executor
+(`collectives.schedule`, one `send_batch` per step): the same workloads must give every transfer the
+same end time, whatever shares the fabric with them."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from netsim.collectives import Communicator
+from netsim.network import FluidNetwork
+from netsim.sim import Simulation
+from netsim.topology import HostSpec, LeafSpineSpec, leaf_spine
+
+from tests.network.test_fluid_reference import same_ends
+
+
+def fabric(leaves=4, spines=2, hosts=4, over=2.0):
+    bw = 12.5e9
+    return leaf_spine(LeafSpineSpec(leaves=leaves, spines=spines, hosts_per_leaf=hosts, spine_bandwidth=bw / over,
+                                    spine_latency=1e-6,
+                                    host=HostSpec(nic_bandwidth=bw, nic_latency=1e-6, pcie_bandwidth=64e9)))
+
+
+def run(monkeypatch, topo, plan, compiled: bool, *, routing="ecmp", seed=0, p2p=(), faults=(), until=None):
+    """`plan`: (start, op, size, first rank, ranks, algo, chunks) collectives; `p2p`: (start, src, dst, bytes)
+    single transfers from other senders; `faults`: (time, link name, kind, factor)."""
+    monkeypatch.setattr(FluidNetwork, "compile_schedules", compiled)
+    sim = Simulation(topo, routing=routing, seed=seed)
+    gpus = topo.gpus
+    events = []
+
+    def collective(start, comm, op, size, algo, chunks):
+        yield sim.env.timeout(start)
+        yield comm.run(op, size, algo=algo, chunks=chunks)
+
+    def single(start, src, dst, nbytes):
+        yield sim.env.timeout(start)
+        yield sim.network.transfer(int(gpus[src]), int(gpus[dst]), nbytes, tag="p2p")
+
+    for i, (start, op, size, first, count, algo, chunks) in enumerate(plan):
+        comm = Communicator(sim, np.roll(gpus, -first)[:count], name=f"c{i}")
+        events.append(sim.process(collective(start, comm, op, size, algo, chunks)))
+    for start, src, dst, nbytes in p2p:
+        events.append(sim.process(single(start, src, dst, nbytes)))
+    for at, name, kind, factor in faults:
+        sim.schedule_fault(at, topo.links_named(name), kind, factor)
+    results = sim.run(until=until) if until is not None else sim.run(events)
+    return results, sim.network
+
+
+CASES = [
+    ("all_reduce", "ring", 1), ("all_reduce", "rings", 1), ("all_reduce", "tree", 4),
+    ("all_reduce", "halving_doubling", 1), ("all_reduce", "direct", 1), ("all_to_all", "direct", 1),
+    ("all_gather", "ring", 3), ("reduce_scatter", "halving_doubling", 1), ("broadcast", "tree", 4),
+    ("broadcast", "ring", 4), ("reduce", "direct", 1), ("barrier", "dissemination", 1),
+]
+
+
+@pytest.mark.parametrize("op,algo,chunks", CASES)
+def test_each_algorithm_ends_as_in_the_python_executor(monkeypatch, op, algo, chunks):
+    topo = fabric()
+    plan = [(0.0, op, 0 if op == "barrier" else 10**6 + 7, 0, 16, algo, chunks)]
+    fast, net = run(monkeypatch, topo, plan, True)
+    slow, ref = run(monkeypatch, topo, plan, False)
+    assert net.schedules_compiled == 1 and ref.schedules_compiled == 0
+    same_ends(fast.transfers, slow.transfers)
+    assert sorted(fast.transfers["id"].to_list()) == sorted(slow.transfers["id"].to_list())
+    assert fast.meta["end_time"] == pytest.approx(slow.meta["end_time"], rel=1e-9)
+    np.testing.assert_allclose(fast.links["bytes"].to_numpy(), slow.links["bytes"].to_numpy(), rtol=1e-9)
+
+
+collective = st.tuples(
+    st.sampled_from([0.0, 1e-5, 3.3e-5]),
+    st.sampled_from(["all_reduce", "all_to_all", "all_gather", "reduce_scatter"]),
+    st.sampled_from([0, 2**16, 10**6 + 3, 2**22]),
+    st.integers(0, 15), st.integers(2, 16),
+    st.sampled_from(["ring", "rings", "direct", "tree", "halving_doubling"]),
+    st.sampled_from([1, 3]),
+)
+transfer = st.tuples(st.sampled_from([0.0, 2e-6, 4e-5]), st.integers(0, 15), st.integers(0, 15),
+                     st.sampled_from([0, 4096, 10**6]))
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(plan=st.lists(collective, min_size=1, max_size=3), p2p=st.lists(transfer, max_size=4),
+       routing=st.sampled_from(["ecmp", "spray", "split:2"]), seed=st.integers(0, 3))
+def test_mixed_traffic_ends_as_in_the_python_executor(plan, p2p, routing, seed):
+    plan = [_valid(p) for p in plan]
+    p2p = [t for t in p2p if t[1] != t[2]]
+    topo = fabric()
+    with pytest.MonkeyPatch.context() as mp:
+        fast, net = run(mp, topo, plan, True, routing=routing, seed=seed, p2p=p2p)
+        slow, _ = run(mp, topo, plan, False, routing=routing, seed=seed, p2p=p2p)
+    assert net.schedules_compiled >= 1
+    same_ends(fast.transfers, slow.transfers)
+
+
+def _valid(p):
+    start, op, size, first, count, algo, chunks = p
+    if op == "all_to_all" or (algo == "tree" and op != "all_reduce"):
+        algo = "direct" if op == "all_to_all" else "ring"
+    if algo == "halving_doubling":  # power-of-two rank counts only
+        count = 1 << (count.bit_length() - 1)
+    return start, op, size, first, count, algo, chunks
+
+
+def test_faults_during_a_compiled_schedule(monkeypatch):
+    topo = fabric(over=1.0)
+    plan = [(0.0, "all_to_all", 2**22, 0, 16, "direct", 1), (0.0, "all_reduce", 2**22, 0, 16, "ring", 1)]
+    faults = [(2e-4, "leaf0<->spine0", "fail", 0.0), (4e-4, "leaf1<->spine1", "degrade", 0.3)]
+    fast, net = run(monkeypatch, topo, plan, True, faults=faults)
+    slow, _ = run(monkeypatch, topo, plan, False, faults=faults)
+    assert net.schedules_compiled >= 1
+    same_ends(fast.transfers, slow.transfers)
+
+
+def test_storage_grows_while_the_loop_runs(monkeypatch):
+    topo = fabric(leaves=4, hosts=8)  # 32 ranks: 992 flows at once, the store starts with room for 256
+    plan = [(0.0, "all_to_all", 2**20, 0, 32, "direct", 1)]
+    fast, net = run(monkeypatch, topo, plan, True)
+    slow, _ = run(monkeypatch, topo, plan, False)
+    assert net._store.flows >= 992
+    same_ends(fast.transfers, slow.transfers)
+
+
+def test_a_run_stopped_midway_records_what_ended_and_goes_on(monkeypatch):
+    topo = fabric()
+    plan = [(0.0, "all_reduce", 2**24, 0, 16, "ring", 1)]
+    whole, _ = run(monkeypatch, topo, plan, True)
+    monkeypatch.setattr(FluidNetwork, "compile_schedules", True)
+    sim = Simulation(topo)
+    done = Communicator(sim, topo.gpus, name="c0").run("all_reduce", 2**24, algo="ring")
+    half = sim.run(until=whole.meta["end_time"] / 2)
+    ended = half.transfers
+    assert 0 < len(ended) < len(whole.transfers) and ended["id"].n_unique() == len(ended)
+    rest = sim.run(done)
+    assert rest.transfers["id"].n_unique() == len(rest.transfers) == len(whole.transfers)
+    np.testing.assert_allclose(np.sort(rest.transfers["end"].to_numpy()), np.sort(whole.transfers["end"].to_numpy()),
+                               rtol=1e-12)
+
+
+def test_batch_planning_routing_runs_on_the_python_executor(monkeypatch):
+    topo = fabric()
+    _, net = run(monkeypatch, topo, [(0.0, "all_to_all", 2**20, 0, 16, "direct", 1)], True, routing="planned")
+    assert net.schedules_compiled == 0
