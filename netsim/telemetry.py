@@ -65,6 +65,10 @@ class LinkMeter:
             raise ValueError("nbins must be even")
         self.total = np.zeros(nlinks)
         self.bins = np.zeros((nbins, nlinks))
+        # Whole bins covered by one steady load are kept as differences (the fluid engine's lazy
+        # metering: a load held for many bins costs two additions): bin b of link l also carried
+        # width x runs[:b + 1, l].sum(). `settle_runs` folds them into `bins`.
+        self.runs = np.zeros((nbins + 1, nlinks))
         self.width = first_width
         self.peak = np.zeros(nlinks)
         self.end = 0.0
@@ -98,6 +102,8 @@ class LinkMeter:
     def reach(self, t: float) -> None:
         """Make the bins span [0, t): merge neighbours and double the width as often as needed."""
         nbins = self.bins.shape[0]
+        if t > nbins * self.width:
+            self.settle_runs()
         while t > nbins * self.width:
             merged = self.bins.reshape(nbins // 2, 2, -1).sum(axis=1)
             self.bins[: nbins // 2] = merged
@@ -105,8 +111,15 @@ class LinkMeter:
             self.width *= 2.0
         self.end = max(self.end, t)
 
+    def settle_runs(self) -> None:
+        """Add the whole-bin loads kept as differences in `runs` to `bins` (at the current width)."""
+        if self.runs.any():
+            self.bins += self.width * np.cumsum(self.runs, axis=0)[:-1]
+            self.runs[:] = 0.0
+
     def timeline(self) -> tuple[np.ndarray, np.ndarray, float]:
         """(bin start times, bytes per bin x link, bin width) up to the last recorded time."""
+        self.settle_runs()
         used = max(1, int(np.ceil(self.end / self.width))) if self.end > 0 else 0
         starts = np.arange(used) * self.width
         return starts, self.bins[:used], self.width

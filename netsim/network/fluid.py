@@ -34,7 +34,7 @@ class _Store:
     FLOW_FIELDS = {"f_alive": bool, "f_rem": float, "f_t": float, "f_rate": float, "f_size": float, "f_cap": float,
                    "f_finish": float, "f_batch": np.int64, "f_index": np.int64, "f_head": np.int64,
                    "flow_mark": np.int64, "seed_mark": np.int64, "seeds": np.int64, "comp_f": np.int64,
-                   "scratch": np.int64, "scratch_batch": np.int64, "scratch_index": np.int64}
+                   "scratch": np.int64, "scratch_batch": np.int64, "scratch_index": np.int64, "frozen": np.int64}
     ENTRY_FIELDS = {"e_flow": np.int64, "e_link": np.int64, "e_coef": float, "e_lnext": np.int64,
                     "e_lprev": np.int64, "e_fnext": np.int64}
 
@@ -44,6 +44,7 @@ class _Store:
         self.seed_link_mark = np.full(num_links, -1, dtype=np.int64)
         self.seed_links = np.zeros(num_links, dtype=np.int64)
         self.comp_l = np.zeros(num_links, dtype=np.int64)
+        self.changed = np.zeros(num_links, dtype=np.int64)
         self.demand = np.zeros(num_links)
         self.residual = np.zeros(num_links)
         self.count = np.zeros(num_links, dtype=np.int64)
@@ -108,6 +109,7 @@ class _NoMeter:
 
     total = peak = np.zeros(1)
     bins = np.zeros((2, 1))
+    runs = np.zeros((3, 1))
     width = 1.0
 
 
@@ -255,8 +257,9 @@ class FluidNetwork(NetworkModel):
                 s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_cap, s.f_batch, s.f_index, s.f_finish, s.f_head,
                 s.flow_mark, s.seed_mark, s.seeds, s.comp_f, s.scratch, s.scratch_batch, s.scratch_index, s.e_flow,
                 s.e_link, s.e_coef, s.e_lnext, s.e_lprev, s.e_fnext, s.l_head, s.link_mark, s.seed_link_mark,
-                s.seed_links, s.comp_l, s.demand, s.count, s.residual, s.load, s.flow_free, s.entry_free,
-                self._capacity, meter is not None, self._since, m.total, m.peak, m.bins, m.width, FINISH_REL,
+                s.seed_links, s.comp_l, s.demand, s.count, s.residual, s.frozen, s.changed, s.load, s.flow_free,
+                s.entry_free,
+                self._capacity, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, FINISH_REL,
                 FINISH_CLOCK, ps, fs, program.gate, program.entered, program.s_off, program.s_idx, program.t_src_v,
                 program.t_dst_v, program.t_step, program.follower, *program.routes, program.t_parts, program.t_start,
                 program.t_end, program.t_order, program.h_t, program.h_p, program.ready_j, program.ready_r,
@@ -421,12 +424,11 @@ class FluidNetwork(NetworkModel):
             if meter is not None:
                 meter.reach(now)
             m = meter or self._no_meter
-            result = kernel.recompute(now, s.seeds, s.n_seeds, s.seed_links, s.n_seed_links, s.l_head, s.e_lnext, s.e_fnext,
-                             s.e_flow, s.e_link, s.e_coef, s.f_head, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_cap,
-                             s.f_finish, self._capacity, s.load, s.flow_mark, s.link_mark, s.stamp, s.comp_f,
-                             s.comp_l, s.demand, s.count, s.residual, meter is not None, self._since, m.total, m.peak,
-                             m.bins, m.width, s.flows)
-            flows, nxt = result
+            flows, nxt = kernel.recompute(
+                now, s.seeds, s.n_seeds, s.seed_links, s.n_seed_links, s.l_head, s.e_lnext, s.e_fnext, s.e_flow,
+                s.e_link, s.e_coef, s.f_head, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_cap, s.f_finish, self._capacity,
+                s.load, s.flow_mark, s.link_mark, s.stamp, s.comp_f, s.comp_l, s.demand, s.count, s.residual, s.frozen,
+                s.changed, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, s.flows)
             self.rate_computations += flows > 0
             if self.check_rates:
                 self._check_against_full()
@@ -478,7 +480,7 @@ class FluidNetwork(NetworkModel):
             now = self.env.now
             self.meter.reach(now)
             kernel.account_all(self.topo.num_links, now, self._store.load, self._since, self.meter.total,
-                               self.meter.peak, self.meter.bins, self.meter.width)
+                               self.meter.peak, self.meter.bins, self.meter.runs, self.meter.width)
 
     # ---- faults -------------------------------------------------------------------------------------
 

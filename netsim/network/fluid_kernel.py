@@ -31,60 +31,68 @@ from netsim.network.max_min import SATURATED
 NONE = -1
 
 
-@njit(cache=True)
-def _link_entry(e, f, link, coef, e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, f_head, l_head):
-    """Entry e: flow f loads `link` with `coef`; put it at the head of the link's list and the flow's chain."""
-    e_flow[e] = f
-    e_link[e] = link
-    e_coef[e] = coef
-    head = l_head[link]
-    e_lnext[e] = head
-    e_lprev[e] = NONE
-    if head != NONE:
-        e_lprev[head] = e
-    l_head[link] = e
-    e_fnext[e] = f_head[f]
-    f_head[f] = e
-
+# Compiled helpers cost ~11 ns per array argument per call (reference counts), so the hot paths call
+# them once per flow or once per event, never once per entry or per link.
 
 @njit(cache=True)
-def _freeze(f, level, f_rate, f_head, e_fnext, e_link, e_coef, demand, count):
-    """Flow f stops rising at `level`: its entries leave their links' unfrozen demand."""
-    f_rate[f] = level
-    g = f_head[f]
-    while g != NONE:
-        demand[e_link[g]] -= e_coef[g]
-        count[e_link[g]] -= 1
-        g = e_fnext[g]
-
-
-@njit(cache=True)
-def account(link, now, load, since, total, peak, bins, width):
-    """Link `link` carried `load[link]` bytes/s since `since[link]`: add that to its total, peak and time bins
-    (of `width` seconds; the caller has made the bins reach `now`), and restart its interval at `now`."""
-    t0 = since[link]
-    rate = load[link]
-    if now > t0 and rate != 0.0:
-        total[link] += rate * (now - t0)
-        if rate > peak[link]:
-            peak[link] = rate
-        nbins = bins.shape[0]
-        b = int(t0 // width)
-        last = min(int(now // width), nbins - 1)
-        while b <= last:
-            lo = max(t0, b * width)
-            hi = min(now, (b + 1) * width)
-            if hi > lo:
-                bins[b, link] += rate * (hi - lo)
-            b += 1
-    since[link] = now
+def link_entries(f, links, coefs, lo, hi, entry_free, n_entry_free, e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext,
+                 f_head, l_head):
+    """Flow f loads links[lo:hi] with coefs[lo:hi]: one entry each, taken from the free list and put at the
+    head of its link's list and of the flow's chain. Returns the entry free count."""
+    for k in range(lo, hi):
+        n_entry_free -= 1
+        e = entry_free[n_entry_free]
+        link = links[k]
+        e_flow[e] = f
+        e_link[e] = link
+        e_coef[e] = coefs[k]
+        head = l_head[link]
+        e_lnext[e] = head
+        e_lprev[e] = NONE
+        if head != NONE:
+            e_lprev[head] = e
+        l_head[link] = e
+        e_fnext[e] = f_head[f]
+        f_head[f] = e
+    return n_entry_free
 
 
 @njit(cache=True)
-def account_all(n_links, now, load, since, total, peak, bins, width):
-    """Every link's interval up to `now` (the end of a run)."""
-    for link in range(n_links):
-        account(link, now, load, since, total, peak, bins, width)
+def account(links, n, new_load, now, load, since, total, peak, bins, runs, width):
+    """Links links[:n] carried `load[link]` bytes/s since `since[link]` and carry `new_load[link]` from `now`:
+    add the old load to each one's total, peak and time bins (of `width` seconds; the caller has made
+    the bins reach `now`), and start its new interval. The partial first and last bins are added to
+    `bins`; the whole bins between go to `runs` as a difference pair (see `telemetry.LinkMeter`), so a
+    long steady load costs the same as a short one."""
+    nbins = bins.shape[0]
+    last = min(int(now // width), nbins - 1)  # the bin `now` falls in
+    for i in range(n):
+        link = links[i]
+        t0 = since[link]
+        rate = load[link]
+        if now > t0 and rate != 0.0:
+            total[link] += rate * (now - t0)
+            if rate > peak[link]:
+                peak[link] = rate
+            first = last if t0 >= last * width else int(t0 // width)
+            if first == last:
+                bins[first, link] += rate * (min(now, (first + 1) * width) - t0)
+            else:
+                bins[first, link] += rate * ((first + 1) * width - t0)
+                if last > first + 1:
+                    runs[first + 1, link] += rate
+                    runs[last, link] -= rate
+                hi = min(now, (last + 1) * width)
+                if hi > last * width:
+                    bins[last, link] += rate * (hi - last * width)
+        since[link] = now
+        load[link] = new_load[link]
+
+
+@njit(cache=True)
+def account_all(n_links, now, load, since, total, peak, bins, runs, width):
+    """Every link's interval up to `now` (the end of a run); loads stay as they are."""
+    account(np.arange(n_links), n_links, load, now, load, since, total, peak, bins, runs, width)
 
 
 @njit(cache=True)
@@ -109,11 +117,9 @@ def insert_flows(now, sizes, caps, batch, index, counts, links, coefs, flow_free
         f_index[f] = index[i]
         f_finish[f] = np.inf
         f_head[f] = NONE
-        for _ in range(counts[i]):
-            n_entry_free -= 1
-            _link_entry(entry_free[n_entry_free], f, links[k], coefs[k], e_flow, e_link, e_coef, e_lnext, e_lprev,
-                        e_fnext, f_head, l_head)
-            k += 1
+        n_entry_free = link_entries(f, links, coefs, k, k + counts[i], entry_free, n_entry_free, e_flow, e_link, e_coef,
+                                    e_lnext, e_lprev, e_fnext, f_head, l_head)
+        k += counts[i]
         if seed_mark[f] != stamp:
             seed_mark[f] = stamp
             seeds[n_seeds] = f
@@ -198,13 +204,15 @@ def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, f
 @njit(cache=True)
 def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext, e_flow, e_link, e_coef,
               f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity, load, flow_mark, link_mark, stamp,
-              comp_f, comp_l, demand, count, residual, metered, since, total, peak, bins, width, n_slots):
+              comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total, peak, bins, runs, width,
+              n_slots):
     """Max-min rates for the component connected to the seed flows and links. Returns its flow count and
     the earliest predicted drain over all `n_slots` flow slots (the next wake-up).
 
     `flow_mark`/`link_mark` hold `stamp` for what this call visits (the caller bumps the stamp, so
-    nothing is cleared). `comp_f`, `comp_l`, `demand`, `count`, `residual` are scratch space. With
-    `metered`, a link's old load is added to the meter's arrays (`since`, `total`, `peak`, `bins` of
+    nothing is cleared). `comp_f`, `comp_l`, `demand`, `count`, `residual`, `frozen` (per flow slot) and
+    `changed` (per link) are scratch space. With
+    `metered`, a link's old load is added to the meter's arrays (`since`, `total`, `peak`, `bins`/`runs` of
     `width`) just before it changes, so the meter costs what changed too (links with no entries
     beyond the real links, such as endpoint caps, are never metered: `since` covers the real links).
     """
@@ -293,6 +301,7 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         for j in range(active):
             link = comp_l[j]
             residual[link] -= inc * demand[link]
+        n_frozen = 0  # flows that stop rising at this level: on a saturated link, or at their cap
         for j in range(active):
             link = comp_l[j]
             if count[link] > 0 and residual[link] <= SATURATED * capacity[link]:
@@ -300,20 +309,30 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
                 while e != NONE:
                     f = e_flow[e]
                     if f_rate[f] < 0.0:
-                        _freeze(f, level, f_rate, f_head, e_fnext, e_link, e_coef, demand, count)
-                        unfrozen -= 1
+                        f_rate[f] = level
+                        frozen[n_frozen] = f
+                        n_frozen += 1
                     e = e_lnext[e]
         if capped:
             for i in range(nf):
                 f = comp_f[i]
                 if f_rate[f] < 0.0 and f_cap[f] <= level * (1.0 + SATURATED):
-                    _freeze(f, level, f_rate, f_head, e_fnext, e_link, e_coef, demand, count)
-                    unfrozen -= 1
+                    f_rate[f] = level
+                    frozen[n_frozen] = f
+                    n_frozen += 1
+        for i in range(n_frozen):  # their entries leave their links' unfrozen demand
+            e = f_head[frozen[i]]
+            while e != NONE:
+                demand[e_link[e]] -= e_coef[e]
+                count[e_link[e]] -= 1
+                e = e_fnext[e]
+        unfrozen -= n_frozen
     for i in range(nf):
         f = comp_f[i]
         if f_rate[f] < 0.0:
             f_rate[f] = level
         f_finish[f] = now + f_rem[f] / f_rate[f] if f_rate[f] > 0.0 else np.inf
+    n_changed = 0  # links whose load changed (a load that did not keeps running: nothing to account)
     for i in range(nl):
         link = comp_l[i]
         carried = 0.0
@@ -321,9 +340,15 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         while e != NONE:
             carried += e_coef[e] * f_rate[e_flow[e]]
             e = e_lnext[e]
-        if metered and link < len(since):
-            account(link, now, load, since, total, peak, bins, width)
-        load[link] = carried
+        if carried != load[link]:
+            if metered and link < len(since):
+                demand[link] = carried  # scratch from here on: the new load
+                changed[n_changed] = link
+                n_changed += 1
+            else:
+                load[link] = carried
+    if n_changed:
+        account(changed, n_changed, demand, now, load, since, total, peak, bins, runs, width)
     return nf, next_finish(n_slots, f_finish)
 
 
@@ -365,11 +390,8 @@ def drop_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_fre
 def add_entries(f, links, coefs, entry_free, n_entry_free, e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext,
                 f_head, l_head):
     """Give flow f the entries (links, coefs)."""
-    for k in range(len(links)):
-        n_entry_free -= 1
-        _link_entry(entry_free[n_entry_free], f, links[k], coefs[k], e_flow, e_link, e_coef, e_lnext, e_lprev,
-                    e_fnext, f_head, l_head)
-    return n_entry_free
+    return link_entries(f, links, coefs, 0, len(links), entry_free, n_entry_free, e_flow, e_link, e_coef, e_lnext,
+                        e_lprev, e_fnext, f_head, l_head)
 
 
 @njit(cache=True)

@@ -35,7 +35,7 @@ import numpy as np
 from numba import njit
 
 from netsim.network.base import ARRIVAL_TOLERANCE, _flow_bytes
-from netsim.network.fluid_kernel import (NONE, _link_entry, drained, next_finish, recompute, remove_flows)
+from netsim.network.fluid_kernel import NONE, drained, link_entries, next_finish, recompute, remove_flows
 
 PROGRAM = -2  # `f_batch` of a flow that belongs to the running schedule (Python batches are >= 0)
 PATH_BITS = 16  # `f_index` of such a flow: transfer << PATH_BITS | (path index + 1)
@@ -261,7 +261,7 @@ def _count_down(j, r, gate, ready_j, ready_r, ps):
 def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch,
             f_index, f_finish, f_head, flow_mark, seed_mark, seeds, comp_f, scratch, scratch_batch, scratch_index,
             e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, l_head, link_mark, seed_link_mark, seed_links, comp_l,
-            demand, count, residual, load, flow_free, entry_free, capacity, metered, since, total, peak, bins, width,
+            demand, count, residual, frozen, changed, load, flow_free, entry_free, capacity, metered, since, total, peak, bins, runs, width,
             finish_rel, finish_clock, ps, fs, gate, entered, s_off, s_idx, t_src_v, t_dst_v, t_step, follower,
             t_fl_off, fl_bytes, fl_cap, fl_path, fl_ent_off, en_link, en_coef, t_lat, t_parts, t_start, t_end,
             t_order, h_t, h_p, ready_j, ready_r, dr_p, dr_end):
@@ -354,10 +354,9 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                                 f_index[f] = (p << PATH_BITS) | (fl_path[fl] + 1)
                                 f_finish[f] = np.inf
                                 f_head[f] = NONE
-                                for e in range(fl_ent_off[fl], fl_ent_off[fl + 1]):
-                                    sc[S_ENTRY_FREE] -= 1
-                                    _link_entry(entry_free[sc[S_ENTRY_FREE]], f, en_link[e], en_coef[e], e_flow,
-                                                e_link, e_coef, e_lnext, e_lprev, e_fnext, f_head, l_head)
+                                sc[S_ENTRY_FREE] = link_entries(
+                                    f, en_link, en_coef, fl_ent_off[fl], fl_ent_off[fl + 1], entry_free,
+                                    sc[S_ENTRY_FREE], e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, f_head, l_head)
                                 if seed_mark[f] != sc[S_STAMP]:
                                     seed_mark[f] = sc[S_STAMP]
                                     seeds[sc[S_SEEDS]] = f
@@ -380,7 +379,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
             nf, nxt = recompute(now, seeds, sc[S_SEEDS], seed_links, sc[S_SEED_LINKS], l_head, e_lnext, e_fnext,
                                 e_flow, e_link, e_coef, f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity,
                                 load, flow_mark, link_mark, sc[S_STAMP], comp_f, comp_l, demand, count, residual,
-                                metered, since, total, peak, bins, width, n_slots)
+                                frozen, changed, metered, since, total, peak, bins, runs, width, n_slots)
             if nf > 0:
                 ps[P_RATES] += 1
         else:

@@ -21,19 +21,21 @@ class Ecmp(Policy):
 
     def __init__(self, topo: Topology, cache: PathCache, seed: int):
         self.topo, self.cache, self.seed = topo, cache, seed
+        self._link_dst = topo.link_dst.tolist()
 
     def path(self, src: int, dst: int, key: tuple) -> tuple[int, ...]:
         """The one path the hash picks for this flow."""
         if self.cache.down:  # failed next hops leave the groups: hash over the working paths
             live = self.cache.paths(src, dst)
             return live[flow_hash(self.seed, src, dst, key) % len(live)]
-        dag = self.cache.dag(src, dst)
+        hops = self.cache.dag(src, dst).hops
+        link_dst = self._link_dst
         node, path = src, []
         while node != dst:
-            options = dag.next_links[node]
-            link = int(options[flow_hash(self.seed, src, dst, key, node) % len(options)]) if len(options) > 1 else int(options[0])
+            options = hops.list_of(node)
+            link = options[flow_hash(self.seed, src, dst, key, node) % len(options)] if len(options) > 1 else options[0]
             path.append(link)
-            node = int(self.topo.link_dst[link])
+            node = link_dst[link]
         return tuple(path)
 
     def route(self, src: int, dst: int, key: tuple) -> Route:

@@ -52,34 +52,52 @@ class NextHops:
     source (a per-pair search would repeat the same work for each of them).
     """
 
-    __slots__ = ("dst", "dist", "offsets", "links", "path_count")
+    __slots__ = ("topo", "dst", "dist", "offsets", "links", "_path_count", "_lists")
 
     def __init__(self, topo: Topology, dst: int, dist: np.ndarray):
-        self.dst, self.dist = dst, dist
+        self.topo, self.dst, self.dist = topo, dst, dist
         offsets, out_links = topo.out_csr
         heads, tails = topo.link_dst[out_links], topo.link_src[out_links]
         ok = (dist[tails] > 0) & (dist[heads] == dist[tails] - 1) & ((heads == dst) | topo.relay[heads])
         self.links = out_links[ok]
         per_node = np.bincount(tails[ok], minlength=topo.num_nodes)
         self.offsets = np.concatenate([[0], np.cumsum(per_node)])
-        count = np.zeros(topo.num_nodes, dtype=np.float64)  # float: counts can exceed int64 on huge fabrics
-        count[dst] = 1.0
-        src_of, dst_of = topo.link_src[self.links], topo.link_dst[self.links]
-        level = dist[src_of]
-        for d in range(1, int(level.max()) + 1 if len(level) else 1):
-            at = level == d
-            np.add.at(count, src_of[at], count[dst_of[at]])
-        self.path_count = count
+        self._path_count: np.ndarray | None = None
+        self._lists: dict[int, list[int]] = {}
+
+    @property
+    def path_count(self) -> np.ndarray:
+        """Equal-cost paths from each node to `dst` (float: counts can exceed int64 on huge fabrics);
+        computed on first use (a per-flow hash walk never needs it)."""
+        if self._path_count is None:
+            topo = self.topo
+            count = np.zeros(topo.num_nodes, dtype=np.float64)
+            count[self.dst] = 1.0
+            src_of, dst_of = topo.link_src[self.links], topo.link_dst[self.links]
+            level = self.dist[src_of]
+            for d in range(1, int(level.max()) + 1 if len(level) else 1):
+                at = level == d
+                np.add.at(count, src_of[at], count[dst_of[at]])
+            self._path_count = count
+        return self._path_count
 
     def links_of(self, node: int) -> np.ndarray:
         return self.links[self.offsets[node]:self.offsets[node + 1]]
+
+    def list_of(self, node: int) -> list[int]:
+        """`links_of(node)` as a Python list, kept (per-hop walks in Python index lists several times
+        faster than numpy arrays)."""
+        found = self._lists.get(node)
+        if found is None:
+            found = self._lists[node] = self.links[self.offsets[node]:self.offsets[node + 1]].tolist()
+        return found
 
 
 class PathDag:
     """The shortest-path DAG from one source to one destination (a view on the destination's
     `NextHops`): `next_links[v]` are the links out of node v that stay on a shortest path."""
 
-    __slots__ = ("src", "dst", "hops", "num_paths", "_paths")
+    __slots__ = ("src", "dst", "hops", "_paths")
 
     def __init__(self, topo: Topology, src: int, dst: int, hops: NextHops):
         self.src, self.dst, self.hops = src, dst, hops
@@ -87,9 +105,13 @@ class PathDag:
             raise TopologyError(f"a transfer needs two different nodes, got {topo.node_names[src]} twice")
         if hops.dist[src] < 0:
             raise TopologyError(f"no path from {topo.node_names[src]} to {topo.node_names[dst]}")
-        count = hops.path_count[src]
-        self.num_paths = int(count) if count < 2**62 else 2**62
         self._paths: list[tuple[int, ...]] | None = None
+
+    @property
+    def num_paths(self) -> int:
+        """How many shortest paths lead from `src` to `dst` (capped at 2**62)."""
+        count = self.hops.path_count[self.src]
+        return int(count) if count < 2**62 else 2**62
 
     @property
     def next_links(self) -> "_NextLinks":
