@@ -114,7 +114,9 @@ class LinkMeter:
     def settle_runs(self) -> None:
         """Add the whole-bin loads kept as differences in `runs` to `bins` (at the current width)."""
         if self.runs.any():
-            self.bins += self.width * np.cumsum(self.runs, axis=0)[:-1]
+            np.cumsum(self.runs, axis=0, out=self.runs)
+            self.runs *= self.width
+            self.bins += self.runs[:-1]
             self.runs[:] = 0.0
 
     def timeline(self) -> tuple[np.ndarray, np.ndarray, float]:

@@ -65,12 +65,16 @@ class NetworkOptions:
     tcp_window: float | None = None  # bytes in flight per stream: caps a flow at streams x window / RTT
     streams: int = 1  # parallel streams per transfer (each with its own window)
 
-    def flow_cap(self, path_latency: float) -> float:
-        """The most one flow on a path of this one-way latency may get (inf: no cap)."""
-        cap = np.inf if self.flow_rate_cap is None else self.flow_rate_cap
-        if self.tcp_window is not None and path_latency > 0:
-            cap = min(cap, self.streams * self.tcp_window / (2 * path_latency))
-        return cap
+    def flow_cap(self, path_latency: float | np.ndarray) -> float | np.ndarray:
+        """The most one flow on a path of this one-way latency may get (inf: no cap); elementwise for
+        an array of latencies."""
+        latency = np.asarray(path_latency, dtype=np.float64)
+        cap = np.full(latency.shape, np.inf if self.flow_rate_cap is None else self.flow_rate_cap)
+        if self.tcp_window is not None:
+            with np.errstate(divide="ignore"):
+                window = self.streams * self.tcp_window / (2 * latency)
+            cap = np.where(latency > 0, np.minimum(cap, window), cap)
+        return cap if latency.ndim else float(cap)
 
     def __post_init__(self) -> None:
         if not self.overhead >= 0:
@@ -121,6 +125,16 @@ class Batch:
 
 
 def _flatten(routes: list, options: NetworkOptions, link_latency: np.ndarray) -> RouteBlock:
+    if not any(r.independent for r in routes):  # one flow per transfer: whole arrays at once
+        n = len(routes)
+        latency = np.fromiter((r.latency for r in routes), dtype=np.float64, count=n)
+        cap = options.flow_cap(latency)
+        counts = np.fromiter((len(r.links) for r in routes), dtype=np.int64, count=n)
+        index = np.arange(n, dtype=np.int64)
+        return RouteBlock(routes, index, np.ones(n), np.full(n, -1, dtype=np.int64),
+                          np.concatenate([r.links for r in routes]).astype(np.int64, copy=False),
+                          np.concatenate([r.coef for r in routes]).astype(np.float64, copy=False), counts,
+                          latency + options.overhead, index, cap)
     owner, weight, path, links, coef, counts, cap = [], [], [], [], [], [], []
     for i, r in enumerate(routes):
         if r.independent:
