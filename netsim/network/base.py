@@ -91,7 +91,7 @@ class NetworkOptions:
 class RouteBlock:
     """The routes of a batch, flattened into flows (one per transfer, or one per independent subflow)."""
 
-    routes: list
+    routes: list  # one `Route` per transfer (empty when the policy routed the batch as arrays)
     owner: np.ndarray  # transfer of each flow
     weight: np.ndarray  # share of its transfer's bytes
     path: np.ndarray  # path index within the route (-1: fixed split over all its paths)
@@ -124,17 +124,22 @@ class Batch:
         return self.block.latency
 
 
+def _one_flow_each(routes: list, links: np.ndarray, coef: np.ndarray, counts: np.ndarray, latency: np.ndarray,
+                   options: NetworkOptions) -> RouteBlock:
+    """The block of transfers that are one flow each: flow i is transfer i, on links given as whole arrays."""
+    n = len(counts)
+    index = np.arange(n, dtype=np.int64)
+    return RouteBlock(routes, index, np.ones(n), np.full(n, -1, dtype=np.int64), links, coef, counts,
+                      latency + options.overhead, index, options.flow_cap(latency))
+
+
 def _flatten(routes: list, options: NetworkOptions, link_latency: np.ndarray) -> RouteBlock:
     if not any(r.independent for r in routes):  # one flow per transfer: whole arrays at once
         n = len(routes)
-        latency = np.fromiter((r.latency for r in routes), dtype=np.float64, count=n)
-        cap = options.flow_cap(latency)
-        counts = np.fromiter((len(r.links) for r in routes), dtype=np.int64, count=n)
-        index = np.arange(n, dtype=np.int64)
-        return RouteBlock(routes, index, np.ones(n), np.full(n, -1, dtype=np.int64),
-                          np.concatenate([r.links for r in routes]).astype(np.int64, copy=False),
-                          np.concatenate([r.coef for r in routes]).astype(np.float64, copy=False), counts,
-                          latency + options.overhead, index, cap)
+        return _one_flow_each(routes, np.concatenate([r.links for r in routes]).astype(np.int64, copy=False),
+                              np.concatenate([r.coef for r in routes]).astype(np.float64, copy=False),
+                              np.fromiter((len(r.links) for r in routes), dtype=np.int64, count=n),
+                              np.fromiter((r.latency for r in routes), dtype=np.float64, count=n), options)
     owner, weight, path, links, coef, counts, cap = [], [], [], [], [], [], []
     for i, r in enumerate(routes):
         if r.independent:
@@ -246,7 +251,13 @@ class NetworkModel:
         block_key = (src.tobytes(), dst.tobytes(), key)
         block = self._blocks.get(block_key)
         if block is None:
-            block = _flatten(self.router.route_batch(src.tolist(), dst.tolist(), key), self.options, self.topo.latency)
+            paths = self.router.single_paths(src, dst, key)
+            if paths is not None:  # routed as arrays (no Route objects: `routes` stays empty)
+                links, counts, latency = paths
+                block = _one_flow_each([], links, np.ones(len(links)), counts, latency, self.options)
+            else:
+                block = _flatten(self.router.route_batch(src.tolist(), dst.tolist(), key), self.options,
+                                 self.topo.latency)
             if len(self._blocks) >= ROUTE_BLOCKS:
                 self._blocks.clear()
             self._blocks[block_key] = block

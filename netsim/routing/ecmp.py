@@ -8,6 +8,9 @@ spreads them (collisions included: the effect the other policies are compared ag
 
 from __future__ import annotations
 
+import numpy as np
+from numba import njit
+
 from netsim.routing.hashing import flow_hash
 from netsim.routing.policy import Policy, no_argument, register
 from netsim.routing.route import Route
@@ -40,6 +43,102 @@ class Ecmp(Policy):
 
     def route(self, src: int, dst: int, key: tuple) -> Route:
         return Route.of(self.topo, [self.path(src, dst, key)], [1.0])
+
+    def single_paths(self, src: np.ndarray, dst: np.ndarray, key: tuple
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """`path` for a whole batch: the hop-by-hop walks run compiled and stop where a switch offers
+        several next hops; the hash picks there (in Python, the same `flow_hash`); the walks go on."""
+        topo = self.topo
+        if not len(src) or (src == dst).any():
+            return None
+        targets, row = np.unique(dst, return_inverse=True)
+        dists = np.stack([self.cache.distances(t) for t in targets.tolist()])
+        hops = dists[row, src]
+        if hops.min() < 0 or hops.max() > 128:
+            return None  # no path (`path` raises the error), or absurdly long ones
+        n = len(src)
+        node = src.astype(np.int64, copy=True)
+        links = np.zeros((n, int(hops.max())), dtype=np.int64)
+        taken = np.zeros(n, dtype=np.int64)
+        choice = np.full(n, -1, dtype=np.int64)
+        options = np.zeros(n, dtype=np.int64)
+        pending = np.zeros(n, dtype=np.int64)
+        offsets, out_links = topo.out_csr
+        seed = self.seed
+        while k := _walk(dst, row.astype(np.int64), dists, offsets, out_links, topo.link_dst, topo.relay, node, links,
+                         taken, choice, options, pending):
+            for i in pending[:k].tolist():
+                choice[i] = flow_hash(seed, int(src[i]), int(dst[i]), key, int(node[i])) % int(options[i])
+        return _sorted_paths(links, taken, topo.latency)
+
+
+@njit(cache=True)
+def _walk(dst, row, dists, offsets, out_links, link_dst, relay, node, links, taken, choice, options, pending):
+    """Walk i from node[i] toward dst[i] (distances dists[row[i]]) one hop at a time, appending to links[i],
+    while a node offers one next hop (or choice[i] names the one to take); stop where it offers several:
+    those walks go to `pending` (with their option count in `options`). Returns how many stopped."""
+    k = 0
+    for i in range(len(dst)):
+        d = dst[i]
+        r = row[i]
+        v = node[i]
+        while v != d:
+            level = dists[r, v] - 1
+            want = choice[i] if choice[i] >= 0 else 0
+            count = 0
+            pick = -1
+            for j in range(offsets[v], offsets[v + 1]):
+                h = link_dst[out_links[j]]
+                if dists[r, h] == level and (h == d or relay[h]):
+                    if count == want:
+                        pick = out_links[j]
+                    count += 1
+            if count > 1 and choice[i] < 0:
+                options[i] = count
+                pending[k] = i
+                k += 1
+                break
+            choice[i] = -1
+            links[i, taken[i]] = pick
+            taken[i] += 1
+            v = link_dst[pick]
+        node[i] = v
+    return k
+
+
+@njit(cache=True)
+def _sorted_paths(links, taken, link_latency):
+    """Each walk's links sorted, concatenated, with its latency summed in sorted order the way numpy sums
+    (`Route.of` computes it so: pairwise with eight accumulators from eight terms on)."""
+    n = len(taken)
+    counts = taken.copy()
+    flat = np.empty(counts.sum(), dtype=np.int64)
+    latency = np.empty(n)
+    k = 0
+    for i in range(n):
+        m = taken[i]
+        path = np.sort(links[i, :m])
+        flat[k:k + m] = path
+        k += m
+        if m < 8:
+            total = 0.0
+            for j in range(m):
+                total += link_latency[path[j]]
+        else:
+            acc = np.empty(8)
+            for j in range(8):
+                acc[j] = link_latency[path[j]]
+            j = 8
+            while j < m - m % 8:
+                for a in range(8):
+                    acc[a] += link_latency[path[j + a]]
+                j += 8
+            total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+            while j < m:
+                total += link_latency[path[j]]
+                j += 1
+        latency[i] = total
+    return flat, counts, latency
 
 
 @register("ecmp", "per-flow ECMP: each switch hashes the flow onto one of its equal-cost next hops")

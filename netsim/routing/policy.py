@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from netsim.errors import ConfigError
 from netsim.routing.route import Route
 from netsim.topology import PathCache, Topology
@@ -77,6 +79,19 @@ class Policy:
         connections and link loads) drops or repairs it here; nothing needs returning.
         By default it does nothing: routes are computed afresh from ``cache.paths``.
         """
+
+    def single_paths(self, src: np.ndarray, dst: np.ndarray, key: tuple
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Optional fast path: the routes of many transfers as arrays, for a policy whose every route
+        is one path (weight 1) that depends only on (src, dst, key).
+
+        Returns (links, counts, latency): transfer i's path is ``links[sum(counts[:i]):][:counts[i]]``,
+        its link ids sorted ascending (as `Route.of` keeps them), and ``latency[i]`` equals
+        `Route.latency` bit for bit — so the answer must be exactly what `route` would give. Called
+        by `Router.single_paths` (network models ask it for a batch's routes before `route_batch`)
+        while no link is down; by default it returns None: the routes come from `route`.
+        """
+        return None
 
     def observe(self, src: int, dst: int, key: tuple, route: Route, path: int, seconds: float, nbytes: int) -> None:
         """One flow of a transfer drained: `nbytes` moved in `seconds` from its start.

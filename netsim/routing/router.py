@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from netsim.routing.policy import Policy, make_policy
 from netsim.routing.route import Route
 from netsim.topology import PathCache, Topology
@@ -52,6 +54,14 @@ class Router:
         """Whether a transfer's route depends only on its own (src, dst, key): no batch planning and no
         learning (then routes may be looked up ahead of time, in any grouping)."""
         return not (self.policy.learns or self._plans_batches)
+
+    def single_paths(self, src: np.ndarray, dst: np.ndarray, key: tuple = ()
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """A batch's routes as arrays (links, counts, latency) when the policy offers them (`Policy.single_paths`:
+        one path per transfer, no link down, nothing learned or planned); else None."""
+        if self.cache.down or not self.routes_each_transfer:
+            return None
+        return self.policy.single_paths(src, dst, key)
 
     def route_batch(self, src: list[int], dst: list[int], key: tuple = ()) -> list[Route]:
         """Routes for transfers issued together; planners see the whole batch (a collective step)."""

@@ -162,7 +162,15 @@ class PathCache:
         self.topo = topo
         self._hops: dict[int, NextHops] = {}
         self._dags: dict[tuple[int, int], PathDag] = {}
+        self._dist: dict[int, np.ndarray] = {}
         self.down: set[int] = set()
+
+    def distances(self, dst: int) -> np.ndarray:
+        """Hop distance from every node to `dst` through relaying nodes (-1: cannot reach), kept."""
+        dist = self._dist.get(dst)
+        if dist is None:
+            dist = self._dist[dst] = distances_to(self.topo, dst)
+        return dist
 
     def dag(self, src: int, dst: int) -> PathDag:
         key = (src, dst)
@@ -170,7 +178,7 @@ class PathCache:
         if dag is None:
             hops = self._hops.get(dst)
             if hops is None:
-                hops = self._hops[dst] = NextHops(self.topo, dst, distances_to(self.topo, dst))
+                hops = self._hops[dst] = NextHops(self.topo, dst, self.distances(dst))
             dag = self._dags[key] = PathDag(self.topo, src, dst, hops)
         return dag
 

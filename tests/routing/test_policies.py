@@ -59,3 +59,33 @@ def test_ecmp_max_link_load_above_spraying_which_meets_the_lower_bound(seed):
     assert loads["spray"] == pytest.approx(d * f / s, rel=1e-9)  # D flows of f bytes over s spines
     assert loads["ecmp"] > loads["spray"]
     assert loads["ecmp"] == pytest.approx(round(loads["ecmp"] / f) * f, rel=1e-9)  # whole flows on one path
+
+
+@pytest.mark.parametrize("name", ["leafspine128_2to1", "rail64", "fattree1024", "internet4", "pcie8_2socket"])
+@pytest.mark.parametrize("key", [(), ("job", "c0", 3)])
+def test_ecmp_batch_paths_are_the_per_transfer_paths_bit_for_bit(name, key):
+    """The compiled batch walk (`Ecmp.single_paths`) picks the same links as `Ecmp.path` hop by hop, and
+    its latencies equal `Route.latency` exactly (sums of 8+ links included: fattree1024's paths)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from netsim.topology import load_topology
+
+    topo = load_topology(Path(__file__).resolve().parents[2] / "topologies" / f"{name}.yaml")
+    rng = np.random.default_rng(7)
+    gpus = topo.gpus
+    src = rng.choice(gpus, 300)
+    dst = rng.choice(gpus, 300)
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    router = Router(topo, "ecmp", seed=3)
+    links, counts, latency = router.single_paths(src, dst, key)
+    ends = np.cumsum(counts)
+    for i, (s, d) in enumerate(zip(src.tolist(), dst.tolist())):
+        route = router.route(s, d, key)
+        assert links[ends[i] - counts[i]:ends[i]].tolist() == route.links.tolist()
+        assert latency[i] == route.latency
+    assert max(counts) >= (8 if name == "fattree1024" else 2)
+    router.set_down({int(links[0])})
+    assert router.single_paths(src, dst, key) is None  # failed links: per-transfer routing
