@@ -51,8 +51,9 @@ class Ecmp(Policy):
         topo = self.topo
         if not len(src) or (src == dst).any():
             return None
-        targets, row = np.unique(dst, return_inverse=True)
-        dists = np.stack([self.cache.distances(t) for t in targets.tolist()])
+        targets, inverse = np.unique(dst, return_inverse=True)
+        dists, rows = self.cache.distance_rows(targets)
+        row = rows[inverse]
         hops = dists[row, src]
         if hops.min() < 0 or hops.max() > 128:
             return None  # no path (`path` raises the error), or absurdly long ones
@@ -65,7 +66,7 @@ class Ecmp(Policy):
         pending = np.zeros(n, dtype=np.int64)
         offsets, out_links = topo.out_csr
         seed = self.seed
-        while k := _walk(dst, row.astype(np.int64), dists, offsets, out_links, topo.link_dst, topo.relay, node, links,
+        while k := _walk(dst, row, dists, offsets, out_links, topo.link_dst, topo.relay, node, links,
                          taken, choice, options, pending):
             for i in pending[:k].tolist():
                 choice[i] = flow_hash(seed, int(src[i]), int(dst[i]), key, int(node[i])) % int(options[i])

@@ -163,7 +163,26 @@ class PathCache:
         self._hops: dict[int, NextHops] = {}
         self._dags: dict[tuple[int, int], PathDag] = {}
         self._dist: dict[int, np.ndarray] = {}
+        self._row: dict[int, int] = {}  # destination -> its row in `_matrix`
+        self._matrix = np.zeros((0, topo.num_nodes), dtype=np.int32)
         self.down: set[int] = set()
+
+    def distance_rows(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(matrix, rows): hop distances to each of `targets` are ``matrix[rows[i]]`` (int32, -1: cannot
+        reach). The matrix keeps one row per destination asked for so far (grown by doubling), so
+        batches over the same destinations cost a lookup, not a copy."""
+        rows = np.empty(len(targets), dtype=np.int64)
+        for i, t in enumerate(targets.tolist()):
+            r = self._row.get(t)
+            if r is None:
+                r = self._row[t] = len(self._row)
+                if r >= len(self._matrix):
+                    grown = np.zeros((max(16, 2 * len(self._matrix)), self.topo.num_nodes), dtype=np.int32)
+                    grown[:len(self._matrix)] = self._matrix
+                    self._matrix = grown
+                self._matrix[r] = self.distances(t)
+            rows[i] = r
+        return self._matrix, rows
 
     def distances(self, dst: int) -> np.ndarray:
         """Hop distance from every node to `dst` through relaying nodes (-1: cannot reach), kept."""
