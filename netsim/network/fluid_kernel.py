@@ -201,7 +201,7 @@ def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, f
     return k, n_flow_free, n_entry_free, n_seed_links
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True)
 def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext, e_flow, e_link, e_coef,
               f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity, load, flow_mark, link_mark, stamp,
               comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total, peak, bins, runs, width,
@@ -265,57 +265,46 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         link = comp_l[i]
         demand[link] = 0.0
         count[link] = 0
-        residual[link] = capacity[link]  # from here on: capacity less what frozen flows take
-    n_entries = 0
+        residual[link] = capacity[link]
     for i in range(nf):
         e = f_head[comp_f[i]]
         while e != NONE:
             demand[e_link[e]] += e_coef[e]
             count[e_link[e]] += 1
-            n_entries += 1
             e = e_fnext[e]
-    # Progressive filling, with the loaded links in a min-heap by the level at which they saturate,
-    # residual / demand (sorted to start; a link whose demand changes is pushed again with its new key
-    # and its old entry is skipped as stale), and capped flows in order of cap: a round costs the
-    # entries of the flows it freezes, not a pass over every link of the component.
-    hk = np.empty(nl + n_entries)
-    hl = np.empty(nl + n_entries, dtype=np.int64)
-    hn = 0
-    for i in range(nl):
-        link = comp_l[i]
-        if count[link] > 0:
-            hk[hn] = residual[link] / demand[link]
-            hl[hn] = link
-            hn += 1
-    order = np.argsort(hk[:hn])
-    hk[:hn] = hk[:hn][order]
-    hl[:hn] = hl[:hn][order]
-    cap_order = comp_f[:nf][np.argsort(f_cap[comp_f[:nf]])] if capped else comp_f[:0]
-    cp = 0
-    affected = np.empty(nl, dtype=np.int64)
+    active = nl  # comp_l[:active]: links still carrying unfrozen flows
     unfrozen = nf
     level = 0.0
     while unfrozen > 0:
+        inc = np.inf
+        j = 0
+        while j < active:
+            link = comp_l[j]
+            if count[link] == 0:
+                active -= 1
+                comp_l[j], comp_l[active] = comp_l[active], comp_l[j]
+                continue
+            share = residual[link] / demand[link]
+            if share < inc:
+                inc = share
+            j += 1
+        if capped:
+            for i in range(nf):
+                f = comp_f[i]
+                if f_rate[f] < 0.0 and f_cap[f] - level < inc:
+                    inc = f_cap[f] - level
+        if inc == np.inf:
+            break
+        if inc < 0.0:
+            inc = 0.0
+        level += inc
+        for j in range(active):
+            link = comp_l[j]
+            residual[link] -= inc * demand[link]
         n_frozen = 0  # flows that stop rising at this level: on a saturated link, or at their cap
-        found = False  # this round's level is set
-        while True:  # pop stale entries; then set the level; then pop the links saturated at it
-            link = hl[0] if hn > 0 else -1
-            stale = hn > 0 and (count[link] == 0 or hk[0] != residual[link] / demand[link])
-            if not stale:
-                if not found:
-                    nxt = hk[0] if hn > 0 else np.inf
-                    while cp < len(cap_order) and f_rate[cap_order[cp]] >= 0.0:
-                        cp += 1
-                    if cp < len(cap_order) and f_cap[cap_order[cp]] < nxt:
-                        nxt = f_cap[cap_order[cp]]
-                    if nxt == np.inf:
-                        break
-                    if nxt > level:
-                        level = nxt
-                    found = True
-                    continue
-                if hn == 0 or residual[link] - demand[link] * level > SATURATED * capacity[link]:
-                    break
+        for j in range(active):
+            link = comp_l[j]
+            if count[link] > 0 and residual[link] <= SATURATED * capacity[link]:
                 e = l_head[link]
                 while e != NONE:
                     f = e_flow[e]
@@ -324,57 +313,19 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
                         frozen[n_frozen] = f
                         n_frozen += 1
                     e = e_lnext[e]
-            hn -= 1  # pop (sift down)
-            hk[0], hl[0] = hk[hn], hl[hn]
-            i = 0
-            while True:
-                a = 2 * i + 1
-                if a >= hn:
-                    break
-                if a + 1 < hn and hk[a + 1] < hk[a]:
-                    a += 1
-                if hk[i] <= hk[a]:
-                    break
-                hk[i], hk[a] = hk[a], hk[i]
-                hl[i], hl[a] = hl[a], hl[i]
-                i = a
-        if not found:
-            break
-        while cp < len(cap_order) and f_cap[cap_order[cp]] <= level * (1.0 + SATURATED):
-            f = cap_order[cp]
-            if f_rate[f] < 0.0:
-                f_rate[f] = level
-                frozen[n_frozen] = f
-                n_frozen += 1
-            cp += 1
-        n_affected = 0
-        for i in range(n_frozen):  # their entries leave their links' demand
+        if capped:
+            for i in range(nf):
+                f = comp_f[i]
+                if f_rate[f] < 0.0 and f_cap[f] <= level * (1.0 + SATURATED):
+                    f_rate[f] = level
+                    frozen[n_frozen] = f
+                    n_frozen += 1
+        for i in range(n_frozen):  # their entries leave their links' unfrozen demand
             e = f_head[frozen[i]]
             while e != NONE:
-                link = e_link[e]
-                residual[link] -= e_coef[e] * level
-                demand[link] -= e_coef[e]
-                count[link] -= 1
-                if changed[link] != -1:  # `changed` marks this round's links (-1: never a link id; cleared below)
-                    changed[link] = -1
-                    affected[n_affected] = link
-                    n_affected += 1
+                demand[e_link[e]] -= e_coef[e]
+                count[e_link[e]] -= 1
                 e = e_fnext[e]
-        for i in range(n_affected):  # their new keys (sift up)
-            link = affected[i]
-            changed[link] = 0
-            if count[link] > 0:
-                j = hn
-                hk[j] = residual[link] / demand[link]
-                hl[j] = link
-                hn += 1
-                while j > 0:
-                    up = (j - 1) // 2
-                    if hk[up] <= hk[j]:
-                        break
-                    hk[up], hk[j] = hk[j], hk[up]
-                    hl[up], hl[j] = hl[j], hl[up]
-                    j = up
         unfrozen -= n_frozen
     for i in range(nf):
         f = comp_f[i]

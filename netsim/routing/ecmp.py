@@ -118,8 +118,14 @@ def _sorted_paths(links, taken, link_latency):
     k = 0
     for i in range(n):
         m = taken[i]
-        path = np.sort(links[i, :m])
-        flat[k:k + m] = path
+        path = flat[k:k + m]
+        for j in range(m):  # insertion sort: a path has a handful of links
+            x = links[i, j]
+            a = j
+            while a > 0 and path[a - 1] > x:
+                path[a] = path[a - 1]
+                a -= 1
+            path[a] = x
         k += m
         if m < 8:
             total = 0.0
