@@ -35,7 +35,7 @@ NONE = -1
 # Compiled helpers cost ~11 ns per array argument per call (reference counts), so the hot paths call
 # them once per flow or once per event, never once per entry or per link.
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def link_entries(f, links, coefs, lo, hi, entry_free, n_entry_free, e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext,
                  f_head, l_head):
     """Flow f loads links[lo:hi] with coefs[lo:hi]: one entry each, taken from the free list and put at the
@@ -58,7 +58,7 @@ def link_entries(f, links, coefs, lo, hi, entry_free, n_entry_free, e_flow, e_li
     return n_entry_free
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def account(links, n, new_load, now, load, since, total, peak, bins, runs, width):
     """Links links[:n] carried `load[link]` bytes/s since `since[link]` and carry `new_load[link]` from `now`:
     add the old load to each one's total, peak and time bins (of `width` seconds; the caller has made
@@ -90,13 +90,13 @@ def account(links, n, new_load, now, load, since, total, peak, bins, runs, width
         load[link] = new_load[link]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def account_all(n_links, now, load, since, total, peak, bins, runs, width):
     """Every link's interval up to `now` (the end of a run); loads stay as they are."""
     account(np.arange(n_links), n_links, load, now, load, since, total, peak, bins, runs, width)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def insert_flows(now, sizes, caps, batch, index, counts, links, coefs, flow_free, n_flow_free, entry_free,
                  n_entry_free, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch, f_index, f_finish, f_head,
                  e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, l_head, seeds, n_seeds, seed_mark, stamp,
@@ -128,7 +128,7 @@ def insert_flows(now, sizes, caps, batch, index, counts, links, coefs, flow_free
     return n_flow_free, n_entry_free, n_seeds
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _unlink_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_free, n_entry_free,
                     seed_links, n_seed_links, link_mark, stamp):
     """Remove flow f's entries from their links; their links become seeds."""
@@ -154,7 +154,7 @@ def _unlink_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_
     return n_entry_free, n_seed_links
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def remove_flows(slots, f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free,
                  n_flow_free, entry_free, n_entry_free, seed_links, n_seed_links, link_mark, stamp):
     """Free drained flows and their entries; the links they used become seeds."""
@@ -170,7 +170,7 @@ def remove_flows(slots, f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_f
     return n_flow_free, n_entry_free, n_seed_links
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def drained(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out,
             out_batch, out_index):
     """Flows whose bytes are (within tolerance) gone at `now`: their slots, batches and indices within
@@ -187,7 +187,7 @@ def drained(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index,
     return k
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out,
           out_batch, out_index, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, n_flow_free,
           entry_free, n_entry_free, seed_links, n_seed_links, seed_link_mark, stamp):
@@ -202,7 +202,7 @@ def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, f
     return k, n_flow_free, n_entry_free, n_seed_links
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext, e_flow, e_link, e_coef,
               f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity, load, flow_mark, link_mark, stamp,
               comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total, peak, bins, runs, width,
@@ -353,7 +353,7 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
     return nf, next_finish(n_slots, f_finish)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def next_finish(n_slots, f_finish):
     """The earliest predicted drain over every flow slot (inf: none)."""
     best = np.inf
@@ -363,7 +363,7 @@ def next_finish(n_slots, f_finish):
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def flows_on_links(links, l_head, e_lnext, e_flow, flow_mark, stamp, out):
     """Distinct flows with an entry on any of `links`; returns how many were written to `out`."""
     k = 0
@@ -379,7 +379,7 @@ def flows_on_links(links, l_head, e_lnext, e_flow, flow_mark, stamp, out):
     return k
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def drop_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_free, n_entry_free, seed_links,
                  n_seed_links, link_mark, stamp):
     """Unlink flow f's entries (it is about to get new ones: a reroute)."""
@@ -387,7 +387,7 @@ def drop_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_fre
                            seed_links, n_seed_links, link_mark, stamp)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def add_entries(f, links, coefs, entry_free, n_entry_free, e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext,
                 f_head, l_head):
     """Give flow f the entries (links, coefs)."""
@@ -395,7 +395,7 @@ def add_entries(f, links, coefs, entry_free, n_entry_free, e_flow, e_link, e_coe
                         e_lprev, e_fnext, f_head, l_head)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def collect_entries(slots, f_head, e_fnext, e_link, e_coef):
     """Every entry of the flows `slots` as (owner position in `slots`, link, coef) arrays."""
     total = 0
@@ -435,7 +435,7 @@ P_V, P_K, P_HEAP, P_FINISHED, P_SENT, P_WAIT_SENDS, P_FOLLOW, P_PHASE, P_CURSOR,
 S_FLOW_FREE, S_ENTRY_FREE, S_SEEDS, S_SEED_LINKS, S_STAMP = range(5)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _heap_push(h_t, h_p, n, t, p):
     i = n
     h_t[i] = t
@@ -450,7 +450,7 @@ def _heap_push(h_t, h_p, n, t, p):
     return n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _heap_pop(h_t, h_p, n):
     n -= 1
     h_t[0] = h_t[n]
@@ -470,7 +470,7 @@ def _heap_pop(h_t, h_p, n):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _arrivals(now, n, dr_p, dr_end, t_lat, t_end, h_t, h_p, ps):
     """Transfers dr_p[:n] sent their last byte at `now`: each ends a latency later; ends closer than
     ARRIVAL_TOLERANCE (relative) are delivered together, at the latest of them."""
@@ -496,7 +496,7 @@ def _arrivals(now, n, dr_p, dr_end, t_lat, t_end, h_t, h_p, ps):
             lo = i
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _count_down(j, r, gate, ready_j, ready_r, ps):
     idx = j * ps[P_V] + r
     gate[idx] -= 1
@@ -507,7 +507,7 @@ def _count_down(j, r, gate, ready_j, ready_r, ps):
         ps[P_READY] = n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch,
             f_index, f_finish, f_head, flow_mark, seed_mark, seeds, comp_f, scratch, scratch_batch, scratch_index,
             e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, l_head, link_mark, seed_link_mark, seed_links, comp_l,
