@@ -11,6 +11,11 @@ or drained and the links they used. Flows elsewhere keep their rates, and their 
 (a flow's bytes are brought up to date only when its rate changes). `reference = True` (tests) instead
 recomputes every flow at every event with the plain numpy solver `max_min.max_min_rates`;
 `check_rates = True` (tests) checks each partial recomputation against that full one.
+
+A collective's step schedule can run inside the model (`run_schedule`, see `fluid_steps`): its whole
+event loop — drains, arrivals, the ranks' gates, new sends, rates — in compiled code, returning to
+Python only when SimPy has something due first or another sender's flow drained. Transfers of other
+senders (`send_batch`) share the same storage and rate computations, so both kinds mix freely.
 """
 
 from __future__ import annotations
