@@ -211,6 +211,14 @@ class NetworkModel:
         self._fabric = ~(endpoint[self.topo.link_src] | endpoint[self.topo.link_dst])
         self._steps = self._recorder.table("steps", STEP_SCHEMA)
 
+    def step_loads(self, src: np.ndarray, dst: np.ndarray, sizes: np.ndarray, key: tuple, block: RouteBlock,
+                   flow_bytes: np.ndarray) -> dict[str, float]:
+        """For a step's transfers routed as `block`: the most bytes a fabric link carries (`max_load`) and the
+        same under the reference routing (`lower_bound`); see `record_steps`."""
+        ref = _flatten(self._reference.route_batch(src.tolist(), dst.tolist(), key), NetworkOptions(), self.topo.latency)
+        return dict(max_load=self._fabric_max_load(block.links, block.coef, block.counts, flow_bytes),
+                    lower_bound=self._fabric_max_load(ref.links, ref.coef, ref.counts, _flow_bytes(ref, sizes)))
+
     def _fabric_max_load(self, links: np.ndarray, coef: np.ndarray, counts: np.ndarray, sizes: np.ndarray) -> float:
         load = np.bincount(links, weights=coef * np.repeat(sizes, counts), minlength=self.topo.num_links)
         return float(load[self._fabric].max()) if self._fabric.any() else 0.0
@@ -232,13 +240,8 @@ class NetworkModel:
         batch = Batch(self._next_id, src, dst, sizes, self.env.now, tag, key, on_arrival, block, flow_bytes,
                       bool(flow_bytes.min() > 0))
         if self._reference is not None:
-            ref = _flatten(self._reference.route_batch(src.tolist(), dst.tolist(), key), NetworkOptions(),
-                           self.topo.latency)
-            bound = self._fabric_max_load(ref.links, ref.coef, ref.counts, _flow_bytes(ref, sizes))
             self._steps.append(batch=batch.first_id, tag=tag, time=self.env.now, transfers=len(src),
-                               bytes=int(sizes.sum()),
-                               max_load=self._fabric_max_load(block.links, block.coef, block.counts, batch.flow_bytes),
-                               lower_bound=bound)
+                               bytes=int(sizes.sum()), **self.step_loads(src, dst, sizes, key, block, flow_bytes))
         self._next_id += len(src)
         self.transfers_started += len(src)
         self._start(batch)

@@ -229,9 +229,10 @@ class FluidNetwork(NetworkModel):
     def run_schedule(self, schedule, *, key: tuple = (), tag: str = "") -> simpy.Event | None:
         """Run a step schedule's whole data flow in compiled code (`fluid_steps`), one schedule at a
         time: declined (None: the Python executor runs it) while another runs, under the reference
-        solver, with endpoint caps or per-step load recording, and for routing policies that plan
-        batches or learn."""
-        if (not self.compile_schedules or self._program is not None or self.reference or self._reference is not None
+        solver, with endpoint caps, and for routing policies that plan batches or learn. With per-step
+        recording (`record_steps`) a step's row covers the whole step on a channel (the Python executor
+        writes one per batch it sends, which is the whole step while ranks keep in step)."""
+        if (not self.compile_schedules or self._program is not None or self.reference
                 or self.options.endpoint_rate_cap is not None or not self.router.routes_each_transfer
                 or not len(schedule.steps) or not sum(len(step.src) for step in schedule.steps)):
             return None
@@ -320,6 +321,17 @@ class FluidNetwork(NetworkModel):
         if len(which):
             self.table.extend(**program.rows(which))
         program.recorded = ~np.isnan(program.t_end)
+        if program.step_rows:  # steps whose transfers have all been sent
+            left = []
+            for sub, loads in program.step_rows:
+                order = program.t_order[sub]
+                if order.min() < 0:
+                    left.append((sub, loads))
+                    continue
+                self._steps.append(batch=program.first_id + int(order.min()), tag=program.tag,
+                                   time=float(program.t_start[sub].min()), transfers=len(sub),
+                                   bytes=int(program.t_bytes[sub].sum()), **loads)
+            program.step_rows = left
 
     # ---- flows in and out ---------------------------------------------------------------------
 

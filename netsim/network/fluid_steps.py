@@ -71,6 +71,7 @@ class Program:
     done: object = None
     recorded: np.ndarray | None = None  # transfers already in the transfers table
     routes: tuple = ()  # t_fl_off, fl_bytes, fl_cap, fl_path, fl_ent_off, en_link, en_coef, t_lat
+    step_rows: list | None = None  # with per-step recording: (transfers, loads) per step and channel, unrecorded
 
     def __post_init__(self) -> None:
         n = len(self.t_src_v)
@@ -143,6 +144,8 @@ def route(network, program: Program) -> None:
     step_off = np.concatenate([[0], np.cumsum(np.bincount(program.t_step, minlength=int(program.ps[P_K])))])
     owner, fbytes, cap, path, count, links, coef = [], [], [], [], [], [], []
     lat = np.zeros(program.transfers)
+    recording = network._reference is not None and program.step_rows is None  # on the first routing only
+    rows: list = []
     for k in range(int(program.ps[P_K])):
         lo, hi = int(step_off[k]), int(step_off[k + 1])
         if lo == hi:
@@ -151,10 +154,14 @@ def route(network, program: Program) -> None:
         channels = np.unique(chan).tolist()
         for c in channels:
             sub = np.arange(lo, hi) if len(channels) == 1 else np.flatnonzero(chan == c) + lo
-            block = network._routes(program.node_of[program.t_src_v[sub]], program.node_of[program.t_dst_v[sub]],
-                                    program.key if c < 0 else program.key + (c,))
+            src, dst = program.node_of[program.t_src_v[sub]], program.node_of[program.t_dst_v[sub]]
+            key = program.key if c < 0 else program.key + (c,)
+            block = network._routes(src, dst, key)
+            flow_bytes = _flow_bytes(block, program.t_bytes[sub])
+            if recording:  # a collective step (per channel) as the Python executor's batches record it
+                rows.append((sub, network.step_loads(src, dst, program.t_bytes[sub], key, block, flow_bytes)))
             owner.append(sub[block.owner])
-            fbytes.append(_flow_bytes(block, program.t_bytes[sub]).astype(np.float64))
+            fbytes.append(flow_bytes.astype(np.float64))
             cap.append(block.cap)
             path.append(block.path)
             count.append(block.counts)
@@ -169,6 +176,8 @@ def route(network, program: Program) -> None:
     ent_off = np.concatenate([[0], np.cumsum(count_o)]).astype(np.int64)
     gather = np.repeat(ent_start - ent_off[:-1], count_o) + np.arange(int(ent_off[-1]))
     t_fl_off = np.concatenate([[0], np.cumsum(np.bincount(owner_a, minlength=program.transfers))]).astype(np.int64)
+    if recording:
+        program.step_rows = rows
     program.routes = (t_fl_off, np.concatenate(fbytes)[order], np.concatenate(cap).astype(np.float64)[order],
                       np.concatenate(path).astype(np.int64)[order], ent_off,
                       np.concatenate(links).astype(np.int64)[gather], np.concatenate(coef).astype(np.float64)[gather],

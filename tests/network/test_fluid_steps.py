@@ -143,3 +143,33 @@ def test_batch_planning_routing_runs_on_the_python_executor(monkeypatch):
     topo = fabric()
     _, net = run(monkeypatch, topo, [(0.0, "all_to_all", 2**20, 0, 16, "direct", 1)], True, routing="planned")
     assert net.schedules_compiled == 0
+
+
+@pytest.mark.parametrize("routing", ["spray", "ecmp"])
+@pytest.mark.parametrize("algo", ["ring", "rings", "direct"])
+def test_step_recording_writes_one_row_per_step_and_channel(monkeypatch, algo, routing):
+    """With `record_steps`, the compiled loop writes one row per step and channel (the Python executor one
+    per batch it sends: a step splits into several when ranks drift apart); both account for every
+    transfer and byte, and spraying (the reference routing) meets its own bound on every row."""
+    topo = fabric(over=1.0)
+    op = "all_to_all" if algo == "direct" else "all_reduce"
+    frames = []
+    for compiled in (True, False):
+        monkeypatch.setattr(FluidNetwork, "compile_schedules", compiled)
+        sim = Simulation(topo, routing=routing, record_steps=True)
+        comm = Communicator(sim, topo.gpus)
+        schedule = comm.schedule(op, 2**22, algo=algo)
+        results = sim.run(comm.run(op, 2**22, algo=algo))
+        assert sim.network.schedules_compiled == int(compiled)
+        frames.append(results.frames["steps"])
+    fast, slow = frames
+    channels = 1 if schedule.channel_of is None else len(np.unique(schedule.channel_of))
+    assert len(schedule.steps) <= len(fast) <= len(schedule.steps) * channels <= len(slow) * channels
+    for frame in frames:
+        assert frame["transfers"].sum() == sum(len(step.src) for step in schedule.steps)
+        assert frame["bytes"].sum() == sum(int(step.nbytes.sum()) for step in schedule.steps)
+        if routing == "spray":
+            np.testing.assert_allclose(frame["max_load"].to_numpy(), frame["lower_bound"].to_numpy(), rtol=1e-12)
+        else:
+            assert (frame["max_load"] >= frame["lower_bound"] * (1 - 1e-12)).all()
+    assert fast["max_load"].max() >= slow["max_load"].max() * (1 - 1e-12)  # whole steps load at least a part
