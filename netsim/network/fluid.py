@@ -237,6 +237,8 @@ class FluidNetwork(NetworkModel):
                 or not len(schedule.steps) or not sum(len(step.src) for step in schedule.steps)):
             return None
         program = steps.build(self, schedule, key, tag)
+        if program.routes[3].max() + 2 >= 1 << steps.PATH_BITS:  # path index does not fit a flow's index
+            return None
         self.schedules_compiled += 1
         program.first_id = self._next_id
         self._next_id += program.transfers
@@ -295,7 +297,7 @@ class FluidNetwork(NetworkModel):
                 return
             if status != steps.IDLE:  # Python acted (or checked): SimPy may have something sooner now
                 horizon = min(horizon, self.env.peek())
-                if nxt <= horizon:
+                if nxt < horizon:
                     now = nxt
                     continue
             self._schedule_wake(nxt)

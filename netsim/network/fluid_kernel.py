@@ -646,6 +646,6 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
             return FOREIGN
         if one_instant:
             return ONE
-        if nxt > horizon:
+        if nxt >= horizon or nxt == np.inf:  # SimPy's events at the horizon go first (as a stop at `until`)
             return IDLE
         now = nxt

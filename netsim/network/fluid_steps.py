@@ -59,7 +59,8 @@ class Program:
     t_dst_v: np.ndarray
     t_step: np.ndarray
     t_bytes: np.ndarray
-    t_chan: np.ndarray  # channel of the sender (-1: none)
+    t_chan: np.ndarray  # channel of the sender
+    channels: bool  # whether channels count (each hashes as its own connection: key + (channel,))
     s_off: np.ndarray
     s_idx: np.ndarray
     gate: np.ndarray
@@ -91,8 +92,7 @@ class Program:
         return len(self.t_src_v)
 
     def transfer_key(self, p: int) -> tuple:
-        c = int(self.t_chan[p])
-        return self.key if c < 0 else self.key + (c,)
+        return self.key + (int(self.t_chan[p]),) if self.channels else self.key
 
     def rows(self, which: np.ndarray) -> dict:
         """Transfer-table columns for transfers `which` (in order of their ends)."""
@@ -124,14 +124,14 @@ def build(network, schedule, key: tuple, tag: str) -> Program:
         np.asarray(schedule.follower, dtype=np.int64)
     later = follower[t_src_v]
     np.add.at(gate, (t_step * v + later)[later >= 0], 1)
-    chan = np.full(len(t_src_v), -1, dtype=np.int64) if schedule.channel_of is None else \
-        np.asarray(schedule.channel_of, dtype=np.int64)[t_src_v]
+    channels = schedule.channel_of is not None
+    chan = np.asarray(schedule.channel_of, dtype=np.int64)[t_src_v] if channels else np.zeros(len(t_src_v), np.int64)
     ps = np.zeros(P_N, dtype=np.int64)
     ps[P_V], ps[P_K] = v, k
     ps[P_WAIT_SENDS] = int(bool(schedule.wait_sends))
     ps[P_FOLLOW] = int(schedule.follower is not None)
-    program = Program(schedule, key, tag, node_of, t_src_v, t_dst_v, t_step, t_bytes, chan, s_off, s_idx, gate,
-                      np.zeros((k + 1) * v, dtype=np.bool_), follower, ps)
+    program = Program(schedule, key, tag, node_of, t_src_v, t_dst_v, t_step, t_bytes, chan, channels, s_off, s_idx,
+                      gate, np.zeros((k + 1) * v, dtype=np.bool_), follower, ps)
     route(network, program)
     ready = np.flatnonzero(gate[:v] == 0)  # ranks that enter step 0 at once
     program.ready_r[:len(ready)] = ready
@@ -140,22 +140,35 @@ def build(network, schedule, key: tuple, tag: str) -> Program:
 
 
 def route(network, program: Program) -> None:
-    """(Re)compute every transfer's flows and link entries from the network's current routes."""
-    step_off = np.concatenate([[0], np.cumsum(np.bincount(program.t_step, minlength=int(program.ps[P_K])))])
+    """Flows and link entries of every transfer not yet sent, from the network's current routes (on a
+    link failure, transfers already sent keep theirs, and their latency, as the Python executor's
+    batches do)."""
+    k_steps = int(program.ps[P_K])
+    step_off = np.concatenate([[0], np.cumsum(np.bincount(program.t_step, minlength=k_steps))])
+    todo = program.t_order < 0
     owner, fbytes, cap, path, count, links, coef = [], [], [], [], [], [], []
     lat = np.zeros(program.transfers)
+    if program.routes:  # keep the routes of the transfers already sent
+        t_fl_off, fl_bytes, fl_cap, fl_path, fl_ent_off, en_link, en_coef, t_lat = program.routes
+        fl_owner = np.repeat(np.arange(program.transfers), np.diff(t_fl_off))
+        kept = np.flatnonzero(~todo[fl_owner])
+        owner.append(fl_owner[kept]), fbytes.append(fl_bytes[kept]), cap.append(fl_cap[kept])
+        path.append(fl_path[kept]), count.append(np.diff(fl_ent_off)[kept])
+        entries = np.repeat(fl_ent_off[kept] - np.concatenate([[0], np.cumsum(count[-1])])[:-1], count[-1]) + \
+            np.arange(int(count[-1].sum()))
+        links.append(en_link[entries]), coef.append(en_coef[entries])
+        lat[~todo] = t_lat[~todo]
     recording = network._reference is not None and program.step_rows is None  # on the first routing only
     rows: list = []
-    for k in range(int(program.ps[P_K])):
+    for k in range(k_steps):
         lo, hi = int(step_off[k]), int(step_off[k + 1])
-        if lo == hi:
+        if not todo[lo:hi].any():
             continue
         chan = program.t_chan[lo:hi]
-        channels = np.unique(chan).tolist()
-        for c in channels:
-            sub = np.arange(lo, hi) if len(channels) == 1 else np.flatnonzero(chan == c) + lo
+        for c in np.unique(chan[todo[lo:hi]]).tolist():
+            sub = np.flatnonzero((chan == c) & todo[lo:hi]) + lo
             src, dst = program.node_of[program.t_src_v[sub]], program.node_of[program.t_dst_v[sub]]
-            key = program.key if c < 0 else program.key + (c,)
+            key = program.key + (c,) if program.channels else program.key
             block = network._routes(src, dst, key)
             flow_bytes = _flow_bytes(block, program.t_bytes[sub])
             if recording:  # a collective step (per channel) as the Python executor's batches record it

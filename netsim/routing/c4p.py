@@ -37,6 +37,7 @@ class C4P(Policy):
         self.plan: dict[tuple, tuple[int, ...]] = {}
         self.rate: dict[tuple, float] = {}
         self.learns = stripes > 1  # only striped shares change with measurements
+        self.places_in_order = True  # a new connection goes where the load is least when it is first seen
 
     def _fabric_links(self, path: tuple[int, ...]) -> np.ndarray:
         links = np.asarray(path, dtype=np.int64)

@@ -46,6 +46,11 @@ class Policy:
     nothing (it asks `route` / `route_batch` for every transfer) and reports every drained
     flow to `observe`. An instance may set it (C4P learns only when striping)."""
 
+    places_in_order: bool = False
+    """Whether a route depends on which transfers were routed before it (C4P places each new
+    connection on the least-loaded path at the moment it is first asked). Then routes must be asked
+    for in the order the transfers start: network models never look them up ahead of time."""
+
     def route(self, src: int, dst: int, key: tuple) -> Route:
         """Route one transfer from node `src` to node `dst` (`src` != `dst`).
 

@@ -51,9 +51,10 @@ class Router:
 
     @property
     def routes_each_transfer(self) -> bool:
-        """Whether a transfer's route depends only on its own (src, dst, key): no batch planning and no
-        learning (then routes may be looked up ahead of time, in any grouping)."""
-        return not (self.policy.learns or self._plans_batches)
+        """Whether a transfer's route depends only on its own (src, dst, key): no batch planning, no
+        learning, no placement in order of arrival (then routes may be looked up ahead of time, in any
+        grouping)."""
+        return not (self.policy.learns or self._plans_batches or self.policy.places_in_order)
 
     def single_paths(self, src: np.ndarray, dst: np.ndarray, key: tuple = ()
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

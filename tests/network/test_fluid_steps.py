@@ -173,3 +173,74 @@ def test_step_recording_writes_one_row_per_step_and_channel(monkeypatch, algo, r
         else:
             assert (frame["max_load"] >= frame["lower_bound"] * (1 - 1e-12)).all()
     assert fast["max_load"].max() >= slow["max_load"].max() * (1 - 1e-12)  # whole steps load at least a part
+
+
+def test_routes_placed_in_order_of_arrival_stay_with_the_python_executor(monkeypatch):
+    """C4P places each new connection where the load is least when it is first asked: its routes depend on
+    the order transfers start, so they are never looked up ahead of time."""
+    topo = fabric()
+    plan = [(0.0, "all_reduce", 2**22, 0, 16, "tree", 4)]
+    fast, net = run(monkeypatch, topo, plan, True, routing="c4p")
+    slow, _ = run(monkeypatch, topo, plan, False, routing="c4p")
+    assert net.schedules_compiled == 0
+    same_ends(fast.transfers, slow.transfers)
+
+
+def test_a_failure_after_some_pairs_finished_reroutes_only_what_is_left(monkeypatch):
+    """The root's only uplink fails once the root has sent everything: pairs that already finished keep
+    their (now broken) routes instead of failing to find new ones."""
+    topo = fabric()
+    plan = [(0.0, "broadcast", 2**22, 0, 16, "ring", 4)]
+    faults = [(4e-4, "h0.nic0->leaf0", "fail", 0.0)]
+    fast, net = run(monkeypatch, topo, plan, True, faults=faults)
+    slow, _ = run(monkeypatch, topo, plan, False, faults=faults)
+    assert net.schedules_compiled == 1
+    same_ends(fast.transfers, slow.transfers)
+
+
+def test_a_transfer_in_flight_keeps_its_latency_when_its_path_fails(monkeypatch):
+    """Two spines of different latency: the spine a transfer uses fails mid-transfer; it moves to the
+    other spine for its remaining bytes but arrives with the latency it was sent with (as a batch of the
+    Python executor does)."""
+    from netsim.collectives.schedule import Schedule, Step, execute
+    from netsim.topology.graph import TopologyBuilder
+
+    b = TopologyBuilder("two-spines")
+    for name in ("A", "B", "S1", "S2"):
+        b.add_node(name, "switch")
+    for i in range(4):
+        b.add_node(f"g{i}", "gpu", host=i)
+        b.add_cable(f"g{i}", "A" if i < 2 else "B", 10e9, 1e-6, "host")
+    for spine, latency in (("S1", 1e-6), ("S2", 50e-6)):
+        b.add_cable("A", spine, 10e9, latency, "spine")
+        b.add_cable("B", spine, 10e9, latency, "spine")
+    topo = b.build()
+    g = topo.gpus
+    for key in [("k1",), ("k2",)]:
+        ends = []
+        for compiled in (True, False):
+            monkeypatch.setattr(FluidNetwork, "compile_schedules", compiled)
+            sim = Simulation(topo)
+            schedule = Schedule(np.array(g[:4]), [Step(np.array([0]), np.array([2]), np.array([10**7])),
+                                                  Step(np.array([2]), np.array([3]), np.array([1000]))])
+            done = execute(sim.network, schedule, key=key, tag="t")
+            up = [l for l in sim.router.route(int(g[0]), int(g[2]), key).links.tolist()
+                  if topo.link_names[l].startswith("A->S")]
+            sim.schedule_fault(5e-4, up, "fail")
+            ends.append(sim.run(done).transfers.sort("id")["end"].to_numpy())
+            assert sim.network.schedules_compiled == int(compiled)
+        np.testing.assert_allclose(ends[0], ends[1], rtol=1e-12)
+
+
+def test_a_schedule_that_can_never_finish_raises_instead_of_spinning(monkeypatch):
+    from netsim.collectives.schedule import Schedule, Step, execute
+
+    monkeypatch.setattr(FluidNetwork, "compile_schedules", True)
+    topo = fabric()
+    sim = Simulation(topo)
+    g = topo.gpus
+    # two ranks that each wait for the other's sends before sending: a cycle
+    schedule = Schedule(np.array(g[:2]), [Step(np.array([0, 1]), np.array([1, 0]), np.array([1000, 1000]))],
+                        follower=np.array([1, 0]))
+    with pytest.raises(RuntimeError, match="No scheduled events left"):
+        sim.run(execute(sim.network, schedule, key=("x",), tag="dead"))
