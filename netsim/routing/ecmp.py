@@ -65,11 +65,12 @@ class Ecmp(Policy):
         options = np.zeros(n, dtype=np.int64)
         pending = np.zeros(n, dtype=np.int64)
         offsets, out_links = topo.out_csr
-        seed = self.seed
         while k := _walk(dst, row, dists, offsets, out_links, topo.link_dst, topo.relay, node, links,
                          taken, choice, options, pending):
-            for i in pending[:k].tolist():
-                choice[i] = flow_hash(seed, int(src[i]), int(dst[i]), key, int(node[i])) % int(options[i])
+            at = pending[:k]
+            for i, s, d, v, n in zip(at.tolist(), src[at].tolist(), dst[at].tolist(), node[at].tolist(),
+                                     options[at].tolist()):
+                choice[i] = flow_hash(self.seed, s, d, key, v) % n
         return _sorted_paths(links, taken, topo.latency)
 
 

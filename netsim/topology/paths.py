@@ -43,6 +43,13 @@ def _bfs_to(dst, in_offsets, in_links, link_src, relay, num_nodes):
     return dist
 
 
+@njit(cache=True)
+def _bfs_rows(targets, out, first, in_offsets, in_links, link_src, relay, num_nodes):
+    """`_bfs_to` for each of `targets`, into rows first, first + 1, ... of `out` (one call for many)."""
+    for i in range(len(targets)):
+        out[first + i] = _bfs_to(targets[i], in_offsets, in_links, link_src, relay, num_nodes)
+
+
 class NextHops:
     """Shortest-path next hops toward one destination, from every node at once.
 
@@ -163,7 +170,8 @@ class PathCache:
         self._hops: dict[int, NextHops] = {}
         self._dags: dict[tuple[int, int], PathDag] = {}
         self._dist: dict[int, np.ndarray] = {}
-        self._row: dict[int, int] = {}  # destination -> its row in `_matrix`
+        self._row_of = np.full(topo.num_nodes, -1, dtype=np.int64)  # destination -> its row in `_matrix`
+        self._rows = 0
         self._matrix = np.zeros((0, topo.num_nodes), dtype=np.int32)
         self.down: set[int] = set()
 
@@ -171,18 +179,19 @@ class PathCache:
         """(matrix, rows): hop distances to each of `targets` are ``matrix[rows[i]]`` (int32, -1: cannot
         reach). The matrix keeps one row per destination asked for so far (grown by doubling), so
         batches over the same destinations cost a lookup, not a copy."""
-        rows = np.empty(len(targets), dtype=np.int64)
-        for i, t in enumerate(targets.tolist()):
-            r = self._row.get(t)
-            if r is None:
-                r = self._row[t] = len(self._row)
-                if r >= len(self._matrix):
-                    grown = np.zeros((max(16, 2 * len(self._matrix)), self.topo.num_nodes), dtype=np.int32)
-                    grown[:len(self._matrix)] = self._matrix
-                    self._matrix = grown
-                self._matrix[r] = self.distances(t)
-            rows[i] = r
-        return self._matrix, rows
+        new = np.unique(targets[self._row_of[targets] < 0])
+        if len(new):
+            if self._rows + len(new) > len(self._matrix):
+                grown = np.zeros((max(16, 2 * len(self._matrix), self._rows + len(new)), self.topo.num_nodes),
+                                 dtype=np.int32)
+                grown[:self._rows] = self._matrix[:self._rows]
+                self._matrix = grown
+            offsets, links = self.topo.in_csr
+            _bfs_rows(new, self._matrix, self._rows, offsets, links, self.topo.link_src, self.topo.relay,
+                      self.topo.num_nodes)
+            self._row_of[new] = np.arange(self._rows, self._rows + len(new))
+            self._rows += len(new)
+        return self._matrix, self._row_of[targets]
 
     def distances(self, dst: int) -> np.ndarray:
         """Hop distance from every node to `dst` through relaying nodes (-1: cannot reach), kept."""
