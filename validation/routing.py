@@ -10,7 +10,7 @@ Writes results/routing.csv (every run and job), results/routing_summary.csv (see
 and results/routing.html (the figure; plotly.js from its CDN, so it needs a connection to display);
 results/routing.png is a snapshot of the figure, taken with headless Chromium (when installed) from a
 self-contained copy in a temporary folder, so nothing but the results is written into the repository.
-Run: python validation/routing.py [--quick]     (about 18 minutes on 2 cores; --quick: a minute)
+Run: python validation/routing.py [--quick]     (about 10 minutes on 2 cores; --quick: a minute)
 """
 
 from __future__ import annotations
