@@ -132,6 +132,8 @@ class FluidNetwork(NetworkModel):
         # Endpoint caps are virtual links, one per sending node, after the real ones.
         if self.options.endpoint_rate_cap is not None:
             self._capacity = np.concatenate([topo.capacity, np.full(topo.num_nodes, self.options.endpoint_rate_cap)])
+        else:  # a writable copy, as after a failure: the kernels are compiled for one array type
+            self._capacity = np.array(topo.capacity)
         self._store = _Store(len(self._capacity))
         self._since = np.zeros(topo.num_links)  # per real link: since when its current load is unmetered
         self._no_meter = _NoMeter()
@@ -194,9 +196,9 @@ class FluidNetwork(NetworkModel):
                 self._admit(self._pending)
                 self._pending = []
             self._kick = False
-            self._advance(self.env.peek() if horizon is None else horizon)
+            self._advance(float(self.env.peek() if horizon is None else horizon))
             return
-        now = self.env.now
+        now = float(self.env.now)  # one compiled signature (SimPy starts at int 0)
         changed = self._finish_drained(now)
         if self._pending:
             self._admit(self._pending)
@@ -253,7 +255,7 @@ class FluidNetwork(NetworkModel):
         """Run the compiled loop from now; act on why it stopped; schedule the next wake-up."""
         program, s, meter = self._program, self._store, self.meter
         m = meter or self._no_meter
-        now = self.env.now
+        now = float(self.env.now)
         ps, fs = program.ps, program.fs
         while True:
             if meter is not None:
@@ -377,7 +379,7 @@ class FluidNetwork(NetworkModel):
         s.grow(len(sizes_a), len(links_a))
         slots = np.empty(len(sizes_a), dtype=np.int64)
         s.n_flow_free, s.n_entry_free, s.n_seeds = kernel.insert_flows(
-            self.env.now, sizes_a, np.concatenate(caps).astype(np.float64), np.concatenate(keys),
+            float(self.env.now), sizes_a, np.concatenate(caps).astype(np.float64), np.concatenate(keys),
             np.concatenate(index).astype(np.int64), counts_a.astype(np.int64), links_a, coefs_a,
             s.flow_free, s.n_flow_free, s.entry_free, s.n_entry_free, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size,
             s.f_cap, s.f_batch, s.f_index, s.f_finish, s.f_head, s.e_flow, s.e_link, s.e_coef, s.e_lnext, s.e_lprev,
@@ -396,7 +398,7 @@ class FluidNetwork(NetworkModel):
         s.grow(n, len(block.links))
         slots = np.empty(n, dtype=np.int64)
         s.n_flow_free, s.n_entry_free, s.n_seeds = kernel.insert_flows(
-            self.env.now, batch.flow_bytes.astype(np.float64), block.cap, np.full(n, key, dtype=np.int64),
+            float(self.env.now), batch.flow_bytes.astype(np.float64), block.cap, np.full(n, key, dtype=np.int64),
             np.arange(n, dtype=np.int64), block.counts, block.links, block.coef,
             s.flow_free, s.n_flow_free, s.entry_free, s.n_entry_free, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size,
             s.f_cap, s.f_batch, s.f_index, s.f_finish, s.f_head, s.e_flow, s.e_link, s.e_coef, s.e_lnext, s.e_lprev,
@@ -435,6 +437,7 @@ class FluidNetwork(NetworkModel):
     def _recompute(self, now: float) -> float | None:
         """New rates where something changed; returns the next drain instant when it was found on the way."""
         s = self._store
+        now = float(now)
         nxt = None
         if self.reference:
             self._full_recompute(now)
@@ -496,7 +499,7 @@ class FluidNetwork(NetworkModel):
         if self._program is not None:
             self._record_program(self._program)
         if self.meter is not None:
-            now = self.env.now
+            now = float(self.env.now)
             self.meter.reach(now)
             kernel.account_all(self.topo.num_links, now, self._store.load, self._since, self.meter.total,
                                self.meter.peak, self.meter.bins, self.meter.runs, self.meter.width)
