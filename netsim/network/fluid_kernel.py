@@ -485,7 +485,17 @@ def _arrivals(now, n, dr_p, dr_end, t_lat, t_end, h_t, h_p, ps):
         for i in range(n):
             ps[P_HEAP] = _heap_push(h_t, h_p, ps[P_HEAP], dr_end[0], dr_p[i])
         return
-    order = np.argsort(dr_end[:n], kind="mergesort")
+    # ends in ascending order, through a heap (the loop's own heap code: np.argsort costs a second of
+    # compile time on first use); ties do not matter, equal ends fall in one group either way
+    keys = np.empty(n)
+    index = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        m = _heap_push(keys, index, m, dr_end[i], i)
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        order[i] = index[0]
+        m = _heap_pop(keys, index, m)
     gap = ARRIVAL_TOLERANCE * max(abs(dr_end[order[n - 1]]), 1e-9)
     lo = 0
     for i in range(1, n + 1):

@@ -47,7 +47,9 @@ def _bfs_to(dst, in_offsets, in_links, link_src, relay, num_nodes):
 def _bfs_rows(targets, out, first, in_offsets, in_links, link_src, relay, num_nodes):
     """`_bfs_to` for each of `targets`, into rows first, first + 1, ... of `out` (one call for many)."""
     for i in range(len(targets)):
-        out[first + i] = _bfs_to(targets[i], in_offsets, in_links, link_src, relay, num_nodes)
+        dist = _bfs_to(targets[i], in_offsets, in_links, link_src, relay, num_nodes)
+        for v in range(num_nodes):  # element by element: a row assignment compiles slowly (seconds)
+            out[first + i, v] = dist[v]
 
 
 class NextHops:
