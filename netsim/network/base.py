@@ -215,7 +215,8 @@ class NetworkModel:
                    flow_bytes: np.ndarray) -> dict[str, float]:
         """For a step's transfers routed as `block`: the most bytes a fabric link carries (`max_load`) and the
         same under the reference routing (`lower_bound`); see `record_steps`."""
-        ref = _flatten(self._reference.route_batch(src.tolist(), dst.tolist(), key), NetworkOptions(), self.topo.latency)
+        ref = _flatten(self._reference.route_batch(src.tolist(), dst.tolist(), key), NetworkOptions(),
+                       self.topo.latency)
         return dict(max_load=self._fabric_max_load(block.links, block.coef, block.counts, flow_bytes),
                     lower_bound=self._fabric_max_load(ref.links, ref.coef, ref.counts, _flow_bytes(ref, sizes)))
 

@@ -239,7 +239,8 @@ class FluidNetwork(NetworkModel):
                 or not len(schedule.steps) or not sum(len(step.src) for step in schedule.steps)):
             return None
         program = steps.build(self, schedule, key, tag)
-        if program.routes[3].max() + 2 >= 1 << steps.PATH_BITS:  # path index does not fit a flow's index
+        paths = program.routes[3]
+        if len(paths) and paths.max() + 2 >= 1 << steps.PATH_BITS:  # a path index too big for a flow's index
             return None
         self.schedules_compiled += 1
         program.first_id = self._next_id
@@ -283,6 +284,9 @@ class FluidNetwork(NetworkModel):
                 n = int(ps[steps.P_FOREIGN])
                 ps[steps.P_FOREIGN] = 0
                 self._python_drained(s.scratch_batch[:n].copy(), s.scratch_index[:n].copy(), t)
+            if status == steps.UNROUTED:  # a step whose routes failed is being sent: the error now
+                self._program = None
+                raise program.unrouted[int(ps[steps.P_UNROUTED])]
             if status == steps.ROOM:
                 s.grow(int(ps[steps.P_NEED_F]), int(ps[steps.P_NEED_E]))
                 now = t
@@ -509,6 +513,8 @@ class FluidNetwork(NetworkModel):
     def fail_links(self, links: list[int]) -> None:
         """Fail links now; active flows through them move to working paths of their policy."""
         self._settle(horizon=self.env.now)
+        if self._program is not None and self._program.step_rows:
+            steps.split_step_rows(self, self._program)  # while the routes the sent transfers used still hold
         super().fail_links(links)
         if self._program is not None:  # its transfers not yet sent take the new routes
             steps.route(self, self._program)

@@ -426,11 +426,11 @@ PROGRAM = -2  # `f_batch` of a flow that belongs to the running schedule (Python
 PATH_BITS = 16  # `f_index` of such a flow: transfer << PATH_BITS | (path index + 1)
 
 # why `advance` returned
-IDLE, DONE, FOREIGN, ROOM, METER, ONE = range(6)
+IDLE, DONE, FOREIGN, ROOM, METER, ONE, UNROUTED = range(7)
 
 # slots of the program's int64 state vector `ps`
 P_V, P_K, P_HEAP, P_FINISHED, P_SENT, P_WAIT_SENDS, P_FOLLOW, P_PHASE, P_CURSOR, P_READY, P_FOREIGN, \
-    P_RATES, P_NEED_F, P_NEED_E, P_N = range(15)
+    P_RATES, P_NEED_F, P_NEED_E, P_UNROUTED, P_N = range(16)
 # slots of the store's int64 counters `sc`
 S_FLOW_FREE, S_ENTRY_FREE, S_SEEDS, S_SEED_LINKS, S_STAMP = range(5)
 
@@ -521,12 +521,12 @@ def _count_down(j, r, gate, ready_j, ready_r, ps):
 def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch,
             f_index, f_finish, f_head, flow_mark, seed_mark, seeds, comp_f, scratch, scratch_batch, scratch_index,
             e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, l_head, link_mark, seed_link_mark, seed_links, comp_l,
-            demand, count, residual, frozen, changed, load, flow_free, entry_free, capacity, metered, since, total, peak, bins, runs, width,
-            finish_rel, finish_clock, ps, fs, gate, entered, s_off, s_idx, t_src_v, t_dst_v, t_step, follower,
-            t_fl_off, fl_bytes, fl_cap, fl_path, fl_ent_off, en_link, en_coef, t_lat, t_parts, t_start, t_end,
-            t_order, h_t, h_p, ready_j, ready_r, dr_p, dr_end):
-    """Run instants from `now` while the next one is at most `horizon`; returns why it stopped (`fs[0]`:
-    the last instant handled, `fs[1]`: the next one). See the module docstring."""
+            demand, count, residual, frozen, changed, load, flow_free, entry_free, capacity, metered, since, total, peak,
+            bins, runs, width, finish_rel, finish_clock, ps, fs, gate, entered, s_off, s_idx, t_src_v, t_dst_v, t_step, follower,
+            t_fl_off, fl_bytes, fl_cap, fl_path, fl_ent_off, en_link, en_coef, t_lat, t_unrouted, t_parts, t_start,
+            t_end, t_order, h_t, h_p, ready_j, ready_r, dr_p, dr_end):
+    """Run instants from `now` while the next one comes before `horizon`; returns why it stopped (`fs[0]`:
+    the last instant handled, `fs[1]`: the next one). The loop is described in `fluid_steps`."""
     v = ps[P_V]
     k_steps = ps[P_K]
     while True:
@@ -595,6 +595,9 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                     entered[j * v + r] = True
                     for q in range(a, b):
                         p = s_idx[q]
+                        if t_unrouted[p]:  # its route could not be found: Python raises the error now
+                            ps[P_UNROUTED] = p
+                            return UNROUTED
                         t_start[p] = now
                         t_order[p] = ps[P_SENT]
                         ps[P_SENT] += 1

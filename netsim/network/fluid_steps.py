@@ -15,14 +15,17 @@ dozen Python calls (~45 us per transfer). Here the fluid model runs that loop it
 
 and returns to Python only when Python must act: the schedule finished (its event fires), a flow
 of another sender drained (its callback runs), SimPy has an event before the next instant (a
-compute step, a fault, another collective's arrival), storage must grow, or the link meter's
-bins must be widened. The rules are those of the Python executor and the fluid model (drain
+compute step, a fault, another collective's arrival — SimPy's events at an instant go before the
+loop's), storage must grow, the link meter's bins must be widened, or a step whose route could not
+be found (links failed) is sent (its error is raised then, as the Python executor raises it). The rules are those of the Python executor and the fluid model (drain
 tolerance, arrivals closer than `base.ARRIVAL_TOLERANCE` delivered together, rates recomputed on
 the changed component), so both give the same end times; the test suite runs both side by side.
 
-Routes are looked up once per step and channel when the schedule starts (`build`), which is why
-only policies that route each transfer on its own (neither planning a batch nor learning) run
-here; the others, and runs that record per-step loads or cap endpoints, use the Python executor.
+Routes are looked up once per step and channel when the schedule starts (`build`; again for the
+transfers not yet sent when links fail), which is why only policies that route each transfer on its
+own (neither planning a batch, nor learning, nor placing routes in order of arrival) run here; the
+others, and runs that cap endpoints, use the Python executor. With per-step load recording, a row
+per step and channel (split at a failure into the part sent before it and the part after).
 
 Transfer ids are taken in a block when the schedule starts and given out in send order. This module
 builds and routes the schedule (`Program`, `build`, `route`); the compiled loop itself is
@@ -36,10 +39,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from netsim.errors import TopologyError
 from netsim.network.base import _flow_bytes
 from netsim.network.fluid_kernel import (  # noqa: F401  (the loop's constants, for the Python side)
-    DONE, FOREIGN, IDLE, METER, ONE, P_CURSOR, P_FINISHED, P_FOLLOW, P_FOREIGN, P_HEAP, P_K, P_N, P_NEED_E,
-    P_NEED_F, P_PHASE, P_RATES, P_READY, P_SENT, P_V, P_WAIT_SENDS, PATH_BITS, PROGRAM, ROOM, advance)
+    DONE, FOREIGN, IDLE, METER, ONE, UNROUTED, P_CURSOR, P_UNROUTED, P_FINISHED, P_FOLLOW, P_FOREIGN, P_HEAP, P_K,
+    P_N, P_NEED_E, P_NEED_F, P_PHASE, P_RATES, P_READY, P_SENT, P_V, P_WAIT_SENDS, PATH_BITS, PROGRAM, ROOM, advance)
 
 
 @dataclass(eq=False)
@@ -71,7 +75,8 @@ class Program:
     first_id: int = 0
     done: object = None
     recorded: np.ndarray | None = None  # transfers already in the transfers table
-    routes: tuple = ()  # t_fl_off, fl_bytes, fl_cap, fl_path, fl_ent_off, en_link, en_coef, t_lat
+    routes: tuple = ()  # t_fl_off, fl_bytes, fl_cap, fl_path, fl_ent_off, en_link, en_coef, t_lat, t_unrouted
+    unrouted: dict = field(default_factory=dict)  # transfer -> the routing error to raise when it is sent
     step_rows: list | None = None  # with per-step recording: (transfers, loads) per step and channel, unrecorded
 
     def __post_init__(self) -> None:
@@ -146,10 +151,12 @@ def route(network, program: Program) -> None:
     k_steps = int(program.ps[P_K])
     step_off = np.concatenate([[0], np.cumsum(np.bincount(program.t_step, minlength=k_steps))])
     todo = program.t_order < 0
+    for p in np.flatnonzero(todo).tolist():  # routed afresh below
+        program.unrouted.pop(p, None)
     owner, fbytes, cap, path, count, links, coef = [], [], [], [], [], [], []
     lat = np.zeros(program.transfers)
     if program.routes:  # keep the routes of the transfers already sent
-        t_fl_off, fl_bytes, fl_cap, fl_path, fl_ent_off, en_link, en_coef, t_lat = program.routes
+        t_fl_off, fl_bytes, fl_cap, fl_path, fl_ent_off, en_link, en_coef, t_lat, _ = program.routes
         fl_owner = np.repeat(np.arange(program.transfers), np.diff(t_fl_off))
         kept = np.flatnonzero(~todo[fl_owner])
         owner.append(fl_owner[kept]), fbytes.append(fl_bytes[kept]), cap.append(fl_cap[kept])
@@ -158,7 +165,7 @@ def route(network, program: Program) -> None:
             np.arange(int(count[-1].sum()))
         links.append(en_link[entries]), coef.append(en_coef[entries])
         lat[~todo] = t_lat[~todo]
-    recording = network._reference is not None and program.step_rows is None  # on the first routing only
+    recording = network._reference is not None  # a row per step and channel routed now (see `split_step_rows`)
     rows: list = []
     for k in range(k_steps):
         lo, hi = int(step_off[k]), int(step_off[k + 1])
@@ -169,7 +176,11 @@ def route(network, program: Program) -> None:
             sub = np.flatnonzero((chan == c) & todo[lo:hi]) + lo
             src, dst = program.node_of[program.t_src_v[sub]], program.node_of[program.t_dst_v[sub]]
             key = program.key + (c,) if program.channels else program.key
-            block = network._routes(src, dst, key)
+            try:
+                block = network._routes(src, dst, key)
+            except TopologyError as exc:  # raised when the step is sent, as the Python executor would
+                program.unrouted.update(dict.fromkeys(sub.tolist(), exc))
+                continue
             flow_bytes = _flow_bytes(block, program.t_bytes[sub])
             if recording:  # a collective step (per channel) as the Python executor's batches record it
                 rows.append((sub, network.step_loads(src, dst, program.t_bytes[sub], key, block, flow_bytes)))
@@ -181,8 +192,10 @@ def route(network, program: Program) -> None:
             links.append(block.links)
             coef.append(block.coef)
             lat[sub] = block.latency
-    owner_a = np.concatenate(owner)
-    count_a = np.concatenate(count)
+    if not owner:  # nothing routed (every pair lost its paths): no flows at all
+        owner, fbytes, cap, path, count, links, coef = ([np.zeros(0)] for _ in range(7))
+    owner_a = np.concatenate(owner).astype(np.int64)
+    count_a = np.concatenate(count).astype(np.int64)
     order = np.argsort(owner_a, kind="stable")
     ent_start = np.concatenate([[0], np.cumsum(count_a)])[:-1][order]
     count_o = count_a[order]
@@ -190,8 +203,30 @@ def route(network, program: Program) -> None:
     gather = np.repeat(ent_start - ent_off[:-1], count_o) + np.arange(int(ent_off[-1]))
     t_fl_off = np.concatenate([[0], np.cumsum(np.bincount(owner_a, minlength=program.transfers))]).astype(np.int64)
     if recording:
-        program.step_rows = rows
+        program.step_rows = (program.step_rows or []) + rows
+    unrouted = np.zeros(program.transfers, dtype=np.bool_)
+    unrouted[list(program.unrouted)] = True
     program.routes = (t_fl_off, np.concatenate(fbytes)[order], np.concatenate(cap).astype(np.float64)[order],
                       np.concatenate(path).astype(np.int64)[order], ent_off,
                       np.concatenate(links).astype(np.int64)[gather], np.concatenate(coef).astype(np.float64)[gather],
-                      lat)
+                      lat, unrouted)
+
+
+def split_step_rows(network, program: Program) -> None:
+    """Before links fail: the step rows not yet written keep only their transfers already sent, with the
+    loads of the routes those used (a step partly sent gets a row for that part, as a batch the Python
+    executor sent before the failure would); `route` adds rows for the rest with the new routes."""
+    kept = []
+    for sub, loads in program.step_rows or []:
+        sent = program.t_order[sub] >= 0
+        if sent.all():
+            kept.append((sub, loads))
+        elif sent.any():
+            part = sub[sent]
+            src, dst = program.node_of[program.t_src_v[part]], program.node_of[program.t_dst_v[part]]
+            key = program.transfer_key(int(part[0]))
+            block = network._routes(src, dst, key)
+            kept.append((part, network.step_loads(src, dst, program.t_bytes[part], key, block,
+                                                  _flow_bytes(block, program.t_bytes[part]))))
+    program.step_rows = kept
+

@@ -68,9 +68,9 @@ class Ecmp(Policy):
         while k := _walk(dst, row, dists, offsets, out_links, topo.link_dst, topo.relay, node, links,
                          taken, choice, options, pending):
             at = pending[:k]
-            for i, s, d, v, n in zip(at.tolist(), src[at].tolist(), dst[at].tolist(), node[at].tolist(),
+            for i, s, d, v, m in zip(at.tolist(), src[at].tolist(), dst[at].tolist(), node[at].tolist(),
                                      options[at].tolist()):
-                choice[i] = flow_hash(self.seed, s, d, key, v) % n
+                choice[i] = flow_hash(self.seed, s, d, key, v) % m
         return _sorted_paths(links, taken, topo.latency)
 
 

@@ -3,6 +3,7 @@
 same end time, whatever shares the fabric with them."""
 
 import numpy as np
+import polars as pl
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -244,3 +245,46 @@ def test_a_schedule_that_can_never_finish_raises_instead_of_spinning(monkeypatch
                         follower=np.array([1, 0]))
     with pytest.raises(RuntimeError, match="No scheduled events left"):
         sim.run(execute(sim.network, schedule, key=("x",), tag="dead"))
+
+
+@pytest.mark.parametrize("at", [3e-4, 3.2e-4])
+def test_step_rows_after_a_failure_describe_the_routes_used(monkeypatch, at):
+    """Steps sent after a spine cable fails are recorded with their new routes (spraying over the spines
+    left loads the survivors twice as much), steps before it with the old ones; both engines agree."""
+    topo = fabric(over=1.0)
+    frames = []
+    for compiled in (True, False):
+        monkeypatch.setattr(FluidNetwork, "compile_schedules", compiled)
+        sim = Simulation(topo, routing="spray", record_steps=True)
+        done = Communicator(sim, topo.gpus).run("all_reduce", 2**22, algo="ring")
+        sim.schedule_fault(at, topo.links_named("leaf0->spine0"), "fail")
+        frames.append(sim.run(done).frames["steps"])
+        assert sim.network.schedules_compiled == int(compiled)
+    fast, slow = frames
+    assert fast["transfers"].sum() == slow["transfers"].sum() == 480
+    for when in (pl.col("time") < at, pl.col("time") > at):
+        assert fast.filter(when)["max_load"].max() == pytest.approx(slow.filter(when)["max_load"].max(), rel=1e-12)
+    assert fast.filter(pl.col("time") > at)["max_load"].max() == pytest.approx(
+        2 * fast.filter(pl.col("time") < at)["max_load"].max(), rel=1e-12)
+
+
+def test_a_pair_left_without_a_path_fails_when_its_step_is_sent(monkeypatch):
+    """A failure cuts a GPU off while an earlier step still runs: the run goes on until the step that
+    needs the lost path is sent, then raises (as the Python executor does), not at the failure."""
+    from netsim.collectives.schedule import Schedule, Step, execute
+    from netsim.errors import TopologyError
+
+    topo = fabric()
+    g = topo.gpus
+    for compiled in (True, False):
+        monkeypatch.setattr(FluidNetwork, "compile_schedules", compiled)
+        sim = Simulation(topo)
+        schedule = Schedule(np.array(g[:4]), [Step(np.array([0]), np.array([1]), np.array([10**8])),
+                                              Step(np.array([1]), np.array([2]), np.array([10**6]))])
+        done = execute(sim.network, schedule, key=("x",), tag="t")
+        sim.schedule_fault(1e-5, topo.links_named(f"{topo.node_names[g[2]].split('.')[0]}.nic0->"
+                                                  f"{topo.node_names[g[2]]}"), "fail")
+        sim.run(until=5e-4)  # the first step is still going
+        with pytest.raises(TopologyError, match="no working path"):
+            sim.run(done)
+        assert sim.now > 7e-3  # raised once the first step's 100 MB had arrived
