@@ -1,6 +1,6 @@
 """Benchmark: the max-min solver against plain progressive filling, measured side by side in one run.
 
-The plain solver (`reference` below) passes over every entry in every round (what netsim did
+The plain solver (`plain_filling` below) passes over every entry in every round (what netsim did
 first); netsim's solver does that for the first few rounds and then groups the entries once, so
 rounds that freeze few flows stay cheap. Both must agree (checked here to 1e-9). Prints times and ratios; asserts
 nothing about speed.
@@ -16,7 +16,7 @@ import numpy as np
 from netsim.network import max_min_rates
 
 
-def reference(entry_flow, entry_link, entry_coef, capacity, num_flows):
+def plain_filling(entry_flow, entry_link, entry_coef, capacity, num_flows):
     rates = np.zeros(num_flows)
     frozen = np.zeros(num_flows, dtype=bool)
     residual = capacity.astype(float).copy()
@@ -47,10 +47,10 @@ def main() -> int:
         "4,032 flows, uneven links (a 64-GPU all-to-all step)": case(rng, 4032, 400, 6, True),
         "16,000 flows, uneven links (a 128-GPU all-to-all step)": case(rng, 16000, 800, 6, True),
     }
-    print(f"{'case':<58} {'reference ms':>13} {'netsim ms':>10} {'speed-up':>9}")
+    print(f"{'case':<58} {'plain ms':>13} {'netsim ms':>10} {'speed-up':>9}")
     for name, args in cases.items():
-        assert np.allclose(reference(*args), max_min_rates(*args)[0], rtol=1e-9)
-        ref = min(timeit.repeat(lambda: reference(*args), number=3, repeat=5)) / 3
+        assert np.allclose(plain_filling(*args), max_min_rates(*args)[0], rtol=1e-9)
+        ref = min(timeit.repeat(lambda: plain_filling(*args), number=3, repeat=5)) / 3
         ours = min(timeit.repeat(lambda: max_min_rates(*args), number=3, repeat=5)) / 3
         print(f"{name:<58} {ref * 1e3:>13.2f} {ours * 1e3:>10.2f} {ref / ours:>8.1f}x")
     return 0
