@@ -36,6 +36,29 @@ NONE = -1
 # them once per flow or once per event, never once per entry or per link.
 
 @njit(cache=True, error_model="numpy")
+def new_flow(f, now, size, cap, batch, index, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch, f_index, f_finish,
+             f_head, seeds, n_seeds, seed_mark, stamp):
+    """Slot f holds a new flow of `size` bytes from `now` (rate 0 until rates are computed), capped at `cap`,
+    flow `index` of `batch`, with no entries yet; it becomes a seed of the next recomputation. Returns the
+    seed count."""
+    f_alive[f] = True
+    f_rem[f] = size
+    f_size[f] = size
+    f_t[f] = now
+    f_rate[f] = 0.0
+    f_cap[f] = cap
+    f_batch[f] = batch
+    f_index[f] = index
+    f_finish[f] = np.inf
+    f_head[f] = NONE
+    if seed_mark[f] != stamp:
+        seed_mark[f] = stamp
+        seeds[n_seeds] = f
+        n_seeds += 1
+    return n_seeds
+
+
+@njit(cache=True, error_model="numpy")
 def link_entries(f, links, coefs, lo, hi, entry_free, n_entry_free, e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext,
                  f_head, l_head):
     """Flow f loads links[lo:hi] with coefs[lo:hi]: one entry each, taken from the free list and put at the
@@ -108,23 +131,11 @@ def insert_flows(now, sizes, caps, batch, index, counts, links, coefs, flow_free
         n_flow_free -= 1
         f = flow_free[n_flow_free]
         out_slots[i] = f
-        f_alive[f] = True
-        f_rem[f] = sizes[i]
-        f_size[f] = sizes[i]
-        f_t[f] = now
-        f_rate[f] = 0.0
-        f_cap[f] = caps[i]
-        f_batch[f] = batch[i]
-        f_index[f] = index[i]
-        f_finish[f] = np.inf
-        f_head[f] = NONE
+        n_seeds = new_flow(f, now, sizes[i], caps[i], batch[i], index[i], f_alive, f_rem, f_t, f_rate, f_size, f_cap,
+                           f_batch, f_index, f_finish, f_head, seeds, n_seeds, seed_mark, stamp)
         n_entry_free = link_entries(f, links, coefs, k, k + counts[i], entry_free, n_entry_free, e_flow, e_link, e_coef,
                                     e_lnext, e_lprev, e_fnext, f_head, l_head)
         k += counts[i]
-        if seed_mark[f] != stamp:
-            seed_mark[f] = stamp
-            seeds[n_seeds] = f
-            n_seeds += 1
     return n_flow_free, n_entry_free, n_seeds
 
 
@@ -521,8 +532,9 @@ def _count_down(j, r, gate, ready_j, ready_r, ps):
 def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch,
             f_index, f_finish, f_head, flow_mark, seed_mark, seeds, comp_f, scratch, scratch_batch, scratch_index,
             e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, l_head, link_mark, seed_link_mark, seed_links, comp_l,
-            demand, count, residual, frozen, changed, load, flow_free, entry_free, capacity, metered, since, total, peak,
-            bins, runs, width, finish_rel, finish_clock, ps, fs, gate, entered, s_off, s_idx, t_src_v, t_dst_v, t_step, follower,
+            demand, count, residual, frozen, changed, load, flow_free, entry_free, capacity, metered, since, total,
+            peak, bins, runs, width, finish_rel, finish_clock, ps, fs, gate, entered, s_off, s_idx, t_src_v, t_dst_v,
+            t_step, follower,
             t_fl_off, fl_bytes, fl_cap, fl_path, fl_ent_off, en_link, en_coef, t_lat, t_unrouted, t_parts, t_start,
             t_end, t_order, h_t, h_p, ready_j, ready_r, dr_p, dr_end):
     """Run instants from `now` while the next one comes before `horizon`; returns why it stopped (`fs[0]`:
@@ -607,23 +619,13 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                                 parts += 1
                                 sc[S_FLOW_FREE] -= 1
                                 f = flow_free[sc[S_FLOW_FREE]]
-                                f_alive[f] = True
-                                f_rem[f] = fl_bytes[fl]
-                                f_size[f] = fl_bytes[fl]
-                                f_t[f] = now
-                                f_rate[f] = 0.0
-                                f_cap[f] = fl_cap[fl]
-                                f_batch[f] = PROGRAM
-                                f_index[f] = (p << PATH_BITS) | (fl_path[fl] + 1)
-                                f_finish[f] = np.inf
-                                f_head[f] = NONE
+                                index = (p << PATH_BITS) | (fl_path[fl] + 1)
+                                sc[S_SEEDS] = new_flow(f, now, fl_bytes[fl], fl_cap[fl], PROGRAM, index, f_alive, f_rem,
+                                                       f_t, f_rate, f_size, f_cap, f_batch, f_index, f_finish, f_head,
+                                                       seeds, sc[S_SEEDS], seed_mark, sc[S_STAMP])
                                 sc[S_ENTRY_FREE] = link_entries(
                                     f, en_link, en_coef, fl_ent_off[fl], fl_ent_off[fl + 1], entry_free,
                                     sc[S_ENTRY_FREE], e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, f_head, l_head)
-                                if seed_mark[f] != sc[S_STAMP]:
-                                    seed_mark[f] = sc[S_STAMP]
-                                    seeds[sc[S_SEEDS]] = f
-                                    sc[S_SEEDS] += 1
                         t_parts[p] = parts
                         if parts == 0:  # nothing to move: it arrives a latency from now
                             t_end[p] = now + t_lat[p]
