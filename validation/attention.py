@@ -17,6 +17,7 @@ from pathlib import Path
 from netsim.sim import Simulation
 from netsim.topology import full_mesh, load_topology, ring
 from netsim.workloads.attention import AttentionShape, Device, run_attention, schedule
+from text_report import publish  # a sibling: validation/ is on the path
 
 HERE = Path(__file__).resolve().parent
 B, A = 25e9, 2e-6  # bytes/s and seconds per link
@@ -130,11 +131,7 @@ def main() -> int:
     lines: list[str] = []
     for part in (part_closed_forms, part_gqa, part_placement):
         part(lines)
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / "attention.txt").write_text(text)
+    publish("attention", lines)
     return 0
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -20,8 +19,8 @@ from netsim.workloads.ddp import ddp
 from netsim.workloads.gossip import consensus_spread, gossip_round, neighbours
 from netsim.workloads.sweep import sweep_bandwidth, thresholds
 from netsim.workloads.utilization import UtilizationConfig, utilization
+from text_report import publish  # a sibling: validation/ is on the path
 
-HERE = Path(__file__).resolve().parent
 MODEL = ComputeModel(layers=24, step_time=0.1, params=1e9)
 
 
@@ -122,11 +121,7 @@ def main() -> int:
     lines: list[str] = []
     for part in (ddp_ring, bytes_and_demand, latency_argument, stragglers, consensus, layer_dag):
         part(lines)
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / "lowcomm.txt").write_text(text)
+    publish("lowcomm", lines)
     return 0
 
 

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from text_report import publish  # a sibling: validation/ is on the path
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SIZES = (4, 4 * 2**20)
@@ -104,10 +106,7 @@ def main() -> int:
     lines.append("   (about 120 ms each, with the algorithm auto picks), and the last ones cannot hide.")
     lines.append("   The recorded collective times in 2. are far above the simulated ones: they are the gloo work")
     lines.append("   threads' intervals on a 2-core machine shared with the compute, waiting included.")
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "traces.txt").write_text(text)
+    publish("traces", lines)
     return 0
 
 
