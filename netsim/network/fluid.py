@@ -213,7 +213,7 @@ class FluidNetwork(NetworkModel):
         if nxt is None:
             nxt = kernel.next_finish(self._store.flows, self._store.f_finish)
         program = self._program
-        if program is not None and program.ps[steps.P_HEAP] > 0:  # its next arrival
+        if program is not None and program.ps[kernel.P_HEAP] > 0:  # its next arrival
             nxt = min(nxt, float(program.h_t[0]))
         if self._wake_at is not None and nxt == self._wake_at:
             return
@@ -231,7 +231,8 @@ class FluidNetwork(NetworkModel):
     def run_schedule(self, schedule, *, key: tuple = (), tag: str = "") -> simpy.Event | None:
         """Run a step schedule's whole data flow in compiled code (`fluid_steps`), one schedule at a
         time: declined (None: the Python executor runs it) while another runs, under the reference
-        solver, with endpoint caps, and for routing policies that plan batches or learn. With per-step
+        solver, with endpoint caps, and for routing policies that plan batches, learn or place routes in
+        order of arrival (`Router.routes_each_transfer`). With per-step
         recording (`record_steps`) a step's row covers the whole step on a channel (the Python executor
         writes one per batch it sends, which is the whole step while ranks keep in step)."""
         if (not self.compile_schedules or self._program is not None or self.reference
@@ -240,7 +241,7 @@ class FluidNetwork(NetworkModel):
             return None
         program = steps.build(self, schedule, key, tag)
         paths = program.routes[3]
-        if len(paths) and paths.max() + 2 >= 1 << steps.PATH_BITS:  # a path index too big for a flow's index
+        if len(paths) and paths.max() + 2 >= 1 << kernel.PATH_BITS:  # a path index too big for a flow's index
             return None
         self.schedules_compiled += 1
         program.first_id = self._next_id
@@ -262,8 +263,8 @@ class FluidNetwork(NetworkModel):
             if meter is not None:
                 meter.reach(now)
             sc = np.array([s.n_flow_free, s.n_entry_free, s.n_seeds, s.n_seed_links, s.stamp], dtype=np.int64)
-            rates_before = int(ps[steps.P_RATES])
-            status = steps.advance(
+            rates_before = int(ps[kernel.P_RATES])
+            status = kernel.advance(
                 now, horizon, m.width * m.bins.shape[0] if meter is not None else np.inf, self.check_rates, sc, s.flows,
                 s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_cap, s.f_batch, s.f_index, s.f_finish, s.f_head,
                 s.flow_mark, s.seed_mark, s.seeds, s.comp_f, s.scratch, s.scratch_batch, s.scratch_index, s.e_flow,
@@ -276,32 +277,32 @@ class FluidNetwork(NetworkModel):
                 program.t_end, program.t_order, program.h_t, program.h_p, program.ready_j, program.ready_r,
                 program.dr_p, program.dr_end)
             s.n_flow_free, s.n_entry_free, s.n_seeds, s.n_seed_links, s.stamp = (int(x) for x in sc)
-            self.rate_computations += int(ps[steps.P_RATES]) - rates_before
+            self.rate_computations += int(ps[kernel.P_RATES]) - rates_before
             t = float(fs[0])
             if meter is not None:
                 meter.reach(t)
-            if ps[steps.P_FOREIGN]:  # flows of other senders drained at t
-                n = int(ps[steps.P_FOREIGN])
-                ps[steps.P_FOREIGN] = 0
+            if ps[kernel.P_FOREIGN]:  # flows of other senders drained at t
+                n = int(ps[kernel.P_FOREIGN])
+                ps[kernel.P_FOREIGN] = 0
                 self._python_drained(s.scratch_batch[:n].copy(), s.scratch_index[:n].copy(), t)
-            if status == steps.UNROUTED:  # a step whose routes failed is being sent: the error now
+            if status == kernel.UNROUTED:  # a step whose routes failed is being sent: the error now
                 self._program = None
-                raise program.unrouted[int(ps[steps.P_UNROUTED])]
-            if status == steps.ROOM:
-                s.grow(int(ps[steps.P_NEED_F]), int(ps[steps.P_NEED_E]))
+                raise program.unrouted[int(ps[kernel.P_UNROUTED])]
+            if status == kernel.ROOM:
+                s.grow(int(ps[kernel.P_NEED_F]), int(ps[kernel.P_NEED_E]))
                 now = t
                 continue
-            if status == steps.METER:
+            if status == kernel.METER:
                 now = t
                 continue
             if self.check_rates:
                 self._check_against_full()
             nxt = float(fs[1])
-            if status == steps.DONE:
+            if status == kernel.DONE:
                 self._finish_program(t)
                 self._schedule_wake(nxt)
                 return
-            if status != steps.IDLE:  # Python acted (or checked): SimPy may have something sooner now
+            if status != kernel.IDLE:  # Python acted (or checked): SimPy may have something sooner now
                 horizon = min(horizon, self.env.peek())
                 if nxt < horizon:
                     now = nxt
@@ -533,9 +534,9 @@ class FluidNetwork(NetworkModel):
     def _reroute(self, f: int) -> None:
         """New entries for flow slot f, from its policy's current answer."""
         s = self._store
-        if s.f_batch[f] == steps.PROGRAM:
+        if s.f_batch[f] == kernel.PROGRAM:
             program = self._program
-            p, j = int(s.f_index[f]) >> steps.PATH_BITS, (int(s.f_index[f]) & ((1 << steps.PATH_BITS) - 1)) - 1
+            p, j = int(s.f_index[f]) >> kernel.PATH_BITS, (int(s.f_index[f]) & ((1 << kernel.PATH_BITS) - 1)) - 1
             src = int(program.node_of[program.t_src_v[p]])
             route = self.router.route(src, int(program.node_of[program.t_dst_v[p]]), program.transfer_key(p))
         else:

@@ -17,9 +17,10 @@ and returns to Python only when Python must act: the schedule finished (its even
 of another sender drained (its callback runs), SimPy has an event before the next instant (a
 compute step, a fault, another collective's arrival — SimPy's events at an instant go before the
 loop's), storage must grow, the link meter's bins must be widened, or a step whose route could not
-be found (links failed) is sent (its error is raised then, as the Python executor raises it). The rules are those of the Python executor and the fluid model (drain
-tolerance, arrivals closer than `base.ARRIVAL_TOLERANCE` delivered together, rates recomputed on
-the changed component), so both give the same end times; the test suite runs both side by side.
+be found (links failed) is sent (its error is raised then, as the Python executor raises it). The
+rules are those of the Python executor and the fluid model (drain tolerance, arrivals closer than
+`base.ARRIVAL_TOLERANCE` delivered together, rates recomputed on the changed component), so both give
+the same end times; the test suite runs both side by side.
 
 Routes are looked up once per step and channel when the schedule starts (`build`; again for the
 transfers not yet sent when links fail), which is why only policies that route each transfer on its
@@ -41,21 +42,18 @@ import numpy as np
 
 from netsim.errors import TopologyError
 from netsim.network.base import _flow_bytes
-from netsim.network.fluid_kernel import (  # noqa: F401  (the loop's constants, for the Python side)
-    DONE, FOREIGN, IDLE, METER, ONE, UNROUTED, P_CURSOR, P_UNROUTED, P_FINISHED, P_FOLLOW, P_FOREIGN, P_HEAP, P_K,
-    P_N, P_NEED_E, P_NEED_F, P_PHASE, P_RATES, P_READY, P_SENT, P_V, P_WAIT_SENDS, PATH_BITS, PROGRAM, ROOM, advance)
+from netsim.network.fluid_kernel import P_FOLLOW, P_K, P_N, P_READY, P_V, P_WAIT_SENDS
 
 
 @dataclass(eq=False)
 class Program:
-    """A step schedule flattened into arrays for `advance`, with its run state.
+    """A step schedule flattened into arrays for `fluid_kernel.advance`, with its run state.
 
     Transfers are numbered step by step (`step_off[k]` is step k's first); `sends` lists, per
     (step, rank), the transfers that rank sends on entering that step; a transfer's flows and a
     flow's link entries come from its route (looked up per step and channel).
     """
 
-    schedule: object
     key: tuple
     tag: str
     node_of: np.ndarray
@@ -135,7 +133,7 @@ def build(network, schedule, key: tuple, tag: str) -> Program:
     ps[P_V], ps[P_K] = v, k
     ps[P_WAIT_SENDS] = int(bool(schedule.wait_sends))
     ps[P_FOLLOW] = int(schedule.follower is not None)
-    program = Program(schedule, key, tag, node_of, t_src_v, t_dst_v, t_step, t_bytes, chan, channels, s_off, s_idx,
+    program = Program(key, tag, node_of, t_src_v, t_dst_v, t_step, t_bytes, chan, channels, s_off, s_idx,
                       gate, np.zeros((k + 1) * v, dtype=np.bool_), follower, ps)
     route(network, program)
     ready = np.flatnonzero(gate[:v] == 0)  # ranks that enter step 0 at once

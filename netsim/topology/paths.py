@@ -171,7 +171,6 @@ class PathCache:
         self.topo = topo
         self._hops: dict[int, NextHops] = {}
         self._dags: dict[tuple[int, int], PathDag] = {}
-        self._dist: dict[int, np.ndarray] = {}
         self._row_of = np.full(topo.num_nodes, -1, dtype=np.int64)  # destination -> its row in `_matrix`
         self._rows = 0
         self._matrix = np.zeros((0, topo.num_nodes), dtype=np.int32)
@@ -196,11 +195,9 @@ class PathCache:
         return self._matrix, self._row_of[targets]
 
     def distances(self, dst: int) -> np.ndarray:
-        """Hop distance from every node to `dst` through relaying nodes (-1: cannot reach), kept."""
-        dist = self._dist.get(dst)
-        if dist is None:
-            dist = self._dist[dst] = distances_to(self.topo, dst)
-        return dist
+        """Hop distance from every node to `dst` through relaying nodes (-1: cannot reach): its kept row."""
+        matrix, rows = self.distance_rows(np.array([dst], dtype=np.int64))
+        return matrix[rows[0]]
 
     def dag(self, src: int, dst: int) -> PathDag:
         key = (src, dst)
