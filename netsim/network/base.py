@@ -15,6 +15,7 @@ import polars as pl
 import simpy
 
 from netsim.errors import ConfigError
+from netsim.network.dataflow import Dataflow, DataflowRun, run_python
 from netsim.routing import Router
 from netsim.telemetry import LinkMeter, Recorder
 from netsim.topology import Topology
@@ -289,18 +290,17 @@ class NetworkModel:
         """
         raise NotImplementedError(self)
 
-    def run_schedule(self, schedule, *, key: tuple = (), tag: str = "") -> simpy.Event | None:
-        """Hook: run a whole step schedule inside the model, or decline (return None).
+    def run_dataflow(self, flow: Dataflow) -> DataflowRun:
+        """Start a dataflow now (gates and transfers: `netsim.network.dataflow`); returns its run, whose
+        `done` event fires (value: end time) when the done gate fires, with every gate's firing instant
+        and every transfer's interval recorded on it by then.
 
-        `schedule` is a collective's step schedule (`netsim.collectives.schedule.Schedule`: ``node_of``,
-        ``steps`` with ``src``/``dst``/``nbytes`` over virtual ranks, ``channel_of``, ``follower``,
-        ``wait_sends``), started now under `key` with transfers tagged `tag`. A model that can run the
-        schedule's data flow itself, faster than the Python executor and with the same results,
-        returns an event that fires (value: end time) once every transfer has arrived, and records
-        every transfer in the transfers table as `send_batch` would. The default declines: the
-        executor then sends each step's transfers through `send_batch`.
-        """
-        return None
+        The default is the reference executor (`dataflow.run_python`): each instant's transfers go
+        through `send_batch`. A model may override this to run the dataflow itself, faster and with the
+        same results, as long as it records every transfer in the transfers table as `send_batch` would
+        (and a row per batch in the steps table when `record_steps` is on); the fluid model runs any
+        number of dataflows at once in its compiled loop and calls this default where it cannot."""
+        return run_python(self, flow)
 
     def close_meter(self) -> None:
         """Hook: bring the link meter up to the present before results are read. A model that meters

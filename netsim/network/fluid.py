@@ -12,10 +12,11 @@ or drained and the links they used. Flows elsewhere keep their rates, and their 
 recomputes every flow at every event with the plain numpy solver `max_min.max_min_rates`;
 `check_rates = True` (tests) checks each partial recomputation against that full one.
 
-A collective's step schedule can run inside the model (`run_schedule`, see `fluid_steps`): its whole
-event loop — drains, arrivals, the ranks' gates, new sends, rates — in compiled code, returning to
-Python only when SimPy has something due first or another sender's flow drained. Transfers of other
-senders (`send_batch`) share the same storage and rate computations, so both kinds mix freely.
+Dataflows (collective step schedules, programs: `run_dataflow`, see `fluid_dataflow`) run inside the
+model, any number at once: their whole event loop — drains, arrivals, gates, timers, new sends,
+rates — in compiled code, returning to Python only when SimPy has something due first, a dataflow
+finished or another sender's flow drained. Transfers of other senders (`send_batch`) share the same
+storage and rate computations, so both kinds mix freely.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import numpy as np
 import simpy
 
 from netsim.network import fluid_kernel as kernel
-from netsim.network import fluid_steps as steps
 from netsim.network.base import Batch, NetworkModel
+from netsim.network.dataflow import Dataflow, DataflowRun
+from netsim.network.fluid_dataflow import Loop
 from netsim.network.max_min import max_min_rates
 
 LATE = 2  # SimPy priority after NORMAL (1): runs once everything else at this instant has run
@@ -144,10 +146,10 @@ class FluidNetwork(NetworkModel):
         self._settle_scheduled = False
         self._generation = 0
         self._wake_at: float | None = None  # the instant of the pending wake-up, if any
-        self._program: steps.Program | None = None  # the step schedule running in compiled code, if any
-        self._kick = False  # a schedule was started: settle at this instant
+        self._loop = Loop()  # the dataflows running in compiled code
+        self._kick = False  # a dataflow was started: settle at this instant
         self.rate_computations = 0
-        self.schedules_compiled = 0  # step schedules run in the compiled loop (the rest: the Python executor)
+        self.dataflows_compiled = 0  # dataflows run in the compiled loop (the rest: the reference executor)
 
     # ---- events ---------------------------------------------------------------------------------
 
@@ -191,7 +193,7 @@ class FluidNetwork(NetworkModel):
     def _settle(self, horizon: float | None = None) -> None:
         """Handle the present instant (drains, new transfers, rates), and with a schedule running in
         compiled code the instants after it up to `horizon` (default: SimPy's next event)."""
-        if self._program is not None:
+        if self._loop.busy:
             if self._pending:
                 self._admit(self._pending)
                 self._pending = []
@@ -212,9 +214,9 @@ class FluidNetwork(NetworkModel):
         ignored (older generation). A wake-up already pending for that very instant is kept."""
         if nxt is None:
             nxt = kernel.next_finish(self._store.flows, self._store.f_finish)
-        program = self._program
-        if program is not None and program.ps[kernel.P_HEAP] > 0:  # its next arrival
-            nxt = min(nxt, float(program.h_t[0]))
+        loop = self._loop
+        if loop.ps[kernel.P_HEAP] > 0:  # the loop's next arrival or timer
+            nxt = min(nxt, float(loop.h_t[0]))
         if self._wake_at is not None and nxt == self._wake_at:
             return
         self._generation += 1
@@ -224,41 +226,42 @@ class FluidNetwork(NetworkModel):
             wake = self.env.timeout(max(nxt - self.env.now, 0.0), value=self._generation)
             wake.callbacks.append(self._on_wake)
 
-    # ---- step schedules in compiled code ---------------------------------------------------------
+    # ---- dataflows in compiled code ------------------------------------------------------------
 
-    compile_schedules = True  # run step schedules in the compiled loop where possible (tests switch it off)
+    compile_dataflows = True  # run dataflows in the compiled loop where possible (tests switch it off)
 
-    def run_schedule(self, schedule, *, key: tuple = (), tag: str = "") -> simpy.Event | None:
-        """Run a step schedule's whole data flow in compiled code (`fluid_steps`), one schedule at a
-        time: declined (None: the Python executor runs it) while another runs, under the reference
-        solver, with endpoint caps, and for routing policies that plan batches, learn or place routes in
-        order of arrival (`Router.routes_each_transfer`). With per-step
-        recording (`record_steps`) a step's row covers the whole step on a channel (the Python executor
-        writes one per batch it sends, which is the whole step while ranks keep in step)."""
-        if (not self.compile_schedules or self._program is not None or self.reference
-                or self.options.endpoint_rate_cap is not None or not self.router.routes_each_transfer
-                or not len(schedule.steps) or not sum(len(step.src) for step in schedule.steps)):
-            return None
-        program = steps.build(self, schedule, key, tag)
-        paths = program.routes[3]
-        if len(paths) and paths.max() + 2 >= 1 << kernel.PATH_BITS:  # a path index too big for a flow's index
-            return None
-        self.schedules_compiled += 1
-        program.first_id = self._next_id
-        self._next_id += program.transfers
-        self.transfers_started += program.transfers
-        program.done = self.env.event()
-        self._program = program
+    def run_dataflow(self, flow: Dataflow) -> DataflowRun:
+        """Run a dataflow in compiled code (`fluid_dataflow`), beside any others running: declined (the
+        reference executor runs it) under the reference solver, with endpoint caps, and for routing policies
+        that plan batches, learn or place routes in order of arrival (`Router.routes_each_transfer`). With
+        per-step recording (`record_steps`) a row covers a batch label on a route key whole (the reference
+        executor writes one per `send_batch`, which is the same while ranks keep in step)."""
+        if (not self.compile_dataflows or self.reference or self.options.endpoint_rate_cap is not None
+                or not self.router.routes_each_transfer):
+            return super().run_dataflow(flow)
+        loop, s = self._loop, self._store
+        idle = not loop.busy
+        alive = idle and bool((s.f_batch[s.f_alive] == kernel.PROGRAM).any())
+        run = DataflowRun(flow, self.env.event(), compiled=True)
+        before = loop.snapshot(alive)
+        loop.append(self, flow, run, alive)
+        f0, f1 = before[0]["flows"], loop.used["flows"]
+        if f1 > f0 and loop.fl_path[f0:f1].max() + 2 >= 1 << kernel.PATH_BITS:  # too many paths to index
+            loop.undo(before)
+            return super().run_dataflow(flow)
+        self.dataflows_compiled += 1
+        self._next_id += flow.transfers
+        self.transfers_started += flow.transfers
         self._kick = True
         self._request_settle()
-        return program.done
+        return run
 
     def _advance(self, horizon: float) -> None:
         """Run the compiled loop from now; act on why it stopped; schedule the next wake-up."""
-        program, s, meter = self._program, self._store, self.meter
+        loop, s, meter = self._loop, self._store, self.meter
         m = meter or self._no_meter
         now = float(self.env.now)
-        ps, fs = program.ps, program.fs
+        ps, fs = loop.ps, loop.fs
         while True:
             if meter is not None:
                 meter.reach(now)
@@ -272,10 +275,7 @@ class FluidNetwork(NetworkModel):
                 s.seed_links, s.comp_l, s.demand, s.count, s.residual, s.frozen, s.changed, s.load, s.flow_free,
                 s.entry_free,
                 self._capacity, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, FINISH_REL,
-                FINISH_CLOCK, ps, fs, program.gate, program.entered, program.s_off, program.s_idx, program.t_src_v,
-                program.t_dst_v, program.t_step, program.follower, *program.routes, program.t_parts, program.t_start,
-                program.t_end, program.t_order, program.h_t, program.h_p, program.ready_j, program.ready_r,
-                program.dr_p, program.dr_end)
+                FINISH_CLOCK, ps, fs, *loop.kernel_args())
             s.n_flow_free, s.n_entry_free, s.n_seeds, s.n_seed_links, s.stamp = (int(x) for x in sc)
             self.rate_computations += int(ps[kernel.P_RATES]) - rates_before
             t = float(fs[0])
@@ -285,9 +285,10 @@ class FluidNetwork(NetworkModel):
                 n = int(ps[kernel.P_FOREIGN])
                 ps[kernel.P_FOREIGN] = 0
                 self._python_drained(s.scratch_batch[:n].copy(), s.scratch_index[:n].copy(), t)
-            if status == kernel.UNROUTED:  # a step whose routes failed is being sent: the error now
-                self._program = None
-                raise program.unrouted[int(ps[kernel.P_UNROUTED])]
+            if status == kernel.UNROUTED:  # a transfer whose routes failed is being sent: the error now
+                error = loop.unrouted[int(ps[kernel.P_UNROUTED])]
+                self._loop = Loop()
+                raise error
             if status == kernel.ROOM:
                 s.grow(int(ps[kernel.P_NEED_F]), int(ps[kernel.P_NEED_E]))
                 now = t
@@ -299,7 +300,7 @@ class FluidNetwork(NetworkModel):
                 self._check_against_full()
             nxt = float(fs[1])
             if status == kernel.DONE:
-                self._finish_program(t)
+                self._finish_runs(t)
                 self._schedule_wake(nxt)
                 return
             if status != kernel.IDLE:  # Python acted (or checked): SimPy may have something sooner now
@@ -310,37 +311,15 @@ class FluidNetwork(NetworkModel):
             self._schedule_wake(nxt)
             return
 
-    def _finish_program(self, t: float) -> None:
-        """The running schedule's last transfer arrived at `t`: record it and fire its event then."""
-        program, self._program = self._program, None
-        self._record_program(program)
-        done = program.done
-        if t <= self.env.now:
-            done.succeed(t)
-        else:
-            timer = self.env.timeout(t - self.env.now)
-            timer.callbacks.append(lambda _e: done.succeed(t))
-
-    def _record_program(self, program: steps.Program) -> None:
-        """Rows for the schedule's transfers whose end is known and not yet recorded."""
-        ended = ~np.isnan(program.t_end)
-        if program.recorded is not None:
-            ended &= ~program.recorded
-        which = np.flatnonzero(ended)
-        if len(which):
-            self.table.extend(**program.rows(which))
-        program.recorded = ~np.isnan(program.t_end)
-        if program.step_rows:  # steps whose transfers have all been sent
-            left = []
-            for sub, loads in program.step_rows:
-                order = program.t_order[sub]
-                if order.min() < 0:
-                    left.append((sub, loads))
-                    continue
-                self._steps.append(batch=program.first_id + int(order.min()), tag=program.tag,
-                                   time=float(program.t_start[sub].min()), transfers=len(sub),
-                                   bytes=int(program.t_bytes[sub].sum()), **loads)
-            program.step_rows = left
+    def _finish_runs(self, t: float) -> None:
+        """Dataflows whose done gate fired at `t`: record them and fire their events then."""
+        for rid in self._loop.notes():
+            done = self._loop.finish(self, rid).done
+            if t <= self.env.now:
+                done.succeed(t)
+            else:
+                timer = self.env.timeout(t - self.env.now)
+                timer.callbacks.append(lambda _e, done=done: done.succeed(t))
 
     # ---- flows in and out ---------------------------------------------------------------------
 
@@ -501,8 +480,8 @@ class FluidNetwork(NetworkModel):
 
     def close_meter(self) -> None:
         """Bring the link meter up to now (each link's load is added to it lazily, when it changes)."""
-        if self._program is not None:
-            self._record_program(self._program)
+        for active in self._loop.active.values():
+            self._loop.record(self, active)
         if self.meter is not None:
             now = float(self.env.now)
             self.meter.reach(now)
@@ -514,11 +493,11 @@ class FluidNetwork(NetworkModel):
     def fail_links(self, links: list[int]) -> None:
         """Fail links now; active flows through them move to working paths of their policy."""
         self._settle(horizon=self.env.now)
-        if self._program is not None and self._program.step_rows:
-            steps.split_step_rows(self, self._program)  # while the routes the sent transfers used still hold
+        loop = self._loop
+        if self._reference is not None:
+            loop.split_step_rows(self)  # while the routes the sent transfers used still hold
         super().fail_links(links)
-        if self._program is not None:  # its transfers not yet sent take the new routes
-            steps.route(self, self._program)
+        loop.route(self, loop.unsent())  # transfers not yet sent take the new routes
         s = self._store
         dead = np.asarray(links, dtype=np.int64)
         s.stamp += 1  # a stamp of its own for this search's marks (nothing is seeded yet)
@@ -535,10 +514,9 @@ class FluidNetwork(NetworkModel):
         """New entries for flow slot f, from its policy's current answer."""
         s = self._store
         if s.f_batch[f] == kernel.PROGRAM:
-            program = self._program
             p, j = int(s.f_index[f]) >> kernel.PATH_BITS, (int(s.f_index[f]) & ((1 << kernel.PATH_BITS) - 1)) - 1
-            src = int(program.node_of[program.t_src_v[p]])
-            route = self.router.route(src, int(program.node_of[program.t_dst_v[p]]), program.transfer_key(p))
+            src, dst, key = self._loop.transfer_of(p)
+            route = self.router.route(src, dst, key)
         else:
             batch = self._batches[int(s.f_batch[f])]
             flow = int(s.f_index[f])

@@ -430,18 +430,18 @@ def collect_entries(slots, f_head, e_fnext, e_link, e_coef):
     return owner, link, coef
 
 
-# ---- step schedules: the loop `fluid_steps` runs (kept in this file: numba's cache of a function is
+# ---- dataflows: the loop `fluid_dataflow` runs (kept in this file: numba's cache of a function is
 # refreshed when its own file changes, not when a function it calls in another file does) ----
 
-PROGRAM = -2  # `f_batch` of a flow that belongs to the running schedule (Python batches are >= 0)
+PROGRAM = -2  # `f_batch` of a flow that belongs to a dataflow run in the loop (Python batches are >= 0)
 PATH_BITS = 16  # `f_index` of such a flow: transfer << PATH_BITS | (path index + 1)
 
 # why `advance` returned
 IDLE, DONE, FOREIGN, ROOM, METER, ONE, UNROUTED = range(7)
 
-# slots of the program's int64 state vector `ps`
-P_V, P_K, P_HEAP, P_FINISHED, P_SENT, P_WAIT_SENDS, P_FOLLOW, P_PHASE, P_CURSOR, P_READY, P_FOREIGN, \
-    P_RATES, P_NEED_F, P_NEED_E, P_UNROUTED, P_N = range(16)
+# slots of the loop's int64 state vector `ps`
+P_HEAP, P_SENT, P_PHASE, P_CURSOR, P_READY, P_FOREIGN, P_RATES, P_NEED_F, P_NEED_E, P_UNROUTED, P_NOTE, \
+    P_N = range(12)
 # slots of the store's int64 counters `sc`
 S_FLOW_FREE, S_ENTRY_FREE, S_SEEDS, S_SEED_LINKS, S_STAMP = range(5)
 
@@ -518,14 +518,11 @@ def _arrivals(now, n, dr_p, dr_end, t_lat, t_end, h_t, h_p, ps):
 
 
 @njit(cache=True, error_model="numpy")
-def _count_down(j, r, gate, ready_j, ready_r, ps):
-    idx = j * ps[P_V] + r
-    gate[idx] -= 1
-    if gate[idx] == 0:
-        n = ps[P_READY]
-        ready_j[n] = j
-        ready_r[n] = r
-        ps[P_READY] = n + 1
+def _count_down(g, g_count, ready, ps):
+    g_count[g] -= 1
+    if g_count[g] == 0:
+        ready[ps[P_READY]] = g
+        ps[P_READY] += 1
 
 
 @njit(cache=True, error_model="numpy")
@@ -533,14 +530,12 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
             f_index, f_finish, f_head, flow_mark, seed_mark, seeds, comp_f, scratch, scratch_batch, scratch_index,
             e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, l_head, link_mark, seed_link_mark, seed_links, comp_l,
             demand, count, residual, frozen, changed, load, flow_free, entry_free, capacity, metered, since, total,
-            peak, bins, runs, width, finish_rel, finish_clock, ps, fs, gate, entered, s_off, s_idx, t_src_v, t_dst_v,
-            t_step, follower,
-            t_fl_off, fl_bytes, fl_cap, fl_path, fl_ent_off, en_link, en_coef, t_lat, t_unrouted, t_parts, t_start,
-            t_end, t_order, h_t, h_p, ready_j, ready_r, dr_p, dr_end):
+            peak, bins, runs, width, finish_rel, finish_clock, ps, fs,
+            g_count, g_delay, g_succ_lo, g_succ_hi, g_send_lo, g_send_hi, g_fire, g_run, succ, send,
+            t_tgt_lo, t_tgt_hi, tgt, t_fl_lo, t_fl_hi, fl_bytes, fl_cap, fl_path, fl_ent_lo, fl_ent_hi, en_link,
+            en_coef, t_lat, t_unrouted, t_parts, t_start, t_end, t_order, h_t, h_p, ready, dr_p, dr_end, note):
     """Run instants from `now` while the next one comes before `horizon`; returns why it stopped (`fs[0]`:
-    the last instant handled, `fs[1]`: the next one). The loop is described in `fluid_steps`."""
-    v = ps[P_V]
-    k_steps = ps[P_K]
+    the last instant handled, `fs[1]`: the next one). The loop is described in `fluid_dataflow`."""
     while True:
         if ps[P_PHASE] == 0:  # a fresh instant
             if metered and now > bin_limit:
@@ -570,72 +565,68 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
             ps[P_FOREIGN] = n_foreign
             if n_done:
                 _arrivals(now, n_done, dr_p, dr_end, t_lat, t_end, h_t, h_p, ps)
-            while ps[P_HEAP] > 0 and h_t[0] == now:
+            while ps[P_HEAP] > 0 and h_t[0] == now:  # arrivals and timers due now count their gates down
                 p = h_p[0]
                 ps[P_HEAP] = _heap_pop(h_t, h_p, ps[P_HEAP])
-                s = t_step[p]
-                _count_down(s + 1, t_dst_v[p], gate, ready_j, ready_r, ps)
-                if ps[P_WAIT_SENDS]:
-                    _count_down(s + 1, t_src_v[p], gate, ready_j, ready_r, ps)
-                if ps[P_FOLLOW]:
-                    later = follower[t_src_v[p]]
-                    if later >= 0:
-                        _count_down(s, later, gate, ready_j, ready_r, ps)
+                if p >= 0:
+                    for q in range(t_tgt_lo[p], t_tgt_hi[p]):
+                        _count_down(tgt[q], g_count, ready, ps)
+                else:
+                    g = -p - 1
+                    for q in range(g_succ_lo[g], g_succ_hi[g]):
+                        _count_down(succ[q], g_count, ready, ps)
             ps[P_PHASE] = 1
             ps[P_CURSOR] = 0
-        # ranks whose gates opened enter their steps and send (resumable: storage may run out)
+        # gates whose count reached zero fire, in that order (resumable: storage may run out)
         i = ps[P_CURSOR]
         while i < ps[P_READY]:
-            j = ready_j[i]
-            r = ready_r[i]
-            if gate[j * v + r] == 0 and not entered[j * v + r] and (j == 0 or entered[(j - 1) * v + r]):
-                while j < k_steps:
-                    a = s_off[j * v + r]
-                    b = s_off[j * v + r + 1]
-                    need_f = 0
-                    need_e = 0
-                    for q in range(a, b):
-                        p = s_idx[q]
-                        need_f += t_fl_off[p + 1] - t_fl_off[p]
-                        need_e += fl_ent_off[t_fl_off[p + 1]] - fl_ent_off[t_fl_off[p]]
-                    if need_f > sc[S_FLOW_FREE] or need_e > sc[S_ENTRY_FREE]:
-                        ready_j[i] = j
-                        ps[P_CURSOR] = i
-                        ps[P_NEED_F] = need_f
-                        ps[P_NEED_E] = need_e
-                        return ROOM
-                    entered[j * v + r] = True
-                    for q in range(a, b):
-                        p = s_idx[q]
-                        if t_unrouted[p]:  # its route could not be found: Python raises the error now
-                            ps[P_UNROUTED] = p
-                            return UNROUTED
-                        t_start[p] = now
-                        t_order[p] = ps[P_SENT]
-                        ps[P_SENT] += 1
-                        parts = 0
-                        for fl in range(t_fl_off[p], t_fl_off[p + 1]):
-                            if fl_bytes[fl] > 0:
-                                parts += 1
-                                sc[S_FLOW_FREE] -= 1
-                                f = flow_free[sc[S_FLOW_FREE]]
-                                index = (p << PATH_BITS) | (fl_path[fl] + 1)
-                                sc[S_SEEDS] = new_flow(f, now, fl_bytes[fl], fl_cap[fl], PROGRAM, index, f_alive, f_rem,
-                                                       f_t, f_rate, f_size, f_cap, f_batch, f_index, f_finish, f_head,
-                                                       seeds, sc[S_SEEDS], seed_mark, sc[S_STAMP])
-                                sc[S_ENTRY_FREE] = link_entries(
-                                    f, en_link, en_coef, fl_ent_off[fl], fl_ent_off[fl + 1], entry_free,
-                                    sc[S_ENTRY_FREE], e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, f_head, l_head)
-                        t_parts[p] = parts
-                        if parts == 0:  # nothing to move: it arrives a latency from now
-                            t_end[p] = now + t_lat[p]
-                            ps[P_HEAP] = _heap_push(h_t, h_p, ps[P_HEAP], t_end[p], p)
-                    if gate[(j + 1) * v + r] != 0:
-                        break
-                    j += 1
-                if j == k_steps and not entered[k_steps * v + r]:
-                    entered[k_steps * v + r] = True
-                    ps[P_FINISHED] += 1
+            g = ready[i]
+            need_f = 0
+            need_e = 0
+            for q in range(g_send_lo[g], g_send_hi[g]):
+                p = send[q]
+                need_f += t_fl_hi[p] - t_fl_lo[p]
+                for fl in range(t_fl_lo[p], t_fl_hi[p]):
+                    need_e += fl_ent_hi[fl] - fl_ent_lo[fl]
+            if need_f > sc[S_FLOW_FREE] or need_e > sc[S_ENTRY_FREE]:
+                ps[P_CURSOR] = i
+                ps[P_NEED_F] = need_f
+                ps[P_NEED_E] = need_e
+                return ROOM
+            g_fire[g] = now
+            for q in range(g_send_lo[g], g_send_hi[g]):
+                p = send[q]
+                if t_unrouted[p]:  # its route could not be found: Python raises the error now
+                    ps[P_UNROUTED] = p
+                    return UNROUTED
+                t_start[p] = now
+                t_order[p] = ps[P_SENT]
+                ps[P_SENT] += 1
+                parts = 0
+                for fl in range(t_fl_lo[p], t_fl_hi[p]):
+                    if fl_bytes[fl] > 0:
+                        parts += 1
+                        sc[S_FLOW_FREE] -= 1
+                        f = flow_free[sc[S_FLOW_FREE]]
+                        index = (p << PATH_BITS) | (fl_path[fl] + 1)
+                        sc[S_SEEDS] = new_flow(f, now, fl_bytes[fl], fl_cap[fl], PROGRAM, index, f_alive, f_rem,
+                                               f_t, f_rate, f_size, f_cap, f_batch, f_index, f_finish, f_head,
+                                               seeds, sc[S_SEEDS], seed_mark, sc[S_STAMP])
+                        sc[S_ENTRY_FREE] = link_entries(
+                            f, en_link, en_coef, fl_ent_lo[fl], fl_ent_hi[fl], entry_free, sc[S_ENTRY_FREE], e_flow,
+                            e_link, e_coef, e_lnext, e_lprev, e_fnext, f_head, l_head)
+                t_parts[p] = parts
+                if parts == 0:  # nothing to move: it arrives a latency from now
+                    t_end[p] = now + t_lat[p]
+                    ps[P_HEAP] = _heap_push(h_t, h_p, ps[P_HEAP], t_end[p], p)
+            if g_run[g] >= 0:  # a dataflow's done gate: Python fires its event
+                note[ps[P_NOTE]] = g_run[g]
+                ps[P_NOTE] += 1
+            if g_delay[g] > 0:
+                ps[P_HEAP] = _heap_push(h_t, h_p, ps[P_HEAP], now + g_delay[g], -g - 1)
+            else:
+                for q in range(g_succ_lo[g], g_succ_hi[g]):
+                    _count_down(succ[q], g_count, ready, ps)
             i += 1
         ps[P_READY] = 0
         ps[P_CURSOR] = 0
@@ -655,7 +646,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
         if ps[P_HEAP] > 0 and h_t[0] < nxt:
             nxt = h_t[0]
         fs[1] = nxt
-        if ps[P_FINISHED] == v:
+        if ps[P_NOTE] > 0:
             return DONE
         if ps[P_FOREIGN] > 0:
             return FOREIGN

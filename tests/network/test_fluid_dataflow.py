@@ -25,7 +25,7 @@ def fabric(leaves=4, spines=2, hosts=4, over=2.0):
 def run(monkeypatch, topo, plan, compiled: bool, *, routing="ecmp", seed=0, p2p=(), faults=(), until=None):
     """`plan`: (start, op, size, first rank, ranks, algo, chunks) collectives; `p2p`: (start, src, dst, bytes)
     single transfers from other senders; `faults`: (time, link name, kind, factor)."""
-    monkeypatch.setattr(FluidNetwork, "compile_schedules", compiled)
+    monkeypatch.setattr(FluidNetwork, "compile_dataflows", compiled)
     sim = Simulation(topo, routing=routing, seed=seed)
     gpus = topo.gpus
     events = []
@@ -63,7 +63,7 @@ def test_each_algorithm_ends_as_in_the_python_executor(monkeypatch, op, algo, ch
     plan = [(0.0, op, 0 if op == "barrier" else 10**6 + 7, 0, 16, algo, chunks)]
     fast, net = run(monkeypatch, topo, plan, True)
     slow, ref = run(monkeypatch, topo, plan, False)
-    assert net.schedules_compiled == 1 and ref.schedules_compiled == 0
+    assert net.dataflows_compiled == 1 and ref.dataflows_compiled == 0
     same_ends(fast.transfers, slow.transfers)
     assert sorted(fast.transfers["id"].to_list()) == sorted(slow.transfers["id"].to_list())
     assert fast.meta["end_time"] == pytest.approx(slow.meta["end_time"], rel=1e-9)
@@ -92,7 +92,7 @@ def test_mixed_traffic_ends_as_in_the_python_executor(plan, p2p, routing, seed):
     with pytest.MonkeyPatch.context() as mp:
         fast, net = run(mp, topo, plan, True, routing=routing, seed=seed, p2p=p2p)
         slow, _ = run(mp, topo, plan, False, routing=routing, seed=seed, p2p=p2p)
-    assert net.schedules_compiled >= 1
+    assert net.dataflows_compiled >= 1
     same_ends(fast.transfers, slow.transfers)
 
 
@@ -111,7 +111,7 @@ def test_faults_during_a_compiled_schedule(monkeypatch):
     faults = [(2e-4, "leaf0<->spine0", "fail", 0.0), (4e-4, "leaf1<->spine1", "degrade", 0.3)]
     fast, net = run(monkeypatch, topo, plan, True, faults=faults)
     slow, _ = run(monkeypatch, topo, plan, False, faults=faults)
-    assert net.schedules_compiled >= 1
+    assert net.dataflows_compiled >= 1
     same_ends(fast.transfers, slow.transfers)
 
 
@@ -128,7 +128,7 @@ def test_a_run_stopped_midway_records_what_ended_and_goes_on(monkeypatch):
     topo = fabric()
     plan = [(0.0, "all_reduce", 2**24, 0, 16, "ring", 1)]
     whole, _ = run(monkeypatch, topo, plan, True)
-    monkeypatch.setattr(FluidNetwork, "compile_schedules", True)
+    monkeypatch.setattr(FluidNetwork, "compile_dataflows", True)
     sim = Simulation(topo)
     done = Communicator(sim, topo.gpus, name="c0").run("all_reduce", 2**24, algo="ring")
     half = sim.run(until=whole.meta["end_time"] / 2)
@@ -143,7 +143,7 @@ def test_a_run_stopped_midway_records_what_ended_and_goes_on(monkeypatch):
 def test_batch_planning_routing_runs_on_the_python_executor(monkeypatch):
     topo = fabric()
     _, net = run(monkeypatch, topo, [(0.0, "all_to_all", 2**20, 0, 16, "direct", 1)], True, routing="planned")
-    assert net.schedules_compiled == 0
+    assert net.dataflows_compiled == 0
 
 
 @pytest.mark.parametrize("routing", ["spray", "ecmp"])
@@ -156,12 +156,12 @@ def test_step_recording_writes_one_row_per_step_and_channel(monkeypatch, algo, r
     op = "all_to_all" if algo == "direct" else "all_reduce"
     frames = []
     for compiled in (True, False):
-        monkeypatch.setattr(FluidNetwork, "compile_schedules", compiled)
+        monkeypatch.setattr(FluidNetwork, "compile_dataflows", compiled)
         sim = Simulation(topo, routing=routing, record_steps=True)
         comm = Communicator(sim, topo.gpus)
         schedule = comm.schedule(op, 2**22, algo=algo)
         results = sim.run(comm.run(op, 2**22, algo=algo))
-        assert sim.network.schedules_compiled == int(compiled)
+        assert sim.network.dataflows_compiled == int(compiled)
         frames.append(results.frames["steps"])
     fast, slow = frames
     channels = 1 if schedule.channel_of is None else len(np.unique(schedule.channel_of))
@@ -183,7 +183,7 @@ def test_routes_placed_in_order_of_arrival_stay_with_the_python_executor(monkeyp
     plan = [(0.0, "all_reduce", 2**22, 0, 16, "tree", 4)]
     fast, net = run(monkeypatch, topo, plan, True, routing="c4p")
     slow, _ = run(monkeypatch, topo, plan, False, routing="c4p")
-    assert net.schedules_compiled == 0
+    assert net.dataflows_compiled == 0
     same_ends(fast.transfers, slow.transfers)
 
 
@@ -195,7 +195,7 @@ def test_a_failure_after_some_pairs_finished_reroutes_only_what_is_left(monkeypa
     faults = [(4e-4, "h0.nic0->leaf0", "fail", 0.0)]
     fast, net = run(monkeypatch, topo, plan, True, faults=faults)
     slow, _ = run(monkeypatch, topo, plan, False, faults=faults)
-    assert net.schedules_compiled == 1
+    assert net.dataflows_compiled == 1
     same_ends(fast.transfers, slow.transfers)
 
 
@@ -220,7 +220,7 @@ def test_a_transfer_in_flight_keeps_its_latency_when_its_path_fails(monkeypatch)
     for key in [("k1",), ("k2",)]:
         ends = []
         for compiled in (True, False):
-            monkeypatch.setattr(FluidNetwork, "compile_schedules", compiled)
+            monkeypatch.setattr(FluidNetwork, "compile_dataflows", compiled)
             sim = Simulation(topo)
             schedule = Schedule(np.array(g[:4]), [Step(np.array([0]), np.array([2]), np.array([10**7])),
                                                   Step(np.array([2]), np.array([3]), np.array([1000]))])
@@ -229,14 +229,14 @@ def test_a_transfer_in_flight_keeps_its_latency_when_its_path_fails(monkeypatch)
                   if topo.link_names[l].startswith("A->S")]
             sim.schedule_fault(5e-4, up, "fail")
             ends.append(sim.run(done).transfers.sort("id")["end"].to_numpy())
-            assert sim.network.schedules_compiled == int(compiled)
+            assert sim.network.dataflows_compiled == int(compiled)
         np.testing.assert_allclose(ends[0], ends[1], rtol=1e-12)
 
 
 def test_a_schedule_that_can_never_finish_raises_instead_of_spinning(monkeypatch):
     from netsim.collectives.schedule import Schedule, Step, execute
 
-    monkeypatch.setattr(FluidNetwork, "compile_schedules", True)
+    monkeypatch.setattr(FluidNetwork, "compile_dataflows", True)
     topo = fabric()
     sim = Simulation(topo)
     g = topo.gpus
@@ -254,12 +254,12 @@ def test_step_rows_after_a_failure_describe_the_routes_used(monkeypatch, at):
     topo = fabric(over=1.0)
     frames = []
     for compiled in (True, False):
-        monkeypatch.setattr(FluidNetwork, "compile_schedules", compiled)
+        monkeypatch.setattr(FluidNetwork, "compile_dataflows", compiled)
         sim = Simulation(topo, routing="spray", record_steps=True)
         done = Communicator(sim, topo.gpus).run("all_reduce", 2**22, algo="ring")
         sim.schedule_fault(at, topo.links_named("leaf0->spine0"), "fail")
         frames.append(sim.run(done).frames["steps"])
-        assert sim.network.schedules_compiled == int(compiled)
+        assert sim.network.dataflows_compiled == int(compiled)
     fast, slow = frames
     assert fast["transfers"].sum() == slow["transfers"].sum() == 480
     for when in (pl.col("time") < at, pl.col("time") > at):
@@ -277,7 +277,7 @@ def test_a_pair_left_without_a_path_fails_when_its_step_is_sent(monkeypatch):
     topo = fabric()
     g = topo.gpus
     for compiled in (True, False):
-        monkeypatch.setattr(FluidNetwork, "compile_schedules", compiled)
+        monkeypatch.setattr(FluidNetwork, "compile_dataflows", compiled)
         sim = Simulation(topo)
         schedule = Schedule(np.array(g[:4]), [Step(np.array([0]), np.array([1]), np.array([10**8])),
                                               Step(np.array([1]), np.array([2]), np.array([10**6]))])

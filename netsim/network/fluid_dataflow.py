@@ -1,0 +1,310 @@
+"""Dataflows run inside the fluid engine: gates, transfers, drains and rates in one compiled loop.
+
+A dataflow (`netsim.network.dataflow`: gates that fire when their count reaches zero, sending
+transfers and counting down successors, and transfers that count down gates when they arrive) is
+what every workload lowers to: collective step schedules, compute and send/recv streams, whole
+programs. Run by the reference executor, every arrival and every drain is a SimPy event and a dozen
+Python calls (~45 us per transfer). Here the fluid model runs them itself, any number at once:
+
+    instant t:  drain flows due at t ─► transfers whose last flow drained arrive at t + latency
+                arrivals and timers due at t ─► the gates they feed count down
+                gates whose count hit 0 fire: their sends become flows, their successors count down
+                (at once, or after the gate's delay: a timer)
+                max-min rates on the component of what changed (`fluid_kernel.recompute`)
+                next instant: the earliest drain, arrival or timer
+
+and returns to Python only when Python must act: a dataflow finished (its event fires), a flow of
+another sender drained (its callback runs), SimPy has an event before the next instant (a fault, a
+process starting more work — SimPy's events at an instant go before the loop's), storage must grow,
+the link meter's bins must be widened, or a transfer whose route could not be found (links failed)
+is sent (its error is raised then, as the reference executor raises it). The rules are those of the
+reference executor and the fluid model (drain tolerance, arrivals closer than
+`base.ARRIVAL_TOLERANCE` delivered together, rates recomputed on the changed component).
+
+All running dataflows share one set of arrays (`Loop`), appended to as dataflows start and reused
+from the start once none is running. Routes are looked up when a dataflow starts (per route key and
+batch label; again for the transfers not yet sent when links fail), which is why only policies that
+route each transfer on its own (neither planning a batch, nor learning, nor placing routes in order of
+arrival) run here; the others, and runs that cap endpoints, use the reference executor. With per-step
+load recording, a row per batch label and route key (split at a failure into the part sent before it
+and the part after). Each dataflow takes a block of transfer ids when it starts (its transfers in
+their dataflow's order). The compiled loop itself is `fluid_kernel.advance`, in the kernel's file so
+that numba's on-disk cache of it is refreshed whenever the kernel changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from netsim.errors import TopologyError
+from netsim.network.base import _flow_bytes
+from netsim.network.dataflow import Dataflow, DataflowRun
+from netsim.network.fluid_kernel import P_HEAP, P_N, P_NOTE, P_READY
+
+_I, _F, _B = np.int64, np.float64, np.bool_
+GROUPS = {  # array group -> its arrays and their dtypes; each group grows by doubling
+    "gates": {"g_count": _I, "g_delay": _F, "g_succ_lo": _I, "g_succ_hi": _I, "g_send_lo": _I, "g_send_hi": _I,
+              "g_fire": _F, "g_run": _I, "ready": _I, "note": _I},
+    "edges": {"succ": _I},
+    "sends": {"send": _I},
+    "targets": {"tgt": _I},
+    "transfers": {"t_src": _I, "t_dst": _I, "t_bytes": _I, "t_key": _I, "t_tag": _I, "t_batch": _I, "t_run": _I,
+                  "t_tgt_lo": _I, "t_tgt_hi": _I, "t_fl_lo": _I, "t_fl_hi": _I, "t_lat": _F, "t_unrouted": _B,
+                  "t_parts": _I, "t_start": _F, "t_end": _F, "t_order": _I, "t_rec": _B, "dr_p": _I, "dr_end": _F},
+    "flows": {"fl_bytes": _F, "fl_cap": _F, "fl_path": _I, "fl_ent_lo": _I, "fl_ent_hi": _I},
+    "entries": {"en_link": _I, "en_coef": _F},
+}
+
+
+@dataclass(eq=False)
+class _Active:
+    """A dataflow running in the loop: where its gates and transfers sit, its ids, its pending step rows."""
+
+    run: DataflowRun
+    g0: int
+    t0: int
+    first_id: int
+    step_rows: list = field(default_factory=list)  # (transfers, loads) not yet written
+
+    @property
+    def g1(self) -> int:
+        return self.g0 + self.run.flow.gates
+
+    @property
+    def t1(self) -> int:
+        return self.t0 + self.run.flow.transfers
+
+
+class Loop:
+    """The arrays of every dataflow running in the compiled loop (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.used = dict.fromkeys(GROUPS, 0)
+        self.size = dict.fromkeys(GROUPS, 0)
+        for fields in GROUPS.values():
+            for name, dtype in fields.items():
+                setattr(self, name, np.zeros(0, dtype=dtype))
+        self.h_t, self.h_p = np.zeros(0), np.zeros(0, dtype=np.int64)  # arrivals and timers (fill: ps[P_HEAP])
+        self.unrouted: dict = {}  # transfer -> the routing error to raise when it is sent
+        self.ps = np.zeros(P_N, dtype=np.int64)
+        self.fs = np.zeros(2)
+        self.keys: list[tuple] = []
+        self.tags: list[str] = []
+        self._key_id: dict[tuple, int] = {}
+        self._tag_id: dict[str, int] = {}
+        self.active: dict[int, _Active] = {}
+        self._next_run = 0
+
+    def kernel_args(self) -> tuple:
+        """The arrays `fluid_kernel.advance` takes after `ps, fs`, in its order."""
+        return (self.g_count, self.g_delay, self.g_succ_lo, self.g_succ_hi, self.g_send_lo, self.g_send_hi,
+                self.g_fire, self.g_run, self.succ, self.send, self.t_tgt_lo, self.t_tgt_hi, self.tgt, self.t_fl_lo,
+                self.t_fl_hi, self.fl_bytes, self.fl_cap, self.fl_path, self.fl_ent_lo, self.fl_ent_hi, self.en_link,
+                self.en_coef, self.t_lat, self.t_unrouted, self.t_parts, self.t_start, self.t_end, self.t_order,
+                self.h_t, self.h_p, self.ready, self.dr_p, self.dr_end, self.note)
+
+    @property
+    def busy(self) -> bool:
+        """Something runs or is due in the loop (a dataflow, an arrival, a timer)."""
+        return bool(self.active) or self.ps[P_HEAP] > 0
+
+    def _take(self, group: str, n: int) -> int:
+        """Room for `n` more items of `group`; returns the first new index."""
+        first = self.used[group]
+        need = first + n
+        if need > self.size[group]:
+            new = max(2 * self.size[group], need, 64)
+            for name, dtype in GROUPS[group].items():
+                grown = np.zeros(new, dtype=dtype)
+                grown[:first] = getattr(self, name)[:first]
+                setattr(self, name, grown)
+            self.size[group] = new
+        self.used[group] = need
+        return first
+
+    def _reset_if_idle(self, store_flows_alive: bool) -> None:
+        """Start the arrays afresh when nothing of an earlier dataflow is left in them."""
+        if not self.busy and not store_flows_alive and self.used["gates"]:
+            self.used = dict.fromkeys(GROUPS, 0)
+            self.keys, self.tags, self._key_id, self._tag_id = [], [], {}, {}
+            self.ps[P_READY] = 0
+
+    def snapshot(self, store_flows_alive: bool) -> tuple:
+        """What `undo` needs to take back the next `append` (taken after the reset `append` would make)."""
+        self._reset_if_idle(store_flows_alive)
+        return dict(self.used), int(self.ps[P_READY]), len(self.keys), len(self.tags), self._next_run
+
+    def undo(self, snapshot: tuple) -> None:
+        """Forget the dataflow appended since `snapshot` (it never ran)."""
+        used, ready, keys, tags, rid = snapshot
+        self.used, self.ps[P_READY], self._next_run = dict(used), ready, rid
+        del self.keys[keys:], self.tags[tags:]
+        self._key_id = {k: i for i, k in enumerate(self.keys)}
+        self._tag_id = {t: i for i, t in enumerate(self.tags)}
+        self.active.pop(rid, None)
+
+    def append(self, network, flow: Dataflow, run: DataflowRun, program_flows_alive: bool) -> _Active:
+        """Add `flow` (started now as `run`) to the loop: its gates, transfers and routes; the gates whose
+        count is zero are ready at once."""
+        self._reset_if_idle(program_flows_alive)
+        g0, n = self._take("gates", flow.gates), flow.gates
+        e0 = self._take("edges", len(flow.succ))
+        s0 = self._take("sends", len(flow.send))
+        t0, m = self._take("transfers", flow.transfers), flow.transfers
+        q0 = self._take("targets", len(flow.tgt))
+        room = self.used["gates"] + self.used["transfers"]  # every gate's timer and transfer's arrival at most
+        if len(self.h_t) < room:
+            fill = int(self.ps[P_HEAP])
+            self.h_t = np.concatenate([self.h_t[:fill], np.zeros(max(room, 2 * len(self.h_t)) - fill)])
+            self.h_p = np.concatenate([self.h_p[:fill], np.zeros(len(self.h_t) - fill, dtype=np.int64)])
+        gs, ts = slice(g0, g0 + n), slice(t0, t0 + m)
+        self.g_count[gs] = flow.count
+        self.g_delay[gs] = flow.delay
+        self.g_succ_lo[gs], self.g_succ_hi[gs] = flow.succ_off[:-1] + e0, flow.succ_off[1:] + e0
+        self.g_send_lo[gs], self.g_send_hi[gs] = flow.send_off[:-1] + s0, flow.send_off[1:] + s0
+        self.g_fire[gs] = np.nan
+        self.g_run[gs] = -1
+        rid = self._next_run
+        self._next_run += 1
+        self.g_run[g0 + flow.done] = rid
+        self.succ[e0:e0 + len(flow.succ)] = flow.succ + g0
+        self.send[s0:s0 + len(flow.send)] = flow.send + t0
+        self.tgt[q0:q0 + len(flow.tgt)] = flow.tgt + g0
+        key_ids = np.array([self._key_id.setdefault(k, len(self._key_id)) for k in flow.keys], dtype=np.int64)
+        tag_ids = np.array([self._tag_id.setdefault(t, len(self._tag_id)) for t in flow.tags], dtype=np.int64)
+        self.keys[len(self.keys):] = list(self._key_id)[len(self.keys):]
+        self.tags[len(self.tags):] = list(self._tag_id)[len(self.tags):]
+        self.t_src[ts], self.t_dst[ts], self.t_bytes[ts] = flow.src, flow.dst, flow.nbytes
+        self.t_key[ts] = key_ids[flow.t_key] if m else 0
+        self.t_tag[ts] = tag_ids[flow.t_tag] if m else 0
+        self.t_batch[ts] = flow.batch
+        self.t_run[ts] = rid
+        self.t_tgt_lo[ts], self.t_tgt_hi[ts] = flow.tgt_off[:-1] + q0, flow.tgt_off[1:] + q0
+        self.t_parts[ts] = 0
+        self.t_start[ts] = self.t_end[ts] = np.nan
+        self.t_order[ts] = -1
+        self.t_rec[ts] = False
+        self.t_unrouted[ts] = False
+        active = _Active(run, g0, t0, network._next_id)
+        self.active[rid] = active
+        self.route(network, np.arange(t0, t0 + m, dtype=np.int64))
+        ready = np.flatnonzero(flow.count == 0) + g0
+        r0 = int(self.ps[P_READY])
+        self.ready[r0:r0 + len(ready)] = ready
+        self.ps[P_READY] = r0 + len(ready)
+        return active
+
+    def route(self, network, which: np.ndarray) -> None:
+        """Flows and link entries of transfers `which` (not yet sent), from the network's current routes:
+        one lookup per dataflow, route key and batch label (a transfer that already had routes gets new
+        ones; the old ones stay unused in the arrays)."""
+        if not len(which):
+            return
+        order = np.lexsort((self.t_batch[which], self.t_key[which], self.t_run[which]))
+        which = which[order]
+        cell = np.stack([self.t_run[which], self.t_key[which], self.t_batch[which]])
+        cuts = np.flatnonzero((np.diff(cell, axis=1) != 0).any(axis=0)) + 1
+        recording = network._reference is not None
+        for sub in np.split(which, cuts):
+            for p in sub.tolist():
+                self.unrouted.pop(p, None)
+            self.t_unrouted[sub] = False
+            src, dst = self.t_src[sub], self.t_dst[sub]
+            key = self.keys[int(self.t_key[sub[0]])]
+            try:
+                block = network._routes(src, dst, key)
+            except TopologyError as exc:  # raised when the transfer is sent, as the reference executor would
+                self.unrouted.update(dict.fromkeys(sub.tolist(), exc))
+                self.t_unrouted[sub] = True
+                self.t_fl_lo[sub] = self.t_fl_hi[sub] = 0
+                continue
+            sizes = self.t_bytes[sub]
+            flow_bytes = _flow_bytes(block, sizes)
+            if recording:
+                self.active[int(self.t_run[sub[0]])].step_rows.append(
+                    (sub, network.step_loads(src, dst, sizes, key, block, flow_bytes)))
+            nf, ne = len(block.counts), len(block.links)
+            f0, e0 = self._take("flows", nf), self._take("entries", ne)
+            fs = slice(f0, f0 + nf)
+            self.fl_bytes[fs] = flow_bytes
+            self.fl_cap[fs] = block.cap
+            self.fl_path[fs] = block.path
+            ends = np.cumsum(block.counts) + e0
+            self.fl_ent_lo[fs], self.fl_ent_hi[fs] = ends - block.counts, ends
+            self.en_link[e0:e0 + ne] = block.links
+            self.en_coef[e0:e0 + ne] = block.coef
+            local = np.arange(len(sub))
+            self.t_fl_lo[sub] = np.searchsorted(block.owner, local) + f0
+            self.t_fl_hi[sub] = np.searchsorted(block.owner, local, side="right") + f0
+            self.t_lat[sub] = block.latency
+
+    def unsent(self) -> np.ndarray:
+        """Transfers of running dataflows not yet sent."""
+        spans = [np.arange(a.t0, a.t1) for a in self.active.values()]
+        which = np.concatenate(spans) if spans else np.zeros(0, dtype=np.int64)
+        return which[self.t_order[which] < 0]
+
+    def split_step_rows(self, network) -> None:
+        """Before links fail: the step rows not yet written keep only their transfers already sent, with the
+        loads of the routes those used (`route` adds rows for the rest with the new routes)."""
+        for active in self.active.values():
+            kept = []
+            for sub, loads in active.step_rows:
+                sent = self.t_order[sub] >= 0
+                if sent.all():
+                    kept.append((sub, loads))
+                elif sent.any():
+                    part = sub[sent]
+                    src, dst = self.t_src[part], self.t_dst[part]
+                    key = self.keys[int(self.t_key[part[0]])]
+                    block = network._routes(src, dst, key)
+                    kept.append((part, network.step_loads(src, dst, self.t_bytes[part], key, block,
+                                                          _flow_bytes(block, self.t_bytes[part]))))
+            active.step_rows = kept
+
+    def record(self, network, active: _Active) -> None:
+        """Transfer rows (and step rows) for what of `active` has ended and was not yet written."""
+        ts = slice(active.t0, active.t1)
+        ended = ~np.isnan(self.t_end[ts]) & ~self.t_rec[ts]
+        which = np.flatnonzero(ended) + active.t0
+        if len(which):
+            which = which[np.lexsort((self.t_order[which], self.t_end[which]))]
+            self.t_rec[which] = True
+            tags = self.t_tag[which]
+            for tag in np.unique(tags).tolist():  # one chunk per tag (a chunk's scalar column)
+                part = which if (tags == tag).all() else which[tags == tag]
+                network.table.extend(id=active.first_id + part - active.t0, src=self.t_src[part],
+                                     dst=self.t_dst[part], bytes=self.t_bytes[part], start=self.t_start[part],
+                                     end=self.t_end[part], tag=self.tags[tag])
+        left = []
+        for sub, loads in active.step_rows:  # batches whose transfers have all been sent
+            order = self.t_order[sub]
+            if order.min() < 0:
+                left.append((sub, loads))
+                continue
+            network._steps.append(batch=active.first_id + int(sub.min()) - active.t0,
+                                  tag=self.tags[int(self.t_tag[sub[0]])], time=float(self.t_start[sub].min()),
+                                  transfers=len(sub), bytes=int(self.t_bytes[sub].sum()), **loads)
+        active.step_rows = left
+
+    def finish(self, network, rid: int) -> DataflowRun:
+        """Dataflow `rid` is done: record it, copy its gates' and transfers' times onto its run."""
+        active = self.active.pop(rid)
+        self.record(network, active)
+        run = active.run
+        run.fire[:] = self.g_fire[active.g0:active.g1]
+        run.t_start[:] = self.t_start[active.t0:active.t1]
+        run.t_end[:] = self.t_end[active.t0:active.t1]
+        return run
+
+    def notes(self) -> list[int]:
+        """The dataflows whose done gate fired in the last instant (and forget them)."""
+        n = int(self.ps[P_NOTE])
+        self.ps[P_NOTE] = 0
+        return self.note[:n].tolist()
+
+    def transfer_of(self, p: int) -> tuple[int, int, tuple]:
+        """(src, dst, route key) of transfer p."""
+        return int(self.t_src[p]), int(self.t_dst[p]), self.keys[int(self.t_key[p])]
