@@ -1,13 +1,15 @@
 """Replay a `Trace` on a simulated fabric.
 
-Every rank runs its graph on the SimPy clock: a node starts once the nodes it depends on are done.
-Compute nodes take their recorded time (x `scale_compute`) on the rank's one compute stream, one at a
-time, in recorded order. A collective starts when every rank of its group has reached the same call (the
-k-th collective of the group on each rank) and runs through the simulated network with netsim's
-collective algorithms (`algo`, default auto; collectives that have no such algorithm use auto) on the
-group's GPUs. A send and its receive (matched in
-order per sender, receiver and tag) move their bytes once both are posted. Ranks map to GPUs by
-`placement`: ``contiguous`` (rank i on the topology's i-th GPU) or ``random`` (a seeded sample).
+A trace is a `netsim.program.Program`; replay runs it with the program executor
+(`netsim.program.executor`, whose docstring has the rules): a node starts once the nodes it depends on
+are done; compute nodes take their recorded time (x `scale_compute`) on their rank's compute stream, one
+at a time, in dependency order (ties by recorded start); a collective starts when every rank of its
+group has reached the same call (the k-th collective of the group on each rank) and runs through the
+simulated network with netsim's collective algorithms (`algo`, default auto; collectives that have no
+such algorithm use auto) on the group's GPUs; a send leaves as soon as its own dependencies are met
+(eager; `sends="rendezvous"`: once its receive is posted too) and its receive ends when the data has
+arrived. Ranks map to GPUs by `placement`: ``contiguous`` (rank i on the topology's i-th GPU) or
+``random`` (a seeded sample).
 
 `rescale(trace, m)` turns an N-rank data-parallel trace into an M-rank one: rank i does what rank
 i mod N did, every collective runs over all M ranks with the same buffer size per rank (all_reduce,
@@ -23,15 +25,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import polars as pl
 
-from netsim.collectives import BUSBW_FACTOR, Communicator
 from netsim.errors import ConfigError
+from netsim.program.executor import run_program
 from netsim.sim import Simulation
 from netsim.topology import Topology
 from netsim.traces.model import Trace, TraceError
 
 PLACEMENTS = ("contiguous", "random")
-TIMELINE_SCHEMA = {"rank": pl.Int64, "node": pl.Int64, "kind": pl.Utf8, "name": pl.Utf8, "op": pl.Utf8,
-                   "bytes": pl.Int64, "start": pl.Float64, "end": pl.Float64, "recorded": pl.Float64}
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,152 +115,18 @@ def place(topo: Topology, ranks: int, placement: str, seed: int) -> np.ndarray:
 
 
 def replay(trace: Trace, topo: Topology, *, routing: str = "ecmp", placement: str = "contiguous",
-           scale_compute: float = 1.0, algo: str = "auto", seed: int = 0) -> ReplayResult:
-    """Replay `trace` (validated) on `topo`; see the module docstring."""
-    if not scale_compute >= 0 or scale_compute > 1e9:
-        raise ConfigError(f"expected a factor >= 0, got {scale_compute!r}", field="--scale-compute")
-    from netsim.collectives.algorithms import ALGORITHMS
-
-    if algo != "auto" and not any(algo in names for names in ALGORITHMS.values()):
-        known = sorted({a for names in ALGORITHMS.values() for a in names})
-        raise ConfigError(f"unknown algorithm {algo!r} (known: auto, {', '.join(known)})", field="--algo")
+           scale_compute: float = 1.0, algo: str = "auto", seed: int = 0, sends: str = "eager") -> ReplayResult:
+    """Replay `trace` (validated) on `topo` with the program executor; see the module docstring."""
     ranks = trace.ranks
     gpus = place(topo, len(ranks), placement, seed)
-    gpu_of = dict(zip(ranks, gpus.tolist()))
     sim = Simulation(topo, routing=routing, seed=seed, record_links=False)
-    env = sim.env
-    comms: dict[str, Communicator] = {}
-    index = {(n.rank, n.id): n for n in trace.all_nodes()}
-    waiting = {key: len(n.deps) for key, n in index.items()}
-    followers: dict[tuple, list[tuple]] = {key: [] for key in index}
-    for key, n in index.items():
-        for d in n.deps:
-            followers[(n.rank, d)].append(key)
-    call_of: dict[tuple, tuple[str, int]] = {}
-    counters: dict[tuple[int, str], int] = {}
-    for n in trace.all_nodes():
-        if n.kind == "collective":
-            k = counters.get((n.rank, n.group), 0)
-            counters[(n.rank, n.group)] = k + 1
-            call_of[(n.rank, n.id)] = (n.group, k)
-    pair_of: dict[tuple, tuple] = {}
-    queues: dict[tuple, list] = {}
-    for n in trace.all_nodes():
-        if n.kind == "send":
-            queues.setdefault(("s", n.rank, n.peer, n.tag), []).append((n.rank, n.id))
-        elif n.kind == "recv":
-            queues.setdefault(("r", n.peer, n.rank, n.tag), []).append((n.rank, n.id))
-    for (side, src, dst, tag), keys in queues.items():
-        if side == "s":
-            for s, r in zip(keys, queues.get(("r", src, dst, tag), [])):
-                pair_of[s], pair_of[r] = r, s
-    stream = {r: [key for key in ((r, n.id) for n in trace.nodes[r]) if index[key].kind == "compute"] for r in ranks}
-    head = dict.fromkeys(ranks, 0)
-    busy = dict.fromkeys(ranks, False)
-    ready_compute: set = set()
-    arrived: dict[tuple[str, int], list] = {}
-    posted: set = set()
-    start_of: dict[tuple, float] = {}
-    end_of: dict[tuple, float] = {}
-    compute = dict.fromkeys(ranks, 0.0)
-    calls: list[dict] = []
-
-    def finish(key) -> None:
-        end_of[key] = env.now
-        for f in followers[key]:
-            waiting[f] -= 1
-            if waiting[f] == 0:
-                ready(f)
-
-    def ready(key) -> None:
-        n = index[key]
-        start_of.setdefault(key, env.now)
-        if n.kind == "compute":
-            ready_compute.add(key)
-            advance(n.rank)
-        elif n.kind == "collective":
-            call = call_of[key]
-            members = arrived.setdefault(call, [])
-            members.append(key)
-            if len(members) == len(trace.groups[n.group]):
-                launch(call, members)
-        else:
-            posted.add(key)
-            other = pair_of[key]
-            if other in posted:
-                send, recv = (key, other) if n.kind == "send" else (other, key)
-                s = index[send]
-                event = sim.network.transfer(gpu_of[s.rank], gpu_of[s.peer], s.nbytes, key=("trace", s.tag),
-                                             tag=f"p2p {s.rank}->{s.peer}")
-                event.callbacks.append(lambda _e, a=send, b=recv: (finish(a), finish(b)))
-
-    def launch(call, members) -> None:
-        group, k = call
-        n = index[members[0]]
-        if group not in comms:
-            comms[group] = Communicator(sim, [gpu_of[r] for r in trace.groups[group]], name=str(group))
-        start = env.now
-        chosen = algo if algo in ALGORITHMS[n.op] else "auto"  # ops without that algorithm use auto
-        done = comms[group].run(n.op, n.nbytes, algo=chosen, label=f"{group}#{k}") if n.nbytes or n.op == "barrier" \
-            else env.timeout(0)
-        recorded = [index[m].duration for m in members if index[m].duration is not None]
-
-        def ended(_e) -> None:
-            size = len(trace.groups[group])
-            seconds = env.now - start
-            calls.append({"group": group, "call": k, "op": n.op, "ranks": size, "bytes": n.nbytes, "start": start,
-                          "end": env.now, "time_s": seconds,
-                          "busbw": n.nbytes / seconds * BUSBW_FACTOR[n.op](size) if seconds > 0 and n.nbytes else None,
-                          "recorded": max(recorded) if recorded else None})
-            for m in members:
-                finish(m)
-
-        done.callbacks.append(ended)
-
-    def advance(rank: int) -> None:
-        if busy[rank]:
-            return
-        queue = stream[rank]
-        while head[rank] < len(queue) and queue[head[rank]] in end_of:
-            head[rank] += 1
-        if head[rank] >= len(queue) or queue[head[rank]] not in ready_compute:
-            return  # in recorded order: the next compute waits for its dependencies
-        key = queue[head[rank]]
-        head[rank] += 1
-        busy[rank] = True
-        seconds = (index[key].duration or 0.0) * scale_compute
-        start_of[key] = env.now
-
-        def done(_e, key=key, rank=rank, seconds=seconds) -> None:
-            busy[rank] = False
-            compute[rank] += seconds
-            finish(key)
-            advance(rank)
-
-        env.timeout(seconds).callbacks.append(done)
-
-    def begin():
-        for key, count in list(waiting.items()):
-            if count == 0:
-                ready(key)
-        yield env.timeout(0)
-
-    sim.process(begin())
-    sim.run()
-    unfinished = [key for key in index if key not in end_of]
-    if unfinished:
-        r, i = unfinished[0]
-        raise TraceError(f"replay stopped with {len(unfinished)} nodes never run (first: rank {r} node {i}, "
-                         f"{index[(r, i)].kind}): its collective or message partner never came", source=trace.source)
-    rows = [{"rank": r, "node": i, "kind": n.kind, "name": n.name, "op": n.op, "bytes": n.nbytes,
-             "start": start_of[(r, i)], "end": end_of[(r, i)], "recorded": n.duration} for (r, i), n in index.items()]
-    timeline = pl.DataFrame(rows, schema=TIMELINE_SCHEMA).sort("rank", "start", "node")
-    collectives = pl.DataFrame(calls, schema={"group": pl.Utf8, "call": pl.Int64, "op": pl.Utf8, "ranks": pl.Int64,
-                                              "bytes": pl.Int64, "start": pl.Float64, "end": pl.Float64,
-                                              "time_s": pl.Float64, "busbw": pl.Float64, "recorded": pl.Float64})
+    run = run_program(sim, trace, dict(zip(ranks, gpus.tolist())), algo=algo, scale_compute=scale_compute,
+                      sends=sends)
+    sim.run(run.done)
+    result = run.result()
     names = tuple(topo.node_names[g] for g in gpus)
-    return ReplayResult(float(env.now), len(ranks), tuple(compute[r] for r in ranks), timeline,
-                        collectives.sort("start", "group", "call"), names)
+    return ReplayResult(result.time_s, len(ranks), tuple(result.compute_s[r] for r in ranks), result.nodes,
+                        result.calls, names)
 
 
 def replayed_trace(trace: Trace, result: ReplayResult) -> Trace:

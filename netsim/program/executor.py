@@ -1,0 +1,397 @@
+"""The one executor: any `Program` on any network model, one row per node.
+
+A program is lowered to a dataflow (`netsim.network.dataflow`), which the network model runs — the fluid
+model in its compiled loop, beside whatever else shares the fabric; other models through the reference
+executor. Per node n there is a start gate S(n) and an end gate E(n)::
+
+    compute    E(deps), E(previous on its stream) ──► S(n) ──(duration)──► E(n)
+    send       E(deps), E(previous send to that peer) ──► S(n) ──transfer──► E(n)   (eager: the data
+    recv       E(deps) ──► S(n) ──────────────────────────────────────────► E(n)    leaves when the send's
+                                                     (E(n) also waits for the        own dependencies are
+                                                      matching send's transfer)      met; `rendezvous`:
+                                                                                    S(send) also waits for
+                                                                                    S(recv))
+    collective E(deps), E(previous call of the group) ──► S(n) ──► join of the call's members
+               ──► the algorithm's step schedule on the group's GPUs ──► E(n) of every member
+
+Semantics:
+
+- dependency counting: a node starts when every node it depends on has ended;
+- FIFO streams: a stream runs one node at a time. A group's collectives run in call order (the k-th
+  collective of a group on each rank is one call; every rank must make the same calls), sends to one
+  peer in recorded order (the k-th send from a to b with a tag matches b's k-th receive from a with
+  that tag). Compute nodes of a stream run in *dependency order*: a topological order of the whole
+  program (all ranks, rendezvous and messages included), ties broken by recorded start time where the
+  program has one, then by recorded order — never in file order alone, so a trace that lists a kernel
+  before the one it depends on still runs;
+- a collective starts when every member has reached it (rendezvous) and ends, for every member, when
+  its last transfer has arrived; zero-byte collectives (other than barriers) end at once;
+- a program that cannot finish is refused before it runs, with the cycle found (rank, node, what it
+  waits for).
+
+`run_program` starts a program now on a `Simulation` and returns a `ProgramRun`; its `result()` (once
+`done` has fired) is a `ProgramResult`: one row per node (start, end, stream, bytes) and one per
+collective call.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import simpy
+
+from netsim.collectives import BUSBW_FACTOR, Communicator
+from netsim.collectives.algorithms import ALGORITHMS
+from netsim.collectives.schedule import lower as lower_schedule
+from netsim.errors import ConfigError
+from netsim.network.dataflow import DataflowBuilder, DataflowRun
+from netsim.program.model import Node, Program, ProgramError
+
+SENDS = ("eager", "rendezvous")
+NODE_SCHEMA = {"rank": pl.Int64, "node": pl.Int64, "kind": pl.Utf8, "name": pl.Utf8, "op": pl.Utf8,
+               "bytes": pl.Int64, "stream": pl.Utf8, "start": pl.Float64, "end": pl.Float64,
+               "recorded": pl.Float64}
+CALL_SCHEMA = {"group": pl.Utf8, "call": pl.Int64, "op": pl.Utf8, "ranks": pl.Int64, "bytes": pl.Int64,
+               "algo": pl.Utf8, "start": pl.Float64, "end": pl.Float64, "time_s": pl.Float64,
+               "busbw": pl.Float64, "recorded": pl.Float64}
+
+
+def stream_of(node: Node) -> str:
+    """The stream a node runs on: its own `stream`, or its kind's default."""
+    if node.stream is not None:
+        return node.stream
+    if node.kind == "compute":
+        return "compute"
+    if node.kind == "collective":
+        return f"group:{node.group}"
+    return f"{node.kind}:{node.peer}"
+
+
+@dataclass(frozen=True, eq=False)
+class ProgramResult:
+    """One row per node (`nodes`: start, end, stream...), one per collective call (`calls`), the time the
+    program took (`time_s`, from its start) and each rank's compute seconds."""
+
+    time_s: float
+    nodes: pl.DataFrame
+    calls: pl.DataFrame
+    compute_s: dict[int, float]
+    compiled: bool
+
+
+@dataclass(frozen=True)
+class _Call:
+    group: str
+    k: int
+    members: tuple[int, ...]  # node indices
+    join: int
+    done: int  # gate firing when the call's transfers have all arrived (the join when it moves nothing)
+    algo: str
+
+
+class ProgramRun:
+    """A program started on a simulation: `done` fires when every node has ended; then `result()`."""
+
+    def __init__(self, program: Program, nodes: list[Node], start: np.ndarray, end: np.ndarray,
+                 calls: list[_Call], durations: np.ndarray, run: DataflowRun, t0: float):
+        self.program, self._nodes, self._start, self._end = program, nodes, start, end
+        self._calls, self._durations, self.run, self.t0 = calls, durations, run, t0
+
+    @property
+    def done(self) -> simpy.Event:
+        return self.run.done
+
+    def result(self) -> ProgramResult:
+        fire = self.run.fire
+        if not self.run.done.triggered:
+            raise RuntimeError("the program has not finished yet")
+        nodes = self._nodes
+        start, end = fire[self._start] - self.t0, fire[self._end] - self.t0
+        rows = pl.DataFrame({
+            "rank": [n.rank for n in nodes], "node": [n.id for n in nodes], "kind": [n.kind for n in nodes],
+            "name": [n.name for n in nodes], "op": [n.op for n in nodes], "bytes": [n.nbytes for n in nodes],
+            "stream": [stream_of(n) for n in nodes], "start": start, "end": end,
+            "recorded": [n.duration for n in nodes]}, schema=NODE_SCHEMA)
+        calls = []
+        groups = self.program.groups
+        for c in self._calls:
+            first = nodes[c.members[0]]
+            size = len(groups[c.group])
+            t_a, t_b = float(fire[c.join]) - self.t0, float(fire[c.done]) - self.t0
+            seconds = t_b - t_a
+            recorded = [nodes[m].duration for m in c.members if nodes[m].duration is not None]
+            calls.append({"group": c.group, "call": c.k, "op": first.op, "ranks": size, "bytes": first.nbytes,
+                          "algo": c.algo, "start": t_a, "end": t_b, "time_s": seconds,
+                          "busbw": first.nbytes / seconds * BUSBW_FACTOR[first.op](size)
+                          if seconds > 0 and first.nbytes else None,
+                          "recorded": max(recorded) if recorded else None})
+        compute: dict[int, float] = dict.fromkeys(self.program.ranks, 0.0)
+        for n, d in zip(nodes, self._durations.tolist()):
+            if n.kind == "compute":
+                compute[n.rank] += d
+        return ProgramResult(float(fire[self.run.flow.done]) - self.t0, rows.sort("rank", "start", "node"),
+                             pl.DataFrame(calls, schema=CALL_SCHEMA).sort("start", "group", "call"), compute,
+                             self.run.compiled)
+
+
+def run_program(sim, program: Program, gpu_of: dict[int, int], *, algo: str = "auto", scale_compute: float = 1.0,
+                device_flops: float | None = None, sends: str = "eager", key: tuple = ("trace",)) -> ProgramRun:
+    """Start `program` now on `sim` with rank r on GPU node `gpu_of[r]` (see the module docstring).
+
+    algo: the collective algorithm (`auto`, or a name; a collective that has no such algorithm uses auto).
+    scale_compute: factor on every compute duration. device_flops: FLOP/s (efficiency included) that
+    times compute nodes given in FLOPs. sends: `eager` (default) or `rendezvous`. key: the route-key
+    prefix of point-to-point transfers (each tag hashes as its own connection).
+    """
+    if sends not in SENDS:
+        raise ConfigError(f"unknown send mode {sends!r} (known: {', '.join(SENDS)})", field="sends")
+    if not scale_compute >= 0 or scale_compute > 1e9:
+        raise ConfigError(f"expected a factor >= 0, got {scale_compute!r}", field="--scale-compute")
+    if algo != "auto" and not any(algo in names for names in ALGORITHMS.values()):
+        known = sorted({a for names in ALGORITHMS.values() for a in names})
+        raise ConfigError(f"unknown algorithm {algo!r} (known: auto, {', '.join(known)})", field="--algo")
+    missing = sorted(set(program.ranks) - set(gpu_of))
+    if missing:
+        raise ConfigError(f"ranks {missing[:5]} have no GPU", field="placement")
+    builder = DataflowBuilder()
+    lowered = _Lowering(sim, program, gpu_of, builder, algo, scale_compute, device_flops, sends, key)
+    flow = builder.build(lowered.finish())
+    run = sim.network.run_dataflow(flow)
+    return ProgramRun(program, lowered.nodes, lowered.S, lowered.E, lowered.calls, lowered.durations, run, sim.now)
+
+
+class _Lowering:
+    """A program's gates (see the module docstring), and the order its streams run in."""
+
+    def __init__(self, sim, program: Program, gpu_of: dict[int, int], b: DataflowBuilder, algo: str,
+                 scale_compute: float, device_flops: float | None, sends: str, key: tuple):
+        self.program, self.b = program, b
+        self.nodes = nodes = list(program.all_nodes())
+        n = len(nodes)
+        self.index = {(x.rank, x.id): i for i, x in enumerate(nodes)}
+        kind = np.array([x.kind for x in nodes], dtype=object)
+        self.durations = np.array([_seconds(x, device_flops, program.source) * scale_compute
+                                   if x.kind == "compute" else 0.0 for x in nodes], dtype=np.float64)
+        self.S = b.gates(n, delay=self.durations)
+        self.E = b.gates(n)
+        self._oa: list[np.ndarray] = []  # ordering edges: the gate graph without the compute streams,
+        self._ob: list[np.ndarray] = []  # a collective's schedule stood in for by join -> members' ends
+        comp = np.flatnonzero(kind == "compute")
+        self.edge(self.S[comp], self.E[comp])
+        dep_a, dep_b = [], []
+        for i, x in enumerate(nodes):
+            for d in x.deps:
+                dep_a.append(self.index[(x.rank, d)])
+                dep_b.append(i)
+        self.edge(self.E[np.asarray(dep_a, dtype=np.int64)], self.S[np.asarray(dep_b, dtype=np.int64)])
+        self.calls: list[_Call] = []
+        self._collectives(sim, gpu_of, algo)
+        self._messages(gpu_of, sends, key)
+        self._comp = comp
+
+    def edge(self, a: np.ndarray, b: np.ndarray, order: bool = True) -> None:
+        a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        if not len(b):
+            return
+        self.b.edges(a, b)
+        if order:
+            self._oa.append(np.broadcast_to(a, b.shape))
+            self._ob.append(b)
+
+    def _collectives(self, sim, gpu_of: dict[int, int], algo: str) -> None:
+        program, nodes, b = self.program, self.nodes, self.b
+        calls: dict[tuple[str, int], list[int]] = {}
+        counters: dict[tuple[int, str], int] = {}
+        previous: dict[tuple[int, str], int] = {}
+        chain_a, chain_b = [], []
+        for i, x in enumerate(nodes):
+            if x.kind != "collective":
+                continue
+            k = counters.get((x.rank, x.group), 0)
+            counters[(x.rank, x.group)] = k + 1
+            calls.setdefault((x.group, k), []).append(i)
+            if (x.rank, x.group) in previous:  # the group's stream on this rank: call order
+                chain_a.append(previous[(x.rank, x.group)])
+                chain_b.append(i)
+            previous[(x.rank, x.group)] = i
+        self.edge(self.E[np.asarray(chain_a, dtype=np.int64)], self.S[np.asarray(chain_b, dtype=np.int64)])
+        comms: dict[str, Communicator] = {}
+        for (group, k), members in calls.items():
+            first = nodes[members[0]]
+            join = int(b.gates(1)[0])
+            m = np.asarray(members, dtype=np.int64)
+            self.edge(self.S[m], np.full(len(m), join))
+            size = len(program.groups[group])
+            chosen = algo if algo in ALGORITHMS[first.op] else "auto"
+            if (first.nbytes or first.op == "barrier") and size > 1:
+                if group not in comms:
+                    comms[group] = Communicator(sim, [gpu_of[r] for r in program.groups[group]], name=str(group))
+                comm = comms[group]
+                name, _, _ = comm.resolve(first.op, first.nbytes, chosen)
+                schedule = comm.schedule(first.op, first.nbytes, algo=chosen)
+                _, last = lower_schedule(b, schedule, key=("", comm.name), tag=f"{group}#{k}", after=join)
+                done = int(b.gates(1)[0])
+                b.edges(last, np.full(len(last), done))
+                self.edge(np.full(len(m), done), self.E[m], order=False)
+                self._oa.append(np.full(len(m), join))  # for the order: the call is its join
+                self._ob.append(self.E[m])
+            else:
+                name, done = chosen, join
+                self.edge(np.full(len(m), join), self.E[m])
+            self.calls.append(_Call(group, k, tuple(members), join, done, name))
+
+    def _messages(self, gpu_of: dict[int, int], sends: str, key: tuple) -> None:
+        nodes, b = self.nodes, self.b
+        queues: dict[tuple, list[int]] = {}
+        for i, x in enumerate(nodes):
+            if x.kind == "send":
+                queues.setdefault(("s", x.rank, x.peer, x.tag), []).append(i)
+            elif x.kind == "recv":
+                queues.setdefault(("r", x.peer, x.rank, x.tag), []).append(i)
+        pairs = [(s, r) for (side, a, d, tag), found in queues.items() if side == "s"
+                 for s, r in zip(found, queues.get(("r", a, d, tag), []))]
+        if not pairs:
+            return
+        send = np.array([p[0] for p in pairs], dtype=np.int64)
+        recv = np.array([p[1] for p in pairs], dtype=np.int64)
+        src = np.array([nodes[s].rank for s in send.tolist()], dtype=np.int64)
+        dst = np.array([nodes[s].peer for s in send.tolist()], dtype=np.int64)
+        kid = np.array([b.key(key + (nodes[s].tag,)) for s in send.tolist()], dtype=np.int64)
+        size = np.array([nodes[s].nbytes for s in send.tolist()], dtype=np.int64)
+        ids = b.transfers(self.S[send], np.array([gpu_of[r] for r in src.tolist()], dtype=np.int64),
+                          np.array([gpu_of[r] for r in dst.tolist()], dtype=np.int64), size, key=kid, tag="p2p")
+        b.targets(ids, self.E[send])
+        b.targets(ids, self.E[recv])
+        self._oa += [self.S[send], self.S[send]]
+        self._ob += [self.E[send], self.E[recv]]
+        self.edge(self.S[recv], self.E[recv])
+        if sends == "rendezvous":
+            self.edge(self.S[recv], self.S[send])
+        chain_a, chain_b = [], []  # each connection's send queue, in recorded order
+        last: dict[tuple[int, int], int] = {}
+        for i, x in enumerate(nodes):
+            if x.kind == "send":
+                if (x.rank, x.peer) in last:
+                    chain_a.append(last[(x.rank, x.peer)])
+                    chain_b.append(i)
+                last[(x.rank, x.peer)] = i
+        self.edge(self.E[np.asarray(chain_a, dtype=np.int64)], self.S[np.asarray(chain_b, dtype=np.int64)])
+
+    def finish(self) -> int:
+        """The compute streams, in dependency order, and the done gate; returns the done gate."""
+        b, nodes = self.b, self.nodes
+        order = self._order()
+        last: dict[tuple[int, str], int] = {}
+        chain_a, chain_b = [], []
+        for i in order:
+            x = nodes[i]
+            s = (x.rank, stream_of(x))
+            if s in last:
+                chain_a.append(last[s])
+                chain_b.append(i)
+            last[s] = i
+        if chain_a:
+            b.edges(self.E[np.asarray(chain_a, dtype=np.int64)], self.S[np.asarray(chain_b, dtype=np.int64)])
+        done = int(b.gates(1)[0])
+        if len(self.E):
+            b.edges(self.E, np.full(len(self.E), done))
+        return done
+
+    def _order(self) -> list[int]:
+        """Compute nodes in a topological order of the ordering graph, ties by recorded start then recorded
+        order; a cycle is a `ProgramError` naming it."""
+        g = self.b.num_gates
+        oa = np.concatenate(self._oa) if self._oa else np.zeros(0, dtype=np.int64)
+        ob = np.concatenate(self._ob) if self._ob else np.zeros(0, dtype=np.int64)
+        indeg = np.bincount(ob, minlength=g)
+        order = np.argsort(oa, kind="stable")
+        off = np.zeros(g + 1, dtype=np.int64)
+        np.cumsum(np.bincount(oa, minlength=g), out=off[1:])
+        succ = ob[order].tolist()
+        off_l = off.tolist()
+        member = np.zeros(g, dtype=bool)
+        member[oa] = True
+        member[ob] = True
+        member[self.S] = True
+        member[self.E] = True
+        compute_of = np.full(g, -1, dtype=np.int64)
+        compute_of[self.S[self._comp]] = self._comp
+        compute_of_l = compute_of.tolist()
+        starts = [x.start for x in self.nodes]
+        def key(w: int) -> tuple:  # a compute start waits its turn: earliest recorded start, then recorded order
+            c = compute_of_l[w]
+            if c < 0:
+                return (-np.inf, -1, w)
+            return (-np.inf if starts[c] is None else starts[c], c, w)
+
+        heap = [key(v) for v in np.flatnonzero(member & (indeg == 0)).tolist()]
+        heapq.heapify(heap)
+        left = indeg.tolist()
+        seen = 0
+        out: list[int] = []
+        while heap:
+            _, _, v = heapq.heappop(heap)
+            seen += 1
+            c = compute_of_l[v]
+            if c >= 0:
+                out.append(c)
+            for q in range(off_l[v], off_l[v + 1]):
+                w = succ[q]
+                left[w] -= 1
+                if left[w] == 0:
+                    heapq.heappush(heap, key(w))
+        if seen < int(member.sum()):
+            self._cycle(np.asarray(left) > 0, oa, ob)
+        return out
+
+    def _cycle(self, stuck: np.ndarray, oa: np.ndarray, ob: np.ndarray) -> None:
+        """Raise a `ProgramError` describing one cycle among the gates still waiting."""
+        preds: dict[int, list[int]] = {}
+        for a, c in zip(oa.tolist(), ob.tolist()):
+            if stuck[a] and stuck[c]:
+                preds.setdefault(c, []).append(a)
+        v = int(np.flatnonzero(stuck)[0])
+        path: list[int] = []
+        where: dict[int, int] = {}
+        while v not in where:
+            where[v] = len(path)
+            path.append(v)
+            v = preds[v][0]
+        names: list[str] = []  # each waits for the next (a node's start and end read as one)
+        for gate in path[where[v]:]:
+            text = self._describe(gate)
+            if not names or names[-1] != text:
+                names.append(text)
+        if len(names) > 1 and names[0] == names[-1]:
+            names.pop()
+        raise ProgramError("cannot finish, a dependency cycle: " + " waits for ".join(names + names[:1]),
+                           source=self.program.source or "program")
+
+    def _describe(self, gate: int) -> str:
+        n = len(self.nodes)
+        i = gate - int(self.S[0]) if n and self.S[0] <= gate < self.S[0] + n else \
+            gate - int(self.E[0]) if n and self.E[0] <= gate < self.E[0] + n else -1
+        if i >= 0:
+            x = self.nodes[i]
+            what = {"compute": f"compute {x.name}".strip(), "collective": f"{x.op} on {x.group}",
+                    "send": f"send to rank {x.peer}", "recv": f"recv from rank {x.peer}"}[x.kind]
+            return f"rank {x.rank} node {x.id} ({what})"
+        for c in self.calls:
+            if c.join == gate:
+                return f"the {c.k}th collective call of group {c.group!r} (every member)"
+        return f"gate {gate}"
+
+
+def _seconds(node: Node, device_flops: float | None, source: str) -> float:
+    if node.duration is not None:
+        return float(node.duration)
+    if device_flops is None or not device_flops > 0:
+        raise ProgramError(f"rank {node.rank} node {node.id}: compute given in FLOPs needs a device speed "
+                           "(FLOP/s > 0)", source=source or "program")
+    return float(node.flops) / device_flops
+
+
+__all__ = ["CALL_SCHEMA", "NODE_SCHEMA", "ProgramResult", "ProgramRun", "SENDS", "run_program", "stream_of"]
