@@ -14,7 +14,7 @@ from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
 from netsim.units import format_bandwidth, format_size, format_time
 
-OUTPUTS = {"timeline.parquet", "collectives.parquet", "trace.parquet", "report.html"}
+OUTPUTS = {"timeline.parquet", "timeline.json", "collectives.parquet", "trace.parquet", "report.html"}
 
 
 def add_parser(sub) -> None:
@@ -29,12 +29,17 @@ def add_parser(sub) -> None:
                    help="multiply recorded compute times (e.g. 0.5: a GPU twice as fast)")
     p.add_argument("--ranks", type=flags.integer(1, 131_072), help="rescale a data-parallel trace to M ranks")
     p.add_argument("--algo", default="auto", help="collective algorithm (default auto)")
+    p.add_argument("--sends", choices=("eager", "rendezvous"), default="eager",
+                   help="a send leaves when its own dependencies are met (eager, default), or also waits for "
+                        "its receive to be posted (rendezvous)")
     p.add_argument("--seed", type=flags.seed, default=0)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("-o", "--output", help="write timeline, collectives, the replayed trace and report.html here")
+    p.add_argument("-o", "--output", help="write the timeline (Parquet, and timeline.json for Perfetto or "
+                                          "chrome://tracing), collectives, the replayed trace and report.html here")
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
+    from netsim.program.timeline import write_timeline
     from netsim.report import write_replay_report
     from netsim.routing import make_policy
     from netsim.topology import PathCache, load_topology
@@ -51,7 +56,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     if args.ranks is not None:
         trace = rescale(trace, args.ranks).validate()
     result = replay(trace, topo, routing=args.routing, placement=args.placement, scale_compute=args.scale_compute,
-                    algo=args.algo, seed=args.seed)
+                    algo=args.algo, seed=args.seed, sends=args.sends)
     s = result.summary()
     if args.json:
         print(json.dumps(s | {"trace": trace.source, "format": trace.format, "topology": topo.name}, indent=1))
@@ -77,6 +82,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     if out is not None:
         with out.writing() as tmp:
             result.timeline.write_parquet(tmp / "timeline.parquet", statistics=False)
+            write_timeline(tmp / "timeline.json", result.timeline, gpus=result.gpus)
             result.collectives.write_parquet(tmp / "collectives.parquet", statistics=False)
             own.write(replayed_trace(trace, result), tmp / "trace.parquet")
             write_replay_report(tmp / "report.html", result, f"netsim replay — {trace.source}",

@@ -148,3 +148,12 @@ def test_the_compiled_loop_equals_the_reference_executor_on_a_mixed_program(algo
     np.testing.assert_allclose(fast.nodes["end"].to_numpy(), slow.nodes["end"].to_numpy(), rtol=1e-9)
     assert fast.time_s == pytest.approx(slow.time_s, rel=1e-9)
     assert len(fast.calls) == 3 and fast.calls["time_s"].min() > 0
+
+
+@pytest.mark.parametrize("module", ["netsim.program.timeline", "netsim.network.dataflow"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

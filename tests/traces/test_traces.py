@@ -5,6 +5,8 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+import polars as pl
 import pytest
 
 from netsim.cli import main
@@ -185,9 +187,25 @@ def test_trace_show_and_replay_commands(tmp_path, capsys):
                  "--ranks", "16", "-o", str(out), "--json"]) == 0
     summary_ = json.loads(capsys.readouterr().out)
     assert summary_["ranks"] == 16 and summary_["time_s"] > 0
-    assert {"timeline.parquet", "collectives.parquet", "trace.parquet", "report.html"} <= {p.name for p in out.iterdir()}
+    assert {"timeline.parquet", "timeline.json", "collectives.parquet", "trace.parquet", "report.html"} <= \
+        {p.name for p in out.iterdir()}
+    # timeline.json: Chrome trace events, one complete event per node, at the timeline's times
+    timeline = pl.read_parquet(out / "timeline.parquet")
+    events = json.loads((out / "timeline.json").read_text())["traceEvents"]
+    slices = [e for e in events if e["ph"] == "X"]
+    assert len(slices) == len(timeline)
+    rail = load_topology(ROOT / "topologies" / "rail64.yaml")
+    assert {e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "process_name"} == \
+        {f"rank {r} ({rail.node_names[g]})" for r, g in enumerate(rail.gpus[:16].tolist())}
+    ends = sorted(round((e["ts"] + e["dur"]) * 1e-6, 12) for e in slices)
+    assert ends == sorted(round(t, 12) for t in timeline["end"].to_list())
     again = load_trace(out / "trace.parquet")  # the replayed run, in netsim's own format, replays again
     assert len(again.nodes) == 16
+    # ... and gives the same times: compute as simulated, communication simulated again the same way
+    first, second = replay(rescale(load_trace(TRACES / "ddp4"), 16).validate(), rail), replay(again, rail)
+    assert second.time_s == pytest.approx(first.time_s, rel=1e-9)
+    np.testing.assert_allclose(second.timeline.sort("rank", "node")["end"].to_numpy(),
+                               first.timeline.sort("rank", "node")["end"].to_numpy(), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("breakage, needle", [
