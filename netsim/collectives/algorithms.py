@@ -178,11 +178,14 @@ AUTO_CANDIDATES = {
 PIPELINE_CHUNKS = (1, 2, 4, 8, 16, 32, 64)
 
 
-def choose(op: str, req: Request, overhead: float = 0.0) -> tuple[str, int]:
-    """`auto`: the (algorithm, chunks) with the smallest predicted time."""
+def choose(op: str, req: Request, overhead: float = 0.0, measured: tuple[float, float] | None = None
+           ) -> tuple[str, int]:
+    """`auto`: the (algorithm, chunks) with the smallest predicted time (`measured`: `alpha_beta(req)` of these
+    ranks without the overhead, when the caller has it already)."""
     if req.n < 2:
         return AUTO_CANDIDATES[op][0], 1
-    alpha, bw = alpha_beta(req, overhead)
+    alpha, bw = measured if measured is not None else alpha_beta(req)
+    alpha += overhead
     rails = len(channel_orders(req))
     best = None
     for algo in AUTO_CANDIDATES[op]:

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import simpy
 
-from netsim.collectives.algorithms import ALGORITHMS, OPS, algorithms, choose
+from netsim.collectives.algorithms import ALGORITHMS, OPS, algorithms, alpha_beta, choose
 from netsim.collectives.direct import send_recv
 from netsim.collectives.request import Request
 from netsim.collectives.schedule import Schedule, execute
@@ -35,6 +35,7 @@ class Communicator:
         self.job = job
         self.table = sim.recorder.table("collectives", COLLECTIVE_SCHEMA)
         self._count = 0
+        self._measured: tuple[float, float] | None = None
 
     @property
     def size(self) -> int:
@@ -58,7 +59,9 @@ class Communicator:
             raise ConfigError(f"no algorithm {algo!r} for {op} (known: {', '.join(algorithms(op))})", field="algo")
         req = self.request(nbytes, chunks, root)
         if algo == "auto":
-            algo, chunks = choose(op, req, self.sim.network.options.overhead)
+            if self._measured is None:  # the ranks' alpha and bandwidth: measured once per communicator
+                self._measured = alpha_beta(req)
+            algo, chunks = choose(op, req, self.sim.network.options.overhead, self._measured)
             req = self.request(nbytes, chunks, root)
         return algo, chunks, req
 

@@ -230,8 +230,8 @@ class _Lowering:
                 if group not in comms:
                     comms[group] = Communicator(sim, [gpu_of[r] for r in program.groups[group]], name=str(group))
                 comm = comms[group]
-                name, _, _ = comm.resolve(first.op, first.nbytes, chosen)
-                schedule = comm.schedule(first.op, first.nbytes, algo=chosen)
+                name, _, req = comm.resolve(first.op, first.nbytes, chosen)
+                schedule = ALGORITHMS[first.op][name].build(req)
                 _, last = lower_schedule(b, schedule, key=("", comm.name), tag=f"{group}#{k}", after=join)
                 done = int(b.gates(1)[0])
                 b.edges(last, np.full(len(last), done))
