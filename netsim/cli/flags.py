@@ -81,7 +81,8 @@ def step_duration(text: str) -> float:
 
 
 def add_max_transfers(p: argparse.ArgumentParser) -> None:
-    from netsim.scenario.budget import MAX_TRANSFERS
+    from netsim.program.budget import MAX_NODES, MAX_TRANSFERS
 
     p.add_argument("--max-transfers", type=integer(1), default=None, metavar="N",
-                   help=f"refuse runs estimated to create more transfers than this (default {MAX_TRANSFERS:,})")
+                   help=f"refuse runs estimated to create more transfers than this (default {MAX_TRANSFERS:,}; "
+                        f"replay: also the most program nodes a rescaled trace may hold, default {MAX_NODES:,})")

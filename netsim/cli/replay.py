@@ -32,6 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--sends", choices=("eager", "rendezvous"), default="eager",
                    help="a send leaves when its own dependencies are met (eager, default), or also waits for "
                         "its receive to be posted (rendezvous)")
+    flags.add_max_transfers(p)
     p.add_argument("--seed", type=flags.seed, default=0)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("-o", "--output", help="write the timeline (Parquet, and timeline.json for Perfetto or "
@@ -54,9 +55,9 @@ def command(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(exc.detail, field="--routing") from None
     trace = load_trace(args.trace, format=args.format, npus=args.npus)
     if args.ranks is not None:
-        trace = rescale(trace, args.ranks).validate()
+        trace = rescale(trace, args.ranks, gpus=len(topo.gpus), max_nodes=args.max_transfers).validate()
     result = replay(trace, topo, routing=args.routing, placement=args.placement, scale_compute=args.scale_compute,
-                    algo=args.algo, seed=args.seed, sends=args.sends)
+                    algo=args.algo, seed=args.seed, sends=args.sends, max_transfers=args.max_transfers)
     s = result.summary()
     if args.json:
         print(json.dumps(s | {"trace": trace.source, "format": trace.format, "topology": topo.name}, indent=1))

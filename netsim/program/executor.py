@@ -48,6 +48,7 @@ from netsim.collectives.algorithms import ALGORITHMS
 from netsim.collectives.schedule import lower as lower_schedule
 from netsim.errors import ConfigError
 from netsim.network.dataflow import DataflowBuilder, DataflowRun
+from netsim.program.budget import check_budget, collective_transfers
 from netsim.program.model import Node, Program, ProgramError
 
 SENDS = ("eager", "rendezvous")
@@ -138,13 +139,16 @@ class ProgramRun:
 
 
 def run_program(sim, program: Program, gpu_of: dict[int, int], *, algo: str = "auto", scale_compute: float = 1.0,
-                device_flops: float | None = None, sends: str = "eager", key: tuple = ("trace",)) -> ProgramRun:
+                device_flops: float | None = None, sends: str = "eager", key: tuple = ("trace",),
+                max_transfers: int | None = None) -> ProgramRun:
     """Start `program` now on `sim` with rank r on GPU node `gpu_of[r]` (see the module docstring).
 
     algo: the collective algorithm (`auto`, or a name; a collective that has no such algorithm uses auto).
     scale_compute: factor on every compute duration. device_flops: FLOP/s (efficiency included) that
     times compute nodes given in FLOPs. sends: `eager` (default) or `rendezvous`. key: the route-key
-    prefix of point-to-point transfers (each tag hashes as its own connection).
+    prefix of point-to-point transfers (each tag hashes as its own connection). max_transfers: refuse a
+    program whose collectives and messages would create more transfers (None: `budget.MAX_TRANSFERS`),
+    counted before anything is built.
     """
     if sends not in SENDS:
         raise ConfigError(f"unknown send mode {sends!r} (known: {', '.join(SENDS)})", field="sends")
@@ -156,18 +160,41 @@ def run_program(sim, program: Program, gpu_of: dict[int, int], *, algo: str = "a
     missing = sorted(set(program.ranks) - set(gpu_of))
     if missing:
         raise ConfigError(f"ranks {missing[:5]} have no GPU", field="placement")
+    comms = {group: Communicator(sim, [gpu_of[r] for r in members], name=str(group))
+             for group, members in program.groups.items()}
+    check_budget(work(program, comms, algo), f"the program ({len(program.nodes)} ranks)", max_transfers,
+                 source=program.source or None)
     builder = DataflowBuilder()
-    lowered = _Lowering(sim, program, gpu_of, builder, algo, scale_compute, device_flops, sends, key)
+    lowered = _Lowering(sim, program, gpu_of, builder, algo, scale_compute, device_flops, sends, key, comms)
     flow = builder.build(lowered.finish())
     run = sim.network.run_dataflow(flow)
     return ProgramRun(program, lowered.nodes, lowered.S, lowered.E, lowered.calls, lowered.durations, run, sim.now)
+
+
+def work(program: Program, comms: dict[str, Communicator], algo: str = "auto") -> int:
+    """Transfers the program creates: its collective calls' (exact: see `budget.collective_transfers`) and
+    its messages."""
+    calls: dict[tuple, int] = {}
+    sends = 0
+    for x in program.all_nodes():
+        if x.kind == "collective" and (x.nbytes or x.op == "barrier"):
+            calls[(x.group, x.op, x.nbytes)] = calls.get((x.group, x.op, x.nbytes), 0) + 1
+        sends += x.kind == "send"
+    total = sends
+    for (group, op, nbytes), members in calls.items():
+        comm = comms[group]
+        if comm.size > 1:
+            chosen = algo if algo in ALGORITHMS[op] else "auto"
+            total += members // comm.size * collective_transfers(comm, op, nbytes, chosen)
+    return total
 
 
 class _Lowering:
     """A program's gates (see the module docstring), and the order its streams run in."""
 
     def __init__(self, sim, program: Program, gpu_of: dict[int, int], b: DataflowBuilder, algo: str,
-                 scale_compute: float, device_flops: float | None, sends: str, key: tuple):
+                 scale_compute: float, device_flops: float | None, sends: str, key: tuple,
+                 comms: dict[str, Communicator]):
         self.program, self.b = program, b
         self.nodes = nodes = list(program.all_nodes())
         n = len(nodes)
@@ -188,7 +215,7 @@ class _Lowering:
                 dep_b.append(i)
         self.edge(self.E[np.asarray(dep_a, dtype=np.int64)], self.S[np.asarray(dep_b, dtype=np.int64)])
         self.calls: list[_Call] = []
-        self._collectives(sim, gpu_of, algo)
+        self._collectives(comms, algo)
         self._messages(gpu_of, sends, key)
         self._comp = comp
 
@@ -201,7 +228,7 @@ class _Lowering:
             self._oa.append(np.broadcast_to(a, b.shape))
             self._ob.append(b)
 
-    def _collectives(self, sim, gpu_of: dict[int, int], algo: str) -> None:
+    def _collectives(self, comms: dict[str, Communicator], algo: str) -> None:
         program, nodes, b = self.program, self.nodes, self.b
         calls: dict[tuple[str, int], list[int]] = {}
         counters: dict[tuple[int, str], int] = {}
@@ -218,7 +245,6 @@ class _Lowering:
                 chain_b.append(i)
             previous[(x.rank, x.group)] = i
         self.edge(self.E[np.asarray(chain_a, dtype=np.int64)], self.S[np.asarray(chain_b, dtype=np.int64)])
-        comms: dict[str, Communicator] = {}
         for (group, k), members in calls.items():
             first = nodes[members[0]]
             join = int(b.gates(1)[0])
@@ -227,8 +253,6 @@ class _Lowering:
             size = len(program.groups[group])
             chosen = algo if algo in ALGORITHMS[first.op] else "auto"
             if (first.nbytes or first.op == "barrier") and size > 1:
-                if group not in comms:
-                    comms[group] = Communicator(sim, [gpu_of[r] for r in program.groups[group]], name=str(group))
                 comm = comms[group]
                 name, _, req = comm.resolve(first.op, first.nbytes, chosen)
                 schedule = ALGORITHMS[first.op][name].build(req)

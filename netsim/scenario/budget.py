@@ -1,39 +1,14 @@
-"""Work estimates: refuse, before it starts, a command that would create more transfers than a
-laptop run should (a million-size sweep, 1e8 pipelined chunks), with the estimate in the message.
-
-The estimate is exact for collectives: an algorithm's schedule is built once with one chunk and its
-transfers counted; pipelined chunks copy every transfer once per chunk. The ceiling `MAX_TRANSFERS`
-(5 million transfers: a few minutes of fluid simulation) is lifted with `--max-transfers N`.
-"""
+"""A scenario's work estimate (`netsim.program.budget` has the rules and the ceiling), checked before it
+runs."""
 
 from __future__ import annotations
 
 from netsim.collectives import Communicator
 from netsim.errors import ConfigError
+from netsim.program.budget import MAX_TRANSFERS, check_budget, collective_transfers
 from netsim.scenario.config import Scenario
 from netsim.scenario.runner import item_groups, place_jobs
 from netsim.sim import Simulation
-
-MAX_TRANSFERS = 5_000_000
-
-
-def collective_transfers(comm: Communicator, op: str, nbytes: int, algo: str = "auto", chunks: int = 1,
-                         root: int = 0) -> int:
-    """Transfers one call of `op` on `comm` creates (`auto` resolved as the run would)."""
-    if op == "send_recv":
-        return chunks
-    chosen, used_chunks, _ = comm.resolve(op, nbytes, algo, chunks, root)
-    schedule = comm.schedule(op, nbytes, chosen, 1, root)
-    return sum(len(step.src) for step in schedule.steps) * used_chunks
-
-
-def check_budget(estimate: int, what: str, limit: int | None, *, source: str | None = None,
-                 field: str = "--max-transfers") -> None:
-    """Refuse work estimated at more than `limit` transfers (None: the default ceiling)."""
-    limit = MAX_TRANSFERS if limit is None else limit
-    if estimate > limit:
-        raise ConfigError(f"{what} would create about {estimate:,} transfers, more than the limit of {limit:,}; "
-                          f"lower it, or raise the limit with --max-transfers {estimate}", source=source, field=field)
 
 
 def scenario_transfers(scenario: Scenario) -> int:
@@ -54,3 +29,6 @@ def scenario_transfers(scenario: Scenario) -> int:
                                       field=f"{where}.{i}.{exc.field or 'algo'}") from None
                 total += item.repeat * calls
     return total * len(cfg.routing)
+
+
+__all__ = ["MAX_TRANSFERS", "check_budget", "collective_transfers", "scenario_transfers"]

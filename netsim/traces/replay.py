@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from netsim.errors import ConfigError
+from netsim.program.budget import MAX_NODES, check_budget
 from netsim.program.executor import run_program
 from netsim.sim import Simulation
 from netsim.topology import Topology
@@ -72,10 +73,17 @@ class ReplayResult:
                 "simulated_comm_s": float(recorded["time_s"].sum()) if len(recorded) else None}
 
 
-def rescale(trace: Trace, m: int) -> Trace:
-    """The data-parallel trace on `m` ranks (see the module docstring)."""
+def rescale(trace: Trace, m: int, *, gpus: int | None = None, max_nodes: int | None = None) -> Trace:
+    """The data-parallel trace on `m` ranks (see the module docstring). Checked before anything is built:
+    `m` against the topology's `gpus`, and the nodes the result would hold against `max_nodes` (None:
+    `budget.MAX_NODES`)."""
     if m < 1:
         raise ConfigError(f"expected a rank count >= 1, got {m}", field="--ranks")
+    if gpus is not None and m > gpus:
+        raise ConfigError(f"{m} ranks do not fit the topology's {gpus} GPUs", field="--ranks")
+    per_rank = [len(trace.nodes[r]) for r in trace.ranks]  # rank i does what rank i mod n did
+    check_budget(m // len(per_rank) * sum(per_rank) + sum(per_rank[: m % len(per_rank)]), f"rescaling to {m} ranks",
+                 max_nodes, source=trace.source, unit="program nodes", ceiling=MAX_NODES)
     n = len(trace.nodes)
     world = tuple(trace.ranks)
     for node in trace.all_nodes():
@@ -115,13 +123,14 @@ def place(topo: Topology, ranks: int, placement: str, seed: int) -> np.ndarray:
 
 
 def replay(trace: Trace, topo: Topology, *, routing: str = "ecmp", placement: str = "contiguous",
-           scale_compute: float = 1.0, algo: str = "auto", seed: int = 0, sends: str = "eager") -> ReplayResult:
+           scale_compute: float = 1.0, algo: str = "auto", seed: int = 0, sends: str = "eager",
+           max_transfers: int | None = None) -> ReplayResult:
     """Replay `trace` (validated) on `topo` with the program executor; see the module docstring."""
     ranks = trace.ranks
     gpus = place(topo, len(ranks), placement, seed)
     sim = Simulation(topo, routing=routing, seed=seed, record_links=False)
     run = run_program(sim, trace, dict(zip(ranks, gpus.tolist())), algo=algo, scale_compute=scale_compute,
-                      sends=sends)
+                      sends=sends, max_transfers=max_transfers)
     sim.run(run.done)
     result = run.result()
     names = tuple(topo.node_names[g] for g in gpus)

@@ -262,3 +262,32 @@ def test_profiler_reader_on_nccl_fields(tmp_path):
     assert colls == [("all_reduce", 2000, "0"), ("all_gather", 2000, "0"), ("reduce_scatter", 2000, "0")]
     assert trace.skipped == {"record_param_comms CPU op (its GPU kernel is kept)": 6}
     assert [round(n.duration * 1e6) for n in trace.nodes[0] if n.kind == "collective"] == [40, 40, 40]
+
+
+def test_replay_at_scale_is_checked_before_anything_is_built(capsys, tmp_path):
+    """--ranks is checked against the topology before the trace is rescaled; the transfers a replay would
+    create are counted before it is lowered, and refused past the ceiling with the estimate."""
+    rail = str(ROOT / "topologies" / "rail64.yaml")
+    assert main(["replay", str(TRACES / "ddp2"), "--topology", rail, "--ranks", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert "100000 ranks do not fit the topology's 64 GPUs" in err and "--ranks" in err
+    assert main(["replay", str(TRACES / "ddp4"), "--topology", rail, "--ranks", "64", "--max-transfers", "1000",
+                 "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "program nodes" in err and "--max-transfers 1280" in err
+    assert not (tmp_path / "o").exists()
+    # 64 ranks x 20 nodes pass the node ceiling; the collectives do not pass a transfer ceiling of 2000
+    assert main(["replay", str(TRACES / "ddp4"), "--topology", rail, "--ranks", "64", "--max-transfers", "2000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "transfers, more than the limit of 2,000" in err
+    estimate = int(err.rsplit("--max-transfers ", 1)[1].split()[0])
+    topo = load_topology(rail)
+    trace = rescale(load_trace(TRACES / "ddp4"), 64).validate()
+    from netsim.network import FluidNetwork  # the estimate is exact: the run creates that many transfers
+    from netsim.program import run_program
+    from netsim.sim import Simulation
+
+    sim = Simulation(topo, record_links=False)
+    run = run_program(sim, trace, dict(zip(trace.ranks, topo.gpus.tolist())))
+    sim.run(run.done)
+    assert isinstance(sim.network, FluidNetwork) and sim.network.transfers_started == estimate
