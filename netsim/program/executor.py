@@ -140,13 +140,14 @@ class ProgramRun:
 
 def run_program(sim, program: Program, gpu_of: dict[int, int], *, algo: str = "auto", scale_compute: float = 1.0,
                 device_flops: float | None = None, sends: str = "eager", key: tuple = ("trace",),
-                max_transfers: int | None = None) -> ProgramRun:
+                tag_keys: dict[int, tuple] | None = None, max_transfers: int | None = None) -> ProgramRun:
     """Start `program` now on `sim` with rank r on GPU node `gpu_of[r]` (see the module docstring).
 
     algo: the collective algorithm (`auto`, or a name; a collective that has no such algorithm uses auto).
     scale_compute: factor on every compute duration. device_flops: FLOP/s (efficiency included) that
     times compute nodes given in FLOPs. sends: `eager` (default) or `rendezvous`. key: the route-key
-    prefix of point-to-point transfers (each tag hashes as its own connection). max_transfers: refuse a
+    prefix of point-to-point transfers (each tag hashes as its own connection: `key + (tag,)`, or
+    `tag_keys[tag]` where given). max_transfers: refuse a
     program whose collectives and messages would create more transfers (None: `budget.MAX_TRANSFERS`),
     counted before anything is built.
     """
@@ -165,7 +166,8 @@ def run_program(sim, program: Program, gpu_of: dict[int, int], *, algo: str = "a
     check_budget(work(program, comms, algo), f"the program ({len(program.nodes)} ranks)", max_transfers,
                  source=program.source or None)
     builder = DataflowBuilder()
-    lowered = _Lowering(sim, program, gpu_of, builder, algo, scale_compute, device_flops, sends, key, comms)
+    lowered = _Lowering(sim, program, gpu_of, builder, algo, scale_compute, device_flops, sends, key, comms,
+                        tag_keys)
     flow = builder.build(lowered.finish())
     run = sim.network.run_dataflow(flow)
     return ProgramRun(program, lowered.nodes, lowered.S, lowered.E, lowered.calls, lowered.durations, run, sim.now)
@@ -194,8 +196,8 @@ class _Lowering:
 
     def __init__(self, sim, program: Program, gpu_of: dict[int, int], b: DataflowBuilder, algo: str,
                  scale_compute: float, device_flops: float | None, sends: str, key: tuple,
-                 comms: dict[str, Communicator]):
-        self.program, self.b = program, b
+                 comms: dict[str, Communicator], tag_keys: dict[int, tuple] | None = None):
+        self.program, self.b, self.tag_keys = program, b, tag_keys
         self.nodes = nodes = list(program.all_nodes())
         n = len(nodes)
         self.index = {(x.rank, x.id): i for i, x in enumerate(nodes)}
@@ -283,7 +285,9 @@ class _Lowering:
         recv = np.array([p[1] for p in pairs], dtype=np.int64)
         src = np.array([nodes[s].rank for s in send.tolist()], dtype=np.int64)
         dst = np.array([nodes[s].peer for s in send.tolist()], dtype=np.int64)
-        kid = np.array([b.key(key + (nodes[s].tag,)) for s in send.tolist()], dtype=np.int64)
+        tag_keys = self.tag_keys or {}
+        kid = np.array([b.key(tag_keys.get(nodes[s].tag, key + (nodes[s].tag,))) for s in send.tolist()],
+                       dtype=np.int64)
         size = np.array([nodes[s].nbytes for s in send.tolist()], dtype=np.int64)
         ids = b.transfers(self.S[send], np.array([gpu_of[r] for r in src.tolist()], dtype=np.int64),
                           np.array([gpu_of[r] for r in dst.tolist()], dtype=np.int64), size, key=kid, tag="p2p")
@@ -294,14 +298,15 @@ class _Lowering:
         self.edge(self.S[recv], self.E[recv])
         if sends == "rendezvous":
             self.edge(self.S[recv], self.S[send])
-        chain_a, chain_b = [], []  # each connection's send queue, in recorded order
-        last: dict[tuple[int, int], int] = {}
+        chain_a, chain_b = [], []  # each send stream (by default a connection's queue), in recorded order
+        last: dict[tuple[int, str], int] = {}
         for i, x in enumerate(nodes):
             if x.kind == "send":
-                if (x.rank, x.peer) in last:
-                    chain_a.append(last[(x.rank, x.peer)])
+                where = (x.rank, stream_of(x))
+                if where in last:
+                    chain_a.append(last[where])
                     chain_b.append(i)
-                last[(x.rank, x.peer)] = i
+                last[where] = i
         self.edge(self.E[np.asarray(chain_a, dtype=np.int64)], self.S[np.asarray(chain_b, dtype=np.int64)])
 
     def finish(self) -> int:

@@ -14,8 +14,8 @@ and loop step, as data flow:
 
 Each task needs data items and makes or moves some; `dependencies()` derives, from the order of the
 list, which task produced every item a task needs — so the same description drives the timing on the
-simulated network (`run_attention`: one compute stream per rank, sends as soon as their data exists,
-concurrent on the fabric) and the numerical check with real tensors (`netsim.training.attention`,
+simulated network (`attention_program` builds a `netsim.program.Program` from it, and `run_attention`
+runs that: one compute stream per rank, sends as soon as their data exists, concurrent on the fabric) and the numerical check with real tensors (`netsim.training.attention`,
 which computes attention by following the schedule's messages and merges, and must equal full
 attention).
 
@@ -40,9 +40,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-import simpy
+import polars as pl
 
 from netsim.errors import ConfigError
+from netsim.program import Node, Program, run_program
 from netsim.workloads.limits import integer, number
 
 DTYPES = {"bf16": 2, "fp16": 2, "fp32": 4}
@@ -492,13 +493,54 @@ class AttentionRun:
         return sum(r.nbytes for r in self.records if r.lane != "compute")
 
 
+def attention_program(sched: AttentionSchedule, device: Device) -> Program:
+    """The schedule as a `Program` of its ranks: each `Compute` a compute node (its FLOPs on `device`)
+    after the rank's previous block (one compute stream per rank, in schedule order); each `Send` a send at
+    its sender (on a stream per kind and receiver: Q and outputs travel on separate streams) and the
+    matching receive at its receiver; every task waits for the tasks `AttentionSchedule.dependencies`
+    names, each at the ranks it shares with them. Run with rendezvous sends (a send completes only against
+    a posted receive). Node names are ``phase@step`` (compute) and ``kind@step`` (send, receive); the tag
+    of a message is its kind's index in `send_kinds(sched)`."""
+    deps = sched.dependencies()
+    kinds = send_kinds(sched)
+    nodes: dict[int, list[Node]] = {r: [] for r in range(sched.ranks)}
+    node_of: dict[tuple[int, int], int] = {}  # (task, rank) -> that rank's node for the task
+    previous: dict[int, int] = {}
+
+    def add(rank: int, task: int, **kw) -> None:
+        node_of[(task, rank)] = len(nodes[rank])
+        nodes[rank].append(Node(rank, len(nodes[rank]), **kw))
+
+    for i, t in enumerate(sched.tasks):
+        if isinstance(t, Compute):
+            mine = [node_of[(j, t.rank)] for j in deps[i]]
+            if t.rank in previous and previous[t.rank] not in mine:
+                mine.append(previous[t.rank])
+            add(t.rank, i, kind="compute", name=f"{t.phase}@{t.step}", duration=device.seconds(t.flops),
+                deps=tuple(mine))
+            previous[t.rank] = node_of[(i, t.rank)]
+        else:
+            at = {r: tuple(node_of[(j, r)] for j in deps[i] if (j, r) in node_of) for r in (t.src, t.dst)}
+            add(t.src, i, kind="send", name=f"{t.kind}@{t.step}", nbytes=t.nbytes, peer=t.dst, tag=kinds[t.kind],
+                deps=at[t.src], stream=f"send-{t.kind}:{t.dst}")
+            add(t.dst, i, kind="recv", name=f"{t.kind}@{t.step}", nbytes=t.nbytes, peer=t.src, tag=kinds[t.kind],
+                deps=at[t.dst])
+    return Program({r: tuple(v) for r, v in nodes.items()}, {}, source=sched.scheme, format="attention").validate()
+
+
+def send_kinds(sched: AttentionSchedule) -> dict[str, int]:
+    """Each send kind of the schedule (q, kv, out, ...) and its message tag."""
+    return {kind: i for i, kind in enumerate(sorted({t.kind for t in sched.sends()}))}
+
+
 def run_attention(sim, nodes, sched: AttentionSchedule, device: Device, *, key: tuple = ("attention",)
                   ) -> Callable[[], AttentionRun]:
-    """Start `sched` on `sim`: rank r on node `nodes[r]`. Each rank has one compute stream running its
-    blocks in schedule order, each as soon as its inputs have arrived and its rank entered the block's
-    step; a send leaves once its data exists and both ranks entered its step (see
-    `AttentionSchedule.dependencies`); sends run concurrently, sharing the fabric. Returns a function giving the `AttentionRun`
-    once the simulation has run.
+    """Start `sched` on `sim` (rank r on node `nodes[r]`) as its `attention_program`, with the program
+    executor: each rank has one compute stream running its blocks in schedule order, each as soon as its
+    inputs have arrived and its rank entered the block's step; a send leaves once its data exists and both
+    ranks entered its step (see `AttentionSchedule.dependencies`); sends run concurrently, sharing the
+    fabric, each kind hashing as its own connection (`key + (kind,)`). Returns a function giving the
+    `AttentionRun` once the simulation has run.
 
     >>> from netsim.sim import Simulation
     >>> from netsim.topology import full_mesh
@@ -510,86 +552,27 @@ def run_attention(sim, nodes, sched: AttentionSchedule, device: Device, *, key: 
     >>> round(result().time_s * 1e6, 1)  # 3 K, V hops of 168 us (each longer than a block), the last block
     589.2
     """
-    env = sim.env
-    net = sim.network
     nodes = np.asarray(nodes, dtype=np.int64)
     if len(nodes) != sched.ranks:
         raise ConfigError(f"{sched.ranks} ranks need {sched.ranks} GPUs, got {len(nodes)}", field="gpus")
-    tasks = sched.tasks
-    deps = sched.dependencies()
-    waiting = [len(d) for d in deps]
-    followers: list[list[int]] = [[] for _ in tasks]
-    for i, d in enumerate(deps):
-        for p in d:
-            followers[p].append(i)
-    queue: list[list[int]] = [[] for _ in range(sched.ranks)]  # compute tasks per rank, in order
-    for i, t in enumerate(tasks):
-        if isinstance(t, Compute):
-            queue[t.rank].append(i)
-    head = [0] * sched.ranks
-    busy = [False] * sched.ranks
-    compute = np.zeros(sched.ranks)
-    records: list[TaskRecord] = []
-
-    def done(i: int) -> None:
-        for f in followers[i]:
-            waiting[f] -= 1
-            if waiting[f] == 0:
-                ready(f)
-
-    def ready(i: int) -> None:
-        t = tasks[i]
-        if isinstance(t, Send):
-            start = env.now
-            sent = net.transfer(int(nodes[t.src]), int(nodes[t.dst]), t.nbytes, key=key + (t.kind,),
-                                tag=f"{sched.scheme}:{t.kind}@{t.step}")
-
-            def arrived(_e, t=t, i=i, start=start) -> None:
-                records.append(TaskRecord(t.src, f"send-{t.kind}", t.step, start, env.now, t.nbytes, t.dst))
-                done(i)
-
-            sent.callbacks.append(arrived)
-        else:
-            advance(t.rank)
-
-    def advance(rank: int) -> None:
-        """Start the rank's next compute block if the stream is free and its inputs are in."""
-        if busy[rank] or head[rank] >= len(queue[rank]):
-            return
-        i = queue[rank][head[rank]]
-        if waiting[i]:
-            return
-        t = tasks[i]
-        head[rank] += 1
-        busy[rank] = True
-        seconds = device.seconds(t.flops)
-        start = env.now
-        timer = env.timeout(seconds)
-
-        def finished(_e, t=t, i=i, start=start) -> None:
-            busy[t.rank] = False
-            compute[t.rank] += env.now - start
-            records.append(TaskRecord(t.rank, "compute", t.step, start, env.now, 0, -1))
-            done(i)
-            advance(t.rank)
-
-        timer.callbacks.append(finished)
-
-    def begin():
-        for i, t in enumerate(tasks):
-            if waiting[i] == 0 and isinstance(t, Send):
-                ready(i)
-        for r in range(sched.ranks):
-            advance(r)
-        yield env.timeout(0)
-
-    sim.process(begin())
+    program = attention_program(sched, device)
+    run = run_program(sim, program, dict(enumerate(nodes.tolist())), sends="rendezvous",
+                      tag_keys={tag: key + (kind,) for kind, tag in send_kinds(sched).items()})
 
     def result() -> AttentionRun:
-        if any(h < len(q) for h, q in zip(head, queue)) or len(records) != len(tasks):
+        if not run.done.triggered:
             raise RuntimeError(f"{sched.scheme}: the schedule did not finish (a task waits on data that never came)")
+        rows = run.result().nodes.filter(pl.col("kind") != "recv")
+        records = [TaskRecord(r["rank"], "compute" if r["kind"] == "compute" else f"send-{r['name'].split('@')[0]}",
+                              int(r["name"].rsplit("@", 1)[1]), r["start"] + run.t0, r["end"] + run.t0,
+                              r["bytes"] if r["kind"] == "send" else 0,
+                              -1 if r["kind"] == "compute" else program.nodes[r["rank"]][r["node"]].peer)
+                   for r in rows.iter_rows(named=True)]
+        compute = rows.filter(pl.col("kind") == "compute").group_by("rank").agg((pl.col("end") - pl.col("start")).sum())
+        per_rank = dict(zip(compute["rank"].to_list(), compute["end"].to_list()))
         end = max((r.end for r in records), default=0.0)
-        return AttentionRun(sched.scheme, sched.ranks, sched.steps, end, tuple(compute.tolist()),
+        return AttentionRun(sched.scheme, sched.ranks, sched.steps, end,
+                            tuple(per_rank.get(r, 0.0) for r in range(sched.ranks)),
                             tuple(sorted(records, key=lambda r: (r.start, r.rank, r.lane))))
 
     return result
