@@ -5,6 +5,7 @@ The job's ranks sit on the topology's first GPUs in order; replica r is ranks r*
 Every rank computes (stretched on a slow GPU), enters its replica's tensor-parallel all-reduce, then its
 shard of the data-parallel all-reduce (shard j: GPU j of every active replica). A collective starts
 when its last rank has entered and ends for all of them together (the whole collective has arrived).
+`iteration_program` writes this as a `netsim.program.Program`, which the program executor runs.
 
 Why whole runs of iterations can be skipped: an iteration starts with every rank at the same instant
 (the end of the previous one's collectives), so in an unchanged fabric state every iteration is the same
@@ -18,13 +19,14 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import polars as pl
 
 from netsim.collectives import Communicator
 from netsim.errors import TopologyError
 from netsim.faults.spec import JobSpec
 from netsim.sim import Simulation
 from netsim.topology import Topology
-from netsim.workloads.syncs import SyncPoint
+from netsim.program import Node, Program, run_program
 
 
 @dataclass(frozen=True)
@@ -83,41 +85,10 @@ def simulate_iteration(topo: Topology, job: JobSpec, state: State, *, routing: s
                         sim.router.route(int(gpus[a * job.tp + j]), int(gpus[b * job.tp + j]))
     except TopologyError:
         return IterationRecord(float("inf"), (), {}, hung=True)
-    env = sim.env
-    speed = dict(state.slow)
-    ranks = [r * job.tp + j for r in state.replicas for j in range(job.tp)]
-    tp_comms = {r: Communicator(sim, gpus[r * job.tp:(r + 1) * job.tp], name=f"tp{r}") for r in state.replicas}
-    dp_comms = [Communicator(sim, [gpus[r * job.tp + j] for r in state.replicas], name=f"dp{j}")
-                for j in range(job.tp)]
-    points: dict[tuple[str, float], tuple[SyncPoint, tuple[int, ...]]] = {}  # (call, iteration start) ->
-
-    def collective(name: str, comm: Communicator, members: tuple[int, ...], nbytes: int, rank: int, start: float):
-        """Enter the call: it starts when its last rank has entered and ends for all of them together."""
-        if (name, start) not in points:
-            points[(name, start)] = (SyncPoint(comm, nbytes, len(members), label=name, algo="auto"), members)
-        sync = points[(name, start)][0]
-        sync.arrive(rank)
-        return sync.done
-
-    def rank_process(rank: int, start: float):
-        replica, j = divmod(rank, job.tp)
-        yield env.timeout(job.compute_s / speed.get(rank, 1.0))
-        if job.tp > 1 and job.tp_bytes:
-            members = tuple(range(replica * job.tp, (replica + 1) * job.tp))
-            yield collective(f"tp{replica}", tp_comms[replica], members, job.tp_bytes, rank, start)
-        members = tuple(r * job.tp + j for r in state.replicas)
-        yield collective(f"dp{j}", dp_comms[j], members, -(-job.dp_bytes // job.tp), rank, start)
-
-    def job_process():
-        for _ in range(iterations):
-            start = env.now
-            yield env.all_of([env.process(rank_process(r, start)) for r in ranks])
-        ends.append((start, env.now - start))
-
-    ends: list[float] = []
-    env.process(job_process())
+    program = iteration_program(job, state, iterations)
     try:
-        results = sim.run()
+        run = run_program(sim, program, {r: int(gpus[r]) for r in program.ranks})
+        results = sim.run(run.done)
     except TopologyError:  # a collective lost its only path (inside a server too): the state hangs
         return IterationRecord(float("inf"), (), {}, hung=True)
     moved: dict[tuple[int, int], int] = {}
@@ -132,13 +103,56 @@ def simulate_iteration(topo: Topology, job: JobSpec, state: State, *, routing: s
             spans.setdefault(key, []).append((s, e))
     # busy time: the union of the connection's transfer intervals (overlapping transfers count once)
     connections = {k: (moved[k], _union(spans[k])) for k in moved}
-    last, duration = ends[-1]
+    result = run.result()
+    ends = result.calls.filter(pl.col("group") == ITERATION).sort("call")["end"].to_list()
+    start = ends[-2] if len(ends) > 1 else 0.0
+    entered = {(r["stream"].removeprefix("group:"), r["rank"]): r["start"] for r in result.nodes.filter(
+        (pl.col("kind") == "collective") & (pl.col("node") >= NODES_PER_ITERATION * (iterations - 1))
+    ).iter_rows(named=True)}
     calls = []
-    for (name, start), (sync, members) in sorted(points.items()):
-        if start == last:  # the last iteration's calls
-            entered = dict(sync.arrivals)
-            calls.append(Call(name, members, tuple(entered[m] - start for m in members), sync.done.value - start))
-    return IterationRecord(duration, tuple(calls), connections)
+    for row in result.calls.filter((pl.col("group") != ITERATION) & (pl.col("call") == iterations - 1)).sort(
+            "group").iter_rows(named=True):
+        members = program.groups[row["group"]]
+        calls.append(Call(row["group"], members, tuple(entered[(row["group"], m)] - start for m in members),
+                          row["end"] - start))
+    return IterationRecord(ends[-1] - start, tuple(calls), connections)
+
+
+ITERATION = "iteration"  # the group whose empty call ends an iteration (every rank starts the next one together)
+NODES_PER_ITERATION = 4
+
+
+def iteration_program(job: JobSpec, state: State, iterations: int = 1) -> Program:
+    """The job's `iterations` iterations in `state` as a `Program` of its active ranks (see the module
+    docstring): per rank and iteration, compute (stretched on a slow GPU), the replica's tensor-parallel
+    all-reduce, its shard of the data-parallel all-reduce, then an empty collective of every rank that
+    ends the iteration (the next one starts when the last rank is done)."""
+    speed = dict(state.slow)
+    tp = job.tp
+    ranks = [r * tp + j for r in state.replicas for j in range(tp)]
+    use_tp = tp > 1 and job.tp_bytes
+    groups = {f"dp{j}": tuple(r * tp + j for r in state.replicas) for j in range(tp)}
+    if use_tp:
+        groups.update({f"tp{r}": tuple(range(r * tp, (r + 1) * tp)) for r in state.replicas})
+    groups[ITERATION] = tuple(ranks)
+    nodes = {}
+    for rank in ranks:
+        replica, j = divmod(rank, tp)
+        out: list[Node] = []
+        for _ in range(iterations):
+            base = len(out)
+            out.append(Node(rank, base, "compute", "compute", duration=job.compute_s / speed.get(rank, 1.0),
+                            deps=(base - 1,) if base else ()))
+            if use_tp:
+                out.append(Node(rank, base + 1, "collective", op="all_reduce", nbytes=job.tp_bytes,
+                                group=f"tp{replica}", deps=(base,)))
+            else:  # keeps four nodes per iteration
+                out.append(Node(rank, base + 1, "compute", "no tensor parallelism", duration=0.0, deps=(base,)))
+            out.append(Node(rank, base + 2, "collective", op="all_reduce", nbytes=-(-job.dp_bytes // tp),
+                            group=f"dp{j}", deps=(base + 1,)))
+            out.append(Node(rank, base + 3, "collective", op="all_reduce", nbytes=0, group=ITERATION, deps=(base + 2,)))
+        nodes[rank] = tuple(out)
+    return Program(nodes, groups, source="fault-study iteration").validate()
 
 
 def _union(intervals: list[tuple[float, float]]) -> float:
@@ -185,5 +199,5 @@ def connection_links(topo: Topology, job: JobSpec, routing: str = "ecmp", seed: 
     return out
 
 
-__all__ = ["Call", "IterationCache", "IterationRecord", "State", "connection_links", "job_gpus",
+__all__ = ["Call", "IterationCache", "IterationRecord", "State", "connection_links", "iteration_program", "job_gpus",
            "simulate_iteration"]
