@@ -1,5 +1,6 @@
 """The command line: a real run writes results and a report; bad input exits 2 with one line."""
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -34,6 +35,12 @@ def test_run_writes_parquet_and_report(tmp_path, capsys):
     # 4 ranks, 4 MiB, 2 us per hop, 12.5 GB/s
     expected = 6 * 2e-6 + 6 / 4 * 4 * 2**20 / 12.5e9
     assert (coll["end"] - coll["start"]).to_list() == pytest.approx([expected] * 2, rel=1e-9)
+    # timeline.json: Chrome trace events, a slice per collective call at its times, link load as counters
+    events = json.loads((out / "timeline.json").read_text())["traceEvents"]
+    slices = [e for e in events if e["ph"] == "X"]
+    assert [e["ts"] for e in slices] == pytest.approx([s * 1e6 for s in coll["start"].to_list()], rel=1e-12)
+    assert [e["dur"] for e in slices] == pytest.approx([expected * 1e6] * 2, rel=1e-9)
+    assert any(e["ph"] == "C" for e in events)
     page = (out / "report.html").read_text()
     assert "Plotly" in page and "<script src=" not in page  # plotly.js inlined: works offline
     assert "busbw" in capsys.readouterr().out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import polars as pl
@@ -15,12 +16,12 @@ from netsim.config import OutputDirectory
 from netsim.report import write_report
 from netsim.scenario import default_scenario, load_scenario, run_scenario, summarize
 from netsim.scenario.budget import check_budget, scenario_transfers
-from netsim.scenario.summary import busiest_links
+from netsim.scenario.summary import busiest_links, timeline
 from netsim.units import format_bandwidth, format_size, format_time
 
 
 RUN_OUTPUTS = {"summary.parquet", "report.html", "meta.json", "transfers.parquet", "collectives.parquet",
-               "links.parquet", "link_timeline.parquet"}  # checked before the run; any others when written
+               "links.parquet", "link_timeline.parquet", "timeline.json"}  # checked before the run; any others when written
 
 
 def add_parser(sub) -> None:
@@ -29,7 +30,8 @@ def add_parser(sub) -> None:
                                       names.collectives()))
     p.add_argument("scenario", nargs="?", help="scenario YAML file; omitted: the built-in default")
     p.add_argument("-o", "--output", default="out/run",
-                   help="directory for Parquet results and report.html (default: out/run); it must be new, empty, "
+                   help="directory for Parquet results, timeline.json (Perfetto, chrome://tracing) and report.html "
+                        "(default: out/run); it must be new, empty, "
                         "or hold an earlier output of netsim run")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     flags.add_max_transfers(p)
@@ -52,6 +54,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
         if outputs.parquet:
             results.write(tmp)
             summary.write_parquet(tmp / "summary.parquet", statistics=False)
+            (tmp / "timeline.json").write_text(json.dumps(timeline(results)), encoding="utf-8")
         if report:
             write_report(tmp / "report.html", results, scenario.topology, summary,
                          title=f"netsim — {scenario.name}", description=scenario.config.description)

@@ -23,17 +23,21 @@ from typing import Sequence
 import polars as pl
 
 
-def chrome_trace(nodes: pl.DataFrame, *, gpus: Sequence[str] | None = None,
+def chrome_trace(nodes: pl.DataFrame, *, gpus: Sequence[str] | None = None, names: dict[int, str] | None = None,
                  counters: Sequence[tuple[str, Sequence[float], Sequence[float]]] = ()) -> dict:
     """The trace-event object for node rows (rank, node, kind, name, op, bytes, stream, start, end,
-    recorded; seconds). `gpus[i]`: the GPU of the i-th rank in rank order, for the process names.
-    `counters`: (series name, times in s, values) drawn as counter tracks."""
+    recorded; seconds). Processes are ranks, named ``rank r (gpus[i])`` for the i-th rank in rank order,
+    or `names[r]`. `counters`: (series name, times in s, values) drawn as counter tracks of a process
+    named "links"."""
     events: list[dict] = []
     ranks = sorted(set(nodes["rank"].to_list()))
     threads: dict[tuple[int, str], int] = {}
     for i, r in enumerate(ranks):
-        label = f"rank {r}" + (f" ({gpus[i]})" if gpus is not None and i < len(gpus) else "")
+        label = names[r] if names is not None and r in names else \
+            f"rank {r}" + (f" ({gpus[i]})" if gpus is not None and i < len(gpus) else "")
         events.append({"ph": "M", "name": "process_name", "pid": r, "tid": 0, "args": {"name": label}})
+    if counters:
+        events.append({"ph": "M", "name": "process_name", "pid": -1, "tid": 0, "args": {"name": "links"}})
     for row in nodes.sort("rank", "stream", "start").iter_rows(named=True):
         where = (row["rank"], row["stream"])
         if where not in threads:
@@ -41,6 +45,8 @@ def chrome_trace(nodes: pl.DataFrame, *, gpus: Sequence[str] | None = None,
             events.append({"ph": "M", "name": "thread_name", "pid": row["rank"], "tid": threads[where],
                            "args": {"name": row["stream"]}})
         args = {"node": row["node"], "bytes": row["bytes"]}
+        if row["name"] and row["op"]:
+            args["name"] = row["name"]
         if row["recorded"] is not None and math.isfinite(row["recorded"]):
             args["recorded_us"] = row["recorded"] * 1e6
         events.append({"ph": "X", "name": row["op"] or row["name"] or row["kind"], "cat": row["kind"],

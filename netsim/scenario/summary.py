@@ -35,3 +35,29 @@ def busiest_links(links: pl.DataFrame) -> pl.DataFrame:
     return (links.filter(pl.col("bytes") > 0).sort("bytes", descending=True)
             .group_by("variant", maintain_order=True).first().sort("variant")
             .select("variant", "name", "bytes", "peak_utilization"))
+
+
+def timeline(results) -> dict:
+    """A run's Chrome trace events (`netsim.program.timeline`): one process per routing variant and job,
+    one thread per communicator, each collective call a slice; the busiest links' utilisation (the link
+    timeline) as counters."""
+    from netsim.program.timeline import chrome_trace
+
+    calls = results.collectives
+    if "variant" not in calls.columns:
+        calls = calls.with_columns(pl.lit("").alias("variant"))
+    keys = calls.select("variant", "job").unique(maintain_order=True).rows()
+    pid = {k: i for i, k in enumerate(keys)}
+    rows = calls.with_columns(
+        pl.Series("rank", [pid[k] for k in calls.select("variant", "job").rows()], dtype=pl.Int64),
+        pl.col("id").alias("node"), pl.lit("collective").alias("kind"), pl.col("label").alias("name"),
+        pl.col("comm").alias("stream"), pl.lit(None, dtype=pl.Float64).alias("recorded"))
+    names = {i: " / ".join(x for x in k if x) or "run" for k, i in pid.items()}
+    series = []
+    frame = results.frames.get("link_timeline")
+    if frame is not None and len(frame):
+        group = ["variant", "name"] if "variant" in frame.columns else ["name"]
+        for key, part in frame.sort("time").group_by(group, maintain_order=True):
+            series.append((" / ".join(str(x) for x in key if x) + " utilization", part["time"].to_list(),
+                           part["utilization"].to_list()))
+    return chrome_trace(rows, names=names, counters=series)
