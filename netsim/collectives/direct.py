@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from netsim.collectives.compose import chunked, step
-from netsim.collectives.partition import split_bytes
+from netsim.network.partition import split_bytes
 from netsim.collectives.request import Request
 from netsim.collectives.schedule import Schedule, Step
 

@@ -7,7 +7,7 @@ later), `noloco` (every H steps a random pairwise exchange of the outer gradient
 barrier) and `gossip` (D-SGD over `graph` every H steps, optionally one global merge at the end).
 
 On the default full mesh, the methods whose syncs are ring all-reduces of all workers run them on
-`RingMesh`, the exact shortcut of the fluid model for that case (see `netsim.workloads.ring_mesh`);
+`RingMesh`, the exact shortcut of the fluid model for that case (see `netsim.network.ring_mesh`);
 `full_network=True` simulates every transfer instead (the tests compare the two).
 """
 
@@ -29,7 +29,7 @@ from netsim.workloads.diloco import StreamingConfig, streaming_diloco
 from netsim.workloads.gossip import GRAPHS, gossip, neighbours
 from netsim.workloads.limits import MAX_SECONDS, factors, integer, number
 from netsim.workloads.methods import check_method
-from netsim.workloads.ring_mesh import RingMesh
+from netsim.network.ring_mesh import RingMesh
 from netsim.workloads.syncs import ShardedGroup
 
 RING_METHODS = ("ddp", "diloco", "streaming_diloco", "co2")  # their syncs are ring all-reduces of all workers

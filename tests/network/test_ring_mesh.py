@@ -8,7 +8,7 @@ from netsim.network import NetworkOptions
 from netsim.sim import Simulation
 from netsim.topology import full_mesh
 from netsim.workloads.compute import ComputeModel
-from netsim.workloads.ring_mesh import RingMesh
+from netsim.network.ring_mesh import RingMesh
 from netsim.workloads.utilization import UtilizationConfig, utilization
 
 

@@ -27,7 +27,7 @@ import math
 
 import simpy
 
-from netsim.collectives.partition import split_bytes
+from netsim.network.partition import split_bytes
 from netsim.network import NetworkOptions
 from netsim.network.fluid import FINISH_CLOCK, FINISH_REL, LATE
 
