@@ -99,176 +99,206 @@ def run_job(topo: Topology, job: JobSpec, faults: list[Fault], *, detector: Dete
             recovery: RecoveryConfig | None = None, routing: str = "ecmp", seed: int = 0,
             cache: IterationCache | None = None) -> RunResult:
     """Run `job` for its iterations with `faults`; see the module docstring."""
-    detector = detector or DetectorConfig()
-    recovery = recovery or RecoveryConfig()
-    gpus = job_gpus(topo, job)
-    for f in faults:
-        if f.rank is not None and f.rank >= job.ranks:
-            raise ConfigError(f"rank {f.rank} is outside the job's {job.ranks} ranks", field="rank")
-    cache = cache or IterationCache(topo, job, routing, seed)
-    cables = cable_names(topo)
-    det = Detector(detector, job.compute_s, connection_links(topo, job, routing, seed), cables)
-    rng = np.random.default_rng([seed, 0x43344431])
-    env = simpy.Environment()
-    healthy = State(tuple(range(job.replicas)))
-    healthy_t = cache(healthy).time
-    records = [FaultRecord(f) for f in sorted(faults, key=lambda f: f.at)]
-    # what each fault does to the fabric state
-    links_of = {id(r): (cable_links(topo, r.fault.link) if r.fault.link else
-                        nic_cable(topo, int(gpus[r.fault.rank])) if r.fault.kind == "nic_degraded" else [])
-                for r in records}
-    run = {"state": healthy, "done": 0, "hang": None, "chunk": None, "excluded": frozenset(), "fixed": set(),
-           "dropped": None, "wall_end": None}
-    acc = dict.fromkeys(("lost_work", "detection", "restart", "slowed"), 0.0)
-    detections: list[Detection] = []
-    false_alarms = [0]
-    active: list[FaultRecord] = []
-    flaps_down: set[int] = set()
+    return JobRun(topo, job, faults, detector=detector, recovery=recovery, routing=routing, seed=seed,
+                  cache=cache).run()
 
-    def state_now() -> State:
-        down, degraded, slow = set(run["excluded"]), [], []
-        for r in active:
+
+class JobRun:
+    """One run of a job with faults: the job, fault and detector processes (its methods) on one clock, and
+    what they share — the fabric state, progress, a hang in progress, the recovery's exclusions."""
+
+    def __init__(self, topo: Topology, job: JobSpec, faults: list[Fault], *, detector: DetectorConfig | None = None,
+                 recovery: RecoveryConfig | None = None, routing: str = "ecmp", seed: int = 0,
+                 cache: IterationCache | None = None):
+        self.topo, self.job = topo, job
+        self.config = detector or DetectorConfig()
+        self.recovery = recovery or RecoveryConfig()
+        self.gpus = gpus = job_gpus(topo, job)
+        for f in faults:
+            if f.rank is not None and f.rank >= job.ranks:
+                raise ConfigError(f"rank {f.rank} is outside the job's {job.ranks} ranks", field="rank")
+        self.cache = cache or IterationCache(topo, job, routing, seed)
+        self.det = Detector(self.config, job.compute_s, connection_links(topo, job, routing, seed), cable_names(topo))
+        self.rng = np.random.default_rng([seed, 0x43344431])
+        self.env = simpy.Environment()
+        self.healthy_t = self.cache(State(tuple(range(job.replicas)))).time
+        self.records = [FaultRecord(f) for f in sorted(faults, key=lambda f: f.at)]
+        # what each fault does to the fabric state
+        self.links_of = {id(r): (cable_links(topo, r.fault.link) if r.fault.link else
+                                 nic_cable(topo, int(gpus[r.fault.rank])) if r.fault.kind == "nic_degraded" else [])
+                         for r in self.records}
+        self.state = State(tuple(range(job.replicas)))
+        self.done = 0.0  # iterations' worth of progress
+        self.hang: dict | None = None  # the hang in progress: its record, since when, whether in communication
+        self.chunk: tuple | None = None  # the run of iterations going on: (start, iteration time, state)
+        self.excluded: frozenset[int] = frozenset()  # links routing leaves out (found by the detector)
+        self.fixed: set[int] = set()  # ids of the fault records a recovery mended
+        self.dropped: int | None = None  # a replica left out (elastic)
+        self.paused = False
+        self.last_completed: tuple | None = None  # (state, record) of the last iteration that completed
+        self.wall_end: float | None = None
+        self.acc = dict.fromkeys(("lost_work", "detection", "restart", "slowed"), 0.0)
+        self.detections: list[Detection] = []
+        self.false_alarms = 0
+        self.active: list[FaultRecord] = []
+        self.flaps_down: set[int] = set()
+        self.wake = self.env.event()
+        rec = self.recovery
+        self.limit = 1000 * job.iterations * self.healthy_t + 100 * (rec.restart_s + rec.watchdog_s + rec.spare_s)
+
+    def run(self) -> RunResult:
+        env = self.env
+        env.process(self.training())
+        for r in self.records:
+            env.process(self.injector(r))
+        env.process(self.detector_process())
+        env.run()
+        if self.wall_end is None:
+            raise RuntimeError("the job did not finish (a hang nothing recovered)")
+        job = self.job
+        return RunResult(self.wall_end, job.iterations * self.healthy_t, job.iterations, self.acc, self.records,
+                         self.detections, self.false_alarms, self.det.checks, self.healthy_t)
+
+    def state_now(self) -> State:
+        down, degraded, slow = set(self.excluded), [], []
+        for r in self.active:
             f = r.fault
-            if id(r) in run["fixed"]:
+            if id(r) in self.fixed:
                 continue
             if f.kind == "link_down":
-                down |= set(links_of[id(r)])
-            elif f.kind == "link_flap" and id(r) in flaps_down:
-                down |= set(links_of[id(r)])
+                down |= set(self.links_of[id(r)])
+            elif f.kind == "link_flap" and id(r) in self.flaps_down:
+                down |= set(self.links_of[id(r)])
             elif f.kind in ("link_degraded", "nic_degraded"):
-                degraded += [(l, f.factor) for l in links_of[id(r)] if l not in run["excluded"]]
+                degraded += [(l, f.factor) for l in self.links_of[id(r)] if l not in self.excluded]
             elif f.kind == "gpu_slow":
                 slow.append((f.rank, f.factor))
-        replicas = tuple(x for x in range(job.replicas) if x != run["dropped"])
+        replicas = tuple(x for x in range(self.job.replicas) if x != self.dropped)
         return State(replicas, frozenset(down), tuple(sorted(degraded)), tuple(sorted(slow)))
 
-    wake = {"event": env.event()}
+    def poke(self) -> None:  # the fabric state changed: the job re-plans its current run of iterations
+        if not self.wake.triggered:
+            self.wake.succeed()
 
-    def poke() -> None:  # the fabric state changed: the job re-plans its current run of iterations
-        if not wake["event"].triggered:
-            wake["event"].succeed()
-
-    limit = 1000 * job.iterations * healthy_t + 100 * (recovery.restart_s + recovery.watchdog_s + recovery.spare_s)
-
-    def training():
-        while run["done"] < job.iterations - 1e-9:
-            if env.now > limit:
-                raise RuntimeError(f"the job made no progress for {limit:.3g} simulated seconds")
-            if run["hang"] is not None or run.get("paused"):
-                wake["event"] = env.event()
-                yield wake["event"]
+    def training(self):
+        while self.done < self.job.iterations - 1e-9:
+            if self.env.now > self.limit:
+                raise RuntimeError(f"the job made no progress for {self.limit:.3g} simulated seconds")
+            if self.hang is not None or self.paused:
+                self.wake = self.env.event()
+                yield self.wake
                 continue
-            state = run["state"] = state_now()
-            rec = cache(state)
+            state = self.state = self.state_now()
+            rec = self.cache(state)
             if rec.hung:  # a rank lost its only path (a NIC's own cable down): communication stops at once
-                cause = next((r for r in active if r.fault.kind in ("link_down", "link_flap") and id(r) not in
-                              run["fixed"] and set(links_of[id(r)]) & state.down), None)
-                strike_hang(cause, env.now, comm=True)
+                cause = next((r for r in self.active if r.fault.kind in ("link_down", "link_flap") and id(r) not in
+                              self.fixed and set(self.links_of[id(r)]) & state.down), None)
+                self.strike_hang(cause, self.env.now, comm=True)
                 continue
             t_iter = rec.time
-            share = len(state.replicas) / job.replicas  # progress per iteration (fewer replicas: less)
-            left = math.ceil((job.iterations - run["done"]) / share - 1e-9)
-            start = env.now
-            run["chunk"] = (start, t_iter, state)
-            wake["event"] = env.event()
-            pending = [r.fault.at for r in records if r.struck is None and r.fault.at >= start]
+            share = len(state.replicas) / self.job.replicas  # progress per iteration (fewer replicas: less)
+            left = math.ceil((self.job.iterations - self.done) / share - 1e-9)
+            start = self.env.now
+            self.chunk = (start, t_iter, state)
+            self.wake = self.env.event()
+            pending = [r.fault.at for r in self.records if r.struck is None and r.fault.at >= start]
             horizon = min(pending, default=math.inf)
             # stop at the boundary after the next fault strikes (it may hang or slow the job)
             k = left if horizon == math.inf else max(1, min(left, math.floor((horizon - start) / t_iter) + 1))
-            done = env.timeout(k * t_iter)
-            yield env.any_of([done, wake["event"]])
+            done = self.env.timeout(k * t_iter)
+            yield self.env.any_of([done, self.wake])
             if done.processed:
                 finished = k
             else:
-                finished = min(k, math.floor((env.now - start) / t_iter + 1e-9))
-                stopped = run["hang"] is not None or run.get("paused")
+                finished = min(k, math.floor((self.env.now - start) / t_iter + 1e-9))
+                stopped = self.hang is not None or self.paused
                 if not stopped and finished < k:  # a state change: it acts from the next boundary
-                    yield env.timeout(max(start + (finished + 1) * t_iter - env.now, 0.0))
+                    yield self.env.timeout(max(start + (finished + 1) * t_iter - self.env.now, 0.0))
                     finished += 1
                 elif stopped:
-                    acc["lost_work"] += env.now - (start + finished * t_iter)  # the iteration it stopped
-            progress = min(finished * share, job.iterations - run["done"])
-            run["done"] += progress
-            acc["slowed"] += finished * t_iter - progress * healthy_t
+                    self.acc["lost_work"] += self.env.now - (start + finished * t_iter)  # the iteration it stopped
+            progress = min(finished * share, self.job.iterations - self.done)
+            self.done += progress
+            self.acc["slowed"] += finished * t_iter - progress * self.healthy_t
             if finished:
-                run["last_completed"] = (state, rec)
-            run["chunk"] = None
-        run["wall_end"] = env.now
+                self.last_completed = (state, rec)
+            self.chunk = None
+        self.wall_end = self.env.now
 
-    def strike_hang(r: FaultRecord | None, t: float, comm: bool) -> None:
-        chunk = run["chunk"]
+    def strike_hang(self, r: FaultRecord | None, t: float, comm: bool) -> None:
+        chunk = self.chunk
         if chunk is None:
-            start, t_iter = env.now, cache(run["state"]).time
+            start, t_iter = self.env.now, self.cache(self.state).time
         else:
             start, t_iter, _ = chunk
         into = (t - start) % t_iter if t_iter < math.inf else 0.0
         boundary = t - into
-        compute_end = boundary + job.compute_s
+        compute_end = boundary + self.job.compute_s
         if comm:
             since = max(t, compute_end)
         else:
-            since = compute_end if t < compute_end else boundary + t_iter + job.compute_s
-        run["hang"] = {"record": r, "since": since, "comm": comm}
-        acc["lost_work"] += max(since - t, 0.0)  # the others compute on until they stall: rolled back later
+            since = compute_end if t < compute_end else boundary + t_iter + self.job.compute_s
+        self.hang = {"record": r, "since": since, "comm": comm}
+        self.acc["lost_work"] += max(since - t, 0.0)  # the others compute on until they stall: rolled back later
         if r is not None:
             r.struck = since
-        poke()
+        self.poke()
 
-    def injector(r: FaultRecord):
+    def injector(self, r: FaultRecord):
         f = r.fault
-        yield env.timeout(f.at)
-        active.append(r)
+        yield self.env.timeout(f.at)
+        self.active.append(r)
         if f.kind in HANGS:
-            strike_hang(r, env.now, comm=f.kind == "rank_hang_comm")
+            self.strike_hang(r, self.env.now, comm=f.kind == "rank_hang_comm")
             return
-        chunk = run["chunk"]
+        chunk = self.chunk
         if chunk is not None and f.kind not in ("link_down", "link_flap"):  # slowdowns: from the next boundary
             start, t_iter, _ = chunk
-            r.struck = start + math.ceil((env.now - start) / t_iter - 1e-12) * t_iter
+            r.struck = start + math.ceil((self.env.now - start) / t_iter - 1e-12) * t_iter
         else:
-            r.struck = env.now  # a link going down is a link-state event at once
-        if f.kind in ("link_down", "link_flap") and recovery.policy != "none":
-            report = det.link_down(env.now, links_of[id(r)][0])
-            env.process(handle(report, immediate=True))
+            r.struck = self.env.now  # a link going down is a link-state event at once
+        if f.kind in ("link_down", "link_flap") and self.recovery.policy != "none":
+            report = self.det.link_down(self.env.now, self.links_of[id(r)][0])
+            self.env.process(self.handle(report, immediate=True))
         if f.kind == "link_flap":
-            env.process(flapper(r))
-        poke()
+            self.env.process(self.flapper(r))
+        self.poke()
 
-    def flapper(r: FaultRecord):
+    def flapper(self, r: FaultRecord):
         f = r.fault
-        while id(r) not in run["fixed"] and run["done"] < job.iterations:
-            flaps_down.add(id(r))
-            poke()
-            yield env.timeout(f.down_s)
-            flaps_down.discard(id(r))
-            poke()
-            yield env.timeout(f.period_s - f.down_s)
+        while id(r) not in self.fixed and self.done < self.job.iterations:
+            self.flaps_down.add(id(r))
+            self.poke()
+            yield self.env.timeout(f.down_s)
+            self.flaps_down.discard(id(r))
+            self.poke()
+            yield self.env.timeout(f.period_s - f.down_s)
 
-    def sample() -> Sample | Stall | None:
-        hang = run["hang"]
+    def sample(self) -> Sample | Stall | None:
+        hang = self.hang
         if hang is not None:
-            if env.now < hang["since"]:
+            if self.env.now < hang["since"]:
                 return None
-            members = tuple(range(job.ranks))
+            members = tuple(range(self.job.ranks))
             r = hang["record"]
             culprit = r.fault.rank if r is not None else None
             entered = tuple(m for m in members if hang["comm"] or m != culprit)
             if r is not None and r.fault.link:  # a cable with no alternative: the ranks behind it fall silent
-                cut = set(links_of[id(r)])
-                silent = tuple(m for m in members if set(nic_cable(topo, int(gpus[m]))) & cut)
+                cut = set(self.links_of[id(r)])
+                silent = tuple(m for m in members if set(nic_cable(self.topo, int(self.gpus[m]))) & cut)
             else:
                 silent = (culprit,) if hang["comm"] and culprit is not None else ()
-            return Stall(env.now, hang["since"], members, entered, silent)
-        chunk = run["chunk"]
-        if run.get("paused"):
+            return Stall(self.env.now, hang["since"], members, entered, silent)
+        chunk = self.chunk
+        if self.paused:
             return None
-        if chunk is not None and env.now - chunk[0] >= chunk[1]:  # an iteration of this run has completed
-            rec = cache(chunk[2])
-        elif run.get("last_completed") is not None:
-            rec = run["last_completed"][1]
+        if chunk is not None and self.env.now - chunk[0] >= chunk[1]:  # an iteration of this run has completed
+            rec = self.cache(chunk[2])
+        elif self.last_completed is not None:
+            rec = self.last_completed[1]
         else:
             return None
-        noise = lambda: float(rng.lognormal(0.0, detector.noise)) if detector.noise else 1.0  # noqa: E731
+        noise = lambda: float(self.rng.lognormal(0.0, self.config.noise)) if self.config.noise else 1.0  # noqa: E731
         calls = {c.name: (c.exit - max(c.enter)) * noise() for c in rec.calls}
         late: dict[int, float] = {}
         for c in rec.calls:  # lateness summed over the calls: a slow GPU is late in each call it takes part in
@@ -276,141 +306,130 @@ def run_job(topo: Topology, job: JobSpec, faults: list[Fault], *, detector: Dete
             for m, e in zip(c.ranks, c.enter):
                 late[m] = late.get(m, 0.0) + max(e - median, 0.0) * noise()
         cells = {k: v[1] / v[0] * noise() for k, v in rec.connections.items() if v[0] > 0}
-        return Sample(env.now, calls, late, cells)
+        return Sample(self.env.now, calls, late, cells)
 
-    def detector_process():
-        while run["wall_end"] is None:
-            yield env.timeout(detector.interval_s)
-            if env.now > limit:
-                raise RuntimeError(f"the job did not finish within {limit:.3g} simulated seconds")
-            if run["wall_end"] is not None:
+    def detector_process(self):
+        while self.wall_end is None:
+            yield self.env.timeout(self.config.interval_s)
+            if self.env.now > self.limit:
+                raise RuntimeError(f"the job did not finish within {self.limit:.3g} simulated seconds")
+            if self.wall_end is not None:
                 return
-            if recovery.policy == "none":
-                hang = run["hang"]
-                if hang is not None and env.now - hang["since"] >= recovery.watchdog_s:
-                    yield from recover(hang["record"], Detection(env.now, "watchdog", ("unknown",)))
+            if self.recovery.policy == "none":
+                hang = self.hang
+                if hang is not None and self.env.now - hang["since"] >= self.recovery.watchdog_s:
+                    yield from self.recover(hang["record"], Detection(self.env.now, "watchdog", ("unknown",)))
                 continue
-            observed = sample()
+            observed = self.sample()
             if observed is None:
                 continue
-            found = det.observe(observed)
+            found = self.det.observe(observed)
             if found is not None:
-                yield from handle(found)
+                yield from self.handle(found)
 
-    def match(found: Detection) -> FaultRecord | None:
-        hang = run["hang"]
+    def match(self, found: Detection) -> FaultRecord | None:
+        hang = self.hang
         if found.cls in ("comm_hang", "noncomm_hang") and hang is not None and hang["record"] is not None:
             return hang["record"]  # the fault behind the stall (found before, perhaps, as something milder)
-        for r in records:
+        for r in self.records:
             if r.struck is not None and r.detected is None and r.struck <= found.time:
                 return r
         return None
 
-    def handle(found: Detection, immediate: bool = False):
-        detections.append(found)
-        r = match(found)
+    def handle(self, found: Detection, immediate: bool = False):
+        self.detections.append(found)
+        r = self.match(found)
         if r is None:
-            false_alarms[0] += 1
-            det.reset()
+            self.false_alarms += 1
+            self.det.reset()
             return
         r.detected, r.cls, r.culprit = found.time, found.cls, found.culprit
-        hang = run["hang"]
+        hang = self.hang
         if r.fault.link and hang is not None and hang["record"] is r:  # a cable with no alternative: a hang
-            behind = {m for m in range(job.ranks) if set(nic_cable(topo, int(gpus[m]))) & set(links_of[id(r)])}
+            behind = {m for m in range(self.job.ranks) if set(nic_cable(self.topo, int(self.gpus[m]))) & set(self.links_of[id(r)])}
             r.correct = found.cls == "comm_hang" and found.culprit[0] == "rank" and found.culprit[1] in behind
         else:
-            r.correct = found.cls == EXPECTED_CLASS[r.fault.kind] and culprit_matches(r, found.culprit)
-        yield from recover(r, found)
+            r.correct = found.cls == EXPECTED_CLASS[r.fault.kind] and self.culprit_matches(r, found.culprit)
+        yield from self.recover(r, found)
 
-    def culprit_matches(r: FaultRecord, culprit: tuple) -> bool:
+    def culprit_matches(self, r: FaultRecord, culprit: tuple) -> bool:
         f = r.fault
         if f.rank is not None:
             return culprit == ("rank", f.rank)
-        return culprit[0] == "link" and set(cable_links(topo, culprit[1])) == set(links_of[id(r)])
+        return culprit[0] == "link" and set(cable_links(self.topo, culprit[1])) == set(self.links_of[id(r)])
 
-    def culprit_links(culprit: tuple) -> set[int]:
+    def culprit_links(self, culprit: tuple) -> set[int]:
         if culprit[0] == "link":
-            return set(cable_links(topo, culprit[1]))
+            return set(cable_links(self.topo, culprit[1]))
         if culprit[0] == "links":
-            return {l for c in culprit[1] for l in cable_links(topo, c)}
+            return {l for c in culprit[1] for l in cable_links(self.topo, c)}
         return set()
 
-    def recover(r: FaultRecord | None, found: Detection):
-        hang = run["hang"]
+    def recover(self, r: FaultRecord | None, found: Detection):
+        hang = self.hang
         if hang is not None:
-            acc["detection"] += env.now - hang["since"]
-        suspects = culprit_links(found.culprit)
+            self.acc["detection"] += self.env.now - hang["since"]
+        suspects = self.culprit_links(found.culprit)
         link_fault = r is not None and r.fault.kind.startswith("link")
-        policy = recovery.policy
-        if suspects and cache(replace(run["state"], down=run["state"].down | frozenset(suspects))).hung:
+        policy = self.recovery.policy
+        if suspects and self.cache(replace(self.state, down=self.state.down | frozenset(suspects))).hung:
             suspects = set()  # routing around them would cut ranks off: do not
         if suspects and policy in ("replan", "elastic"):  # route around the suspect cables and go on (C4P)
-            run["excluded"] = run["excluded"] | frozenset(suspects)
-            if link_fault and set(links_of[id(r)]) <= suspects:
-                run["fixed"].add(id(r))
-                r.recovered = env.now
-            det.reset()
-            poke()
+            self.excluded = self.excluded | frozenset(suspects)
+            if link_fault and set(self.links_of[id(r)]) <= suspects:
+                self.fixed.add(id(r))
+                r.recovered = self.env.now
+            self.det.reset()
+            self.poke()
             return
         if policy == "elastic" and r is not None and r.fault.rank is not None and hang is None:
-            run["paused"] = True
-            yield env.timeout(recovery.reform_s)
-            acc["restart"] += recovery.reform_s
-            run["dropped"] = r.fault.rank // job.tp
-            run["fixed"].add(id(r))
-            run["paused"] = False
-            r.recovered = env.now
-            det.reset()
-            poke()
-            yield env.timeout(recovery.spare_s)  # the spare joins: full size again
-            run["paused"] = True
-            yield env.timeout(recovery.reform_s)
-            acc["restart"] += recovery.reform_s
-            run["dropped"] = None
-            run["paused"] = False
-            poke()
+            self.paused = True
+            yield self.env.timeout(self.recovery.reform_s)
+            self.acc["restart"] += self.recovery.reform_s
+            self.dropped = r.fault.rank // self.job.tp
+            self.fixed.add(id(r))
+            self.paused = False
+            r.recovered = self.env.now
+            self.det.reset()
+            self.poke()
+            yield self.env.timeout(self.recovery.spare_s)  # the spare joins: full size again
+            self.paused = True
+            yield self.env.timeout(self.recovery.reform_s)
+            self.acc["restart"] += self.recovery.reform_s
+            self.dropped = None
+            self.paused = False
+            self.poke()
             return
         if hang is None and found.cls in ("comm_slow", "noncomm_slow"):
             # a slowdown: restart only when it costs more over the rest of the run than a restart does
-            slow_t = cache(run["state"]).time
-            remaining = (job.iterations - run["done"]) * (slow_t - healthy_t)
-            lost = run["done"] - math.floor(run["done"] / job.checkpoint_every + 1e-9) * job.checkpoint_every
-            if remaining < recovery.restart_s + lost * healthy_t:
+            slow_t = self.cache(self.state).time
+            remaining = (self.job.iterations - self.done) * (slow_t - self.healthy_t)
+            lost = self.done - math.floor(self.done / self.job.checkpoint_every + 1e-9) * self.job.checkpoint_every
+            if remaining < self.recovery.restart_s + lost * self.healthy_t:
                 if r is not None:
                     r.recovered = None  # tolerated: cheaper to run slow to the end
-                det.reset()
+                self.det.reset()
                 return
         # restart from the last checkpoint on a spare (the faulty node replaced; a faulty link isolated)
-        run["paused"] = True
-        run["hang"] = None
-        poke()
-        lost = run["done"] - math.floor(run["done"] / job.checkpoint_every + 1e-9) * job.checkpoint_every
-        acc["lost_work"] += lost * healthy_t
-        run["done"] -= lost
-        yield env.timeout(recovery.restart_s)
-        acc["restart"] += recovery.restart_s
+        self.paused = True
+        self.hang = None
+        self.poke()
+        lost = self.done - math.floor(self.done / self.job.checkpoint_every + 1e-9) * self.job.checkpoint_every
+        self.acc["lost_work"] += lost * self.healthy_t
+        self.done -= lost
+        yield self.env.timeout(self.recovery.restart_s)
+        self.acc["restart"] += self.recovery.restart_s
         if r is not None:
             if link_fault and hang is None:  # a restart does not mend a link: routing leaves out what was found
-                run["excluded"] = run["excluded"] | frozenset(suspects)
-                if set(links_of[id(r)]) <= suspects:
-                    run["fixed"].add(id(r))
+                self.excluded = self.excluded | frozenset(suspects)
+                if set(self.links_of[id(r)]) <= suspects:
+                    self.fixed.add(id(r))
             else:  # a node fault, or a cable with no alternative: the job moves to a spare node
-                run["fixed"].add(id(r))
-            r.recovered = env.now
-        run["paused"] = False
-        det.reset()
-        poke()
-
-    env.process(training())
-    for r in records:
-        env.process(injector(r))
-    env.process(detector_process())
-    env.run()
-    if run["wall_end"] is None:
-        raise RuntimeError("the job did not finish (a hang nothing recovered)")
-    fault_free = job.iterations * healthy_t
-    return RunResult(run["wall_end"], fault_free, job.iterations, acc, records, detections, false_alarms[0],
-                     det.checks, healthy_t)
+                self.fixed.add(id(r))
+            r.recovered = self.env.now
+        self.paused = False
+        self.det.reset()
+        self.poke()
 
 
-__all__ = ["FaultRecord", "RunResult", "cable_links", "cable_names", "nic_cable", "run_job"]
+__all__ = ["FaultRecord", "JobRun", "RunResult", "cable_links", "cable_names", "nic_cable", "run_job"]
