@@ -36,7 +36,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=flags.seed, default=0)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("-o", "--output", help="write the timeline (Parquet, and timeline.json for Perfetto or "
-                                          "chrome://tracing), collectives, the replayed trace and report.html here")
+                                          "chrome://tracing), collectives, the replayed program (netsim's "
+                                          "trace.parquet and Chakra chakra.R.et per rank) and report.html here")
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
@@ -44,7 +45,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     from netsim.report import write_replay_report
     from netsim.routing import make_policy
     from netsim.topology import PathCache, load_topology
-    from netsim.traces import load_trace, own
+    from netsim.traces import chakra, load_trace, own
     from netsim.traces.replay import replay, replayed_trace, rescale
 
     out = OutputDirectory(args.output, command="replay", outputs=OUTPUTS) if args.output else None
@@ -85,7 +86,9 @@ def command(args: argparse.Namespace, console: Console) -> int:
             result.timeline.write_parquet(tmp / "timeline.parquet", statistics=False)
             write_timeline(tmp / "timeline.json", result.timeline, gpus=result.gpus)
             result.collectives.write_parquet(tmp / "collectives.parquet", statistics=False)
-            own.write(replayed_trace(trace, result), tmp / "trace.parquet")
+            replayed = replayed_trace(trace, result)
+            own.write(replayed, tmp / "trace.parquet")
+            chakra.write(replayed, tmp / "chakra")  # chakra.R.et: the same program for Chakra's tools
             write_replay_report(tmp / "report.html", result, f"netsim replay — {trace.source}",
                                 f"{trace.format} trace, {result.ranks} ranks on {topo.name} ({args.routing} routing, "
                                 f"{args.placement} placement, compute x {args.scale_compute:g}).")

@@ -201,6 +201,8 @@ def test_trace_show_and_replay_commands(tmp_path, capsys):
     assert ends == sorted(round(t, 12) for t in timeline["end"].to_list())
     again = load_trace(out / "trace.parquet")  # the replayed run, in netsim's own format, replays again
     assert len(again.nodes) == 16
+    exported = load_trace(out / "chakra")  # ... and as Chakra ET, one file per rank (times to 1 us)
+    assert exported.format == "chakra" and graph(exported) == graph(again)
     # ... and gives the same times: compute as simulated, communication simulated again the same way
     first, second = replay(rescale(load_trace(TRACES / "ddp4"), 16).validate(), rail), replay(again, rail)
     assert second.time_s == pytest.approx(first.time_s, rel=1e-9)
