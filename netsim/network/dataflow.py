@@ -115,10 +115,9 @@ class DataflowBuilder:
         return ids
 
     def edges(self, a: Sequence[int] | np.ndarray, b: Sequence[int] | np.ndarray) -> None:
-        """Gate a[i] counts down gate b[i] (after a[i]'s delay)."""
-        a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
-        a = np.broadcast_to(a, b.shape) if a.ndim == 0 or (a.shape != b.shape and len(a) == 1) else a
-        b = np.broadcast_to(b, a.shape) if b.shape != a.shape else b
+        """Gate a[i] counts down gate b[i] (after a[i]'s delay); either side may be one gate for all."""
+        a, b = np.broadcast_arrays(np.atleast_1d(np.asarray(a, dtype=np.int64)),
+                                   np.atleast_1d(np.asarray(b, dtype=np.int64)))
         self._edge_a.append(a.copy())
         self._edge_b.append(b.copy())
 

@@ -147,6 +147,7 @@ class FluidNetwork(NetworkModel):
         self._generation = 0
         self._wake_at: float | None = None  # the instant of the pending wake-up, if any
         self._loop = Loop()  # the dataflows running in compiled code
+        self._broken: Exception | None = None  # the routing error that stopped the compiled loop, if any
         self._kick = False  # a dataflow was started: settle at this instant
         self.rate_computations = 0
         self.dataflows_compiled = 0  # dataflows run in the compiled loop (the rest: the reference executor)
@@ -191,9 +192,11 @@ class FluidNetwork(NetworkModel):
             self._settle()
 
     def _settle(self, horizon: float | None = None) -> None:
-        """Handle the present instant (drains, new transfers, rates), and with a schedule running in
+        """Handle the present instant (drains, new transfers, rates), and with dataflows running in
         compiled code the instants after it up to `horizon` (default: SimPy's next event)."""
         if self._loop.busy:
+            if self._broken is not None:
+                raise RuntimeError("the compiled loop stopped at an earlier routing error") from self._broken
             if self._pending:
                 self._admit(self._pending)
                 self._pending = []
@@ -239,12 +242,12 @@ class FluidNetwork(NetworkModel):
         if (not self.compile_dataflows or self.reference or self.options.endpoint_rate_cap is not None
                 or not self.router.routes_each_transfer):
             return super().run_dataflow(flow)
-        loop, s = self._loop, self._store
-        idle = not loop.busy
-        alive = idle and bool((s.f_batch[s.f_alive] == kernel.PROGRAM).any())
+        if self._broken is not None:
+            raise RuntimeError("the compiled loop stopped at an earlier routing error") from self._broken
+        loop = self._loop
         run = DataflowRun(flow, self.env.event(), compiled=True)
-        before = loop.snapshot(alive)
-        loop.append(self, flow, run, alive)
+        before = loop.snapshot()
+        loop.append(self, flow, run)
         f0, f1 = before[0]["flows"], loop.used["flows"]
         if f1 > f0 and loop.fl_path[f0:f1].max() + 2 >= 1 << kernel.PATH_BITS:  # too many paths to index
             loop.undo(before)
@@ -286,9 +289,8 @@ class FluidNetwork(NetworkModel):
                 ps[kernel.P_FOREIGN] = 0
                 self._python_drained(s.scratch_batch[:n].copy(), s.scratch_index[:n].copy(), t)
             if status == kernel.UNROUTED:  # a transfer whose routes failed is being sent: the error now
-                error = loop.unrouted[int(ps[kernel.P_UNROUTED])]
-                self._loop = Loop()
-                raise error
+                self._broken = loop.unrouted[int(ps[kernel.P_UNROUTED])]  # the loop cannot go on past it
+                raise self._broken
             if status == kernel.ROOM:
                 s.grow(int(ps[kernel.P_NEED_F]), int(ps[kernel.P_NEED_E]))
                 now = t

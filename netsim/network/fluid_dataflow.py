@@ -41,7 +41,7 @@ import numpy as np
 from netsim.errors import TopologyError
 from netsim.network.base import _flow_bytes
 from netsim.network.dataflow import Dataflow, DataflowRun
-from netsim.network.fluid_kernel import P_HEAP, P_N, P_NOTE, P_READY
+from netsim.network.fluid_kernel import P_HEAP, P_MOVING, P_N, P_NOTE, P_READY
 
 _I, _F, _B = np.int64, np.float64, np.bool_
 GROUPS = {  # array group -> its arrays and their dtypes; each group grows by doubling
@@ -107,8 +107,8 @@ class Loop:
 
     @property
     def busy(self) -> bool:
-        """Something runs or is due in the loop (a dataflow, an arrival, a timer)."""
-        return bool(self.active) or self.ps[P_HEAP] > 0
+        """Something runs, moves or is due in the loop (a dataflow, a transfer, an arrival, a timer)."""
+        return bool(self.active) or self.ps[P_HEAP] > 0 or self.ps[P_MOVING] > 0
 
     def _take(self, group: str, n: int) -> int:
         """Room for `n` more items of `group`; returns the first new index."""
@@ -124,16 +124,16 @@ class Loop:
         self.used[group] = need
         return first
 
-    def _reset_if_idle(self, store_flows_alive: bool) -> None:
+    def _reset_if_idle(self) -> None:
         """Start the arrays afresh when nothing of an earlier dataflow is left in them."""
-        if not self.busy and not store_flows_alive and self.used["gates"]:
+        if not self.busy and self.used["gates"]:
             self.used = dict.fromkeys(GROUPS, 0)
             self.keys, self.tags, self._key_id, self._tag_id = [], [], {}, {}
             self.ps[P_READY] = 0
 
-    def snapshot(self, store_flows_alive: bool) -> tuple:
+    def snapshot(self) -> tuple:
         """What `undo` needs to take back the next `append` (taken after the reset `append` would make)."""
-        self._reset_if_idle(store_flows_alive)
+        self._reset_if_idle()
         return dict(self.used), int(self.ps[P_READY]), len(self.keys), len(self.tags), self._next_run
 
     def undo(self, snapshot: tuple) -> None:
@@ -145,10 +145,12 @@ class Loop:
         self._tag_id = {t: i for i, t in enumerate(self.tags)}
         self.active.pop(rid, None)
 
-    def append(self, network, flow: Dataflow, run: DataflowRun, program_flows_alive: bool) -> _Active:
+    def append(self, network, flow: Dataflow, run: DataflowRun) -> _Active:
         """Add `flow` (started now as `run`) to the loop: its gates, transfers and routes; the gates whose
-        count is zero are ready at once."""
-        self._reset_if_idle(program_flows_alive)
+        count is zero are ready at once. (The run's record is complete when its done gate fires if every gate
+        and transfer leads to the done gate, as every lowering in netsim does; transfers still moving then are
+        simulated to their end but not recorded.)"""
+        self._reset_if_idle()
         g0, n = self._take("gates", flow.gates), flow.gates
         e0 = self._take("edges", len(flow.succ))
         s0 = self._take("sends", len(flow.send))
@@ -208,8 +210,9 @@ class Loop:
         cuts = np.flatnonzero((np.diff(cell, axis=1) != 0).any(axis=0)) + 1
         recording = network._reference is not None
         for sub in np.split(which, cuts):
-            for p in sub.tolist():
-                self.unrouted.pop(p, None)
+            if self.unrouted:
+                for p in sub.tolist():
+                    self.unrouted.pop(p, None)
             self.t_unrouted[sub] = False
             src, dst = self.t_src[sub], self.t_dst[sub]
             key = self.keys[int(self.t_key[sub[0]])]

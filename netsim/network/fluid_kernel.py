@@ -441,7 +441,7 @@ IDLE, DONE, FOREIGN, ROOM, METER, ONE, UNROUTED = range(7)
 
 # slots of the loop's int64 state vector `ps`
 P_HEAP, P_SENT, P_PHASE, P_CURSOR, P_READY, P_FOREIGN, P_RATES, P_NEED_F, P_NEED_E, P_UNROUTED, P_NOTE, \
-    P_N = range(12)
+    P_MOVING, P_N = range(13)  # P_MOVING: transfers of the loop with bytes still draining
 # slots of the store's int64 counters `sc`
 S_FLOW_FREE, S_ENTRY_FREE, S_SEEDS, S_SEED_LINKS, S_STAMP = range(5)
 
@@ -558,6 +558,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                         if t_parts[p] == 0:
                             dr_p[n_done] = p
                             n_done += 1
+                            ps[P_MOVING] -= 1
                     else:  # another sender's flow: Python's to handle
                         scratch_batch[n_foreign] = scratch_batch[i]
                         scratch_index[n_foreign] = scratch_index[i]
@@ -616,6 +617,8 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                             f, en_link, en_coef, fl_ent_lo[fl], fl_ent_hi[fl], entry_free, sc[S_ENTRY_FREE], e_flow,
                             e_link, e_coef, e_lnext, e_lprev, e_fnext, f_head, l_head)
                 t_parts[p] = parts
+                if parts > 0:
+                    ps[P_MOVING] += 1
                 if parts == 0:  # nothing to move: it arrives a latency from now
                     t_end[p] = now + t_lat[p]
                     ps[P_HEAP] = _heap_push(h_t, h_p, ps[P_HEAP], t_end[p], p)

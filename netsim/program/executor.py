@@ -5,7 +5,7 @@ model in its compiled loop, beside whatever else shares the fabric; other models
 executor. Per node n there is a start gate S(n) and an end gate E(n)::
 
     compute    E(deps), E(previous on its stream) ──► S(n) ──(duration)──► E(n)
-    send       E(deps), E(previous send to that peer) ──► S(n) ──transfer──► E(n)   (eager: the data
+    send       E(deps), E(previous on its stream) ──► S(n) ──transfer──► E(n)       (eager: the data
     recv       E(deps) ──► S(n) ──────────────────────────────────────────► E(n)    leaves when the send's
                                                      (E(n) also waits for the        own dependencies are
                                                       matching send's transfer)      met; `rendezvous`:
@@ -17,13 +17,14 @@ executor. Per node n there is a start gate S(n) and an end gate E(n)::
 Semantics:
 
 - dependency counting: a node starts when every node it depends on has ended;
-- FIFO streams: a stream runs one node at a time. A group's collectives run in call order (the k-th
-  collective of a group on each rank is one call; every rank must make the same calls), sends to one
-  peer in recorded order (the k-th send from a to b with a tag matches b's k-th receive from a with
-  that tag). Compute nodes of a stream run in *dependency order*: a topological order of the whole
+- FIFO streams: a stream runs one node at a time. A group's collectives run on the group's stream in
+  call order (the k-th collective of a group on each rank is one call; every rank must make the same
+  calls). Compute and send nodes run on their streams (`stream_of`: by default one compute stream per
+  rank and one send stream per connection) in *dependency order*: a topological order of the whole
   program (all ranks, rendezvous and messages included), ties broken by recorded start time where the
   program has one, then by recorded order — never in file order alone, so a trace that lists a kernel
-  before the one it depends on still runs;
+  before the one it depends on still runs. Receives occupy no stream. Messages match in recorded order:
+  the k-th send from a to b with a tag is b's k-th receive from a with that tag;
 - a collective starts when every member has reached it (rendezvous) and ends, for every member, when
   its last transfer has arrived; zero-byte collectives (other than barriers) end at once;
 - a program that cannot finish is refused before it runs, with the cycle found (rank, node, what it
@@ -61,13 +62,14 @@ CALL_SCHEMA = {"group": pl.Utf8, "call": pl.Int64, "op": pl.Utf8, "ranks": pl.In
 
 
 def stream_of(node: Node) -> str:
-    """The stream a node runs on: its own `stream`, or its kind's default."""
-    if node.stream is not None:
+    """The stream a node runs on: a collective its group's; a compute or send node its own `stream`, or by
+    default ``compute`` and ``send:PEER``; a receive (which occupies none) ``recv:PEER``, for timelines."""
+    if node.kind == "collective":
+        return f"group:{node.group}"
+    if node.stream is not None and node.kind != "recv":
         return node.stream
     if node.kind == "compute":
         return "compute"
-    if node.kind == "collective":
-        return f"group:{node.group}"
     return f"{node.kind}:{node.peer}"
 
 
@@ -158,6 +160,7 @@ def run_program(sim, program: Program, gpu_of: dict[int, int], *, algo: str = "a
     if algo != "auto" and not any(algo in names for names in ALGORITHMS.values()):
         known = sorted({a for names in ALGORITHMS.values() for a in names})
         raise ConfigError(f"unknown algorithm {algo!r} (known: auto, {', '.join(known)})", field="--algo")
+    program.validate()
     missing = sorted(set(program.ranks) - set(gpu_of))
     if missing:
         raise ConfigError(f"ranks {missing[:5]} have no GPU", field="placement")
@@ -219,7 +222,7 @@ class _Lowering:
         self.calls: list[_Call] = []
         self._collectives(comms, algo)
         self._messages(gpu_of, sends, key)
-        self._comp = comp
+        self._streamed = np.flatnonzero((kind == "compute") | (kind == "send"))  # ordered on their streams
 
     def edge(self, a: np.ndarray, b: np.ndarray, order: bool = True) -> None:
         a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
@@ -298,19 +301,9 @@ class _Lowering:
         self.edge(self.S[recv], self.E[recv])
         if sends == "rendezvous":
             self.edge(self.S[recv], self.S[send])
-        chain_a, chain_b = [], []  # each send stream (by default a connection's queue), in recorded order
-        last: dict[tuple[int, str], int] = {}
-        for i, x in enumerate(nodes):
-            if x.kind == "send":
-                where = (x.rank, stream_of(x))
-                if where in last:
-                    chain_a.append(last[where])
-                    chain_b.append(i)
-                last[where] = i
-        self.edge(self.E[np.asarray(chain_a, dtype=np.int64)], self.S[np.asarray(chain_b, dtype=np.int64)])
 
     def finish(self) -> int:
-        """The compute streams, in dependency order, and the done gate; returns the done gate."""
+        """The compute and send streams, in dependency order, and the done gate; returns the done gate."""
         b, nodes = self.b, self.nodes
         order = self._order()
         last: dict[tuple[int, str], int] = {}
@@ -330,8 +323,12 @@ class _Lowering:
         return done
 
     def _order(self) -> list[int]:
-        """Compute nodes in a topological order of the ordering graph, ties by recorded start then recorded
-        order; a cycle is a `ProgramError` naming it."""
+        """Compute and send nodes in a topological order of the ordering graph (the program without those
+        streams), ties by recorded start then recorded order; a cycle is a `ProgramError` naming it.
+
+        Chaining each stream in this order adds no cycle: the chain edge E(a) -> S(b) needs S(a) before S(b),
+        and E(a)'s only predecessor in the ordering graph is S(a) (a compute's delay, a send's transfer), so a
+        path from S(b) to E(a) would pass S(a), which the order puts first."""
         g = self.b.num_gates
         oa = np.concatenate(self._oa) if self._oa else np.zeros(0, dtype=np.int64)
         ob = np.concatenate(self._ob) if self._ob else np.zeros(0, dtype=np.int64)
@@ -347,10 +344,10 @@ class _Lowering:
         member[self.S] = True
         member[self.E] = True
         compute_of = np.full(g, -1, dtype=np.int64)
-        compute_of[self.S[self._comp]] = self._comp
+        compute_of[self.S[self._streamed]] = self._streamed
         compute_of_l = compute_of.tolist()
         starts = [x.start for x in self.nodes]
-        def key(w: int) -> tuple:  # a compute start waits its turn: earliest recorded start, then recorded order
+        def key(w: int) -> tuple:  # a streamed start waits its turn: earliest recorded start, then recorded order
             c = compute_of_l[w]
             if c < 0:
                 return (-np.inf, -1, w)
@@ -410,7 +407,7 @@ class _Lowering:
             return f"rank {x.rank} node {x.id} ({what})"
         for c in self.calls:
             if c.join == gate:
-                return f"the {c.k}th collective call of group {c.group!r} (every member)"
+                return f"call {c.k} of group {c.group!r} (all its members)"
         return f"gate {gate}"
 
 

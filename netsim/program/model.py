@@ -11,9 +11,10 @@ trace), and what `netsim.program.executor` runs. A node is
 - ``send`` / ``recv``: bytes to / from a peer rank with a tag.
 
 `deps` lists the node ids (same rank) a node waits for. Readers without dependency information chain
-each rank's nodes in recorded order. Each node runs on a FIFO *stream* of its rank (`stream`; by
-default compute on ``compute``, a group's collectives on that group's stream, sends on the connection
-to their peer): a stream runs one node at a time (see the executor for the order). `validate()` checks
+each rank's nodes in recorded order. Compute and send nodes run on a FIFO *stream* of their rank
+(`stream`; by default compute on ``compute`` and sends on the connection to their peer), a group's
+collectives on that group's stream (their `stream` is ignored); a stream runs one node at a time (see
+the executor for the order), and a receive occupies none. `validate()` checks
 what the executor relies on and raises a `ProgramError`
 naming the rank and node: dependencies that exist and form no cycle, peers and group members that
 exist, each group's collectives matching call by call across its ranks (same op, same size), sends

@@ -538,8 +538,9 @@ def run_attention(sim, nodes, sched: AttentionSchedule, device: Device, *, key: 
     """Start `sched` on `sim` (rank r on node `nodes[r]`) as its `attention_program`, with the program
     executor: each rank has one compute stream running its blocks in schedule order, each as soon as its
     inputs have arrived and its rank entered the block's step; a send leaves once its data exists and both
-    ranks entered its step (see `AttentionSchedule.dependencies`); sends run concurrently, sharing the
-    fabric, each kind hashing as its own connection (`key + (kind,)`). Returns a function giving the
+    ranks entered its step (see `AttentionSchedule.dependencies`); sends of different kinds or receivers run
+    concurrently, sharing the fabric (those of one kind to one receiver one after another, on their
+    stream), each kind hashing as its own connection (`key + (kind,)`). Returns a function giving the
     `AttentionRun` once the simulation has run.
 
     >>> from netsim.sim import Simulation

@@ -1,6 +1,6 @@
-"""Step schedules run in the fluid model's compiled loop (`fluid_steps`) against the Python executor
-(`collectives.schedule`, one `send_batch` per step): the same workloads must give every transfer the
-same end time, whatever shares the fabric with them."""
+"""Dataflows (here: collective step schedules) run in the fluid model's compiled loop (`fluid_dataflow`)
+against the reference executor (`dataflow.run_python`, one `send_batch` per step and channel): the same
+workloads must give every transfer the same end time, whatever shares the fabric with them."""
 
 import numpy as np
 import polars as pl
@@ -288,3 +288,23 @@ def test_a_pair_left_without_a_path_fails_when_its_step_is_sent(monkeypatch):
         with pytest.raises(TopologyError, match="no working path"):
             sim.run(done)
         assert sim.now > 7e-3  # raised once the first step's 100 MB had arrived
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_dataflow_done_before_its_last_transfer_arrives(monkeypatch, compiled):
+    """The done gate is the gate that sends: the run ends at once, the transfer still moves to its end
+    (and the engine keeps running other work)."""
+    from netsim.network.dataflow import DataflowBuilder
+
+    monkeypatch.setattr(FluidNetwork, "compile_dataflows", compiled)
+    topo = fabric()
+    sim = Simulation(topo)
+    b = DataflowBuilder()
+    g = int(b.gates(1)[0])
+    b.transfer_from(g, [int(topo.gpus[0])], [int(topo.gpus[5])], [10**7], key=("x",), tag="t")
+    run = sim.network.run_dataflow(b.build(done=g))
+    later = Communicator(sim, topo.gpus[:4], name="c").run("all_reduce", 10**6, algo="ring")
+    sim.run(later)
+    assert run.done.triggered and run.done.value == 0.0 and later.value > 0
+    sim.run()
+    assert sim.now > 10**7 / 12.5e9

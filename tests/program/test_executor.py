@@ -157,3 +157,26 @@ def test_docstring_examples(module):
 
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_sends_on_one_stream_run_in_dependency_order_and_share_streams_with_compute():
+    """A send listed before the send it depends on (same peer, so the same stream) runs after it; a compute
+    node and a send on one named stream run one after the other."""
+    size = 10**6
+    hop = LAT + size / BW
+    nodes = {0: (Node(0, 0, "send", nbytes=size, peer=1, deps=(1,)), Node(0, 1, "send", nbytes=size, peer=1)),
+             1: (Node(1, 0, "recv", nbytes=size, peer=0), Node(1, 1, "recv", nbytes=size, peer=0))}
+    result = run(mesh(2), Program(nodes, {}).validate())
+    assert result.time_s == pytest.approx(2 * hop, rel=1e-9)
+    sends = result.nodes.filter(kind="send").sort("node")
+    assert sends["start"].to_list() == pytest.approx([hop, 0.0], abs=1e-15)
+    shared = {0: (Node(0, 0, "compute", "c", duration=1e-3, stream="x"),
+                  Node(0, 1, "send", nbytes=size, peer=1, stream="x")),
+              1: (Node(1, 0, "recv", nbytes=size, peer=0),)}
+    assert run(mesh(2), Program(shared, {}).validate()).time_s == pytest.approx(1e-3 + hop, rel=1e-9)
+
+
+def test_an_unvalidated_program_is_a_one_line_error():
+    bad = Program({0: (Node(0, 0, "compute", "c", duration=1e-3, deps=(7,)),)}, {})
+    with pytest.raises(ProgramError, match="depends on node 7"):
+        run(mesh(2), bad)
