@@ -152,7 +152,7 @@ def iteration_program(job: JobSpec, state: State, iterations: int = 1) -> Progra
                             group=f"dp{j}", deps=(base + 1,)))
             out.append(Node(rank, base + 3, "collective", op="all_reduce", nbytes=0, group=ITERATION, deps=(base + 2,)))
         nodes[rank] = tuple(out)
-    return Program(nodes, groups, source="fault-study iteration").validate()
+    return Program(nodes, groups, source="fault-study iteration")
 
 
 def _union(intervals: list[tuple[float, float]]) -> float:

@@ -290,17 +290,18 @@ class NetworkModel:
         """
         raise NotImplementedError(self)
 
-    def run_dataflow(self, flow: Dataflow) -> DataflowRun:
+    def run_dataflow(self, flow: Dataflow, on_fire: Callable[[int], None] | None = None) -> DataflowRun:
         """Start a dataflow now (gates and transfers: `netsim.network.dataflow`); returns its run, whose
         `done` event fires (value: end time) when the done gate fires, with every gate's firing instant
-        and every transfer's interval recorded on it by then.
+        and every transfer's interval recorded on it by then. `on_fire(g)` is called at the instant hook gate g
+        (`DataflowBuilder.hook`) fires; `run.count_down(g)` counts gate g down from outside.
 
         The default is the reference executor (`dataflow.run_python`): each instant's transfers go
         through `send_batch`. A model may override this to run the dataflow itself, faster and with the
         same results, as long as it records every transfer in the transfers table as `send_batch` would
         (and a row per batch in the steps table when `record_steps` is on); the fluid model runs any
         number of dataflows at once in its compiled loop and calls this default where it cannot."""
-        return run_python(self, flow)
+        return run_python(self, flow, on_fire)
 
     def close_meter(self) -> None:
         """Hook: bring the link meter up to the present before results are read. A model that meters

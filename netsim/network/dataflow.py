@@ -7,7 +7,10 @@ A `Dataflow` is a graph of *gates* and *transfers*:
   seconds later it counts down each of its successors by one (delay 0: at once, in the same instant);
 - a transfer moves `nbytes` from node `src` to node `dst` through the network model; when its last
   byte has arrived it counts down each of its target gates by one;
-- the dataflow is done when its `done` gate fires.
+- the dataflow is done when its `done` gate fires;
+- a *hook* gate also calls Python when it fires (the run's `on_fire`), and a gate may wait for count-downs
+  from outside (`DataflowRun.count_down`): work the dataflow does not describe (a collective on another
+  engine, a real computation) joins it that way.
 
 What the workloads mean by it (how the layers above lower onto this form)::
 
@@ -30,7 +33,7 @@ transfers leave together (one `send_batch` per route key and batch label).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import simpy
@@ -42,7 +45,8 @@ from netsim.topology.csr import gather
 class Dataflow:
     """Gates and transfers (see the module docstring), flattened into arrays.
 
-    Gates: `count` (initial count), `delay` (seconds from firing to counting down successors), successors
+    Gates: `count` (initial count, external count-downs included), `delay` (seconds from firing to counting
+    down successors), `hooks` (gates whose firing calls the run's `on_fire`), successors
     `succ[succ_off[g]:succ_off[g + 1]]`, transfers sent on firing `send[send_off[g]:send_off[g + 1]]`.
     Transfers: `src`/`dst` (topology node ids), `nbytes`, route key `keys[t_key[t]]` (each key hashes as its
     own connection), transfers-table tag `tags[t_tag[t]]`, `batch` (a label: transfers of one label sent
@@ -67,6 +71,7 @@ class Dataflow:
     keys: tuple
     tags: tuple
     done: int
+    hooks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # gates that call Python
 
     @property
     def gates(self) -> int:
@@ -102,6 +107,8 @@ class DataflowBuilder:
         self._keys: dict[tuple, int] = {}
         self._tags: dict[str, int] = {}
         self._batches = 0
+        self._hooks: list[int] = []
+        self._external: list[int] = []
 
     @property
     def num_gates(self) -> int:
@@ -131,10 +138,11 @@ class DataflowBuilder:
         return self._keys.setdefault(key, len(self._keys))
 
     def transfers(self, sender: np.ndarray, src: np.ndarray, dst: np.ndarray, nbytes: np.ndarray, *,
-                  key: tuple | np.ndarray, tag: str, batch: np.ndarray | int | None = None) -> np.ndarray:
+                  key: tuple | np.ndarray, tag: str | Sequence[str], batch: np.ndarray | int | None = None
+                  ) -> np.ndarray:
         """Transfers src[i] -> dst[i] of nbytes[i], sent when gate sender[i] fires (in the order given);
-        `key` one route key for all, or per transfer an id from `key()`; `batch` a label (default: a new
-        one for all). Returns their ids."""
+        `key` one route key for all, or per transfer an id from `key()`; `tag` one for all or one each;
+        `batch` a label (default: a new one for all). Returns their ids."""
         sender = np.asarray(sender, dtype=np.int64)
         n = len(sender)
         ids = np.arange(self._transfers, self._transfers + n, dtype=np.int64)
@@ -143,7 +151,10 @@ class DataflowBuilder:
             kid = np.full(n, self.key(key), dtype=np.int64)
         else:
             kid = np.broadcast_to(np.asarray(key, dtype=np.int64), (n,)).copy()
-        tid = np.full(n, self._tags.setdefault(tag, len(self._tags)), dtype=np.int64)
+        if isinstance(tag, str):
+            tid = np.full(n, self._tags.setdefault(tag, len(self._tags)), dtype=np.int64)
+        else:
+            tid = np.fromiter((self._tags.setdefault(t, len(self._tags)) for t in tag), dtype=np.int64, count=n)
         label = np.full(n, self.batch(), dtype=np.int64) if batch is None else \
             np.broadcast_to(np.asarray(batch, dtype=np.int64), (n,)).copy()
         self._t.append((sender, np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64),
@@ -162,13 +173,22 @@ class DataflowBuilder:
         self._tgt_t.append(np.asarray(transfers, dtype=np.int64))
         self._tgt_g.append(np.asarray(gates, dtype=np.int64))
 
+    def hook(self, gate: int) -> None:
+        """When `gate` fires, the run's `on_fire(gate)` is called (work outside the dataflow starts then)."""
+        self._hooks.append(int(gate))
+
+    def external(self, gate: int) -> None:
+        """`gate` also waits for one count-down from outside (`DataflowRun.count_down`)."""
+        self._external.append(int(gate))
+
     def build(self, done: int) -> Dataflow:
         g = self._gates
         cat = (lambda parts, dtype=np.int64: np.concatenate(parts).astype(dtype, copy=False) if parts
                else np.zeros(0, dtype=dtype))
         ea, eb = cat(self._edge_a), cat(self._edge_b)
         tt, tg = cat(self._tgt_t), cat(self._tgt_g)
-        count = np.bincount(eb, minlength=g) + np.bincount(tg, minlength=g)
+        count = np.bincount(eb, minlength=g) + np.bincount(tg, minlength=g) + \
+            np.bincount(np.asarray(self._external, dtype=np.int64), minlength=g)
         succ_off, succ = _csr(ea, eb, g)
         cols = [cat([c[i] for c in self._t]) for i in range(7)] if self._t else [np.zeros(0, np.int64)] * 7
         sender, src, dst, nbytes, kid, tid, label = cols
@@ -176,8 +196,11 @@ class DataflowBuilder:
         tgt_off, tgt = _csr(tt, tg, len(sender))
         if len(nbytes) and nbytes.min() < 0:
             raise ValueError("negative transfer size")
+        if done in self._hooks:
+            raise ValueError("the done gate cannot be a hook")
         return Dataflow(count.astype(np.int64), cat(self._delay, np.float64), succ_off, succ, send_off, send, src,
-                        dst, nbytes, kid, tid, label, tgt_off, tgt, tuple(self._keys), tuple(self._tags), int(done))
+                        dst, nbytes, kid, tid, label, tgt_off, tgt, tuple(self._keys), tuple(self._tags), int(done),
+                        np.unique(np.asarray(self._hooks, dtype=np.int64)))
 
 
 def _csr(rows: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -198,12 +221,18 @@ class DataflowRun:
     t_start: np.ndarray = field(default=None)
     t_end: np.ndarray = field(default=None)
     compiled: bool = False
+    on_fire: Callable[[int], None] | None = None  # called (at its instant) when a hook gate fires
+    _count_down: Callable[[int], None] | None = None  # set by the executor running it
 
     def __post_init__(self) -> None:
         if self.fire is None:
             self.fire = np.full(self.flow.gates, np.nan)
             self.t_start = np.full(self.flow.transfers, np.nan)
             self.t_end = np.full(self.flow.transfers, np.nan)
+
+    def count_down(self, gate: int) -> None:
+        """Count gate `gate` down by one now, from outside (see `DataflowBuilder.external`)."""
+        self._count_down(int(gate))
 
 
 class _PythonRun:
@@ -215,6 +244,9 @@ class _PythonRun:
         self.group = flow.t_key * (int(flow.batch.max()) + 1 if len(flow.batch) else 1) + flow.batch  # send_batch
         self.inbox: list[np.ndarray] = []
         self.flush_pending = False
+        self.hooked = np.zeros(flow.gates, dtype=bool)
+        self.hooked[flow.hooks] = True
+        run._count_down = lambda g: self.fire(self._count_down(np.array([g], dtype=np.int64)))
 
     def fire(self, ready: np.ndarray) -> None:
         """Gates `ready` fire now, with every gate they open at this instant (in the order counts hit zero)."""
@@ -222,6 +254,9 @@ class _PythonRun:
         while len(ready):
             now = env.now
             run.fire[ready] = now
+            if len(flow.hooks) and self.hooked[ready].any():
+                for g in ready[self.hooked[ready]].tolist():
+                    run.on_fire(g)
             sent = _rows(flow.send_off, flow.send, ready)
             if len(sent):
                 self._send(sent)
@@ -295,10 +330,11 @@ def _rows(off: np.ndarray, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return gather(off, values, rows)
 
 
-def run_python(network, flow: Dataflow) -> DataflowRun:
+def run_python(network, flow: Dataflow, on_fire: Callable[[int], None] | None = None) -> DataflowRun:
     """Start `flow` now on `network` through `send_batch` (the reference executor; see the module
-    docstring). The returned run's `done` fires when the done gate fires."""
-    run = DataflowRun(flow, network.env.event())
+    docstring). The returned run's `done` fires when the done gate fires; `on_fire(g)` is called when hook
+    gate g fires."""
+    run = DataflowRun(flow, network.env.event(), on_fire=on_fire)
     state = _PythonRun(network, flow, run)
     state.fire(np.flatnonzero(flow.count == 0))
     return run

@@ -233,7 +233,7 @@ class FluidNetwork(NetworkModel):
 
     compile_dataflows = True  # run dataflows in the compiled loop where possible (tests switch it off)
 
-    def run_dataflow(self, flow: Dataflow) -> DataflowRun:
+    def run_dataflow(self, flow: Dataflow, on_fire=None) -> DataflowRun:
         """Run a dataflow in compiled code (`fluid_dataflow`), beside any others running: declined (the
         reference executor runs it) under the reference solver, with endpoint caps, and for routing policies
         that plan batches, learn or place routes in order of arrival (`Router.routes_each_transfer`). With
@@ -241,17 +241,18 @@ class FluidNetwork(NetworkModel):
         executor writes one per `send_batch`, which is the same while ranks keep in step)."""
         if (not self.compile_dataflows or self.reference or self.options.endpoint_rate_cap is not None
                 or not self.router.routes_each_transfer):
-            return super().run_dataflow(flow)
+            return super().run_dataflow(flow, on_fire)
         if self._broken is not None:
             raise RuntimeError("the compiled loop stopped at an earlier routing error") from self._broken
         loop = self._loop
-        run = DataflowRun(flow, self.env.event(), compiled=True)
+        run = DataflowRun(flow, self.env.event(), compiled=True, on_fire=on_fire)
         before = loop.snapshot()
-        loop.append(self, flow, run)
+        active = loop.append(self, flow, run)
         f0, f1 = before[0]["flows"], loop.used["flows"]
         if f1 > f0 and loop.fl_path[f0:f1].max() + 2 >= 1 << kernel.PATH_BITS:  # too many paths to index
             loop.undo(before)
-            return super().run_dataflow(flow)
+            return super().run_dataflow(flow, on_fire)
+        run._count_down = lambda g: self._count_down(active.g0 + g)
         self.dataflows_compiled += 1
         self._next_id += flow.transfers
         self.transfers_started += flow.transfers
@@ -314,14 +315,31 @@ class FluidNetwork(NetworkModel):
             return
 
     def _finish_runs(self, t: float) -> None:
-        """Dataflows whose done gate fired at `t`: record them and fire their events then."""
-        for rid in self._loop.notes():
-            done = self._loop.finish(self, rid).done
+        """What fired at `t` for Python: dataflows done (recorded, their events fired then) and hook gates
+        (their run's `on_fire` called then)."""
+        loop = self._loop
+        for note in loop.notes():
+            if note >= 0:
+                act = loop.finish(self, note).done.succeed
+                arg = t
+            else:
+                owner = loop.owner(-note - 1)
+                act, arg = owner.run.on_fire, -note - 1 - owner.g0
             if t <= self.env.now:
-                done.succeed(t)
+                act(arg)
             else:
                 timer = self.env.timeout(t - self.env.now)
-                timer.callbacks.append(lambda _e, done=done: done.succeed(t))
+                timer.callbacks.append(lambda _e, act=act, arg=arg: act(arg))
+
+    def _count_down(self, gate: int) -> None:
+        """A loop gate counted down from outside (`DataflowRun.count_down`), now: the loop runs this instant at
+        once (what else happens at it joins the loop when it does: settling twice at one instant is exact)."""
+        self._loop.count_down(gate)
+        if self._delivering or self._settle_scheduled:
+            self._kick = True
+            self._request_settle()
+        else:
+            self._settle()
 
     # ---- flows in and out ---------------------------------------------------------------------
 

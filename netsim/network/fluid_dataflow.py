@@ -46,7 +46,7 @@ from netsim.network.fluid_kernel import P_HEAP, P_MOVING, P_N, P_NOTE, P_READY
 _I, _F, _B = np.int64, np.float64, np.bool_
 GROUPS = {  # array group -> its arrays and their dtypes; each group grows by doubling
     "gates": {"g_count": _I, "g_delay": _F, "g_succ_lo": _I, "g_succ_hi": _I, "g_send_lo": _I, "g_send_hi": _I,
-              "g_fire": _F, "g_run": _I, "ready": _I, "note": _I},
+              "g_fire": _F, "g_run": _I, "g_hook": _B, "ready": _I, "note": _I},
     "edges": {"succ": _I},
     "sends": {"send": _I},
     "targets": {"tgt": _I},
@@ -100,7 +100,7 @@ class Loop:
     def kernel_args(self) -> tuple:
         """The arrays `fluid_kernel.advance` takes after `ps, fs`, in its order."""
         return (self.g_count, self.g_delay, self.g_succ_lo, self.g_succ_hi, self.g_send_lo, self.g_send_hi,
-                self.g_fire, self.g_run, self.succ, self.send, self.t_tgt_lo, self.t_tgt_hi, self.tgt, self.t_fl_lo,
+                self.g_fire, self.g_run, self.g_hook, self.succ, self.send, self.t_tgt_lo, self.t_tgt_hi, self.tgt, self.t_fl_lo,
                 self.t_fl_hi, self.fl_bytes, self.fl_cap, self.fl_path, self.fl_ent_lo, self.fl_ent_hi, self.en_link,
                 self.en_coef, self.t_lat, self.t_unrouted, self.t_parts, self.t_start, self.t_end, self.t_order,
                 self.h_t, self.h_p, self.ready, self.dr_p, self.dr_end, self.note)
@@ -171,6 +171,8 @@ class Loop:
         rid = self._next_run
         self._next_run += 1
         self.g_run[g0 + flow.done] = rid
+        self.g_hook[gs] = False
+        self.g_hook[flow.hooks + g0] = True
         self.succ[e0:e0 + len(flow.succ)] = flow.succ + g0
         self.send[s0:s0 + len(flow.send)] = flow.send + t0
         self.tgt[q0:q0 + len(flow.tgt)] = flow.tgt + g0
@@ -303,10 +305,23 @@ class Loop:
         return run
 
     def notes(self) -> list[int]:
-        """The dataflows whose done gate fired in the last instant (and forget them)."""
+        """What Python must act on from the last instant (and forget it): a dataflow id whose done gate fired,
+        or -(gate + 1) for a hook gate that fired."""
         n = int(self.ps[P_NOTE])
         self.ps[P_NOTE] = 0
         return self.note[:n].tolist()
+
+    def owner(self, gate: int) -> _Active:
+        """The running dataflow gate `gate` belongs to."""
+        return next(a for a in self.active.values() if a.g0 <= gate < a.g1)
+
+    def count_down(self, gate: int) -> None:
+        """Count gate `gate` down once, from Python; at zero it fires at the loop's next instant."""
+        self.g_count[gate] -= 1
+        if self.g_count[gate] == 0:
+            r = int(self.ps[P_READY])
+            self.ready[r] = gate
+            self.ps[P_READY] = r + 1
 
     def transfer_of(self, p: int) -> tuple[int, int, tuple]:
         """(src, dst, route key) of transfer p."""

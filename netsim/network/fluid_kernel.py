@@ -531,7 +531,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
             e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, l_head, link_mark, seed_link_mark, seed_links, comp_l,
             demand, count, residual, frozen, changed, load, flow_free, entry_free, capacity, metered, since, total,
             peak, bins, runs, width, finish_rel, finish_clock, ps, fs,
-            g_count, g_delay, g_succ_lo, g_succ_hi, g_send_lo, g_send_hi, g_fire, g_run, succ, send,
+            g_count, g_delay, g_succ_lo, g_succ_hi, g_send_lo, g_send_hi, g_fire, g_run, g_hook, succ, send,
             t_tgt_lo, t_tgt_hi, tgt, t_fl_lo, t_fl_hi, fl_bytes, fl_cap, fl_path, fl_ent_lo, fl_ent_hi, en_link,
             en_coef, t_lat, t_unrouted, t_parts, t_start, t_end, t_order, h_t, h_p, ready, dr_p, dr_end, note):
     """Run instants from `now` while the next one comes before `horizon`; returns why it stopped (`fs[0]`:
@@ -624,6 +624,9 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                     ps[P_HEAP] = _heap_push(h_t, h_p, ps[P_HEAP], t_end[p], p)
             if g_run[g] >= 0:  # a dataflow's done gate: Python fires its event
                 note[ps[P_NOTE]] = g_run[g]
+                ps[P_NOTE] += 1
+            elif g_hook[g]:  # a hook gate: Python calls its run's on_fire
+                note[ps[P_NOTE]] = -g - 1
                 ps[P_NOTE] += 1
             if g_delay[g] > 0:
                 ps[P_HEAP] = _heap_push(h_t, h_p, ps[P_HEAP], now + g_delay[g], -g - 1)

@@ -48,7 +48,7 @@ class _Collective:
 
 
 class RingMesh:
-    """`size` workers, rank r on node r of a full mesh whose links all have `bandwidth` (bytes/s) and
+    """`size` workers, rank r on GPU r of a full mesh (or ring) whose links all have `bandwidth` (bytes/s) and
     `latency` (s), under `options`; `run("all_reduce", nbytes, algo="ring")` as on a `Communicator` (the
     only call it takes), on `sim`'s clock. `bytes_sent` sums the transfers finished so far."""
 
@@ -59,6 +59,8 @@ class RingMesh:
         if options.endpoint_rate_cap is not None:
             bandwidth = min(bandwidth, options.endpoint_rate_cap)  # a rank sends on its one ring link only
         self.sim, self.size = sim, size
+        self.name, self.job = "ring", ""  # as a Communicator's: the group its program calls name
+        self.nodes = sim.topology.gpus[:size]  # rank r's node, for the program that runs on it
         self.bandwidth = float(bandwidth)
         self.cap = float(options.flow_cap(latency))
         self.delay = float(latency) + options.overhead  # last byte out -> arrival

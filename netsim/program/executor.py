@@ -53,6 +53,7 @@ from netsim.program.budget import check_budget, collective_transfers
 from netsim.program.model import Node, Program, ProgramError
 
 SENDS = ("eager", "rendezvous")
+ORDERS = ("dependencies", "recorded")
 NODE_SCHEMA = {"rank": pl.Int64, "node": pl.Int64, "kind": pl.Utf8, "name": pl.Utf8, "op": pl.Utf8,
                "bytes": pl.Int64, "stream": pl.Utf8, "start": pl.Float64, "end": pl.Float64,
                "recorded": pl.Float64}
@@ -107,6 +108,11 @@ class ProgramRun:
     def done(self) -> simpy.Event:
         return self.run.done
 
+    def times(self) -> tuple[np.ndarray, np.ndarray]:
+        """(start, end) of every node, in the order of `program.all_nodes()`, from the program's start (the
+        arrays `result()` tabulates)."""
+        return self.run.fire[self._start] - self.t0, self.run.fire[self._end] - self.t0
+
     def result(self) -> ProgramResult:
         fire = self.run.fire
         if not self.run.done.triggered:
@@ -142,37 +148,51 @@ class ProgramRun:
 
 def run_program(sim, program: Program, gpu_of: dict[int, int], *, algo: str = "auto", scale_compute: float = 1.0,
                 device_flops: float | None = None, sends: str = "eager", key: tuple = ("trace",),
-                tag_keys: dict[int, tuple] | None = None, max_transfers: int | None = None) -> ProgramRun:
+                tag_keys: dict[int, tuple] | None = None, max_transfers: int | None = None,
+                comms: dict[str, Communicator] | None = None, external: dict | None = None,
+                order: str = "dependencies") -> ProgramRun:
     """Start `program` now on `sim` with rank r on GPU node `gpu_of[r]` (see the module docstring).
 
     algo: the collective algorithm (`auto`, or a name; a collective that has no such algorithm uses auto).
     scale_compute: factor on every compute duration. device_flops: FLOP/s (efficiency included) that
     times compute nodes given in FLOPs. sends: `eager` (default) or `rendezvous`. key: the route-key
     prefix of point-to-point transfers (each tag hashes as its own connection: `key + (tag,)`, or
-    `tag_keys[tag]` where given). max_transfers: refuse a
+    `tag_keys[tag]` where given). comms: the communicator of a group (default: one per group, named after
+    it: its route key is ``("", name)``). external: groups whose collectives another engine runs — an object
+    with ``run(op, nbytes, *, algo, label) -> simpy.Event`` (a `Communicator`'s signature), called when a call's
+    members have all arrived; the call ends when its event fires. order: ``dependencies`` (default: streams
+    in dependency order, see the module docstring) or ``recorded`` — streams in recorded order, for builders
+    that list each stream in the order it must run (a program whose recorded order contradicts its
+    dependencies then never finishes instead of being refused; the program is not validated either: it is
+    a builder's, valid by construction). max_transfers: refuse a
     program whose collectives and messages would create more transfers (None: `budget.MAX_TRANSFERS`),
     counted before anything is built.
     """
     if sends not in SENDS:
         raise ConfigError(f"unknown send mode {sends!r} (known: {', '.join(SENDS)})", field="sends")
+    if order not in ORDERS:
+        raise ConfigError(f"unknown stream order {order!r} (known: {', '.join(ORDERS)})", field="order")
     if not scale_compute >= 0 or scale_compute > 1e9:
         raise ConfigError(f"expected a factor >= 0, got {scale_compute!r}", field="--scale-compute")
     if algo != "auto" and not any(algo in names for names in ALGORITHMS.values()):
         known = sorted({a for names in ALGORITHMS.values() for a in names})
         raise ConfigError(f"unknown algorithm {algo!r} (known: auto, {', '.join(known)})", field="--algo")
-    program.validate()
+    if order == "dependencies":  # (recorded order: a builder's program, valid by construction)
+        program.validate()
     missing = sorted(set(program.ranks) - set(gpu_of))
     if missing:
         raise ConfigError(f"ranks {missing[:5]} have no GPU", field="placement")
-    comms = {group: Communicator(sim, [gpu_of[r] for r in members], name=str(group))
-             for group, members in program.groups.items()}
+    external = external or {}
+    comms = {group: (comms or {}).get(group) or Communicator(sim, [gpu_of[r] for r in members], name=str(group))
+             for group, members in program.groups.items() if group not in external}
     check_budget(work(program, comms, algo), f"the program ({len(program.nodes)} ranks)", max_transfers,
                  source=program.source or None)
     builder = DataflowBuilder()
     lowered = _Lowering(sim, program, gpu_of, builder, algo, scale_compute, device_flops, sends, key, comms,
-                        tag_keys)
-    flow = builder.build(lowered.finish())
-    run = sim.network.run_dataflow(flow)
+                        tag_keys, external)
+    flow = builder.build(lowered.finish(order == "dependencies"))
+    run = sim.network.run_dataflow(flow, lowered.on_fire if lowered.outside else None)
+    lowered.run = run
     return ProgramRun(program, lowered.nodes, lowered.S, lowered.E, lowered.calls, lowered.durations, run, sim.now)
 
 
@@ -187,7 +207,9 @@ def work(program: Program, comms: dict[str, Communicator], algo: str = "auto") -
         sends += x.kind == "send"
     total = sends
     for (group, op, nbytes), members in calls.items():
-        comm = comms[group]
+        comm = comms.get(group)
+        if comm is None:  # run by another engine
+            continue
         if comm.size > 1:
             chosen = algo if algo in ALGORITHMS[op] else "auto"
             total += members // comm.size * collective_transfers(comm, op, nbytes, chosen)
@@ -199,8 +221,12 @@ class _Lowering:
 
     def __init__(self, sim, program: Program, gpu_of: dict[int, int], b: DataflowBuilder, algo: str,
                  scale_compute: float, device_flops: float | None, sends: str, key: tuple,
-                 comms: dict[str, Communicator], tag_keys: dict[int, tuple] | None = None):
+                 comms: dict[str, Communicator], tag_keys: dict[int, tuple] | None = None,
+                 external: dict | None = None):
         self.program, self.b, self.tag_keys = program, b, tag_keys
+        self.external = external or {}
+        self.outside: dict[int, tuple] = {}  # join gate -> (engine, op, bytes, algo, label, done gate)
+        self.run = None
         self.nodes = nodes = list(program.all_nodes())
         n = len(nodes)
         self.index = {(x.rank, x.id): i for i, x in enumerate(nodes)}
@@ -250,27 +276,59 @@ class _Lowering:
                 chain_b.append(i)
             previous[(x.rank, x.group)] = i
         self.edge(self.E[np.asarray(chain_a, dtype=np.int64)], self.S[np.asarray(chain_b, dtype=np.int64)])
-        for (group, k), members in calls.items():
+        joins = b.gates(len(calls)).tolist()
+        s0, e0 = int(self.S[0]) if len(self.S) else 0, int(self.E[0]) if len(self.E) else 0
+        ea: list[int] = []  # edges for the dataflow (and the order): a -> b
+        eb: list[int] = []
+        xa: list[np.ndarray] = []  # edges for the dataflow only
+        xb: list[np.ndarray] = []
+        oa: list[int] = []  # edges for the order only
+        ob: list[int] = []
+        outside = [key for key, members in calls.items() if key[0] in self.external and
+                   (nodes[members[0]].nbytes or nodes[members[0]].op == "barrier")]
+        other = iter(b.gates(len(outside)).tolist())
+        for ((group, k), members), join in zip(calls.items(), joins):
             first = nodes[members[0]]
-            join = int(b.gates(1)[0])
-            m = np.asarray(members, dtype=np.int64)
-            self.edge(self.S[m], np.full(len(m), join))
-            size = len(program.groups[group])
+            ends = [e0 + i for i in members]
+            ea += [s0 + i for i in members]
+            eb += [join] * len(members)
             chosen = algo if algo in ALGORITHMS[first.op] else "auto"
-            if (first.nbytes or first.op == "barrier") and size > 1:
+            moves = first.nbytes or first.op == "barrier"
+            if group in self.external and moves:  # another engine runs it
+                done = next(other)
+                b.hook(join)
+                b.external(done)
+                self.outside[join] = (self.external[group], first.op, first.nbytes, chosen, first.name or
+                                      f"{group}#{k}", done)
+                name = chosen
+            elif moves and len(program.groups[group]) > 1:
                 comm = comms[group]
                 name, _, req = comm.resolve(first.op, first.nbytes, chosen)
                 schedule = ALGORITHMS[first.op][name].build(req)
-                _, last = lower_schedule(b, schedule, key=("", comm.name), tag=f"{group}#{k}", after=join)
+                label = first.name or f"{comm.name}:{first.op}#{k}"
+                _, last = lower_schedule(b, schedule, key=(comm.job, comm.name),
+                                         tag=f"{comm.job}/{label}" if comm.job else label, after=join)
                 done = int(b.gates(1)[0])
-                b.edges(last, np.full(len(last), done))
-                self.edge(np.full(len(m), done), self.E[m], order=False)
-                self._oa.append(np.full(len(m), join))  # for the order: the call is its join
-                self._ob.append(self.E[m])
+                xa.append(last)
+                xb.append(np.full(len(last), done))
             else:
                 name, done = chosen, join
-                self.edge(np.full(len(m), join), self.E[m])
+            if done != join:  # the members end with the call; for the order, the call is its join
+                xa.append(np.full(len(ends), done))
+                xb.append(np.asarray(ends, dtype=np.int64))
+                oa += [join] * len(ends)
+                ob += ends
+            else:
+                ea += [join] * len(ends)
+                eb += ends
             self.calls.append(_Call(group, k, tuple(members), join, done, name))
+        if ea:
+            self.edge(np.asarray(ea, dtype=np.int64), np.asarray(eb, dtype=np.int64))
+        if xa:
+            self.edge(np.concatenate(xa), np.concatenate(xb), order=False)
+        if oa:
+            self._oa.append(np.asarray(oa, dtype=np.int64))
+            self._ob.append(np.asarray(ob, dtype=np.int64))
 
     def _messages(self, gpu_of: dict[int, int], sends: str, key: tuple) -> None:
         nodes, b = self.nodes, self.b
@@ -292,8 +350,9 @@ class _Lowering:
         kid = np.array([b.key(tag_keys.get(nodes[s].tag, key + (nodes[s].tag,))) for s in send.tolist()],
                        dtype=np.int64)
         size = np.array([nodes[s].nbytes for s in send.tolist()], dtype=np.int64)
+        tags = [nodes[s].name or f"p2p {nodes[s].rank}->{nodes[s].peer}" for s in send.tolist()]
         ids = b.transfers(self.S[send], np.array([gpu_of[r] for r in src.tolist()], dtype=np.int64),
-                          np.array([gpu_of[r] for r in dst.tolist()], dtype=np.int64), size, key=kid, tag="p2p")
+                          np.array([gpu_of[r] for r in dst.tolist()], dtype=np.int64), size, key=kid, tag=tags)
         b.targets(ids, self.E[send])
         b.targets(ids, self.E[recv])
         self._oa += [self.S[send], self.S[send]]
@@ -302,10 +361,18 @@ class _Lowering:
         if sends == "rendezvous":
             self.edge(self.S[recv], self.S[send])
 
-    def finish(self) -> int:
-        """The compute and send streams, in dependency order, and the done gate; returns the done gate."""
+    def on_fire(self, gate: int) -> None:
+        """A call on another engine's group: every member has arrived, so it starts; its end counts down the
+        call's done gate."""
+        engine, op, nbytes, algo, label, done = self.outside[gate]
+        event = engine.run(op, nbytes, algo=algo, label=label)
+        event.callbacks.append(lambda _e: self.run.count_down(done))
+
+    def finish(self, by_dependencies: bool = True) -> int:
+        """The compute and send streams, in dependency order (or recorded order), and the done gate; returns
+        the done gate."""
         b, nodes = self.b, self.nodes
-        order = self._order()
+        order = self._order() if by_dependencies else self._streamed.tolist()
         last: dict[tuple[int, str], int] = {}
         chain_a, chain_b = [], []
         for i in order:

@@ -20,15 +20,17 @@ last of theirs the backward reaches) and gate the forward of that layer ``delay 
   of one connection (sender, receiver) leave in release order; the receiver's forward of the unit's
   lowest layer waits for the unit from every worker that sends to it that round.
 
-Compute between communication advances in closed form: a worker yields to the simulation only at a
-release or at a gate whose result is not in yet, so a step without either costs no event at all (a
-DiLoCo run costs events per sync, not per step). The run ends when every worker has finished its last
-step and every unit (and an optional final merge) has arrived: the final drain is part of the wall time.
+The DAG is a `netsim.program.Program` (`dag_program`), run by the program executor. Compute between
+communication is one node, in closed form: a worker's program has a node only at a release or a gate,
+so a step without either costs nothing (a DiLoCo run costs nodes per sync, not per step). The run ends
+when every worker has finished its last step and every unit (and an optional final merge) has arrived:
+the final drain is part of the wall time.
 
 Each method's module turns its rules into a `TrainingDag` (`netsim.workloads.ddp.ddp`,
 `netsim.workloads.diloco.streaming_diloco` — DiLoCo is F = 1, tau = 0; CO2 is F = 1, tau = H - 1 —
-and `netsim.workloads.gossip.gossip` for D-SGD and NoLoCo); `run_dag` runs one on a communicator and
-returns a `TrainingRun`.
+and `netsim.workloads.gossip.gossip` for D-SGD and NoLoCo); `run_dag` runs one on a communicator (or on
+`netsim.network.ring_mesh`, the exact ring shortcut, which then runs the all-reduces) and returns a
+`TrainingRun`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from netsim.errors import ConfigError
+from netsim.program import Node, Program, run_program
 from netsim.workloads.compute import ComputeModel, check_jitter, jitter_factors
 from netsim.workloads.limits import factors, integer
 
@@ -116,7 +119,7 @@ class TrainingRun:
     compute_s: tuple[float, ...]
     wait_s: tuple[float, ...]
     syncs: tuple[SyncRecord, ...]
-    events: int  # simulation yields of the workers and streams (compute stretches, waits, collectives)
+    events: int  # program nodes of one worker (compute stretches, releases, gates' receives): the run's cost
 
     @property
     def utilization(self) -> float:
@@ -124,27 +127,191 @@ class TrainingRun:
         return float(np.mean(np.asarray(self.compute_s) / self.wall_s)) if self.wall_s > 0 else 1.0
 
 
-# ---- the executor -----------------------------------------------------------------------------------
+# ---- the program ------------------------------------------------------------------------------------
 
 
-class _Unit:
-    """One released unit of one step on the network: arrivals, then its collective or its sends."""
+@dataclass(eq=False)
+class _Marks:
+    """Where a worker's syncs sit in its program (node ids on the worker's first rank)."""
 
-    __slots__ = ("released", "ready", "done", "start", "end", "arrived")
+    anchor: dict = field(default_factory=dict)  # (step, unit) -> the compute node whose end is the release
+    calls: dict = field(default_factory=dict)  # (step, unit) -> the unit's collective call number on the group
+    sends: dict = field(default_factory=dict)  # (step, unit, peer) -> the send node (per shard: same id)
+    last: dict = field(default_factory=dict)  # step -> the anchor of the step's last release
+    merge: int = -1  # the final merge's call number
 
-    def __init__(self, env, workers: int):
-        self.released = np.full(workers, np.nan)
-        self.arrived = 0
-        self.ready = env.event()
-        self.done = env.event()
-        self.start = self.end = np.nan
+
+def dag_program(model: ComputeModel, dag: TrainingDag, workers: int, factor: list[np.ndarray], *, shards: int = 1,
+                group: str = "workers", shard_groups: tuple[str, ...] = ()) -> tuple[Program, list[_Marks]]:
+    """`_dag_program`, remembered for the last few distinct arguments (a sweep runs the same DAG on many
+    fabrics, and the program does not depend on the fabric)."""
+    key = (model, dag.method, dag.steps, dag.units, dag.unit_bytes, tuple(sorted(dag.releases.items())), dag.delay,
+           dag.exchange, tuple(sorted((t, tuple(map(tuple, p))) for t, p in dag.partners.items())), dag.final_merge,
+           workers, tuple(np.asarray(f, dtype=np.float64).tobytes() for f in factor), shards, group, shard_groups)
+    if key not in _PROGRAMS:
+        if len(_PROGRAMS) >= 8:
+            del _PROGRAMS[next(iter(_PROGRAMS))]
+        _PROGRAMS[key] = _dag_program(model, dag, workers, factor, shards=shards, group=group,
+                                      shard_groups=shard_groups)
+    return _PROGRAMS[key]
+
+
+_PROGRAMS: dict = {}  # dag_program's key -> (program, marks), the last few (a dict keeps insertion order)
+
+
+def _dag_program(model: ComputeModel, dag: TrainingDag, workers: int, factor: list[np.ndarray], *, shards: int = 1,
+                 group: str = "workers", shard_groups: tuple[str, ...] = ()) -> tuple[Program, list[_Marks]]:
+    """`dag` on `workers` workers as a `Program` (see the module docstring): rank w * shards + j is shard j of
+    worker w (one GPU per worker: shards = 1); `factor[w]` the per-step slowdowns of worker w.
+
+    Per rank, compute between communication is one node (closed form: a stretch of forward and backward
+    layers); each released unit is an all-reduce on the group (shard j: on `shard_groups[j]`, its share of
+    the bytes) or a send to each partner (tag: unit x shards + shard; received at the forward that needs
+    it); a gate is a dependency of the next compute on the unit's end. With shards, a unit ends for a
+    worker when all its shards have (an empty call of the worker's GPUs: ``worker{w}``), and a worker's
+    next unit starts after that. The final merge, if any, follows each rank's last node and sends."""
+    fwd = model.forward()
+    b_act, b_w = model.backward_nodes()
+    f_cum = np.concatenate([[0.0], np.cumsum(fwd)])  # forward time before layer l
+    f_total = float(f_cum[-1])
+    bw_end = np.cumsum((b_act + b_w)[::-1])[::-1]  # from the backward's start to the end of B_w(l)
+    b_total = float(bw_end[0])
+    order = {t: dag.release_order(t) for t in dag.releases}
+    gates: dict[int, list[tuple[int, int, int]]] = {}  # step -> [(layer, release step, unit)], by layer
+    for t, us in order.items():
+        for u in us:
+            need = t + 1 + dag.delay
+            if need <= dag.steps:
+                gates.setdefault(need, []).append((min(dag.units[u]), t, u))
+    for g in gates.values():
+        g.sort()
+    senders: dict[int, list[list[int]]] = {}  # step -> per worker, the workers that send to it
+    if dag.exchange == "send":
+        for t in order:
+            senders[t] = [[] for _ in range(workers)]
+            for w, peers in enumerate(dag.partners[t]):
+                for peer in peers:
+                    senders[t][peer].append(w)
+    k = shards
+    groups = {group: tuple(range(0, workers * k, k))} if k == 1 else \
+        {name: tuple(w * k + j for w in range(workers)) for j, name in enumerate(shard_groups)}
+    if k > 1:
+        groups.update({f"worker{w}": tuple(range(w * k, (w + 1) * k)) for w in range(workers)})
+    marks = [_Marks() for _ in range(workers)]
+    nodes: dict[int, tuple[Node, ...]] = {}
+    for w in range(workers):
+        for j in range(k):
+            nodes[w * k + j] = _worker_nodes(w, j, k, dag, factor[w], f_cum, f_total, bw_end, b_total, order, gates,
+                                             senders, group if k == 1 else shard_groups[j], marks[w] if j == 0 else None)
+    return Program(nodes, groups, source=dag.method, format="training dag"), marks
+
+
+def _worker_nodes(w, j, k, dag, factor, f_cum, f_total, bw_end, b_total, order, gates, senders, group,
+                  marks) -> tuple[Node, ...]:
+    """Rank w * k + j's nodes (see `dag_program`); `marks` (shard 0 only) records where its syncs are."""
+    rank = w * k + j
+    out: list[Node] = []
+    pending: list[int] = []  # what the next compute waits for (gates)
+    state = {"compute": None, "unit": None, "calls": 0, "joins": 0}
+    last_send: dict[int, int] = {}
+
+    def add(**kw) -> int:
+        out.append(Node(rank, len(out), **kw))
+        return len(out) - 1
+
+    def compute(seconds: float, force: bool = False) -> None:
+        if seconds > 0 or pending or force or state["compute"] is None:
+            deps = tuple(pending) + ((state["compute"],) if state["compute"] is not None else ())
+            state["compute"] = add(kind="compute", name="compute", duration=seconds, deps=deps)
+            pending.clear()
+
+    def share(nbytes: int) -> int:
+        return nbytes // k + (1 if j < nbytes % k else 0)
+
+    def join(deps: tuple[int, ...]) -> int:
+        state["joins"] += 1
+        return add(kind="collective", name="unit done", op="all_reduce", nbytes=0, group=f"worker{w}", deps=deps)
+
+    def receive(t: int, u: int) -> int:
+        """The node whose end is unit (t, u) having arrived from every sender (posted now: recvs wait for
+        nothing but the data)."""
+        recvs = tuple(add(kind="recv", name=f"unit{u}@{t}", nbytes=share(dag.unit_bytes[u]), peer=src * k + j,
+                          tag=u * k + j) for src in senders[t][w])
+        if k > 1 and recvs:
+            return join(recvs)
+        return recvs[-1] if len(recvs) == 1 else (add(kind="compute", name="received", duration=0.0, deps=recvs)
+                                                  if recvs else -1)
+
+    unit_end: dict[tuple[int, int], int] = {}
+    debt = 0.0
+    for s in range(1, dag.steps + 1):
+        f = float(factor[s - 1])
+        pos = 0
+        for layer, t, u in gates.get(s, ()):
+            debt += float(f_cum[layer] - f_cum[pos]) * f
+            pos = layer
+            compute(debt)
+            debt = 0.0
+            end = unit_end.pop((t, u)) if dag.exchange == "all_reduce" else receive(t, u)
+            if end >= 0:
+                pending.append(end)
+        debt += (f_total - float(f_cum[pos])) * f
+        done = 0.0
+        for u in order.get(s, ()):
+            at = float(bw_end[min(dag.units[u])]) * f
+            debt += at - done
+            done = at
+            compute(debt, force=bool(pending))
+            debt = 0.0
+            anchor = state["compute"]
+            if marks is not None:
+                marks.anchor[(s, u)] = anchor
+                marks.last[s] = anchor
+            if dag.exchange == "all_reduce":
+                deps = (anchor,) + ((state["unit"],) if state["unit"] is not None else ())
+                node = add(kind="collective", name=f"{dag.method}@{s}/unit{u}", op="all_reduce",
+                           nbytes=share(dag.unit_bytes[u]), group=group, deps=deps)
+                if marks is not None:
+                    marks.calls[(s, u)] = state["calls"]
+                state["calls"] += 1
+                end = join((node,)) if k > 1 else node
+                if k > 1:
+                    state["unit"] = end
+                unit_end[(s, u)] = end
+            else:
+                for peer in dag.partners[s][w]:
+                    node = add(kind="send", name=f"{dag.method}@{s}", nbytes=share(dag.unit_bytes[u]),
+                               peer=peer * k + j, tag=u * k + j, deps=(anchor,))
+                    last_send[peer] = node
+                    if marks is not None:
+                        marks.sends[(s, u, peer)] = node
+        debt += b_total * f - done
+    compute(debt)
+    if dag.exchange == "send":  # units whose forward lies beyond the last step: received all the same
+        for t in sorted(order):
+            for u in order[t]:
+                if t + 1 + dag.delay > dag.steps:
+                    end = receive(t, u)
+                    if end >= 0:
+                        pending.append(end)
+    end_deps = tuple(pending) + (state["compute"],) + tuple(last_send.values())
+    pending.clear()
+    if dag.final_merge:
+        if marks is not None:
+            marks.merge = state["calls"]
+        add(kind="collective", name=f"{dag.method}: final merge", op="all_reduce", nbytes=share(dag.final_merge),
+            group=group, deps=end_deps)
+    elif len(end_deps) > 1:
+        add(kind="compute", name="finished", duration=0.0, deps=end_deps)
+    return tuple(out)
 
 
 def run_dag(comm, model: ComputeModel, dag: TrainingDag, *, speeds: np.ndarray | None = None,
             jitter: float = 0.0):
-    """Start `dag` on every worker of `comm` (a Communicator, a ShardedGroup or a RingMesh: anything with
-    `sim`, `size`, `run` and, for sends, workers' nodes); returns a function that, after the simulation
-    has run, gives the `TrainingRun`.
+    """Start `dag` on every worker of `comm` — a Communicator (a GPU per worker), a ShardedGroup (a group of
+    GPUs per worker), or an engine with the Communicator's `run` for ring all-reduces only (RingMesh) —
+    as its `dag_program`, run by the program executor; returns a function that, after the simulation has
+    run, gives the `TrainingRun`.
 
     >>> from netsim.sim import Simulation
     >>> from netsim.topology import full_mesh
@@ -159,190 +326,78 @@ def run_dag(comm, model: ComputeModel, dag: TrainingDag, *, speeds: np.ndarray |
     >>> round(run.wall_s, 6), len(run.syncs)
     (0.3024, 6)
     """
-    from netsim.workloads.syncs import send
+    from netsim.collectives import Communicator
+    from netsim.workloads.syncs import ShardedGroup
 
     sim = comm.sim
-    env = sim.env
     n = comm.size
     check_jitter(jitter)
     speeds = np.ones(n) if speeds is None else factors(speeds, n)
-    fwd = model.forward()
-    b_act, b_w = model.backward_nodes()
-    f_cum = np.concatenate([[0.0], np.cumsum(fwd)])  # forward time before layer l
-    f_total = float(f_cum[-1])
-    # time from the start of the backward to the end of B_w(l): the layers above, then B_act(l), B_w(l)
-    bw_end = np.cumsum((b_act + b_w)[::-1])[::-1]
-    b_total = float(bw_end[0])
-    order = {t: dag.release_order(t) for t in dag.releases}
-    units: dict[tuple[int, int], _Unit] = {}
-    gates: dict[int, list[tuple[int, int, int]]] = {}  # step -> [(layer, release step, unit)], by layer
-    for t, us in order.items():
-        for u in us:
-            units[(t, u)] = _Unit(env, n)
-            need = t + 1 + dag.delay
-            if need <= dag.steps:
-                gates.setdefault(need, []).append((min(dag.units[u]), t, u))
-    for g in gates.values():
-        g.sort()
-    compute = np.zeros(n)
-    last_release = {t: np.full(n, np.nan) for t in order}  # per release step: when each worker released its last unit
-    records: list[SyncRecord] = []
-    events = [0]
-    inbox: dict[tuple[int, int, int], object] = {}  # (receiver, step, unit) -> event when all its senders' arrived
-    expected: dict[tuple[int, int, int], int] = {}
-    connection: dict[tuple[int, int], object] = {}  # (src, dst) -> arrival event of its last send
-    finished = env.event()
-    workers_done = [0]
-
-    senders: dict[int, list[list[int]]] = {}  # step -> per worker, the workers that send to it
-    if dag.exchange == "send":
-        for t in order:
-            senders[t] = [[] for _ in range(n)]
-            for w, peers in enumerate(dag.partners[t]):
-                for peer in peers:
-                    senders[t][peer].append(w)
-            for u in order[t]:
-                for w in range(n):
-                    ev = env.event()
-                    inbox[(w, t, u)] = ev
-                    expected[(w, t, u)] = len(senders[t][w])
-                    if not senders[t][w]:
-                        ev.succeed()
-
-    def gate_event(w: int, t: int, u: int):
-        return units[(t, u)].done if dag.exchange == "all_reduce" else inbox[(w, t, u)]
-
-    def release(w: int, t: int, u: int) -> None:
-        unit = units[(t, u)]
-        unit.released[w] = sim.now
-        unit.arrived += 1
-        if dag.exchange == "all_reduce":
-            if unit.arrived == n:
-                unit.ready.succeed()
-            return
-        for peer in dag.partners[t][w]:
-            _send(w, peer, t, u)
-
-    def _send(src: int, dst: int, t: int, u: int) -> None:
-        nbytes = dag.unit_bytes[u]
-        released = sim.now
-        previous = connection.get((src, dst))
-        arrival = env.event()
-        connection[(src, dst)] = arrival
-
-        def go(_e=None) -> None:
-            start = sim.now
-            events[0] += 1
-            sent = send(comm, src, dst, nbytes, tag=f"{dag.method}@{t}")
-
-            def arrived(_e) -> None:
-                records.append(SyncRecord(t, u, nbytes, src, dst, released, start, sim.now))
-                key = (dst, t, u)
-                expected[key] -= 1
-                if expected[key] == 0:
-                    inbox[key].succeed()
-                arrival.succeed()
-
-            sent.callbacks.append(arrived)
-
-        if previous is None or previous.processed:
-            go()
-        else:
-            previous.callbacks.append(go)
-
-    def worker(w: int):
-        factor = jitter_factors(sim.rng, dag.steps, jitter) * speeds[w]
-        debt = 0.0
-        for s in range(1, dag.steps + 1):
-            j = float(factor[s - 1])
-            pos = 0
-            for layer, t, u in gates.get(s, ()):
-                debt += float(f_cum[layer] - f_cum[pos]) * j
-                pos = layer
-                ev = gate_event(w, t, u)
-                if not ev.processed:
-                    if debt:
-                        events[0] += 1
-                        yield env.timeout(debt)
-                        compute[w] += debt
-                        debt = 0.0
-                    events[0] += 1
-                    yield ev
-            debt += (f_total - float(f_cum[pos])) * j
-            done = 0.0
-            for u in order.get(s, ()):
-                at = float(bw_end[min(dag.units[u])]) * j
-                debt += at - done
-                done = at
-                if debt:
-                    events[0] += 1
-                    yield env.timeout(debt)
-                    compute[w] += debt
-                    debt = 0.0
-                release(w, s, u)
-            if s in order:
-                last_release[s][w] = sim.now
-            debt += b_total * j - done
-        if debt:
-            events[0] += 1
-            yield env.timeout(debt)
-            compute[w] += debt
-        workers_done[0] += 1
-        if workers_done[0] == n:
-            finished.succeed()
-
-    def stream():
-        """The group's collective stream: units all-reduced one at a time, in release order."""
-        for t in sorted(order):
-            for u in order[t]:
-                unit = units[(t, u)]
-                events[0] += 1
-                yield unit.ready
-                unit.start = sim.now
-                if dag.unit_bytes[u]:
-                    events[0] += 1
-                    yield comm.run("all_reduce", dag.unit_bytes[u], algo="ring", label=f"{dag.method}@{t}/unit{u}")
-                unit.end = sim.now
-                records.append(SyncRecord(t, u, dag.unit_bytes[u], -1, -1, float(np.nanmax(unit.released)),
-                                          unit.start, unit.end))
-                unit.done.succeed()
-
-    def merge():
-        yield finished
-        if dag.exchange == "send":  # every send arrived
-            pending = [ev for ev in connection.values() if not ev.processed]
-            if pending:
-                yield env.all_of(pending)
-        if dag.final_merge:
-            start = sim.now
-            events[0] += 1
-            yield comm.run("all_reduce", dag.final_merge, algo="ring", label=f"{dag.method}: final merge")
-            records.append(SyncRecord(0, -1, dag.final_merge, -1, -1, start, start, sim.now))
-
-    for w in range(n):
-        sim.process(worker(w))
-    if dag.exchange == "all_reduce" and units:
-        sim.process(stream())
-    sim.process(merge())
+    factor = [jitter_factors(sim.rng, dag.steps, jitter) * speeds[w] for w in range(n)]
+    external = None
+    if isinstance(comm, ShardedGroup):
+        k, shards = len(comm.shards), comm.shards
+        names = tuple(s.name for s in shards)
+        program, marks = dag_program(model, dag, n, factor, shards=k, shard_groups=names)
+        gpu_of = {w * k + j: int(s.nodes[w]) for w in range(n) for j, s in enumerate(shards)}
+        comms = dict(zip(names, shards))
+        keys = {u * k + j: (s.job, s.name, "p2p") for u in range(len(dag.units)) for j, s in enumerate(shards)}
+    else:
+        k, shards = 1, ()
+        program, marks = dag_program(model, dag, n, factor, group=comm.name)
+        gpu_of = {w: int(comm.nodes[w]) for w in range(n)}
+        if isinstance(comm, Communicator):
+            comms, external = {comm.name: comm}, None
+        else:  # another engine runs the group's all-reduces
+            comms, external = {}, {comm.name: comm}
+        keys = {u: (getattr(comm, "job", ""), comm.name, "p2p") for u in range(len(dag.units))}
+    run = run_program(sim, program, gpu_of, algo="ring", comms=comms, external=external, tag_keys=keys,
+                      order="recorded")
+    index = {(r, x.id): i for i, (r, x) in enumerate((x.rank, x) for x in program.all_nodes())}
 
     def result() -> TrainingRun:
-        wall = float(sim.now)
+        if not run.done.triggered:
+            raise RuntimeError("the training DAG has not finished yet")
+        begin, finish = run.times()
+        fire = run.run.fire
+        end = lambda w, node: float(finish[index[(w * k, node)]])  # noqa: E731 (worker w's first rank)
+        names = [s.name for s in shards] if k > 1 else [comm.name]
+        groups = [c.group in names for c in run._calls]
+        first_calls = {c.k: float(fire[c.join]) for c in run._calls if c.group == names[0]}
+        call_end: dict[int, float] = {}  # a call ends when its last shard does
+        for c, hit in zip(run._calls, groups):
+            if hit:
+                call_end[c.k] = max(call_end.get(c.k, -np.inf), float(fire[c.done]))
+        records = []
+        if dag.exchange == "all_reduce":
+            for (t, u), c in marks[0].calls.items():
+                released = max(end(w, marks[w].anchor[(t, u)]) for w in range(n))
+                records.append(SyncRecord(t, u, dag.unit_bytes[u], -1, -1, released, first_calls[c], call_end[c]))
+        else:
+            for w in range(n):
+                for (t, u, peer), node in marks[w].sends.items():
+                    arrived = max(float(finish[index[(w * k + j, node)]]) for j in range(k))  # its last shard
+                    records.append(SyncRecord(t, u, dag.unit_bytes[u], w, peer, end(w, marks[w].anchor[(t, u)]),
+                                              float(begin[index[(w * k, node)]]), arrived))
+        if dag.final_merge:
+            c = marks[0].merge
+            records.append(SyncRecord(0, -1, dag.final_merge, -1, -1, first_calls[c], first_calls[c], call_end[c]))
         waits = np.zeros(n)
-        for t, times in last_release.items():
-            if np.isnan(times).any():
-                continue
+        for t in sorted(dag.releases):
+            times = np.array([end(w, marks[w].last[t]) for w in range(n)])
             if dag.exchange == "all_reduce":
                 waits += times.max() - times
             else:
                 for w in range(n):
-                    if senders[t][w]:
-                        waits[w] += max(0.0, float(times[senders[t][w]].max()) - times[w])
+                    who = [x for x in range(n) if w in dag.partners[t][x]]
+                    if who:
+                        waits[w] += max(0.0, float(times[who].max()) - times[w])
         syncs = tuple(sorted(records, key=lambda r: (r.start, r.step, r.unit, r.src, r.dst)))
-        return TrainingRun(dag.method, n, dag.steps, wall, tuple(compute.tolist()), tuple(waits.tolist()), syncs,
-                           events[0])
+        compute = tuple(float(sum(x.duration for x in program.nodes[w * k] if x.kind == "compute")) for w in range(n))
+        return TrainingRun(dag.method, n, dag.steps, float(fire[run.run.flow.done]) - run.t0, compute,
+                           tuple(waits.tolist()), syncs, len(program.nodes[0]))
 
     return result
-
 
 
 def layer_bytes(model: ComputeModel, bits: int) -> np.ndarray:

@@ -110,7 +110,7 @@ class Utilization:
     peak_demand_Bps: float  # per-worker send rate at which the largest sync (one step's release) fits in a step
     outer_step_s: float
     straggler_wait_s: float  # mean per worker: how much later the slowest partner released each sync, summed
-    events_per_step: float  # simulation yields of the DAG executor per simulated step (its cost)
+    events_per_step: float  # program nodes of one worker per simulated step (the run's cost)
     run: TrainingRun = field(repr=False, compare=False)  # the whole record: per worker, per sync
 
     def as_dict(self) -> dict:
