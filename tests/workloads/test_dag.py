@@ -127,3 +127,19 @@ def test_a_slow_gossip_neighbour_delays_only_its_neighbours():
     waits = np.asarray(result.run.wait_s)
     assert waits[[3, 5]] == pytest.approx([0.5, 0.5], rel=1e-9)  # 5 steps x 0.1 s x (2 - 1)
     assert waits[[0, 1, 2, 4]] == pytest.approx([0, 0, 0, 0], abs=1e-12)
+
+
+@pytest.mark.parametrize("method", ["ddp", "streaming_diloco"])
+def test_the_ring_shortcut_joins_the_program_the_same_way_in_both_executors(monkeypatch, method):
+    """The shortcut runs each all-reduce outside the program (a hook gate starts it, its end counts the call
+    down): the compiled loop and the reference executor give the same run."""
+    from netsim.network import FluidNetwork
+
+    runs = []
+    for compiled in (True, False):
+        monkeypatch.setattr(FluidNetwork, "compile_dataflows", compiled)
+        runs.append(run(method, bandwidth=LAYER_BYTES / 0.01, outer_steps=2, inner_steps=3, fragments=2))
+    fast, slow = runs
+    assert fast.wall_s == pytest.approx(slow.wall_s, rel=1e-12)
+    assert [s.end for s in fast.run.syncs] == pytest.approx([s.end for s in slow.run.syncs], rel=1e-12)
+    assert fast.run.events == slow.run.events > 0
