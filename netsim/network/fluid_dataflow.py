@@ -145,12 +145,19 @@ class Loop:
         self._tag_id = {t: i for i, t in enumerate(self.tags)}
         self.active.pop(rid, None)
 
+    COMPACT_SLACK = 1 << 17  # items of a kind the arrays may hold beyond 4x what runs before they are compacted
+
     def append(self, network, flow: Dataflow, run: DataflowRun) -> _Active:
         """Add `flow` (started now as `run`) to the loop: its gates, transfers and routes; the gates whose
         count is zero are ready at once. (The run's record is complete when its done gate fires if every gate
         and transfer leads to the done gate, as every lowering in netsim does; transfers still moving then are
         simulated to their end but not recorded.)"""
         self._reset_if_idle()
+        live_g = sum(a.run.flow.gates for a in self.active.values())
+        live_t = sum(a.run.flow.transfers for a in self.active.values())
+        if self.used["gates"] > 4 * live_g + self.COMPACT_SLACK or \
+                self.used["transfers"] > 4 * live_t + self.COMPACT_SLACK:
+            self.compact(network._store)
         g0, n = self._take("gates", flow.gates), flow.gates
         e0 = self._take("edges", len(flow.succ))
         s0 = self._take("sends", len(flow.send))
@@ -199,6 +206,71 @@ class Loop:
         self.ready[r0:r0 + len(ready)] = ready
         self.ps[P_READY] = r0 + len(ready)
         return active
+
+    def compact(self, store) -> bool:
+        """Move the running dataflows to the front of the arrays, dropping what finished ones left (dataflows
+        that overlap without end never let the arrays start afresh): gates, transfers, their edges, sends,
+        targets, flows and entries, renumbered, and every reference to them — the heap, the ready list, the
+        flows in the store, the routing errors, the pending step rows. Returns False (and changes nothing)
+        when something still in flight belongs to no running dataflow."""
+        from netsim.network.fluid_kernel import PATH_BITS, PROGRAM
+
+        runs = sorted(self.active.values(), key=lambda a: a.g0)
+        keep_g = np.concatenate([np.arange(a.g0, a.g1) for a in runs] or [np.zeros(0, np.int64)]).astype(np.int64)
+        keep_t = np.concatenate([np.arange(a.t0, a.t1) for a in runs] or [np.zeros(0, np.int64)]).astype(np.int64)
+        gmap = np.full(self.used["gates"] + 1, -1, dtype=np.int64)
+        gmap[keep_g] = np.arange(len(keep_g))
+        tmap = np.full(self.used["transfers"] + 1, -1, dtype=np.int64)
+        tmap[keep_t] = np.arange(len(keep_t))
+        fill, ready = int(self.ps[P_HEAP]), int(self.ps[P_READY])
+        hp = self.h_p[:fill]
+        moving = np.flatnonzero(store.f_alive & (store.f_batch == PROGRAM))
+        mp = store.f_index[moving] >> PATH_BITS
+        if ((tmap[hp[hp >= 0]] < 0).any() or (gmap[-hp[hp < 0] - 1] < 0).any() or
+                (gmap[self.ready[:ready]] < 0).any() or (tmap[mp] < 0).any()):
+            return False
+
+        def ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            """(items of ranges [lo, hi) in order, new lo, new hi)"""
+            n = hi - lo
+            ends = np.cumsum(n)
+            items = np.repeat(lo - (ends - n), n) + np.arange(int(ends[-1]) if len(ends) else 0)
+            return items, ends - n, ends
+
+        edges, e_lo, e_hi = ranges(self.g_succ_lo[keep_g], self.g_succ_hi[keep_g])
+        sends, s_lo, s_hi = ranges(self.g_send_lo[keep_g], self.g_send_hi[keep_g])
+        tgts, q_lo, q_hi = ranges(self.t_tgt_lo[keep_t], self.t_tgt_hi[keep_t])
+        flows, f_lo, f_hi = ranges(self.t_fl_lo[keep_t], self.t_fl_hi[keep_t])
+        ents, n_lo, n_hi = ranges(self.fl_ent_lo[flows], self.fl_ent_hi[flows])
+        succ, send, tgt = gmap[self.succ[edges]], tmap[self.send[sends]], gmap[self.tgt[tgts]]
+        for name in GROUPS["gates"]:
+            if name not in ("ready", "note"):
+                getattr(self, name)[:len(keep_g)] = getattr(self, name)[keep_g]
+        self.ready[:ready] = gmap[self.ready[:ready]]
+        for name in GROUPS["transfers"]:
+            if name not in ("dr_p", "dr_end"):
+                getattr(self, name)[:len(keep_t)] = getattr(self, name)[keep_t]
+        for name in GROUPS["flows"]:
+            getattr(self, name)[:len(flows)] = getattr(self, name)[flows]
+        for name in GROUPS["entries"]:
+            getattr(self, name)[:len(ents)] = getattr(self, name)[ents]
+        g, t, f = len(keep_g), len(keep_t), len(flows)
+        self.succ[:len(succ)], self.send[:len(send)], self.tgt[:len(tgt)] = succ, send, tgt
+        self.g_succ_lo[:g], self.g_succ_hi[:g], self.g_send_lo[:g], self.g_send_hi[:g] = e_lo, e_hi, s_lo, s_hi
+        self.t_tgt_lo[:t], self.t_tgt_hi[:t], self.t_fl_lo[:t], self.t_fl_hi[:t] = q_lo, q_hi, f_lo, f_hi
+        self.fl_ent_lo[:f], self.fl_ent_hi[:f] = n_lo, n_hi
+        self.h_p[:fill] = np.where(hp >= 0, tmap[np.maximum(hp, 0)], -gmap[np.maximum(-hp - 1, 0)] - 1)
+        low = store.f_index[moving] & ((1 << PATH_BITS) - 1)
+        store.f_index[moving] = (tmap[mp] << PATH_BITS) | low
+        self.unrouted = {int(tmap[p]): e for p, e in self.unrouted.items() if tmap[p] >= 0}
+        g_at = t_at = 0
+        for a in runs:  # each run's block, in the same order, from the front
+            a.g0, a.t0 = g_at, t_at
+            g_at, t_at = g_at + a.run.flow.gates, t_at + a.run.flow.transfers
+            a.step_rows = [(tmap[sub], loads) for sub, loads in a.step_rows]
+        self.used.update(gates=g, transfers=t, edges=len(succ), sends=len(send), targets=len(tgt), flows=f,
+                         entries=len(ents))
+        return True
 
     def route(self, network, which: np.ndarray) -> None:
         """Flows and link entries of transfers `which` (not yet sent), from the network's current routes:

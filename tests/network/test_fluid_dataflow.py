@@ -308,3 +308,34 @@ def test_a_dataflow_done_before_its_last_transfer_arrives(monkeypatch, compiled)
     assert run.done.triggered and run.done.value == 0.0 and later.value > 0
     sim.run()
     assert sim.now > 10**7 / 12.5e9
+
+
+def test_arrays_are_compacted_while_dataflows_overlap_without_end(monkeypatch):
+    """Two groups run all-reduces back to back, staggered, so the loop is never idle: compacted at every
+    start (the slack set to 0), the arrays keep only what runs, and every transfer ends as without."""
+    from netsim.network.fluid_dataflow import Loop
+
+    topo = fabric()
+
+    def two_streams(slack):
+        monkeypatch.setattr(Loop, "COMPACT_SLACK", slack)
+        sim = Simulation(topo)
+        comms = [Communicator(sim, topo.gpus[i::2], name=f"g{i}") for i in (0, 1)]
+        most = [0]
+
+        def stream(comm, delay):
+            yield sim.env.timeout(delay)
+            for _ in range(6):
+                yield comm.run("all_reduce", 10**6 + 3, algo="ring")
+                most[0] = max(most[0], sim.network._loop.used["transfers"])
+
+        done = [sim.process(stream(c, d)) for c, d in zip(comms, (0.0, 3e-5))]
+        results = sim.run(done)
+        return results, most[0]
+
+    plain, grown = two_streams(1 << 40)
+    packed, kept = two_streams(0)
+    same_ends(packed.transfers, plain.transfers)
+    ring = 2 * 7 * 8  # transfers of one all-reduce on 8 ranks
+    assert grown == 12 * ring  # never idle: every all-reduce stays in the arrays
+    assert kept <= 5 * ring  # compacted once they hold more than 4x what runs (at most two all-reduces)
