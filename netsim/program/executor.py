@@ -46,6 +46,7 @@ import simpy
 
 from netsim.collectives import BUSBW_FACTOR, Communicator
 from netsim.collectives.algorithms import ALGORITHMS
+from netsim.collectives.direct import send_recv
 from netsim.collectives.schedule import lower as lower_schedule
 from netsim.errors import ConfigError
 from netsim.network.dataflow import DataflowBuilder, DataflowRun
@@ -160,7 +161,7 @@ def run_program(sim, program: Program, gpu_of: dict[int, int], *, algo: str = "a
     `tag_keys[tag]` where given). comms: the communicator of a group (default: one per group, named after
     it: its route key is ``("", name)``). external: groups whose collectives another engine runs — an object
     with ``run(op, nbytes, *, algo, label) -> simpy.Event`` (a `Communicator`'s signature), called when a call's
-    members have all arrived; the call ends when its event fires. order: ``dependencies`` (default: streams
+    members have all arrived, whatever its size; the call ends when its event fires. order: ``dependencies`` (default: streams
     in dependency order, see the module docstring) or ``recorded`` — streams in recorded order, for builders
     that list each stream in the order it must run (a program whose recorded order contradicts its
     dependencies then never finishes instead of being refused; the program is not validated either: it is
@@ -211,7 +212,7 @@ def work(program: Program, comms: dict[str, Communicator], algo: str = "auto") -
         if comm is None:  # run by another engine
             continue
         if comm.size > 1:
-            chosen = algo if algo in ALGORITHMS[op] else "auto"
+            chosen = algo if algo in ALGORITHMS.get(op, ()) else "auto"
             total += members // comm.size * collective_transfers(comm, op, nbytes, chosen)
     return total
 
@@ -284,17 +285,16 @@ class _Lowering:
         xb: list[np.ndarray] = []
         oa: list[int] = []  # edges for the order only
         ob: list[int] = []
-        outside = [key for key, members in calls.items() if key[0] in self.external and
-                   (nodes[members[0]].nbytes or nodes[members[0]].op == "barrier")]
+        outside = [key for key in calls if key[0] in self.external]
         other = iter(b.gates(len(outside)).tolist())
         for ((group, k), members), join in zip(calls.items(), joins):
             first = nodes[members[0]]
             ends = [e0 + i for i in members]
             ea += [s0 + i for i in members]
             eb += [join] * len(members)
-            chosen = algo if algo in ALGORITHMS[first.op] else "auto"
+            chosen = algo if algo in ALGORITHMS.get(first.op, ()) else "auto"
             moves = first.nbytes or first.op == "barrier"
-            if group in self.external and moves:  # another engine runs it
+            if group in self.external:  # another engine runs it (what an empty call costs is its to say)
                 done = next(other)
                 b.hook(join)
                 b.external(done)
@@ -303,8 +303,11 @@ class _Lowering:
                 name = chosen
             elif moves and len(program.groups[group]) > 1:
                 comm = comms[group]
-                name, _, req = comm.resolve(first.op, first.nbytes, chosen)
-                schedule = ALGORITHMS[first.op][name].build(req)
+                if first.op == "send_recv":  # rank 0 of the group to rank 1
+                    name, schedule = "direct", send_recv(int(comm.nodes[0]), int(comm.nodes[1]), first.nbytes)
+                else:
+                    name, _, req = comm.resolve(first.op, first.nbytes, chosen)
+                    schedule = ALGORITHMS[first.op][name].build(req)
                 label = first.name or f"{comm.name}:{first.op}#{k}"
                 _, last = lower_schedule(b, schedule, key=(comm.job, comm.name),
                                          tag=f"{comm.job}/{label}" if comm.job else label, after=join)

@@ -5,7 +5,8 @@ ranks). It is what every workload builds and every trace reader returns (`netsim
 trace), and what `netsim.program.executor` runs. A node is
 
 - ``compute``: a duration (recorded, or `flops` on a device of a given speed);
-- ``collective``: an op of `netsim.collectives.OPS` over a process group, with its buffer size in
+- ``collective``: an op of `netsim.collectives.OPS` (or ``send_recv``: the group's rank 0 sends the buffer
+  to its rank 1) over a process group, with its buffer size in
   netsim's convention (all_reduce / broadcast / reduce: the buffer; all_gather: the gathered output;
   reduce_scatter: the input, n blocks; all_to_all: the rank's whole send buffer), the algorithm if known;
 - ``send`` / ``recv``: bytes to / from a peer rank with a tag.
@@ -26,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from netsim.collectives.algorithms import OPS
+
+COLLECTIVE_OPS = OPS + ("send_recv",)  # what a collective node may do
 from netsim.errors import ConfigError
 
 KINDS = ("compute", "collective", "send", "recv")
@@ -103,7 +106,7 @@ class Program:
                     raise ProgramError(f"rank {r} node {n.id} ({n.name}): compute needs a duration >= 0 s "
                                        "(or flops >= 0)", source=where)
                 if n.kind == "collective":
-                    if n.op not in OPS:
+                    if n.op not in COLLECTIVE_OPS:
                         raise ProgramError(f"rank {r} node {n.id}: unknown collective {n.op!r}", source=where)
                     if n.group not in self.groups:
                         raise ProgramError(f"rank {r} node {n.id}: unknown process group {n.group!r}", source=where)

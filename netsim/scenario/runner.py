@@ -8,6 +8,7 @@ import numpy as np
 
 from netsim.collectives import Communicator, ParallelSpec, parallel_groups
 from netsim.errors import ConfigError, TopologyError
+from netsim.program import Node, Program, run_program
 from netsim.scenario.config import CollectiveItem, JobConfig, Scenario
 from netsim.sim import Results, Simulation
 from netsim.topology import Topology
@@ -91,6 +92,69 @@ def item_groups(scenario: Scenario, job: JobConfig, gpus: np.ndarray, item: Coll
     return parallel_groups(gpus, spec)[item.group]
 
 
+class _ItemCall:
+    """One workload item on one group, as the program executor's engine for that group: its Communicator runs
+    the call (lowered when it starts) with the item's algorithm, chunks and root."""
+
+    def __init__(self, comm: Communicator, item: CollectiveItem):
+        self.comm, self.item = comm, item
+
+    def run(self, op: str, nbytes: int, *, algo: str, label: str):
+        item = self.item
+        if item.op == "send_recv":
+            return self.comm.send(0, 1, item.size, chunks=item.chunks, label=label)
+        return self.comm.run(item.op, item.size, algo=item.algorithm(), chunks=item.chunks, root=item.root, label=label)
+
+
+def scenario_program(scenario: Scenario, jobs: list[JobConfig], placements: list[np.ndarray], sim: Simulation
+                     ) -> tuple[Program, dict[str, _ItemCall], dict[int, int]]:
+    """The jobs' workloads as one `Program` (rank r on GPU `gpu_of[r]`, each job's GPUs in placement order),
+    with the engine that runs each item's calls: per rank, the job's start as compute, then per item and
+    repetition the call of the item's group that holds the rank, then an empty call of every rank of the job
+    (the next call starts when all of the job's groups have finished). Communicators are made as the items
+    come, one per job and GPU list, named ``comm0``, ``comm1``... in job and item order."""
+    comms: dict[tuple, Communicator] = {}
+    rank_of: dict[int, int] = {}
+    nodes: dict[int, list[Node]] = {}
+    groups: dict[str, tuple[int, ...]] = {}
+    engines: dict[str, _ItemCall] = {}
+
+    def add(rank: int, **kw) -> None:
+        out = nodes[rank]
+        out.append(Node(rank, len(out), deps=(len(out) - 1,) if out else (), **kw))
+
+    for job, gpus in zip(jobs, placements):
+        ranks = []
+        for g in gpus.tolist():
+            rank_of[g] = len(rank_of)
+            nodes[rank_of[g]] = []
+            ranks.append(rank_of[g])
+        everyone = f"{job.name}/all"
+        groups[everyone] = tuple(ranks)
+        if job.start > 0:
+            for r in ranks:
+                add(r, kind="compute", name="start", duration=float(job.start))
+        for i, item in enumerate(job.workload):
+            label = item.label or f"{i}:{item.op}" + (f"@{item.group}" if item.group else "")
+            parts = []
+            for gi, members in enumerate(item_groups(scenario, job, gpus, item)):
+                key = (job.name, tuple(members.tolist()))
+                if key not in comms:
+                    comms[key] = Communicator(sim, members, name=f"comm{len(comms)}", job=job.name)
+                name = f"{job.name}/{i}/{gi}"
+                groups[name] = tuple(rank_of[g] for g in members.tolist())
+                engines[name] = _ItemCall(comms[key], item)
+                parts.append((name, groups[name]))
+            for _ in range(item.repeat):
+                for name, members in parts:
+                    for r in members:
+                        add(r, kind="collective", name=label, op=item.op, nbytes=int(item.size), group=name)
+                for r in ranks:
+                    add(r, kind="collective", name="", op="all_reduce", nbytes=0, group=everyone)
+    program = Program({r: tuple(v) for r, v in nodes.items()}, groups, source=scenario.source or scenario.name)
+    return program, engines, {r: g for g, r in rank_of.items()}
+
+
 def simulate(scenario: Scenario, policy: str, only: str | None = None, network: str | None = None,
              record_steps: bool = False) -> Results:
     """Run the scenario under one routing policy (`only`: just that job, on its own placement;
@@ -98,36 +162,15 @@ def simulate(scenario: Scenario, policy: str, only: str | None = None, network: 
     cfg = scenario.config
     sim = Simulation(scenario.topology, network=network or cfg.network.model, routing=policy, seed=cfg.seed,
                      options=cfg.network.options(), record_steps=record_steps)
-    comms: dict[tuple, Communicator] = {}
     jobs = cfg.job_list()
     placements = place_jobs(scenario.topology, jobs, cfg.seed)
-
-    def communicator(job: str, nodes: np.ndarray) -> Communicator:
-        key = (job, tuple(nodes.tolist()))
-        if key not in comms:
-            comms[key] = Communicator(sim, nodes, name=f"comm{len(comms)}", job=job)
-        return comms[key]
-
-    def call(comm: Communicator, item: CollectiveItem, label: str):
-        if item.op == "send_recv":
-            return comm.send(0, 1, item.size, chunks=item.chunks, label=label)
-        return comm.run(item.op, item.size, algo=item.algorithm(), chunks=item.chunks, root=item.root, label=label)
-
-    def program(job: JobConfig, gpus: np.ndarray):
-        if job.start > 0:
-            yield sim.env.timeout(job.start)
-        for i, item in enumerate(job.workload):
-            group_comms = [communicator(job.name, nodes) for nodes in item_groups(scenario, job, gpus, item)]
-            label = item.label or f"{i}:{item.op}" + (f"@{item.group}" if item.group else "")
-            for _ in range(item.repeat):  # every group at once; the next call when all have finished
-                yield sim.env.all_of([call(comm, item, label) for comm in group_comms])
-
-    programs = [sim.process(program(job, gpus)) for job, gpus in zip(jobs, placements)
-                if only is None or job.name == only]
+    chosen = [(job, gpus) for job, gpus in zip(jobs, placements) if only is None or job.name == only]
+    program, engines, gpu_of = scenario_program(scenario, [j for j, _ in chosen], [g for _, g in chosen], sim)
     for fault in cfg.faults:
         sim.schedule_fault(fault.at, scenario.topology.links_named(fault.link), fault.kind, fault.factor)
     try:
-        results = sim.run(programs)  # ends with the last job: a fault scheduled later never happens
+        run = run_program(sim, program, gpu_of, external=engines, order="recorded")
+        results = sim.run(run.done)  # ends with the last job: a fault scheduled later never happens
     except TopologyError as exc:  # a fault left some pair without a working path
         hit = [i for i, f in enumerate(cfg.faults) if f.at <= sim.now]
         if not hit:
