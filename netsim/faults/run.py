@@ -105,7 +105,7 @@ def run_job(topo: Topology, job: JobSpec, faults: list[Fault], *, detector: Dete
 
 class JobRun:
     """One run of a job with faults: the job, fault and detector processes (its methods) on one clock, and
-    what they share — the fabric state, progress, a hang in progress, the recovery's exclusions."""
+    what they share — the fabric state, progress, a hang going on, the recovery's exclusions."""
 
     def __init__(self, topo: Topology, job: JobSpec, faults: list[Fault], *, detector: DetectorConfig | None = None,
                  recovery: RecoveryConfig | None = None, routing: str = "ecmp", seed: int = 0,
@@ -129,7 +129,7 @@ class JobRun:
                          for r in self.records}
         self.state = State(tuple(range(job.replicas)))
         self.done = 0.0  # iterations' worth of progress
-        self.hang: dict | None = None  # the hang in progress: its record, since when, whether in communication
+        self.hang: dict | None = None  # the hang going on: its record, since when, whether in communication
         self.chunk: tuple | None = None  # the run of iterations going on: (start, iteration time, state)
         self.excluded: frozenset[int] = frozenset()  # links routing leaves out (found by the detector)
         self.fixed: set[int] = set()  # ids of the fault records a recovery mended

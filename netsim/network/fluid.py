@@ -21,6 +21,8 @@ storage and rate computations, so both kinds mix freely.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import simpy
 
@@ -233,7 +235,7 @@ class FluidNetwork(NetworkModel):
 
     compile_dataflows = True  # run dataflows in the compiled loop where possible (tests switch it off)
 
-    def run_dataflow(self, flow: Dataflow, on_fire=None) -> DataflowRun:
+    def run_dataflow(self, flow: Dataflow, on_fire: Callable[[int], None] | None = None) -> DataflowRun:
         """Run a dataflow in compiled code (`fluid_dataflow`), beside any others running: declined (the
         reference executor runs it) under the reference solver, with endpoint caps, and for routing policies
         that plan batches, learn or place routes in order of arrival (`Router.routes_each_transfer`). With

@@ -109,6 +109,12 @@ class ProgramRun:
     def done(self) -> simpy.Event:
         return self.run.done
 
+    def call_times(self) -> list[tuple[str, int, float, float]]:
+        """(group, call number, start, end) of every collective call, from the program's start: it starts when
+        its last member arrives, ends when its last transfer has (what `result()` tabulates)."""
+        fire = self.run.fire
+        return [(c.group, c.k, float(fire[c.join]) - self.t0, float(fire[c.done]) - self.t0) for c in self._calls]
+
     def times(self) -> tuple[np.ndarray, np.ndarray]:
         """(start, end) of every node, in the order of `program.all_nodes()`, from the program's start (the
         arrays `result()` tabulates)."""

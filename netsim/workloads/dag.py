@@ -359,15 +359,14 @@ def run_dag(comm, model: ComputeModel, dag: TrainingDag, *, speeds: np.ndarray |
         if not run.done.triggered:
             raise RuntimeError("the training DAG has not finished yet")
         begin, finish = run.times()
-        fire = run.run.fire
         end = lambda w, node: float(finish[index[(w * k, node)]])  # noqa: E731 (worker w's first rank)
         names = [s.name for s in shards] if k > 1 else [comm.name]
-        groups = [c.group in names for c in run._calls]
-        first_calls = {c.k: float(fire[c.join]) for c in run._calls if c.group == names[0]}
+        calls = run.call_times()
+        first_calls = {c: t0 for group, c, t0, _ in calls if group == names[0]}
         call_end: dict[int, float] = {}  # a call ends when its last shard does
-        for c, hit in zip(run._calls, groups):
-            if hit:
-                call_end[c.k] = max(call_end.get(c.k, -np.inf), float(fire[c.done]))
+        for group, c, _, t1 in calls:
+            if group in names:
+                call_end[c] = max(call_end.get(c, -np.inf), t1)
         records = []
         if dag.exchange == "all_reduce":
             for (t, u), c in marks[0].calls.items():
@@ -394,7 +393,7 @@ def run_dag(comm, model: ComputeModel, dag: TrainingDag, *, speeds: np.ndarray |
                         waits[w] += max(0.0, float(times[who].max()) - times[w])
         syncs = tuple(sorted(records, key=lambda r: (r.start, r.step, r.unit, r.src, r.dst)))
         compute = tuple(float(sum(x.duration for x in program.nodes[w * k] if x.kind == "compute")) for w in range(n))
-        return TrainingRun(dag.method, n, dag.steps, float(fire[run.run.flow.done]) - run.t0, compute,
+        return TrainingRun(dag.method, n, dag.steps, float(np.max(finish, initial=0.0)), compute,
                            tuple(waits.tolist()), syncs, len(program.nodes[0]))
 
     return result
