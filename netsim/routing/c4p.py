@@ -87,7 +87,8 @@ class C4P(Policy):
 
 
 @register("c4p", "C4P planning: each connection on the least-loaded working path, re-planned on "
-                 "failures; c4p:S stripes every transfer over S connections by measured throughput")
+                 "failures; c4p:S stripes every transfer over S connections by measured throughput (runs on the "
+                 "reference executor, not the compiled loop: a route depends on the order connections start)")
 def _c4p(topo: Topology, cache: PathCache, seed: int, arg: str | None) -> Policy:
     stripes = count_argument("c4p", arg)
     if stripes == "min":

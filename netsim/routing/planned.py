@@ -80,7 +80,8 @@ class Planned(Policy):
 
 
 @register("planned", "plans each collective step by edge colouring: one path per flow, or planned:m "
-                     "subflows per flow, planned:min the fewest that match spraying")
+                     "subflows per flow, planned:min the fewest that match spraying (runs on the reference "
+                     "executor, not the compiled loop: it plans each step's batch as it is sent)")
 def _planned(topo: Topology, cache: PathCache, seed: int, arg: str | None) -> Policy:
     count = count_argument("planned", arg)
     return Planned(topo, cache, count, name="planned" if arg is None else f"planned:{arg}", seed=seed)

@@ -29,7 +29,8 @@ class SplitEcmp(Policy):
 
 
 @register("split", "split:K cuts every flow into K subflows, each ECMP-hashed on its own; "
-                   "split:min plans the fewest subflows that match spraying")
+                   "split:min plans the fewest subflows that match spraying (as planned:min, on the reference "
+                   "executor)")
 def _split(topo: Topology, cache: PathCache, seed: int, arg: str | None) -> Policy:
     if arg is None:
         raise ConfigError("routing policy 'split' needs a number of subflows or 'min' (split:4, split:min)",
