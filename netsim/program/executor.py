@@ -87,14 +87,14 @@ class ProgramResult:
     compiled: bool
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Call:
     group: str
     k: int
     members: tuple[int, ...]  # node indices
     join: int
     done: int  # gate firing when the call's transfers have all arrived (the join when it moves nothing)
-    algo: str
+    algo: str  # the algorithm that ran (a lazily lowered call's: set when it starts)
 
 
 class ProgramRun:
@@ -157,7 +157,7 @@ def run_program(sim, program: Program, gpu_of: dict[int, int], *, algo: str = "a
                 device_flops: float | None = None, sends: str = "eager", key: tuple = ("trace",),
                 tag_keys: dict[int, tuple] | None = None, max_transfers: int | None = None,
                 comms: dict[str, Communicator] | None = None, external: dict | None = None,
-                order: str = "dependencies") -> ProgramRun:
+                order: str = "dependencies", lazy: bool = False) -> ProgramRun:
     """Start `program` now on `sim` with rank r on GPU node `gpu_of[r]` (see the module docstring).
 
     algo: the collective algorithm (`auto`, or a name; a collective that has no such algorithm uses auto).
@@ -167,7 +167,9 @@ def run_program(sim, program: Program, gpu_of: dict[int, int], *, algo: str = "a
     `tag_keys[tag]` where given). comms: the communicator of a group (default: one per group, named after
     it: its route key is ``("", name)``). external: groups whose collectives another engine runs — an object
     with ``run(op, nbytes, *, algo, label) -> simpy.Event`` (a `Communicator`'s signature), called when a call's
-    members have all arrived, whatever its size; the call ends when its event fires. order: ``dependencies`` (default: streams
+    members have all arrived, whatever its size; the call ends when its event fires. lazy: each collective
+    call that moves data is lowered only when it starts (its group's communicator runs it then), so a long
+    program holds one call's schedule at a time instead of all of them (the same times). order: ``dependencies`` (default: streams
     in dependency order, see the module docstring) or ``recorded`` — streams in recorded order, for builders
     that list each stream in the order it must run (a program whose recorded order contradicts its
     dependencies then never finishes instead of being refused; the program is not validated either: it is
@@ -196,7 +198,7 @@ def run_program(sim, program: Program, gpu_of: dict[int, int], *, algo: str = "a
                  source=program.source or None)
     builder = DataflowBuilder()
     lowered = _Lowering(sim, program, gpu_of, builder, algo, scale_compute, device_flops, sends, key, comms,
-                        tag_keys, external)
+                        tag_keys, external, lazy)
     flow = builder.build(lowered.finish(order == "dependencies"))
     run = sim.network.run_dataflow(flow, lowered.on_fire if lowered.outside else None)
     lowered.run = run
@@ -229,10 +231,16 @@ class _Lowering:
     def __init__(self, sim, program: Program, gpu_of: dict[int, int], b: DataflowBuilder, algo: str,
                  scale_compute: float, device_flops: float | None, sends: str, key: tuple,
                  comms: dict[str, Communicator], tag_keys: dict[int, tuple] | None = None,
-                 external: dict | None = None):
+                 external: dict | None = None, lazy: bool = False):
         self.program, self.b, self.tag_keys = program, b, tag_keys
-        self.external = external or {}
+        self.external = dict(external or {})
+        if lazy:  # the communicators run their groups' calls, each lowered when it starts
+            self.external.update({g: c for g, c in comms.items() if g not in self.external})
+            self._lazy = set(comms) - set(external or {})
+        else:
+            self._lazy = set()
         self.outside: dict[int, tuple] = {}  # join gate -> (engine, op, bytes, algo, label, done gate)
+        self._call_of: dict[int, _Call] = {}  # join gate -> its call
         self.run = None
         self.nodes = nodes = list(program.all_nodes())
         n = len(nodes)
@@ -291,7 +299,7 @@ class _Lowering:
         xb: list[np.ndarray] = []
         oa: list[int] = []  # edges for the order only
         ob: list[int] = []
-        outside = [key for key in calls if key[0] in self.external]
+        outside = [key for key, members in calls.items() if self._outside(key[0], nodes[members[0]])]
         other = iter(b.gates(len(outside)).tolist())
         for ((group, k), members), join in zip(calls.items(), joins):
             first = nodes[members[0]]
@@ -300,7 +308,7 @@ class _Lowering:
             eb += [join] * len(members)
             chosen = algo if algo in ALGORITHMS.get(first.op, ()) else "auto"
             moves = first.nbytes or first.op == "barrier"
-            if group in self.external:  # another engine runs it (what an empty call costs is its to say)
+            if self._outside(group, first):  # another engine runs it (what an empty call costs is its to say)
                 done = next(other)
                 b.hook(join)
                 b.external(done)
@@ -331,6 +339,7 @@ class _Lowering:
                 ea += [join] * len(ends)
                 eb += ends
             self.calls.append(_Call(group, k, tuple(members), join, done, name))
+            self._call_of[join] = self.calls[-1]
         if ea:
             self.edge(np.asarray(ea, dtype=np.int64), np.asarray(eb, dtype=np.int64))
         if xa:
@@ -370,11 +379,23 @@ class _Lowering:
         if sends == "rendezvous":
             self.edge(self.S[recv], self.S[send])
 
+    def _outside(self, group: str, first: Node) -> bool:
+        """Whether another engine runs this group's call (lazily lowered calls: those that move data)."""
+        if group not in self._lazy:
+            return group in self.external
+        return bool(first.nbytes or first.op == "barrier") and first.op != "send_recv" and \
+            len(self.program.groups[group]) > 1
+
     def on_fire(self, gate: int) -> None:
         """A call on another engine's group: every member has arrived, so it starts; its end counts down the
         call's done gate."""
         engine, op, nbytes, algo, label, done = self.outside[gate]
-        event = engine.run(op, nbytes, algo=algo, label=label)
+        if isinstance(engine, Communicator):  # a lazily lowered call: its algorithm is decided now
+            name, chunks, _ = engine.resolve(op, nbytes, algo)
+            self._call_of[gate].algo = name if chunks == 1 else f"{name}x{chunks}"
+            event = engine.run(op, nbytes, algo=name, chunks=chunks, label=label)
+        else:
+            event = engine.run(op, nbytes, algo=algo, label=label)
         event.callbacks.append(lambda _e: self.run.count_down(done))
 
     def finish(self, by_dependencies: bool = True) -> int:

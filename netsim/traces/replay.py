@@ -130,7 +130,7 @@ def replay(trace: Trace, topo: Topology, *, routing: str = "ecmp", placement: st
     gpus = place(topo, len(ranks), placement, seed)
     sim = Simulation(topo, routing=routing, seed=seed, record_links=False)
     run = run_program(sim, trace, dict(zip(ranks, gpus.tolist())), algo=algo, scale_compute=scale_compute,
-                      sends=sends, max_transfers=max_transfers)
+                      sends=sends, max_transfers=max_transfers, lazy=True)
     sim.run(run.done)
     result = run.result()
     names = tuple(topo.node_names[g] for g in gpus)
