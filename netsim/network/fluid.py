@@ -248,13 +248,13 @@ class FluidNetwork(NetworkModel):
             raise RuntimeError("the compiled loop stopped at an earlier routing error") from self._broken
         loop = self._loop
         run = DataflowRun(flow, self.env.event(), compiled=True, on_fire=on_fire)
-        before = loop.snapshot()
+        before = loop.snapshot(self._store)
         active = loop.append(self, flow, run)
         f0, f1 = before[0]["flows"], loop.used["flows"]
         if f1 > f0 and loop.fl_path[f0:f1].max() + 2 >= 1 << kernel.PATH_BITS:  # too many paths to index
             loop.undo(before)
             return super().run_dataflow(flow, on_fire)
-        run._count_down = lambda g: self._count_down(active.g0 + g)
+        run._count_down = lambda g: self._count_down(active, g)
         self.dataflows_compiled += 1
         self._next_id += flow.transfers
         self.transfers_started += flow.transfers
@@ -320,23 +320,24 @@ class FluidNetwork(NetworkModel):
         """What fired at `t` for Python: dataflows done (recorded, their events fired then) and hook gates
         (their run's `on_fire` called then)."""
         loop = self._loop
-        for note in loop.notes():
-            if note >= 0:
-                act = loop.finish(self, note).done.succeed
-                arg = t
+        for who, gate in loop.notes():
+            if gate < 0:
+                act, arg = loop.finish(self, who).done.succeed, t
             else:
-                owner = loop.owner(-note - 1)
-                act, arg = owner.run.on_fire, -note - 1 - owner.g0
+                act, arg = who.on_fire, gate
             if t <= self.env.now:
                 act(arg)
             else:
                 timer = self.env.timeout(t - self.env.now)
                 timer.callbacks.append(lambda _e, act=act, arg=arg: act(arg))
 
-    def _count_down(self, gate: int) -> None:
-        """A loop gate counted down from outside (`DataflowRun.count_down`), now: the loop runs this instant at
-        once (what else happens at it joins the loop when it does: settling twice at one instant is exact)."""
-        self._loop.count_down(gate)
+    def _count_down(self, active, gate: int) -> None:
+        """Gate `gate` of a running dataflow counted down from outside (`DataflowRun.count_down`), now: the loop
+        runs this instant at once (what else happens at it joins the loop when it does: settling twice at one
+        instant is exact)."""
+        if self._loop.active.get(active.rid) is not active:
+            raise RuntimeError("a count-down for a dataflow that is no longer running")
+        self._loop.count_down(active.g0 + gate)
         if self._delivering or self._settle_scheduled:
             self._kick = True
             self._request_settle()

@@ -66,6 +66,7 @@ class _Active:
     g0: int
     t0: int
     first_id: int
+    rid: int = -1
     step_rows: list = field(default_factory=list)  # (transfers, loads) not yet written
 
     @property
@@ -96,6 +97,7 @@ class Loop:
         self._tag_id: dict[str, int] = {}
         self.active: dict[int, _Active] = {}
         self._next_run = 0
+        self._compact_at = 0  # no compaction before the arrays hold this many gates and transfers
 
     def kernel_args(self) -> tuple:
         """The arrays `fluid_kernel.advance` takes after `ps, fs`, in its order."""
@@ -131,9 +133,17 @@ class Loop:
             self.keys, self.tags, self._key_id, self._tag_id = [], [], {}, {}
             self.ps[P_READY] = 0
 
-    def snapshot(self) -> tuple:
-        """What `undo` needs to take back the next `append` (taken after the reset `append` would make)."""
+    def snapshot(self, store) -> tuple:
+        """Make room as `append` wants it (start afresh when idle, compact when the arrays hold more than 4x
+        what runs), then what `undo` needs to take back the next `append`."""
         self._reset_if_idle()
+        live_g = sum(a.run.flow.gates for a in self.active.values())
+        live_t = sum(a.run.flow.transfers for a in self.active.values())
+        if (self.used["gates"] > 4 * live_g + self.COMPACT_SLACK or
+                self.used["transfers"] > 4 * live_t + self.COMPACT_SLACK) and \
+                self.used["gates"] + self.used["transfers"] >= self._compact_at:
+            if not self.compact(store):  # something in flight belongs to no running dataflow: later
+                self._compact_at = 2 * (self.used["gates"] + self.used["transfers"])
         return dict(self.used), int(self.ps[P_READY]), len(self.keys), len(self.tags), self._next_run
 
     def undo(self, snapshot: tuple) -> None:
@@ -152,12 +162,6 @@ class Loop:
         count is zero are ready at once. (The run's record is complete when its done gate fires if every gate
         and transfer leads to the done gate, as every lowering in netsim does; transfers still moving then are
         simulated to their end but not recorded.)"""
-        self._reset_if_idle()
-        live_g = sum(a.run.flow.gates for a in self.active.values())
-        live_t = sum(a.run.flow.transfers for a in self.active.values())
-        if self.used["gates"] > 4 * live_g + self.COMPACT_SLACK or \
-                self.used["transfers"] > 4 * live_t + self.COMPACT_SLACK:
-            self.compact(network._store)
         g0, n = self._take("gates", flow.gates), flow.gates
         e0 = self._take("edges", len(flow.succ))
         s0 = self._take("sends", len(flow.send))
@@ -198,7 +202,7 @@ class Loop:
         self.t_order[ts] = -1
         self.t_rec[ts] = False
         self.t_unrouted[ts] = False
-        active = _Active(run, g0, t0, network._next_id)
+        active = _Active(run, g0, t0, network._next_id, rid)
         self.active[rid] = active
         self.route(network, np.arange(t0, t0 + m, dtype=np.int64))
         ready = np.flatnonzero(flow.count == 0) + g0
@@ -376,16 +380,20 @@ class Loop:
         run.t_end[:] = self.t_end[active.t0:active.t1]
         return run
 
-    def notes(self) -> list[int]:
-        """What Python must act on from the last instant (and forget it): a dataflow id whose done gate fired,
-        or -(gate + 1) for a hook gate that fired."""
+    def notes(self) -> list[tuple[int, int]]:
+        """What Python must act on from the last instant (and forget it), resolved now (acting on one may move
+        the arrays): (dataflow id, -1) for a done gate, (its run, its local gate) for a hook gate."""
         n = int(self.ps[P_NOTE])
         self.ps[P_NOTE] = 0
-        return self.note[:n].tolist()
-
-    def owner(self, gate: int) -> _Active:
-        """The running dataflow gate `gate` belongs to."""
-        return next(a for a in self.active.values() if a.g0 <= gate < a.g1)
+        out = []
+        for note in self.note[:n].tolist():
+            if note >= 0:
+                out.append((note, -1))
+            else:
+                gate = -note - 1
+                owner = next(a for a in self.active.values() if a.g0 <= gate < a.g1)
+                out.append((owner.run, gate - owner.g0))
+        return out
 
     def count_down(self, gate: int) -> None:
         """Count gate `gate` down once, from Python; at zero it fires at the loop's next instant."""

@@ -312,8 +312,9 @@ class _Lowering:
                 done = next(other)
                 b.hook(join)
                 b.external(done)
-                self.outside[join] = (self.external[group], first.op, first.nbytes, chosen, first.name or
-                                      f"{group}#{k}", done)
+                default = f"{comms[group].name}:{first.op}#{k}" if group in comms else f"{group}#{k}"
+                self.outside[join] = (self.external[group], first.op, first.nbytes, chosen, first.name or default,
+                                      done)
                 name = chosen
             elif moves and len(program.groups[group]) > 1:
                 comm = comms[group]
@@ -396,7 +397,10 @@ class _Lowering:
             event = engine.run(op, nbytes, algo=name, chunks=chunks, label=label)
         else:
             event = engine.run(op, nbytes, algo=algo, label=label)
-        event.callbacks.append(lambda _e: self.run.count_down(done))
+        if event.processed:  # (an engine that had nothing to do)
+            self.run.count_down(done)
+        else:
+            event.callbacks.append(lambda _e: self.run.count_down(done))
 
     def finish(self, by_dependencies: bool = True) -> int:
         """The compute and send streams, in dependency order (or recorded order), and the done gate; returns

@@ -93,17 +93,22 @@ def item_groups(scenario: Scenario, job: JobConfig, gpus: np.ndarray, item: Coll
 
 
 class _ItemCall:
-    """One workload item on one group, as the program executor's engine for that group: its Communicator runs
-    the call (lowered when it starts) with the item's algorithm, chunks and root."""
+    """One workload item on one group, as the program executor's engine for that group: the job's communicator
+    for those GPUs runs the call (lowered when it starts) with the item's algorithm, chunks and root. A
+    communicator is made at its first call, named ``comm0``, ``comm1``... in the order calls start (its name is
+    part of the route key its transfers hash by)."""
 
-    def __init__(self, comm: Communicator, item: CollectiveItem):
-        self.comm, self.item = comm, item
+    def __init__(self, sim: Simulation, comms: dict, job: str, nodes: np.ndarray, item: CollectiveItem):
+        self.sim, self.comms, self.job, self.nodes, self.item = sim, comms, job, nodes, item
 
     def run(self, op: str, nbytes: int, *, algo: str, label: str):
-        item = self.item
+        key = (self.job, tuple(self.nodes.tolist()))
+        if key not in self.comms:
+            self.comms[key] = Communicator(self.sim, self.nodes, name=f"comm{len(self.comms)}", job=self.job)
+        comm, item = self.comms[key], self.item
         if item.op == "send_recv":
-            return self.comm.send(0, 1, item.size, chunks=item.chunks, label=label)
-        return self.comm.run(item.op, item.size, algo=item.algorithm(), chunks=item.chunks, root=item.root, label=label)
+            return comm.send(0, 1, item.size, chunks=item.chunks, label=label)
+        return comm.run(item.op, item.size, algo=item.algorithm(), chunks=item.chunks, root=item.root, label=label)
 
 
 def scenario_program(scenario: Scenario, jobs: list[JobConfig], placements: list[np.ndarray], sim: Simulation
@@ -111,8 +116,8 @@ def scenario_program(scenario: Scenario, jobs: list[JobConfig], placements: list
     """The jobs' workloads as one `Program` (rank r on GPU `gpu_of[r]`, each job's GPUs in placement order),
     with the engine that runs each item's calls: per rank, the job's start as compute, then per item and
     repetition the call of the item's group that holds the rank, then an empty call of every rank of the job
-    (the next call starts when all of the job's groups have finished). Communicators are made as the items
-    come, one per job and GPU list, named ``comm0``, ``comm1``... in job and item order."""
+    (the next call starts when all of the job's groups have finished); one communicator per job and GPU list
+    (see `_ItemCall`)."""
     comms: dict[tuple, Communicator] = {}
     rank_of: dict[int, int] = {}
     nodes: dict[int, list[Node]] = {}
@@ -138,12 +143,9 @@ def scenario_program(scenario: Scenario, jobs: list[JobConfig], placements: list
             label = item.label or f"{i}:{item.op}" + (f"@{item.group}" if item.group else "")
             parts = []
             for gi, members in enumerate(item_groups(scenario, job, gpus, item)):
-                key = (job.name, tuple(members.tolist()))
-                if key not in comms:
-                    comms[key] = Communicator(sim, members, name=f"comm{len(comms)}", job=job.name)
                 name = f"{job.name}/{i}/{gi}"
                 groups[name] = tuple(rank_of[g] for g in members.tolist())
-                engines[name] = _ItemCall(comms[key], item)
+                engines[name] = _ItemCall(sim, comms, job.name, members, item)
                 parts.append((name, groups[name]))
             for _ in range(item.repeat):
                 for name, members in parts:

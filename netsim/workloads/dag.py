@@ -145,9 +145,12 @@ def dag_program(model: ComputeModel, dag: TrainingDag, workers: int, factor: lis
                 group: str = "workers", shard_groups: tuple[str, ...] = ()) -> tuple[Program, list[_Marks]]:
     """`_dag_program`, remembered for the last few distinct arguments (a sweep runs the same DAG on many
     fabrics, and the program does not depend on the fabric)."""
-    key = (model, dag.method, dag.steps, dag.units, dag.unit_bytes, tuple(sorted(dag.releases.items())), dag.delay,
-           dag.exchange, tuple(sorted((t, tuple(map(tuple, p))) for t, p in dag.partners.items())), dag.final_merge,
-           workers, tuple(np.asarray(f, dtype=np.float64).tobytes() for f in factor), shards, group, shard_groups)
+    key = (model.layers, model.step_time, model.params, tuple(model.layer_weights), model.forward_share, dag.method,
+           dag.steps, tuple(map(tuple, dag.units)), tuple(dag.unit_bytes),
+           tuple(sorted((t, tuple(u)) for t, u in dag.releases.items())), dag.delay, dag.exchange,
+           tuple(sorted((t, tuple(map(tuple, p))) for t, p in dag.partners.items())), dag.final_merge,
+           workers, tuple(np.asarray(f, dtype=np.float64).tobytes() for f in factor), shards, group,
+           tuple(shard_groups))
     if key not in _PROGRAMS:
         if len(_PROGRAMS) >= 8:
             del _PROGRAMS[next(iter(_PROGRAMS))]
@@ -306,6 +309,20 @@ def _worker_nodes(w, j, k, dag, factor, f_cum, f_total, bw_end, b_total, order, 
     return tuple(out)
 
 
+class _NonEmpty:
+    """An engine's `run`, with empty calls ending at once (as the program executor ends them)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def run(self, op: str, nbytes: int, *, algo: str, label: str):
+        if nbytes:
+            return self.engine.run(op, nbytes, algo=algo, label=label)
+        event = self.engine.sim.env.event()
+        event.succeed(self.engine.sim.now)
+        return event
+
+
 def run_dag(comm, model: ComputeModel, dag: TrainingDag, *, speeds: np.ndarray | None = None,
             jitter: float = 0.0):
     """Start `dag` on every worker of `comm` — a Communicator (a GPU per worker), a ShardedGroup (a group of
@@ -348,8 +365,8 @@ def run_dag(comm, model: ComputeModel, dag: TrainingDag, *, speeds: np.ndarray |
         gpu_of = {w: int(comm.nodes[w]) for w in range(n)}
         if isinstance(comm, Communicator):
             comms, external = {comm.name: comm}, None
-        else:  # another engine runs the group's all-reduces
-            comms, external = {}, {comm.name: comm}
+        else:  # another engine runs the group's all-reduces (an empty unit ends at once, as on a Communicator)
+            comms, external = {}, {comm.name: _NonEmpty(comm)}
         keys = {u: (getattr(comm, "job", ""), comm.name, "p2p") for u in range(len(dag.units))}
     run = run_program(sim, program, gpu_of, algo="ring", comms=comms, external=external, tag_keys=keys,
                       order="recorded")

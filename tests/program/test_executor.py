@@ -180,3 +180,33 @@ def test_an_unvalidated_program_is_a_one_line_error():
     bad = Program({0: (Node(0, 0, "compute", "c", duration=1e-3, deps=(7,)),)}, {})
     with pytest.raises(ProgramError, match="depends on node 7"):
         run(mesh(2), bad)
+
+
+def test_hooks_of_one_instant_survive_a_compaction_their_own_calls_trigger(monkeypatch):
+    """Lazily lowered calls of two groups start at the same instant (two hook gates in one instant); the
+    first one's dataflow compacts the arrays (slack 0), moving the program: the second hook still finds it."""
+    from netsim.collectives import Communicator
+    from netsim.network.fluid_dataflow import Loop
+
+    def program(rounds=4):
+        nodes = {}
+        for r in range(4):
+            out = []
+            for _ in range(rounds):
+                out.append(Node(r, len(out), "compute", "c", duration=1e-4, deps=(len(out) - 1,) if out else ()))
+                out.append(Node(r, len(out), "collective", op="all_reduce", nbytes=10**5, group="ab"[r // 2],
+                                deps=(len(out) - 1,)))
+            nodes[r] = tuple(out)
+        return Program(nodes, {"a": (0, 1), "b": (2, 3)})
+
+    times = []
+    for slack in (1 << 40, 0):
+        monkeypatch.setattr(Loop, "COMPACT_SLACK", slack)
+        topo = mesh(8)
+        sim = Simulation(topo, record_links=False)
+        Communicator(sim, topo.gpus[4:8], name="other").run("all_reduce", 10**5, algo="ring")  # appended first
+        r = run_program(sim, program(), {i: int(topo.gpus[i]) for i in range(4)}, lazy=True)
+        sim.run(r.done)
+        times.append(r.result().time_s)
+    assert times[0] == pytest.approx(times[1], rel=1e-12)
+    assert times[0] == pytest.approx(4 * (1e-4 + ring_all_reduce_time(2, 10**5, LAT, BW)), rel=1e-9)

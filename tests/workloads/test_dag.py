@@ -143,3 +143,14 @@ def test_the_ring_shortcut_joins_the_program_the_same_way_in_both_executors(monk
     assert fast.wall_s == pytest.approx(slow.wall_s, rel=1e-12)
     assert [s.end for s in fast.run.syncs] == pytest.approx([s.end for s in slow.run.syncs], rel=1e-12)
     assert fast.run.events == slow.run.events > 0
+
+
+def test_empty_units_and_listed_layer_weights_on_the_ring_shortcut():
+    """A layer without parameters makes an empty unit: it ends at once on the shortcut as on the full network;
+    layer weights given as a list (as YAML gives them) work."""
+    model = ComputeModel(layers=3, step_time=0.1, params=1e6, layer_weights=[0.0, 0.5, 0.5])
+    runs = [utilization(UtilizationConfig("ddp", model, workers=4, bandwidth=1e8, latency=1e-3, outer_steps=2,
+                                          full_network=full)) for full in (False, True)]
+    assert runs[0].wall_s == pytest.approx(runs[1].wall_s, rel=1e-12)
+    empty = [s for s in runs[0].run.syncs if s.nbytes == 0]
+    assert empty and all(s.end == s.start for s in empty)
