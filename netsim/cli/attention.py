@@ -19,7 +19,7 @@ FLAG_FIELDS = {  # flag attribute -> scenario field
     "topology": "topology", "gpus": "gpus", "seq": "seq", "heads": "heads", "kv_heads": "kv_heads",
     "head_dim": "head_dim", "batch": "batch", "dtype": "dtype", "tflops": "tflops", "efficiency": "efficiency",
 }
-OUTPUTS = {"summary.parquet", "tasks.parquet", "links.parquet", "sweep.parquet", "report.html"}
+OUTPUTS = {"summary.parquet", "tasks.parquet", "links.parquet", "sweep.parquet", "report.html", "timeline.json"}
 
 
 def add_parser(sub) -> None:
@@ -86,7 +86,7 @@ def _sweep_points(cfg, topo) -> tuple[list[int], list[int]]:
 def command(args: argparse.Namespace, console: Console) -> int:
     from netsim.report import write_attention_report
     from netsim.scenario.attention import (
-        attention_links, attention_summary, attention_sweep, attention_tasks, simulate_attention,
+        attention_links, attention_summary, attention_sweep, attention_tasks, attention_timeline, simulate_attention,
     )
 
     out = OutputDirectory(args.output, command="attention", outputs=OUTPUTS) if args.output else None
@@ -117,6 +117,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
         with out.writing() as tmp:
             summary.write_parquet(tmp / "summary.parquet", statistics=False)
             tasks.write_parquet(tmp / "tasks.parquet", statistics=False)
+            (tmp / "timeline.json").write_text(json.dumps(attention_timeline(tasks)), encoding="utf-8")
             links.write_parquet(tmp / "links.parquet", statistics=False)
             sweep.write_parquet(tmp / "sweep.parquet", statistics=False)
             write_attention_report(tmp / "report.html", summary, tasks, links, sweep,

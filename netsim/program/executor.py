@@ -160,7 +160,8 @@ def run_program(sim, program: Program, gpu_of: dict[int, int], *, algo: str = "a
                 order: str = "dependencies", lazy: bool = False) -> ProgramRun:
     """Start `program` now on `sim` with rank r on GPU node `gpu_of[r]` (see the module docstring).
 
-    algo: the collective algorithm (`auto`, or a name; a collective that has no such algorithm uses auto).
+    algo: the collective algorithm (`auto`: each call's own `algo`, else auto's choice; or a name for every
+    call; a collective that has no such algorithm uses auto).
     scale_compute: factor on every compute duration. device_flops: FLOP/s (efficiency included) that
     times compute nodes given in FLOPs. sends: `eager` (default) or `rendezvous`. key: the route-key
     prefix of point-to-point transfers (each tag hashes as its own connection: `key + (tag,)`, or
@@ -212,15 +213,16 @@ def work(program: Program, comms: dict[str, Communicator], algo: str = "auto") -
     sends = 0
     for x in program.all_nodes():
         if x.kind == "collective" and (x.nbytes or x.op == "barrier"):
-            calls[(x.group, x.op, x.nbytes)] = calls.get((x.group, x.op, x.nbytes), 0) + 1
+            key = (x.group, x.op, x.nbytes, x.algo if algo == "auto" and x.algo else algo)
+            calls[key] = calls.get(key, 0) + 1
         sends += x.kind == "send"
     total = sends
-    for (group, op, nbytes), members in calls.items():
+    for (group, op, nbytes, wanted), members in calls.items():
         comm = comms.get(group)
         if comm is None:  # run by another engine
             continue
         if comm.size > 1:
-            chosen = algo if algo in ALGORITHMS.get(op, ()) else "auto"
+            chosen = wanted if wanted in ALGORITHMS.get(op, ()) else "auto"
             total += members // comm.size * collective_transfers(comm, op, nbytes, chosen)
     return total
 
@@ -306,7 +308,8 @@ class _Lowering:
             ends = [e0 + i for i in members]
             ea += [s0 + i for i in members]
             eb += [join] * len(members)
-            chosen = algo if algo in ALGORITHMS.get(first.op, ()) else "auto"
+            wanted = first.algo if algo == "auto" and first.algo else algo  # the call's own, unless one is forced
+            chosen = wanted if wanted in ALGORITHMS.get(first.op, ()) else "auto"
             moves = first.nbytes or first.op == "barrier"
             if self._outside(group, first):  # another engine runs it (what an empty call costs is its to say)
                 done = next(other)

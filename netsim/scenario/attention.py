@@ -132,6 +132,25 @@ def attention_tasks(runs: dict[str, tuple[AttentionRun, pl.DataFrame]]) -> pl.Da
                                       "start": pl.Float64, "end": pl.Float64, "bytes": pl.Int64, "peer": pl.Int64})
 
 
+def attention_timeline(tasks: pl.DataFrame) -> dict:
+    """The tasks as Chrome trace events (`netsim.program.timeline`): a process per scheme and rank, a thread
+    per lane (compute, send-q, send-kv, ...), a slice per task."""
+    from netsim.program.timeline import chrome_trace
+
+    schemes = list(dict.fromkeys(tasks["scheme"].to_list()))
+    ranks = int(tasks["rank"].max()) + 1 if len(tasks) else 0
+    pid = pl.Series([schemes.index(s) * ranks + r for s, r in zip(tasks["scheme"].to_list(), tasks["rank"].to_list())],
+                    dtype=pl.Int64)
+    rows = tasks.with_columns(pid.alias("rank"), pl.int_range(pl.len()).alias("node"),
+                              pl.when(pl.col("lane") == "compute").then(pl.lit("compute"))
+                              .otherwise(pl.lit("send")).alias("kind"),
+                              (pl.col("lane") + "@" + pl.col("step").cast(pl.Utf8)).alias("name"),
+                              pl.lit(None, dtype=pl.Utf8).alias("op"), pl.col("lane").alias("stream"),
+                              pl.lit(None, dtype=pl.Float64).alias("recorded"))
+    names = {i * ranks + r: f"{s} rank {r}" for i, s in enumerate(schemes) for r in range(ranks)}
+    return chrome_trace(rows, names=names)
+
+
 def attention_links(runs: dict[str, tuple[AttentionRun, pl.DataFrame]]) -> pl.DataFrame:
     """Bytes and mean utilisation per directed link (a cable's two directions are two rows), per scheme."""
     return pl.concat([links.filter(pl.col("bytes") > 0).select(pl.lit(name).alias("scheme"), "name", "tier", "bytes",

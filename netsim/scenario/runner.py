@@ -150,7 +150,8 @@ def scenario_program(scenario: Scenario, jobs: list[JobConfig], placements: list
             for _ in range(item.repeat):
                 for name, members in parts:
                     for r in members:
-                        add(r, kind="collective", name=label, op=item.op, nbytes=int(item.size), group=name)
+                        add(r, kind="collective", name=label, op=item.op, nbytes=int(item.size), group=name,
+                            algo=item.algorithm())
                 for r in ranks:
                     add(r, kind="collective", name="", op="all_reduce", nbytes=0, group=everyone)
     program = Program({r: tuple(v) for r, v in nodes.items()}, groups, source=scenario.source or scenario.name)

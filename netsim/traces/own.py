@@ -1,7 +1,7 @@
 """netsim's own trace format: the trace model as one table, Parquet or JSON Lines.
 
 One row per node — rank, id, kind, name, duration (s), op, bytes, group, peer, tag, deps (list of ids),
-algo, start (s). The process groups (name -> ranks), the source and the format ride along: in the
+algo, start (s), stream, flops (the last two optional when read). The process groups (name -> ranks), the source and the format ride along: in the
 Parquet file's key-value metadata under ``netsim.trace``, or as the first line of a JSON Lines file
 (``{"netsim_trace": 1, "groups": {...}, ...}``). netsim writes this for any simulated run (`netsim
 replay -o`), so a run can be replayed elsewhere.
@@ -19,14 +19,15 @@ from netsim.traces.model import Trace, TraceError, TraceNode
 VERSION = 1
 SCHEMA = {"rank": pl.Int64, "id": pl.Int64, "kind": pl.Utf8, "name": pl.Utf8, "duration": pl.Float64, "op": pl.Utf8,
           "bytes": pl.Int64, "group": pl.Utf8, "peer": pl.Int64, "tag": pl.Int64, "deps": pl.List(pl.Int64),
-          "algo": pl.Utf8, "start": pl.Float64}
+          "algo": pl.Utf8, "start": pl.Float64, "stream": pl.Utf8, "flops": pl.Float64}
+OPTIONAL = {"stream", "flops"}  # columns files written before them lack
 FIELDS = {"bytes": "nbytes"}  # column -> TraceNode field, where they differ
 
 
 def to_frame(trace: Trace) -> pl.DataFrame:
     rows = [{"rank": n.rank, "id": n.id, "kind": n.kind, "name": n.name, "duration": n.duration, "op": n.op,
              "bytes": n.nbytes, "group": n.group, "peer": n.peer, "tag": n.tag, "deps": list(n.deps), "algo": n.algo,
-             "start": n.start} for n in trace.all_nodes()]
+             "start": n.start, "stream": n.stream, "flops": n.flops} for n in trace.all_nodes()]
     return pl.DataFrame(rows, schema=SCHEMA)
 
 
@@ -73,7 +74,7 @@ def read(path: str | Path) -> Trace:
         raise TraceError(f"not a netsim trace ({str(exc).splitlines()[0][:120]})", source=source) from None
     if not isinstance(header, dict) or header.get("netsim_trace") != VERSION:
         raise TraceError(f"expected a netsim trace of version {VERSION}", source=source)
-    missing = set(SCHEMA) - set(frame.columns)
+    missing = set(SCHEMA) - set(frame.columns) - OPTIONAL
     if missing:
         raise TraceError(f"missing columns {sorted(missing)}", source=source)
     nodes: dict[int, list[TraceNode]] = {}

@@ -273,7 +273,7 @@ def _worker_nodes(w, j, k, dag, factor, f_cum, f_total, bw_end, b_total, order, 
             if dag.exchange == "all_reduce":
                 deps = (anchor,) + ((state["unit"],) if state["unit"] is not None else ())
                 node = add(kind="collective", name=f"{dag.method}@{s}/unit{u}", op="all_reduce",
-                           nbytes=share(dag.unit_bytes[u]), group=group, deps=deps)
+                           nbytes=share(dag.unit_bytes[u]), group=group, deps=deps, algo="ring")
                 if marks is not None:
                     marks.calls[(s, u)] = state["calls"]
                 state["calls"] += 1
@@ -303,7 +303,7 @@ def _worker_nodes(w, j, k, dag, factor, f_cum, f_total, bw_end, b_total, order, 
         if marks is not None:
             marks.merge = state["calls"]
         add(kind="collective", name=f"{dag.method}: final merge", op="all_reduce", nbytes=share(dag.final_merge),
-            group=group, deps=end_deps)
+            group=group, deps=end_deps, algo="ring")
     elif len(end_deps) > 1:
         add(kind="compute", name="finished", duration=0.0, deps=end_deps)
     return tuple(out)

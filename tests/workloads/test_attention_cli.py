@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from netsim.cli import main
@@ -39,8 +40,14 @@ def test_attention_command_table_json_and_report(tmp_path, capsys):
     assert set(out) == {"ring", "tokenring"} and all(v["time_s"] > 0 and v["gpus"] == 4 for v in out.values())
     assert main(args[:-1] + ["--causal", "--backward", "-o", str(tmp_path / "a")]) == 0
     written = {p.name for p in (tmp_path / "a").iterdir()}
-    assert {"summary.parquet", "tasks.parquet", "links.parquet", "sweep.parquet", "report.html"} <= written
-    import polars as pl
+    assert {"summary.parquet", "tasks.parquet", "links.parquet", "sweep.parquet", "report.html",
+            "timeline.json"} <= written
+    tasks = pl.read_parquet(tmp_path / "a" / "tasks.parquet")  # timeline.json: a slice per task, at its times
+    events = json.loads((tmp_path / "a" / "timeline.json").read_text())["traceEvents"]
+    slices = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e["ph"] == "X")
+    expected = sorted(zip((tasks["start"] * 1e6).to_list(), (tasks["end"] * 1e6).to_list()))
+    assert len(slices) == len(expected)
+    assert [x for s in slices for x in s] == pytest.approx([x for s in expected for x in s], rel=1e-12, abs=1e-9)
 
     sweep = pl.read_parquet(tmp_path / "a" / "sweep.parquet")
     assert set(sweep["axis"]) == {"seq", "gpus"} and (sweep["time_s"] > 0).all()
