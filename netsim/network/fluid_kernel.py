@@ -586,9 +586,9 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
             need_e = 0
             for q in range(g_send_lo[g], g_send_hi[g]):
                 p = send[q]
-                need_f += t_fl_hi[p] - t_fl_lo[p]
-                for fl in range(t_fl_lo[p], t_fl_hi[p]):
-                    need_e += fl_ent_hi[fl] - fl_ent_lo[fl]
+                if t_fl_hi[p] > t_fl_lo[p]:  # a transfer's flows, and their entries, are contiguous
+                    need_f += t_fl_hi[p] - t_fl_lo[p]
+                    need_e += fl_ent_hi[t_fl_hi[p] - 1] - fl_ent_lo[t_fl_lo[p]]
             if need_f > sc[S_FLOW_FREE] or need_e > sc[S_ENTRY_FREE]:
                 ps[P_CURSOR] = i
                 ps[P_NEED_F] = need_f
