@@ -517,7 +517,7 @@ def _arrivals(now, n, dr_p, dr_end, t_lat, t_end, h_t, h_p, ps):
             lo = i
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _count_down(g, g_count, ready, ps):
     g_count[g] -= 1
     if g_count[g] == 0:
