@@ -1,4 +1,4 @@
-"""Benchmark: the max-min solver against plain progressive filling, measured side by side in one run.
+"""Benchmark: the max-min solver against the plain solver (progressive filling), measured side by side in one run.
 
 The plain solver (`plain_filling` below) passes over every entry in every round (what netsim did
 first); netsim's solver does that for the first few rounds and then groups the entries once, so

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from netsim.collectives import Communicator
 from netsim.errors import TopologyError
 from netsim.faults.spec import JobSpec
 from netsim.sim import Simulation

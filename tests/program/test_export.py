@@ -4,10 +4,9 @@ the replay of an exported run gives the same times."""
 import numpy as np
 import pytest
 
-from netsim.collectives import Communicator
 from netsim.faults.iteration import State, iteration_program
 from netsim.faults.spec import JobSpec
-from netsim.program import Program, run_program
+from netsim.program import run_program
 from netsim.scenario.loader import scenario_from_dict
 from netsim.scenario.runner import place_jobs, scenario_program
 from netsim.sim import Simulation
