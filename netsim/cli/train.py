@@ -20,14 +20,17 @@ def add_parser(sub) -> None:
                        **names.epilog("training methods (methods: in a training scenario):\n" + "\n".join(
                            "  " + line for line in help_text(training=True).splitlines())))
     p.add_argument("scenario", nargs="?", help="training scenario YAML; omitted: the built-in one")
-    p.add_argument("-o", "--output", default="out/train", help="directory for Parquet and report.html")
+    p.add_argument("-o", "--output", default="out/train", help="directory for Parquet, report.html and timeline.json "
+                   "(each method's workers, for Perfetto or chrome://tracing)")
     p.add_argument("--steps", type=flags.integer(1, 10**6), help="override the scenario's number of steps")
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
+    from netsim.program.timeline import write_timeline
     from netsim.scenario.train import load_train_scenario, run_training  # torch loads only for this command
 
-    out = OutputDirectory(args.output, command="train", outputs={"steps.parquet", "summary.parquet", "report.html"})
+    out = OutputDirectory(args.output, command="train", outputs={"steps.parquet", "summary.parquet", "report.html",
+                                                                        "timeline.json"})
     cfg, topo, _source = load_train_scenario(args.scenario)
     if args.steps is not None:
         cfg = cfg.model_copy(update={"steps": args.steps})
@@ -53,6 +56,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
     with out.writing() as tmp:
         result["steps"].write_parquet(tmp / "steps.parquet", statistics=False)
         summary.write_parquet(tmp / "summary.parquet", statistics=False)
+        rows, processes = result["timeline"]
+        write_timeline(tmp / "timeline.json", rows, names=processes)
         write_training_report(tmp / "report.html", result["steps"], summary, f"netsim train — {cfg.name}",
                               f"{cfg.steps} steps, H = {cfg.inner_steps}, F = {cfg.fragments}, tau = {cfg.overlap}, "
                               f"{cfg.exchange} exchange, topology {topo.name}.")

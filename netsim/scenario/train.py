@@ -155,10 +155,11 @@ def worker_nodes(topo, workers: int | None) -> np.ndarray:
 
 
 def run_training(cfg: TrainScenario, topo, progress: Callable[[str], None] | None = None) -> dict[str, pl.DataFrame]:
-    """Per method: the per-step losses with simulated time and bytes sent so far, and a summary."""
+    """Per method: the per-step losses with simulated time and bytes sent so far, and a summary; and the
+    timing programs' node rows (`timeline`: rows, process names; method i's worker w is rank i x workers + w)."""
     nodes = worker_nodes(topo, cfg.workers)
-    steps, summaries = [], []
-    for method in cfg.methods:
+    steps, summaries, timelines, names = [], [], [], {}
+    for i, method in enumerate(cfg.methods):
         if progress:
             progress(method)
         sim = Simulation(topo, seed=cfg.seed, record_links=False)
@@ -182,4 +183,8 @@ def run_training(cfg: TrainScenario, topo, progress: Callable[[str], None] | Non
         summaries[-1]["torch_s"] = float(state["torch_seconds"].sum())
         summaries[-1]["syncs"] = state["syncs"]()  # 0: the method never synchronised within `steps`
         steps.append(frame.with_columns(pl.col("loss").exp().alias("perplexity")))
-    return {"steps": pl.concat(steps), "summary": pl.DataFrame(summaries)}
+        first = i * len(nodes)  # the run's timeline: method i's worker w is process first + w
+        timelines.append(state["run"].result().nodes.with_columns(pl.col("rank") + first))
+        names.update({first + w: f"{method} worker {w} ({topo.node_names[int(g)]})" for w, g in enumerate(nodes)})
+    return {"steps": pl.concat(steps), "summary": pl.DataFrame(summaries),
+            "timeline": (pl.concat(timelines), names)}

@@ -344,7 +344,7 @@ def run_dag(comm, model: ComputeModel, dag: TrainingDag, *, speeds: np.ndarray |
     (0.3024, 6)
     """
     from netsim.collectives import Communicator
-    from netsim.workloads.syncs import ShardedGroup
+    from netsim.workloads.sharded import ShardedGroup
 
     sim = comm.sim
     n = comm.size

@@ -30,7 +30,7 @@ from netsim.workloads.gossip import GRAPHS, gossip, neighbours
 from netsim.workloads.limits import MAX_SECONDS, factors, integer, number
 from netsim.workloads.methods import check_method
 from netsim.network.ring_mesh import RingMesh
-from netsim.workloads.syncs import ShardedGroup
+from netsim.workloads.sharded import ShardedGroup
 
 RING_METHODS = ("ddp", "diloco", "streaming_diloco", "co2")  # their syncs are ring all-reduces of all workers
 

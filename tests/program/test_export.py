@@ -75,3 +75,30 @@ def test_scenario_jobs(tmp_path):
     run = run_program(sim, program, gpu_of, external=engines, order="recorded")
     sim.run(run.done)
     same(run.result(), exported_and_replayed(tmp_path, topo, program))
+
+
+@pytest.mark.parametrize("method", ["streaming_diloco", "gossip"])
+def test_real_training(tmp_path, method):
+    """Real training's timing (measured compute replaced by a fixed step time) is a program: exported and
+    replayed, every step ends when the training run said it did."""
+    from netsim.collectives import Communicator
+    from netsim.training.coupled import TrainConfig, train
+    from netsim.training.model import ModelConfig
+
+    topo = full_mesh(4, 1.25e7, 1e-4)
+    sim = Simulation(topo, record_links=False)
+    comm = Communicator(sim, topo.gpus)
+    cfg = TrainConfig(method=method, steps=8, inner_steps=4, batch=2, fragments=2, final_merge=True,
+                      model=ModelConfig(layers=2, width=16, heads=2, context=8), step_time=0.01,
+                      speeds=(1.0, 1.5, 1.0, 1.2))
+    res = train(comm, cfg)
+    sim.run()
+    first = res["run"].result()
+    steps = res["frame"]()
+    assert len(steps) == 4 * (8 + (method == "gossip"))
+    again = exported_and_replayed(tmp_path, topo, res["program"])
+    same(first, again)
+    if method == "gossip":  # the final merge is the last thing that happens
+        assert again.time_s == pytest.approx(steps["time"].max(), rel=1e-12)
+    else:  # the last fragment's all-reduce drains after the last step
+        assert again.time_s > steps["time"].max() + 1e-6

@@ -26,7 +26,7 @@ def run(method, bandwidth=1.25e9, latency=0.01, exchange="bf16", steps=12, worke
 def test_bytes_are_tensor_elements_times_bits():
     frame, results, res = run("diloco", exchange="e3m0")
     numel = sum(p.numel() for p in __import__("netsim.training.model", fromlist=["TinyLM"]).TinyLM(SMALL).parameters())
-    syncs = len(res["exchanges"])
+    syncs = len(res["calls"]())
     assert syncs == 3
     payload = (numel * 4 + 7) // 8 + 4  # 4-bit values plus the fp32 scale
     # ring all-reduce between 3 workers: each sends 2 (n-1)/n of the payload, in whole-byte pieces
@@ -45,10 +45,11 @@ def test_a_late_message_delays_exactly_the_steps_that_need_it():
             if step % 4:  # steps without a sync take their compute time only
                 assert d == pytest.approx(0.05, rel=1e-9)
     # the sync step (4) ends exactly one sync later than its compute: 4 steps of 0.05 s, then the all-reduce
-    sync = res["exchanges"][4].sync
+    sync = res["calls"]().row(0, named=True)
+    assert sync["label"] == "diloco@4"
     end = slow.filter((pl.col("worker") == 0) & (pl.col("step") == 4))["time"][0]
-    assert sync.start == pytest.approx(0.2, rel=1e-9)
-    assert end == pytest.approx(0.2 + (sync.done.value - sync.start), rel=1e-9)
+    assert sync["start"] == pytest.approx(0.2, rel=1e-9)
+    assert end == pytest.approx(0.2 + (sync["end"] - sync["start"]), rel=1e-9)
     assert end > 0.3  # the slow link (1 Mbit/s) is what it waited for
 
 
@@ -66,7 +67,7 @@ def test_streaming_moves_diloco_bytes_in_fragments_and_noloco_pairs_without_a_ba
     d, rd, diloco = run("diloco", model=two)
     s, rs, res = run("streaming_diloco", model=two, fragments=2)
     assert rs.transfers["bytes"].sum() == pytest.approx(rd.transfers["bytes"].sum(), rel=1e-3)
-    assert len(res["exchanges"]) > len(diloco["exchanges"])  # more, smaller syncs
+    assert len(res["calls"]()) > len(diloco["calls"]())  # more, smaller syncs
     n, rn, _ = run("noloco", workers=4)
     # each round every worker sends its outer gradient and slow weights (2 payloads) to one peer
     assert n["loss"].is_finite().all()
@@ -84,6 +85,16 @@ def test_train_cli_built_in_scenario_short(tmp_path, capsys):
     assert len(steps) == 4 * 4 * 4  # methods x workers x steps
     assert (steps["bytes_sent"].diff().drop_nulls() >= 0).sum() > 0
     assert "Loss against" in (out / "report.html").read_text()
+    import json
+
+    events = json.loads((out / "timeline.json").read_text())["traceEvents"]
+    processes = [e["args"]["name"] for e in events if e["name"] == "process_name"]
+    assert len(processes) == 4 * 4 and processes[0].startswith("ddp worker 0")
+    # every step of every worker is a compute slice; its end never passes the step's recorded time
+    computes = [e for e in events if e.get("cat") == "compute"]
+    assert len(computes) == 4 * 4 * 4
+    last = max(e["ts"] + e["dur"] for e in events if e["ph"] == "X")
+    assert last / 1e6 >= steps["time"].max() * (1 - 1e-9)
     bad = tmp_path / "bad.yaml"
     bad.write_text("topology: {kind: single_switch, gpus: 2}\nmethods: [magic]\n")
     assert main(["train", str(bad), "-o", str(tmp_path / "x")]) == 2

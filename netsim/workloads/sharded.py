@@ -1,5 +1,4 @@
-"""Sync points: a collective that starts when the last worker reaches it, while workers that are not
-waiting for its result keep computing (the overlap of low-communication training)."""
+"""Sharded groups: workers that are each a group of GPUs, whose collectives run as one per shard."""
 
 from __future__ import annotations
 
@@ -7,25 +6,6 @@ import numpy as np
 import simpy
 
 from netsim.collectives import Communicator
-
-
-class SyncPoint:
-    """All `workers` arrive (at their own times); then `comm` all-reduces `nbytes`; `done` fires at its end."""
-
-    def __init__(self, comm: Communicator, nbytes: int, workers: int, label: str, algo: str = "ring"):
-        self.comm, self.nbytes, self.workers, self.label, self.algo = comm, nbytes, workers, label, algo
-        self.arrived = 0
-        self.arrivals: list[tuple[int, float]] = []  # (worker, time it arrived)
-        self.start: float | None = None
-        self.done: simpy.Event = comm.sim.env.event()
-
-    def arrive(self, worker: int = -1) -> None:
-        self.arrived += 1
-        self.arrivals.append((worker, self.comm.sim.now))
-        if self.arrived == self.workers:
-            self.start = self.comm.sim.now
-            run = self.comm.run("all_reduce", self.nbytes, algo=self.algo, label=self.label)
-            run.callbacks.append(lambda e: self.done.succeed(e.value))
 
 
 class ShardedGroup:
@@ -59,10 +39,3 @@ class ShardedGroup:
                                tag=tag) for s, b in zip(self.shards, parts)]
         return self.sim.env.all_of(events)
 
-
-def send(group, sender: int, receiver: int, nbytes: int, tag: str) -> simpy.Event:
-    """Point-to-point between workers of a Communicator (one GPU each) or a ShardedGroup."""
-    if isinstance(group, ShardedGroup):
-        return group.send(sender, receiver, nbytes, tag)
-    return group.sim.network.transfer(int(group.nodes[sender]), int(group.nodes[receiver]), nbytes,
-                                      key=(group.job, group.name, "p2p"), tag=tag)
