@@ -43,7 +43,8 @@ class _Store:
     FLOW_FIELDS = {"f_alive": bool, "f_rem": float, "f_t": float, "f_rate": float, "f_size": float, "f_cap": float,
                    "f_finish": float, "f_batch": np.int64, "f_index": np.int64, "f_head": np.int64,
                    "flow_mark": np.int64, "seed_mark": np.int64, "seeds": np.int64, "comp_f": np.int64,
-                   "scratch": np.int64, "scratch_batch": np.int64, "scratch_index": np.int64, "frozen": np.int64}
+                   "scratch": np.int64, "scratch_batch": np.int64, "scratch_index": np.int64, "frozen": np.int64,
+                   "f_pos": np.int64}
     ENTRY_FIELDS = {"e_flow": np.int64, "e_link": np.int64, "e_coef": float, "e_lnext": np.int64,
                     "e_lprev": np.int64, "e_fnext": np.int64}
 
@@ -72,8 +73,11 @@ class _Store:
         """Room for at least `flows` more flows and `entries` more entries."""
         if flows > self.n_flow_free:
             old, new = self.flows, max(2 * self.flows, self.flows + flows - self.n_flow_free)
+            live = self.flow_free[self.n_flow_free:old].copy()
             self.flow_free, self.n_flow_free = self._enlarge(self.FLOW_FIELDS, old, new, self.flow_free,
                                                              self.n_flow_free)
+            self.flow_free[self.n_flow_free:] = live  # the permutation: free slots, then live ones
+            self.f_pos[self.flow_free] = np.arange(new)
             self.f_finish[old:] = np.inf
             self.flow_mark[old:] = -1
             self.seed_mark[old:] = -1
@@ -152,6 +156,7 @@ class FluidNetwork(NetworkModel):
         self._broken: Exception | None = None  # the routing error that stopped the compiled loop, if any
         self._kick = False  # a dataflow was started: settle at this instant
         self.rate_computations = 0
+        self.flows_rated = 0  # flows whose rates were recomputed, summed over the recomputations
         self.dataflows_compiled = 0  # dataflows run in the compiled loop (the rest: the reference executor)
 
     # ---- events ---------------------------------------------------------------------------------
@@ -218,7 +223,8 @@ class FluidNetwork(NetworkModel):
         """Wake at the next drain (`nxt` when the caller knows it); wake-ups scheduled before this one are
         ignored (older generation). A wake-up already pending for that very instant is kept."""
         if nxt is None:
-            nxt = kernel.next_finish(self._store.flows, self._store.f_finish)
+            s = self._store
+            nxt = kernel.next_finish(s.flow_free, s.n_flow_free, s.flows, s.f_finish)
         loop = self._loop
         if loop.ps[kernel.P_HEAP] > 0:  # the loop's next arrival or timer
             nxt = min(nxt, float(loop.h_t[0]))
@@ -272,18 +278,19 @@ class FluidNetwork(NetworkModel):
             if meter is not None:
                 meter.reach(now)
             sc = np.array([s.n_flow_free, s.n_entry_free, s.n_seeds, s.n_seed_links, s.stamp], dtype=np.int64)
-            rates_before = int(ps[kernel.P_RATES])
+            rates_before, rated_before = int(ps[kernel.P_RATES]), int(ps[kernel.P_RATED])
             status = kernel.advance(
                 now, horizon, m.width * m.bins.shape[0] if meter is not None else np.inf, self.check_rates, sc, s.flows,
                 s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_cap, s.f_batch, s.f_index, s.f_finish, s.f_head,
                 s.flow_mark, s.seed_mark, s.seeds, s.comp_f, s.scratch, s.scratch_batch, s.scratch_index, s.e_flow,
                 s.e_link, s.e_coef, s.e_lnext, s.e_lprev, s.e_fnext, s.l_head, s.link_mark, s.seed_link_mark,
-                s.seed_links, s.comp_l, s.demand, s.count, s.residual, s.frozen, s.changed, s.load, s.flow_free,
+                s.seed_links, s.comp_l, s.demand, s.count, s.residual, s.frozen, s.changed, s.load, s.flow_free, s.f_pos,
                 s.entry_free,
                 self._capacity, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, FINISH_REL,
                 FINISH_CLOCK, ps, fs, *loop.kernel_args())
             s.n_flow_free, s.n_entry_free, s.n_seeds, s.n_seed_links, s.stamp = (int(x) for x in sc)
             self.rate_computations += int(ps[kernel.P_RATES]) - rates_before
+            self.flows_rated += int(ps[kernel.P_RATED]) - rated_before
             t = float(fs[0])
             if meter is not None:
                 meter.reach(t)
@@ -416,7 +423,8 @@ class FluidNetwork(NetworkModel):
         k, s.n_flow_free, s.n_entry_free, s.n_seed_links = kernel.drain(
             now, s.flows, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_batch, s.f_index, FINISH_REL,
             FINISH_CLOCK, s.scratch, s.scratch_batch, s.scratch_index, s.f_head, s.f_finish, s.e_link, s.e_lnext,
-            s.e_lprev, s.e_fnext, s.l_head, s.flow_free, s.n_flow_free, s.entry_free, s.n_entry_free, s.seed_links,
+            s.e_lprev, s.e_fnext, s.l_head, s.flow_free, s.f_pos, s.n_flow_free, s.entry_free, s.n_entry_free,
+            s.seed_links,
             s.n_seed_links, s.seed_link_mark, s.stamp)
         if not k:
             return False
@@ -457,8 +465,10 @@ class FluidNetwork(NetworkModel):
                 now, s.seeds, s.n_seeds, s.seed_links, s.n_seed_links, s.l_head, s.e_lnext, s.e_fnext, s.e_flow,
                 s.e_link, s.e_coef, s.f_head, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_cap, s.f_finish, self._capacity,
                 s.load, s.flow_mark, s.link_mark, s.stamp, s.comp_f, s.comp_l, s.demand, s.count, s.residual, s.frozen,
-                s.changed, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, s.flows)
+                s.changed, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, s.flows,
+                s.flow_free, s.n_flow_free)
             self.rate_computations += flows > 0
+            self.flows_rated += flows
             if self.check_rates:
                 self._check_against_full()
         s.n_seeds = s.n_seed_links = 0
@@ -487,6 +497,7 @@ class FluidNetwork(NetworkModel):
             s.load[:] = 0.0
             return
         self.rate_computations += 1
+        self.flows_rated += len(alive)
         self.close_meter()
         s.f_rem[alive] -= s.f_rate[alive] * (now - s.f_t[alive])
         s.f_t[alive] = now

@@ -90,7 +90,7 @@ class Loop:
         self.h_t, self.h_p = np.zeros(0), np.zeros(0, dtype=np.int64)  # arrivals and timers (fill: ps[P_HEAP])
         self.unrouted: dict = {}  # transfer -> the routing error to raise when it is sent
         self.ps = np.zeros(P_N, dtype=np.int64)
-        self.fs = np.zeros(2)
+        self.fs = np.zeros(3)  # the last instant handled, the next one, the least rate drained now
         self.keys: list[tuple] = []
         self.tags: list[str] = []
         self._key_id: dict[tuple, int] = {}

@@ -166,9 +166,10 @@ def _unlink_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_
 
 
 @njit(cache=True, error_model="numpy")
-def remove_flows(slots, f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free,
+def remove_flows(slots, f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos,
                  n_flow_free, entry_free, n_entry_free, seed_links, n_seed_links, link_mark, stamp):
-    """Free drained flows and their entries; the links they used become seeds."""
+    """Free drained flows and their entries; the links they used become seeds. `flow_free` is a permutation
+    of the slots: free ones first (`[:n_flow_free]`, a stack), then the live ones; `f_pos` its inverse."""
     for i in range(len(slots)):
         f = slots[i]
         n_entry_free, n_seed_links = _unlink_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head,
@@ -176,18 +177,24 @@ def remove_flows(slots, f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_f
                                                      link_mark, stamp)
         f_alive[f] = False
         f_finish[f] = np.inf
+        g = flow_free[n_flow_free]  # the first live slot swaps places with f, which joins the free stack
+        flow_free[f_pos[f]] = g
+        f_pos[g] = f_pos[f]
         flow_free[n_flow_free] = f
+        f_pos[f] = n_flow_free
         n_flow_free += 1
     return n_flow_free, n_entry_free, n_seed_links
 
 
 @njit(cache=True, error_model="numpy")
-def drained(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out,
-            out_batch, out_index):
-    """Flows whose bytes are (within tolerance) gone at `now`: their slots, batches and indices within
-    the batch are written to `out`, `out_batch`, `out_index`; returns how many."""
+def drained(now, flow_free, lo, hi, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock,
+            out, out_batch, out_index):
+    """Flows whose bytes are (within tolerance) gone at `now`, among the live slots `flow_free[lo:hi]`: their
+    slots, batches and indices within the batch are written to `out`, `out_batch`, `out_index`; returns how
+    many."""
     k = 0
-    for f in range(n_slots):
+    for i in range(lo, hi):
+        f = flow_free[i]
         if f_alive[f]:
             left = f_rem[f] - f_rate[f] * (now - f_t[f])
             if left <= max(finish_rel * f_size[f], f_rate[f] * (finish_clock * now)):
@@ -200,15 +207,15 @@ def drained(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index,
 
 @njit(cache=True, error_model="numpy")
 def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out,
-          out_batch, out_index, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, n_flow_free,
-          entry_free, n_entry_free, seed_links, n_seed_links, seed_link_mark, stamp):
+          out_batch, out_index, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos,
+          n_flow_free, entry_free, n_entry_free, seed_links, n_seed_links, seed_link_mark, stamp):
     """`drained`, then `remove_flows` on what drained, in one call (one per event: calls cost microseconds).
     Returns (drained count, flow free count, entry free count, seed link count)."""
-    k = drained(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out,
-                out_batch, out_index)
+    k = drained(now, flow_free, n_flow_free, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index,
+                finish_rel, finish_clock, out, out_batch, out_index)
     if k:
         n_flow_free, n_entry_free, n_seed_links = remove_flows(
-            out[:k], f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, n_flow_free,
+            out[:k], f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos, n_flow_free,
             entry_free, n_entry_free, seed_links, n_seed_links, seed_link_mark, stamp)
     return k, n_flow_free, n_entry_free, n_seed_links
 
@@ -217,9 +224,14 @@ def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, f
 def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext, e_flow, e_link, e_coef,
               f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity, load, flow_mark, link_mark, stamp,
               comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total, peak, bins, runs, width,
-              n_slots):
+              n_slots, flow_free, n_free, floor=0.0):
     """Max-min rates for the component connected to the seed flows and links. Returns its flow count and
-    the earliest predicted drain over all `n_slots` flow slots (the next wake-up).
+    the earliest predicted drain over the live flows, `flow_free[n_free:n_slots]` (the next wake-up).
+
+    `floor` (a level no rate below which can change, see `change_floor`; 0: none known) limits the work to
+    what can move: the component is followed only through flows whose rate is at least `floor` (and the
+    seeds); flows below it keep their rates and only take their share off the links' capacity, and the
+    filling starts at `floor` instead of 0.
 
     `flow_mark`/`link_mark` hold `stamp` for what this call visits (the caller bumps the stamp, so
     nothing is cleared). `comp_f`, `comp_l`, `demand`, `count`, `residual`, `frozen` (per flow slot) and
@@ -260,7 +272,7 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
             i_l += 1
             while e != NONE:
                 f = e_flow[e]
-                if flow_mark[f] != stamp:
+                if flow_mark[f] != stamp and f_rate[f] >= floor:
                     flow_mark[f] = stamp
                     comp_f[nf] = f
                     nf += 1
@@ -284,9 +296,20 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
             demand[e_link[e]] += e_coef[e]
             count[e_link[e]] += 1
             e = e_fnext[e]
+    level = 0.0
+    if floor > 0.0:  # flows below the floor keep their rates; the rest start from it
+        level = floor
+        for j in range(nl):
+            link = comp_l[j]
+            fixed = 0.0
+            e = l_head[link]
+            while e != NONE:
+                if flow_mark[e_flow[e]] != stamp:
+                    fixed += e_coef[e] * f_rate[e_flow[e]]
+                e = e_lnext[e]
+            residual[link] -= fixed + floor * demand[link]
     active = nl  # comp_l[:active]: links still carrying unfrozen flows
     unfrozen = nf
-    level = 0.0
     while unfrozen > 0:
         inc = np.inf
         j = 0
@@ -361,16 +384,58 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
                 load[link] = carried
     if n_changed:
         account(changed, n_changed, demand, now, load, since, total, peak, bins, runs, width)
-    return nf, next_finish(n_slots, f_finish)
+    return nf, next_finish(flow_free, n_free, n_slots, f_finish)
 
 
 @njit(cache=True, error_model="numpy")
-def next_finish(n_slots, f_finish):
-    """The earliest predicted drain over every flow slot (inf: none)."""
+def change_floor(removed, n_removed, seeds, n_seeds, f_rate, f_cap, f_head, e_fnext, e_link, e_coef, l_head, e_lnext,
+                 capacity, link_mark, residual, stamp):
+    """A level below which no max-min rate changes when the `removed` flows (rates still in `f_rate`) have
+    left and the `seeds` (new flows, already on their links) have come, the same instant.
+
+    Progressive filling freezes a flow at the first level where one of its links saturates, so links that
+    saturate below a removed flow's rate r do not carry it: without it, every freeze below r happens as
+    before. A new flow's links each saturate at a level of at least capacity / (the coefficients of all
+    their entries, the new flow's included) — every flow on a link rising together is the fastest it can
+    fill — so the new flow freezes at no less than the least of those (or its cap), and the links it joins
+    saturated no lower before it came. Below the smallest of these bounds, old and new filling freeze the
+    same flows at the same levels. Returns that bound (0: none helps). `residual` and `link_mark` (marked
+    ``-stamp - 1``) are scratch for per-link sums.
+    """
+    floor = np.inf
+    for i in range(n_removed):
+        if f_rate[removed[i]] < floor:
+            floor = f_rate[removed[i]]
+    for i in range(n_seeds):
+        f = seeds[i]
+        if f_cap[f] < floor:
+            floor = f_cap[f]
+        e = f_head[f]
+        while e != NONE:
+            link = e_link[e]
+            if link_mark[link] != -stamp - 1:
+                link_mark[link] = -stamp - 1
+                total = 0.0
+                x = l_head[link]
+                while x != NONE:
+                    total += e_coef[x]
+                    x = e_lnext[x]
+                residual[link] = capacity[link] / total if total > 0.0 else np.inf
+            if residual[link] < floor:
+                floor = residual[link]
+            e = e_fnext[e]
+        if floor <= 0.0:
+            return 0.0
+    return floor if floor < np.inf and floor > 0.0 else 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def next_finish(flow_free, lo, hi, f_finish):
+    """The earliest predicted drain over the live flows `flow_free[lo:hi]` (inf: none)."""
     best = np.inf
-    for f in range(n_slots):
-        if f_finish[f] < best:
-            best = f_finish[f]
+    for i in range(lo, hi):
+        if f_finish[flow_free[i]] < best:
+            best = f_finish[flow_free[i]]
     return best
 
 
@@ -441,7 +506,8 @@ IDLE, DONE, FOREIGN, ROOM, METER, ONE, UNROUTED = range(7)
 
 # slots of the loop's int64 state vector `ps`
 P_HEAP, P_SENT, P_PHASE, P_CURSOR, P_READY, P_FOREIGN, P_RATES, P_NEED_F, P_NEED_E, P_UNROUTED, P_NOTE, \
-    P_MOVING, P_N = range(13)  # P_MOVING: transfers of the loop with bytes still draining
+    P_MOVING, P_RATED, P_N = range(14)  # P_MOVING: transfers of the loop with bytes still draining; P_RATED:
+# flows whose rates were recomputed, summed over the recomputations (what max-min cost)
 # slots of the store's int64 counters `sc`
 S_FLOW_FREE, S_ENTRY_FREE, S_SEEDS, S_SEED_LINKS, S_STAMP = range(5)
 
@@ -529,7 +595,7 @@ def _count_down(g, g_count, ready, ps):
 def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch,
             f_index, f_finish, f_head, flow_mark, seed_mark, seeds, comp_f, scratch, scratch_batch, scratch_index,
             e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, l_head, link_mark, seed_link_mark, seed_links, comp_l,
-            demand, count, residual, frozen, changed, load, flow_free, entry_free, capacity, metered, since, total,
+            demand, count, residual, frozen, changed, load, flow_free, f_pos, entry_free, capacity, metered, since, total,
             peak, bins, runs, width, finish_rel, finish_clock, ps, fs,
             g_count, g_delay, g_succ_lo, g_succ_hi, g_send_lo, g_send_hi, g_fire, g_run, g_hook, succ, send,
             t_tgt_lo, t_tgt_hi, tgt, t_fl_lo, t_fl_hi, fl_bytes, fl_cap, fl_path, fl_ent_lo, fl_ent_hi, en_link,
@@ -542,13 +608,17 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                 fs[0] = now
                 return METER
             fs[0] = now
-            k = drained(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel,
-                        finish_clock, scratch, scratch_batch, scratch_index)
+            k = drained(now, flow_free, sc[S_FLOW_FREE], n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch,
+                        f_index, finish_rel, finish_clock, scratch, scratch_batch, scratch_index)
+            fs[2] = np.inf  # the least rate that drained now (see change_floor)
+            for i in range(k):
+                if f_rate[scratch[i]] < fs[2]:
+                    fs[2] = f_rate[scratch[i]]
             n_foreign = 0
             n_done = 0
             if k:
                 sc[S_FLOW_FREE], sc[S_ENTRY_FREE], sc[S_SEED_LINKS] = remove_flows(
-                    scratch[:k], f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free,
+                    scratch[:k], f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos,
                     sc[S_FLOW_FREE], entry_free, sc[S_ENTRY_FREE], seed_links, sc[S_SEED_LINKS], seed_link_mark,
                     sc[S_STAMP])
                 for i in range(k):
@@ -638,14 +708,20 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
         ps[P_CURSOR] = 0
         ps[P_PHASE] = 0
         if sc[S_SEEDS] or sc[S_SEED_LINKS]:
+            floor = change_floor(scratch, 0, seeds, sc[S_SEEDS], f_rate, f_cap, f_head, e_fnext, e_link, e_coef,
+                                 l_head, e_lnext, capacity, link_mark, residual, sc[S_STAMP])
+            if sc[S_SEEDS] == 0 or floor > fs[2]:
+                floor = fs[2] if fs[2] < np.inf else floor
             nf, nxt = recompute(now, seeds, sc[S_SEEDS], seed_links, sc[S_SEED_LINKS], l_head, e_lnext, e_fnext,
                                 e_flow, e_link, e_coef, f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity,
                                 load, flow_mark, link_mark, sc[S_STAMP], comp_f, comp_l, demand, count, residual,
-                                frozen, changed, metered, since, total, peak, bins, runs, width, n_slots)
+                                frozen, changed, metered, since, total, peak, bins, runs, width, n_slots, flow_free,
+                                sc[S_FLOW_FREE], floor)
             if nf > 0:
                 ps[P_RATES] += 1
+                ps[P_RATED] += nf
         else:
-            nxt = next_finish(n_slots, f_finish)
+            nxt = next_finish(flow_free, sc[S_FLOW_FREE], n_slots, f_finish)
         sc[S_SEEDS] = 0
         sc[S_SEED_LINKS] = 0
         sc[S_STAMP] += 1
