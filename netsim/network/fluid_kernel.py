@@ -11,7 +11,11 @@ Storage (all numpy arrays, grown by doubling, slots reused through free lists):
 
 A flow's bytes are brought up to date lazily, only when its rate changes (`rem -= rate x (now - t)`),
 so an event costs what changed: the flows that started or drained, the links they used (seeds), and
-everything connected to those through shared links — the only flows whose max-min rates can move.
+what is connected to those through shared links — followed only through flows whose rate is at or above
+a floor below which no rate can move (`change_floor`: the least rate that drained, and a lower bound on
+what a new flow gets), since progressive filling freezes everything below it exactly as before. Drains
+and the next wake-up scan the live flows only: the flow free list is a permutation of the slots, free
+ones first, live ones after (`f_pos` its inverse).
 
 Rates come from progressive filling, the same algorithm as `max_min.max_min_rates` (the plain numpy
 reference the tests compare against): every unfrozen flow of the component rises together until a link
@@ -193,8 +197,9 @@ def drained(now, flow_free, lo, hi, f_alive, f_rem, f_t, f_rate, f_size, f_batch
     slots, batches and indices within the batch are written to `out`, `out_batch`, `out_index`; returns how
     many."""
     k = 0
-    for i in range(lo, hi):
-        f = flow_free[i]
+    dense = 4 * (hi - lo) > hi  # most slots live: a sequential scan of them all costs less than the list
+    for i in range(0 if dense else lo, hi):
+        f = i if dense else flow_free[i]
         if f_alive[f]:
             left = f_rem[f] - f_rate[f] * (now - f_t[f])
             if left <= max(finish_rel * f_size[f], f_rate[f] * (finish_clock * now)):
@@ -268,15 +273,21 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
                     nl += 1
                 e = e_fnext[e]
         while i_l < nl:
-            e = l_head[comp_l[i_l]]
+            link = comp_l[i_l]
+            e = l_head[link]
             i_l += 1
+            fixed = 0.0  # what the flows below the floor take of the link
             while e != NONE:
                 f = e_flow[e]
-                if flow_mark[f] != stamp and f_rate[f] >= floor:
-                    flow_mark[f] = stamp
-                    comp_f[nf] = f
-                    nf += 1
+                if flow_mark[f] != stamp:
+                    if floor > 0.0 and f_rate[f] < floor:
+                        fixed += e_coef[e] * f_rate[f]
+                    else:
+                        flow_mark[f] = stamp
+                        comp_f[nf] = f
+                        nf += 1
                 e = e_lnext[e]
+            residual[link] = capacity[link] - fixed
     capped = False
     for i in range(nf):
         f = comp_f[i]
@@ -289,7 +300,6 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         link = comp_l[i]
         demand[link] = 0.0
         count[link] = 0
-        residual[link] = capacity[link]
     for i in range(nf):
         e = f_head[comp_f[i]]
         while e != NONE:
@@ -297,17 +307,10 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
             count[e_link[e]] += 1
             e = e_fnext[e]
     level = 0.0
-    if floor > 0.0:  # flows below the floor keep their rates; the rest start from it
+    if floor > 0.0:  # flows at or above the floor start from it
         level = floor
         for j in range(nl):
-            link = comp_l[j]
-            fixed = 0.0
-            e = l_head[link]
-            while e != NONE:
-                if flow_mark[e_flow[e]] != stamp:
-                    fixed += e_coef[e] * f_rate[e_flow[e]]
-                e = e_lnext[e]
-            residual[link] -= fixed + floor * demand[link]
+            residual[comp_l[j]] -= floor * demand[comp_l[j]]
     active = nl  # comp_l[:active]: links still carrying unfrozen flows
     unfrozen = nf
     while unfrozen > 0:
@@ -388,10 +391,10 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
 
 
 @njit(cache=True, error_model="numpy")
-def change_floor(removed, n_removed, seeds, n_seeds, f_rate, f_cap, f_head, e_fnext, e_link, e_coef, l_head, e_lnext,
-                 capacity, link_mark, residual, stamp):
-    """A level below which no max-min rate changes when the `removed` flows (rates still in `f_rate`) have
-    left and the `seeds` (new flows, already on their links) have come, the same instant.
+def change_floor(seeds, n_seeds, f_cap, f_head, e_fnext, e_link, e_coef, l_head, e_lnext, capacity, link_mark,
+                 residual, stamp):
+    """A level below which no max-min rate changes when the `seeds` (new flows, already on their links) have
+    come; with flows that left the same instant, the least of this and the least of their rates.
 
     Progressive filling freezes a flow at the first level where one of its links saturates, so links that
     saturate below a removed flow's rate r do not carry it: without it, every freeze below r happens as
@@ -403,9 +406,6 @@ def change_floor(removed, n_removed, seeds, n_seeds, f_rate, f_cap, f_head, e_fn
     ``-stamp - 1``) are scratch for per-link sums.
     """
     floor = np.inf
-    for i in range(n_removed):
-        if f_rate[removed[i]] < floor:
-            floor = f_rate[removed[i]]
     for i in range(n_seeds):
         f = seeds[i]
         if f_cap[f] < floor:
@@ -433,6 +433,11 @@ def change_floor(removed, n_removed, seeds, n_seeds, f_rate, f_cap, f_head, e_fn
 def next_finish(flow_free, lo, hi, f_finish):
     """The earliest predicted drain over the live flows `flow_free[lo:hi]` (inf: none)."""
     best = np.inf
+    if 4 * (hi - lo) > hi:  # most slots live: a sequential scan (free slots hold inf)
+        for f in range(hi):
+            if f_finish[f] < best:
+                best = f_finish[f]
+        return best
     for i in range(lo, hi):
         if f_finish[flow_free[i]] < best:
             best = f_finish[flow_free[i]]
@@ -708,10 +713,12 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
         ps[P_CURSOR] = 0
         ps[P_PHASE] = 0
         if sc[S_SEEDS] or sc[S_SEED_LINKS]:
-            floor = change_floor(scratch, 0, seeds, sc[S_SEEDS], f_rate, f_cap, f_head, e_fnext, e_link, e_coef,
-                                 l_head, e_lnext, capacity, link_mark, residual, sc[S_STAMP])
-            if sc[S_SEEDS] == 0 or floor > fs[2]:
-                floor = fs[2] if fs[2] < np.inf else floor
+            floor = fs[2]  # the least rate that drained now (inf: none; see change_floor)
+            if sc[S_SEEDS] and floor > 0.0:  # and what the new flows allow
+                floor = min(floor, change_floor(seeds, sc[S_SEEDS], f_cap, f_head, e_fnext, e_link, e_coef, l_head,
+                                                e_lnext, capacity, link_mark, residual, sc[S_STAMP]))
+            if floor == np.inf:
+                floor = 0.0
             nf, nxt = recompute(now, seeds, sc[S_SEEDS], seed_links, sc[S_SEED_LINKS], l_head, e_lnext, e_fnext,
                                 e_flow, e_link, e_coef, f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity,
                                 load, flow_mark, link_mark, sc[S_STAMP], comp_f, comp_l, demand, count, residual,
