@@ -339,3 +339,17 @@ def test_arrays_are_compacted_while_dataflows_overlap_without_end(monkeypatch):
     ring = 2 * 7 * 8  # transfers of one all-reduce on 8 ranks
     assert grown == 12 * ring  # never idle: every all-reduce stays in the arrays
     assert kept <= 5 * ring  # compacted once they hold more than 4x what runs (at most two all-reduces)
+
+
+def test_max_min_follows_only_flows_at_or_above_the_floor(monkeypatch):
+    """An all-to-all whose flows drain one after another (the fastest first) beside a ring: each drain
+    recomputes only the flows at or above the rate that drained (the slower ones cannot move), so the
+    compiled loop rates far fewer flows than the reference executor's whole-component recomputations —
+    with the same end times, and every partial recomputation checked against a full one (conftest)."""
+    topo = fabric(leaves=4, spines=2, hosts=4, over=3.0)
+    plan = [(0.0, "all_to_all", 6 * 2**20, 0, 16, "direct", 1), (2e-4, "all_reduce", 2**22, 3, 8, "ring", 1)]
+    fast, net = run(monkeypatch, topo, plan, True)
+    slow, ref = run(monkeypatch, topo, plan, False)
+    same_ends(fast.transfers, slow.transfers)
+    assert net.rate_computations > 100
+    assert net.flows_rated < 0.5 * ref.flows_rated
