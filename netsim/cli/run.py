@@ -15,7 +15,9 @@ from netsim.config import OutputDirectory
 from netsim.report import write_report
 from netsim.scenario import default_scenario, load_scenario, run_scenario, summarize
 from netsim.scenario.budget import check_budget, scenario_transfers
+from netsim.scenario.runner import export_program
 from netsim.scenario.summary import busiest_links, timeline
+from netsim.traces import chakra
 from netsim.units import format_bandwidth, format_size, format_time
 
 
@@ -29,7 +31,8 @@ def add_parser(sub) -> None:
                                       names.collectives()))
     p.add_argument("scenario", nargs="?", help="scenario YAML file; omitted: the built-in default")
     p.add_argument("-o", "--output", default="out/run",
-                   help="directory for Parquet results, timeline.json (Perfetto, chrome://tracing) and report.html "
+                   help="directory for Parquet results, timeline.json (Perfetto, chrome://tracing), the jobs as "
+                        "Chakra ET (chakra.R.et per rank) and report.html "
                         "(default: out/run); it must be new, empty, "
                         "or hold an earlier output of netsim run")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
@@ -54,6 +57,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
             results.write(tmp)
             summary.write_parquet(tmp / "summary.parquet", statistics=False)
             (tmp / "timeline.json").write_text(json.dumps(timeline(results)), encoding="utf-8")
+            chakra.write(export_program(scenario), tmp / "chakra")  # chakra.R.et: the jobs as Chakra ET
         if report:
             write_report(tmp / "report.html", results, scenario.topology, summary,
                          title=f"netsim — {scenario.name}", description=scenario.config.description)

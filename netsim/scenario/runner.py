@@ -187,6 +187,17 @@ def simulate(scenario: Scenario, policy: str, only: str | None = None, network: 
     return results
 
 
+def export_program(scenario: Scenario) -> Program:
+    """The scenario's jobs as one program (global ranks, a process group per job item's communicator), as
+    `simulate` runs it: what `netsim run -o` writes as Chakra ET."""
+    cfg = scenario.config
+    sim = Simulation(scenario.topology, network=cfg.network.model, routing=cfg.routing[0], seed=cfg.seed,
+                     options=cfg.network.options(), record_links=False)
+    jobs = cfg.job_list()
+    program, _, _ = scenario_program(scenario, jobs, place_jobs(scenario.topology, jobs, cfg.seed), sim)
+    return program
+
+
 def run_scenario(scenario: Scenario, progress: Callable[[str], None] | None = None) -> Results:
     """One simulation per routing policy; frames stacked with a `variant` column (the policy)."""
     runs = {}

@@ -28,6 +28,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import zlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -302,7 +303,8 @@ def _metadata_group(node, groups: dict, source: str) -> None:
 def write(trace: Trace, prefix: str | Path) -> list[Path]:
     """One `PREFIX.R.et` file per rank: metadata, a METADATA node per non-world process group, then the
     nodes (collectives with comm_type, comm_size as int64 and pg_name; sends and receives with comm_src,
-    comm_dst, comm_tag; dependencies in data_deps)."""
+    comm_dst, comm_tag; dependencies in data_deps). A ``send_recv`` collective, which Chakra has no type
+    for, is written as a send on the group's rank 0 and a receive on its rank 1, tagged after the group."""
     metadata_cls, node_cls, attr_cls = _classes()
     prefix = Path(prefix)
     written = []
@@ -328,6 +330,12 @@ def write(trace: Trace, prefix: str | Path) -> list[Path]:
             if n.kind == "compute":
                 node.type = COMP
                 node.attr.append(attr("is_cpu_op", bool_val=False))
+            elif n.kind == "collective" and n.op == "send_recv":  # Chakra has none: the group's rank 0 sends
+                first, second = trace.groups[n.group][:2]
+                node.type = SEND if rank == first else RECV
+                node.attr.extend([attr("is_cpu_op", bool_val=False), attr("comm_size", int64_val=n.nbytes),
+                                  attr("comm_src", int32_val=first), attr("comm_dst", int32_val=second),
+                                  attr("comm_tag", int32_val=zlib.crc32(n.group.encode()) & 0x3FFFFFFF)])
             elif n.kind == "collective":
                 node.type = COLL
                 node.attr.extend([attr("is_cpu_op", bool_val=False), attr("comm_type", int64_val=OP_TYPES[n.op]),

@@ -102,3 +102,29 @@ def test_real_training(tmp_path, method):
         assert again.time_s == pytest.approx(steps["time"].max(), rel=1e-12)
     else:  # the last fragment's all-reduce drains after the last step
         assert again.time_s > steps["time"].max() + 1e-6
+
+
+def test_run_writes_its_jobs_as_chakra_that_replays_to_the_same_end(tmp_path):
+    """`netsim run -o` writes the scenario's program as Chakra ET (a send_recv item as a send and a
+    receive): replayed with each call's algorithm, it ends when the run did (times kept to 1 us)."""
+    import polars as pl
+    import yaml
+
+    from netsim.cli import main
+
+    doc = {"topology": {"kind": "single_switch", "gpus": 4, "bandwidth": "100Gbps", "latency": "1us"},
+           "routing": ["ecmp"],
+           "workload": [{"op": "all_reduce", "size": "8MiB", "algo": "ring"},
+                        {"op": "send_recv", "size": "2MiB", "ranks": ["gpu0", "gpu3"]},
+                        {"op": "all_gather", "size": "4MiB", "algo": "ring"}]}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "out"
+    assert main(["run", str(path), "-o", str(out)]) == 0
+    program = load_trace(out / "chakra").validate()
+    assert program.format == "chakra" and len(program.nodes) == 4
+    kinds = program.counts()
+    assert kinds["send"] == 1 and kinds["recv"] == 1  # (items are also separated by empty all-reduces)
+    assert sum(1 for n in program.all_nodes() if n.kind == "collective" and n.nbytes) == 2 * 4
+    again = replay(program, scenario_from_dict(doc, source="s").topology, algo="ring")
+    assert again.time_s == pytest.approx(pl.read_parquet(out / "collectives.parquet")["end"].max(), abs=2e-6)
