@@ -43,7 +43,9 @@ def add_parser(sub) -> None:
     p.add_argument("--efficiency", type=flags.number(0, 1, lo_open=True),
                    help="fraction of the peak attention blocks reach (default 0.5)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("-o", "--output", help="write Parquet and report.html (with time against S and N) here")
+    p.add_argument("-o", "--output", help="write Parquet, report.html (with time against S and N), timeline.json "
+                   "and each scheme's program as Chakra ET (chakra_SCHEME.R.et; its sends wait for their receives) "
+                   "here")
 
 
 def _scenario(args: argparse.Namespace):
@@ -85,6 +87,8 @@ def _sweep_points(cfg, topo) -> tuple[list[int], list[int]]:
 
 def command(args: argparse.Namespace, console: Console) -> int:
     from netsim.report import write_attention_report
+    from netsim.traces import chakra
+    from netsim.workloads.attention import attention_program, schedule
     from netsim.scenario.attention import (
         attention_links, attention_summary, attention_sweep, attention_tasks, attention_timeline, simulate_attention,
     )
@@ -118,6 +122,9 @@ def command(args: argparse.Namespace, console: Console) -> int:
             summary.write_parquet(tmp / "summary.parquet", statistics=False)
             tasks.write_parquet(tmp / "tasks.parquet", statistics=False)
             (tmp / "timeline.json").write_text(json.dumps(attention_timeline(tasks)), encoding="utf-8")
+            for name in cfg.schemes:  # each scheme's program, for Chakra's tools (replay it with --sends rendezvous)
+                program = attention_program(schedule(name, cfg.shape(), n, backward=cfg.backward), cfg.device())
+                chakra.write(program, tmp / f"chakra_{name}")
             links.write_parquet(tmp / "links.parquet", statistics=False)
             sweep.write_parquet(tmp / "sweep.parquet", statistics=False)
             write_attention_report(tmp / "report.html", summary, tasks, links, sweep,

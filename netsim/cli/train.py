@@ -20,13 +20,15 @@ def add_parser(sub) -> None:
                        **names.epilog("training methods (methods: in a training scenario):\n" + "\n".join(
                            "  " + line for line in help_text(training=True).splitlines())))
     p.add_argument("scenario", nargs="?", help="training scenario YAML; omitted: the built-in one")
-    p.add_argument("-o", "--output", default="out/train", help="directory for Parquet, report.html and timeline.json "
-                   "(each method's workers, for Perfetto or chrome://tracing)")
+    p.add_argument("-o", "--output", default="out/train", help="directory for Parquet, report.html, timeline.json "
+                   "(each method's workers, for Perfetto or chrome://tracing) and each method's timing as Chakra ET "
+                   "(chakra_METHOD.R.et)")
     p.add_argument("--steps", type=flags.integer(1, 10**6), help="override the scenario's number of steps")
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
     from netsim.program.timeline import write_timeline
+    from netsim.traces import chakra
     from netsim.scenario.train import load_train_scenario, run_training  # torch loads only for this command
 
     out = OutputDirectory(args.output, command="train", outputs={"steps.parquet", "summary.parquet", "report.html",
@@ -58,6 +60,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
         summary.write_parquet(tmp / "summary.parquet", statistics=False)
         rows, processes = result["timeline"]
         write_timeline(tmp / "timeline.json", rows, names=processes)
+        for method, program in result["programs"].items():  # each method's timing, for Chakra's tools
+            chakra.write(program, tmp / f"chakra_{method}")
         write_training_report(tmp / "report.html", result["steps"], summary, f"netsim train — {cfg.name}",
                               f"{cfg.steps} steps, H = {cfg.inner_steps}, F = {cfg.fragments}, tau = {cfg.overlap}, "
                               f"{cfg.exchange} exchange, topology {topo.name}.")

@@ -156,9 +156,10 @@ def worker_nodes(topo, workers: int | None) -> np.ndarray:
 
 def run_training(cfg: TrainScenario, topo, progress: Callable[[str], None] | None = None) -> dict[str, pl.DataFrame]:
     """Per method: the per-step losses with simulated time and bytes sent so far, and a summary; and the
-    timing programs' node rows (`timeline`: rows, process names; method i's worker w is rank i x workers + w)."""
+    timing programs (`programs`: method -> program) and their node rows (`timeline`: rows, process names;
+    method i's worker w is rank i x workers + w)."""
     nodes = worker_nodes(topo, cfg.workers)
-    steps, summaries, timelines, names = [], [], [], {}
+    steps, summaries, timelines, names, programs = [], [], [], {}, {}
     for i, method in enumerate(cfg.methods):
         if progress:
             progress(method)
@@ -185,6 +186,7 @@ def run_training(cfg: TrainScenario, topo, progress: Callable[[str], None] | Non
         steps.append(frame.with_columns(pl.col("loss").exp().alias("perplexity")))
         first = i * len(nodes)  # the run's timeline: method i's worker w is process first + w
         timelines.append(state["run"].result().nodes.with_columns(pl.col("rank") + first))
+        programs[method] = state["program"]
         names.update({first + w: f"{method} worker {w} ({topo.node_names[int(g)]})" for w, g in enumerate(nodes)})
     return {"steps": pl.concat(steps), "summary": pl.DataFrame(summaries),
-            "timeline": (pl.concat(timelines), names)}
+            "timeline": (pl.concat(timelines), names), "programs": programs}

@@ -95,6 +95,10 @@ def test_train_cli_built_in_scenario_short(tmp_path, capsys):
     assert len(computes) == 4 * 4 * 4
     last = max(e["ts"] + e["dur"] for e in events if e["ph"] == "X")
     assert last / 1e6 >= steps["time"].max() * (1 - 1e-9)
+    from netsim.traces import load_trace
+
+    ddp = load_trace(out / "chakra_ddp").validate()  # each method's timing as Chakra ET
+    assert len(ddp.nodes) == 4 and ddp.counts()["collective"] == 4 * 4  # an all-reduce per worker and step
     bad = tmp_path / "bad.yaml"
     bad.write_text("topology: {kind: single_switch, gpus: 2}\nmethods: [magic]\n")
     assert main(["train", str(bad), "-o", str(tmp_path / "x")]) == 2

@@ -51,6 +51,16 @@ def test_attention_command_table_json_and_report(tmp_path, capsys):
 
     sweep = pl.read_parquet(tmp_path / "a" / "sweep.parquet")
     assert set(sweep["axis"]) == {"seq", "gpus"} and (sweep["time_s"] > 0).all()
+    # each scheme as Chakra ET: replayed with sends that wait for their receives, the scheme's time (to 1 us)
+    from netsim.topology import load_topology
+    from netsim.traces import load_trace
+    from netsim.traces.replay import replay
+
+    summary = pl.read_parquet(tmp_path / "a" / "summary.parquet")
+    for scheme in ("ring", "tokenring"):
+        again = replay(load_trace(tmp_path / "a" / f"chakra_{scheme}").validate(), load_topology(PCIE4),
+                       sends="rendezvous")
+        assert again.time_s == pytest.approx(summary.filter(pl.col("scheme") == scheme)["time_s"][0], abs=4e-6)
 
 
 def test_attention_scenario_file_and_overrides(tmp_path, capsys):
