@@ -28,11 +28,14 @@ def add_parser(sub) -> None:
                                                                       "without detection")
     p.add_argument("--policy", choices=tuple(POLICIES), help="override the scenario's recovery policy")
     p.add_argument("--json", action="store_true")
-    p.add_argument("-o", "--output", help="write Parquet and report.html here")
+    p.add_argument("-o", "--output", help="write Parquet and report.html here (and, without --campaign, one healthy "
+                   "iteration of the job as Chakra ET: chakra_iteration.R.et)")
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
+    from netsim.faults.iteration import State, iteration_program
     from netsim.report import write_faults_report
+    from netsim.traces import chakra
     from netsim.scenario.faults import fault_table, load_fault_scenario, run_campaign, run_scenario
 
     out = (OutputDirectory(args.output, command="faults", outputs=CAMPAIGN_OUTPUTS if args.campaign else OUTPUTS)
@@ -97,5 +100,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
         with out.writing() as tmp:
             faults.write_parquet(tmp / "faults.parquet", statistics=False)
             runs.write_parquet(tmp / "runs.parquet", statistics=False)
+            job = cfg.job_spec()  # one healthy iteration of the job, for Chakra's tools (faults have no Chakra form)
+            chakra.write(iteration_program(job, State(tuple(range(job.replicas)))), tmp / "chakra_iteration")
             write_faults_report(tmp / "report.html", f"netsim faults — {cfg.name}", runs, faults, None)
     return 0

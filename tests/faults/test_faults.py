@@ -122,6 +122,13 @@ def test_faults_command_single_run_campaign_and_errors(tmp_path, capsys):
     assert main(["faults", str(scenario), "--json", "-o", str(tmp_path / "one")]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["faults"][0]["correct"] is True and out["runs"]["detector"]["wall_s"] < out["runs"]["none"]["wall_s"]
+    from netsim.traces import load_trace  # one healthy iteration as Chakra ET: compute, the dp all-reduce, the end
+
+    iteration = load_trace(tmp_path / "one" / "chakra_iteration").validate()
+    assert len(iteration.nodes) == 8
+    for nodes in iteration.nodes.values():
+        assert sum(n.duration for n in nodes if n.kind == "compute") == pytest.approx(0.5)
+        assert [n.nbytes for n in nodes if n.kind == "collective" and n.nbytes] == [256 * 2**20]
     assert main(["faults", str(scenario), "--campaign", "4", "--json", "-o", str(tmp_path / "camp")]) == 0
     camp = json.loads(capsys.readouterr().out)
     assert {c["kind"] for c in camp["classes"]} <= {"gpu_slow", "rank_hang_comm"} and camp["false_alarms"] == 0
