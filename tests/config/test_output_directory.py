@@ -14,7 +14,7 @@ topology: {kind: single_switch, gpus: 2, bandwidth: 100Gbps}
 workload: [{op: all_reduce, size: 1MiB}]
 """
 OUTPUTS = {"collectives.parquet", "links.parquet", "link_timeline.parquet", "transfers.parquet",
-           "summary.parquet", "meta.json", "report.html", "timeline.json", MANIFEST}
+           "summary.parquet", "meta.json", "report.html", "timeline.json", "chakra.0.et", "chakra.1.et", MANIFEST}
 
 
 @pytest.fixture
