@@ -11,6 +11,7 @@ from rich.table import Table
 from netsim.cli import flags, names
 from netsim.cli.progress import Stages
 from netsim.config import OutputDirectory
+from netsim.errors import ConfigError
 from netsim.faults.spec import FAULT_KINDS, POLICIES
 from netsim.units import format_time
 
@@ -33,6 +34,15 @@ def add_parser(sub) -> None:
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
+    try:
+        return _command(args, console)
+    except ConfigError as exc:
+        if exc.source is None:  # raised while running: it concerns the scenario file
+            raise ConfigError(exc.detail, source=args.scenario, field=exc.field) from None
+        raise
+
+
+def _command(args: argparse.Namespace, console: Console) -> int:
     from netsim.faults.iteration import State, iteration_program
     from netsim.report import write_faults_report
     from netsim.traces import chakra

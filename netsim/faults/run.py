@@ -154,7 +154,8 @@ class JobRun:
         env.process(self.detector_process())
         env.run()
         if self.wall_end is None:
-            raise RuntimeError("the job did not finish (a hang nothing recovered)")
+            raise ConfigError("the job never finishes: a hang that nothing recovers (give recovery a watchdog, "
+                              "or a policy other than none)", field="faults")
         job = self.job
         return RunResult(self.wall_end, job.iterations * self.healthy_t, job.iterations, self.acc, self.records,
                          self.detections, self.false_alarms, self.det.checks, self.healthy_t)
@@ -312,7 +313,8 @@ class JobRun:
         while self.wall_end is None:
             yield self.env.timeout(self.config.interval_s)
             if self.env.now > self.limit:
-                raise RuntimeError(f"the job did not finish within {self.limit:.3g} simulated seconds")
+                raise ConfigError(f"the job has not finished after {self.limit:.3g} simulated seconds (1000 x its "
+                                  "healthy run): its faults slow it beyond what this study simulates", field="faults")
             if self.wall_end is not None:
                 return
             if self.recovery.policy == "none":

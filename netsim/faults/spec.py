@@ -4,7 +4,7 @@ Fault kinds (`FAULT_KINDS`, the one registry; a fault names its target by rank o
 
 - ``link_down``: a fabric link (both directions of the cable) stops; routing moves traffic to the other
   paths (slower where they are shared); a link with no alternative (a NIC's own cable) hangs the job;
-- ``link_flap``: down for `down_s` of every `period_s`, from `at` on;
+- ``link_flap``: down for `down_s` of every `period_s` (`down`, `period` in a scenario file), from `at` on;
 - ``link_degraded`` / ``nic_degraded``: a cable, or a rank's NIC cable, works at `factor` of its bandwidth;
 - ``gpu_slow``: a rank computes at `factor` of its speed;
 - ``rank_hang_compute``: a rank stops in compute: it never reaches the next collective;
@@ -19,7 +19,7 @@ from netsim.errors import ConfigError
 
 FAULT_KINDS = {
     "link_down": "a fabric cable stops (routing moves traffic to other paths; no alternative: the job hangs)",
-    "link_flap": "a cable goes down for down_s of every period_s",
+    "link_flap": "a cable goes down for `down` of every `period` (seconds)",
     "link_degraded": "a cable works at `factor` of its bandwidth",
     "nic_degraded": "a rank's NIC cable works at `factor` of its bandwidth",
     "gpu_slow": "a rank computes at `factor` of its speed",

@@ -31,7 +31,9 @@ from netsim.topology import Topology
 from netsim.topology.config import Duration, Size
 
 Count = Annotated[int, Field(ge=1, le=10_000_000, strict=True)]
-Fraction = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+MIN_FACTOR = 1e-3  # a cable or GPU slower than 1/1000 of itself is down or hung: model it as such
+Fraction = Annotated[float, Field(ge=MIN_FACTOR, lt=1, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -61,7 +63,7 @@ class FaultFields(_Strict):
 class DetectorFields(_Strict):
     interval: Duration = 1.0
     noise: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.02
-    hang: Duration = 10.0
+    hang: Duration = 10.0  # (each of these must be > 0: checked on load)
     window: Annotated[int, Field(ge=1, le=1000, strict=True)] = 5
     slow_ratio: Annotated[float, Field(gt=1, le=100, allow_inf_nan=False)] = 1.25
     late_ratio: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] = 0.1
@@ -114,8 +116,10 @@ def load_fault_scenario(path: str | Path) -> tuple[FaultScenario, Topology]:
     if job.ranks > len(topo.gpus):
         raise ConfigError(f"the job needs {job.ranks} GPUs ({job.replicas} x {job.tp}), {topo.name!r} has "
                           f"{len(topo.gpus)}", source=source, field="job")
-    if cfg.detector.interval <= 0:
-        raise ConfigError("must be > 0", source=source, field="detector.interval")
+    for field, value in (("detector.interval", cfg.detector.interval), ("detector.hang", cfg.detector.hang),
+                         ("recovery.watchdog", cfg.recovery.watchdog)):
+        if value <= 0:
+            raise ConfigError(f"expected a time > 0, got {value:g} s", source=source, field=field)
     for i, f in enumerate(cfg.faults):
         fault = _checked(lambda f=f: _fault(f), source, f"faults.{i}")
         if fault.rank is not None and fault.rank >= job.ranks:
@@ -126,11 +130,18 @@ def load_fault_scenario(path: str | Path) -> tuple[FaultScenario, Topology]:
     return cfg, topo
 
 
+YAML_NAMES = {"compute_s": "compute", "down_s": "down", "period_s": "period"}  # inner name -> the file's
+
+
 def _checked(build, source: str, field: str):
     try:
         return build()
     except ConfigError as exc:
-        raise ConfigError(exc.detail, source=source, field=f"{field}.{exc.field}" if exc.field else field) from None
+        inner = YAML_NAMES.get(exc.field, exc.field)
+        detail = exc.detail
+        for a, b in YAML_NAMES.items():
+            detail = detail.replace(a, b)
+        raise ConfigError(detail, source=source, field=f"{field}.{inner}" if inner else field) from None
 
 
 def _fault(f: FaultFields) -> Fault:

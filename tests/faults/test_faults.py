@@ -171,3 +171,43 @@ def test_a_cable_with_no_alternative_going_down_is_a_communication_hang():
     assert f.cls == "comm_hang" and f.culprit == ("rank", 2) and f.correct
     stalled = boundary_after(100.3, t_iter) + JOB.compute_s
     assert f.detected == math.ceil(stalled + 10.0) and f.recovered == pytest.approx(f.detected + 300.0)
+
+
+@pytest.mark.parametrize("edit, field, words", [
+    ("faults:\n  - {kind: nic_degraded, at: 10s, rank: 3, factor: 1.0e-9}\n", "faults.0.factor", "0.001"),
+    ("job: {replicas: 8, compute: 0s}\n", "job.compute", "> 0"),
+    ("faults:\n  - {kind: link_flap, at: 1s, link: 'leaf0->spine0', down: 10s, period: 5s}\n", "faults.0.down",
+     "down < period"),
+    ("detector: {hang: 0s}\n", "detector.hang", "> 0"),
+    ("recovery: {watchdog: 0s}\n", "recovery.watchdog", "> 0"),
+])
+def test_fault_scenario_errors_name_the_files_own_fields(tmp_path, capsys, edit, field, words):
+    """Errors name the YAML's own keys (compute, down, period — not the internal compute_s, down_s), and
+    nonsense (a factor of 1e-9, zero timeouts) is refused up front instead of running for minutes."""
+    from netsim.cli import main
+
+    scenario = tmp_path / "f.yaml"
+    scenario.write_text("name: s\ntopology: {kind: leaf_spine, leaves: 2, spines: 2, hosts_per_leaf: 4, "
+                        "host_bandwidth: 100Gbps, spine_bandwidth: 100Gbps}\n" + edit)
+    assert main(["faults", str(scenario), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{scenario}: {field}:" in err and words in err, err
+    assert "_s" not in err.split(f"{field}: ", 1)[1] and not (tmp_path / "out").exists()
+
+
+def test_campaign_error_on_a_fabric_without_switch_cables_names_the_file(tmp_path, capsys):
+    from netsim.cli import main
+
+    scenario = tmp_path / "f.yaml"
+    scenario.write_text("name: s\ntopology: {kind: single_switch, gpus: 8}\njob: {replicas: 8}\n"
+                        "campaign: {classes: [link_down]}\n")
+    assert main(["faults", str(scenario), "--campaign", "2"]) == 2
+    assert f"{scenario}: campaign.classes: the job crosses no cable" in capsys.readouterr().err
+
+
+def test_faults_help_documents_the_keys_the_file_takes(capsys):
+    from netsim.cli import main
+
+    assert main(["faults", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "`down` of every `period`" in text and "down_s" not in text
