@@ -169,3 +169,40 @@ def test_compare_routing_with_zero_byte_collectives(tmp_path, capsys):
                  "  - {name: b, gpus: 2, workload: [{op: all_reduce, size: 0}]}\n")
     assert main(["compare-routing", str(s), "--policies", "ecmp,spray", "-o", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "report.html").exists()
+
+
+SCENARIO = "topology: {kind: single_switch, gpus: 8}\n"
+
+
+@pytest.mark.parametrize("body, args, needle", [
+    (SCENARIO + "workload:\n  - {op: all_reduce, size: 1MiB, ranks: []}\n", ["run"],
+     "s.yaml: workload.0.ranks: expected at least one rank"),
+    (SCENARIO + "parallel: {tp: 3, dp: 5}\nworkload:\n  - {op: all_reduce, size: 1MiB}\n", ["run"],
+     "s.yaml: parallel: tp x cp x dp x pp = 15 ranks, but the job has 8 GPUs"),
+    (SCENARIO + "workload:\n  - {op: all_reduce, size: 1MiB}\n", ["compare-routing", "--policies", "ecmp,bogus"],
+     "--policies: unknown routing policy 'bogus'"),
+    (SCENARIO + "workload:\n  - {op: all_reduce, size: 1MiB}\n", ["compare-routing", "--policies", "split:x"],
+     "--policies: routing policy split:x"),
+])
+def test_scenario_mistakes_name_the_file_and_field(tmp_path, capsys, monkeypatch, body, args, needle):
+    monkeypatch.chdir(tmp_path)
+    Path("s.yaml").write_text(body)
+    assert main([args[0], "s.yaml", *args[1:], "-o", "o"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+
+
+@pytest.mark.parametrize("args", [
+    ["attention", "--topology", str(ROOT / "topologies" / "pcie4_a10.yaml")],
+    ["replay", str(ROOT / "traces" / "ddp4" / "chakra"), "--topology", NVLINK],
+    ["bench", "--topology", NVLINK],
+    ["sweep-bandwidth", "--methods", "diloco"],
+    ["run"],
+])
+def test_an_empty_output_path_is_refused_everywhere(tmp_path, capsys, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    assert main(args + ["-o", ""]) == 2
+    err = capsys.readouterr().err
+    assert "--output: expected a directory path, got ''" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

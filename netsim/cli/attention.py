@@ -93,7 +93,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
         attention_links, attention_summary, attention_sweep, attention_tasks, attention_timeline, simulate_attention,
     )
 
-    out = OutputDirectory(args.output, command="attention", outputs=OUTPUTS) if args.output else None
+    out = OutputDirectory(args.output, command="attention", outputs=OUTPUTS) if args.output is not None else None
     cfg, topo = _scenario(args)
     n = cfg.gpus or len(topo.gpus)
     with Stages(len(cfg.schemes), "attention", quiet=args.json) as stages:

@@ -53,7 +53,7 @@ def _size(text: str, flag: str) -> int:
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
-    out = OutputDirectory(args.output, command="bench", outputs={"bench.parquet", "report.html"}) if args.output else None
+    out = OutputDirectory(args.output, command="bench", outputs={"bench.parquet", "report.html"}) if args.output is not None else None
     topo = load_topology(args.topology)
     algos = [a.strip() for a in args.algo.split(",") if a.strip()]
     if not algos:

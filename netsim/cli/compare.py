@@ -38,6 +38,12 @@ def command(args: argparse.Namespace, console: Console) -> int:
     if not policies or len(set(policies)) != len(policies):
         raise ConfigError(f"expected distinct comma-separated policy names, got {args.policies!r}",
                           field="--policies")
+    from netsim.routing.policy import policy_names
+
+    unknown = [p for p in policies if p.partition(":")[0] not in policy_names()]
+    if unknown:
+        raise ConfigError(f"unknown routing policy {unknown[0]!r} (known: {', '.join(policy_names())})",
+                          field="--policies")
     jobs = len(scenario.config.job_list())
     per_run = scenario_transfers(scenario) // len(scenario.config.routing)
     runs = 1 + len(policies) * (1 + (jobs if jobs > 1 else 0))
@@ -45,7 +51,12 @@ def command(args: argparse.Namespace, console: Console) -> int:
                  source=scenario.source)
     with Stages(jobs + len(policies) * (1 + (jobs if jobs > 1 else 0)), "compare-routing",
                 quiet=args.json) as stages:
-        result = compare_routing(scenario, policies, progress=stages.start)
+        try:
+            result = compare_routing(scenario, policies, progress=stages.start)
+        except ConfigError as exc:
+            if exc.field != "routing":
+                raise
+            raise ConfigError(exc.detail, field="--policies") from None  # (a policy's argument, e.g. split:x)
     table = result.table
     if args.json:
         print(json.dumps(table.to_dicts(), indent=1, default=str))

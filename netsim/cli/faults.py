@@ -37,7 +37,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     try:
         return _command(args, console)
     except ConfigError as exc:
-        if exc.source is None:  # raised while running: it concerns the scenario file
+        if exc.source is None and not (exc.field or "").startswith("-"):  # raised while running: the file's
             raise ConfigError(exc.detail, source=args.scenario, field=exc.field) from None
         raise
 
@@ -49,7 +49,7 @@ def _command(args: argparse.Namespace, console: Console) -> int:
     from netsim.scenario.faults import fault_table, load_fault_scenario, run_campaign, run_scenario
 
     out = (OutputDirectory(args.output, command="faults", outputs=CAMPAIGN_OUTPUTS if args.campaign else OUTPUTS)
-           if args.output else None)
+           if args.output is not None else None)
     cfg, topo = load_fault_scenario(args.scenario)
     if args.campaign:
         with Stages(args.campaign, "fault campaign", quiet=args.json) as stages:

@@ -166,7 +166,7 @@ def _targets(text: str) -> tuple[float, ...]:
 
 def sweep_command(args: argparse.Namespace, console: Console) -> int:
     out = (OutputDirectory(args.output, command="sweep-bandwidth",
-                           outputs={"sweep.parquet", "thresholds.parquet", "report.html"}) if args.output else None)
+                           outputs={"sweep.parquet", "thresholds.parquet", "report.html"}) if args.output is not None else None)
     model, kw = _flag_errors(_training, args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods or len(set(methods)) != len(methods):

@@ -48,7 +48,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     from netsim.traces import chakra, load_trace, own
     from netsim.traces.replay import replay, replayed_trace, rescale
 
-    out = OutputDirectory(args.output, command="replay", outputs=OUTPUTS) if args.output else None
+    out = OutputDirectory(args.output, command="replay", outputs=OUTPUTS) if args.output is not None else None
     topo = load_topology(args.topology)
     try:
         make_policy(args.routing, topo, PathCache(topo), args.seed)

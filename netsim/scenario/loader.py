@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netsim.collectives import algorithms
+from netsim.collectives import ParallelSpec, algorithms
 from netsim.config import read_yaml, validated
 from netsim.errors import ConfigError
 from netsim.scenario.config import Scenario, ScenarioConfig
@@ -65,6 +65,15 @@ def _check_workload(scenario: Scenario) -> None:
         raise ConfigError(exc.detail, source=source, field=exc.field) from None
     for j, (job, gpus) in enumerate(zip(cfg.job_list(), placements)):
         where = f"jobs.{j}.workload" if cfg.jobs else "workload"
+        if job.parallel is not None:  # checked whether or not an item uses `group:`
+            try:
+                spec = ParallelSpec(**job.parallel.model_dump())
+            except ConfigError as exc:
+                raise ConfigError(exc.detail, source=source, field=(f"jobs.{j}." if cfg.jobs else "") + exc.field) \
+                    from None
+            if spec.world > len(gpus):
+                raise ConfigError(f"tp x cp x dp x pp = {spec.world} ranks, but the job has {len(gpus)} GPUs",
+                                  source=source, field=(f"jobs.{j}." if cfg.jobs else "") + "parallel")
         for i, item in enumerate(job.workload):
             try:
                 groups = item_groups(scenario, job, gpus, item)
@@ -84,6 +93,8 @@ def _check_workload(scenario: Scenario) -> None:
 
 def _check_item(item, groups: list, source: str, where: str) -> None:
     """What pydantic cannot see alone: sizes against the groups they run on."""
+    if not groups or any(len(g) == 0 for g in groups):
+        raise ConfigError("expected at least one rank, got none", source=source, field=f"{where}.ranks")
     smallest = min(len(g) for g in groups)  # a 1-rank group is allowed: it moves nothing and takes no time
     if item.op in ("broadcast", "reduce") and item.root >= smallest:
         raise ConfigError(f"root {item.root} is outside a group of {smallest} ranks", source=source,
