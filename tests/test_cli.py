@@ -85,3 +85,67 @@ def test_missing_file_and_bad_topology_file(tmp_path, capsys):
     topo = write(tmp_path, {"kind": "ring", "gpus": 1}, "t.yaml")
     assert main(["topo", "show", str(topo)]) == 2
     assert "t.yaml" in capsys.readouterr().err
+
+
+def test_help_and_version_import_no_command(tmp_path):
+    """`netsim --help` and `--version` read the command table only: no command module, numpy or polars."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom netsim.cli import main\nassert main(['--help']) == 0 and main(['--version']) == 0\n"
+            "heavy = sorted(m for m in sys.modules if m in ('numpy', 'polars', 'simpy', 'torch')"
+            " or m.startswith('netsim.cli.') and m not in ('netsim.cli.commands',))\n"
+            "print('HEAVY', heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    assert "HEAVY []" in out and "compare-routing" in out and "netsim " in out
+
+
+def test_progress_and_notices_go_to_stderr(tmp_path, capsys):
+    """Without a terminal, progress lines and "results written" are on stderr; stdout is the result."""
+    from netsim.cli import main
+
+    assert main(["bench", "--topology", str(ROOT / "topologies" / "nvlink8.yaml"), "-b", "1M", "-e", "2M",
+                 "-o", str(tmp_path / "b")]) == 0
+    captured = capsys.readouterr()
+    assert "[1/" not in captured.out and "results written" not in captured.out
+    assert "[1/" in captured.err and "results written" in captured.err
+    assert "# netsim all_reduce" in captured.out
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`netsim ... --json | head`: the reader leaves early; netsim ends with 141 (as SIGPIPE) and no traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "netsim", "bench", "--topology",
+                             str(ROOT / "topologies" / "nvlink8.yaml"), "--json", "-b", "8", "-e", "1G", "-f", "1.05"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(10)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "Error" not in err, err
+
+
+@pytest.mark.parametrize("words, cword, expected", [
+    (["netsim", "ru"], 1, ["run"]),
+    (["netsim", "compare-routing", "--pol"], 2, ["--policies"]),
+    (["netsim", "trace", "s"], 2, ["show"]),
+    (["netsim", "bench", "--max-tr"], 2, ["--max-transfers"]),
+])
+def test_bash_completion_completes_commands_and_flags(tmp_path, capsys, words, cword, expected):
+    """`netsim completion bash` is a script bash runs: it completes commands, subcommands and each command's
+    own flags (from the parser itself)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("bash") is None:
+        pytest.skip("no bash")
+    assert main(["completion", "bash"]) == 0
+    script = tmp_path / "netsim.bash"
+    script.write_text(capsys.readouterr().out)
+    line = " ".join(f"'{w}'" for w in words)
+    out = subprocess.run(["bash", "-c", f"source {script}; COMP_WORDS=({line}); COMP_CWORD={cword}; _netsim; "
+                                        "printf '%s\\n' \"${COMPREPLY[@]}\""], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == expected
+    assert main(["completion", "zsh"]) == 0 and "bashcompinit" in capsys.readouterr().out

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from netsim.cli import flags, names
-from netsim.cli.progress import Stages
+from netsim.cli.commands import HELP
+from netsim.cli.progress import Stages, notice
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
 from netsim.units import format_size, format_time
@@ -24,8 +25,7 @@ OUTPUTS = {"summary.parquet", "tasks.parquet", "links.parquet", "sweep.parquet",
 
 def add_parser(sub) -> None:
     listing = names.epilog("schemes:\n" + "\n".join(f"  {s.name}: {s.help}" for s in SCHEMES.values()))
-    p = sub.add_parser("attention", help="context-parallel attention: Ring, zigzag Ring, TokenRing, Ulysses on a "
-                                         "fabric", **listing)
+    p = sub.add_parser("attention", help=HELP["attention"], **listing)
     p.add_argument("scenario", nargs="?", help="attention scenario YAML (flags given as well override its fields)")
     p.add_argument("--schemes", help=f"comma-separated (default all: {','.join(SCHEMES)})")
     p.add_argument("--topology", help="topology YAML file (e.g. topologies/pcie4_a10.yaml)")
@@ -134,6 +134,6 @@ def command(args: argparse.Namespace, console: Console) -> int:
                                    f"batch {cfg.batch}, {cfg.dtype}; {n} GPUs of {topo.name}; "
                                    f"{cfg.tflops:g} TFLOP/s at {100 * cfg.efficiency:g}%.")
         if not args.json:
-            console.print(f"results written to {out.shown} (open report.html)")
+            notice(f"results written to {out.shown} (open report.html)")
     return 0
 

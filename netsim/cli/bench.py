@@ -9,7 +9,8 @@ import polars as pl
 from rich.console import Console
 
 from netsim.cli import flags, names
-from netsim.cli.progress import Stages
+from netsim.cli.commands import HELP
+from netsim.cli.progress import Stages, notice
 from netsim.collectives import OPS, Communicator, algorithms
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
@@ -25,7 +26,7 @@ from netsim.workloads.collective_bench import format_table
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("bench", help="nccl-tests-style sweep of one collective over message sizes",
+    p = sub.add_parser("bench", help=HELP["bench"],
                        **names.epilog(names.collectives(), names.network_models(), names.routing_policies()))
     p.add_argument("--topology", required=True, help="topology YAML file")
     p.add_argument("--op", default="all_reduce", choices=list(OPS), help="collective (default all_reduce)")
@@ -101,5 +102,5 @@ def command(args: argparse.Namespace, console: Console) -> int:
                                f"{n} ranks, {args.network} model, {args.routing} routing; busbw uses the "
                                f"nccl-tests factor for {args.op}.")
         if not args.json:
-            print(f"# results written to {out.shown} (bench.parquet, report.html)")
+            notice(f"# results written to {out.shown} (bench.parquet, report.html)")
     return 0

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from netsim.cli import flags, names
-from netsim.cli.progress import Stages
+from netsim.cli.commands import HELP
+from netsim.cli.progress import Stages, notice
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
 from netsim.report import write_compare_report
@@ -20,7 +21,7 @@ from netsim.units import format_bandwidth, format_time
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("compare-routing", help="run a scenario once per routing policy and compare",
+    p = sub.add_parser("compare-routing", help=HELP["compare-routing"],
                        **names.epilog(names.routing_policies()))
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("--policies", default="ecmp,spray,split:min,planned",
@@ -82,5 +83,5 @@ def command(args: argparse.Namespace, console: Console) -> int:
                              f"Topology {scenario.topology.name}; policies {', '.join(policies)}; seed "
                              f"{scenario.config.seed}. Ideal = each job alone with ideal packet spraying.")
     if not args.json:
-        console.print(f"results written to {out.shown} (open report.html)")
+        notice(f"results written to {out.shown} (open report.html)")
     return 0

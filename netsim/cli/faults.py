@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from netsim.cli import flags, names
+from netsim.cli.commands import HELP
 from netsim.cli.progress import Stages
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
@@ -22,7 +23,7 @@ CAMPAIGN_OUTPUTS = {"classes.parquet", "runs.parquet", "report.html"}
 def add_parser(sub) -> None:
     listing = names.epilog("fault kinds:\n" + "\n".join(f"  {k}: {v}" for k, v in FAULT_KINDS.items()),
                            "recovery policies (--policy):\n" + "\n".join(f"  {k}: {v}" for k, v in POLICIES.items()))
-    p = sub.add_parser("faults", help="inject faults into a long job: detection (C4D-like), recovery, downtime",
+    p = sub.add_parser("faults", help=HELP["faults"],
                        **listing)
     p.add_argument("scenario", help="fault scenario YAML (see validation/c4d_campaign.yaml)")
     p.add_argument("--campaign", type=flags.integer(1, 10_000), help="N runs, one random fault each, with and "

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from netsim.cli import flags, names
-from netsim.cli.progress import Stages
+from netsim.cli.commands import HELP
+from netsim.cli.progress import Stages, notice
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
 from netsim.report import write_sweep_report
@@ -55,14 +56,14 @@ def _training_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_parsers(sub) -> None:
     listing = names.epilog("training methods:\n" + "\n".join("  " + line for line in help_text().splitlines()))
-    util = sub.add_parser("utilization", help="compute utilisation of a training method across datacenters",
+    util = sub.add_parser("utilization", help=HELP["utilization"],
                           **listing)
     util.add_argument("--method", default="streaming_diloco", help="training method (default streaming_diloco; "
                                                                     "listed below)")
     util.add_argument("--bandwidth", type=flags.bandwidth, default=parse_bandwidth("10Gbps"),
                       help="inter-datacenter link bandwidth (default 10Gbps)")
     _training_arguments(util)
-    sweep = sub.add_parser("sweep-bandwidth", help="utilisation against bandwidth per method, and thresholds",
+    sweep = sub.add_parser("sweep-bandwidth", help=HELP["sweep-bandwidth"],
                            **listing)
     sweep.add_argument("--methods", default=",".join(SWEEP_DEFAULT),
                        help=f"comma-separated methods (default {','.join(SWEEP_DEFAULT)}; listed below)")
@@ -205,5 +206,5 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
                                f"{args.params} parameters", f"H = {args.inner_steps}, F = {args.fragments}, "
                                f"tau = {args.overlap}, {args.bits}-bit exchange, latency {format_time(args.latency)}.")
         if not args.json:
-            console.print(f"results written to {out.shown} (sweep.parquet, thresholds.parquet, report.html)")
+            notice(f"results written to {out.shown} (sweep.parquet, thresholds.parquet, report.html)")
     return 0

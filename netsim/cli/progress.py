@@ -1,10 +1,11 @@
-"""Progress for commands that take more than a moment: a rich progress bar on a terminal (stderr,
-gone when done), one plain line per stage on stdout otherwise (CI logs, pipes), so a user can always
-tell that work goes on and how far it got. Commands printing JSON pass `quiet` so stdout stays JSON;
-stderr carries only errors, one line each."""
+"""Progress for commands that take more than a moment: a rich progress bar on a terminal, gone when
+done, one plain line per stage otherwise (CI logs, pipes) — on stderr always, so stdout carries only
+results (a table, or JSON to pipe on), and a user can always tell that work goes on and how far it got.
+Commands printing JSON pass `quiet` to say nothing at all."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 from rich.console import Console
@@ -38,7 +39,7 @@ class Stages:
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done, description=escape(f"{self.what}: {stage}"))
         else:
-            print(f"{self.prefix}[{self.done + 1}/{self.total}] {self.what}: {stage}", flush=True)
+            print(f"{self.prefix}[{self.done + 1}/{self.total}] {self.what}: {stage}", file=sys.stderr, flush=True)
         self.done += 1
 
     def __exit__(self, *exc) -> None:
@@ -47,4 +48,9 @@ class Stages:
             self._bar.stop()
         elif not self.quiet and exc[0] is None:
             print(f"{self.prefix}{self.what}: {self.done} stage{'s' if self.done != 1 else ''} in "
-                  f"{time.perf_counter() - self._t0:.1f} s", flush=True)
+                  f"{time.perf_counter() - self._t0:.1f} s", file=sys.stderr, flush=True)
+
+
+def notice(text: str) -> None:
+    """A line about the run rather than its result ("results written to ...", a warning): on stderr."""
+    print(text, file=sys.stderr, flush=True)

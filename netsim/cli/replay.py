@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from netsim.cli import flags, names
+from netsim.cli.commands import HELP
+from netsim.cli.progress import notice
 from netsim.cli.trace import add_trace_arguments, reader_help
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
@@ -18,7 +20,7 @@ OUTPUTS = {"timeline.parquet", "timeline.json", "collectives.parquet", "trace.pa
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("replay", help="replay a trace (Chakra, PyTorch profiler, ASTRA-sim text, netsim) on a fabric",
+    p = sub.add_parser("replay", help=HELP["replay"],
                        **names.epilog(reader_help(), names.routing_policies()))
     add_trace_arguments(p)
     p.add_argument("--topology", required=True, help="topology YAML file to replay on")
@@ -93,5 +95,5 @@ def command(args: argparse.Namespace, console: Console) -> int:
                                 f"{trace.format} trace, {result.ranks} ranks on {topo.name} ({args.routing} routing, "
                                 f"{args.placement} placement, compute x {args.scale_compute:g}).")
         if not args.json:
-            console.print(f"results written to {out.shown} (open report.html)")
+            notice(f"results written to {out.shown} (open report.html)")
     return 0

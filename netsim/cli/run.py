@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from netsim.cli import flags, names
-from netsim.cli.progress import Stages
+from netsim.cli.commands import HELP
+from netsim.cli.progress import Stages, notice
 from netsim.config import OutputDirectory
 from netsim.report import write_report
 from netsim.scenario import default_scenario, load_scenario, run_scenario, summarize
@@ -26,7 +27,7 @@ RUN_OUTPUTS = {"summary.parquet", "report.html", "meta.json", "transfers.parquet
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("run", help="run a scenario file (default: the built-in scenario)",
+    p = sub.add_parser("run", help=HELP["run"],
                        **names.epilog(names.topology_kinds_text(), names.network_models(), names.routing_policies(),
                                       names.collectives()))
     p.add_argument("scenario", nargs="?", help="scenario YAML file; omitted: the built-in default")
@@ -61,7 +62,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
         if report:
             write_report(tmp / "report.html", results, scenario.topology, summary,
                          title=f"netsim — {scenario.name}", description=scenario.config.description)
-    console.print(f"results written to {out.shown}" + (" (open report.html)" if report else ""))
+    notice(f"results written to {out.shown}" + (" (open report.html)" if report else ""))
     return 0
 
 

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from netsim.cli import names
+from netsim.cli.commands import HELP
 from netsim.topology import load_topology
 from netsim.topology.summary import MAX_BISECTION_LINKS, summarize_topology
 from netsim.units import format_bandwidth, format_time
@@ -16,7 +17,7 @@ PATH_SAMPLE = 256  # destinations whose equal-cost paths from GPU 0 are counted
 
 
 def add_parser(sub) -> None:
-    topo = sub.add_parser("topo", help="topology tools")
+    topo = sub.add_parser("topo", help=HELP["topo"])
     topo_sub = topo.add_subparsers(dest="topo_command", required=True)
     show = topo_sub.add_parser("show", help="validate a topology file and print a summary",
                                **names.epilog(names.topology_kinds_text()))

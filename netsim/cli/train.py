@@ -8,7 +8,8 @@ from rich.console import Console
 from rich.table import Table
 
 from netsim.cli import flags, names
-from netsim.cli.progress import Stages
+from netsim.cli.commands import HELP
+from netsim.cli.progress import Stages, notice
 from netsim.config import OutputDirectory
 from netsim.report import write_training_report
 from netsim.units import format_size, format_time
@@ -16,7 +17,7 @@ from netsim.workloads.methods import help_text
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="real training per method on the simulated clock (built-in: 4 datacenters)",
+    p = sub.add_parser("train", help=HELP["train"],
                        **names.epilog("training methods (methods: in a training scenario):\n" + "\n".join(
                            "  " + line for line in help_text(training=True).splitlines())))
     p.add_argument("scenario", nargs="?", help="training scenario YAML; omitted: the built-in one")
@@ -52,9 +53,9 @@ def command(args: argparse.Namespace, console: Console) -> int:
     if "syncs" in summary.columns:
         for r in summary.iter_rows(named=True):
             if r["syncs"] == 0 and r["method"] != "ddp":
-                console.print(f"warning: {r['method']} never synchronised in {cfg.steps} steps "
-                              f"(it syncs every {cfg.inner_steps}); its bytes and utilisation say nothing about "
-                              "its communication")
+                notice(f"warning: {r['method']} never synchronised in {cfg.steps} steps "
+                       f"(it syncs every {cfg.inner_steps}); its bytes and utilisation say nothing about "
+                       "its communication")
     with out.writing() as tmp:
         result["steps"].write_parquet(tmp / "steps.parquet", statistics=False)
         summary.write_parquet(tmp / "summary.parquet", statistics=False)
@@ -65,5 +66,5 @@ def command(args: argparse.Namespace, console: Console) -> int:
         write_training_report(tmp / "report.html", result["steps"], summary, f"netsim train — {cfg.name}",
                               f"{cfg.steps} steps, H = {cfg.inner_steps}, F = {cfg.fragments}, tau = {cfg.overlap}, "
                               f"{cfg.exchange} exchange, topology {topo.name}.")
-    console.print(f"results written to {out.shown} (open report.html)")
+    notice(f"results written to {out.shown} (open report.html)")
     return 0
