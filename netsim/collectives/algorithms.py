@@ -29,7 +29,7 @@ from netsim.collectives.direct import direct, dissemination
 from netsim.collectives.halving_doubling import halving_doubling
 from netsim.collectives.hierarchical import hierarchical
 from netsim.collectives.request import Request
-from netsim.collectives.ring import chain, channel_orders, ring, ring_bidirectional, ring_channels
+from netsim.collectives.ring import chain, channel_orders, ring, ring_bidirectional, ring_channels, ring_rounds
 from netsim.collectives.schedule import Schedule
 from netsim.collectives.tree import binary_tree, tree
 from netsim.topology import PathCache
@@ -37,12 +37,25 @@ from netsim.topology import PathCache
 Builder = Callable[[Request], Schedule]
 
 
+Counter = Callable[[Request], int]
+
+
 @dataclass(frozen=True)
 class Algorithm:
-    """A registered algorithm: what builds its step schedule for a call, and one line of help."""
+    """A registered algorithm: what builds its step schedule for a call, one line of help, and optionally
+    `count`: the transfers of its schedule with one chunk, in closed form (what the work estimate uses
+    instead of building the schedule — for thousands of ranks, the schedule itself takes gigabytes; the
+    tests check every count against the schedule built). A count refuses what the builder refuses."""
 
     build: Builder
     help: str
+    count: Counter | None = None
+
+    def transfers(self, req: Request) -> int:
+        """The transfers of the schedule for `req` with one chunk: counted, or built and counted."""
+        if self.count is not None:
+            return int(self.count(req))
+        return sum(len(step.src) for step in self.build(req).steps)
 
 
 _OPS = {  # the collectives, with one line of help each; a Communicator method per op
@@ -59,22 +72,52 @@ OPS = tuple(_OPS)
 ALGORITHMS: dict[str, dict[str, Algorithm]] = {op: {} for op in OPS}
 
 
-def register_algorithm(op: str, algo: str, builder: Builder, help: str) -> None:
-    """Make `algo` available for collective `op` (one of `OPS`); `help` is its line in `--help`."""
+def register_algorithm(op: str, algo: str, builder: Builder, help: str, count: Counter | None = None) -> None:
+    """Make `algo` available for collective `op` (one of `OPS`); `help` is its line in `--help`; `count` the
+    closed form of its transfer count (see `Algorithm`)."""
     if op not in ALGORITHMS:
         raise ValueError(f"unknown collective {op!r} (known: {', '.join(OPS)})")
     if algo == "auto":
         raise ValueError("'auto' is the automatic choice, not an algorithm")
-    ALGORITHMS[op][algo] = Algorithm(builder, help)
+    ALGORITHMS[op][algo] = Algorithm(builder, help, count)
+
+
+def _ring_count(op: str, channels: Callable[[Request], int] = lambda req: 1) -> Counter:
+    """Rounds x ranks per ring, for each of `channels(req)` rings."""
+    return lambda req: channels(req) * ring_rounds(op, req.n) * req.n if req.n > 1 else 0
+
+
+def _rails(req: Request) -> int:
+    """How many rings `rings` builds: the most NIC rails among one server's ranks."""
+    rails = req.rail()
+    return max(len(np.unique(rails[h])) for h in req.hosts())
+
+
+def _hierarchical_count(req: Request) -> int:
+    hosts = req.hosts()
+    g = len(hosts[0])
+    req.require(all(len(h) == g for h in hosts), "hierarchical", "every server needs the same number of ranks")
+    return 2 * (g - 1) * req.n + (2 * (len(hosts) - 1) * req.n if len(hosts) > 1 else 0)
+
+
+_DIRECT_COUNT = {"all_to_all": lambda n: n * (n - 1), "reduce_scatter": lambda n: n * (n - 1),
+                 "all_gather": lambda n: n * (n - 1), "all_reduce": lambda n: 2 * n * (n - 1),
+                 "broadcast": lambda n: n - 1, "reduce": lambda n: n - 1}
+
+
+def _direct_count(op: str) -> Counter:
+    return lambda req: _DIRECT_COUNT[op](req.n) if req.n > 1 else 0
 
 
 for _op in ("all_reduce", "reduce_scatter", "all_gather"):
     _steps = "2(n-1)" if _op == "all_reduce" else "n-1"
-    register_algorithm(_op, "ring", ring(_op), f"one ring: {_steps} steps, each rank sending 1/n of the buffer per step")
+    register_algorithm(_op, "ring", ring(_op), f"one ring: {_steps} steps, each rank sending 1/n of the buffer per step",
+                       _ring_count(_op))
     register_algorithm(_op, "ring_bidir", ring_bidirectional(_op),
-                       "half the buffer around the ring each way: both directions of every link")
+                       "half the buffer around the ring each way: both directions of every link",
+                       _ring_count(_op, lambda req: 2))
     register_algorithm(_op, "rings", ring_channels(_op),
-                       "NCCL-like rings, one per NIC rail, the buffer split evenly across them")
+                       "NCCL-like rings, one per NIC rail, the buffer split evenly across them", _ring_count(_op, _rails))
 register_algorithm("all_reduce", "tree", tree("all_reduce"),
                    "NCCL's double binary tree, pipelined in chunks: 2 log n hops, for latency-bound sizes")
 register_algorithm("all_reduce", "halving_doubling", halving_doubling("all_reduce"),
@@ -85,19 +128,24 @@ register_algorithm("all_gather", "halving_doubling", halving_doubling("all_gathe
                    "recursive doubling: log2 n steps (a power-of-two number of ranks)")
 register_algorithm("all_reduce", "hierarchical", hierarchical("all_reduce"),
                    "ring reduce-scatter inside each server, ring all-reduce across servers per rail, ring "
-                   "all-gather inside")
+                   "all-gather inside", _hierarchical_count)
 register_algorithm("all_reduce", "direct", direct("all_reduce"),
-                   "two all-to-all steps: block j of every rank to rank j, then the sums to everyone")
+                   "two all-to-all steps: block j of every rank to rank j, then the sums to everyone",
+                   _direct_count("all_reduce"))
 register_algorithm("reduce_scatter", "direct", direct("reduce_scatter"),
-                   "one step: block j of every rank straight to rank j")
-register_algorithm("all_gather", "direct", direct("all_gather"), "one step: every rank's block straight to all")
+                   "one step: block j of every rank straight to rank j", _direct_count("reduce_scatter"))
+register_algorithm("all_gather", "direct", direct("all_gather"), "one step: every rank's block straight to all",
+                   _direct_count("all_gather"))
 for _op, _way in (("broadcast", "from"), ("reduce", "to")):
     register_algorithm(_op, "ring", chain(_op), f"pipelined chain {_way} the root through every rank: n-1 hops, "
                                                 f"in chunks")
     register_algorithm(_op, "tree", tree(_op), f"pipelined binary tree {_way} the root: log n hops, in chunks")
-register_algorithm("broadcast", "direct", direct("broadcast"), "the root sends the whole buffer to every rank at once")
-register_algorithm("reduce", "direct", direct("reduce"), "every rank sends its whole buffer to the root at once")
-register_algorithm("all_to_all", "direct", direct("all_to_all"), "one step: block j of every rank straight to rank j")
+register_algorithm("broadcast", "direct", direct("broadcast"), "the root sends the whole buffer to every rank at once",
+                   _direct_count("broadcast"))
+register_algorithm("reduce", "direct", direct("reduce"), "every rank sends its whole buffer to the root at once",
+                   _direct_count("reduce"))
+register_algorithm("all_to_all", "direct", direct("all_to_all"), "one step: block j of every rank straight to rank j",
+                   _direct_count("all_to_all"))
 register_algorithm("barrier", "dissemination", dissemination,
                    "ceil(log2 n) rounds; in round i rank r signals rank r + 2^i")
 

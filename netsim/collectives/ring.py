@@ -38,13 +38,14 @@ def _ring(order: np.ndarray, nbytes: int, rounds: int) -> Schedule:
     return Schedule(order, ring_steps([np.arange(n)], [nbytes], rounds) if n > 1 else [])
 
 
-def _rounds(op: str, n: int) -> int:
+def ring_rounds(op: str, n: int) -> int:
+    """Steps of a ring: 2(n - 1) for all-reduce, n - 1 for reduce-scatter and all-gather."""
     return 2 * (n - 1) if op == "all_reduce" else n - 1
 
 
 def ring(op: str):
     def build(req: Request) -> Schedule:
-        return chunked(_ring(req.nodes, req.nbytes, _rounds(op, req.n)), req.chunks, in_order=False)
+        return chunked(_ring(req.nodes, req.nbytes, ring_rounds(op, req.n)), req.chunks, in_order=False)
 
     return build
 
@@ -54,7 +55,7 @@ def ring_bidirectional(op: str):
 
     def build(req: Request) -> Schedule:
         half = split_bytes(req.nbytes, 2)
-        rounds = _rounds(op, req.n)
+        rounds = ring_rounds(op, req.n)
         both = parallel(_ring(req.nodes, int(half[0]), rounds), _ring(req.nodes[::-1], int(half[1]), rounds),
                         channels=True)
         return chunked(both, req.chunks, in_order=False)
@@ -86,7 +87,7 @@ def ring_channels(op: str):
     def build(req: Request) -> Schedule:
         orders = channel_orders(req)
         shares = split_bytes(req.nbytes, len(orders))
-        rounds = _rounds(op, req.n)
+        rounds = ring_rounds(op, req.n)
         rings = [_ring(req.nodes[o], int(s), rounds) for o, s in zip(orders, shares)]
         return chunked(parallel(*rings, channels=True), req.chunks, in_order=False)
 

@@ -2,9 +2,10 @@
 run should (a million-size sweep, 1e8 pipelined chunks, a 10,000-rank trace), with the estimate in the
 message.
 
-The estimate is exact for collectives: an algorithm's schedule is built once with one chunk (its steps
-share their arrays, so this costs little even for thousands of ranks) and its transfers counted;
-pipelined chunks copy every transfer once per chunk. The ceilings — `MAX_TRANSFERS` (5 million
+The estimate is exact for collectives and costs next to nothing: each algorithm's transfer count with
+one chunk in closed form (`Algorithm.count`, checked against the schedules in the tests; an algorithm
+without one has its schedule built and counted, which is cheap for those: log-depth trees, halving-
+doubling, barriers); pipelined chunks copy every transfer once per chunk. The ceilings — `MAX_TRANSFERS` (5 million
 transfers: a few minutes of fluid simulation) and `MAX_NODES` (5 million program nodes) — are lifted
 with `--max-transfers N`.
 """
@@ -12,6 +13,7 @@ with `--max-transfers N`.
 from __future__ import annotations
 
 from netsim.collectives import Communicator
+from netsim.collectives.algorithms import ALGORITHMS
 from netsim.errors import ConfigError
 
 MAX_TRANSFERS = 5_000_000
@@ -24,8 +26,7 @@ def collective_transfers(comm: Communicator, op: str, nbytes: int, algo: str = "
     if op == "send_recv":
         return chunks
     chosen, used_chunks, _ = comm.resolve(op, nbytes, algo, chunks, root)
-    schedule = comm.schedule(op, nbytes, chosen, 1, root)
-    return sum(len(step.src) for step in schedule.steps) * used_chunks
+    return ALGORITHMS[op][chosen].transfers(comm.request(nbytes, 1, root)) * used_chunks
 
 
 def check_budget(estimate: int, what: str, limit: int | None, *, source: str | None = None,

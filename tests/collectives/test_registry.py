@@ -40,3 +40,37 @@ def test_the_scenario_schema_takes_ops_and_group_kinds_from_the_registries():
     assert typing.get_args(fields["op"].annotation) == OPS + ("send_recv",)
     group = [a for a in typing.get_args(fields["group"].annotation) if a is not type(None)][0]
     assert typing.get_args(group) == KINDS
+
+
+@pytest.mark.parametrize("topology", ["rail64.yaml", "leafspine128_2to1.yaml", "nvlink8.yaml"])
+def test_closed_form_transfer_counts_equal_the_schedules_built(topology):
+    """The work estimate counts transfers in closed form (never building a schedule): every count equals the
+    schedule's own, for every algorithm that has one, on rank sets of many sizes and server layouts."""
+    from pathlib import Path
+
+    from netsim.collectives import ALGORITHMS
+    from netsim.collectives.request import Request
+    from netsim.errors import ConfigError
+    from netsim.topology import load_topology
+
+    topo = load_topology(Path(__file__).resolve().parents[2] / "topologies" / topology)
+    gpus = topo.gpus
+    checked = 0
+    for n in sorted({1, 2, 3, 5, 8, 12, 16, min(33, len(gpus)), len(gpus)}):
+        if n > len(gpus):
+            continue
+        for nodes in (gpus[:n], gpus[::max(1, len(gpus) // n)][:n]):
+            for op, algos in ALGORITHMS.items():
+                for name, algo in algos.items():
+                    if algo.count is None:
+                        continue
+                    req = Request(nodes, 1 << 20, 1, topo)
+                    try:
+                        built = sum(len(s.src) for s in algo.build(req).steps)
+                    except ConfigError:
+                        with pytest.raises(ConfigError):  # a count refuses what the builder refuses
+                            algo.count(req)
+                        continue
+                    assert algo.count(req) == built, (op, name, n)
+                    checked += 1
+    assert checked > 50
