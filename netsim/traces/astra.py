@@ -15,14 +15,22 @@ equal modulo T). Per rank: the forward of layers 0..L-1 (compute, then its colle
 backward from layer L-1 down (input-gradient compute and collective, weight-gradient compute and
 collective); a layer's input-gradient compute waits for the previous layer's input-gradient collective,
 weight-gradient collectives overlap what follows. Not modelled (counted as skipped): the update column,
-pipeline stages (pp > 1 is refused), expert-parallel groups (``_EP`` suffixes are refused).
+a communication of a type netsim does not replay (BROADCAST, ...) or of 0 bytes; refused: pipeline stages
+(pp > 1), expert-parallel groups (``_EP`` suffixes).
+
+Every field is checked where it is read, and a bad one is a one-line `TraceError` naming the file, the
+line and the column: sizes whole bytes, 0 to 2^53 (a negative size is an error, never a dropped
+communication); compute times whole cycles, 0 to 1e15 (1e6 s); the rank count (``all_gpus:`` or `npus`)
+1 to 131,072, and the nodes the expansion builds at most 5 million.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from netsim.traces.model import Trace, TraceError, TraceNode
+from netsim.program.budget import MAX_NODES
+from netsim.traces.model import MAX_BYTES, MAX_DURATION, MAX_RANKS, Trace, TraceError, TraceNode, shown
 
 KEYWORDS = ("DATA", "MODEL", "MICRO", "HYBRID_TRANSFORMER", "HYBRID_TRANSFORMER_FWD_IN_BCKWD")
 OTHER_KEYWORDS = ("HYBRID_DATA_MODEL", "HYBRID_MODEL_DATA", "HYBRID_DLRM", "HYBRID_DLRM_ENHANCED",
@@ -30,6 +38,9 @@ OTHER_KEYWORDS = ("HYBRID_DATA_MODEL", "HYBRID_MODEL_DATA", "HYBRID_DLRM", "HYBR
 COMM = {"ALLREDUCE": "all_reduce", "ALLGATHER": "all_gather", "REDUCESCATTER": "reduce_scatter",
         "ALLTOALL": "all_to_all", "ALLREDUCEALLTOALL": "all_reduce"}
 TICK = 1e-9  # seconds per cycle
+COLUMNS = ("name", "reserved", "fwd-compute", "fwd-comm", "fwd-bytes", "ig-compute", "ig-comm", "ig-bytes",
+           "wg-compute", "wg-comm", "wg-bytes", "update")
+_WHOLE = re.compile(r"[+-]?[0-9]+")
 
 
 def looks_like(path: Path) -> bool:
@@ -44,10 +55,8 @@ def looks_like(path: Path) -> bool:
 def _header_value(tokens: list[str], key: str) -> int | None:
     for i, t in enumerate(tokens):
         if t.rstrip(":") == key and i + 1 < len(tokens):
-            try:
-                return int(tokens[i + 1])
-            except ValueError:
-                return None
+            value = tokens[i + 1]
+            return int(value) if _WHOLE.fullmatch(value) and len(value) < 20 else None
     return None
 
 
@@ -64,31 +73,41 @@ def read(path: str | Path, npus: int | None = None) -> Trace:
     head = lines[0].split()
     kind = head[0]
     if kind in OTHER_KEYWORDS:
-        raise TraceError(f"parallelism {kind} is not supported (supported: {', '.join(KEYWORDS)})", source=source)
+        raise TraceError(f"parallelism {kind} is not supported (supported: {', '.join(KEYWORDS)})", source=source,
+                         field="line 1")
     if kind not in KEYWORDS:
-        raise TraceError(f"line 1: expected a parallelism keyword ({', '.join(KEYWORDS)}), got {kind!r}",
-                         source=source)
-    try:
-        layers = int(lines[1].split()[0])
-    except (ValueError, IndexError):
-        raise TraceError(f"line 2: expected the number of layers, got {lines[1]!r}", source=source) from None
+        raise TraceError(f"expected a parallelism keyword ({', '.join(KEYWORDS)}), got {shown(kind)}",
+                         source=source, field="line 1")
+    count = lines[1].split()[0]
+    if not _WHOLE.fullmatch(count) or len(count) > 12:
+        raise TraceError(f"expected the number of layers, got {shown(lines[1])}", source=source, field="line 2")
+    layers = int(count)
     rows = [l.split() for l in lines[2:]]
     if len(rows) != layers:
-        raise TraceError(f"line 2 announces {layers} layers, the file has {len(rows)}", source=source)
+        raise TraceError(f"line 2 announces {layers} layers, the file has {len(rows)}", source=source, field="line 2")
     for i, r in enumerate(rows):
         if len(r) < 12:
-            raise TraceError(f"line {i + 3}: expected 12 columns, got {len(r)}", source=source)
+            raise TraceError(f"expected 12 columns, got {len(r)}", source=source, field=f"line {i + 3}")
     pp = _header_value(head, "pp")
     if pp not in (None, 1):
-        raise TraceError(f"pipeline parallelism (pp: {pp}) is not supported", source=source)
+        raise TraceError(f"pipeline parallelism (pp: {pp}) is not supported", source=source, field="pp")
     n = npus or _header_value(head, "all_gpus")
     if not n or n < 1:
         raise TraceError("the workload does not say how many ranks run it (no all_gpus:); give the rank count",
-                         source=source)
+                         source=source, field="all_gpus")
+    if n > MAX_RANKS:
+        raise TraceError(f"{n:,} ranks: expected at most {MAX_RANKS:,}", source=source,
+                         field="all_gpus" if not npus else "npus")
     tp = _header_value(head, "model_parallel_NPU_group") if kind.startswith("HYBRID") else None
     if kind.startswith("HYBRID"):
-        if not tp or n % tp:
-            raise TraceError(f"{n} ranks do not split into model-parallel groups of {tp}", source=source)
+        if not tp or tp < 1 or n % tp:
+            raise TraceError(f"{n} ranks do not split into model-parallel groups of {tp}", source=source,
+                             field="model_parallel_NPU_group")
+    per_rank = 7 * layers  # at most, per rank and layer: fwd compute, collective, wait; ig and wg compute, collective
+    if n * per_rank > MAX_NODES:
+        raise TraceError(f"{n:,} ranks x {layers:,} layers would build about {n * per_rank:,} nodes, more than "
+                         f"the {MAX_NODES:,} netsim replays; give fewer ranks", source=source,
+                         field="all_gpus" if not npus else "npus")
     groups: dict[str, tuple[int, ...]] = {"world": tuple(range(n))}
     if tp:
         for g in range(n // tp):
@@ -103,29 +122,51 @@ def read(path: str | Path, npus: int | None = None) -> Trace:
             return "world"
         return f"tp{rank // tp}" if pass_ in ("fwd", "ig") else f"dp{rank % tp}"
 
-    def comm(tok: str, size: str, line: int) -> tuple[str | None, int]:
-        if "_EP" in tok:
-            raise TraceError(f"line {line}: expert-parallel collectives ({tok}) are not supported", source=source)
-        op = COMM.get(tok.split("_")[0])
-        try:
-            nbytes = int(size)
-        except ValueError:
-            raise TraceError(f"line {line}: expected a size in bytes, got {size!r}", source=source) from None
-        return (op if nbytes > 0 else None), nbytes
+    def where(line: int, column: int) -> str:
+        return f"line {line} column {column + 1} ({COLUMNS[column]})"
 
-    def ticks(tok: str, line: int) -> float:
-        try:
-            value = int(tok)
-        except ValueError:
-            raise TraceError(f"line {line}: expected a compute time in cycles, got {tok!r}", source=source) from None
-        if value < 0:
-            raise TraceError(f"line {line}: negative compute time", source=source)
-        return value * TICK
+    # every field checked once per line, before any rank is expanded
+    def comm(tok: str, size: str, line: int, column: int) -> tuple[str | None, int, str | None]:
+        """(op or None, bytes, why a communication is not replayed or None)."""
+        if "_EP" in tok:
+            raise TraceError(f"expert-parallel collectives ({tok}) are not supported", source=source,
+                             field=where(line, column - 1))
+        op = COMM.get(tok.split("_")[0])
+        if not _WHOLE.fullmatch(size) or len(size) > 40 or not 0 <= int(size) <= MAX_BYTES:
+            raise TraceError(f"expected a size in whole bytes, 0 to 2^53 (8 PiB), got {shown(size)}", source=source,
+                             field=where(line, column))
+        nbytes = int(size)
+        if op is not None and nbytes == 0:
+            return None, 0, f"{tok[:40]} of 0 bytes (nothing to send)"
+        if op is None and tok != "NONE" and nbytes > 0:
+            return None, nbytes, f"communication type {tok[:40]!r} (not one netsim replays)"
+        return op, nbytes, None
+
+    def ticks(tok: str, line: int, column: int) -> float:
+        if not _WHOLE.fullmatch(tok) or len(tok) > 40 or not 0 <= int(tok) <= MAX_DURATION / TICK:
+            raise TraceError(f"expected a compute time in whole cycles, 0 to {MAX_DURATION / TICK:g}, got "
+                             f"{shown(tok)}", source=source, field=where(line, column))
+        return int(tok) * TICK
+
+    parsed = []  # per layer: name, then (compute s, (op, bytes, not-replayed reason)) per pass
+    for l, r in enumerate(rows):
+        line = l + 3
+        parsed.append((r[0], {"fwd": (ticks(r[2], line, 2), comm(r[3], r[4], line, 4)),
+                              "ig": (ticks(r[5], line, 5), comm(r[6], r[7], line, 7)),
+                              "wg": (ticks(r[8], line, 8), comm(r[9], r[10], line, 10))}))
 
     active = {"fwd": kind == "MODEL" or kind.startswith("HYBRID"), "ig": kind == "MODEL" or kind.startswith("HYBRID"),
               "wg": kind != "MODEL"}
+
+    def used(pass_: str, layer: int) -> bool:
+        return active[pass_] and (kind != "MICRO" or (pass_ == "wg" and layer == 0))
+
     nodes: dict[int, tuple[TraceNode, ...]] = {}
     skipped = {"update-time column (not modelled)": layers * n}
+    for l, (_, passes) in enumerate(parsed):
+        for pass_, (_, (_, _, why)) in passes.items():
+            if why and used(pass_, l):
+                skipped[why] = skipped.get(why, 0) + n
     for rank in range(n):
         out: list[TraceNode] = []
         last_compute: int | None = None
@@ -134,26 +175,25 @@ def read(path: str | Path, npus: int | None = None) -> Trace:
             out.append(TraceNode(rank, len(out), kind_, deps=tuple(d for d in deps if d is not None), **kw))
             return len(out) - 1
 
-        for l, r in enumerate(rows):  # forward
-            line = l + 3
-            last_compute = add("compute", [last_compute], name=f"{r[0]}:fwd", duration=ticks(r[2], line))
-            op, size = comm(r[3], r[4], line)
-            if op and active["fwd"] and kind != "MICRO":
-                c = add("collective", [last_compute], name=f"{r[0]}:fwd", op=op, nbytes=size,
+        for l, (name, passes) in enumerate(parsed):  # forward
+            seconds, (op, size, _) = passes["fwd"]
+            last_compute = add("compute", [last_compute], name=f"{name}:fwd", duration=seconds)
+            if op and used("fwd", l):
+                c = add("collective", [last_compute], name=f"{name}:fwd", op=op, nbytes=size,
                         group=group_of(rank, "fwd"))
-                last_compute = add("compute", [c], name=f"{r[0]}:fwd wait", duration=0.0)
+                last_compute = add("compute", [c], name=f"{name}:fwd wait", duration=0.0)
         ig_comm: int | None = None
         for l in range(layers - 1, -1, -1):  # backward
-            r, line = rows[l], l + 3
-            last_compute = add("compute", [last_compute, ig_comm], name=f"{r[0]}:ig", duration=ticks(r[5], line))
-            op, size = comm(r[6], r[7], line)
+            name, passes = parsed[l]
+            seconds, (op, size, _) = passes["ig"]
+            last_compute = add("compute", [last_compute, ig_comm], name=f"{name}:ig", duration=seconds)
             ig_comm = None
-            if op and active["ig"] and kind != "MICRO":
-                ig_comm = add("collective", [last_compute], name=f"{r[0]}:ig", op=op, nbytes=size,
+            if op and used("ig", l):
+                ig_comm = add("collective", [last_compute], name=f"{name}:ig", op=op, nbytes=size,
                               group=group_of(rank, "ig"))
-            last_compute = add("compute", [last_compute], name=f"{r[0]}:wg", duration=ticks(r[8], line))
-            op, size = comm(r[9], r[10], line)
-            if op and active["wg"] and (kind != "MICRO" or l == 0):
-                add("collective", [last_compute], name=f"{r[0]}:wg", op=op, nbytes=size, group=group_of(rank, "wg"))
+            seconds, (op, size, _) = passes["wg"]
+            last_compute = add("compute", [last_compute], name=f"{name}:wg", duration=seconds)
+            if op and used("wg", l):
+                add("collective", [last_compute], name=f"{name}:wg", op=op, nbytes=size, group=group_of(rank, "wg"))
         nodes[rank] = tuple(out)
     return Trace(nodes, groups, source, "astra", skipped)

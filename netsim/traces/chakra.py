@@ -21,6 +21,13 @@ What real files hold, and what the reader does with it:
   (or none: "0" / empty means every rank) defines it.
 Dependencies: ``data_deps`` and ``ctrl_deps`` both count; ones pointing at skipped nodes are followed
 through to what those depended on.
+
+Fields are held to `netsim.traces.model`'s limits where they are read (a one-line `TraceError` naming the
+file and ``node ID.field``): ``comm_size`` 0 to 2^53 bytes, ``duration_micros`` at most 1e6 s,
+``start_time_micros`` at most 1e10 s, ``comm_tag`` what an int32 holds; process-group ranks distinct
+ranks of the trace; at most 131,072 rank files. A capture whose every node was skipped as CPU-side (no
+GPU kernel, no collective with its type) is refused with its likely cause: the profiler ran without CUDA
+activities.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ import zlib
 from functools import lru_cache
 from pathlib import Path
 
-from netsim.traces.model import Trace, TraceError, TraceNode
+from netsim.traces.model import (MAX_BYTES, MAX_DURATION, MAX_RANKS, MAX_START, TAG_RANGE, Trace, TraceError,
+                                 TraceNode, parse_json, shown, whole)
 
 COMP, SEND, RECV, COLL, METADATA = 4, 5, 6, 7, 1
 COMM_TYPES = {0: "all_reduce", 1: "reduce", 2: "all_gather", 5: "broadcast", 6: "all_to_all", 7: "reduce_scatter",
@@ -161,9 +169,12 @@ def rank_files(prefix: str | Path) -> dict[int, Path]:
                 found[int(m.group(1))] = p
     if not found:
         raise TraceError(f"no Chakra files {prefix.name}.<rank>.et in {prefix.parent}", source=str(prefix))
-    missing = sorted(set(range(max(found) + 1)) - set(found))
-    if missing:
-        raise TraceError(f"rank files missing: {', '.join(f'{prefix.name}.{r}.et' for r in missing)}",
+    if len(found) > MAX_RANKS:
+        raise TraceError(f"{len(found):,} rank files: expected at most {MAX_RANKS:,}", source=str(prefix))
+    if max(found) >= len(found):  # a gap: name the first few missing ranks (without counting to a huge one)
+        missing = [r for r in range(len(found) + 1) if r not in found][:5]
+        more = " and more" if max(found) + 1 - len(found) > len(missing) else ""
+        raise TraceError(f"rank files missing: {', '.join(f'{prefix.name}.{r}.et' for r in missing)}{more}",
                          source=str(prefix))
     return dict(sorted(found.items()))
 
@@ -180,11 +191,14 @@ def read(prefix: str | Path) -> Trace:
 
     for rank, path in files.items():
         source = str(path)
-        raw = path.read_bytes()
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise TraceError(f"cannot be read: {exc.strerror or exc}", source=source) from None
         if raw[:2] == b"\x1f\x8b":
             try:
                 raw = gzip.decompress(raw)
-            except (OSError, EOFError) as exc:
+            except (OSError, EOFError, zlib.error) as exc:
                 raise TraceError(f"broken gzip data ({exc})", source=source) from None
         messages = _messages(raw, source)
         try:
@@ -193,10 +207,31 @@ def read(prefix: str | Path) -> Trace:
                 raise TraceError("empty file (no global metadata)", source=source)
             metadata_cls.FromString(first)
             parsed = [node_cls.FromString(m) for m in messages]
-        except DecodeError as exc:
-            raise TraceError(f"not a Chakra ET stream ({exc})", source=source) from None
+        except (DecodeError, ValueError, RecursionError) as exc:
+            detail = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
+            raise TraceError(f"not a Chakra ET stream ({detail})", source=source) from None
         nodes[rank] = _convert(rank, parsed, groups, skipped, source)
+    cpu = skipped.get(CPU_OP, 0) + skipped.get(CPU_COLL, 0)
+    if not any(nodes.values()) and cpu:
+        raise TraceError(f"no GPU kernels or collectives, only {cpu:,} CPU-side records (skipped): was the profiler "
+                         "run with CUDA activities?", source=str(prefix))
+    for name, members in groups.items():
+        if not set(members) <= set(world):
+            raise TraceError(f"process group {name!r} names ranks {sorted(set(members) - set(world))[:8]} that have "
+                             f"no file (ranks 0..{len(world) - 1})", source=str(prefix), field="pg_name")
     return Trace(nodes, groups, str(prefix), "chakra", skipped)
+
+
+CPU_OP = "CPU-side operator (its GPU work is recorded separately)"
+CPU_COLL = "CPU-side record of a collective without comm_type (the GPU kernel carries the size)"
+
+
+def _micros(node, name: str, ceiling: float, source: str) -> float | None:
+    """`node`'s `name` (start_time_micros, duration_micros) in seconds, None when 0 or absent."""
+    value = getattr(node, name)
+    if value > ceiling / 1e-6:
+        raise TraceError(f"{value:,} us: expected at most {ceiling:g} s", source=source, field=f"node {node.id}.{name}")
+    return value * 1e-6 if value else None
 
 
 def _convert(rank: int, parsed, groups: dict, skipped: dict, source: str) -> tuple[TraceNode, ...]:
@@ -212,43 +247,44 @@ def _convert(rank: int, parsed, groups: dict, skipped: dict, source: str) -> tup
             _metadata_group(node, groups, source)
         elif node.type == COMP:
             if attrs.get("is_cpu_op") is True:
-                skipped["CPU-side operator (its GPU work is recorded separately)"] = \
-                    skipped.get("CPU-side operator (its GPU work is recorded separately)", 0) + 1
+                skipped[CPU_OP] = skipped.get(CPU_OP, 0) + 1
             else:
-                kind, kw = "compute", {"duration": node.duration_micros * 1e-6}
+                kind, kw = "compute", {"duration": _micros(node, "duration_micros", MAX_DURATION, source) or 0.0}
         elif node.type == COLL:
             comm = _int(attrs, "comm_type")
             if comm is None:
-                reason = "CPU-side record of a collective without comm_type (the GPU kernel carries the size)"
-                skipped[reason] = skipped.get(reason, 0) + 1
+                skipped[CPU_COLL] = skipped.get(CPU_COLL, 0) + 1
             elif comm not in COMM_TYPES:
                 raise TraceError(f"rank {rank} node {node.id}: collective type {comm} (gather / scatter) is not "
                                  "supported", source=source)
             else:
-                size = _int(attrs, "comm_size")
-                if size is None or size < 0:
-                    raise TraceError(f"rank {rank} node {node.id}: collective without a comm_size", source=source)
+                size = _size(attrs, node, source)
                 pg = attrs.get("pg_name") or WORLD
                 pg = WORLD if pg in ("0", "") and pg not in groups else pg
                 kind, kw = "collective", {"op": COMM_TYPES[comm], "nbytes": size, "group": str(pg),
-                                          "duration": node.duration_micros * 1e-6 if node.duration_micros else None}
+                                          "duration": _micros(node, "duration_micros", MAX_DURATION, source)}
         elif node.type in (SEND, RECV):
             size = _int(attrs, "comm_size")
             peer = _int(attrs, "comm_dst" if node.type == SEND else "comm_src")
             if size is None or peer is None:
                 raise TraceError(f"rank {rank} node {node.id}: {'send' if node.type == SEND else 'recv'} without "
                                  f"comm_size and {'comm_dst' if node.type == SEND else 'comm_src'}", source=source)
+            size = _size(attrs, node, source)
+            tag = _int(attrs, "comm_tag") or 0
+            if not TAG_RANGE[0] <= tag <= TAG_RANGE[1]:
+                raise TraceError(f"expected a tag that fits 32 bits, got {tag}", source=source,
+                                 field=f"node {node.id}.comm_tag")
             kind, kw = ("send" if node.type == SEND else "recv"), {
-                "nbytes": size, "peer": peer, "tag": _int(attrs, "comm_tag") or 0,
-                "duration": node.duration_micros * 1e-6 if node.duration_micros else None}
+                "nbytes": size, "peer": peer, "tag": tag,
+                "duration": _micros(node, "duration_micros", MAX_DURATION, source)}
         else:
             reason = f"node type {node.type} (metadata / memory: no work to replay)"
             skipped[reason] = skipped.get(reason, 0) + 1
         if kind is not None:
             if node.id in kept:
                 raise TraceError(f"rank {rank}: node id {node.id} appears twice", source=source)
-            kept[node.id] = TraceNode(rank, node.id, kind, node.name, start=node.start_time_micros * 1e-6
-                                      if node.start_time_micros else None, **kw)
+            kept[node.id] = TraceNode(rank, node.id, kind, node.name,
+                                      start=_micros(node, "start_time_micros", MAX_START, source), **kw)
             order.append(node.id)
     memo: dict[int, frozenset] = {}  # skipped node -> the kept nodes it stands for
 
@@ -288,16 +324,31 @@ def _convert(rank: int, parsed, groups: dict, skipped: dict, source: str) -> tup
     return tuple(TraceNode(**{**kept[i].__dict__, "deps": resolved[i]}) for i in order)
 
 
+def _size(attrs: dict, node, source: str) -> int:
+    size = _int(attrs, "comm_size")
+    if size is None or not 0 <= size <= MAX_BYTES:
+        raise TraceError(f"expected a size in whole bytes, 0 to 2^53 (8 PiB), got {shown(attrs.get('comm_size'))}",
+                         source=source, field=f"node {node.id}.comm_size")
+    return size
+
+
 def _metadata_group(node, groups: dict, source: str) -> None:
+    """A process group from a METADATA node's inputs (JSON text that is not a group definition: ignored)."""
     text = node.inputs.values if node.HasField("inputs") else ""
     try:
-        value = json.loads(text) if text else None
-    except ValueError:
+        value = parse_json(text, source, field=f"node {node.id}.inputs") if text else None
+    except TraceError as exc:
+        if exc.detail.startswith("nested deeper"):
+            raise
         return
     entries = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
     for entry in entries:
         if isinstance(entry, dict) and "pg_name" in entry and isinstance(entry.get("ranks"), list):
-            groups[str(entry["pg_name"])] = tuple(int(r) for r in entry["ranks"])
+            ranks = entry["ranks"]
+            if not ranks or not all(whole(r) and 0 <= r < MAX_RANKS for r in ranks) or len(set(ranks)) != len(ranks):
+                raise TraceError(f"process group {shown(entry['pg_name'])}: expected distinct ranks, got "
+                                 f"{shown(ranks)}", source=source, field=f"node {node.id}.inputs")
+            groups[str(entry["pg_name"])] = tuple(ranks)
 
 
 def write(trace: Trace, prefix: str | Path) -> list[Path]:

@@ -9,7 +9,10 @@ read them.
 - ``read(path, npus=None) -> Trace``: the whole trace, every rank, or a `TraceError` (one line: file and
   what is wrong). `npus` is the rank count for formats that describe one rank's work (text workloads).
 
-`load_trace` then validates the trace (`Trace.validate`) before anyone replays it.
+`load_trace` then holds the trace to the limits of `netsim.traces.model` and validates it (`check`: sizes,
+times, ids in range; the graph consistent; something to replay) before anyone replays it. Every problem
+is a one-line `TraceError` naming the file; a reader that fails on a field of the wrong shape in a way it
+did not foresee still gives one ("malformed <format> trace (...)"), never a traceback.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import re
 from pathlib import Path
 
 from netsim.traces import astra, chakra, kineto, own
-from netsim.traces.model import Trace, TraceError
+from netsim.traces.model import MAX_DEPTH, Trace, TraceError, check
 
 
 class TraceReader:
@@ -104,9 +107,13 @@ def load_trace(path: str | Path, *, format: str = "auto", npus: int | None = Non
     else:
         reader = READERS[format]
     try:
-        return reader.read(path, npus).validate()
+        return check(reader.read(path, npus))
     except TraceError:
         raise
+    except RecursionError:
+        raise TraceError(f"nested deeper than {MAX_DEPTH} levels", source=str(path)) from None
+    except OSError as exc:
+        raise TraceError(f"cannot be read: {exc.strerror or exc}", source=str(path)) from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
         # a file of the right kind with a field of the wrong shape: one line, not a traceback
         what = str(exc).splitlines()[0][:120] if str(exc) else ""

@@ -314,3 +314,215 @@ def test_a_chakra_trace_listing_kernels_out_of_dependency_order_replays(tmp_path
     assert result.time_s == pytest.approx(compute + ring_all_reduce_time(2, 10**6, 1e-6, 10e9), rel=1e-6)
     order = result.timeline.filter((pl.col("rank") == 0) & (pl.col("kind") == "compute")).sort("start")["name"]
     assert order.to_list() == ["k_a", "k_b", "k_c", "k_late"]
+
+
+# --- bad input: one line naming the file and the field, exit status 2, nothing written ---------------------
+
+NVLINK8 = str(ROOT / "topologies" / "nvlink8.yaml")
+
+
+def _event(name, ts, dur, tid=1, **kw):
+    return {"ph": "X", "name": name, "ts": ts, "dur": dur, "pid": 1, "tid": tid, "cat": "cpu_op", **kw}
+
+
+def _gloo_events(dims=(65792,), args=True):
+    """A one-rank gloo recording: compute, an all-reduce call and its work (on another thread), compute."""
+    work = _event("gloo:all_reduce", 105, 50, tid=2)
+    if args:
+        work["args"] = {"Input Dims": [list(dims)], "Input type": ["float"]}
+    return [_event("aten::mm", 0, 100), _event("c10d::allreduce_", 100, 5), work, _event("aten::mm", 200, 100)]
+
+
+def _write_kineto(path, events, **extra):
+    path.write_text(json.dumps({"traceEvents": events, **extra}))
+    return path
+
+
+def _refused(target, capsys, tmp_path, *needles, npus=None):
+    """`trace show` and `replay` both exit 2 with one line naming the file and each needle; nothing written."""
+    extra = ["--npus", str(npus)] if npus else []
+    assert main(["trace", "show", str(target), *extra]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"netsim: error: {target}"), err
+    assert "valid" not in captured.out
+    for needle in needles:
+        assert needle in err, (needle, err)
+    out = tmp_path / "replayed"
+    assert main(["replay", str(target), "--topology", NVLINK8, "-o", str(out), *extra]) == 2
+    assert capsys.readouterr().err.strip() == err
+    assert not out.exists()
+    return err
+
+
+def test_sizes_beyond_2_to_the_53_are_refused_naming_the_field(tmp_path, capsys):
+    gloo = _write_kineto(tmp_path / "gloo.json", _gloo_events(dims=(10**27,)))
+    err = _refused(gloo, capsys, tmp_path, "traceEvents[2].args.Input Dims", "1e+27 elements", "2^53")
+    assert err == (f"netsim: error: {gloo}: traceEvents[2].args.Input Dims: gloo:all_reduce: 1e+27 elements of 4 B "
+                   "is beyond the largest size netsim represents (2^53 bytes = 8 PiB)")
+    nccl = [_event("aten::mm", 0, 100), _event("ncclDevKernel_AllReduce", 100, 50, tid=7, cat="kernel", args={
+        "Collective name": "allreduce", "In msg nelems": 10**27, "Out msg nelems": 10**27, "dtype": "Float"})]
+    _refused(_write_kineto(tmp_path / "nccl.json", nccl), capsys, tmp_path, "traceEvents[1].args.In msg nelems",
+             "2^53")
+    # a size of exactly 2^53 bytes is the largest there is
+    ok = _write_kineto(tmp_path / "ok.json", _gloo_events(dims=(2**51,)))
+    assert [n.nbytes for n in load_trace(ok).all_nodes() if n.kind == "collective"] == [2**53]
+    astra = tmp_path / "big.txt"
+    astra.write_text("DATA\n1\nl -1 1 NONE 0 1 NONE 0 1 ALLREDUCE 1000000000000000000000000 1\n")
+    err = _refused(astra, capsys, tmp_path, "line 3 column 11 (wg-bytes)", "0 to 2^53", npus=2)
+    assert err.endswith("got '1000000000000000000000000'")
+
+
+def test_json_nested_deeper_than_64_levels_is_refused(tmp_path, capsys):
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"traceEvents": [' + "[" * 100_000 + "]" * 100_000 + "]}")
+    assert _refused(deep, capsys, tmp_path) == f"netsim: error: {deep}: nested deeper than 64 levels"
+    # parseable, but deeper than YAML documents may be: the same limit, the same message
+    events = _gloo_events()
+    events[0]["args"] = {"x": json.loads("[" * 70 + "]" * 70)}
+    assert _refused(_write_kineto(tmp_path / "d70.json", events), capsys, tmp_path).endswith(
+        "nested deeper than 64 levels")
+    ok = _gloo_events()
+    ok[0]["args"] = {"x": json.loads("[" * 60 + "]" * 60)}  # 63 levels in all
+    assert load_trace(_write_kineto(tmp_path / "d60.json", ok)).format == "kineto"
+    own.write(load_trace(_write_kineto(tmp_path / "base.json", _gloo_events())), tmp_path / "t.jsonl")
+    lines = (tmp_path / "t.jsonl").read_text().splitlines()
+    (tmp_path / "deep.jsonl").write_text("\n".join(lines + ['{"rank": ' + "[" * 100_000 + "]" * 100_000 + "}"]))
+    assert _refused(tmp_path / "deep.jsonl", capsys, tmp_path).endswith(
+        f"line {len(lines) + 1}: nested deeper than 64 levels")
+
+
+@pytest.mark.parametrize("dur, shown", [(-5700, "-5700"), (float("inf"), "inf"), (1e300, "1e+300"),
+                                        (float("nan"), "nan"), ("12", "'12'"), (True, "True")])
+def test_profiler_durations_must_be_finite_non_negative_and_sane(tmp_path, capsys, dur, shown):
+    events = _gloo_events()
+    events[3]["dur"] = dur
+    err = _refused(_write_kineto(tmp_path / "t.json", events), capsys, tmp_path)
+    assert err.endswith(f"traceEvents[3].dur: expected finite microseconds, 0 to 1e+12, got {shown}")
+
+
+def test_profiler_events_without_times_are_counted_or_refused(tmp_path, capsys):
+    # compute without ts or dur: left out, and counted
+    events = _gloo_events() + [{"ph": "X", "name": "aten::add", "ts": 7, "pid": 1, "tid": 1},
+                               {"ph": "X", "name": "aten::add", "dur": 7, "pid": 1, "tid": 1}]
+    t = load_trace(_write_kineto(tmp_path / "some.json", events))
+    assert t.skipped["complete event (ph X) without ts or dur (not communication: left out)"] == 2
+    assert summary(t)["compute_s_per_rank"] == pytest.approx(245e-6)  # 0..300 us less the call and its work (100..155)
+    # communication without them cannot be placed
+    events = _gloo_events()
+    del events[2]["dur"]
+    _refused(_write_kineto(tmp_path / "comm.json", events), capsys, tmp_path, "traceEvents[2].dur",
+             "gloo:all_reduce has no dur")
+    # nothing with times at all, or nothing at all: nothing was recorded
+    bare = [{k: v for k, v in e.items() if k not in ("ts", "dur")} for e in _gloo_events()[:1]] * 3
+    _refused(_write_kineto(tmp_path / "bare.json", bare), capsys, tmp_path,
+             'traceEvents: no complete events (ph "X" with ts and dur) (3 without ts or dur)')
+    _refused(_write_kineto(tmp_path / "empty.json", []), capsys, tmp_path, "traceEvents: no complete events")
+    # a recording that spans more than 1e6 s is a corrupt timestamp
+    events = _gloo_events()
+    events[3]["ts"] = 2e12
+    _refused(_write_kineto(tmp_path / "span.json", events), capsys, tmp_path, "traceEvents[].ts",
+             "more than the 1e+06 s a recording may last")
+
+
+def test_a_collective_whose_size_is_not_recorded_is_refused_not_guessed(tmp_path, capsys):
+    # gloo work without args (a profile without record_shapes): not 4 B, an error that says why
+    err = _refused(_write_kineto(tmp_path / "noargs.json", _gloo_events(args=False)), capsys, tmp_path,
+                   "traceEvents[2].args.Input Dims", "record_shapes=True")
+    assert "its size cannot be known" in err
+    # the shipped DDP recording with its shapes stripped
+    for r in (0, 1):
+        data = json.loads(gzip.decompress((TRACES / "ddp2" / f"kineto.{r}.json.gz").read_bytes()))
+        for e in data["traceEvents"]:
+            if str(e.get("name", "")).startswith("gloo:"):
+                e.pop("args", None)
+        _write_kineto(tmp_path / f"ddp.{r}.json", data["traceEvents"], distributedInfo=data["distributedInfo"])
+    _refused(tmp_path / "ddp.", capsys, tmp_path, "ddp.0.json", "args.Input Dims")
+    # NCCL: no collective name, no element count, no dtype
+    kernel = {"Collective name": "allreduce", "In msg nelems": 65792, "Out msg nelems": 65792, "dtype": "Float"}
+    for drop, field in (("Collective name", "Collective name"), ("In msg nelems", "In msg nelems"),
+                        ("dtype", "dtype")):
+        args = {k: v for k, v in kernel.items() if k != drop}
+        events = [_event("aten::mm", 0, 100), _event("ncclDevKernel_AllReduce", 100, 50, tid=7, cat="kernel",
+                                                     args=args)]
+        _refused(_write_kineto(tmp_path / f"nccl-{drop[:3]}.json", events), capsys, tmp_path,
+                 f"traceEvents[1].args.{field}", "cannot be known")
+    events = [_event("aten::mm", 0, 100), _event("ncclDevKernel_AllReduce", 100, 50, tid=7, cat="kernel", args=kernel)]
+    t = load_trace(_write_kineto(tmp_path / "nccl.json", events))
+    assert [(n.op, n.nbytes) for n in t.all_nodes() if n.kind == "collective"] == [("all_reduce", 263168)]
+
+
+def test_astra_sizes_and_times_are_checked_and_skips_counted(tmp_path, capsys):
+    neg = tmp_path / "neg.txt"
+    neg.write_text("DATA\n1\nl -1 1 NONE 0 1 NONE 0 1 ALLREDUCE -5 1\n")
+    err = _refused(neg, capsys, tmp_path, npus=2)
+    assert err == (f"netsim: error: {neg}: line 3 column 11 (wg-bytes): expected a size in whole bytes, 0 to 2^53 "
+                   "(8 PiB), got '-5'")
+    slow = tmp_path / "slow.txt"
+    slow.write_text("DATA\n1\nl -1 2000000000000000 NONE 0 1 NONE 0 1 ALLREDUCE 5 1\n")
+    _refused(slow, capsys, tmp_path, "line 3 column 3 (fwd-compute)", "0 to 1e+15", npus=2)
+    many = tmp_path / "many.txt"
+    many.write_text("DATA all_gpus: 1000000000\n1\nl -1 1 NONE 0 1 NONE 0 1 ALLREDUCE 5 1\n")
+    _refused(many, capsys, tmp_path, "all_gpus: 1,000,000,000 ranks: expected at most 131,072")
+    # communication netsim does not replay is counted, not dropped silently
+    odd = tmp_path / "odd.txt"
+    odd.write_text("DATA\n2\na -1 1 NONE 0 1 NONE 0 1 BROADCAST 64 1\nb -1 1 NONE 0 1 NONE 0 1 ALLREDUCE 0 1\n")
+    t = load_trace(odd, npus=2)
+    assert t.skipped == {"update-time column (not modelled)": 4, "communication type 'BROADCAST' (not one netsim "
+                         "replays)": 2, "ALLREDUCE of 0 bytes (nothing to send)": 2}
+
+
+def test_a_cpu_only_capture_names_the_likely_cause(tmp_path, capsys):
+    meta_cls, node_cls, attr_cls = chakra._classes()
+    frames = [meta_cls(version="0.0.4").SerializeToString()]
+    for rank in (0, 1):
+        nodes = [_raw_node(node_cls, attr_cls, id=i, name="aten::mm", type=4, duration_micros=50,
+                           attrs=[("is_cpu_op", "bool_val", True)]) for i in range(3)]
+        nodes.append(_raw_node(node_cls, attr_cls, id=9, name="c10d::allreduce_", type=7,
+                               attrs=[("is_cpu_op", "bool_val", True)]))
+        (tmp_path / f"cpu.{rank}.et").write_bytes(b"".join(chakra._encode_varint(len(f)) + f for f in frames + nodes))
+    err = _refused(tmp_path / "cpu", capsys, tmp_path)
+    assert err == (f"netsim: error: {tmp_path / 'cpu'}: no GPU kernels or collectives, only 8 CPU-side records "
+                   "(skipped): was the profiler run with CUDA activities?")
+    cpu = [_event("aten::mm", 0, 100), _event("aten::relu", 100, 10)]
+    _refused(_write_kineto(tmp_path / "cpu.json", cpu), capsys, tmp_path,
+             "traceEvents: no GPU kernels or collectives: was the profiler run with CUDA activities")
+
+
+def test_valid_is_never_said_of_a_trace_with_nothing_to_replay(tmp_path, capsys):
+    zero = Trace({r: (TraceNode(r, 0, "compute", duration=0.0), TraceNode(r, 1, "compute", duration=0.0, deps=(0,)))
+                  for r in (0, 1)}, {"world": (0, 1)}, "zero")
+    own.write(zero, tmp_path / "zero.jsonl")
+    err = _refused(tmp_path / "zero.jsonl", capsys, tmp_path)
+    assert err.endswith("nothing to replay: only 4 compute nodes of zero length, no communication")
+    # no nodes at all: Chakra files holding only memory records
+    meta_cls, node_cls, _ = chakra._classes()
+    for rank in (0, 1):
+        parts = [meta_cls(version="0.0.4").SerializeToString(), node_cls(id=1, name="ld", type=2).SerializeToString()]
+        (tmp_path / f"meta.{rank}.et").write_bytes(b"".join(chakra._encode_varint(len(p)) + p for p in parts))
+    _refused(tmp_path / "meta", capsys, tmp_path, "nothing to replay: no nodes; skipped 2 records, most of them (2): "
+             "node type 2 (metadata / memory: no work to replay)")
+    astra = tmp_path / "zero.txt"
+    astra.write_text("DATA\n1\nl -1 0 NONE 0 0 NONE 0 0 NONE 0 0\n")
+    _refused(astra, capsys, tmp_path, "nothing to replay", npus=2)
+
+
+@pytest.mark.parametrize("column, value, needle", [
+    ("bytes", 2**60, "size: expected whole bytes, 0 to 2^53 (8 PiB), got 1152921504606846976"),
+    ("duration", float("inf"), "duration: expected finite seconds, 0 to 1e+06, got inf"),
+    ("duration", -1.0, "duration: expected finite seconds, 0 to 1e+06, got -1.0"),
+    ("rank", 1.5, "line 2.rank: expected a whole number, got 1.5"),
+    ("tag", 2**40, "tag: expected a whole number that fits 32 bits"),
+])
+def test_netsim_traces_are_held_to_the_same_limits(tmp_path, capsys, column, value, needle):
+    t = Trace({r: (TraceNode(r, 0, "compute", duration=1e-3),
+                   TraceNode(r, 1, "collective", op="all_reduce", nbytes=1024, group="world", deps=(0,)))
+               for r in (0, 1)}, {"world": (0, 1)}, "hand-made")
+    own.write(t, tmp_path / "t.jsonl")
+    lines = (tmp_path / "t.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines[1:]]
+    for row in rows:  # the same on both ranks, so that the collectives still match
+        if column != "duration" or row["kind"] == "compute":
+            row[column] = value
+    (tmp_path / "bad.jsonl").write_text("\n".join([lines[0]] + [json.dumps(r) for r in rows]))
+    _refused(tmp_path / "bad.jsonl", capsys, tmp_path, needle)
