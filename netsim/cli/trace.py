@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from netsim.cli import flags, names
+from netsim.cli.commands import HELP
 from netsim.units import format_size, format_time
 
 
@@ -26,7 +27,7 @@ def add_trace_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(sub) -> None:
-    trace = sub.add_parser("trace", help="trace tools")
+    trace = sub.add_parser("trace", help=HELP["trace"])
     trace_sub = trace.add_subparsers(dest="trace_command", required=True)
     show = trace_sub.add_parser("show", help="read a trace and print what it holds", **names.epilog(reader_help()))
     add_trace_arguments(show)

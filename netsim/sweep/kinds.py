@@ -1,6 +1,12 @@
-"""The scenario kinds a sweep can run, one registry: name, one line of help, and a function from a
-resolved scenario mapping (and the folder its relative paths start from) to result rows (dicts of
-metric -> value; several rows where a run reports several items, e.g. one per collective).
+"""The scenario kinds a sweep can run, one registry: name, one line of help, the columns it reports, a
+function from a resolved scenario mapping (and the folder its relative paths start from) to result rows
+(dicts of metric -> value; several rows where a run reports several items, e.g. one per collective), and
+a check that builds everything a run needs short of running it.
+
+The check is what lets a sweep refuse a point that cannot be valid (an unknown key, a wrong type, a value
+out of range, more work than the transfer ceiling) before anything runs: it raises the `ConfigError` the
+run would raise, naming the field inside the point. The run function builds through the same code, so a
+point that passes the check fails at run time only on what the check cannot see.
 
 A kind's function must be importable from a fresh process (executors send the point, not the function)
 and deterministic for a given scenario: the same point gives the same rows whichever worker runs it.
@@ -10,81 +16,252 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Annotated, Callable, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from netsim.errors import ConfigError
+
+SOURCE = "sweep point"  # the source named by errors raised while a point runs (the table keeps them)
+
+
+# --- run: a collective scenario ---------------------------------------------------------------------
+
+def _scenario(document: dict, folder: Path):
+    from netsim.scenario import scenario_from_dict
+
+    return scenario_from_dict(document, source=SOURCE, base=folder)
+
+
+def _check_run(document: dict, folder: Path, max_transfers: int | None) -> None:
+    from netsim.scenario.budget import check_budget, scenario_transfers
+
+    scenario = _scenario(document, folder)
+    check_budget(scenario_transfers(scenario), "the point", max_transfers)
 
 
 def _run(document: dict, folder: Path) -> list[dict]:
-    from netsim.scenario import run_scenario, scenario_from_dict, summarize
+    from netsim.scenario import run_scenario, summarize
 
-    scenario = scenario_from_dict(document, source="sweep point", base=folder)
-    results = run_scenario(scenario)
+    results = run_scenario(_scenario(document, folder))
     rows = summarize(results).to_dicts()
     end = max(v["end_time"] for v in results.meta["variants"].values())
     return [r | {"end_time": end} for r in rows]
 
 
-def _compare(document: dict, folder: Path) -> list[dict]:
-    from netsim.errors import ConfigError
-    from netsim.scenario import scenario_from_dict
-    from netsim.scenario.compare import compare_routing
+# --- compare: a routing A/B -------------------------------------------------------------------------
+
+def _comparison(document: dict, folder: Path):
+    """(scenario, policies, alone) of a comparison point, every policy built once on the topology."""
+    from netsim.routing import make_policy
+    from netsim.topology import PathCache
 
     doc = dict(document)
     policies = doc.pop("policies", None)
     alone = doc.pop("alone", False)
-    if not isinstance(policies, list) or not policies:
-        raise ConfigError("expected a list of routing policies to compare", field="policies")
-    scenario = scenario_from_dict(doc, source="sweep point", base=folder)
-    return compare_routing(scenario, [str(x) for x in policies], alone=bool(alone)).table.to_dicts()
+    if not isinstance(policies, list) or not policies or not all(isinstance(p, str) for p in policies):
+        raise ConfigError(f"expected a list of routing policy names to compare, got {policies!r}", field="policies")
+    if len(set(policies)) != len(policies):
+        raise ConfigError(f"expected distinct routing policies, got {policies!r}", field="policies")
+    if not isinstance(alone, bool):
+        raise ConfigError(f"expected true or false, got {alone!r}", field="alone")
+    scenario = _scenario(doc, folder)
+    for i, policy in enumerate(policies):
+        try:
+            make_policy(policy, scenario.topology, PathCache(scenario.topology), scenario.config.seed)
+        except ConfigError as exc:
+            raise ConfigError(exc.detail, field=f"policies.{i}") from None
+    return scenario, policies, alone
+
+
+def _check_compare(document: dict, folder: Path, max_transfers: int | None) -> None:
+    from netsim.scenario.budget import check_budget, scenario_transfers
+
+    scenario, policies, alone = _comparison(document, folder)
+    per_run = scenario_transfers(scenario) // len(scenario.config.routing)
+    # the ideal references (each job alone: one run's transfers in all), each policy with all jobs, and
+    # with `alone` each job alone again under each policy
+    runs = 1 + len(policies) * (2 if alone and len(scenario.config.job_list()) > 1 else 1)
+    check_budget(per_run * runs, f"comparing {len(policies)} policies", max_transfers)
+
+
+def _compare(document: dict, folder: Path) -> list[dict]:
+    from netsim.scenario.compare import compare_routing
+
+    scenario, policies, alone = _comparison(document, folder)
+    return compare_routing(scenario, policies, alone=alone).table.to_dicts()
+
+
+# --- utilization: a low-communication training setting ----------------------------------------------
+
+Int = Annotated[int, Field(strict=True)]
+Float = Annotated[float, Field(strict=True)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    layers: Annotated[int, Field(strict=True, ge=1, le=100_000)]
+    step_time: Float | str
+    params: Float | str
+    layer_weights: list[Float] = []
+    forward_share: Float = 1 / 3
+
+
+class _Utilization(BaseModel):
+    """The sweep's utilisation document: the fields of `UtilizationConfig` with the command line's bounds
+    (`netsim utilization`), times, bandwidths and sizes as numbers or with units."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: str
+    model: _Model
+    workers: Annotated[int, Field(strict=True, ge=2, le=256)] = 2
+    bandwidth: Float | str = 10e9 / 8
+    latency: Float | str = 0.0
+    inner_steps: Annotated[int, Field(strict=True, ge=1, le=10**6)] = 100
+    fragments: Annotated[int, Field(strict=True, ge=1, le=10_000)] = 1
+    overlap: Annotated[int, Field(strict=True, ge=0, le=10**6)] = 0
+    bits: Literal[4, 8, 16, 32] = 16
+    outer_steps: Annotated[int, Field(strict=True, ge=1, le=10_000)] = 3
+    speeds: list[Float] | None = None
+    jitter: Float = 0.0
+    seed: Annotated[int, Field(strict=True, ge=0, lt=2**63)] = 0
+    bucket_bytes: Float | str | None = None
+    graph: str = "ring"
+    final_merge: bool = False
+    per_layer: bool = False
+    tcp_window: Float | str | None = None
+    streams: Annotated[int, Field(strict=True, ge=1, le=4096)] = 1
+    topology: Union[str, dict, None] = None
+    worker_gpus: list[str] | None = None
+    gpus_per_worker: Annotated[int, Field(strict=True, ge=1, le=4096)] = 1
+    full_network: bool = False
+
+
+def _number(value: float | str, field: str) -> float:
+    if not isinstance(value, str):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"expected a number, got {value!r}", field=field) from None
+
+
+def _utilization_config(document: dict, folder: Path):
+    from netsim.config import validated
+    from netsim.scenario.loader import topology_of
+    from netsim.units import parse_bandwidth, parse_size, parse_time
+    from netsim.workloads.compute import ComputeModel
+    from netsim.workloads.utilization import UtilizationConfig
+
+    cfg = validated(_Utilization, document, SOURCE)
+    m = cfg.model
+    try:
+        model = ComputeModel(m.layers, parse_time(m.step_time, field="step_time"), _number(m.params, "params"),
+                             tuple(m.layer_weights), m.forward_share)
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, source=SOURCE, field=f"model.{exc.field}" if exc.field else "model") from None
+    kw = cfg.model_dump(exclude={"model", "topology"})
+    for name, parse in (("bandwidth", parse_bandwidth), ("latency", parse_time), ("tcp_window", parse_size),
+                        ("bucket_bytes", parse_size)):
+        if isinstance(kw[name], str):
+            kw[name] = parse(kw[name], field=name)
+    for name in ("speeds", "worker_gpus"):
+        if kw[name] is not None:
+            kw[name] = tuple(kw[name])
+    topology = None if cfg.topology is None else topology_of(cfg.topology, SOURCE, folder)
+    try:
+        return UtilizationConfig(model=model, topology=topology, **kw)
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, source=SOURCE, field=exc.field) from None
+
+
+def _check_utilization(document: dict, folder: Path, max_transfers: int | None) -> None:
+    _utilization_config(document, folder)
 
 
 def _utilization(document: dict, folder: Path) -> list[dict]:
-    from netsim.workloads.compute import ComputeModel
-    from netsim.workloads.utilization import UtilizationConfig, utilization
+    from netsim.workloads.utilization import utilization
 
-    from netsim.units import parse_bandwidth, parse_time
-
-    doc = dict(document)
-    model = dict(doc.pop("model"))
-    if isinstance(model.get("step_time"), str):
-        model["step_time"] = parse_time(model["step_time"], field="model.step_time")
-    if isinstance(model.get("params"), str):
-        model["params"] = _number(model["params"], "model.params")
-    model = ComputeModel(**model)
-    for name, parse in (("bandwidth", parse_bandwidth), ("latency", parse_time)):
-        if isinstance(doc.get(name), str):
-            doc[name] = parse(doc[name], field=name)
-    if doc.get("speeds") is not None:
-        doc["speeds"] = tuple(doc["speeds"])
-    return [utilization(UtilizationConfig(model=model, **doc)).as_dict()]
+    return [utilization(_utilization_config(document, folder)).as_dict()]
 
 
-def _number(text: str, field: str) -> float:
-    from netsim.errors import ConfigError
+# --- attention: context-parallel attention ----------------------------------------------------------
 
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(f"expected a number, got {text!r}", field=field) from None
+def _attention_config(document: dict, folder: Path):
+    from netsim.config import validated
+    from netsim.scenario.attention import AttentionScenario, check_attention
+    from netsim.scenario.loader import topology_of
+
+    cfg = validated(AttentionScenario, document, SOURCE)
+    return cfg, check_attention(cfg, topology_of(cfg.topology, SOURCE, folder), SOURCE)
+
+
+def _check_attention(document: dict, folder: Path, max_transfers: int | None) -> None:
+    _attention_config(document, folder)
 
 
 def _attention(document: dict, folder: Path) -> list[dict]:
-    from netsim.config import validated
-    from netsim.scenario.attention import AttentionScenario, attention_summary, check_attention, simulate_attention
-    from netsim.scenario.loader import topology_of
+    from netsim.scenario.attention import attention_summary, simulate_attention
 
-    cfg = validated(AttentionScenario, document, "sweep point")
-    topo = check_attention(cfg, topology_of(cfg.topology, "sweep point", folder))
+    cfg, topo = _attention_config(document, folder)
     return attention_summary(simulate_attention(cfg, topo)).to_dicts()
 
 
-def _faults(document: dict, folder: Path) -> list[dict]:
+# --- faults: a fault scenario -----------------------------------------------------------------------
+
+def _fault_config(document: dict, folder: Path):
+    """The checks of `netsim faults` on a file (`load_fault_scenario`), on a mapping."""
     from netsim.config import validated
-    from netsim.scenario.faults import FaultScenario, run_scenario
+    from netsim.faults.run import cable_links
+    from netsim.faults.spec import Fault
+    from netsim.scenario.faults import FaultScenario
     from netsim.scenario.loader import topology_of
 
-    cfg = validated(FaultScenario, document, "sweep point")
-    topo = topology_of(cfg.topology, "sweep point", folder)
+    cfg = validated(FaultScenario, document, SOURCE)
+    topo = topology_of(cfg.topology, SOURCE, folder)
+
+    def checked(build, field: str):
+        try:
+            return build()
+        except ConfigError as exc:
+            inner = {"compute_s": "compute", "down_s": "down", "period_s": "period"}.get(exc.field, exc.field)
+            raise ConfigError(exc.detail, source=SOURCE, field=f"{field}.{inner}" if inner else field) from None
+
+    job = checked(cfg.job_spec, "job")
+    if job.ranks > len(topo.gpus):
+        raise ConfigError(f"the job needs {job.ranks} GPUs ({job.replicas} x {job.tp}), {topo.name!r} has "
+                          f"{len(topo.gpus)}", source=SOURCE, field="job")
+    for field, value in (("detector.interval", cfg.detector.interval), ("detector.hang", cfg.detector.hang),
+                         ("recovery.watchdog", cfg.recovery.watchdog)):
+        if value <= 0:
+            raise ConfigError(f"expected a time > 0, got {value:g} s", source=SOURCE, field=field)
+    for i, f in enumerate(cfg.faults):
+        fault = checked(lambda f=f: Fault(f.kind, f.at, f.rank, f.link, f.factor, f.down, f.period), f"faults.{i}")
+        if fault.rank is not None and fault.rank >= job.ranks:
+            raise ConfigError(f"rank {fault.rank} is outside the job's {job.ranks} ranks", source=SOURCE,
+                              field=f"faults.{i}.rank")
+        if fault.link is not None:
+            checked(lambda fault=fault: cable_links(topo, fault.link), f"faults.{i}.link")
+    return cfg, topo
+
+
+def _check_faults(document: dict, folder: Path, max_transfers: int | None) -> None:
+    _fault_config(document, folder)
+
+
+def _faults(document: dict, folder: Path) -> list[dict]:
+    from netsim.scenario.faults import run_scenario
+
+    cfg, topo = _fault_config(document, folder)
     return [{"mode": mode} | r.summary() for mode, r in run_scenario(cfg, topo).items()]
+
+
+# --- the registry -----------------------------------------------------------------------------------
+
+SUMMARY = ("variant", "job", "label", "op", "algo", "ranks", "bytes", "count", "time_mean", "time_max", "algbw",
+           "busbw", "max_link_peak", "max_link_bytes")
 
 
 @dataclass(frozen=True)
@@ -92,15 +269,26 @@ class Kind:
     name: str
     help: str
     run: Callable[[dict, Path], list[dict]]
+    check: Callable[[dict, Path, int | None], None]  # raises the ConfigError a run would, without running
+    metrics: tuple[str, ...]  # the columns its rows have (what `metrics:` may keep)
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
-    Kind("run", "a collective scenario (netsim run): per variant and workload item, time, algbw, busbw", _run),
+    Kind("run", "a collective scenario (netsim run): per variant and workload item, time, algbw, busbw", _run,
+         _check_run, SUMMARY + ("end_time",)),
     Kind("compare", "a multi-job routing A/B (netsim compare-routing): the scenario plus policies: [...] (and "
-         "alone: true for the slowdown column); per policy, job and collective, busbw % of ideal", _compare),
+         "alone: true for the slowdown column); per policy, job and collective, busbw % of ideal", _compare,
+         _check_compare, SUMMARY + ("time_alone", "busbw_ideal", "time_ideal", "pct_of_ideal", "slowdown",
+                                    "worst_step_load_ratio")),
     Kind("utilization", "a training utilisation setting (the fields of netsim utilization; model: {layers, "
          "step_time, params}; bandwidth and times as numbers or with units, e.g. 10Gbps, 100ms)",
-         _utilization),
-    Kind("attention", "an attention scenario (netsim attention): per scheme, time and communication", _attention),
-    Kind("faults", "a fault scenario (netsim faults): wall time and downtime with and without detection", _faults),
+         _utilization, _check_utilization,
+         ("method", "utilization", "wall_s", "exposed_comm_s", "bytes_per_worker", "bytes_total", "peak_demand_Bps",
+          "outer_step_s", "straggler_wait_s", "events_per_step")),
+    Kind("attention", "an attention scenario (netsim attention): per scheme, time and communication", _attention,
+         _check_attention, ("scheme", "gpus", "time_s", "step_s", "compute_s", "exposed_comm_s", "bytes_sent",
+                            "busiest_link", "busiest_link_bytes", "busiest_link_utilization")),
+    Kind("faults", "a fault scenario (netsim faults): wall time and downtime with and without detection", _faults,
+         _check_faults, ("mode", "wall_s", "fault_free_s", "overhead_s", "iterations_per_s", "healthy_iteration_s",
+                         "lost_work_s", "detection_s", "restart_s", "slowed_s", "false_alarms", "checks")),
 )}

@@ -8,13 +8,14 @@
     zip:                                # ... of the grid with these lists taken together (same lengths)
       workload.0.size: [1MiB, 16MiB]
       workload.0.label: [small, large]
-    metrics: [time_mean, busbw]         # columns to keep (default: all the kind reports)
+    metrics: [time_mean, busbw]         # columns to keep (default: all the kind reports; see KINDS)
 
 A parameter is a dotted path into the scenario: mapping keys and list indices (``workload.0.size``,
 ``jobs.1.placement``, ``seed``). Its parent must exist in the base (so a typo is caught at once); the
-leaf may be new where the scenario's schema accepts it (checked when each point is built). Points
-come in a fixed order: the grid's product in the order the parameters are written (the last varies
-fastest), each combined with every zipped row.
+leaf may be new where the scenario's schema accepts it. Points come in a fixed order: the grid's
+product in the order the parameters are written (the last varies fastest), each combined with every
+zipped row. `check_points` builds every resolved point as its run would (short of running it), so a
+point that cannot be valid is refused, naming the point and the field, before anything runs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import copy
 import hashlib
 import itertools
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,7 +45,7 @@ class SweepSpec(BaseModel):
     base: str | dict
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
     zip: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
-    metrics: list[str] = []
+    metrics: list[str] | None = None  # None: every column the kind reports
 
 
 @dataclass(frozen=True)
@@ -103,13 +105,19 @@ def load_spec(path: str | Path) -> tuple[SweepSpec, dict, Path]:
         raise ConfigError(f"unknown kind {spec.kind!r} (known: {', '.join(KINDS)})", source=source, field="kind")
     if isinstance(spec.base, str):
         base_path = (path.parent / spec.base) if not Path(spec.base).is_absolute() else Path(spec.base)
-        if not base_path.is_file():
+        try:
+            found = base_path.is_file()
+        except (OSError, ValueError) as exc:  # a name too long, a NUL character
+            raise ConfigError(f"base scenario {spec.base!r} cannot be read ({exc})", source=source,
+                              field="base") from None
+        if not found:
             raise ConfigError(f"base scenario {spec.base!r} not found", source=source, field="base")
         base, folder = read_yaml(base_path), base_path.parent
     else:
         base, folder = spec.base, path.parent
     if not isinstance(base, dict):
         raise ConfigError("expected a scenario mapping", source=source, field="base")
+    _check_metrics(spec, source)
     if not spec.grid and not spec.zip:
         raise ConfigError("nothing to sweep: give grid or zip parameters", source=source, field="grid")
     both = set(spec.grid) & set(spec.zip)
@@ -118,7 +126,10 @@ def load_spec(path: str | Path) -> tuple[SweepSpec, dict, Path]:
     lengths = {len(v) for v in spec.zip.values()}
     if len(lengths) > 1:
         raise ConfigError(f"zipped lists must have one length, got {sorted(lengths)}", source=source, field="zip")
-    for p in list(spec.grid) + list(spec.zip):
+    for section, p in [("grid", p) for p in spec.grid] + [("zip", p) for p in spec.zip]:
+        if "" in p.split("."):
+            raise ConfigError(f"expected a dotted path of keys and list indices (e.g. workload.0.size), got {p!r}",
+                              source=source, field=section)
         try:
             set_path(copy.deepcopy(base), p, None)
         except ConfigError as exc:
@@ -130,6 +141,23 @@ def load_spec(path: str | Path) -> tuple[SweepSpec, dict, Path]:
     if count > MAX_POINTS:
         raise ConfigError(f"{count:,} points, more than {MAX_POINTS:,}", source=source, field="grid")
     return spec, base, folder
+
+
+def _check_metrics(spec: SweepSpec, source: str) -> None:
+    from netsim.sweep.kinds import KINDS
+
+    if spec.metrics is None:
+        return
+    known = KINDS[spec.kind].metrics
+    listing = f"(known for kind {spec.kind}: {', '.join(known)})"
+    if not spec.metrics:
+        raise ConfigError(f"empty: name at least one column, or leave metrics out for all {listing}",
+                          source=source, field="metrics")
+    for i, name in enumerate(spec.metrics):
+        if name not in known and name != "error":
+            raise ConfigError(f"unknown metric {name!r} {listing}", source=source, field="metrics")
+        if name in spec.metrics[:i]:
+            raise ConfigError(f"{name!r} given twice", source=source, field="metrics")
 
 
 def points(spec: SweepSpec, base: dict, folder: Path) -> list[Point]:
@@ -148,3 +176,30 @@ def points(spec: SweepSpec, base: dict, folder: Path) -> list[Point]:
                               sort_keys=True, default=str)
             out.append(Point(len(out), params, doc, hashlib.sha256(blob.encode()).hexdigest()[:24]))
     return out
+
+
+def _value(value: Any, limit: int = 40) -> str:
+    """A parameter value for a one-line message: plain words as they are, anything else as JSON, cut short."""
+    text = value if isinstance(value, str) and re.fullmatch(r"[\w.:+-]+", value) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def describe(point: Point) -> str:
+    """`point 3 (bandwidth=1Gbps, method=diloco)`: the point's index and parameter values, for messages."""
+    return f"point {point.index} ({', '.join(f'{k}={_value(v)}' for k, v in point.params.items())})"
+
+
+def check_points(spec: SweepSpec, pts: list[Point], folder: Path, *, source: str,
+                 max_transfers: int | None = None) -> None:
+    """Build every point as its run would, short of running it; the first that cannot be valid is a
+    ConfigError naming the spec, the field inside the point, and the point."""
+    from netsim.sweep.kinds import KINDS
+
+    check = KINDS[spec.kind].check
+    for p in pts:
+        try:
+            check(p.document, folder, max_transfers)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc.detail} (in {describe(p)})", source=source, field=exc.field) from None
+        except Exception:  # noqa: BLE001  a bug in building, not the user's mistake: the run records it
+            continue
