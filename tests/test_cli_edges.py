@@ -206,3 +206,21 @@ def test_an_empty_output_path_is_refused_everywhere(tmp_path, capsys, monkeypatc
     err = capsys.readouterr().err
     assert "--output: expected a directory path, got ''" in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("body, needle", [
+    ("topology: {kind: leaf_spine, leaves: 128, spines: 16, hosts_per_leaf: 16, host_bandwidth: 400Gbps}\n"
+     "workload:\n  - {op: all_to_all, size: 256MiB}\n", "would start about 4,192,256 transfers at one instant"),
+    ("topology: {kind: leaf_spine, leaves: 64, spines: 16, hosts_per_leaf: 16, gpus_per_host: 8, nics_per_host: 8, "
+     "host_bandwidth: 400Gbps}\nworkload:\n  - {op: all_reduce, size: 256MiB, algo: rings}\n",
+     "would create about 1,073,610,752 transfers"),
+])
+def test_oversized_work_is_refused_from_closed_forms(tmp_path, capsys, monkeypatch, body, needle):
+    """A direct all-to-all on 2,048 GPUs (4.2M transfers at once) and `rings` on 8,192 GPUs (1.07e9 transfers)
+    are refused from closed-form counts, before any schedule is built (this used to take gigabytes)."""
+    monkeypatch.chdir(tmp_path)
+    Path("s.yaml").write_text(body)
+    assert main(["run", "s.yaml", "-o", "o"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "--max-transfers" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]

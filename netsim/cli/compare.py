@@ -46,7 +46,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"unknown routing policy {unknown[0]!r} (known: {', '.join(policy_names())})",
                           field="--policies")
     jobs = len(scenario.config.job_list())
-    per_run = scenario_transfers(scenario) // len(scenario.config.routing)
+    per_run = scenario_transfers(scenario, at_once=args.max_transfers is None) // len(scenario.config.routing)
     runs = 1 + len(policies) * (1 + (jobs if jobs > 1 else 0))
     check_budget(per_run * runs, f"comparing {len(policies)} policies ({runs} runs)", args.max_transfers,
                  source=scenario.source)

@@ -43,8 +43,8 @@ def add_parser(sub) -> None:
 def command(args: argparse.Namespace, console: Console) -> int:
     out = OutputDirectory(args.output, command="run", outputs=RUN_OUTPUTS)
     scenario = load_scenario(args.scenario) if args.scenario else default_scenario()
-    check_budget(scenario_transfers(scenario), f"scenario {scenario.name!r}", args.max_transfers,
-                 source=scenario.source)
+    check_budget(scenario_transfers(scenario, at_once=args.max_transfers is None), f"scenario {scenario.name!r}",
+                 args.max_transfers, source=scenario.source)
     console.print(f"netsim run {scenario.name}: topology {scenario.topology.name} "
                   f"({len(scenario.topology.gpus)} GPUs), routing {', '.join(scenario.config.routing)}")
     with Stages(len(scenario.config.routing), "simulating") as stages:

@@ -5,7 +5,9 @@ message.
 The estimate is exact for collectives and costs next to nothing: each algorithm's transfer count with
 one chunk in closed form (`Algorithm.count`, checked against the schedules in the tests; an algorithm
 without one has its schedule built and counted, which is cheap for those: log-depth trees, halving-
-doubling, barriers); pipelined chunks copy every transfer once per chunk. The ceilings — `MAX_TRANSFERS` (5 million
+doubling, barriers); pipelined chunks copy every transfer once per chunk. Work that starts millions of transfers at one
+instant (a direct all-to-all on thousands of ranks) is refused too, past `MAX_FLOWS_AT_ONCE`: its memory
+and its max-min recomputations grow faster than its transfer count. The ceilings — `MAX_TRANSFERS` (5 million
 transfers: a few minutes of fluid simulation) and `MAX_NODES` (5 million program nodes) — are lifted
 with `--max-transfers N`.
 """
@@ -29,6 +31,34 @@ def collective_transfers(comm: Communicator, op: str, nbytes: int, algo: str = "
     return ALGORITHMS[op][chosen].transfers(comm.request(nbytes, 1, root)) * used_chunks
 
 
+MAX_FLOWS_AT_ONCE = 2_000_000  # transfers started at one instant: past this, memory and max-min cost explode
+BYTES_PER_FLOW = 1536  # what one live flow costs the fluid model (measured: 1.5 GiB for 1M flows at once)
+
+
+def flows_at_once(comm: Communicator, op: str, nbytes: int, algo: str = "auto", chunks: int = 1,
+                  root: int = 0) -> int:
+    """The most transfers one call of `op` on `comm` starts at the same instant: a direct exchange's whole
+    step (n(n - 1) for all-to-all, reduce-scatter, all-gather and all-reduce), pipelined chunks included;
+    every other algorithm moves at most a transfer or two per rank and step."""
+    if op == "send_recv":
+        return chunks
+    chosen, used_chunks, _ = comm.resolve(op, nbytes, algo, chunks, root)
+    n = comm.size
+    per_step = n * (n - 1) if chosen == "direct" and op not in ("broadcast", "reduce") else 2 * n
+    return per_step * used_chunks
+
+
+def check_flows_at_once(estimate: int, what: str, *, source: str | None = None) -> None:
+    """Refuse work that starts more than `MAX_FLOWS_AT_ONCE` transfers at one instant, with the memory that
+    would take; `--max-transfers N` (any N) lifts this check."""
+    if estimate > MAX_FLOWS_AT_ONCE:
+        gib = estimate * BYTES_PER_FLOW / 2**30
+        raise ConfigError(f"{what} would start about {estimate:,} transfers at one instant (about {gib:.0f} GiB "
+                          f"and many minutes of max-min), more than the limit of {MAX_FLOWS_AT_ONCE:,}; use fewer "
+                          f"ranks or another algorithm, or lift the limit with --max-transfers", source=source,
+                          field="--max-transfers")
+
+
 def check_budget(estimate: int, what: str, limit: int | None, *, source: str | None = None,
                  field: str = "--max-transfers", unit: str = "transfers", ceiling: int = MAX_TRANSFERS) -> None:
     """Refuse work estimated at more than `limit` transfers (or other `unit`s; None: the default ceiling)."""
@@ -38,4 +68,5 @@ def check_budget(estimate: int, what: str, limit: int | None, *, source: str | N
                           f"lower it, or raise the limit with {field} {estimate}", source=source, field=field)
 
 
-__all__ = ["MAX_NODES", "MAX_TRANSFERS", "check_budget", "collective_transfers"]
+__all__ = ["MAX_FLOWS_AT_ONCE", "MAX_NODES", "MAX_TRANSFERS", "check_budget", "check_flows_at_once",
+           "collective_transfers", "flows_at_once"]
