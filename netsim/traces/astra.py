@@ -93,8 +93,8 @@ def read(path: str | Path, npus: int | None = None) -> Trace:
         raise TraceError(f"pipeline parallelism (pp: {pp}) is not supported", source=source, field="pp")
     n = npus or _header_value(head, "all_gpus")
     if not n or n < 1:
-        raise TraceError("the workload does not say how many ranks run it (no all_gpus:); give the rank count",
-                         source=source, field="all_gpus")
+        raise TraceError("the workload does not say how many ranks run it (no all_gpus:); give the rank count "
+                         "with --npus", source=source, field="all_gpus")
     if n > MAX_RANKS:
         raise TraceError(f"{n:,} ranks: expected at most {MAX_RANKS:,}", source=source,
                          field="all_gpus" if not npus else "npus")

@@ -464,6 +464,9 @@ def test_astra_sizes_and_times_are_checked_and_skips_counted(tmp_path, capsys):
     many = tmp_path / "many.txt"
     many.write_text("DATA all_gpus: 1000000000\n1\nl -1 1 NONE 0 1 NONE 0 1 ALLREDUCE 5 1\n")
     _refused(many, capsys, tmp_path, "all_gpus: 1,000,000,000 ranks: expected at most 131,072")
+    unsized = tmp_path / "unsized.txt"  # a workload that does not say its rank count: the flag to give it
+    unsized.write_text("DATA\n1\nl -1 1 NONE 0 1 NONE 0 1 ALLREDUCE 5 1\n")
+    _refused(unsized, capsys, tmp_path, "all_gpus: the workload does not say how many ranks", "with --npus")
     # communication netsim does not replay is counted, not dropped silently
     odd = tmp_path / "odd.txt"
     odd.write_text("DATA\n2\na -1 1 NONE 0 1 NONE 0 1 BROADCAST 64 1\nb -1 1 NONE 0 1 NONE 0 1 ALLREDUCE 0 1\n")
