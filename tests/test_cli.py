@@ -149,3 +149,22 @@ def test_bash_completion_completes_commands_and_flags(tmp_path, capsys, words, c
                          check=True).stdout
     assert out.split() == expected
     assert main(["completion", "zsh"]) == 0 and "bashcompinit" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [
+    ["run"],
+    ["topo", "show", str(ROOT / "topologies" / "nvlink8.yaml")],
+    ["bench", "--topology", str(ROOT / "topologies" / "nvlink8.yaml"), "-b", "1M", "-e", "2M"],
+    ["trace", "show", str(ROOT / "traces" / "pp2" / "chakra")],
+    ["utilization", "--method", "diloco", "--layers", "2", "--inner-steps", "2", "--outer-steps", "1"],
+])
+def test_json_has_one_shape_on_every_command(tmp_path, capsys, monkeypatch, args):
+    """`--json` prints one object: `meta` (the command, netsim's version, what ran) and `rows` (row objects
+    with the same keys), and nothing else on stdout."""
+    monkeypatch.chdir(tmp_path)
+    extra = ["-o", "o"] if args[0] == "run" else []
+    assert main(args + ["--json"] + extra) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert set(shown) == {"meta", "rows"} and shown["meta"]["command"] == " ".join(args[:2] if args[0] in
+                                                                                  ("topo", "trace") else args[:1])
+    assert shown["rows"] and len({tuple(sorted(r)) for r in shown["rows"]}) == 1

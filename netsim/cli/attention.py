@@ -10,7 +10,7 @@ from rich.table import Table
 
 from netsim.cli import flags, names
 from netsim.cli.commands import HELP
-from netsim.cli.progress import Stages, notice
+from netsim.cli.progress import Stages, notice, print_json
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
 from netsim.units import format_size, format_time
@@ -100,8 +100,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
         runs = simulate_attention(cfg, topo, progress=stages.start)
     summary = attention_summary(runs)
     if args.json:
-        print(json.dumps({r["scheme"]: {k: v for k, v in r.items() if k != "scheme"}
-                          for r in summary.iter_rows(named=True)}, indent=1))
+        print_json("attention", summary.to_dicts(), scenario=cfg.name, topology=topo.name, gpus=n, seq=cfg.seq,
+                   causal=cfg.causal, backward=cfg.backward)
     else:
         kind = "causal" if cfg.causal else "non-causal"
         table = Table(title=f"{cfg.name}: {kind} attention, S = {cfg.seq}, H = {cfg.heads}, H_kv = "

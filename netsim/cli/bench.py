@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import polars as pl
 from rich.console import Console
 
 from netsim.cli import flags, names
 from netsim.cli.commands import HELP
-from netsim.cli.progress import Stages, notice
+from netsim.cli.progress import Stages, notice, print_json
 from netsim.collectives import OPS, Communicator, algorithms
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
@@ -90,7 +89,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
                 rows += run_bench(topo, args.op, [size], [algo], ranks=args.ranks, network=args.network,
                                   routing=args.routing, seed=args.seed, chunks=args.chunks)
     if args.json:
-        print(json.dumps([r.as_dict() for r in rows], indent=1))
+        print_json("bench", [r.as_dict() for r in rows], op=args.op, ranks=n, topology=topo.name,
+                   units={"size": "B", "time_us": "us", "algbw": "GB/s", "busbw": "GB/s"})
     else:
         print(format_table(args.op, n, rows))
         print("# algo: the algorithm that ran; 'NAMExK' = `auto` chose NAME pipelined in K chunks")

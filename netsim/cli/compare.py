@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from rich.console import Console
 from rich.table import Table
 
 from netsim.cli import flags, names
 from netsim.cli.commands import HELP
-from netsim.cli.progress import Stages, notice
+from netsim.cli.progress import Stages, notice, print_json
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
 from netsim.report import write_compare_report
@@ -60,7 +59,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
             raise ConfigError(exc.detail, field="--policies") from None  # (a policy's argument, e.g. split:x)
     table = result.table
     if args.json:
-        print(json.dumps(table.to_dicts(), indent=1, default=str))
+        print_json("compare-routing", table.to_dicts(), scenario=scenario.name, source=scenario.source,
+                   policies=policies)
     else:
         view = Table(title=f"compare-routing: {scenario.name}")
         for col in ("policy", "job", "collective", "time", "busbw", "% of ideal", "slowdown", "worst step load/bound"):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from rich.console import Console
 from rich.table import Table
 
 from netsim.cli import flags, names
 from netsim.cli.commands import HELP
-from netsim.cli.progress import Stages
+from netsim.cli.progress import Stages, print_json
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
 from netsim.faults.spec import FAULT_KINDS, POLICIES
@@ -57,8 +56,8 @@ def _command(args: argparse.Namespace, console: Console) -> int:
             result = run_campaign(cfg, topo, args.campaign, args.policy, progress=stages.start)
         rate = result.false_alarms / result.checks if result.checks else 0.0
         if args.json:
-            print(json.dumps({"classes": result.classes.to_dicts(), "false_alarms": result.false_alarms,
-                              "checks": result.checks}, indent=1, default=str))
+            print_json("faults", result.classes.to_dicts(), scenario=cfg.name, campaign=args.campaign,
+                       false_alarms=result.false_alarms, checks=result.checks)
         else:
             table = Table(title=f"{cfg.name}: {args.campaign} runs, one random fault each")
             for col in ("fault", "class", "recall", "class precision", "latency (median)", "overhead with",
@@ -83,7 +82,7 @@ def _command(args: argparse.Namespace, console: Console) -> int:
     faults = fault_table(results)
     summary = {mode: r.summary() for mode, r in results.items()}
     if args.json:
-        print(json.dumps({"runs": summary, "faults": faults.to_dicts()}, indent=1, default=str))
+        print_json("faults", faults.to_dicts(), scenario=cfg.name, runs=summary)
     else:
         t = Table(title=f"{cfg.name}: {cfg.job.iterations} iterations on {topo.name}")
         t.add_column("")

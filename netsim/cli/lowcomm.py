@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 import polars as pl
@@ -12,7 +11,7 @@ from rich.table import Table
 
 from netsim.cli import flags, names
 from netsim.cli.commands import HELP
-from netsim.cli.progress import Stages, notice
+from netsim.cli.progress import Stages, notice, print_json
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
 from netsim.report import write_sweep_report
@@ -116,7 +115,7 @@ def utilization_command(args: argparse.Namespace, console: Console) -> int:
     model, kw = _flag_errors(_training, args)
     result = _flag_errors(lambda: utilization(UtilizationConfig(args.method, model, bandwidth=args.bandwidth, **kw)))
     if args.json:
-        print(json.dumps(result.as_dict(), indent=1))
+        print_json("utilization", [result.as_dict()], method=args.method, bandwidth_bps=args.bandwidth)
         return 0
     table = Table(title=f"{args.method}: {args.workers} workers, {format_bandwidth(args.bandwidth)}, "
                         f"latency {format_time(args.latency)}")
@@ -184,10 +183,9 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
     frame = pl.concat(parts)
     found = thresholds(frame, targets)
     if args.json:
-        print(json.dumps({m: {str(t): (None if b is None else b * 8 / 1e9) for t, b in
-                              zip(found.filter(pl.col("method") == m)["target"].to_list(),
-                                  found.filter(pl.col("method") == m)["bandwidth"].to_list())}
-                          for m in methods}, indent=1))
+        print_json("sweep-bandwidth", [{"method": r["method"], "target": r["target"],
+                                        "gbps": None if r["bandwidth"] is None else r["bandwidth"] * 8 / 1e9}
+                                       for r in found.iter_rows(named=True)], methods=methods, grid_gbps=args.grid)
     else:
         table = Table(title="Lowest grid bandwidth reaching each compute utilisation")
         table.add_column("method")

@@ -54,3 +54,17 @@ class Stages:
 def notice(text: str) -> None:
     """A line about the run rather than its result ("results written to ...", a warning): on stderr."""
     print(text, file=sys.stderr, flush=True)
+
+
+def print_json(command: str, rows: list[dict], **meta) -> None:
+    """A command's `--json` output, one shape for every command: ``{"meta": {...}, "rows": [...]}`` — the
+    rows a table would show (one object each, the same keys in every row), and `meta` saying what ran
+    (the command, netsim's version, and the command's own facts: file, topology, totals)."""
+    import json
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("netsim")
+    except PackageNotFoundError:
+        ours = "unknown"
+    print(json.dumps({"meta": {"command": command, "netsim": ours, **meta}, "rows": rows}, indent=1, default=str))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from rich.console import Console
 from rich.table import Table
 
 from netsim.cli import flags, names
 from netsim.cli.commands import HELP
-from netsim.cli.progress import notice
+from netsim.cli.progress import notice, print_json
 from netsim.cli.trace import add_trace_arguments, reader_help
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
@@ -63,7 +62,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
                     algo=args.algo, seed=args.seed, sends=args.sends, max_transfers=args.max_transfers)
     s = result.summary()
     if args.json:
-        print(json.dumps(s | {"trace": trace.source, "format": trace.format, "topology": topo.name}, indent=1))
+        print_json("replay", result.collectives.to_dicts(), trace=trace.source, format=trace.format,
+                   topology=topo.name, **s)
     else:
         console.print(f"{trace.source} ({trace.format}, {result.ranks} ranks) on {topo.name}, {args.routing} routing, "
                       f"{args.placement} placement")

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from netsim.cli import flags, names
 from netsim.cli.commands import HELP
-from netsim.cli.progress import Stages, notice
+from netsim.cli.progress import Stages, notice, print_json
 from netsim.config import OutputDirectory
 from netsim.report import write_report
 from netsim.scenario import default_scenario, load_scenario, run_scenario, summarize
@@ -37,6 +37,7 @@ def add_parser(sub) -> None:
                         "(default: out/run); it must be new, empty, "
                         "or hold an earlier output of netsim run")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--json", action="store_true", help="print the summary (a row per variant and collective) as JSON")
     flags.add_max_transfers(p)
 
 
@@ -45,12 +46,17 @@ def command(args: argparse.Namespace, console: Console) -> int:
     scenario = load_scenario(args.scenario) if args.scenario else default_scenario()
     check_budget(scenario_transfers(scenario, at_once=args.max_transfers is None), f"scenario {scenario.name!r}",
                  args.max_transfers, source=scenario.source)
-    console.print(f"netsim run {scenario.name}: topology {scenario.topology.name} "
-                  f"({len(scenario.topology.gpus)} GPUs), routing {', '.join(scenario.config.routing)}")
-    with Stages(len(scenario.config.routing), "simulating") as stages:
+    if not args.json:
+        console.print(f"netsim run {scenario.name}: topology {scenario.topology.name} "
+                      f"({len(scenario.topology.gpus)} GPUs), routing {', '.join(scenario.config.routing)}")
+    with Stages(len(scenario.config.routing), "simulating", quiet=args.json) as stages:
         results = run_scenario(scenario, progress=stages.start)
     summary = summarize(results)
-    print_summary(summary, results.links, console)
+    if args.json:
+        print_json("run", summary.to_dicts(), scenario=scenario.name, source=scenario.source,
+                   topology=scenario.topology.name, gpus=len(scenario.topology.gpus), routing=scenario.config.routing)
+    else:
+        print_summary(summary, results.links, console)
     outputs = scenario.config.outputs
     report = outputs.report and not args.no_report
     with out.writing() as tmp:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -13,6 +12,7 @@ from rich.console import Console
 
 from netsim.cli import flags, names
 from netsim.cli.commands import HELP
+from netsim.cli.progress import print_json
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
 
@@ -119,7 +119,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"all {len(pts)} points failed on their input, nothing written; the first, "
                           f"{describe(point)}: {error}", source=args.spec)
     if args.json:
-        print(json.dumps(table.to_dicts(), indent=1, default=str))
+        print_json("sweep", table.to_dicts(), spec=args.spec)
     else:
         console.print(f"{len(pts)} points, {failed} failed, in {time.perf_counter() - start:.1f} s "
                       f"({args.executor}, {args.workers} worker{'s' if args.workers > 1 else ''})")

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from netsim.cli import names
 from netsim.cli.commands import HELP
+from netsim.cli.progress import print_json
 from netsim.topology import load_topology
 from netsim.topology.summary import MAX_BISECTION_LINKS, summarize_topology
 from netsim.units import format_bandwidth, format_time
@@ -22,11 +23,18 @@ def add_parser(sub) -> None:
     show = topo_sub.add_parser("show", help="validate a topology file and print a summary",
                                **names.epilog(names.topology_kinds_text()))
     show.add_argument("file", help="topology YAML file")
+    show.add_argument("--json", action="store_true", help="print the links by tier as JSON (meta: the summary)")
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
     topo = load_topology(args.file)
     s = summarize_topology(topo, sample=PATH_SAMPLE)
+    if args.json:
+        print_json("topo show", [{"tier": t, "directed_links": c, "bandwidth_min_Bps": cap, "latency_max_s": lat}
+                                 for t, c, cap, lat in s.links], name=s.name, kind=s.kind, gpus=s.gpus,
+                   nodes=s.nodes, links=topo.num_links, bisection_Bps=s.bisection,
+                   equal_cost_paths_from_gpu0={str(k): v for k, v in s.path_counts.items()})
+        return 0
     console.print(f"{s.name} ({s.kind}): {s.gpus} GPUs, {topo.num_nodes} nodes, "
                   f"{topo.num_links} directed links — valid")
     console.print("nodes: " + ", ".join(f"{k} {v}" for k, v in s.nodes.items()))

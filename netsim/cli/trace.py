@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from rich.console import Console
 from rich.table import Table
 
 from netsim.cli import flags, names
 from netsim.cli.commands import HELP
+from netsim.cli.progress import print_json
 from netsim.units import format_size, format_time
 
 
@@ -40,7 +40,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
 
     s = summary(load_trace(args.trace, format=args.format, npus=args.npus))
     if args.json:
-        print(json.dumps(s, indent=1))
+        print_json("trace show", s.pop("collectives"), **s)
         return 0
     nodes = ", ".join(f"{k} {v}" for k, v in s["nodes"].items())
     console.print(f"{s['source']} ({s['format']}): {s['ranks']} ranks; nodes: {nodes}; compute "

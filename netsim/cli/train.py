@@ -9,7 +9,7 @@ from rich.table import Table
 
 from netsim.cli import flags, names
 from netsim.cli.commands import HELP
-from netsim.cli.progress import Stages, notice
+from netsim.cli.progress import Stages, notice, print_json
 from netsim.config import OutputDirectory
 from netsim.report import write_training_report
 from netsim.units import format_size, format_time
@@ -25,6 +25,7 @@ def add_parser(sub) -> None:
                    "(each method's workers, for Perfetto or chrome://tracing) and each method's timing as Chakra ET "
                    "(chakra_METHOD.R.et)")
     p.add_argument("--steps", type=flags.integer(1, 10**6), help="override the scenario's number of steps")
+    p.add_argument("--json", action="store_true", help="print the summary (a row per method) as JSON")
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
@@ -37,19 +38,23 @@ def command(args: argparse.Namespace, console: Console) -> int:
     cfg, topo, _source = load_train_scenario(args.scenario)
     if args.steps is not None:
         cfg = cfg.model_copy(update={"steps": args.steps})
-    console.print(f"netsim train {cfg.name}: {len(cfg.methods)} methods, {cfg.steps} steps, "
-                  f"topology {topo.name}")
-    with Stages(len(cfg.methods), "training") as stages:
+    if not args.json:
+        console.print(f"netsim train {cfg.name}: {len(cfg.methods)} methods, {cfg.steps} steps, "
+                      f"topology {topo.name}")
+    with Stages(len(cfg.methods), "training", quiet=args.json) as stages:
         result = run_training(cfg, topo, progress=stages.start)
     summary = result["summary"]
-    table = Table(title="Training summary (loss: mean over workers, last 10 steps)")
-    for col in ("method", "final loss", "wall-clock", "to target", "bytes", "utilisation"):
-        table.add_column(col, justify="left" if col == "method" else "right")
-    for r in summary.iter_rows(named=True):
-        table.add_row(r["method"], f"{r['final_loss']:.4f}", format_time(r["wall_s"]),
-                      "-" if r["time_to_target_s"] is None else format_time(r["time_to_target_s"]),
-                      format_size(r["bytes"]), f"{100 * r['utilization']:.1f}%")
-    console.print(table)
+    if args.json:
+        print_json("train", summary.to_dicts(), scenario=cfg.name, steps=cfg.steps, topology=topo.name)
+    else:
+        table = Table(title="Training summary (loss: mean over workers, last 10 steps)")
+        for col in ("method", "final loss", "wall-clock", "to target", "bytes", "utilisation"):
+            table.add_column(col, justify="left" if col == "method" else "right")
+        for r in summary.iter_rows(named=True):
+            table.add_row(r["method"], f"{r['final_loss']:.4f}", format_time(r["wall_s"]),
+                          "-" if r["time_to_target_s"] is None else format_time(r["time_to_target_s"]),
+                          format_size(r["bytes"]), f"{100 * r['utilization']:.1f}%")
+        console.print(table)
     if "syncs" in summary.columns:
         for r in summary.iter_rows(named=True):
             if r["syncs"] == 0 and r["method"] != "ddp":

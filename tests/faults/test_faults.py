@@ -121,7 +121,8 @@ def test_faults_command_single_run_campaign_and_errors(tmp_path, capsys):
         "campaign: {classes: [gpu_slow, rank_hang_comm], clean_runs: 1}\n")
     assert main(["faults", str(scenario), "--json", "-o", str(tmp_path / "one")]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["faults"][0]["correct"] is True and out["runs"]["detector"]["wall_s"] < out["runs"]["none"]["wall_s"]
+    runs = out["meta"]["runs"]
+    assert out["rows"][0]["correct"] is True and runs["detector"]["wall_s"] < runs["none"]["wall_s"]
     from netsim.traces import load_trace  # one healthy iteration as Chakra ET: compute, the dp all-reduce, the end
 
     iteration = load_trace(tmp_path / "one" / "chakra_iteration").validate()
@@ -131,7 +132,7 @@ def test_faults_command_single_run_campaign_and_errors(tmp_path, capsys):
         assert [n.nbytes for n in nodes if n.kind == "collective" and n.nbytes] == [256 * 2**20]
     assert main(["faults", str(scenario), "--campaign", "4", "--json", "-o", str(tmp_path / "camp")]) == 0
     camp = json.loads(capsys.readouterr().out)
-    assert {c["kind"] for c in camp["classes"]} <= {"gpu_slow", "rank_hang_comm"} and camp["false_alarms"] == 0
+    assert {c["kind"] for c in camp["rows"]} <= {"gpu_slow", "rank_hang_comm"} and camp["meta"]["false_alarms"] == 0
     assert {"classes.parquet", "runs.parquet", "report.html"} <= {p.name for p in (tmp_path / "camp").iterdir()}
     for bad, field in (("{kind: melt, at: 1s}", "kind"), ("{kind: gpu_slow, at: 1s, rank: 99}", "rank"),
                        ("{kind: link_degraded, at: 1s, link: 'leaf0->spine9'}", "link")):

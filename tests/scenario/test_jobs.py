@@ -72,7 +72,7 @@ def test_compare_routing_cli(tmp_path, capsys):
     path.write_text(yaml.safe_dump(jobs_scenario()))
     out = tmp_path / "cmp"
     assert main(["compare-routing", str(path), "--policies", "ecmp,spray,planned", "-o", str(out), "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["rows"]
     by = {(r["variant"], r["job"]): r for r in rows}
     assert len(by) == 6
     for job in ("a", "b"):

@@ -180,13 +180,15 @@ def test_inconsistent_traces_are_refused():
 
 def test_trace_show_and_replay_commands(tmp_path, capsys):
     assert main(["trace", "show", str(TRACES / "pp2" / "chakra"), "--json"]) == 0
-    shown = json.loads(capsys.readouterr().out)
+    shown = json.loads(capsys.readouterr().out)["meta"]  # (rows: the collectives)
     assert shown["ranks"] == 2 and shown["transfers"][0]["bytes"] == 8 * 65536
     out = tmp_path / "r"
     assert main(["replay", str(TRACES / "ddp4"), "--topology", str(ROOT / "topologies" / "rail64.yaml"),
                  "--ranks", "16", "-o", str(out), "--json"]) == 0
-    summary_ = json.loads(capsys.readouterr().out)
-    assert summary_["ranks"] == 16 and summary_["time_s"] > 0
+    replayed = json.loads(capsys.readouterr().out)
+    summary_ = replayed["meta"]
+    assert summary_["ranks"] == 16 and summary_["time_s"] > 0 and summary_["command"] == "replay"
+    assert len(replayed["rows"]) == summary_["collective_calls"] > 0  # a row per collective call
     assert {"timeline.parquet", "timeline.json", "collectives.parquet", "trace.parquet", "report.html"} <= \
         {p.name for p in out.iterdir()}
     # timeline.json: Chrome trace events, one complete event per node, at the timeline's times

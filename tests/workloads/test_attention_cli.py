@@ -36,7 +36,7 @@ def test_attention_command_table_json_and_report(tmp_path, capsys):
     args = ["attention", "--topology", PCIE4, "--seq", "8192", "--heads", "16", "--kv-heads", "4", "--head-dim", "64",
             "--schemes", "ring,tokenring", "--json"]
     assert main(args) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = {r["scheme"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
     assert set(out) == {"ring", "tokenring"} and all(v["time_s"] > 0 and v["gpus"] == 4 for v in out.values())
     assert main(args[:-1] + ["--causal", "--backward", "-o", str(tmp_path / "a")]) == 0
     written = {p.name for p in (tmp_path / "a").iterdir()}
@@ -68,10 +68,10 @@ def test_attention_scenario_file_and_overrides(tmp_path, capsys):
     scenario.write_text(f"name: cp\ntopology: {PCIE4}\nseq: 4096\nheads: 8\nhead_dim: 64\nschemes: [zigzag_ring]\n"
                         "causal: true\n")
     assert main(["attention", str(scenario), "--json"]) == 0
-    first = json.loads(capsys.readouterr().out)
+    first = json.loads(capsys.readouterr().out)["rows"][0]
     assert main(["attention", str(scenario), "--seq", "8192", "--json"]) == 0
-    second = json.loads(capsys.readouterr().out)
-    assert second["zigzag_ring"]["time_s"] > first["zigzag_ring"]["time_s"]
+    second = json.loads(capsys.readouterr().out)["rows"][0]
+    assert second["scheme"] == "zigzag_ring" and second["time_s"] > first["time_s"]
 
 
 @pytest.mark.parametrize("extra, needle", [

@@ -25,7 +25,9 @@ def test_bench_json_matches_closed_form_and_busbw_factor(tmp_path, capsys):
     topo.write_text("kind: full_mesh\ngpus: 8\nbandwidth: 80Gbps\nlatency: 2us\n")
     assert main(["bench", "--topology", str(topo), "--op", "all_reduce", "-b", "8K", "-e", "8M", "-f", "32",
                  "--algo", "ring,halving_doubling", "--json", "-o", str(tmp_path / "out")]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    shown = json.loads(capsys.readouterr().out)
+    rows = shown["rows"]
+    assert shown["meta"]["command"] == "bench" and shown["meta"]["units"]["busbw"] == "GB/s"
     assert [r["size"] for r in rows] == [8192, 262144, 8388608] * 2
     for r in rows:
         t = closed_form("all_reduce", r["algo"], 8, r["size"], 2e-6, 10e9)

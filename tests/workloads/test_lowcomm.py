@@ -109,7 +109,7 @@ def test_utilization_cli(capsys):
             "--bits", "16", "--inner-steps", "100", "--fragments", "8", "--overlap", "1", "--workers", "2",
             "--bandwidth", "10Gbps", "--latency", "0", "--json"]
     assert main(args) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)["rows"][0]
     direct = util("streaming_diloco", MODEL, workers=2, bandwidth=10e9 / 8, fragments=8, overlap=1)
     assert out["utilization"] == pytest.approx(direct.utilization, rel=1e-12)
     assert main(["utilization", "--bandwidth", "10Gbpz"]) == 2
@@ -176,9 +176,9 @@ def test_sweep_thresholds_and_cli(tmp_path, capsys):
         assert row["bandwidth"] == (reached["bandwidth"][0] if len(reached) else None)
     assert main(["sweep-bandwidth", "--methods", "diloco,streaming_diloco", "--grid", "0.1:1000:5",
                  "--fragments", "8", "--overlap", "1", "--json", "-o", str(tmp_path / "s")]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"diloco", "streaming_diloco"}
-    lowest = {m: out[m]["0.9"] for m in out}
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert {r["method"] for r in rows} == {"diloco", "streaming_diloco"}
+    lowest = {r["method"]: r["gbps"] for r in rows if r["target"] == 0.9}
     assert lowest["streaming_diloco"] <= lowest["diloco"]  # overlap and fragments lower the need
     assert {p.name for p in (tmp_path / "s").iterdir()} == {"sweep.parquet", "thresholds.parquet", "report.html", ".netsim-manifest.json"}
     assert main(["sweep-bandwidth", "--methods", "magic"]) == 2
