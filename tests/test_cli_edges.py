@@ -224,3 +224,22 @@ def test_oversized_work_is_refused_from_closed_forms(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err
     assert needle in err and "--max-transfers" in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+
+
+@pytest.mark.parametrize("old, new, args", [
+    ("--ranks", "--rescale", ["replay", str(ROOT / "traces" / "ddp2"), "--topology", NVLINK, "--ranks", "4"]),
+    ("--policy", "--recovery", ["faults", "SCENARIO", "--policy", "none"]),
+])
+def test_old_flag_names_still_work_for_a_release_and_say_the_new_one(tmp_path, capsys, monkeypatch, old, new, args):
+    """One meaning per flag name: replay's rescaling is --rescale (--ranks is bench's rank count), the fault
+    study's recovery policy --recovery (policies are routing policies elsewhere), sweep's pool --processes
+    (--workers is the training workers' count). The old spellings work, with a notice."""
+    monkeypatch.chdir(tmp_path)
+    if "SCENARIO" in args:
+        Path("f.yaml").write_text("name: s\ntopology: {kind: single_switch, gpus: 8}\n"
+                                  "job: {replicas: 8, iterations: 20, checkpoint_every: 10}\n")
+        args = [a if a != "SCENARIO" else "f.yaml" for a in args]
+    assert main(args + ["--json"]) == 0
+    captured = capsys.readouterr()
+    assert f"netsim: notice: {old} is now {new}" in captured.err
+    assert captured.out.startswith("{")

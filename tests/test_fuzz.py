@@ -207,7 +207,7 @@ def command_lines(draw):
                  "--fragments", "--overlap", "--step-time", "--tcp-window", "--streams", "--seed"]
     elif command == "replay":
         argv = ["replay", str(ROOT / "traces" / draw(st.sampled_from(["ddp2", "pp2", "nope"]))), "--topology", NVLINK]
-        flags = ["--ranks", "--scale-compute", "--placement", "--routing", "--format", "--npus", "--algo", "--seed"]
+        flags = ["--rescale", "--scale-compute", "--placement", "--routing", "--format", "--npus", "--algo", "--seed"]
     elif command == "attention":
         argv = ["attention", "--topology", NVLINK, "--seq", "1024", "--heads", "8", "--head-dim", "16",
                 "--gpus", draw(st.sampled_from(["2", "4", "8"]))]

@@ -21,13 +21,15 @@ CAMPAIGN_OUTPUTS = {"classes.parquet", "runs.parquet", "report.html"}
 
 def add_parser(sub) -> None:
     listing = names.epilog("fault kinds:\n" + "\n".join(f"  {k}: {v}" for k, v in FAULT_KINDS.items()),
-                           "recovery policies (--policy):\n" + "\n".join(f"  {k}: {v}" for k, v in POLICIES.items()))
+                           "recovery policies (--recovery):\n" + "\n".join(f"  {k}: {v}" for k, v in POLICIES.items()))
     p = sub.add_parser("faults", help=HELP["faults"],
                        **listing)
     p.add_argument("scenario", help="fault scenario YAML (see validation/c4d_campaign.yaml)")
     p.add_argument("--campaign", type=flags.integer(1, 10_000), help="N runs, one random fault each, with and "
                                                                       "without detection")
-    p.add_argument("--policy", choices=tuple(POLICIES), help="override the scenario's recovery policy")
+    p.add_argument("--recovery", choices=tuple(POLICIES), help="override the scenario's recovery policy")
+    p.add_argument("--policy", dest="recovery", choices=tuple(POLICIES), action=flags.renamed("--recovery"),
+                   help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true")
     p.add_argument("-o", "--output", help="write Parquet and report.html here (and, without --campaign, one healthy "
                    "iteration of the job as Chakra ET: chakra_iteration.R.et)")
@@ -53,7 +55,7 @@ def _command(args: argparse.Namespace, console: Console) -> int:
     cfg, topo = load_fault_scenario(args.scenario)
     if args.campaign:
         with Stages(args.campaign, "fault campaign", quiet=args.json) as stages:
-            result = run_campaign(cfg, topo, args.campaign, args.policy, progress=stages.start)
+            result = run_campaign(cfg, topo, args.campaign, args.recovery, progress=stages.start)
         rate = result.false_alarms / result.checks if result.checks else 0.0
         if args.json:
             print_json("faults", result.classes.to_dicts(), scenario=cfg.name, campaign=args.campaign,
@@ -78,7 +80,7 @@ def _command(args: argparse.Namespace, console: Console) -> int:
                 write_faults_report(tmp / "report.html", f"netsim faults — {cfg.name} (campaign)", None, None,
                                     result)
         return 0
-    results = run_scenario(cfg, topo, args.policy)
+    results = run_scenario(cfg, topo, args.recovery)
     faults = fault_table(results)
     summary = {mode: r.summary() for mode, r in results.items()}
     if args.json:

@@ -86,3 +86,18 @@ def add_max_transfers(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-transfers", type=integer(1), default=None, metavar="N",
                    help=f"refuse runs estimated to create more transfers than this (default {MAX_TRANSFERS:,}; "
                         f"replay: also the most program nodes a rescaled trace may hold, default {MAX_NODES:,})")
+
+
+def renamed(new: str):
+    """An argparse action for a flag's old spelling, kept for one release: it stores the value under the new
+    flag and says so on stderr (one notice line), so each flag name means one thing across commands."""
+
+    class Renamed(argparse._StoreAction):
+        def __call__(self, parser, namespace, values, option_string=None):
+            import sys
+
+            print(f"netsim: notice: {option_string} is now {new} (the old name goes in the next release)",
+                  file=sys.stderr)
+            setattr(namespace, self.dest, values)
+
+    return Renamed

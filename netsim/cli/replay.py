@@ -28,7 +28,10 @@ def add_parser(sub) -> None:
                    help="ranks on GPUs: the topology's first N, or a seeded random sample")
     p.add_argument("--scale-compute", type=flags.number(0, 1e9), default=1.0,
                    help="multiply recorded compute times (e.g. 0.5: a GPU twice as fast)")
-    p.add_argument("--ranks", type=flags.integer(1, 131_072), help="rescale a data-parallel trace to M ranks")
+    p.add_argument("--rescale", metavar="M", type=flags.integer(1, 131_072),
+                   help="rescale a data-parallel trace to M ranks")
+    p.add_argument("--ranks", dest="rescale", type=flags.integer(1, 131_072), action=flags.renamed("--rescale"),
+                   help=argparse.SUPPRESS)
     p.add_argument("--algo", default="auto", help="collective algorithm (default auto)")
     p.add_argument("--sends", choices=("eager", "rendezvous"), default="eager",
                    help="a send leaves when its own dependencies are met (eager, default), or also waits for "
@@ -56,8 +59,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
     except ConfigError as exc:
         raise ConfigError(exc.detail, field="--routing") from None
     trace = load_trace(args.trace, format=args.format, npus=args.npus)
-    if args.ranks is not None:
-        trace = rescale(trace, args.ranks, gpus=len(topo.gpus), max_nodes=args.max_transfers).validate()
+    if args.rescale is not None:
+        trace = rescale(trace, args.rescale, gpus=len(topo.gpus), max_nodes=args.max_transfers).validate()
     result = replay(trace, topo, routing=args.routing, placement=args.placement, scale_compute=args.scale_compute,
                     algo=args.algo, seed=args.seed, sends=args.sends, max_transfers=args.max_transfers)
     s = result.summary()

@@ -29,7 +29,10 @@ def add_parser(sub) -> None:
     p.add_argument("spec", help="sweep spec YAML (kind, base, grid / zip, metrics)")
     p.add_argument("-o", "--output", default="out/sweep", help="directory for table.parquet and report.html")
     p.add_argument("--executor", default="local", choices=tuple(EXECUTORS))
-    p.add_argument("--workers", type=flags.integer(1, 1024), default=1, help="processes (local pool or local dask)")
+    p.add_argument("--processes", type=flags.integer(1, 1024), default=1,
+                   help="processes that run points (local pool or local dask; default 1)")
+    p.add_argument("--workers", dest="processes", type=flags.integer(1, 1024), action=flags.renamed("--processes"),
+                   help=argparse.SUPPRESS)
     p.add_argument("--scheduler", help="dask scheduler address (tcp://HOST:PORT); default: a local cluster")
     p.add_argument("--cache", default=".netsim-sweep-cache",
                    help="folder of finished runs (one Parquet per run, by scenario hash); reused across sweeps")
@@ -91,7 +94,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     spec, base, folder = load_spec(args.spec)
     pts = points(spec, base, folder)
     check_points(spec, pts, folder, source=args.spec, max_transfers=args.max_transfers)
-    executor = make_executor(args.executor, args.workers, args.scheduler)
+    executor = make_executor(args.executor, args.processes, args.scheduler)
     start = time.perf_counter()
     shown = [0.0]
     name = " ".join(spec.name.split())
@@ -122,7 +125,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
         print_json("sweep", table.to_dicts(), spec=args.spec)
     else:
         console.print(f"{len(pts)} points, {failed} failed, in {time.perf_counter() - start:.1f} s "
-                      f"({args.executor}, {args.workers} worker{'s' if args.workers > 1 else ''})")
+                      f"({args.executor}, {args.processes} process{'es' if args.processes > 1 else ''})")
     with out.writing() as tmp:
         table.write_parquet(tmp / "table.parquet", statistics=False)
         write_sweep_table_report(tmp / "report.html", table, list(spec.grid) + list(spec.zip), spec.metrics or [],

@@ -139,8 +139,8 @@ class DaskExecutor(Executor):
             self.cluster.close()
 
 
-EXECUTORS = {"local": "a process pool on this machine (--workers N)",
-             "dask": "dask.distributed: --scheduler tcp://HOST:PORT, or a local cluster of --workers processes"}
+EXECUTORS = {"local": "a process pool on this machine (--processes N)",
+             "dask": "dask.distributed: --scheduler tcp://HOST:PORT, or a local cluster of --processes processes"}
 
 
 def make_executor(name: str, workers: int = 1, scheduler: str | None = None) -> Executor:

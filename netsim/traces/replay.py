@@ -78,9 +78,9 @@ def rescale(trace: Trace, m: int, *, gpus: int | None = None, max_nodes: int | N
     `m` against the topology's `gpus`, and the nodes the result would hold against `max_nodes` (None:
     `budget.MAX_NODES`)."""
     if m < 1:
-        raise ConfigError(f"expected a rank count >= 1, got {m}", field="--ranks")
+        raise ConfigError(f"expected a rank count >= 1, got {m}", field="--rescale")
     if gpus is not None and m > gpus:
-        raise ConfigError(f"{m} ranks do not fit the topology's {gpus} GPUs", field="--ranks")
+        raise ConfigError(f"{m} ranks do not fit the topology's {gpus} GPUs", field="--rescale")
     per_rank = [len(trace.nodes[r]) for r in trace.ranks]  # rank i does what rank i mod n did
     check_budget(m // len(per_rank) * sum(per_rank) + sum(per_rank[: m % len(per_rank)]), f"rescaling to {m} ranks",
                  max_nodes, source=trace.source, unit="program nodes", ceiling=MAX_NODES)

@@ -184,7 +184,7 @@ def test_trace_show_and_replay_commands(tmp_path, capsys):
     assert shown["ranks"] == 2 and shown["transfers"][0]["bytes"] == 8 * 65536
     out = tmp_path / "r"
     assert main(["replay", str(TRACES / "ddp4"), "--topology", str(ROOT / "topologies" / "rail64.yaml"),
-                 "--ranks", "16", "-o", str(out), "--json"]) == 0
+                 "--rescale", "16", "-o", str(out), "--json"]) == 0
     replayed = json.loads(capsys.readouterr().out)
     summary_ = replayed["meta"]
     assert summary_["ranks"] == 16 and summary_["time_s"] > 0 and summary_["command"] == "replay"
@@ -272,16 +272,16 @@ def test_replay_at_scale_is_checked_before_anything_is_built(capsys, tmp_path):
     """--ranks is checked against the topology before the trace is rescaled; the transfers a replay would
     create are counted before it is lowered, and refused past the ceiling with the estimate."""
     rail = str(ROOT / "topologies" / "rail64.yaml")
-    assert main(["replay", str(TRACES / "ddp2"), "--topology", rail, "--ranks", "100000"]) == 2
+    assert main(["replay", str(TRACES / "ddp2"), "--topology", rail, "--rescale", "100000"]) == 2
     err = capsys.readouterr().err
-    assert "100000 ranks do not fit the topology's 64 GPUs" in err and "--ranks" in err
-    assert main(["replay", str(TRACES / "ddp4"), "--topology", rail, "--ranks", "64", "--max-transfers", "1000",
+    assert "100000 ranks do not fit the topology's 64 GPUs" in err and "--rescale" in err
+    assert main(["replay", str(TRACES / "ddp4"), "--topology", rail, "--rescale", "64", "--max-transfers", "1000",
                  "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "program nodes" in err and "--max-transfers 1280" in err
     assert not (tmp_path / "o").exists()
     # 64 ranks x 20 nodes pass the node ceiling; the collectives do not pass a transfer ceiling of 2000
-    assert main(["replay", str(TRACES / "ddp4"), "--topology", rail, "--ranks", "64", "--max-transfers", "2000"]) == 2
+    assert main(["replay", str(TRACES / "ddp4"), "--topology", rail, "--rescale", "64", "--max-transfers", "2000"]) == 2
     err = capsys.readouterr().err.strip()
     assert "transfers, more than the limit of 2,000" in err
     estimate = int(err.rsplit("--max-transfers ", 1)[1].split()[0])
