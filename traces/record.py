@@ -167,7 +167,10 @@ def record(job: str) -> Path:
     import torch.multiprocessing as mp
 
     world = JOBS[job]
-    out = HERE / job
+    # out/traces/JOB by default (the shipped recordings are never overwritten by accident); NETSIM_TRACES=traces
+    # re-records them in place
+    out = Path(os.environ.get("NETSIM_TRACES") or HERE.parent / "out" / "traces") / job
+    out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir()
@@ -196,7 +199,7 @@ def main(argv: list[str]) -> int:
     for job in jobs:
         out = record(job)
         size = sum(p.stat().st_size for p in out.iterdir())
-        print(f"{job}: {len(list(out.iterdir()))} files, {size / 1024:.0f} KiB in {out.relative_to(HERE.parent)}")
+        print(f"{job}: {len(list(out.iterdir()))} files, {size / 1024:.0f} KiB in {out}")
     return 0
 
 

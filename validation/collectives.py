@@ -20,6 +20,7 @@ import polars as pl
 from netsim.collectives import closed_form, time_collective
 from netsim.topology import full_mesh, load_topology
 from netsim.workloads import run_bench
+from text_report import results_dir  # a sibling: validation/ is on the path
 
 HERE = Path(__file__).resolve().parent
 BW, ALPHA = 25e9, 2e-6
@@ -75,8 +76,7 @@ def plateau_table() -> pl.DataFrame:
 
 
 def main() -> int:
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    out = results_dir()
     closed = closed_form_table()
     closed.write_csv(out / "closed_form.csv", float_precision=12)
     worst = float(closed["rel_error"].max())

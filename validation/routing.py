@@ -10,7 +10,7 @@ Writes results/routing.csv (every run and job), results/routing_summary.csv (see
 and results/routing.html (the figure; plotly.js from its CDN, so it needs a connection to display);
 results/routing.png is a snapshot of the figure, taken with headless Chromium (when installed) from a
 self-contained copy in a temporary folder, so nothing but the results is written into the repository.
-Run: python validation/routing.py [--quick]     (about 10 minutes on 2 cores; --quick: a minute)
+Run: python validation/routing.py [--quick]     (about 10 minutes on 2 cores; --quick: about 5 s)
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import polars as pl
 
 from netsim.scenario import scenario_from_dict
 from netsim.scenario.compare import compare_routing
+from text_report import results_dir  # a sibling: validation/ is on the path
 
-HERE = Path(__file__).resolve().parent
 POLICIES = ["ecmp", "spray", "split:min", "planned", "c4p"]
 LEAVES = [8, 16, 32, 64]
 RATIOS = [1, 2, 4]
@@ -125,8 +125,7 @@ def main() -> int:
                     pl.len().alias("samples"))
                .sort("workload", "leaves", "oversubscription", "jobs", "variant"))
     suffix = "_quick" if quick else ""
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    out = results_dir()
     runs.write_csv(out / f"routing{suffix}.csv", float_precision=4)
     summary.write_csv(out / f"routing_summary{suffix}.csv", float_precision=4)
     fig = figure(summary)
