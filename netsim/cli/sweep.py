@@ -129,7 +129,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     with out.writing() as tmp:
         table.write_parquet(tmp / "table.parquet", statistics=False)
         write_sweep_table_report(tmp / "report.html", table, list(spec.grid) + list(spec.zip), spec.metrics or [],
-                                 f"netsim sweep — {spec.name}")
+                                 f"netsim sweep — {spec.name}", along=list(spec.grid))
     if not args.json:
         console.print(f"results written to {out.shown} (table.parquet, report.html)")
     if everything_failed:  # crashes, not mistakes in the points: the table keeps each error for the report

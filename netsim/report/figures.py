@@ -88,7 +88,7 @@ def topology_figure(topo: Topology, links: pl.DataFrame | None = None, title: st
 
 
 def utilisation_heatmap(timeline: pl.DataFrame, variant: str) -> go.Figure:
-    """Busiest links (rows) against time (columns), utilisation in percent."""
+    """The hottest links (rows: fabric links first, then links inside servers) against time, utilisation in percent."""
     t = timeline.filter(pl.col("variant") == variant) if "variant" in timeline.columns else timeline
     fig = go.Figure()
     if len(t):
@@ -97,7 +97,7 @@ def utilisation_heatmap(timeline: pl.DataFrame, variant: str) -> go.Figure:
         z = t["utilization"].to_numpy().reshape(len(names), len(times)) * 100.0
         fig.add_trace(go.Heatmap(z=z, x=times * 1e3, y=_texts(names["name"].to_list()), colorscale="Viridis",
                                  zmin=0, zmax=100, colorbar=dict(title="util %")))
-    fig.update_layout(title=plotly_text(f"Link utilisation over time, busiest links — {variant}"),
+    fig.update_layout(title=plotly_text(f"Link utilisation over time, hottest links (fabric first) — {variant}"),
                       xaxis_title="simulated time (ms)", yaxis_title="link", height=max(360, 14 * t["link"].n_unique() + 120))
     return fig
 
@@ -126,8 +126,22 @@ def busbw_figure(bench: pl.DataFrame, title: str) -> go.Figure:
         fig.add_trace(go.Scatter(x=part["size"].to_list(), y=part["busbw"].to_list(), mode="lines+markers",
                                  name=plotly_text(algo), text=_texts(part["chosen"].to_list()),
                                  hovertemplate="%{x} B: %{y:.2f} GB/s (%{text})<extra></extra>"))
-    fig.update_layout(title=plotly_text(title), xaxis=dict(title="message size (bytes)", type="log"),
-                      yaxis=dict(title="busbw (GB/s)"), height=480)
+    fig.update_layout(title=plotly_text(title), xaxis=dict(title="message size (B, log)", type="log"),
+                      yaxis=dict(title="busbw (GB/s)", rangemode="tozero"), height=480)
+    return fig
+
+
+def time_figure(bench: pl.DataFrame, title: str) -> go.Figure:
+    """Time per call against message size, one line per algorithm, both axes log-scaled: latency-bound
+    sizes are the flat start, bandwidth-bound ones the slope-1 end."""
+    fig = go.Figure()
+    for algo in bench["algo"].unique(maintain_order=True).to_list():
+        part = bench.filter((pl.col("algo") == algo) & (pl.col("size") > 0) & (pl.col("time_us") > 0))
+        fig.add_trace(go.Scatter(x=part["size"].to_list(), y=part["time_us"].to_list(), mode="lines+markers",
+                                 name=plotly_text(algo), text=_texts(part["chosen"].to_list()),
+                                 hovertemplate="%{x} B: %{y:.4g} us (%{text})<extra></extra>"))
+    fig.update_layout(title=plotly_text(title), xaxis=dict(title="message size (B, log)", type="log"),
+                      yaxis=dict(title="time per call (us, log)", type="log"), height=480)
     return fig
 
 

@@ -9,8 +9,8 @@ import plotly.graph_objects as go
 import polars as pl
 
 from netsim.report.figures import (
-    busbw_figure, collective_timeline, grouped_bars, load_distribution, plotly_text, step_ratio, topology_figure,
-    utilisation_heatmap,
+    busbw_figure, collective_timeline, grouped_bars, load_distribution, plotly_text, step_ratio, time_figure,
+    topology_figure, utilisation_heatmap,
 )
 from netsim.scenario.summary import busiest_links
 from netsim.sim import Results
@@ -65,7 +65,8 @@ def write_bench_report(path: str | Path, bench: pl.DataFrame, title: str, descri
         + "</tr>" for r in bench.iter_rows(named=True))
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>"]
     table = "<h2>Results</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + cells + "</table>"
-    page = _page(title, parts, [("Bus bandwidth against size", busbw_figure(bench, title))])
+    page = _page(title, parts, [("Bus bandwidth against size", busbw_figure(bench, title)),
+                                ("Time against size", time_figure(bench, f"{title}: time per call"))])
     out = Path(path)
     out.write_text(page.replace("</body>", table + "</body>"), encoding="utf-8")
     return out
@@ -260,21 +261,10 @@ def write_replay_report(path: str | Path, result, title: str, description: str) 
         "</table>"
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>", table]
     t = result.timeline.filter(pl.col("end") > pl.col("start"))
-    gantt = go.Figure()
-    for kind in ("compute", "collective", "send", "recv"):
-        part = t.filter(pl.col("kind") == kind)
-        if not len(part):
-            continue
-        gantt.add_trace(go.Bar(y=[f"rank {r}" for r in part["rank"].to_list()],
-                               x=((part["end"] - part["start"]) * 1e3).to_list(), base=(part["start"] * 1e3).to_list(),
-                               orientation="h", name=kind, marker_color=TRACE_COLOURS[kind], opacity=0.8,
-                               customdata=list(zip(part["name"].to_list(), part["bytes"].to_list())),
-                               hovertemplate="%{customdata[0]}, %{customdata[1]} B<br>%{base:.3f} ms + %{x:.3f} ms"
-                                             "<extra></extra>"))
-    gantt.update_layout(barmode="overlay", title="Per rank: compute, collectives, sends and receives",
-                        xaxis=dict(title="simulated time (ms)"), yaxis=dict(autorange="reversed"),
-                        height=max(300, 28 * result.ranks + 140))
-    figures = [("Timeline", gantt)]
+    groups = alike_ranks(t)
+    gantt = _replay_gantt(t, {ranks[0]: _ranks_label(ranks) for ranks in groups})
+    figures = [("Timeline" + (f" (ranks with the same timeline drawn once: {len(groups)} rows for "
+                              f"{result.ranks} ranks)" if len(groups) < result.ranks else ""), gantt)]
     c = result.collectives
     if len(c):
         fig = go.Figure()
@@ -285,9 +275,61 @@ def write_replay_report(path: str | Path, result, title: str, description: str) 
         fig.update_layout(barmode="group", title="Collective calls: simulated and recorded time",
                           yaxis=dict(title="ms"), height=420)
         figures.append(("Collectives", fig))
+    page = _page(title, parts, figures)
+    if len(groups) < result.ranks:  # every rank, one row each, folded away until asked for
+        full = _replay_gantt(t, {r: f"rank {r}" for r in sorted(set(t["rank"].to_list()))})
+        every = full.to_html(full_html=False, include_plotlyjs=False, default_width="100%", div_id="figure-every-rank")
+        page = page.replace("</body>", f"<details id='every-rank'><summary>Every rank, one row each ({result.ranks} "
+                                       f"rows)</summary>{every}</details><script>document.getElementById('every-rank')"
+                                       ".addEventListener('toggle', () => Plotly.Plots.resize('figure-every-rank'));"
+                                       "</script></body>")
     out = Path(path)
-    out.write_text(_page(title, parts, figures), encoding="utf-8")
+    out.write_text(page, encoding="utf-8")
     return out
+
+
+def alike_ranks(timeline: pl.DataFrame) -> list[list[int]]:
+    """Ranks grouped by timeline: the same kinds of node at the same instants (to 1e-6 of the run), in rank
+    order of each group's first rank."""
+    span = float(timeline["end"].max() or 1.0) if len(timeline) else 1.0
+    signature: dict[tuple, list[int]] = {}
+    for (rank,), part in sorted(timeline.group_by("rank"), key=lambda g: g[0]):
+        key = tuple(sorted(zip(part["kind"].to_list(), (part["start"] / span).round(6).to_list(),
+                               (part["end"] / span).round(6).to_list())))
+        signature.setdefault(key, []).append(int(rank))
+    return sorted(signature.values(), key=lambda ranks: ranks[0])
+
+
+def _ranks_label(ranks: list[int]) -> str:
+    if len(ranks) == 1:
+        return f"rank {ranks[0]}"
+    runs, first = [], ranks[0]
+    for a, b in zip(ranks, ranks[1:] + [None]):
+        if b != a + 1:
+            runs.append(f"{first}" if first == a else f"{first}-{a}")
+            first = b
+    shown = ",".join(runs)
+    return f"ranks {shown if len(shown) < 40 else shown[:37] + '...'} ({len(ranks)} alike)"
+
+
+def _replay_gantt(t: pl.DataFrame, rows: dict[int, str]) -> go.Figure:
+    """One row per rank in `rows` (rank -> its row label): compute, collectives, sends and receives."""
+    t = t.filter(pl.col("rank").is_in(list(rows)))
+    gantt = go.Figure()
+    for kind in ("compute", "collective", "send", "recv"):
+        part = t.filter(pl.col("kind") == kind)
+        if not len(part):
+            continue
+        gantt.add_trace(go.Bar(y=[rows[r] for r in part["rank"].to_list()],
+                               x=((part["end"] - part["start"]) * 1e3).to_list(), base=(part["start"] * 1e3).to_list(),
+                               orientation="h", name=kind, marker_color=TRACE_COLOURS[kind], opacity=0.8,
+                               customdata=list(zip(part["name"].to_list(), part["bytes"].to_list())),
+                               hovertemplate="%{customdata[0]}, %{customdata[1]} B<br>%{base:.3f} ms + %{x:.3f} ms"
+                                             "<extra></extra>"))
+    gantt.update_layout(barmode="overlay", title="Per rank: compute, collectives, sends and receives",
+                        xaxis=dict(title="simulated time (ms)", side="top"), yaxis=dict(autorange="reversed"),
+                        height=max(300, 28 * len(rows) + 140))
+    return gantt
 
 
 def _among(count: int) -> str:
@@ -307,12 +349,27 @@ def write_faults_report(path: str | Path, title: str, runs: pl.DataFrame | None,
         labels = ["with detection" if m == "detector" else "without (watchdog)" for m in runs["mode"].to_list()]
         for key in parts_of:
             fig.add_trace(go.Bar(x=labels, y=runs[key].to_list(), name=key.removesuffix("_s").replace("_", " ")))
-        fig.update_layout(barmode="stack", title="Time lost against the fault-free run", yaxis=dict(title="seconds"),
-                          height=420)
+        fig.update_layout(barmode="stack", title="Time lost against the fault-free run",
+                          yaxis=dict(title="time lost (s)", rangemode="tozero"), height=420)
         figures.append(("Downtime", fig))
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in faults.columns)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape('-' if v is None else str(v))}</td>" for v in row) + "</tr>"
-                       for row in faults.rows())
+        totals = [("wall-clock", "wall_s"), ("fault-free", "fault_free_s"), ("overhead", "overhead_s"),
+                  ("  lost work", "lost_work_s"),
+                  ("  detection", "detection_s"), ("  restart", "restart_s"), ("  slowed iterations", "slowed_s")]
+        modes = runs["mode"].to_list()
+        head = "<tr><th></th>" + "".join(f"<th>{'with detection' if m == 'detector' else 'without (watchdog)'}</th>"
+                                         for m in modes) + "</tr>"
+        body = "".join(f"<tr><td>{html.escape(label)}</td>" + "".join(
+            f"<td>{html.escape(format_time(v))}</td>" for v in runs[key].to_list()) + "</tr>"
+            for label, key in totals if key in runs.columns)
+        if "iterations_per_s" in runs.columns:
+            body += "<tr><td>iterations / s</td>" + "".join(f"<td>{v:.4g}</td>" for v in runs["iterations_per_s"]) + \
+                "</tr>"
+        parts.append(f"<h2>Runs</h2><table>{head}{body}</table>")
+        head = "".join(f"<th>{html.escape(c + (' (s)' if c in ('at', 'struck', 'detected', 'recovered') else ''))}</th>"
+                       for c in faults.columns)
+        body = "".join("<tr>" + "".join(
+            f"<td>{html.escape(format_time(v) if isinstance(v, float) and c in ('at', 'struck', 'detected', 'recovered') else format_cell(c, v))}</td>"
+            for c, v in zip(faults.columns, row)) + "</tr>" for row in faults.rows())
         parts.append(f"<h2>Faults</h2><table><tr>{head}</tr>{body}</table>")
     if campaign is not None:
         c = campaign.classes
@@ -333,58 +390,104 @@ def write_faults_report(path: str | Path, title: str, runs: pl.DataFrame | None,
         fig = go.Figure()
         for kind in det["kind"].unique(maintain_order=True).to_list():
             fig.add_trace(go.Box(y=det.filter(pl.col("kind") == kind)["latency_s"].to_list(), name=plotly_text(kind)))
-        fig.update_layout(title="Detection latency per fault kind", yaxis=dict(title="seconds"), height=420)
+        fig.update_layout(title="Detection latency per fault kind (log scale)",
+                          yaxis=dict(title="detection latency (s, log)", type="log"), height=420)
         figures.append(("Detection latency", fig))
         fig = go.Figure()
         for mode, label in (("detector", "with detection"), ("none", "without (watchdog)")):
             part = runs_.filter(pl.col("mode") == mode).group_by("kind", maintain_order=True).agg(
                 pl.col("overhead_s").mean())
             fig.add_trace(go.Bar(x=part["kind"].to_list(), y=part["overhead_s"].to_list(), name=label))
-        fig.update_layout(barmode="group", title="Mean time lost per run", yaxis=dict(title="seconds"), height=420)
+        fig.update_layout(barmode="group", title="Mean time lost per run (log scale: link faults cost seconds, "
+                          "hangs without detection up to the watchdog)", yaxis=dict(title="time lost (s, log)", type="log"),
+                          height=420)
         figures.append(("Overhead", fig))
     out = Path(path)
     out.write_text(_page(title, parts, figures), encoding="utf-8")
     return out
 
 
+def metric_unit(name: str) -> str:
+    """The unit a result column is in, from netsim's naming (``*_s`` seconds, bytes, rates in bytes/s,
+    utilisation a fraction); "" where the name does not say."""
+    if name.endswith("_s") or name in ("time_s", "wall_s"):
+        return "s"
+    if "bytes" in name:
+        return "B"
+    if name in ("busbw", "algbw") or name.endswith("_Bps"):
+        return "B/s"
+    if "utilization" in name or "utilisation" in name:
+        return "fraction, 1 = all the time"
+    return ""
+
+
+def format_cell(name: str, value: object) -> str:
+    """A table cell with its unit: seconds, sizes and rates formatted, booleans as yes/no, '-' for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        unit = metric_unit(name)
+        if unit == "s":
+            return format_time(value)
+        if unit == "B":
+            return format_size(value)
+        if unit == "B/s":
+            return format_bandwidth(value)
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _variant(row: dict, params: list[str]) -> str:
+    return ", ".join(f"{p}={row[p]}" for p in params) if params else "all"
+
+
 def write_sweep_table_report(path: str | Path, table: pl.DataFrame, params: list[str], metrics: list[str],
-                             title: str) -> Path:
-    """The `netsim sweep` page: each metric against each swept parameter (a line per value of the next
-    parameter), a heatmap when two parameters were swept, and the table."""
+                             title: str, along: list[str] | None = None) -> Path:
+    """The `netsim sweep` page: each metric against each parameter swept along an axis (`along`: the grid's;
+    default all), one line per combination of the other parameters — variants are never averaged into one
+    line — on a y axis from zero with the metric's unit; a heatmap when exactly two parameters were swept
+    and both are axes; then the table, numbers formatted with their units."""
     skip = {"point", "run", "error", *params}
     numeric = [c for c in table.columns if c not in skip and table[c].dtype.is_numeric()]
     shown = [m for m in (metrics or numeric) if m in numeric][:4]
     ok = table.filter(pl.col("error").is_null()) if "error" in table.columns else table
+    axes = [p for p in (params if along is None else along) if p in params and ok[p].n_unique() > 1]
     figures = []
     for metric in shown:
-        for i, param in enumerate(params):
-            other = params[i + 1] if i + 1 < len(params) else (params[0] if len(params) > 1 else None)
+        unit = metric_unit(metric)
+        label = f"{metric} ({unit})" if unit else metric
+        positive = ok[metric].drop_nulls().min() is not None and ok[metric].drop_nulls().min() >= 0
+        for param in axes or params[:1]:
+            others = [q for q in params if q != param and ok[q].n_unique() > 1]
             fig = go.Figure()
-            groups = [(None, ok)] if other is None else [(v, ok.filter(pl.col(other) == v))
-                                                         for v in ok[other].unique(maintain_order=True).to_list()]
-            for value, part in groups:
-                agg = part.group_by(param, maintain_order=True).agg(pl.col(metric).mean())
-                fig.add_trace(go.Scatter(x=[str(x) for x in agg[param].to_list()], y=agg[metric].to_list(),
-                                         mode="lines+markers", name=plotly_text(f"{other}={value}" if other else metric)))
+            keyed = ok.with_columns(pl.Series("_variant", [_variant(r, others) for r in ok.iter_rows(named=True)]))
+            for variant in keyed["_variant"].unique(maintain_order=True).to_list():
+                part = keyed.filter(pl.col("_variant") == variant)
+                fig.add_trace(go.Scatter(x=[str(x) for x in part[param].to_list()], y=part[metric].to_list(),
+                                         mode="lines+markers", name=plotly_text(variant)))
             fig.update_layout(title=plotly_text(f"{metric} against {param}"), xaxis=dict(title=plotly_text(param)),
-                              yaxis=dict(title=plotly_text(metric)), height=400)
+                              yaxis=dict(title=plotly_text(label), rangemode="tozero" if positive else "normal"),
+                              height=420, legend=dict(orientation="h", y=-0.25))
             figures.append((f"{metric} against {param}", fig))
-        if len(params) == 2:
+        if len(params) == 2 and len(axes) == 2:
             a, b = params
-            agg = ok.group_by(a, b, maintain_order=True).agg(pl.col(metric).mean())
+            agg = ok.group_by(a, b, maintain_order=True).agg(pl.col(metric).first())
             xs = [str(x) for x in agg[a].unique(maintain_order=True).to_list()]
             ys = [str(y) for y in agg[b].unique(maintain_order=True).to_list()]
             z = [[None] * len(xs) for _ in ys]
             for r in agg.iter_rows(named=True):
                 z[ys.index(str(r[b]))][xs.index(str(r[a]))] = r[metric]
-            fig = go.Figure(go.Heatmap(x=xs, y=ys, z=z, colorbar=dict(title=plotly_text(metric))))
+            fig = go.Figure(go.Heatmap(x=xs, y=ys, z=z, colorbar=dict(title=plotly_text(label))))
             fig.update_layout(title=plotly_text(f"{metric}: {a} x {b}"), xaxis=dict(title=plotly_text(a)),
                               yaxis=dict(title=plotly_text(b)), height=420)
             figures.append((f"{metric}: {a} x {b}", fig))
     cols = [c for c in table.columns if c != "run"][:14]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape('-' if v is None else (f'{v:.4g}' if isinstance(v, float) else str(v)))}</td>"
-                                    for v in row) + "</tr>" for row in table.select(cols).head(500).rows())
+    head = "".join(f"<th>{html.escape(c + (f' ({metric_unit(c)})' if metric_unit(c) and c not in params else ''))}</th>"
+                   for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(format_cell(c, v))}</td>" for c, v in zip(cols, row))
+                   + "</tr>" for row in table.select(cols).head(500).rows())
     parts = [f"<h1>{html.escape(title)}</h1>", f"<table><tr>{head}</tr>{body}</table>"]
     out = Path(path)
     out.write_text(_page(title, parts, figures), encoding="utf-8")

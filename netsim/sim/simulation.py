@@ -14,7 +14,18 @@ from netsim.sim.results import Results
 from netsim.telemetry import LinkMeter, Recorder
 from netsim.topology import Topology
 
-TIMELINE_LINKS = 40  # busiest links kept in the utilisation timeline
+TIMELINE_LINKS = 40  # hottest links kept in the utilisation timeline
+LOCAL_TIERS = ("host", "nvlink", "pcie")  # links inside a server; the others are the fabric's
+
+
+def hottest_links(tiers, busy: np.ndarray, count: int) -> np.ndarray:
+    """Up to `count` links that carried traffic, the hottest first by `busy` (bytes over capacity: the time
+    they were busy), fabric links before links inside a server — a heat map of them shows where the fabric is
+    loaded, not the NVLink or NVSwitch links that carry the most bytes at a fraction of their capacity."""
+    local = np.isin(np.asarray(tiers), LOCAL_TIERS)
+    order = np.lexsort((-busy, local))  # fabric first, then by heat
+    order = order[busy[order] > 0]
+    return order[:count]
 
 
 class Simulation:
@@ -107,8 +118,7 @@ class Simulation:
     def _timeline_frame(self) -> pl.DataFrame:
         topo, meter = self.topology, self.meter
         starts, bins, width = meter.timeline()
-        busiest = np.argsort(-meter.total, kind="stable")[:TIMELINE_LINKS]
-        busiest = busiest[meter.total[busiest] > 0]
+        busiest = hottest_links(topo.link_tier, meter.total / topo.capacity, TIMELINE_LINKS)
         nb = len(starts)
         util = (bins[:, busiest] / (topo.capacity[busiest] * width)).T.reshape(-1) if nb else np.zeros(0)
         return pl.DataFrame({

@@ -55,7 +55,24 @@ def reports(tmp_path_factory) -> dict[str, Report]:
         "name": HOSTILE, "topology": TOPOLOGY, "schemes": ["ring", "tokenring"], "seq": 1024, "heads": 4,
         "head_dim": 16, "causal": True,
     })
+    sweep_spec = _write(d / "sweep-spec.yaml", {
+        "name": HOSTILE, "kind": "utilization",
+        "base": {"method": "diloco", "model": {"layers": 2, "step_time": "100ms", "params": 1e8}, "workers": 2,
+                 "inner_steps": 10, "fragments": 1, "overlap": 0},
+        "grid": {"bandwidth": ["1Gbps", "10Gbps", "100Gbps"]},
+        "zip": {"method": ["streaming_diloco", "streaming_diloco"], "fragments": [2, 2], "overlap": [0, 1]},
+        "metrics": ["utilization", "wall_s"],
+    })
+    faults = _write(d / "faults.yaml", {
+        "name": HOSTILE, "topology": TOPOLOGY,
+        "job": {"replicas": 4, "compute": "500ms", "dp_bytes": "64MiB", "iterations": 100, "checkpoint_every": 20},
+        "faults": [{"kind": "gpu_slow", "at": "10s", "rank": 1, "factor": 0.5}],
+    })
     commands = {
+        "sweep-table": ["sweep", str(sweep_spec), "--cache", str(d / "cache")],
+        "faults": ["faults", str(faults)],
+        "replay-alike": ["replay", str(Path(__file__).resolve().parents[2] / "traces" / "ddp4"), "--topology",
+                         str(_write(d / "topology16.yaml", {**TOPOLOGY, "gpus_per_host": 4})), "--rescale", "16"],
         "run": ["run", str(run)],
         "attention": ["attention", str(attention)],
         "replay": ["replay", str(Path(__file__).resolve().parents[2] / "traces" / "pp2"), "--topology", str(topo)],
@@ -73,7 +90,13 @@ def reports(tmp_path_factory) -> dict[str, Report]:
                        pl.read_parquet(d / "sweep" / "thresholds.parquet"), HOSTILE, HOSTILE)
     return {
         "run": Report(d / "run" / "report.html", "netsim — browser-run", 4, True),  # topology, timeline, 2 heatmaps
-        "bench": Report(d / "bench" / "report.html", f"netsim bench — all_reduce on {HOSTILE}", 1, True),
+        "bench": Report(d / "bench" / "report.html", f"netsim bench — all_reduce on {HOSTILE}", 2, True),
+        # utilization and wall_s against bandwidth, a line per Streaming DiLoCo variant
+        "sweep-table": Report(d / "sweep-table" / "report.html", f"netsim sweep — {HOSTILE}", 2, False),
+        "faults": Report(d / "faults" / "report.html", f"netsim faults — {HOSTILE}", 1, False),
+        # 16 ranks with a few distinct timelines (ddp4 rescaled): each drawn once, every rank folded below
+        "replay-alike": Report(d / "replay-alike" / "report.html",
+                               f"netsim replay — {Path(__file__).resolve().parents[2] / 'traces' / 'ddp4'}", 3, False),
         "compare": Report(d / "compare" / "report.html", "netsim compare-routing — browser-compare", 4, True),
         "sweep": Report(sweep, HOSTILE, 1, False),
         "train": Report(d / "train" / "report.html", f"netsim train — {HOSTILE}", 3, False),

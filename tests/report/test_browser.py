@@ -12,7 +12,7 @@ import pytest
 
 from tests.report.conftest import HOSTILE
 
-KINDS = ["run", "bench", "compare", "sweep", "train", "attention", "replay"]
+KINDS = ["run", "bench", "compare", "sweep", "train", "attention", "replay", "sweep-table", "faults", "replay-alike"]
 # headless, no GPU, and nothing that reaches out to the network on its own
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -97,5 +97,53 @@ def test_report_draws_in_a_browser_offline_without_errors(browser, reports, kind
         assert page.evaluate("() => document.querySelector('#xss, img')") is None
         if report.hostile_in_plots:
             assert any(HOSTILE in plot["text"] for plot in plots)
+    finally:
+        page.close()
+
+
+AXES_JS = """() => [...document.querySelectorAll('.plotly-graph-div')].map(gd => ({
+    id: gd.id, names: (gd._fullData || []).map(t => t.name),
+    ytitle: (gd._fullLayout.yaxis && gd._fullLayout.yaxis.title && gd._fullLayout.yaxis.title.text) || '',
+    xtitle: (gd._fullLayout.xaxis && gd._fullLayout.xaxis.title && gd._fullLayout.xaxis.title.text) || '',
+    yrange: gd._fullLayout.yaxis ? gd._fullLayout.yaxis.range : null,
+    ytype: gd._fullLayout.yaxis ? gd._fullLayout.yaxis.type : null,
+}))"""
+
+
+def test_reports_people_can_read(browser, reports):
+    """What a reader saw wrong, asserted in the drawn pages: sweep variants are never merged into one line,
+    axes say their units and start at zero (or are marked log), bench has a log-log time plot, identical
+    replay ranks are drawn once, and the fault report's numbers carry units."""
+    page, _, _ = open_report(browser, reports["sweep-table"].path)
+    try:
+        plots = page.evaluate(AXES_JS)
+        for plot in plots:
+            assert len(plot["names"]) == len(set(plot["names"])) == 2, plot  # overlap=0 and overlap=1 apart
+            assert all("overlap=0" in n or "overlap=1" in n for n in plot["names"]), plot
+            assert plot["yrange"][0] <= 0 + 1e-12, plot  # from zero: a 3% gap looks like 3%
+        assert {p["ytitle"] for p in plots} == {"utilization (fraction, 1 = all the time)", "wall_s (s)"}
+    finally:
+        page.close()
+    page, _, _ = open_report(browser, reports["bench"].path)
+    try:
+        plots = page.evaluate(AXES_JS)
+        assert any(p["ytype"] == "log" and "us" in p["ytitle"] and "log" in p["xtitle"] for p in plots)
+        assert all("GB/s" in p["ytitle"] or "us" in p["ytitle"] for p in plots)
+    finally:
+        page.close()
+    page, _, _ = open_report(browser, reports["replay-alike"].path)
+    try:
+        import re
+
+        found = re.search(r"(\d+) rows for 16 ranks", page.evaluate("() => document.body.innerText"))
+        assert found and int(found.group(1)) < 16
+        assert page.evaluate("() => document.querySelector('details#every-rank') !== null")
+    finally:
+        page.close()
+    page, _, _ = open_report(browser, reports["faults"].path)
+    try:
+        text = page.evaluate("() => document.body.innerText")
+        assert "with detection" in text and "wall-clock" in text and "True" not in text
+        assert not any(len(w) > 12 and w.replace(".", "").isdigit() for w in text.split())  # no raw floats
     finally:
         page.close()
