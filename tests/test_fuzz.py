@@ -1,5 +1,5 @@
-"""Fuzzing the edges: generated scenario, topology and training documents (valid and subtly invalid) and
-CLI argument lists. The property, for every input: exit 0 with complete outputs, or exit 2 with one line
+"""Fuzzing the edges: generated scenario, topology, training and fault-study documents (valid and subtly
+invalid) and CLI argument lists (trace readers and sweep specs: tests/traces, tests/sweep). The property, for every input: exit 0 with complete outputs, or exit 2 with one line
 on stderr and nothing written — never a traceback, never a hang.
 
 The default budget is small enough for CI; `HYPOTHESIS_PROFILE=long pytest tests/test_fuzz.py` runs the
@@ -186,6 +186,39 @@ def test_training_documents(tmp_path_factory, capsys, doc):
     path.write_text(yaml.safe_dump(doc))
     out = tmp / "out"
     check(["train", str(path), "-o", str(out)], out, {"steps.parquet", "summary.parquet", "report.html"}, capsys)
+
+
+@st.composite
+def fault_documents(draw):
+    """A small fault study (valid: it runs in a fraction of a second), often with one value at one place
+    replaced by junk or a subtly wrong value, or an unknown key."""
+    doc = {"name": "f", "topology": {"kind": "leaf_spine", "leaves": 2, "spines": 2, "hosts_per_leaf": 2,
+                                     "host_bandwidth": "100Gbps", "spine_bandwidth": "100Gbps"},
+           "job": {"replicas": 4, "compute": "200ms", "dp_bytes": "16MiB", "iterations": 30, "checkpoint_every": 10},
+           "faults": [draw(st.sampled_from([
+               {"kind": "gpu_slow", "at": "2s", "rank": 1, "factor": 0.5},
+               {"kind": "rank_hang_comm", "at": "3s", "rank": 2},
+               {"kind": "link_degraded", "at": "1s", "link": "leaf0<->spine0", "factor": 0.3},
+               {"kind": "link_flap", "at": "1s", "link": "leaf1<->spine1", "down": "1s", "period": "4s"},
+               {"kind": "nic_degraded", "at": "1s", "rank": 0, "factor": 0.2}]))],
+           "detector": {"interval": "1s", "hang": "5s"}, "recovery": {"policy": "replan", "restart": "10s",
+                                                                       "watchdog": "60s"}}
+    if draw(st.booleans()):
+        section = draw(st.sampled_from(["job", "faults", "detector", "recovery", "top"]))
+        target = doc if section == "top" else doc["faults"][0] if section == "faults" else doc[section]
+        key = draw(st.sampled_from(sorted(target) + ["nosuch"]))
+        target[key] = draw(st.one_of(JUNK, st.sampled_from([0, "0s", 1e-9, 99, "leaf9<->spine9", "1e9s", 10**9])))
+    return doc
+
+
+@settings(max_examples=max(5, settings().max_examples // 2))
+@given(doc=fault_documents())
+def test_fault_documents(tmp_path_factory, capsys, doc):
+    tmp = tmp_path_factory.mktemp("f")
+    path = tmp / "f.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    out = tmp / "out"
+    check(["faults", str(path), "-o", str(out)], out, {"faults.parquet", "runs.parquet", "report.html"}, capsys)
 
 
 NVLINK = str(ROOT / "topologies" / "nvlink8.yaml")

@@ -31,6 +31,7 @@ from netsim.topology import Topology
 from netsim.topology.config import Duration, Size
 
 Count = Annotated[int, Field(ge=1, le=10_000_000, strict=True)]
+MAX_DETECTOR_CHECKS = 10_000_000  # detector samples in one run (each costs microseconds of Python)
 MIN_FACTOR = 1e-3  # a cable or GPU slower than 1/1000 of itself is down or hung: model it as such
 Fraction = Annotated[float, Field(ge=MIN_FACTOR, lt=1, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -120,6 +121,14 @@ def load_fault_scenario(path: str | Path) -> tuple[FaultScenario, Topology]:
                          ("recovery.watchdog", cfg.recovery.watchdog)):
         if value <= 0:
             raise ConfigError(f"expected a time > 0, got {value:g} s", source=source, field=field)
+    r = cfg.recovery
+    span = job.iterations * job.compute_s + (len(cfg.faults) + 1) * (r.watchdog + r.restart + r.spare + r.reform)
+    checks = span / cfg.detector.interval  # the detector (or the watchdog's clock) samples every interval
+    if checks > MAX_DETECTOR_CHECKS:
+        raise ConfigError(f"a check every {cfg.detector.interval:g} s over about {span:.3g} s (the job's compute, "
+                          f"and a watchdog, restart and spare per fault) is {checks:.3g} checks, more than "
+                          f"{MAX_DETECTOR_CHECKS:,}; sample less often or shorten the recovery times",
+                          source=source, field="detector.interval" if span < 1e7 else "recovery")
     for i, f in enumerate(cfg.faults):
         fault = _checked(lambda f=f: _fault(f), source, f"faults.{i}")
         if fault.rank is not None and fault.rank >= job.ranks:

@@ -181,6 +181,8 @@ def test_a_cable_with_no_alternative_going_down_is_a_communication_hang():
      "down < period"),
     ("detector: {hang: 0s}\n", "detector.hang", "> 0"),
     ("recovery: {watchdog: 0s}\n", "recovery.watchdog", "> 0"),
+    ("detector: {interval: 1.0e-9}\n", "detector.interval", "checks, more than 10,000,000"),  # (found by fuzzing:
+    ("recovery: {watchdog: 1000000000}\n", "recovery", "checks, more than 10,000,000"),    # both ran for ever)
 ])
 def test_fault_scenario_errors_name_the_files_own_fields(tmp_path, capsys, edit, field, words):
     """Errors name the YAML's own keys (compute, down, period — not the internal compute_s, down_s), and
