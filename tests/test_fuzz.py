@@ -135,9 +135,11 @@ def check(argv: list[str], out: Path | None, expected: set[str], capsys) -> int:
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err + captured.out
     assert status in (0, 2), (status, captured.err)
-    if status == 2:
+    if status == 2:  # one error line, last (progress lines of work done before it may precede it)
         lines = captured.err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("netsim: error: "), captured.err
+        errors = [line for line in lines if line.startswith("netsim: error: ")]
+        assert errors == [lines[-1]] and all(line.startswith(("[", "netsim: notice: ")) or " stage" in line
+                                             for line in lines[:-1]), captured.err
         assert out is None or not out.exists(), "written despite the error"
     elif out is not None:
         names = {p.name for p in out.iterdir()}

@@ -54,8 +54,10 @@ def command(args: argparse.Namespace, console: Console) -> int:
         try:
             result = compare_routing(scenario, policies, progress=stages.start)
         except ConfigError as exc:
-            if exc.field != "routing":
+            if exc.field != "routing" or exc.source is not None:
                 raise
+            if "needs" in exc.detail:  # a policy that cannot serve this scenario's fabric: the scenario's matter
+                raise ConfigError(exc.detail, source=scenario.source, field="--policies") from None
             raise ConfigError(exc.detail, field="--policies") from None  # (a policy's argument, e.g. split:x)
     table = result.table
     if args.json:

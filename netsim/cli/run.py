@@ -13,6 +13,7 @@ from netsim.cli import flags, names
 from netsim.cli.commands import HELP
 from netsim.cli.progress import Stages, notice, print_json
 from netsim.config import OutputDirectory
+from netsim.errors import ConfigError
 from netsim.report import write_report
 from netsim.scenario import default_scenario, load_scenario, run_scenario, summarize
 from netsim.scenario.budget import check_budget, scenario_transfers
@@ -50,7 +51,12 @@ def command(args: argparse.Namespace, console: Console) -> int:
         console.print(f"netsim run {scenario.name}: topology {scenario.topology.name} "
                       f"({len(scenario.topology.gpus)} GPUs), routing {', '.join(scenario.config.routing)}")
     with Stages(len(scenario.config.routing), "simulating", quiet=args.json) as stages:
-        results = run_scenario(scenario, progress=stages.start)
+        try:
+            results = run_scenario(scenario, progress=stages.start)
+        except ConfigError as exc:  # found while running (a routing policy that cannot serve this fabric)
+            if exc.source is None:
+                raise ConfigError(exc.detail, source=scenario.source, field=exc.field) from None
+            raise
     summary = summarize(results)
     if args.json:
         print_json("run", summary.to_dicts(), scenario=scenario.name, source=scenario.source,
