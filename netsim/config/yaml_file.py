@@ -53,15 +53,16 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _depth(data: object) -> int:
-    """Nesting depth of lists and mappings, computed without recursion (and given up past MAX_VALUES
-    values, the size aliases can blow a short document up to)."""
+def nesting_depth(data: object, max_values: int | None = MAX_VALUES) -> int:
+    """Nesting depth of lists and mappings, computed without recursion (stopping past MAX_DEPTH), and given
+    up past `max_values` values, the size aliases can blow a short document up to (None: no such limit, for
+    documents without aliases, such as JSON)."""
     deepest, stack, seen = 0, [(data, 1)], 0
     while stack:
         value, level = stack.pop()
         seen += 1
-        if seen > MAX_VALUES:
-            raise ConfigError(f"expands to more than {MAX_VALUES:,} values (through YAML aliases?)")
+        if max_values is not None and seen > max_values:
+            raise ConfigError(f"expands to more than {max_values:,} values (through YAML aliases?)")
         if isinstance(value, dict):
             children = value.values()
         elif isinstance(value, list):
@@ -90,7 +91,7 @@ def parse_yaml(text: str, source: str) -> object:
     except RecursionError:
         raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", source=source) from None
     try:
-        depth = _depth(data)
+        depth = nesting_depth(data)
     except ConfigError as exc:
         raise ConfigError(exc.detail, source=source) from None
     if depth > MAX_DEPTH:

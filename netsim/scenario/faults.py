@@ -110,9 +110,15 @@ class FaultScenario(_Strict):
 
 
 def load_fault_scenario(path: str | Path) -> tuple[FaultScenario, Topology]:
-    source = str(path)
-    cfg = validated(FaultScenario, read_yaml(path), source)
-    topo = topology_of(cfg.topology, source, Path(path).parent)
+    """A fault scenario file, checked (see `fault_scenario_from_dict`)."""
+    return fault_scenario_from_dict(read_yaml(path), str(path), Path(path).parent)
+
+
+def fault_scenario_from_dict(document: dict, source: str, base: Path) -> tuple[FaultScenario, Topology]:
+    """A fault scenario from a mapping (`source` names it in errors; `base` is the folder a topology file is
+    relative to), with every check `netsim faults` makes before it runs."""
+    cfg = validated(FaultScenario, document, source)
+    topo = topology_of(cfg.topology, source, base)
     job = _checked(cfg.job_spec, source, "job")
     if job.ranks > len(topo.gpus):
         raise ConfigError(f"the job needs {job.ranks} GPUs ({job.replicas} x {job.tp}), {topo.name!r} has "

@@ -212,39 +212,10 @@ def _attention(document: dict, folder: Path) -> list[dict]:
 # --- faults: a fault scenario -----------------------------------------------------------------------
 
 def _fault_config(document: dict, folder: Path):
-    """The checks of `netsim faults` on a file (`load_fault_scenario`), on a mapping."""
-    from netsim.config import validated
-    from netsim.faults.run import cable_links
-    from netsim.faults.spec import Fault
-    from netsim.scenario.faults import FaultScenario
-    from netsim.scenario.loader import topology_of
+    """The checks of `netsim faults` on a file, on a mapping."""
+    from netsim.scenario.faults import fault_scenario_from_dict
 
-    cfg = validated(FaultScenario, document, SOURCE)
-    topo = topology_of(cfg.topology, SOURCE, folder)
-
-    def checked(build, field: str):
-        try:
-            return build()
-        except ConfigError as exc:
-            inner = {"compute_s": "compute", "down_s": "down", "period_s": "period"}.get(exc.field, exc.field)
-            raise ConfigError(exc.detail, source=SOURCE, field=f"{field}.{inner}" if inner else field) from None
-
-    job = checked(cfg.job_spec, "job")
-    if job.ranks > len(topo.gpus):
-        raise ConfigError(f"the job needs {job.ranks} GPUs ({job.replicas} x {job.tp}), {topo.name!r} has "
-                          f"{len(topo.gpus)}", source=SOURCE, field="job")
-    for field, value in (("detector.interval", cfg.detector.interval), ("detector.hang", cfg.detector.hang),
-                         ("recovery.watchdog", cfg.recovery.watchdog)):
-        if value <= 0:
-            raise ConfigError(f"expected a time > 0, got {value:g} s", source=SOURCE, field=field)
-    for i, f in enumerate(cfg.faults):
-        fault = checked(lambda f=f: Fault(f.kind, f.at, f.rank, f.link, f.factor, f.down, f.period), f"faults.{i}")
-        if fault.rank is not None and fault.rank >= job.ranks:
-            raise ConfigError(f"rank {fault.rank} is outside the job's {job.ranks} ranks", source=SOURCE,
-                              field=f"faults.{i}.rank")
-        if fault.link is not None:
-            checked(lambda fault=fault: cable_links(topo, fault.link), f"faults.{i}.link")
-    return cfg, topo
+    return fault_scenario_from_dict(document, SOURCE, folder)
 
 
 def _check_faults(document: dict, folder: Path, max_transfers: int | None) -> None:

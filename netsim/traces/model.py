@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 
-from netsim.config.yaml_file import MAX_DEPTH
+from netsim.config.yaml_file import MAX_DEPTH, nesting_depth
 from netsim.program.model import (KINDS, Node as TraceNode, Program as Trace, ProgramError as TraceError, chained,
                                   summary)
 from netsim.units import MAX_SIZE
@@ -48,21 +48,9 @@ def whole(value: object) -> bool:
 
 
 def json_depth(data: object) -> int:
-    """Nesting depth of lists and mappings, without recursion (stops counting past `MAX_DEPTH`)."""
-    deepest, stack = 0, [(data, 1)]
-    while stack:
-        value, level = stack.pop()
-        if isinstance(value, dict):
-            children = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
-        deepest = max(deepest, level)
-        if deepest > MAX_DEPTH:
-            return deepest
-        stack.extend((c, level + 1) for c in children if isinstance(c, (dict, list)))
-    return deepest
+    """Nesting depth of lists and mappings, as YAML's is measured (without recursion; no cap on the values:
+    a long recording holds millions)."""
+    return nesting_depth(data, max_values=None)
 
 
 def parse_json(text: str | bytes, source: str, *, bad: str = "not valid JSON", field: str | None = None) -> object:
