@@ -1,26 +1,34 @@
-# make run   — create .venv, install netsim, run the default scenario
-# make test  — same set-up, then the test suite
-# make bench — same set-up, then the speed benchmarks (they print figures, never assert)
+# make run   — create .venv, install netsim (the core: no PyTorch, no test tools), run the default scenario
+# make test  — create .venv, install netsim with every extra (train: PyTorch's CPU build, dask, test tools),
+#              then the test suite
+# make bench — as make test, then the speed benchmarks (they print figures, never assert)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+CORE := $(VENV)/.installed-core
+ALL := $(VENV)/.installed-all
 
 .PHONY: run test bench clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
-	touch $(STAMP)
 
-run: $(STAMP)
+$(CORE): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -c constraints.txt -e .
+	touch $(CORE)
+
+$(ALL): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,train,dask]'
+	touch $(CORE) $(ALL)
+
+run: $(CORE)
 	$(VENV)/bin/netsim run -o out/run
 
-test: $(STAMP)
+test: $(ALL)
 	$(PY) -m pytest
 
-bench: $(STAMP)
+bench: $(ALL)
 	$(PY) benchmarks/run_all.py
 
 clean:

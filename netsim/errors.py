@@ -24,3 +24,17 @@ class UnitError(ConfigError):
 
 class TopologyError(ConfigError):
     """A topology is malformed: negative capacity, unknown node, disconnected hosts."""
+
+
+class MissingExtra(NetsimError):
+    """What a command needs is an optional extra that is not installed."""
+
+
+def needs(module: str, extra: str, what: str) -> None:
+    """Import `module` or raise a one-line `MissingExtra` saying which extra of netsim brings it."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise MissingExtra(f"{what} needs {module}, which is not installed: pip install 'netsim[{extra}]'") from None

@@ -168,3 +168,21 @@ def test_json_has_one_shape_on_every_command(tmp_path, capsys, monkeypatch, args
     assert set(shown) == {"meta", "rows"} and shown["meta"]["command"] == " ".join(args[:2] if args[0] in
                                                                                   ("topo", "trace") else args[:1])
     assert shown["rows"] and len({tuple(sorted(r)) for r in shown["rows"]}) == 1
+
+
+def test_shipped_topologies_by_name_outside_the_checkout(tmp_path, capsys, monkeypatch):
+    """The topologies ship with the package: `topo list` shows them, and a bare name works wherever a
+    topology file does (CLI flags and scenario files), from any folder; a wrong name lists the shipped ones."""
+    monkeypatch.chdir(tmp_path)  # no topologies/ here
+    assert main(["topo", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert {"rail64", "nvlink8", "fattree1024"} <= set(rows) and rows["rail64"]["gpus"] == 64
+    assert "rail-optimized" in rows["rail64"]["description"]
+    assert main(["topo", "show", "nvlink8", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["meta"]["gpus"] == 8
+    Path("s.yaml").write_text("topology: nvlink8\nworkload:\n  - {op: all_reduce, size: 1MiB}\n")
+    assert main(["run", "s.yaml", "-o", "o", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["meta"]["topology"] == "nvlink8"
+    assert main(["bench", "--topology", "nosuch", "-b", "1M", "-e", "1M"]) == 2
+    err = capsys.readouterr().err
+    assert "not the name of a shipped topology" in err and "rail64" in err

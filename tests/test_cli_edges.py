@@ -1,5 +1,6 @@
 """Numbers at the edges, runaway work and interrupts: one line and exit 2 (130 for Ctrl-C), nothing written."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,30 @@ def test_old_flag_names_still_work_for_a_release_and_say_the_new_one(tmp_path, c
     captured = capsys.readouterr()
     assert f"netsim: notice: {old} is now {new}" in captured.err
     assert captured.out.startswith("{")
+
+
+def test_train_without_pytorch_names_the_extra(tmp_path, capsys, monkeypatch):
+    """PyTorch is the `train` extra: without it, `netsim train` says so in one line, exit 2, nothing written."""
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "torch", None)  # an import of torch now fails, as where it is missing
+    assert main(["train", "-o", "o"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "netsim: error: netsim train needs torch, which is not installed: pip install 'netsim[train]'"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_core_commands_never_import_pytorch(tmp_path):
+    """`netsim run`, `bench`, `replay` and `attention` work without the `train` extra: they never import torch."""
+    import subprocess
+
+    code = ("import sys\nfrom netsim.cli import main\n"
+            f"assert main(['run', '-o', {str(tmp_path / 'r')!r}]) == 0\n"
+            f"assert main(['bench', '--topology', {NVLINK!r}, '-b', '1M', '-e', '1M']) == 0\n"
+            f"assert main(['replay', {str(ROOT / 'traces' / 'ddp2')!r}, '--topology', {NVLINK!r}]) == 0\n"
+            f"assert main(['attention', '--topology', {str(ROOT / 'topologies' / 'pcie4_a10.yaml')!r}]) == 0\n"
+            "print('TORCH', 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "TORCH False" in out.stdout

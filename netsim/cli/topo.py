@@ -1,4 +1,5 @@
-"""`netsim topo show`: validate a topology file and summarise it."""
+"""`netsim topo show`: validate a topology file (or a shipped topology, by name) and summarise it;
+`netsim topo list`: the topologies that come with netsim."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from netsim.cli import names
 from netsim.cli.commands import HELP
 from netsim.cli.progress import print_json
 from netsim.topology import load_topology
+from netsim.topology.config import read_yaml, shipped_topologies
 from netsim.topology.summary import MAX_BISECTION_LINKS, summarize_topology
 from netsim.units import format_bandwidth, format_time
 
@@ -22,11 +24,44 @@ def add_parser(sub) -> None:
     topo_sub = topo.add_subparsers(dest="topo_command", required=True)
     show = topo_sub.add_parser("show", help="validate a topology file and print a summary",
                                **names.epilog(names.topology_kinds_text()))
-    show.add_argument("file", help="topology YAML file")
+    show.add_argument("file", help="topology YAML file, or the name of a shipped topology (netsim topo list)")
     show.add_argument("--json", action="store_true", help="print the links by tier as JSON (meta: the summary)")
+    listing = topo_sub.add_parser("list", help="the topologies that come with netsim (usable by name: "
+                                               "--topology rail64, topology: rail64)")
+    listing.add_argument("--json", action="store_true", help="print the list as JSON")
+
+
+def _description(path) -> str:
+    """A shipped topology's leading comment, as one line."""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# ").strip())
+    return " ".join(lines)
+
+
+def list_command(args: argparse.Namespace, console: Console) -> int:
+    rows = []
+    for name, path in shipped_topologies().items():
+        topo = load_topology(name)
+        kind = read_yaml(path).get("kind", "")
+        rows.append({"name": name, "kind": kind, "gpus": int(topo.gpus.size), "description": _description(path)})
+    if args.json:
+        print_json("topo list", rows)
+        return 0
+    table = Table(title="Shipped topologies (use by name: --topology NAME, topology: NAME)")
+    for col in ("name", "kind", "GPUs", "description"):
+        table.add_column(col, justify="right" if col == "GPUs" else "left", overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], r["kind"], str(r["gpus"]), r["description"])
+    console.print(table)
+    return 0
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
+    if args.topo_command == "list":
+        return list_command(args, console)
     topo = load_topology(args.file)
     s = summarize_topology(topo, sample=PATH_SAMPLE)
     if args.json:

@@ -11,6 +11,7 @@ from netsim.cli import flags, names
 from netsim.cli.commands import HELP
 from netsim.cli.progress import Stages, notice, print_json
 from netsim.config import OutputDirectory
+from netsim.errors import needs
 from netsim.report import write_training_report
 from netsim.units import format_size, format_time
 from netsim.workloads.methods import help_text
@@ -29,6 +30,7 @@ def add_parser(sub) -> None:
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
+    needs("torch", "train", "netsim train")
     from netsim.program.timeline import write_timeline
     from netsim.traces import chakra
     from netsim.scenario.train import load_train_scenario, run_training  # torch loads only for this command

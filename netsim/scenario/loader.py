@@ -11,18 +11,21 @@ from netsim.scenario.config import Scenario, ScenarioConfig
 from netsim.scenario.runner import item_groups, place_jobs
 from netsim.routing import make_policy
 from netsim.topology import PathCache, topology_from_dict
+from netsim.topology.config import find_topology, shipped_topologies
 
 
 def topology_of(value: str | dict, source: str, base: Path | None):
-    """A scenario's `topology`: a file (relative to the scenario's folder, then the working one) or inline."""
+    """A scenario's `topology`: a file (relative to the scenario's folder, then the working one), the name of a
+    shipped topology (``rail64``), or inline."""
     if not isinstance(value, str):
         return topology_from_dict(value, source=source, field="topology")
-    path = Path(value)
-    candidates = [path] if path.is_absolute() else [(base or Path.cwd()) / path, Path.cwd() / path]
-    found = next((c for c in candidates if c.is_file()), None)
+    found = find_topology(value, base)
     if found is None:
+        path = Path(value)
+        candidates = [path] if path.is_absolute() else [(base or Path.cwd()) / path, Path.cwd() / path]
         other = next((c for c in candidates if c.exists()), None)
-        why = "not found" if other is None else f"is not a file ({other})"
+        why = (f"is not a file ({other})" if other is not None else
+               f"not found, and not the name of a shipped topology ({', '.join(shipped_topologies())})")
         raise ConfigError(f"topology file {value!r} {why}", source=source, field="topology")
     return topology_from_dict(read_yaml(found), source=str(found))
 

@@ -291,10 +291,40 @@ def topology_from_dict(data: object, *, source: str | None = None, field: str = 
         raise (exc if exc.source else ConfigError(exc.detail, source=source, field=field or exc.field)) from None
 
 
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "topologies"  # installed with the package
+
+
+def shipped_topologies() -> dict[str, Path]:
+    """The topologies that come with netsim: name -> file (`netsim topo list` shows them)."""
+    return {f.stem: f for f in sorted(SHIPPED.glob("*.yaml"))}
+
+
+def find_topology(name: str | Path, base: Path | None = None) -> Path | None:
+    """The file a topology reference names: a path (relative to `base`, then the working folder), or the bare
+    name of a shipped topology (``rail64``); None when it names neither."""
+    path = Path(name)
+    for candidate in ([path] if path.is_absolute() else [(base or Path.cwd()) / path, Path.cwd() / path]):
+        if candidate.is_file():
+            return candidate
+    text = str(name)
+    if "/" not in text and "\\" not in text:
+        return shipped_topologies().get(text.removesuffix(".yaml"))
+    return None
+
+
 def load_topology(path: str | Path) -> Topology:
-    """Read and build a topology YAML file."""
-    return topology_from_dict(read_yaml(path), source=str(path))
+    """Read and build a topology YAML file, or a shipped topology by name.
+
+    >>> load_topology("nvlink8").gpus.size
+    8
+    """
+    found = find_topology(path)
+    if found is None and not Path(path).exists():
+        raise ConfigError(f"file not found, and not the name of a shipped topology (shipped: "
+                          f"{', '.join(shipped_topologies())})", source=str(path))
+    found = found or Path(path)
+    return topology_from_dict(read_yaml(found), source=str(path) if found.parent != SHIPPED else str(found))
 
 
-__all__ = ["CONFIGS", "load_topology", "topology_from_dict", "topology_kinds", "read_yaml", "pydantic_error",
-           "NetsimError"]
+__all__ = ["CONFIGS", "find_topology", "load_topology", "shipped_topologies", "topology_from_dict", "topology_kinds",
+           "read_yaml", "pydantic_error", "NetsimError"]
