@@ -21,3 +21,7 @@ __all__ = [
     "algorithms", "alpha_beta", "bus_bandwidth", "choose", "closed_form", "hierarchical_all_reduce_time", "direct_all_to_all_time", "execute", "predicted_time",
     "register_algorithm", "ring_all_gather_time", "ring_all_reduce_time", "ring_reduce_scatter_time",
 ]
+
+from netsim.sim.results import BUSBW_FACTORS as _BUSBW_FACTORS  # noqa: E402  (Results.summary's factors)
+
+_BUSBW_FACTORS.update(BUSBW_FACTOR)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -12,13 +13,24 @@ from netsim.collectives.algorithms import ALGORITHMS, OPS, algorithms, alpha_bet
 from netsim.collectives.direct import send_recv
 from netsim.collectives.request import Request
 from netsim.collectives.schedule import Schedule, execute
-from netsim.errors import ConfigError
+from netsim.errors import ConfigError, UnitError
+from netsim.units import parse_size
 from netsim.sim import Simulation
 
 COLLECTIVE_SCHEMA = {
     "id": pl.Int64, "job": pl.Utf8, "label": pl.Utf8, "op": pl.Utf8, "algo": pl.Utf8, "chunks": pl.Int64, "comm": pl.Utf8,
     "ranks": pl.Int64, "bytes": pl.Int64, "start": pl.Float64, "end": pl.Float64,
 }
+
+
+def whole_bytes(nbytes: int | str) -> int:
+    """A byte count as an int: ints as they are, a size string (``"1GiB"``) or float parsed, a fractional
+    byte count refused (one-line `UnitError` naming `size`)."""
+    if isinstance(nbytes, (int, np.integer)) and not isinstance(nbytes, bool):
+        return int(nbytes)
+    if isinstance(nbytes, (float, np.floating)) and math.isfinite(nbytes) and not float(nbytes).is_integer():
+        raise UnitError(f"size {float(nbytes)!r} is not a whole number of bytes", field="size")
+    return parse_size(nbytes, field="size")
 
 
 class Communicator:
@@ -41,9 +53,12 @@ class Communicator:
     def size(self) -> int:
         return len(self.nodes)
 
-    def request(self, nbytes: int, chunks: int = 1, root: int = 0) -> Request:
+    def request(self, nbytes: int | str, chunks: int = 1, root: int = 0) -> Request:
+        """A call's request: `nbytes` in whole bytes, or a size string (``"1GiB"``); a fractional byte count
+        is refused."""
         if not isinstance(chunks, int) or chunks < 1:
             raise ConfigError(f"chunks must be an integer >= 1, got {chunks!r}", field="chunks")
+        nbytes = whole_bytes(nbytes)
         if nbytes < 0:
             raise ConfigError(f"size must be >= 0 bytes, got {nbytes}", field="size")
         if not 0 <= root < self.size:
@@ -69,9 +84,11 @@ class Communicator:
         algo, _, req = self.resolve(op, nbytes, algo, chunks, root)
         return ALGORITHMS[op][algo].build(req)
 
-    def run(self, op: str, nbytes: int, *, algo: str = "auto", chunks: int = 1, root: int = 0,
+    def run(self, op: str, nbytes: int | str, *, algo: str = "auto", chunks: int = 1, root: int = 0,
             label: str = "") -> simpy.Event:
-        """Start collective `op` on an `nbytes` buffer now; the event fires with its end time."""
+        """Start collective `op` on an `nbytes` buffer (bytes, or a size string such as ``"1GiB"``) now; the
+        event fires with its end time."""
+        nbytes = whole_bytes(nbytes)
         algo, chunks, req = self.resolve(op, nbytes, algo, chunks, root)
         return self._execute(ALGORITHMS[op][algo].build(req), op, algo, chunks, nbytes, label)
 
@@ -97,7 +114,8 @@ class Communicator:
         return self.run("barrier", 0, **kw)
 
     def send(self, src_rank: int, dst_rank: int, nbytes: int, *, chunks: int = 1, label: str = "") -> simpy.Event:
-        """Point-to-point: rank `src_rank` sends `nbytes` to rank `dst_rank`."""
+        """Point-to-point: rank `src_rank` sends `nbytes` (bytes, or a size string) to rank `dst_rank`."""
+        nbytes = whole_bytes(nbytes)
         for r in (src_rank, dst_rank):
             if not 0 <= r < self.size:
                 raise ConfigError(f"rank {r} outside communicator {self.name!r} of {self.size}", field="rank")

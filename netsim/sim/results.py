@@ -9,6 +9,10 @@ from pathlib import Path
 import polars as pl
 
 
+# op -> bus-bandwidth factor of n ranks (nccl-tests' convention); `netsim.collectives` fills it in
+BUSBW_FACTORS: dict = {}
+
+
 @dataclass
 class Results:
     """Frames by name (`transfers`, `collectives`, `links`, `link_timeline`, ...) plus run metadata."""
@@ -21,6 +25,42 @@ class Results:
         if name in frames:
             return frames[name]
         raise AttributeError(name)
+
+    def summary(self) -> pl.DataFrame:
+        """One row per collective call: label, op, ranks, bytes, start, `time_s`, `algbw_Bps` (bytes / time)
+        and `busbw_Bps` (algbw x the nccl-tests factor of the op; null where the op has none or no time passed).
+
+        >>> from netsim import Communicator, Simulation, load_topology
+        >>> sim = Simulation(load_topology("nvlink8"), record_links=False)
+        >>> results = sim.run(Communicator(sim, sim.topology.gpus).all_reduce("1GiB"))
+        >>> row = results.summary().row(0, named=True)
+        >>> row["op"], round(row["time_s"] * 1e3, 3), round(row["busbw_Bps"] / 1e9, 1)
+        ('all_reduce', 4.19, 448.5)
+        """
+        schema = {"label": pl.Utf8, "op": pl.Utf8, "ranks": pl.Int64, "bytes": pl.Int64, "start": pl.Float64,
+                  "time_s": pl.Float64, "algbw_Bps": pl.Float64, "busbw_Bps": pl.Float64}
+        c = self.frames.get("collectives")
+        if c is None or not len(c):
+            return pl.DataFrame(schema=schema)
+        rows = []
+        for r in c.iter_rows(named=True):
+            seconds = r["end"] - r["start"]
+            algbw = r["bytes"] / seconds if seconds > 0 else None
+            factor = BUSBW_FACTORS.get(r["op"])
+            rows.append({"label": r["label"], "op": r["op"], "ranks": r["ranks"], "bytes": r["bytes"],
+                         "start": r["start"], "time_s": seconds, "algbw_Bps": algbw,
+                         "busbw_Bps": None if algbw is None or factor is None else algbw * factor(r["ranks"])})
+        return pl.DataFrame(rows, schema=schema)
+
+    def __repr__(self) -> str:
+        frames = ", ".join(f"{name}: {len(frame):,} rows" for name, frame in sorted(self.frames.items()))
+        end = self.meta.get("end_time")
+        return f"Results({frames}" + (f"; ended at {end:.6g} s" if isinstance(end, (int, float)) else "") + ")"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<p>{html.escape(repr(self))}</p>" + self.summary()._repr_html_()
 
     def write(self, directory: str | Path) -> list[Path]:
         """Write every frame as `<name>.parquet` and the metadata as `meta.json`."""

@@ -46,6 +46,16 @@ class Topology:
     gpus: np.ndarray
     meta: dict
 
+    def __repr__(self) -> str:
+        tiers = sorted(set(self.link_tier))
+        return (f"Topology({self.name!r}: {self.gpus.size:,} GPUs, {self.num_nodes:,} nodes, {self.num_links:,} "
+                f"directed links; tiers {', '.join(tiers)})")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<p>{html.escape(repr(self))}</p>"
+
     @property
     def num_nodes(self) -> int:
         return len(self.node_names)
