@@ -18,6 +18,7 @@ from netsim.topology.builders import (
     Datacenter, FatTreeSpec, LeafSpineSpec, PcieSpec, WanLink, fat_tree, full_mesh, internet, leaf_spine, pcie_tree,
     ring, single_switch,
 )
+from netsim.topology.custom import ROLES, astra_network, graph_topology, is_astra_network
 from netsim.topology.graph import Topology
 from netsim.topology.hosts import HostSpec
 from netsim.units import parse_bandwidth, parse_size, parse_time
@@ -236,8 +237,44 @@ class PcieConfig(_Strict):
         return pcie_tree(spec, name=self.name or name)
 
 
+class CableConfig(_Strict):
+    a: str
+    b: str
+    bandwidth: Bandwidth
+    latency: Latency = 0.0
+    tier: str = "cable"
+
+
+class NodeConfig(_Strict):
+    role: Literal[ROLES]
+    relay: bool | None = None  # forwards others' traffic (default: every role but gpu)
+    host: int | None = None
+    leaf: int | None = None
+    rail: int | None = None
+    pod: int | None = None
+    dc: int | None = None
+
+
+class GraphConfig(_Strict):
+    """Any fabric: named nodes (gpu, switch, nic or router) and the cables between them."""
+
+    kind: Literal["graph"]
+    name: str | None = None
+    nodes: Annotated[dict[str, Union[Literal[ROLES], NodeConfig]], Field(min_length=1)]
+    cables: Annotated[list[CableConfig], Field(min_length=1)]
+
+    @property
+    def gpus(self) -> int:
+        return sum(1 for n in self.nodes.values() if (n if isinstance(n, str) else n.role) == "gpu")
+
+    def build(self, name: str) -> Topology:
+        nodes = {k: v if isinstance(v, str) else v.model_dump(exclude_none=True) for k, v in self.nodes.items()}
+        cables = [(c.a, c.b, c.bandwidth, c.latency, c.tier) for c in self.cables]
+        return graph_topology(nodes, cables, name=self.name or name)
+
+
 CONFIGS = (SingleSwitchConfig, RingConfig, FullMeshConfig, LeafSpineConfig, FatTreeConfig, PcieConfig,
-           InternetConfig)
+           InternetConfig, GraphConfig)
 """The topology kinds, one config class each: adding a kind means adding its class here."""
 
 TopologyConfig = Annotated[Union[CONFIGS], Field(discriminator="kind")]
@@ -271,6 +308,12 @@ def topology_from_dict(data: object, *, source: str | None = None, field: str = 
     """Validate a topology mapping (as read from YAML) and build it."""
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with a 'kind' key", source=source, field=field or None)
+    if is_astra_network(data):  # an ASTRA-sim network configuration, as its users write it
+        default_name = Path(source).stem if source else "astra"
+        try:
+            return astra_network(data, name=default_name)
+        except ConfigError as exc:
+            raise ConfigError(exc.detail, source=source, field=field or exc.field) from None
     try:
         config = _Root.model_validate({"topology": data}).topology
     except ValidationError as exc:

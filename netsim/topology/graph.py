@@ -107,13 +107,22 @@ class Topology:
         """The attribute `attr` (host, leaf, rail, pod, dc) of each GPU, in rank order."""
         return self.attrs[attr][self.gpus]
 
+    @classmethod
+    def from_networkx(cls, graph, *, name: str | None = None) -> "Topology":
+        """A topology from a networkx graph (see `netsim.topology.custom.from_networkx`)."""
+        from netsim.topology.custom import from_networkx
+
+        return from_networkx(graph, name=name)
+
     def to_networkx(self) -> "nx.MultiDiGraph":
-        """A networkx view for drawing and checks (not for the hot path)."""
+        """A networkx view for drawing and checks (not for the hot path); `Topology.from_networkx` reads it
+        back."""
         import networkx as nx  # imported here: the command line starts faster without it
 
         graph = nx.MultiDiGraph(name=self.name)
         for v, name in enumerate(self.node_names):
-            graph.add_node(v, name=name, kind=self.node_kind[v], **{a: int(self.attrs[a][v]) for a in NODE_ATTRS})
+            graph.add_node(v, name=name, kind=self.node_kind[v], relay=bool(self.relay[v]),
+                           **{a: int(self.attrs[a][v]) for a in NODE_ATTRS})
         for link in range(self.num_links):
             graph.add_edge(
                 int(self.link_src[link]), int(self.link_dst[link]), key=link,
@@ -170,6 +179,17 @@ class TopologyBuilder:
         ia, ib = self.index[a], self.index[b]
         self.links.append((ia, ib, float(capacity), float(latency), tier))
         self.links.append((ib, ia, float(capacity), float(latency), tier))
+
+    def add_link(self, a: str, b: str, capacity: float, latency: float, tier: str) -> None:
+        """One directed link (a cable is two)."""
+        if not capacity > 0 or not np.isfinite(capacity):
+            raise TopologyError(f"link {a}->{b} ({tier}): bandwidth must be a positive number, got {capacity!r}")
+        if not latency >= 0 or not np.isfinite(latency):
+            raise TopologyError(f"link {a}->{b} ({tier}): latency must be >= 0, got {latency!r}")
+        for x in (a, b):
+            if x not in self.index:
+                raise TopologyError(f"link {a}->{b}: unknown node {x!r}")
+        self.links.append((self.index[a], self.index[b], float(capacity), float(latency), tier))
 
     def build(self, *, check_connected: bool = True) -> Topology:
         if not self.gpu_ids:

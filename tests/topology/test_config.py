@@ -44,7 +44,7 @@ def test_every_topology_kind_has_one_line_of_help_and_is_the_one_list_the_schema
     from netsim.topology import topology_kinds
 
     kinds = topology_kinds()
-    assert list(kinds) == ["single_switch", "ring", "full_mesh", "leaf_spine", "fat_tree", "pcie", "internet"]
+    assert list(kinds) == ["single_switch", "ring", "full_mesh", "leaf_spine", "fat_tree", "pcie", "internet", "graph"]
     assert all(text and "\n" not in text for text in kinds.values())
     with pytest.raises(ConfigError) as info:
         topology_from_dict({"kind": "torus", "gpus": 4}, source="t.yaml")
