@@ -16,7 +16,17 @@ backward from layer L-1 down (input-gradient compute and collective, weight-grad
 collective); a layer's input-gradient compute waits for the previous layer's input-gradient collective,
 weight-gradient collectives overlap what follows. Not modelled (counted as skipped): the update column,
 a communication of a type netsim does not replay (BROADCAST, ...) or of 0 bytes; refused: pipeline stages
-(pp > 1), expert-parallel groups (``_EP`` suffixes).
+(pp > 1).
+
+Expert parallelism (SimAI/AICB, MoE or dense): a comm type's suffix picks its group, whatever the pass.
+With T model-parallel ranks, D = N / T data-parallel ranks per model-parallel index j (ranks j, j + T, ...,
+the k-th at k T + j) and ``ep: E`` (default 1; E divides D):
+
+- ``_EP`` (token dispatch and combine): the expert-parallel group, E consecutive data-parallel ranks
+  (k // E equal); with E = 1 a group of one rank, nothing moves (counted as skipped);
+- ``_DP_EP`` (expert gradients): the expert-data-parallel group, the D / E data-parallel ranks with the
+  same k mod E — with E = 1, the data-parallel group itself;
+- ``_DP`` the data-parallel group, ``_TP`` the model-parallel group.
 
 Every field is checked where it is read, and a bad one is a one-line `TraceError` naming the file, the
 line and the column: sizes whole bytes, 0 to 2^53 (a negative size is an error, never a dropped
@@ -37,6 +47,7 @@ OTHER_KEYWORDS = ("HYBRID_DATA_MODEL", "HYBRID_MODEL_DATA", "HYBRID_DLRM", "HYBR
                   "HYBRID_CUSTOMIZED", "DISTRIBUTED_INFERENCE")
 COMM = {"ALLREDUCE": "all_reduce", "ALLGATHER": "all_gather", "REDUCESCATTER": "reduce_scatter",
         "ALLTOALL": "all_to_all", "ALLREDUCEALLTOALL": "all_reduce"}
+SCOPES = ("EP", "DP_EP", "DP", "TP")  # comm-type suffixes: the group a collective runs on
 TICK = 1e-9  # seconds per cycle
 COLUMNS = ("name", "reserved", "fwd-compute", "fwd-comm", "fwd-bytes", "ig-compute", "ig-comm", "ig-bytes",
            "wg-compute", "wg-comm", "wg-bytes", "update")
@@ -108,17 +119,33 @@ def read(path: str | Path, npus: int | None = None) -> Trace:
         raise TraceError(f"{n:,} ranks x {layers:,} layers would build about {n * per_rank:,} nodes, more than "
                          f"the {MAX_NODES:,} netsim replays; give fewer ranks", source=source,
                          field="all_gpus" if not npus else "npus")
+    ep = _header_value(head, "ep") or 1
+    t = tp or 1  # (the non-transformer kinds: one data-parallel group of every rank)
+    d = n // t
+    if ep < 1 or d % ep:
+        raise TraceError(f"ep: {ep} does not divide the {d} data-parallel ranks ({n} ranks, model-parallel groups "
+                         f"of {t})", source=source, field="ep")
     groups: dict[str, tuple[int, ...]] = {"world": tuple(range(n))}
-    if tp:
-        for g in range(n // tp):
-            groups[f"tp{g}"] = tuple(range(g * tp, (g + 1) * tp))
-        for j in range(tp):
-            groups[f"dp{j}"] = tuple(range(j, n, tp))
+    for g in range(n // t):
+        groups[f"tp{g}"] = tuple(range(g * t, (g + 1) * t))
+    for j in range(t):
+        groups[f"dp{j}"] = tuple(range(j, n, t))
+        for b in range(d // ep):
+            groups[f"ep{j}.{b}"] = tuple((b * ep + k) * t + j for k in range(ep))
+        for c in range(ep):
+            groups[f"dpep{j}.{c}"] = tuple(k * t + j for k in range(c, d, ep))
 
-    def group_of(rank: int, pass_: str) -> str:
-        if kind in ("DATA", "MICRO"):
-            return "world"
-        if kind == "MODEL":
+    def group_of(rank: int, pass_: str, scope: str | None) -> str:
+        j, k = rank % t, rank // t
+        if scope == "EP":
+            return f"ep{j}.{k // ep}"
+        if scope == "DP_EP":
+            return f"dpep{j}.{k % ep}"
+        if scope == "DP":
+            return f"dp{j}"
+        if scope == "TP":
+            return f"tp{rank // t}"
+        if kind in ("DATA", "MICRO", "MODEL"):
             return "world"
         return f"tp{rank // tp}" if pass_ in ("fwd", "ig") else f"dp{rank % tp}"
 
@@ -126,21 +153,23 @@ def read(path: str | Path, npus: int | None = None) -> Trace:
         return f"line {line} column {column + 1} ({COLUMNS[column]})"
 
     # every field checked once per line, before any rank is expanded
-    def comm(tok: str, size: str, line: int, column: int) -> tuple[str | None, int, str | None]:
-        """(op or None, bytes, why a communication is not replayed or None)."""
-        if "_EP" in tok:
-            raise TraceError(f"expert-parallel collectives ({tok}) are not supported", source=source,
-                             field=where(line, column - 1))
-        op = COMM.get(tok.split("_")[0])
+    def comm(tok: str, size: str, line: int, column: int) -> tuple[str | None, int, str | None, str | None]:
+        """(op or None, bytes, why a communication is not replayed or None, its group scope or None)."""
+        base, _, scope = tok.partition("_")
+        op = COMM.get(base)
+        if scope and scope not in SCOPES:
+            op = None
         if not _WHOLE.fullmatch(size) or len(size) > 40 or not 0 <= int(size) <= MAX_BYTES:
             raise TraceError(f"expected a size in whole bytes, 0 to 2^53 (8 PiB), got {shown(size)}", source=source,
                              field=where(line, column))
         nbytes = int(size)
         if op is not None and nbytes == 0:
-            return None, 0, f"{tok[:40]} of 0 bytes (nothing to send)"
+            return None, 0, f"{tok[:40]} of 0 bytes (nothing to send)", None
         if op is None and tok != "NONE" and nbytes > 0:
-            return None, nbytes, f"communication type {tok[:40]!r} (not one netsim replays)"
-        return op, nbytes, None
+            return None, nbytes, f"communication type {tok[:40]!r} (not one netsim replays)", None
+        if op is not None and scope == "EP" and ep == 1:
+            return None, nbytes, f"{tok[:40]} with ep: 1 (a group of one rank: nothing moves)", None
+        return op, nbytes, None, scope or None
 
     def ticks(tok: str, line: int, column: int) -> float:
         if not _WHOLE.fullmatch(tok) or len(tok) > 40 or not 0 <= int(tok) <= MAX_DURATION / TICK:
@@ -158,13 +187,16 @@ def read(path: str | Path, npus: int | None = None) -> Trace:
     active = {"fwd": kind == "MODEL" or kind.startswith("HYBRID"), "ig": kind == "MODEL" or kind.startswith("HYBRID"),
               "wg": kind != "MODEL"}
 
-    def used(pass_: str, layer: int) -> bool:
+    def used(pass_: str, layer: int, scope: str | None = None) -> bool:
+        """Whether this pass's collective runs: the parallelism's own rules, or always for a scoped one."""
+        if scope:
+            return True
         return active[pass_] and (kind != "MICRO" or (pass_ == "wg" and layer == 0))
 
     nodes: dict[int, tuple[TraceNode, ...]] = {}
     skipped = {"update-time column (not modelled)": layers * n}
     for l, (_, passes) in enumerate(parsed):
-        for pass_, (_, (_, _, why)) in passes.items():
+        for pass_, (_, (_, _, why, _)) in passes.items():
             if why and used(pass_, l):
                 skipped[why] = skipped.get(why, 0) + n
     for rank in range(n):
@@ -176,24 +208,25 @@ def read(path: str | Path, npus: int | None = None) -> Trace:
             return len(out) - 1
 
         for l, (name, passes) in enumerate(parsed):  # forward
-            seconds, (op, size, _) = passes["fwd"]
+            seconds, (op, size, _, scope) = passes["fwd"]
             last_compute = add("compute", [last_compute], name=f"{name}:fwd", duration=seconds)
-            if op and used("fwd", l):
+            if op and used("fwd", l, scope):
                 c = add("collective", [last_compute], name=f"{name}:fwd", op=op, nbytes=size,
-                        group=group_of(rank, "fwd"))
+                        group=group_of(rank, "fwd", scope))
                 last_compute = add("compute", [c], name=f"{name}:fwd wait", duration=0.0)
         ig_comm: int | None = None
         for l in range(layers - 1, -1, -1):  # backward
             name, passes = parsed[l]
-            seconds, (op, size, _) = passes["ig"]
+            seconds, (op, size, _, scope) = passes["ig"]
             last_compute = add("compute", [last_compute, ig_comm], name=f"{name}:ig", duration=seconds)
             ig_comm = None
-            if op and used("ig", l):
+            if op and used("ig", l, scope):
                 ig_comm = add("collective", [last_compute], name=f"{name}:ig", op=op, nbytes=size,
-                              group=group_of(rank, "ig"))
-            seconds, (op, size, _) = passes["wg"]
+                              group=group_of(rank, "ig", scope))
+            seconds, (op, size, _, scope) = passes["wg"]
             last_compute = add("compute", [last_compute], name=f"{name}:wg", duration=seconds)
-            if op and used("wg", l):
-                add("collective", [last_compute], name=f"{name}:wg", op=op, nbytes=size, group=group_of(rank, "wg"))
+            if op and used("wg", l, scope):
+                add("collective", [last_compute], name=f"{name}:wg", op=op, nbytes=size,
+                    group=group_of(rank, "wg", scope))
         nodes[rank] = tuple(out)
     return Trace(nodes, groups, source, "astra", skipped)

@@ -83,3 +83,20 @@ def test_compare_routing_cli(tmp_path, capsys):
     assert {"compare.parquet", "steps.parquet", "links.parquet", "report.html"} <= {p.name for p in out.iterdir()}
     assert main(["compare-routing", str(path), "--policies", "ecmp,bogus", "-o", str(tmp_path / "x")]) == 2
     assert "bogus" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_a_moe_layer_in_a_scenario_file(tmp_path):
+    """A MoE layer: token dispatch and combine, an all-to-all over each expert-parallel group (ep ranks of a
+    data-parallel group), then the experts' gradient all-reduce over each data-parallel group."""
+    from netsim.scenario import scenario_from_dict, simulate
+
+    scenario = scenario_from_dict({
+        "topology": "rail64", "parallel": {"tp": 8, "dp": 8, "ep": 4},
+        "workload": [{"op": "all_to_all", "size": "16MiB", "group": "ep", "label": "dispatch"},
+                     {"op": "all_to_all", "size": "16MiB", "group": "ep", "label": "combine"},
+                     {"op": "all_reduce", "size": "64MiB", "group": "dp", "label": "expert grads"}]}, source="moe")
+    results = simulate(scenario, "ecmp")
+    calls = results.collectives
+    assert sorted(calls.filter(calls["label"] == "dispatch")["ranks"].unique().to_list()) == [4]
+    assert len(calls.filter(calls["label"] == "dispatch")) == 64 // 4  # every ep group of 4 ranks
+    assert len(calls.filter(calls["label"] == "expert grads")) == 8 and calls["end"].max() > 0

@@ -531,3 +531,41 @@ def test_netsim_traces_are_held_to_the_same_limits(tmp_path, capsys, column, val
             row[column] = value
     (tmp_path / "bad.jsonl").write_text("\n".join([lines[0]] + [json.dumps(r) for r in rows]))
     _refused(tmp_path / "bad.jsonl", capsys, tmp_path, needle)
+
+
+AICB_MOE = """HYBRID_TRANSFORMER_FWD_IN_BCKWD model_parallel_NPU_group: 2 ep: 2 pp: 1 vpp: 1 ga: 1 all_gpus: 8 \
+checkpoints: 0 checkpoint_initiates: 0
+3
+embedding_layer -1 1000 ALLREDUCE 1048576 1000 NONE 0 1000 NONE 0 100
+moe_layer -1 2000 ALLTOALL_EP 2097152 2000 ALLTOALL_EP 2097152 2000 ALLREDUCE_DP_EP 4194304 100
+grad_sync -1 100 NONE 0 100 NONE 0 100 ALLGATHER_DP_EP 0 100
+"""
+
+
+def test_aicb_expert_parallel_lines_run_on_the_groups_ep_implies(tmp_path, capsys):
+    """SimAI/AICB workloads: `_EP` collectives on the expert-parallel groups (E consecutive data-parallel
+    ranks), `_DP_EP` on the expert-data-parallel ones; `ep: 1` makes `_DP_EP` the data-parallel group and
+    `_EP` a one-rank group (skipped, counted); size-0 entries counted as skipped."""
+    moe = tmp_path / "moe.txt"
+    moe.write_text(AICB_MOE)
+    trace = load_trace(moe).validate()
+    groups = {n.name: trace.groups[n.group] for n in trace.nodes[0] if n.kind == "collective"}
+    assert groups["moe_layer:fwd"] == (0, 2) and groups["moe_layer:ig"] == (0, 2)  # ep 2: ranks 0, 2 (tp index 0)
+    assert groups["moe_layer:wg"] == (0, 4)  # expert data-parallel: k = 0, 2 of ranks 0, 2, 4, 6
+    assert groups["embedding_layer:fwd"] == (0, 1)  # plain ALLREDUCE in the forward: the model-parallel group
+    rank6 = {n.name: trace.groups[n.group] for n in trace.nodes[6] if n.kind == "collective"}
+    assert rank6["moe_layer:fwd"] == (4, 6) and rank6["moe_layer:wg"] == (2, 6)
+    assert trace.skipped["ALLGATHER_DP_EP of 0 bytes (nothing to send)"] == 8
+    dense = tmp_path / "dense.txt"
+    dense.write_text(AICB_MOE.replace("ep: 2", "ep: 1"))
+    trace = load_trace(dense).validate()
+    groups = {n.name: trace.groups[n.group] for n in trace.nodes[0] if n.kind == "collective"}
+    assert "moe_layer:fwd" not in groups and groups["moe_layer:wg"] == (0, 2, 4, 6)
+    assert trace.skipped["ALLTOALL_EP with ep: 1 (a group of one rank: nothing moves)"] == 2 * 8
+    for path in (moe, dense):
+        assert main(["replay", str(path), "--topology", str(ROOT / "topologies" / "rail64.yaml"), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["meta"]["time_s"] > 0
+    bad = tmp_path / "bad.txt"
+    bad.write_text(AICB_MOE.replace("ep: 2", "ep: 3"))
+    assert main(["trace", "show", str(bad)]) == 2
+    assert "ep: 3 does not divide the 4 data-parallel ranks" in capsys.readouterr().err
