@@ -60,6 +60,9 @@ def parser(only: str | None = None) -> argparse.ArgumentParser:
     help (what `netsim --help` lists, with no command module imported when `only` is ``""``)."""
     p = _Parser(prog="netsim", description="Network-level simulator for distributed ML training.")
     p.add_argument("--version", action="version", version=f"netsim {_version()}")
+    p.add_argument("--shared-plotly", action="store_true",
+                   help="reports reference one plotly.min.js written beside them instead of inlining it (given "
+                        "before the command: netsim --shared-plotly run ...)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     built: set[str] = set()
     for name, (module, adder, _entry, text) in COMMANDS.items():
@@ -93,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         if starting:  # started: Ctrl-C raises KeyboardInterrupt again, so outputs get cleaned up
             signal.signal(signal.SIGINT, signal.default_int_handler)
     from rich.console import Console
+
+    if args.shared_plotly or "netsim.report.html" in sys.modules:
+        from netsim.report.html import share_plotly
+
+        share_plotly(args.shared_plotly)
 
     # markup off: names and labels from the user's files are printed as written, never parsed as styles
     console = Console(markup=False, highlight=False)

@@ -46,11 +46,32 @@ def summary_html(summary: pl.DataFrame, links: pl.DataFrame | None = None) -> st
     return table + "".join(f'<p class="note">{html.escape(line)}</p>' for line in lines)
 
 
+SHARED_PLOTLY_JS = "plotly.min.js"
+_shared = {"on": False}
+
+
+def share_plotly(on: bool = True) -> None:
+    """Pages written from now on reference one `plotly.min.js` written beside them instead of inlining it
+    (about 4.5 MB saved per page; the page then needs that file beside it). The default is off: every page
+    self-contained, working offline on its own."""
+    _shared["on"] = bool(on)
+
+
+def write_page(path: Path, page: str) -> None:
+    """Write a report page (and, with `share_plotly`, the plotly.js it references, beside it)."""
+    path.write_text(page, encoding="utf-8")
+    if _shared["on"]:
+        from plotly.offline import get_plotlyjs
+
+        (path.parent / SHARED_PLOTLY_JS).write_text(get_plotlyjs(), encoding="utf-8")
+
+
 def _page(title: str, parts: list[str], figures: list[tuple[str, go.Figure]]) -> str:
     for i, (heading, fig) in enumerate(figures):
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         # fixed div ids (plotly draws random ones): the same results give a byte-identical page
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), default_width="100%",
+        inline = (SHARED_PLOTLY_JS if _shared["on"] else True) if i == 0 else False
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=inline, default_width="100%",
                                  div_id=f"figure-{i}"))
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
@@ -68,7 +89,7 @@ def write_bench_report(path: str | Path, bench: pl.DataFrame, title: str, descri
     page = _page(title, parts, [("Bus bandwidth against size", busbw_figure(bench, title)),
                                 ("Time against size", time_figure(bench, f"{title}: time per call"))])
     out = Path(path)
-    out.write_text(page.replace("</body>", table + "</body>"), encoding="utf-8")
+    write_page(out, page.replace("</body>", table + "</body>"))
     return out
 
 
@@ -100,7 +121,7 @@ def write_compare_report(path: str | Path, table: pl.DataFrame, steps: pl.DataFr
     if len(steps) and (steps["lower_bound"] > 0).any():  # no fabric traffic: the figure would be empty
         figures.append(("Per-step maximum load", step_ratio(steps)))
     out = Path(path)
-    out.write_text(_page(title, parts, figures), encoding="utf-8")
+    write_page(out, _page(title, parts, figures))
     return out
 
 
@@ -125,7 +146,7 @@ def write_sweep_report(path: str | Path, sweep: pl.DataFrame, found: pl.DataFram
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>",
              "<h2>Lowest grid bandwidth reaching each utilisation</h2><table>" + head + rows + "</table>"]
     out = Path(path)
-    out.write_text(_page(title, parts, [("Utilisation against bandwidth", fig)]), encoding="utf-8")
+    write_page(out, _page(title, parts, [("Utilisation against bandwidth", fig)]))
     return out
 
 
@@ -154,7 +175,7 @@ def write_training_report(path: str | Path, steps: pl.DataFrame, summary: pl.Dat
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>",
              "<h2>Summary</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + cells + "</table>"]
     out = Path(path)
-    out.write_text(_page(title, parts, figures), encoding="utf-8")
+    write_page(out, _page(title, parts, figures))
     return out
 
 
@@ -181,7 +202,7 @@ def write_report(path: str | Path, results: Results, topology: Topology, summary
                  "second.</p>")
     page = _page(title, parts, figures)
     out = Path(path)
-    out.write_text(page, encoding="utf-8")
+    write_page(out, page)
     return out
 
 
@@ -246,7 +267,7 @@ def write_attention_report(path: str | Path, summary: pl.DataFrame, tasks: pl.Da
                               yaxis=dict(title="time per layer (ms)", type="log"), height=420)
             figures.append((f"Time against {label}", fig))
     out = Path(path)
-    out.write_text(_page(title, parts, figures), encoding="utf-8")
+    write_page(out, _page(title, parts, figures))
     return out
 
 
@@ -284,7 +305,7 @@ def write_replay_report(path: str | Path, result, title: str, description: str) 
                                        ".addEventListener('toggle', () => Plotly.Plots.resize('figure-every-rank'));"
                                        "</script></body>")
     out = Path(path)
-    out.write_text(page, encoding="utf-8")
+    write_page(out, page)
     return out
 
 
@@ -403,7 +424,7 @@ def write_faults_report(path: str | Path, title: str, runs: pl.DataFrame | None,
                           height=420)
         figures.append(("Overhead", fig))
     out = Path(path)
-    out.write_text(_page(title, parts, figures), encoding="utf-8")
+    write_page(out, _page(title, parts, figures))
     return out
 
 
@@ -490,5 +511,5 @@ def write_sweep_table_report(path: str | Path, table: pl.DataFrame, params: list
                    + "</tr>" for row in table.select(cols).head(500).rows())
     parts = [f"<h1>{html.escape(title)}</h1>", f"<table><tr>{head}</tr>{body}</table>"]
     out = Path(path)
-    out.write_text(_page(title, parts, figures), encoding="utf-8")
+    write_page(out, _page(title, parts, figures))
     return out

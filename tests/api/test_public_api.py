@@ -73,3 +73,12 @@ def test_the_readme_python_example_runs(capsys):
     exec(compile(code, "README.md", "exec"), scope)
     assert "busbw_Bps" in capsys.readouterr().out
     assert len(scope["ends"]) == 2 and scope["ends"][0] < scope["ends"][1]
+
+
+def test_the_tutorial_runs(tmp_path):
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "tutorial.py"
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Topology('rail64'" in out.stdout and "program: 1 ms of compute" in out.stdout

@@ -147,3 +147,28 @@ def test_reports_people_can_read(browser, reports):
         assert not any(len(w) > 12 and w.replace(".", "").isdigit() for w in text.split())  # no raw floats
     finally:
         page.close()
+
+
+def test_a_report_sharing_plotly_js_draws_from_the_file_beside_it(browser, tmp_path):
+    """`netsim --shared-plotly ...`: the page references plotly.min.js beside it (16 KB instead of 4.6 MB)
+    and draws from it, requesting nothing else."""
+    from netsim.cli import main
+
+    out = tmp_path / "b"
+    assert main(["--shared-plotly", "bench", "--topology", "nvlink8", "-b", "1M", "-e", "4M", "-o", str(out)]) == 0
+    page_path, js = out / "report.html", out / "plotly.min.js"
+    assert js.stat().st_size > 1_000_000 and page_path.stat().st_size < 100_000
+    url, allowed = page_path.resolve().as_uri(), {page_path.resolve().as_uri(), js.resolve().as_uri()}
+    page = browser.new_page()
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.route("**/*", lambda route: route.continue_() if route.request.url in allowed else route.abort())
+    try:
+        page.goto(url, wait_until="load")
+        page.wait_for_function(ALL_DRAWN_JS)
+        assert set(requests) == allowed
+        assert len(page.evaluate(PLOTS_JS)) == 2
+    finally:
+        page.close()
+    assert main(["bench", "--topology", "nvlink8", "-b", "1M", "-e", "4M", "-o", str(tmp_path / "c")]) == 0
+    assert not (tmp_path / "c" / "plotly.min.js").exists()  # the default stays self-contained
