@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(markup=False, highlight=False)
     if not console.is_terminal:
         console = Console(width=160, markup=False, highlight=False)
+    from netsim.config import output_directory
+
+    output_directory.COMMAND_LINE = argv  # (recorded in every output's meta.json)
     try:
         return getattr(_module(args.command), COMMANDS[args.command][2])(args, console)
     except NetsimError as exc:

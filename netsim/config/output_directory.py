@@ -20,7 +20,7 @@ Example::
     ...                                        # the long run
     with out.writing() as staging:             # staging: a Path to write files into
         (staging / "report.html").write_text(page)
-    # now out/run1/report.html and out/run1/.netsim-manifest.json exist
+    # now out/run1/report.html, out/run1/meta.json (provenance) and out/run1/.netsim-manifest.json exist
 """
 
 from __future__ import annotations
@@ -37,6 +37,33 @@ from netsim.errors import ConfigError
 
 MANIFEST = ".netsim-manifest.json"
 _STAGING = ".netsim-staging-"
+META = "meta.json"  # provenance, in every output: netsim's version, the command line, its inputs, when
+COMMAND_LINE: list[str] | None = None  # set by the command line (`netsim.cli.main`) to the arguments it got
+
+
+def provenance(command: str, started: float) -> dict:
+    """What wrote an output: netsim's version, the command and its arguments, the SHA-256 of each input
+    file the arguments name, one hash of all that (the resolved configuration), and the start time (UTC)."""
+    import datetime
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("netsim")
+    except PackageNotFoundError:
+        ours = "unknown"
+    argv = list(COMMAND_LINE if COMMAND_LINE is not None else sys.argv[1:])
+    inputs = {}
+    for arg in argv:
+        path = Path(arg)
+        try:
+            if path.is_file() and path.stat().st_size < 64 * 2**20:
+                inputs[arg] = _digest(path)
+        except (OSError, ValueError):
+            continue
+    whole = hashlib.sha256(json.dumps([ours, command, argv, sorted(inputs.items())]).encode()).hexdigest()
+    return {"netsim": ours, "command": command, "argv": argv, "inputs_sha256": inputs, "configuration_sha256": whole,
+            "started_utc": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
 def _digest(path: Path) -> str:
@@ -97,6 +124,9 @@ class OutputDirectory:
             raise ConfigError("a path cannot contain a NUL character", field=field)
         self.shown = text
         self.path = Path(text)
+        import time
+
+        self.started = time.time()
         self.previous: set[str] = set()  # netsim's own files here, unchanged since it wrote them
         self._check()
         self._check_names(outputs)
@@ -193,6 +223,10 @@ class OutputDirectory:
         return created
 
     def _commit(self, staging: Path) -> None:
+        meta = staging / META  # provenance in every output (beside what a command puts in its own meta.json)
+        data = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+        data["provenance"] = provenance(self.command, self.started)
+        meta.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
         names = sorted(e.name for e in staging.iterdir())
         if any(not (staging / n).is_file() for n in names):
             raise RuntimeError("netsim outputs are plain files")  # a bug, not a user mistake

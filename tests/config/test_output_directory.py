@@ -133,7 +133,7 @@ def test_stale_netsim_files_go_user_files_with_netsim_names_stay(tmp_path):
         (staging / "b.parquet").write_text("1")
     with OutputDirectory(tmp_path, command="test").writing() as staging:
         (staging / "a.parquet").write_text("2")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST, "a.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST, "a.parquet", "meta.json"]
     (tmp_path / "c.parquet").write_text("user's")
     with pytest.raises(ConfigError, match="c.parquet"):
         with OutputDirectory(tmp_path, command="test").writing() as staging:
@@ -185,3 +185,35 @@ def test_another_commands_output_is_not_replaced(tmp_path, scenario, capsys):
     assert main(["bench", "--topology", str(topo), "-b", "1K", "-e", "1K", "-o", str(out)]) == 2
     assert "netsim run" in capsys.readouterr().err
     assert (out / "transfers.parquet").exists()
+
+
+def test_every_output_says_what_wrote_it(tmp_path, capsys):
+    """meta.json in every command's output: netsim's version, the command line, each input file's SHA-256,
+    one hash of the resolved configuration and the start time; a command's own meta.json keeps its keys."""
+    import json
+
+    from netsim.cli import main
+
+    topo = tmp_path / "t.yaml"
+    topo.write_text("kind: single_switch\ngpus: 4\nbandwidth: 100Gbps\n")
+    assert main(["bench", "--topology", str(topo), "-b", "1M", "-e", "1M", "-o", str(tmp_path / "b")]) == 0
+    meta = json.loads((tmp_path / "b" / "meta.json").read_text())["provenance"]
+    assert meta["command"] == "bench" and meta["argv"][:3] == ["bench", "--topology", str(topo)]
+    assert list(meta["inputs_sha256"]) == [str(topo)] and len(meta["configuration_sha256"]) == 64
+    assert meta["netsim"] == netsim_version() and meta["started_utc"].endswith("+00:00")
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"topology: {topo}\nworkload:\n  - {{op: all_reduce, size: 1MiB}}\n")
+    assert main(["run", str(scenario), "-o", str(tmp_path / "r")]) == 0
+    meta = json.loads((tmp_path / "r" / "meta.json").read_text())
+    assert meta["provenance"]["command"] == "run" and "variants" in meta  # the run's own keys stay
+    topo.write_text("kind: single_switch\ngpus: 4\nbandwidth: 200Gbps\n")  # another input: another hash
+    assert main(["bench", "--topology", str(topo), "-b", "1M", "-e", "1M", "-o", str(tmp_path / "b2")]) == 0
+    again = json.loads((tmp_path / "b2" / "meta.json").read_text())["provenance"]
+    assert again["inputs_sha256"][str(topo)] != json.loads((tmp_path / "b" / "meta.json").read_text())[
+        "provenance"]["inputs_sha256"][str(topo)]
+
+
+def netsim_version():
+    from importlib.metadata import version
+
+    return version("netsim")

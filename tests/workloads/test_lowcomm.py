@@ -180,7 +180,7 @@ def test_sweep_thresholds_and_cli(tmp_path, capsys):
     assert {r["method"] for r in rows} == {"diloco", "streaming_diloco"}
     lowest = {r["method"]: r["gbps"] for r in rows if r["target"] == 0.9}
     assert lowest["streaming_diloco"] <= lowest["diloco"]  # overlap and fragments lower the need
-    assert {p.name for p in (tmp_path / "s").iterdir()} == {"sweep.parquet", "thresholds.parquet", "report.html", ".netsim-manifest.json"}
+    assert {p.name for p in (tmp_path / "s").iterdir()} == {"sweep.parquet", "thresholds.parquet", "report.html", "meta.json", ".netsim-manifest.json"}
     assert main(["sweep-bandwidth", "--methods", "magic"]) == 2
     assert main(["sweep-bandwidth", "--grid", "1:x:3"]) == 2
 
