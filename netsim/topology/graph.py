@@ -169,27 +169,22 @@ class TopologyBuilder:
 
     def add_cable(self, a: str, b: str, capacity: float, latency: float, tier: str) -> None:
         """A full-duplex cable: two directed links of the same capacity and latency."""
+        self.add_link(a, b, capacity, latency, tier, both=True)
+
+    def add_link(self, a: str, b: str, capacity: float, latency: float, tier: str, *, both: bool = False) -> None:
+        """One directed link a -> b (with `both`, b -> a too: a cable)."""
+        name = f"{a}<->{b}" if both else f"{a}->{b}"
         if not capacity > 0 or not np.isfinite(capacity):
-            raise TopologyError(f"link {a}<->{b} ({tier}): bandwidth must be a positive number, got {capacity!r}")
+            raise TopologyError(f"link {name} ({tier}): bandwidth must be a positive number, got {capacity!r}")
         if not latency >= 0 or not np.isfinite(latency):
-            raise TopologyError(f"link {a}<->{b} ({tier}): latency must be >= 0, got {latency!r}")
+            raise TopologyError(f"link {name} ({tier}): latency must be >= 0, got {latency!r}")
         for x in (a, b):
             if x not in self.index:
-                raise TopologyError(f"link {a}<->{b}: unknown node {x!r}")
+                raise TopologyError(f"link {name}: unknown node {x!r}")
         ia, ib = self.index[a], self.index[b]
         self.links.append((ia, ib, float(capacity), float(latency), tier))
-        self.links.append((ib, ia, float(capacity), float(latency), tier))
-
-    def add_link(self, a: str, b: str, capacity: float, latency: float, tier: str) -> None:
-        """One directed link (a cable is two)."""
-        if not capacity > 0 or not np.isfinite(capacity):
-            raise TopologyError(f"link {a}->{b} ({tier}): bandwidth must be a positive number, got {capacity!r}")
-        if not latency >= 0 or not np.isfinite(latency):
-            raise TopologyError(f"link {a}->{b} ({tier}): latency must be >= 0, got {latency!r}")
-        for x in (a, b):
-            if x not in self.index:
-                raise TopologyError(f"link {a}->{b}: unknown node {x!r}")
-        self.links.append((self.index[a], self.index[b], float(capacity), float(latency), tier))
+        if both:
+            self.links.append((ib, ia, float(capacity), float(latency), tier))
 
     def build(self, *, check_connected: bool = True) -> Topology:
         if not self.gpu_ids:
