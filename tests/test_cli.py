@@ -186,3 +186,20 @@ def test_shipped_topologies_by_name_outside_the_checkout(tmp_path, capsys, monke
     assert main(["bench", "--topology", "nosuch", "-b", "1M", "-e", "1M"]) == 2
     err = capsys.readouterr().err
     assert "not the name of a shipped topology" in err and "rail64" in err
+
+
+def test_shipped_examples_run_by_name_from_any_folder(tmp_path, capsys, monkeypatch):
+    """The example inputs ship with the package: `netsim examples` lists each with the command that runs it,
+    and the bare name works as the input file of that command, from any folder."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["examples", "--json"]) == 0
+    rows = {r["name"]: r["command"] for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["jobs"] == "netsim compare-routing jobs" and rows["c4d"] == "netsim faults c4d"
+    assert {"moe", "cp_a10", "bandwidth_sweep", "routing_sweep"} <= set(rows)
+    assert main(["run", "moe", "-o", "m", "--json"]) == 0
+    labels = {r["label"] for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert {"dispatch", "combine", "expert grads"} <= labels
+    assert main(["attention", "cp_a10", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["rows"]) == 4
+    assert main(["sweep", "bandwidth_sweep", "-o", "s", "--cache", "c"]) == 0
+    assert main(["run", "nosuch", "-o", "x"]) == 2 and "file not found" in capsys.readouterr().err

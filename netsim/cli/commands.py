@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                "inject faults into a long job: detection (C4D-like), recovery, downtime"),
     "sweep": ("sweep", "add_parser", "command",
               "run a base scenario over a grid of parameters (local pool or dask), resumable"),
+    "examples": ("examples", "add_parser", "command", "the example inputs that ship with netsim (usable by name)"),
     "completion": ("completion", "add_parser", "command", "print a bash or zsh completion script for netsim"),
 }
 HELP = {name: entry[3] for name, entry in COMMANDS.items()}

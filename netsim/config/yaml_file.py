@@ -99,9 +99,20 @@ def parse_yaml(text: str, source: str) -> object:
     return data
 
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "examples"  # shipped with the package
+
+
+def shipped_examples() -> dict[str, Path]:
+    """The example inputs that come with netsim (scenarios, fault studies, attention): name -> file."""
+    return {f.stem: f for f in sorted(EXAMPLES.glob("*.yaml"))}
+
+
 def read_yaml(path: str | Path) -> object:
-    """Parse a YAML file; every problem is a one-line `ConfigError` naming the file."""
+    """Parse a YAML file — or a shipped example, by its bare name (``jobs``) where no such file exists;
+    every problem is a one-line `ConfigError` naming the file."""
     p = Path(path)
+    if not p.exists() and "/" not in str(path) and str(path).removesuffix(".yaml") in shipped_examples():
+        p = shipped_examples()[str(path).removesuffix(".yaml")]
     if not p.is_file():
         raise ConfigError("file not found" if not p.exists() else "not a regular file", source=str(path))
     try:
