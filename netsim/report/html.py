@@ -470,7 +470,7 @@ def write_sweep_table_report(path: str | Path, table: pl.DataFrame, params: list
     default all), one line per combination of the other parameters — variants are never averaged into one
     line — on a y axis from zero with the metric's unit; a heatmap when exactly two parameters were swept
     and both are axes; then the table, numbers formatted with their units."""
-    skip = {"point", "run", "error", *params}
+    skip = {"point", "run", "error", *params, *(f"{p}_{unit}" for p in params for unit in ("Bps", "s", "B"))}
     numeric = [c for c in table.columns if c not in skip and table[c].dtype.is_numeric()]
     shown = [m for m in (metrics or numeric) if m in numeric][:4]
     ok = table.filter(pl.col("error").is_null()) if "error" in table.columns else table

@@ -123,6 +123,33 @@ def run_sweep(spec: SweepSpec, pts: list[Point], folder: Path, cache: Path, exec
     return sweep(spec, pts, folder, cache, executor, fresh=fresh, progress=progress, notice=notice).table
 
 
+QUANTITIES = (("Bps", "parse_bandwidth"), ("s", "parse_time"), ("B", "parse_size"))  # unit suffix, parser
+
+
+def with_numbers(table: pl.DataFrame, params) -> pl.DataFrame:
+    """Beside each parameter written as quantities with units ("10Gbps", "2us", "64MiB"), the same values
+    as numbers in netsim's units, in a column named after the unit: `bandwidth_Bps`, `latency_s`,
+    `size_B` (the first family every value reads as, bandwidth before time before size)."""
+    import netsim.units as units
+
+    for name in params:
+        if name not in table.columns or table[name].dtype != pl.Utf8:
+            continue
+        values = table[name].to_list()
+        if not values or not all(isinstance(v, str) and any(ch.isalpha() for ch in v) for v in values):
+            continue
+        for unit, parser in QUANTITIES:
+            try:
+                numbers = [float(getattr(units, parser)(v)) for v in values]
+            except (units.UnitError, ValueError, TypeError):
+                continue
+            column = f"{name}_{unit}"
+            if column not in table.columns:
+                table = table.insert_column(table.columns.index(name) + 1, pl.Series(column, numbers))
+            break
+    return table
+
+
 def merge(spec: SweepSpec, pts: list[Point], frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
     parts = []
     for p in pts:
@@ -134,4 +161,4 @@ def merge(spec: SweepSpec, pts: list[Point], frames: dict[str, pl.DataFrame]) ->
         params = pl.DataFrame({k: [_cell(v)] * len(frame) for k, v in p.params.items()}) if len(frame) else None
         head = pl.DataFrame({"point": [p.index] * len(frame), "run": [p.key] * len(frame)})
         parts.append(pl.concat([head] + ([params] if params is not None else []) + [frame], how="horizontal"))
-    return pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame()
+    return with_numbers(pl.concat(parts, how="diagonal_relaxed"), [*spec.grid, *spec.zip]) if parts else pl.DataFrame()

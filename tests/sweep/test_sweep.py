@@ -136,3 +136,21 @@ metrics: [variant, pct_of_ideal]
     assert table.shape[0] == 4 and set(table["variant"]) == {"ecmp", "spray"}
     spray = table.filter(pl.col("variant") == "spray")["pct_of_ideal"].to_list()
     assert spray == pytest.approx([100.0, 100.0])  # spraying alone is the ideal reference
+
+
+def test_parameters_with_units_get_a_numeric_column_beside_them(tmp_path):
+    """A swept quantity written with units keeps its text and gains its value in netsim's units, in a column
+    named after the unit (bandwidth -> bandwidth_Bps), so a table can be sorted and plotted by it."""
+    from netsim.cli import main
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: u\nkind: utilization\nbase: {method: diloco, model: {layers: 2, step_time: 100ms, "
+                    "params: 1e8}, workers: 2, inner_steps: 10}\ngrid:\n  bandwidth: [1Gbps, 10GB/s]\n"
+                    "  latency: [1ms, 20ms]\n")
+    assert main(["sweep", str(spec), "-o", str(tmp_path / "o"), "--cache", str(tmp_path / "c")]) == 0
+    table = pl.read_parquet(tmp_path / "o" / "table.parquet").sort("point")
+    assert table["bandwidth"].dtype == pl.Utf8 and table["bandwidth_Bps"].dtype == pl.Float64
+    by = dict(zip(table["bandwidth"].to_list(), table["bandwidth_Bps"].to_list()))
+    assert by == {"1Gbps": 1.25e8, "10GB/s": 1e10}
+    assert sorted(set(table["latency_s"].to_list())) == [1e-3, 0.02]
+    assert table.columns.index("bandwidth_Bps") == table.columns.index("bandwidth") + 1

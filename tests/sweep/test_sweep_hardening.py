@@ -214,7 +214,7 @@ def test_repeated_or_misshapen_metrics_are_refused(tmp_path, capsys, metrics, ne
 def test_metrics_keep_those_columns_and_the_error(tmp_path):
     assert sweep(tmp_path, write(tmp_path, SPEC + "metrics: [wall_s, utilization]\n")) == 0
     table = pl.read_parquet(tmp_path / "out" / "table.parquet")
-    assert table.columns == ["point", "run", "bandwidth", "wall_s", "utilization", "error"]
+    assert table.columns == ["point", "run", "bandwidth", "bandwidth_Bps", "wall_s", "utilization", "error"]
 
 
 # --- every point checked before the first run ---------------------------------------------------------
@@ -459,4 +459,6 @@ def test_sweep_spec_documents(tmp_path_factory, capsys, doc):
     assert set(table["point"]) == set(range(_expected_points(doc)))
     assert {"point", "run", "error", *doc["grid"], *doc.get("zip", {})} <= set(table.columns)
     if doc.get("metrics"):
-        assert set(table.columns) - {"point", "run", "error", *doc["grid"], *doc.get("zip", {})} <= set(doc["metrics"])
+        params = {*doc["grid"], *doc.get("zip", {})}
+        numbers = {f"{p}_{unit}" for p in params for unit in ("Bps", "s", "B")}  # a quantity's value beside it
+        assert set(table.columns) - {"point", "run", "error", *params} - numbers <= set(doc["metrics"])
