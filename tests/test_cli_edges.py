@@ -224,6 +224,7 @@ def test_oversized_work_is_refused_from_closed_forms(tmp_path, capsys, monkeypat
     assert main(["run", "s.yaml", "-o", "o"]) == 2
     err = capsys.readouterr().err
     assert needle in err and "--max-transfers" in err and len(err.strip().splitlines()) == 1, err
+    assert " here" in err  # how long it would take on this kind of machine, roughly
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
 
 

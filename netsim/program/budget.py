@@ -7,8 +7,9 @@ one chunk in closed form (`Algorithm.count`, checked against the schedules in th
 without one has its schedule built and counted, which is cheap for those: log-depth trees, halving-
 doubling, barriers); pipelined chunks copy every transfer once per chunk. Work that starts millions of transfers at one
 instant (a direct all-to-all on thousands of ranks) is refused too, past `MAX_FLOWS_AT_ONCE`: its memory
-and its max-min recomputations grow faster than its transfer count. The ceilings — `MAX_TRANSFERS` (5 million
-transfers: a few minutes of fluid simulation) and `MAX_NODES` (5 million program nodes) — are lifted
+and its max-min recomputations grow faster than its transfer count. Refusals say how long the work would take here
+(`estimated_seconds`, from the measured throughput). The ceilings — `MAX_TRANSFERS` (5 million
+transfers: at most a couple of minutes of fluid simulation) and `MAX_NODES` (5 million program nodes) — are lifted
 with `--max-transfers N`.
 """
 
@@ -48,13 +49,32 @@ def flows_at_once(comm: Communicator, op: str, nbytes: int, algo: str = "auto", 
     return per_step * used_chunks
 
 
+TRANSFERS_PER_SECOND = 50_000  # the slow end of the measured range (50k-880k/s on 2 cores: benchmarks/)
+AT_ONCE_SECONDS = 4.1e-8  # x (transfers started at once)^1.5: a direct all-to-all of 1M transfers took 41 s
+
+
+def estimated_seconds(transfers: int, at_once: int = 0) -> float:
+    """A rough wall-clock estimate of a run on this kind of machine (2 cores): its transfers at the slow end
+    of the measured throughput, plus what a huge simultaneous step costs (memory and max-min grow faster
+    than its size). For the messages that refuse work; an order of magnitude, not a promise."""
+    return transfers / TRANSFERS_PER_SECOND + AT_ONCE_SECONDS * float(at_once) ** 1.5
+
+
+def _about(seconds: float) -> str:
+    if seconds < 1:
+        return "under a second"
+    return "about " + (f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else \
+        f"{seconds / 3600:.1f} h")
+
+
 def check_flows_at_once(estimate: int, what: str, *, source: str | None = None) -> None:
     """Refuse work that starts more than `MAX_FLOWS_AT_ONCE` transfers at one instant, with the memory that
     would take; `--max-transfers N` (any N) lifts this check."""
     if estimate > MAX_FLOWS_AT_ONCE:
         gib = estimate * BYTES_PER_FLOW / 2**30
         raise ConfigError(f"{what} would start about {estimate:,} transfers at one instant (about {gib:.0f} GiB "
-                          f"and many minutes of max-min), more than the limit of {MAX_FLOWS_AT_ONCE:,}; use fewer "
+                          f"and {_about(estimated_seconds(estimate, estimate))} here), more than the limit of "
+                          f"{MAX_FLOWS_AT_ONCE:,}; use fewer "
                           f"ranks or another algorithm, or lift the limit with --max-transfers", source=source,
                           field="--max-transfers")
 
@@ -64,9 +84,10 @@ def check_budget(estimate: int, what: str, limit: int | None, *, source: str | N
     """Refuse work estimated at more than `limit` transfers (or other `unit`s; None: the default ceiling)."""
     limit = ceiling if limit is None else limit
     if estimate > limit:
-        raise ConfigError(f"{what} would create about {estimate:,} {unit}, more than the limit of {limit:,}; "
+        took = f" ({_about(estimated_seconds(estimate))} of simulation here)" if unit == "transfers" else ""
+        raise ConfigError(f"{what} would create about {estimate:,} {unit}{took}, more than the limit of {limit:,}; "
                           f"lower it, or raise the limit with {field} {estimate}", source=source, field=field)
 
 
 __all__ = ["MAX_FLOWS_AT_ONCE", "MAX_NODES", "MAX_TRANSFERS", "check_budget", "check_flows_at_once",
-           "collective_transfers", "flows_at_once"]
+           "collective_transfers", "estimated_seconds", "flows_at_once"]
