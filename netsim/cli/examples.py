@@ -9,7 +9,7 @@ from rich.table import Table
 
 from netsim.cli.commands import HELP
 from netsim.cli.progress import print_json
-from netsim.config.yaml_file import read_yaml, shipped_examples
+from netsim.config.yaml_file import leading_comment, read_yaml, shipped_examples
 
 
 def add_parser(sub) -> None:
@@ -30,21 +30,9 @@ def _command_for(doc: dict) -> str:
     return "compare-routing" if "jobs" in doc else "run"
 
 
-def _description(path) -> str:
-    lines = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.startswith("#"):
-            break
-        text = line.lstrip("# ").strip()
-        if text.startswith((".venv/", "netsim ")):
-            continue
-        lines.append(text)
-    return " ".join(lines)
-
-
 def command(args: argparse.Namespace, console: Console) -> int:
     rows = [{"name": name, "command": f"netsim {_command_for(read_yaml(path))} {name}",
-             "description": _description(path)} for name, path in shipped_examples().items()]
+             "description": leading_comment(path)} for name, path in shipped_examples().items()]
     if args.json:
         print_json("examples", rows)
         return 0

@@ -12,6 +12,7 @@ from netsim.cli import names
 from netsim.cli.commands import HELP
 from netsim.cli.progress import print_json
 from netsim.topology import load_topology
+from netsim.config.yaml_file import leading_comment
 from netsim.topology.config import read_yaml, shipped_topologies
 from netsim.topology.summary import MAX_BISECTION_LINKS, summarize_topology
 from netsim.units import format_bandwidth, format_time
@@ -31,22 +32,12 @@ def add_parser(sub) -> None:
     listing.add_argument("--json", action="store_true", help="print the list as JSON")
 
 
-def _description(path) -> str:
-    """A shipped topology's leading comment, as one line."""
-    lines = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.startswith("#"):
-            break
-        lines.append(line.lstrip("# ").strip())
-    return " ".join(lines)
-
-
 def list_command(args: argparse.Namespace, console: Console) -> int:
     rows = []
     for name, path in shipped_topologies().items():
         topo = load_topology(name)
         kind = read_yaml(path).get("kind", "")
-        rows.append({"name": name, "kind": kind, "gpus": int(topo.gpus.size), "description": _description(path)})
+        rows.append({"name": name, "kind": kind, "gpus": int(topo.gpus.size), "description": leading_comment(path)})
     if args.json:
         print_json("topo list", rows)
         return 0

@@ -107,6 +107,19 @@ def shipped_examples() -> dict[str, Path]:
     return {f.stem: f for f in sorted(EXAMPLES.glob("*.yaml"))}
 
 
+def leading_comment(path: Path) -> str:
+    """A YAML file's leading comment as one line (command lines quoted in it left out): how shipped
+    topologies and examples describe themselves."""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        text = line.lstrip("# ").strip()
+        if not text.startswith((".venv/", "netsim ")):
+            lines.append(text)
+    return " ".join(lines)
+
+
 def read_yaml(path: str | Path) -> object:
     """Parse a YAML file — or a shipped example, by its bare name (``jobs``) where no such file exists;
     every problem is a one-line `ConfigError` naming the file."""
