@@ -420,8 +420,8 @@ def write_faults_report(path: str | Path, title: str, runs: pl.DataFrame | None,
                 pl.col("overhead_s").mean())
             fig.add_trace(go.Bar(x=part["kind"].to_list(), y=part["overhead_s"].to_list(), name=label))
         fig.update_layout(barmode="group", title="Mean time lost per run (log scale: link faults cost seconds, "
-                          "hangs without detection up to the watchdog)", yaxis=dict(title="time lost (s, log)", type="log"),
-                          height=420)
+                          "hangs without detection up to the watchdog; none or negative: not drawn, see the table)",
+                          yaxis=dict(title="time lost (s, log)", type="log"), height=420)
         figures.append(("Overhead", fig))
     out = Path(path)
     write_page(out, _page(title, parts, figures))
