@@ -183,11 +183,16 @@ def training_documents(draw):
 @settings(max_examples=max(5, settings().max_examples // 2))
 @given(doc=training_documents())
 def test_training_documents(tmp_path_factory, capsys, doc):
-    tmp = tmp_path_factory.mktemp("tr")
-    path = tmp / "t.yaml"
+    check_document(tmp_path_factory, capsys, "train", doc, {"steps.parquet", "summary.parquet", "report.html"})
+
+
+def check_document(tmp_path_factory, capsys, command: str, doc: dict, outputs: set[str]) -> None:
+    """`netsim COMMAND DOC.yaml -o OUT` holds the property (see `check`)."""
+    tmp = tmp_path_factory.mktemp(command)
+    path = tmp / "doc.yaml"
     path.write_text(yaml.safe_dump(doc))
     out = tmp / "out"
-    check(["train", str(path), "-o", str(out)], out, {"steps.parquet", "summary.parquet", "report.html"}, capsys)
+    check([command, str(path), "-o", str(out)], out, outputs, capsys)
 
 
 @st.composite
@@ -216,11 +221,7 @@ def fault_documents(draw):
 @settings(max_examples=max(5, settings().max_examples // 2))
 @given(doc=fault_documents())
 def test_fault_documents(tmp_path_factory, capsys, doc):
-    tmp = tmp_path_factory.mktemp("f")
-    path = tmp / "f.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    out = tmp / "out"
-    check(["faults", str(path), "-o", str(out)], out, {"faults.parquet", "runs.parquet", "report.html"}, capsys)
+    check_document(tmp_path_factory, capsys, "faults", doc, {"faults.parquet", "runs.parquet", "report.html"})
 
 
 NVLINK = str(ROOT / "topologies" / "nvlink8.yaml")

@@ -23,30 +23,28 @@ MAX_TRANSFERS = 5_000_000
 MAX_NODES = 5_000_000
 
 
+def call_work(comm: Communicator, op: str, nbytes: int, algo: str = "auto", chunks: int = 1,
+              root: int = 0) -> tuple[int, int]:
+    """(transfers one call of `op` on `comm` creates, the most of them it starts at the same instant), with
+    `auto` resolved once, as the run would. At once: a direct exchange's whole step (n(n - 1) for all-to-all,
+    reduce-scatter, all-gather and all-reduce), pipelined chunks included; every other algorithm moves at
+    most a transfer or two per rank and step."""
+    if op == "send_recv":
+        return chunks, chunks
+    chosen, used_chunks, _ = comm.resolve(op, nbytes, algo, chunks, root)
+    n = comm.size
+    per_step = n * (n - 1) if chosen == "direct" and op not in ("broadcast", "reduce") else 2 * n
+    return ALGORITHMS[op][chosen].transfers(comm.request(nbytes, 1, root)) * used_chunks, per_step * used_chunks
+
+
 def collective_transfers(comm: Communicator, op: str, nbytes: int, algo: str = "auto", chunks: int = 1,
                          root: int = 0) -> int:
     """Transfers one call of `op` on `comm` creates (`auto` resolved as the run would)."""
-    if op == "send_recv":
-        return chunks
-    chosen, used_chunks, _ = comm.resolve(op, nbytes, algo, chunks, root)
-    return ALGORITHMS[op][chosen].transfers(comm.request(nbytes, 1, root)) * used_chunks
+    return call_work(comm, op, nbytes, algo, chunks, root)[0]
 
 
 MAX_FLOWS_AT_ONCE = 2_000_000  # transfers started at one instant: past this, memory and max-min cost explode
 BYTES_PER_FLOW = 1536  # what one live flow costs the fluid model (measured: 1.5 GiB for 1M flows at once)
-
-
-def flows_at_once(comm: Communicator, op: str, nbytes: int, algo: str = "auto", chunks: int = 1,
-                  root: int = 0) -> int:
-    """The most transfers one call of `op` on `comm` starts at the same instant: a direct exchange's whole
-    step (n(n - 1) for all-to-all, reduce-scatter, all-gather and all-reduce), pipelined chunks included;
-    every other algorithm moves at most a transfer or two per rank and step."""
-    if op == "send_recv":
-        return chunks
-    chosen, used_chunks, _ = comm.resolve(op, nbytes, algo, chunks, root)
-    n = comm.size
-    per_step = n * (n - 1) if chosen == "direct" and op not in ("broadcast", "reduce") else 2 * n
-    return per_step * used_chunks
 
 
 TRANSFERS_PER_SECOND = 50_000  # the slow end of the measured range (50k-880k/s on 2 cores: benchmarks/)
@@ -90,4 +88,4 @@ def check_budget(estimate: int, what: str, limit: int | None, *, source: str | N
 
 
 __all__ = ["MAX_FLOWS_AT_ONCE", "MAX_NODES", "MAX_TRANSFERS", "check_budget", "check_flows_at_once",
-           "collective_transfers", "estimated_seconds", "flows_at_once"]
+           "call_work", "collective_transfers", "estimated_seconds"]

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from netsim.collectives import Communicator
 from netsim.errors import ConfigError
-from netsim.program.budget import MAX_TRANSFERS, check_budget, check_flows_at_once, collective_transfers, \
-    flows_at_once
+from netsim.program.budget import MAX_TRANSFERS, call_work, check_budget, check_flows_at_once, collective_transfers
 from netsim.scenario.config import Scenario
 from netsim.scenario.runner import item_groups, place_jobs
 from netsim.sim import Simulation
@@ -27,13 +26,13 @@ def scenario_transfers(scenario: Scenario, at_once: bool = True) -> int:
             started = 0
             for nodes in item_groups(scenario, job, gpus, item):
                 comm = Communicator(sim, nodes, name=f"{where}.{i}")
-                try:  # building the schedule is where an algorithm refuses a group it cannot serve
-                    calls = collective_transfers(comm, item.op, item.size, item.algorithm(), item.chunks, item.root)
+                try:  # counting is where an algorithm refuses a group it cannot serve
+                    calls, together = call_work(comm, item.op, item.size, item.algorithm(), item.chunks, item.root)
                 except ConfigError as exc:
                     raise ConfigError(exc.detail, source=scenario.source,
                                       field=f"{where}.{i}.{exc.field or 'algo'}") from None
                 total += item.repeat * calls
-                started += flows_at_once(comm, item.op, item.size, item.algorithm(), item.chunks, item.root)
+                started += together
             largest = max(largest, started)
         peak += largest
     if at_once:
