@@ -354,7 +354,7 @@ def _netsim_case(topo: Any, op: str, size: int, algo: str) -> tuple[dict, float,
     comm = Communicator(sim, topo.gpus)
     results = sim.run(comm.run(op, size, algo=algo))
     wall = time.perf_counter() - t0
-    mean_arrival = float(results.transfers["end"].mean())
+    mean_arrival = float(results.transfers["end_s"].mean())
     return from_collective(sim, comm, op, size, algo), sim.now, mean_arrival, wall
 
 

@@ -158,3 +158,52 @@ def format_size(nbytes: float | None, digits: int = 4) -> str:
     """Bytes with a binary prefix: 67108864 -> '64MiB'."""
     steps = [(2.0**40, "TiB"), (2.0**30, "GiB"), (2.0**20, "MiB"), (2.0**10, "KiB"), (1.0, "B")]
     return _scaled(nbytes, steps, digits)
+
+
+# Output columns. Every number netsim writes (Parquet, --json rows, sweep tables) is in seconds, bytes or
+# bytes per second, and its column name ends with its unit: ``start_s``, ``size_B``, ``busbw_Bps``. A
+# rate per second of something else ends ``_per_s`` (``iterations_per_s``). Numbers without a unit carry
+# no suffix: counts (``ranks``, ``count``, ``transfers``), identifiers (``id``, ``rank``, ``step``),
+# fractions (``utilization``, ``mean_utilization``, ``*_ratio``, ``slowdown``), percentages (``pct_*``) and
+# losses. `column_unit` reads the unit back from a name; reports print it beside the heading.
+COLUMN_UNITS = {"_Bps": "B/s", "_per_s": "1/s", "_B": "B", "_s": "s"}  # suffix -> unit, longest match first
+
+
+def column_unit(name: str) -> str:
+    """The unit of an output column from its name (see the convention above): "s", "B", "B/s", "1/s",
+    "fraction" for utilisations, or "" for a number without a unit (a count, an id, a ratio).
+
+    >>> column_unit("busbw_Bps"), column_unit("time_mean_s"), column_unit("size_B"), column_unit("ranks")
+    ('B/s', 's', 'B', '')
+    """
+    for suffix, unit in COLUMN_UNITS.items():
+        if name.endswith(suffix):
+            return unit
+    return "fraction" if name.endswith("utilization") else ""
+
+
+def column_heading(name: str) -> str:
+    """A column name with its unit for a table heading: ``busbw_Bps (B/s)``, ``utilization (fraction, 1 = all
+    the time)``; unchanged without a unit."""
+    unit = column_unit(name)
+    unit = "fraction, 1 = all the time" if unit == "fraction" else unit
+    return f"{name} ({unit})" if unit else name
+
+
+def format_value(name: str, value: object) -> str:
+    """A value of column `name` for a table cell: seconds, sizes and rates scaled to a readable unit,
+    fractions and plain numbers to 4 significant digits, booleans as yes/no, '-' for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        unit = column_unit(name)
+        if unit == "s":
+            return format_time(value)
+        if unit == "B":
+            return format_size(value)
+        if unit == "B/s":
+            return format_bandwidth(value)
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return str(value)

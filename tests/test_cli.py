@@ -34,11 +34,11 @@ def test_run_writes_parquet_and_report(tmp_path, capsys):
     assert len(coll) == 2
     # 4 ranks, 4 MiB, 2 us per hop, 12.5 GB/s
     expected = 6 * 2e-6 + 6 / 4 * 4 * 2**20 / 12.5e9
-    assert (coll["end"] - coll["start"]).to_list() == pytest.approx([expected] * 2, rel=1e-9)
+    assert (coll["end_s"] - coll["start_s"]).to_list() == pytest.approx([expected] * 2, rel=1e-9)
     # timeline.json: Chrome trace events, a slice per collective call at its times, link load as counters
     events = json.loads((out / "timeline.json").read_text())["traceEvents"]
     slices = [e for e in events if e["ph"] == "X"]
-    assert [e["ts"] for e in slices] == pytest.approx([s * 1e6 for s in coll["start"].to_list()], rel=1e-12)
+    assert [e["ts"] for e in slices] == pytest.approx([s * 1e6 for s in coll["start_s"].to_list()], rel=1e-12)
     assert [e["dur"] for e in slices] == pytest.approx([expected * 1e6] * 2, rel=1e-9)
     assert any(e["ph"] == "C" for e in events)
     page = (out / "report.html").read_text()

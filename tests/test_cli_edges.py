@@ -112,7 +112,7 @@ def test_one_rank_and_zero_byte_results_are_never_inf_or_nan(tmp_path, capsys):
     assert "inf" not in out and "nan" not in out
     import polars as pl
     summary = pl.read_parquet(tmp_path / "out" / "summary.parquet")
-    for col in ("algbw", "busbw"):
+    for col in ("algbw_Bps", "busbw_Bps"):
         values = summary[col].drop_nulls()
         assert values.is_finite().all()
 

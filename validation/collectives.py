@@ -69,7 +69,7 @@ def plateau_table() -> pl.DataFrame:
         sizes = [2**25, 2**26, 2**27]
         for algo in ("ring", "rings", "hierarchical", "tree", "halving_doubling"):
             bench = run_bench(topo, "all_reduce", sizes, [algo], chunks=8 if algo == "tree" else 1)
-            busbw = [r.busbw for r in bench]
+            busbw = [r.busbw_Bps / 1e9 for r in bench]
             rows.append({"fabric": label, "algo": algo, "busbw_32MiB": busbw[0], "busbw_64MiB": busbw[1],
                          "busbw_128MiB": busbw[2], "plateau_spread": (max(busbw) - min(busbw)) / max(busbw)})
     return pl.DataFrame(rows)

@@ -45,9 +45,9 @@ def bytes_and_demand(lines: list[str]) -> None:
     h = 10
     ddp = util("ddp", MODEL, workers=4, bandwidth=1.25e10, outer_steps=h)
     diloco = util("diloco", MODEL, workers=4, bandwidth=1.25e10, inner_steps=h, outer_steps=1)
-    lines.append(f"2. bytes over {h} inner steps: DDP {ddp.bytes_total:.4g}, "
-                 f"DiLoCo (H = {h}) {diloco.bytes_total:.4g}, "
-                 f"ratio {ddp.bytes_total / diloco.bytes_total:.4f} (H = {h})")
+    lines.append(f"2. bytes over {h} inner steps: DDP {ddp.sent_total_B:.4g}, "
+                 f"DiLoCo (H = {h}) {diloco.sent_total_B:.4g}, "
+                 f"ratio {ddp.sent_total_B / diloco.sent_total_B:.4f} (H = {h})")
     base = util("diloco", MODEL, workers=2, bandwidth=1.25e9)
     for f in (2, 4, 8):
         s = util("streaming_diloco", MODEL, workers=2, bandwidth=1.25e9, fragments=f)
@@ -55,7 +55,7 @@ def bytes_and_demand(lines: list[str]) -> None:
                      f"{base.peak_demand_Bps * 8 / 1e9:.2f} / {base.peak_demand_Bps / s.peak_demand_Bps:.3f}")
     for bits in (16, 8, 4):
         s = util("streaming_diloco", MODEL, workers=2, bandwidth=1.25e9, fragments=8, bits=bits)
-        lines.append(f"   {bits:>2}-bit exchange: {s.bytes_total / 1e9:.3f} GB in total")
+        lines.append(f"   {bits:>2}-bit exchange: {s.sent_total_B / 1e9:.3f} GB in total")
 
 
 def latency_argument(lines: list[str]) -> None:
@@ -112,7 +112,7 @@ def layer_dag(lines: list[str]) -> None:
                               ("Streaming F = 8, tau = 1", "streaming_diloco", {"fragments": 8, "overlap": 1}),
                               ("CO2", "co2", {})):
         frame = sweep_bandwidth([method], grid, UtilizationConfig(method, MODEL, workers=2, inner_steps=100, **kw))
-        found = thresholds(frame, targets)["bandwidth"].to_list()
+        found = thresholds(frame, targets)["bandwidth_Bps"].to_list()
         lines.append(f"   {label:<28}" + "".join(f"{'never':>9}" if b is None else f"{b * 8 / 1e9:>9.2f}"
                                                   for b in found))
 

@@ -111,7 +111,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
             table.add_column(col, justify="left" if col in ("scheme", "busiest link") else "right")
         for r in summary.iter_rows(named=True):
             table.add_row(r["scheme"], format_time(r["time_s"]), format_time(r["step_s"]), format_time(r["compute_s"]),
-                          format_time(r["exposed_comm_s"]), format_size(r["bytes_sent"]),
+                          format_time(r["exposed_comm_s"]), format_size(r["sent_B"]),
                           f"{r['busiest_link']} ({100 * r['busiest_link_utilization']:.0f}%)")
         console.print(table)
     if out is not None:

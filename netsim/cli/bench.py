@@ -89,8 +89,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
                 rows += run_bench(topo, args.op, [size], [algo], ranks=args.ranks, network=args.network,
                                   routing=args.routing, seed=args.seed, chunks=args.chunks)
     if args.json:
-        print_json("bench", [r.as_dict() for r in rows], op=args.op, ranks=n, topology=topo.name,
-                   units={"size": "B", "time_us": "us", "algbw": "GB/s", "busbw": "GB/s"})
+        print_json("bench", [r.as_dict() for r in rows], op=args.op, ranks=n, topology=topo.name)
     else:
         print(format_table(args.op, n, rows))
         print("# algo: the algorithm that ran; 'NAMExK' = `auto` chose NAME pipelined in K chunks")

@@ -69,8 +69,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
             view.add_column(col, justify="left" if col in ("policy", "job", "collective") else "right")
         for r in table.iter_rows(named=True):
             ratio = r.get("worst_step_load_ratio")
-            view.add_row(r["variant"], r["job"], r["label"], format_time(r["time_mean"]),
-                         "-" if r["busbw"] is None else format_bandwidth(r["busbw"]),
+            view.add_row(r["variant"], r["job"], r["label"], format_time(r["time_mean_s"]),
+                         "-" if r["busbw_Bps"] is None else format_bandwidth(r["busbw_Bps"]),
                          "-" if r["pct_of_ideal"] is None else f"{r['pct_of_ideal']:.1f}%",
                          "-" if r["slowdown"] is None else f"{r['slowdown']:.3f}",
                          "-" if ratio is None else f"{ratio:.3f}")

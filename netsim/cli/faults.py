@@ -100,10 +100,10 @@ def _command(args: argparse.Namespace, console: Console) -> int:
         for col in ("fault", "target", "struck", "detected", "class", "culprit", "right", "recovered"):
             f.add_column(col)
         for r in faults.filter(faults["mode"] == "detector").iter_rows(named=True):
-            f.add_row(r["kind"], r["target"], "-" if r["struck"] is None else f"{r['struck']:.1f}s",
-                      "-" if r["detected"] is None else f"{r['detected']:.1f}s", r["class"] or "-", r["culprit"] or "-",
+            f.add_row(r["kind"], r["target"], "-" if r["struck_s"] is None else f"{r['struck_s']:.1f}s",
+                      "-" if r["detected_s"] is None else f"{r['detected_s']:.1f}s", r["class"] or "-", r["culprit"] or "-",
                       "-" if r["correct"] is None else ("yes" if r["correct"] else "no"),
-                      "-" if r["recovered"] is None else f"{r['recovered']:.1f}s")
+                      "-" if r["recovered_s"] is None else f"{r['recovered_s']:.1f}s")
         console.print(f)
     if out is not None:
         import polars as pl

@@ -115,7 +115,7 @@ def utilization_command(args: argparse.Namespace, console: Console) -> int:
     model, kw = _flag_errors(_training, args)
     result = _flag_errors(lambda: utilization(UtilizationConfig(args.method, model, bandwidth=args.bandwidth, **kw)))
     if args.json:
-        print_json("utilization", [result.as_dict()], method=args.method, bandwidth_bps=args.bandwidth)
+        print_json("utilization", [result.as_dict()], method=args.method, bandwidth_Bps=args.bandwidth)
         return 0
     table = Table(title=f"{args.method}: {args.workers} workers, {format_bandwidth(args.bandwidth)}, "
                         f"latency {format_time(args.latency)}")
@@ -126,8 +126,8 @@ def utilization_command(args: argparse.Namespace, console: Console) -> int:
         ("wall time", format_time(result.wall_s)),
         ("time per outer step", format_time(result.outer_step_s)),
         ("exposed communication", format_time(result.exposed_comm_s)),
-        ("bytes sent per worker", format_size(result.bytes_per_worker)),
-        ("bytes sent in total", format_size(result.bytes_total)),
+        ("bytes sent per worker", format_size(result.sent_per_worker_B)),
+        ("bytes sent in total", format_size(result.sent_total_B)),
         ("peak bandwidth demand (largest sync in one step)", format_bandwidth(result.peak_demand_Bps)),
     ]
     for name, value in rows:
@@ -184,7 +184,7 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
     found = thresholds(frame, targets)
     if args.json:
         print_json("sweep-bandwidth", [{"method": r["method"], "target": r["target"],
-                                        "gbps": None if r["bandwidth"] is None else r["bandwidth"] * 8 / 1e9}
+                                        "bandwidth_Bps": r["bandwidth_Bps"]}
                                        for r in found.iter_rows(named=True)], methods=methods, grid_gbps=args.grid)
     else:
         table = Table(title="Lowest grid bandwidth reaching each compute utilisation")
@@ -192,7 +192,7 @@ def sweep_command(args: argparse.Namespace, console: Console) -> int:
         for t in targets:
             table.add_column(f"{100 * t:g}%", justify="right")
         for m in methods:
-            part = found.filter(pl.col("method") == m)["bandwidth"].to_list()
+            part = found.filter(pl.col("method") == m)["bandwidth_Bps"].to_list()
             table.add_row(m, *["never" if b is None else format_bandwidth(b) for b in part])
         console.print(table)
     if out is not None:

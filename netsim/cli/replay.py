@@ -82,9 +82,9 @@ def command(args: argparse.Namespace, console: Console) -> int:
             for col in ("group", "call", "op", "ranks", "size", "simulated", "recorded", "busbw"):
                 t.add_column(col, justify="left" if col in ("group", "op") else "right")
             for r in busiest.iter_rows(named=True):
-                t.add_row(r["group"], str(r["call"]), r["op"], str(r["ranks"]), format_size(r["bytes"]),
-                          format_time(r["time_s"]), "-" if r["recorded"] is None else format_time(r["recorded"]),
-                          "-" if r["busbw"] is None else format_bandwidth(r["busbw"]))
+                t.add_row(r["group"], str(r["call"]), r["op"], str(r["ranks"]), format_size(r["size_B"]),
+                          format_time(r["time_s"]), "-" if r["recorded_s"] is None else format_time(r["recorded_s"]),
+                          "-" if r["busbw_Bps"] is None else format_bandwidth(r["busbw_Bps"]))
             console.print(t)
     if out is not None:
         with out.writing() as tmp:

@@ -86,12 +86,12 @@ def print_summary(summary: pl.DataFrame, links: pl.DataFrame, console: Console) 
     jobs = summary["job"].n_unique() > 1
     for r in summary.iter_rows(named=True):
         table.add_row(r["variant"], f"{r['job']}: {r['label']}" if jobs else r["label"], f"{r['op']}/{r['algo']}",
-                      str(r["ranks"]), format_size(r["bytes"]), str(r["count"]), format_time(r["time_mean"]),
-                      _rate(r["algbw"]), _rate(r["busbw"]))
+                      str(r["ranks"]), format_size(r["size_B"]), str(r["count"]), format_time(r["time_mean_s"]),
+                      _rate(r["algbw_Bps"]), _rate(r["busbw_Bps"]))
     console.print(table)
     console.print("algo 'NAMExK': the algorithm `auto` chose, pipelined in K chunks")
     for r in busiest_links(links).iter_rows(named=True):
-        console.print(f"busiest link ({r['variant']}, whole run): {r['name']}, {format_size(r['bytes'])}, "
+        console.print(f"busiest link ({r['variant']}, whole run): {r['name']}, {format_size(r['carried_B'])}, "
                       f"peak {100 * r['peak_utilization']:.0f}% of its capacity")
 
 

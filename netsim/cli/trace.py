@@ -52,17 +52,17 @@ def command(args: argparse.Namespace, console: Console) -> int:
         for col in ("op", "group", "ranks", "size", "calls per rank"):
             table.add_column(col, justify="left" if col in ("op", "group") else "right")
         for c in s["collectives"]:
-            table.add_row(c["op"], c["group"], str(c["ranks"]), format_size(c["bytes"]), str(c["calls_per_rank"]))
+            table.add_row(c["op"], c["group"], str(c["ranks"]), format_size(c["size_B"]), str(c["calls_per_rank"]))
         console.print(table)
     if s["transfers"]:
         table = Table(title="Point-to-point transfers")
         for col in ("from", "to", "messages", "bytes"):
             table.add_column(col, justify="right")
         for t in s["transfers"]:
-            table.add_row(str(t["src"]), str(t["dst"]), str(t["messages"]), format_size(t["bytes"]))
+            table.add_row(str(t["src"]), str(t["dst"]), str(t["messages"]), format_size(t["sent_B"]))
         console.print(table)
-    console.print(f"bytes: collectives {format_size(s['collective_bytes_per_call_sum'])} per rank (buffer sizes "
-                  f"summed over calls), point to point {format_size(s['p2p_bytes'])}")
+    console.print(f"bytes: collectives {format_size(s['collective_B_per_rank'])} per rank (buffer sizes "
+                  f"summed over calls), point to point {format_size(s['p2p_B'])}")
     for reason, count in s["skipped"].items():
         console.print(f"skipped {count}: {reason}")
     return 0

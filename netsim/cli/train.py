@@ -55,7 +55,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
         for r in summary.iter_rows(named=True):
             table.add_row(r["method"], f"{r['final_loss']:.4f}", format_time(r["wall_s"]),
                           "-" if r["time_to_target_s"] is None else format_time(r["time_to_target_s"]),
-                          format_size(r["bytes"]), f"{100 * r['utilization']:.1f}%")
+                          format_size(r["sent_B"]), f"{100 * r['utilization']:.1f}%")
         console.print(table)
     if "syncs" in summary.columns:
         for r in summary.iter_rows(named=True):

@@ -19,7 +19,7 @@ from netsim.sim import Simulation
 
 COLLECTIVE_SCHEMA = {
     "id": pl.Int64, "job": pl.Utf8, "label": pl.Utf8, "op": pl.Utf8, "algo": pl.Utf8, "chunks": pl.Int64, "comm": pl.Utf8,
-    "ranks": pl.Int64, "bytes": pl.Int64, "start": pl.Float64, "end": pl.Float64,
+    "ranks": pl.Int64, "size_B": pl.Int64, "start_s": pl.Float64, "end_s": pl.Float64,
 }
 
 
@@ -135,7 +135,7 @@ class Communicator:
         def finished(event: simpy.Event) -> None:
             self.table.append(id=len(self.table.columns["id"]), job=self.job, label=label or tag, op=op, algo=algo, chunks=chunks,
                               comm=self.name,
-                              ranks=self.size, bytes=int(nbytes), start=start, end=event.value)
+                              ranks=self.size, size_B=int(nbytes), start_s=start, end_s=event.value)
             result.succeed(event.value)
 
         if done.triggered:

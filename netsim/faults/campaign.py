@@ -111,10 +111,10 @@ def campaign(topo: Topology, job: JobSpec, runs: int, *, seed: int = 0, detector
             false_alarms += result.false_alarms if mode == "detector" else 0
             checks += result.checks if mode == "detector" else 0
             rows.append({"run": i, "mode": mode, "kind": kind, "target": fault.link or f"rank {fault.rank}",
-                         "at": fault.at, "struck": f.struck, "detected": f.detected, "cls": f.cls,
+                         "at_s": fault.at, "struck_s": f.struck, "detected_s": f.detected, "cls": f.cls,
                          "expected": EXPECTED_CLASS[kind], "culprit": None if f.culprit is None else str(f.culprit),
                          "correct": f.correct, "latency_s": None if f.detected is None or f.struck is None
-                         else f.detected - f.struck, "recovered": f.recovered, "wall_s": result.wall_s,
+                         else f.detected - f.struck, "recovered_s": f.recovered, "wall_s": result.wall_s,
                          "fault_free_s": result.fault_free_s, "overhead_s": result.wall_s - result.fault_free_s,
                          **{f"{k}_s": v for k, v in result.breakdown.items()}})
     frame = pl.DataFrame(rows)
@@ -136,7 +136,7 @@ def campaign(topo: Topology, job: JobSpec, runs: int, *, seed: int = 0, detector
         among = [1 for c, t in zip(det["culprit"].to_list(), det["target"].to_list())
                  if c is not None and c.startswith("('links'") and t in c]
         latency = det["latency_s"].drop_nulls()
-        table.append({"kind": kind, "class": expected, "injected": len(det), "detected": int(det["detected"].is_not_null().sum()),
+        table.append({"kind": kind, "class": expected, "injected": len(det), "detected": int(det["detected_s"].is_not_null().sum()),
                       "right_class_and_place": len(right), "among_candidates": len(among),
                       "class_precision": precision.get(expected),
                       "recall": len(right) / len(det),

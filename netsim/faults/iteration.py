@@ -95,17 +95,17 @@ def simulate_iteration(topo: Topology, job: JobSpec, state: State, *, routing: s
     t = results.transfers
     if len(t):
         names = {name: i for i, name in enumerate(topo.node_names)}
-        for src, dst, nbytes, s, e in zip(t["src"].to_list(), t["dst"].to_list(), t["bytes"].to_list(),
-                                          t["start"].to_list(), t["end"].to_list()):
+        for src, dst, nbytes, s, e in zip(t["src"].to_list(), t["dst"].to_list(), t["size_B"].to_list(),
+                                          t["start_s"].to_list(), t["end_s"].to_list()):
             key = (rank_of[names[src]], rank_of[names[dst]])
             moved[key] = moved.get(key, 0) + nbytes
             spans.setdefault(key, []).append((s, e))
     # busy time: the union of the connection's transfer intervals (overlapping transfers count once)
     connections = {k: (moved[k], _union(spans[k])) for k in moved}
     result = run.result()
-    ends = result.calls.filter(pl.col("group") == ITERATION).sort("call")["end"].to_list()
+    ends = result.calls.filter(pl.col("group") == ITERATION).sort("call")["end_s"].to_list()
     start = ends[-2] if len(ends) > 1 else 0.0
-    entered = {(r["stream"].removeprefix("group:"), r["rank"]): r["start"] for r in result.nodes.filter(
+    entered = {(r["stream"].removeprefix("group:"), r["rank"]): r["start_s"] for r in result.nodes.filter(
         (pl.col("kind") == "collective") & (pl.col("node") >= NODES_PER_ITERATION * (iterations - 1))
     ).iter_rows(named=True)}
     calls = []
@@ -113,7 +113,7 @@ def simulate_iteration(topo: Topology, job: JobSpec, state: State, *, routing: s
             "group").iter_rows(named=True):
         members = program.groups[row["group"]]
         calls.append(Call(row["group"], members, tuple(entered[(row["group"], m)] - start for m in members),
-                          row["end"] - start))
+                          row["end_s"] - start))
     return IterationRecord(ends[-1] - start, tuple(calls), connections)
 
 

@@ -21,13 +21,13 @@ from netsim.telemetry import LinkMeter, Recorder
 from netsim.topology import Topology
 
 STEP_SCHEMA = {
-    "batch": pl.Int64, "tag": pl.Utf8, "time": pl.Float64, "transfers": pl.Int64, "bytes": pl.Int64,
-    "max_load": pl.Float64, "lower_bound": pl.Float64,
+    "batch": pl.Int64, "tag": pl.Utf8, "time_s": pl.Float64, "transfers": pl.Int64, "size_B": pl.Int64,
+    "max_load_B": pl.Float64, "lower_bound_B": pl.Float64,
 }
 
 TRANSFER_SCHEMA = {
-    "id": pl.Int64, "src": pl.Int64, "dst": pl.Int64, "bytes": pl.Int64,
-    "start": pl.Float64, "end": pl.Float64, "tag": pl.Utf8,
+    "id": pl.Int64, "src": pl.Int64, "dst": pl.Int64, "size_B": pl.Int64,
+    "start_s": pl.Float64, "end_s": pl.Float64, "tag": pl.Utf8,
 }
 
 ROUTE_BLOCKS = 4096  # cached route blocks (see `_routes`) before the cache starts afresh
@@ -218,8 +218,8 @@ class NetworkModel:
         same under the reference routing (`lower_bound`); see `record_steps`."""
         ref = _flatten(self._reference.route_batch(src.tolist(), dst.tolist(), key), NetworkOptions(),
                        self.topo.latency)
-        return dict(max_load=self._fabric_max_load(block.links, block.coef, block.counts, flow_bytes),
-                    lower_bound=self._fabric_max_load(ref.links, ref.coef, ref.counts, _flow_bytes(ref, sizes)))
+        return dict(max_load_B=self._fabric_max_load(block.links, block.coef, block.counts, flow_bytes),
+                    lower_bound_B=self._fabric_max_load(ref.links, ref.coef, ref.counts, _flow_bytes(ref, sizes)))
 
     def _fabric_max_load(self, links: np.ndarray, coef: np.ndarray, counts: np.ndarray, sizes: np.ndarray) -> float:
         load = np.bincount(links, weights=coef * np.repeat(sizes, counts), minlength=self.topo.num_links)
@@ -242,8 +242,8 @@ class NetworkModel:
         batch = Batch(self._next_id, src, dst, sizes, self.env.now, tag, key, on_arrival, block, flow_bytes,
                       bool(flow_bytes.min() > 0))
         if self._reference is not None:
-            self._steps.append(batch=batch.first_id, tag=tag, time=self.env.now, transfers=len(src),
-                               bytes=int(sizes.sum()), **self.step_loads(src, dst, sizes, key, block, flow_bytes))
+            self._steps.append(batch=batch.first_id, tag=tag, time_s=self.env.now, transfers=len(src),
+                               size_B=int(sizes.sum()), **self.step_loads(src, dst, sizes, key, block, flow_bytes))
         self._next_id += len(src)
         self.transfers_started += len(src)
         self._start(batch)
@@ -369,12 +369,12 @@ class NetworkModel:
             i = int(idx[0])
             t = float(drained[0] if isinstance(drained, np.ndarray) else drained) + float(batch.latency[i])
             self.table.append(id=batch.first_id + i, src=int(batch.src[i]), dst=int(batch.dst[i]),
-                              bytes=int(batch.nbytes[i]), start=batch.start, end=t, tag=batch.tag)
+                              size_B=int(batch.nbytes[i]), start_s=batch.start, end_s=t, tag=batch.tag)
             self._deliver(batch, idx, t, self.env.now)
             return
         end = drained + batch.latency[idx]
         self.table.extend(id=batch.first_id + idx, src=batch.src[idx], dst=batch.dst[idx],
-                          bytes=batch.nbytes[idx], start=np.full(len(idx), batch.start), end=end, tag=batch.tag)
+                          size_B=batch.nbytes[idx], start_s=np.full(len(idx), batch.start), end_s=end, tag=batch.tag)
         # Arrivals within a whisker of each other (float noise from summing the same latencies in
         # another order) are delivered together, at the latest of their times, so collective
         # steps stay in one batch instead of splitting into many nearly simultaneous ones.

@@ -357,8 +357,8 @@ class Loop:
             for tag in np.unique(tags).tolist():  # one chunk per tag (a chunk's scalar column)
                 part = which if (tags == tag).all() else which[tags == tag]
                 network.table.extend(id=active.first_id + part - active.t0, src=self.t_src[part],
-                                     dst=self.t_dst[part], bytes=self.t_bytes[part], start=self.t_start[part],
-                                     end=self.t_end[part], tag=self.tags[tag])
+                                     dst=self.t_dst[part], size_B=self.t_bytes[part], start_s=self.t_start[part],
+                                     end_s=self.t_end[part], tag=self.tags[tag])
         left = []
         for sub, loads in active.step_rows:  # batches whose transfers have all been sent
             order = self.t_order[sub]
@@ -366,8 +366,8 @@ class Loop:
                 left.append((sub, loads))
                 continue
             network._steps.append(batch=active.first_id + int(sub.min()) - active.t0,
-                                  tag=self.tags[int(self.t_tag[sub[0]])], time=float(self.t_start[sub].min()),
-                                  transfers=len(sub), bytes=int(self.t_bytes[sub].sum()), **loads)
+                                  tag=self.tags[int(self.t_tag[sub[0]])], time_s=float(self.t_start[sub].min()),
+                                  transfers=len(sub), size_B=int(self.t_bytes[sub].sum()), **loads)
         active.step_rows = left
 
     def finish(self, network, rid: int) -> DataflowRun:

@@ -56,11 +56,11 @@ from netsim.program.model import Node, Program, ProgramError
 SENDS = ("eager", "rendezvous")
 ORDERS = ("dependencies", "recorded")
 NODE_SCHEMA = {"rank": pl.Int64, "node": pl.Int64, "kind": pl.Utf8, "name": pl.Utf8, "op": pl.Utf8,
-               "bytes": pl.Int64, "stream": pl.Utf8, "start": pl.Float64, "end": pl.Float64,
-               "recorded": pl.Float64}
-CALL_SCHEMA = {"group": pl.Utf8, "call": pl.Int64, "op": pl.Utf8, "ranks": pl.Int64, "bytes": pl.Int64,
-               "algo": pl.Utf8, "start": pl.Float64, "end": pl.Float64, "time_s": pl.Float64,
-               "busbw": pl.Float64, "recorded": pl.Float64}
+               "size_B": pl.Int64, "stream": pl.Utf8, "start_s": pl.Float64, "end_s": pl.Float64,
+               "recorded_s": pl.Float64}
+CALL_SCHEMA = {"group": pl.Utf8, "call": pl.Int64, "op": pl.Utf8, "ranks": pl.Int64, "size_B": pl.Int64,
+               "algo": pl.Utf8, "start_s": pl.Float64, "end_s": pl.Float64, "time_s": pl.Float64,
+               "busbw_Bps": pl.Float64, "recorded_s": pl.Float64}
 
 
 def stream_of(node: Node) -> str:
@@ -128,9 +128,9 @@ class ProgramRun:
         start, end = fire[self._start] - self.t0, fire[self._end] - self.t0
         rows = pl.DataFrame({
             "rank": [n.rank for n in nodes], "node": [n.id for n in nodes], "kind": [n.kind for n in nodes],
-            "name": [n.name for n in nodes], "op": [n.op for n in nodes], "bytes": [n.nbytes for n in nodes],
-            "stream": [stream_of(n) for n in nodes], "start": start, "end": end,
-            "recorded": [n.duration for n in nodes]}, schema=NODE_SCHEMA)
+            "name": [n.name for n in nodes], "op": [n.op for n in nodes], "size_B": [n.nbytes for n in nodes],
+            "stream": [stream_of(n) for n in nodes], "start_s": start, "end_s": end,
+            "recorded_s": [n.duration for n in nodes]}, schema=NODE_SCHEMA)
         calls = []
         groups = self.program.groups
         for c in self._calls:
@@ -139,17 +139,17 @@ class ProgramRun:
             t_a, t_b = float(fire[c.join]) - self.t0, float(fire[c.done]) - self.t0
             seconds = t_b - t_a
             recorded = [nodes[m].duration for m in c.members if nodes[m].duration is not None]
-            calls.append({"group": c.group, "call": c.k, "op": first.op, "ranks": size, "bytes": first.nbytes,
-                          "algo": c.algo, "start": t_a, "end": t_b, "time_s": seconds,
-                          "busbw": first.nbytes / seconds * BUSBW_FACTOR[first.op](size)
+            calls.append({"group": c.group, "call": c.k, "op": first.op, "ranks": size, "size_B": first.nbytes,
+                          "algo": c.algo, "start_s": t_a, "end_s": t_b, "time_s": seconds,
+                          "busbw_Bps": first.nbytes / seconds * BUSBW_FACTOR[first.op](size)
                           if seconds > 0 and first.nbytes else None,
-                          "recorded": max(recorded) if recorded else None})
+                          "recorded_s": max(recorded) if recorded else None})
         compute: dict[int, float] = dict.fromkeys(self.program.ranks, 0.0)
         for n, d in zip(nodes, self._durations.tolist()):
             if n.kind == "compute":
                 compute[n.rank] += d
-        return ProgramResult(float(fire[self.run.flow.done]) - self.t0, rows.sort("rank", "start", "node"),
-                             pl.DataFrame(calls, schema=CALL_SCHEMA).sort("start", "group", "call"), compute,
+        return ProgramResult(float(fire[self.run.flow.done]) - self.t0, rows.sort("rank", "start_s", "node"),
+                             pl.DataFrame(calls, schema=CALL_SCHEMA).sort("start_s", "group", "call"), compute,
                              self.run.compiled)
 
 

@@ -201,19 +201,19 @@ def summary(trace: Program) -> dict:
         elif n.kind == "collective":
             key = (n.op, n.group, n.nbytes)
             c = collectives.setdefault(key, {"op": n.op, "group": n.group, "ranks": len(trace.groups[n.group]),
-                                             "bytes": n.nbytes, "calls_per_rank": 0, "nodes": 0})
+                                             "size_B": n.nbytes, "calls_per_rank": 0, "nodes": 0})
             c["nodes"] += 1
         elif n.kind == "send":
             key = (n.rank, n.peer)
-            t = p2p.setdefault(key, {"src": n.rank, "dst": n.peer, "messages": 0, "bytes": 0})
+            t = p2p.setdefault(key, {"src": n.rank, "dst": n.peer, "messages": 0, "sent_B": 0})
             t["messages"] += 1
-            t["bytes"] += n.nbytes
+            t["sent_B"] += n.nbytes
     for c in collectives.values():
         c["calls_per_rank"] = c.pop("nodes") // max(c["ranks"], 1)
-    coll_bytes = sum(c["bytes"] * c["calls_per_rank"] for c in collectives.values())
+    coll_bytes = sum(c["size_B"] * c["calls_per_rank"] for c in collectives.values())
     return {"source": trace.source, "format": trace.format, "ranks": len(trace.nodes), "nodes": trace.counts(),
             "groups": {k: list(v) for k, v in trace.groups.items()},
-            "collectives": sorted(collectives.values(), key=lambda c: (c["group"], c["op"], c["bytes"])),
+            "collectives": sorted(collectives.values(), key=lambda c: (c["group"], c["op"], c["size_B"])),
             "transfers": sorted(p2p.values(), key=lambda t: (t["src"], t["dst"])),
-            "collective_bytes_per_call_sum": coll_bytes, "p2p_bytes": sum(t["bytes"] for t in p2p.values()),
+            "collective_B_per_rank": coll_bytes, "p2p_B": sum(t["sent_B"] for t in p2p.values()),
             "compute_s_per_rank": compute / len(trace.nodes), "skipped": dict(trace.skipped)}

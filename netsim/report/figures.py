@@ -93,7 +93,7 @@ def utilisation_heatmap(timeline: pl.DataFrame, variant: str) -> go.Figure:
     fig = go.Figure()
     if len(t):
         names = t.select("link", "name").unique(maintain_order=True)
-        times = np.unique(t["time"].to_numpy())
+        times = np.unique(t["time_s"].to_numpy())
         z = t["utilization"].to_numpy().reshape(len(names), len(times)) * 100.0
         fig.add_trace(go.Heatmap(z=z, x=times * 1e3, y=_texts(names["name"].to_list()), colorscale="Viridis",
                                  zmin=0, zmax=100, colorbar=dict(title="util %")))
@@ -105,11 +105,11 @@ def utilisation_heatmap(timeline: pl.DataFrame, variant: str) -> go.Figure:
 def collective_timeline(collectives: pl.DataFrame) -> go.Figure:
     """One bar per collective call, per variant: when it started and how long it took."""
     fig = go.Figure()
-    c = collectives.with_columns(((pl.col("end") - pl.col("start")) * 1e3).alias("ms"))
+    c = collectives.with_columns(((pl.col("end_s") - pl.col("start_s")) * 1e3).alias("ms"))
     for label in c["label"].unique(maintain_order=True).to_list():
         part = c.filter(pl.col("label") == label)
         fig.add_trace(go.Bar(
-            y=_texts(part["variant"].to_list()), x=part["ms"].to_list(), base=(part["start"] * 1e3).to_list(),
+            y=_texts(part["variant"].to_list()), x=part["ms"].to_list(), base=(part["start_s"] * 1e3).to_list(),
             orientation="h", name=plotly_text(label),
             hovertext=_texts(f"{label}: {ms:.4g} ms" for ms in part["ms"].to_list()), hoverinfo="text",
         ))
@@ -122,8 +122,8 @@ def busbw_figure(bench: pl.DataFrame, title: str) -> go.Figure:
     """Bus bandwidth (GB/s) against message size, one line per algorithm, log-scaled size axis."""
     fig = go.Figure()
     for algo in bench["algo"].unique(maintain_order=True).to_list():
-        part = bench.filter((pl.col("algo") == algo) & (pl.col("size") > 0))
-        fig.add_trace(go.Scatter(x=part["size"].to_list(), y=part["busbw"].to_list(), mode="lines+markers",
+        part = bench.filter((pl.col("algo") == algo) & (pl.col("size_B") > 0))
+        fig.add_trace(go.Scatter(x=part["size_B"].to_list(), y=(part["busbw_Bps"] / 1e9).to_list(), mode="lines+markers",
                                  name=plotly_text(algo), text=_texts(part["chosen"].to_list()),
                                  hovertemplate="%{x} B: %{y:.2f} GB/s (%{text})<extra></extra>"))
     fig.update_layout(title=plotly_text(title), xaxis=dict(title="message size (B, log)", type="log"),
@@ -136,8 +136,8 @@ def time_figure(bench: pl.DataFrame, title: str) -> go.Figure:
     sizes are the flat start, bandwidth-bound ones the slope-1 end."""
     fig = go.Figure()
     for algo in bench["algo"].unique(maintain_order=True).to_list():
-        part = bench.filter((pl.col("algo") == algo) & (pl.col("size") > 0) & (pl.col("time_us") > 0))
-        fig.add_trace(go.Scatter(x=part["size"].to_list(), y=part["time_us"].to_list(), mode="lines+markers",
+        part = bench.filter((pl.col("algo") == algo) & (pl.col("size_B") > 0) & (pl.col("time_s") > 0))
+        fig.add_trace(go.Scatter(x=part["size_B"].to_list(), y=(part["time_s"] * 1e6).to_list(), mode="lines+markers",
                                  name=plotly_text(algo), text=_texts(part["chosen"].to_list()),
                                  hovertemplate="%{x} B: %{y:.4g} us (%{text})<extra></extra>"))
     fig.update_layout(title=plotly_text(title), xaxis=dict(title="message size (B, log)", type="log"),
@@ -163,7 +163,7 @@ def load_distribution(links: pl.DataFrame) -> go.Figure:
     fig = go.Figure()
     for policy in fabric["variant"].unique(maintain_order=True).to_list():
         part = fabric.filter(pl.col("variant") == policy)
-        fig.add_trace(go.Box(y=(part["bytes"] / 2**20).to_list(), name=plotly_text(policy), boxpoints="outliers"))
+        fig.add_trace(go.Box(y=(part["carried_B"] / 2**20).to_list(), name=plotly_text(policy), boxpoints="outliers"))
     fig.update_layout(title="Bytes per fabric link (switch-to-switch), per policy", yaxis_title="MiB per link",
                       height=420)
     return fig
@@ -172,10 +172,10 @@ def load_distribution(links: pl.DataFrame) -> go.Figure:
 def step_ratio(steps: pl.DataFrame) -> go.Figure:
     """Per collective step: the most-loaded fabric link over the spraying lower bound."""
     fig = go.Figure()
-    s = steps.filter(pl.col("lower_bound") > 0)
+    s = steps.filter(pl.col("lower_bound_B") > 0)
     for policy in s["variant"].unique(maintain_order=True).to_list():
         part = s.filter(pl.col("variant") == policy)
-        fig.add_trace(go.Box(y=(part["max_load"] / part["lower_bound"]).to_list(), name=plotly_text(policy)))
+        fig.add_trace(go.Box(y=(part["max_load_B"] / part["lower_bound_B"]).to_list(), name=plotly_text(policy)))
     fig.update_layout(title="Per collective step: max fabric-link load / lower bound (1 = optimal)",
                       yaxis_title="max load / lower bound", height=420)
     return fig

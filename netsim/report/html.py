@@ -15,7 +15,7 @@ from netsim.report.figures import (
 from netsim.scenario.summary import busiest_links
 from netsim.sim import Results
 from netsim.topology import Topology
-from netsim.units import format_bandwidth, format_size, format_time
+from netsim.units import column_heading, format_bandwidth, format_size, format_time, format_value
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -34,14 +34,14 @@ def summary_html(summary: pl.DataFrame, links: pl.DataFrame | None = None) -> st
     for r in summary.iter_rows(named=True):
         rows.append([
             r["variant"], f"{r['job']}: {r['label']}" if jobs else r["label"], f"{r['op']} / {r['algo']}",
-            str(r["ranks"]), format_size(r["bytes"]), str(r["count"]), format_time(r["time_mean"]),
-            format_bandwidth(r["algbw"]), format_bandwidth(r["busbw"]),
+            str(r["ranks"]), format_size(r["size_B"]), str(r["count"]), format_time(r["time_mean_s"]),
+            format_bandwidth(r["algbw_Bps"]), format_bandwidth(r["busbw_Bps"]),
         ])
     cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
     table = "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + cells + "</table>"
     if links is None or "variant" not in links.columns:
         return table
-    lines = [f"busiest link under {r['variant']} (whole run): {r['name']}, {format_size(r['bytes'])}, peak "
+    lines = [f"busiest link under {r['variant']} (whole run): {r['name']}, {format_size(r['carried_B'])}, peak "
              f"{100 * r['peak_utilization']:.0f}% of its capacity" for r in busiest_links(links).iter_rows(named=True)]
     return table + "".join(f'<p class="note">{html.escape(line)}</p>' for line in lines)
 
@@ -82,7 +82,8 @@ def write_bench_report(path: str | Path, bench: pl.DataFrame, title: str, descri
     head = ["algo", "ran", "size (B)", "time (us)", "algbw (GB/s)", "busbw (GB/s)"]
     cells = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
-            r["algo"], r["chosen"], r["size"], f"{r['time_us']:.2f}", f"{r['algbw']:.2f}", f"{r['busbw']:.2f}"))
+            r["algo"], r["chosen"], r["size_B"], f"{r['time_s'] * 1e6:.2f}", f"{r['algbw_Bps'] / 1e9:.2f}",
+            f"{r['busbw_Bps'] / 1e9:.2f}"))
         + "</tr>" for r in bench.iter_rows(named=True))
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>"]
     table = "<h2>Results</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + cells + "</table>"
@@ -105,7 +106,7 @@ def write_compare_report(path: str | Path, table: pl.DataFrame, steps: pl.DataFr
             "worst step load / bound"]
     cells = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in (
-            r["variant"], r["job"], r["label"], format_time(r["time_mean"]), format_bandwidth(r["busbw"]),
+            r["variant"], r["job"], r["label"], format_time(r["time_mean_s"]), format_bandwidth(r["busbw_Bps"]),
             _number(r["pct_of_ideal"], "{:.1f}%"), _number(r["slowdown"], "{:.3f}"),
             _number(r.get("worst_step_load_ratio"), "{:.3f}")))
         + "</tr>" for r in table.iter_rows(named=True))
@@ -118,7 +119,7 @@ def write_compare_report(path: str | Path, table: pl.DataFrame, steps: pl.DataFr
                                                         "time alone (same policy)", "slowdown (x)")),
         ("Link loads", load_distribution(links)),
     ]
-    if len(steps) and (steps["lower_bound"] > 0).any():  # no fabric traffic: the figure would be empty
+    if len(steps) and (steps["lower_bound_B"] > 0).any():  # no fabric traffic: the figure would be empty
         figures.append(("Per-step maximum load", step_ratio(steps)))
     out = Path(path)
     write_page(out, _page(title, parts, figures))
@@ -131,7 +132,7 @@ def write_sweep_report(path: str | Path, sweep: pl.DataFrame, found: pl.DataFram
     fig = go.Figure()
     for method in sweep["method"].unique(maintain_order=True).to_list():
         part = sweep.filter(pl.col("method") == method)
-        fig.add_trace(go.Scatter(x=(part["bandwidth"] * 8 / 1e9).to_list(), y=(100 * part["utilization"]).to_list(),
+        fig.add_trace(go.Scatter(x=(part["bandwidth_Bps"] * 8 / 1e9).to_list(), y=(100 * part["utilization"]).to_list(),
                                  mode="lines+markers", name=plotly_text(method)))
     fig.update_layout(title="Compute utilisation against inter-datacenter bandwidth",
                       xaxis=dict(title="bandwidth (Gbit/s)", type="log"), yaxis=dict(title="compute utilisation (%)"),
@@ -140,7 +141,7 @@ def write_sweep_report(path: str | Path, sweep: pl.DataFrame, found: pl.DataFram
     head = "<tr><th>method</th>" + "".join(f"<th>{100 * t:g}%</th>" for t in targets) + "</tr>"
     rows = ""
     for method in found["method"].unique(maintain_order=True).to_list():
-        values = found.filter(pl.col("method") == method)["bandwidth"].to_list()
+        values = found.filter(pl.col("method") == method)["bandwidth_Bps"].to_list()
         rows += f"<tr><td>{html.escape(method)}</td>" + "".join(
             f"<td>{'never' if b is None else format_bandwidth(b)}</td>" for b in values) + "</tr>"
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>",
@@ -154,10 +155,10 @@ def write_training_report(path: str | Path, steps: pl.DataFrame, summary: pl.Dat
                           description: str) -> Path:
     """The `netsim train` page: mean loss against simulated wall-clock, step and bytes, per method."""
     mean = (steps.group_by("method", "step", maintain_order=True)
-            .agg(pl.col("loss").mean(), pl.col("time").max(), pl.col("bytes_sent").max()).sort("method", "step"))
+            .agg(pl.col("loss").mean(), pl.col("time_s").max(), pl.col("sent_B").max()).sort("method", "step"))
     figures = []
-    for x, axis, scale in (("time", "simulated wall-clock (s)", 1.0), ("step", "step", 1.0),
-                           ("bytes_sent", "bytes sent (MB)", 1e-6)):
+    for x, axis, scale in (("time_s", "simulated wall-clock (s)", 1.0), ("step", "step", 1.0),
+                           ("sent_B", "bytes sent (MB)", 1e-6)):
         fig = go.Figure()
         for method in summary["method"].to_list():
             part = mean.filter(pl.col("method") == method)
@@ -170,7 +171,7 @@ def write_training_report(path: str | Path, steps: pl.DataFrame, summary: pl.Dat
     cells = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in (
             r["method"], f"{r['final_loss']:.4f}", format_time(r["wall_s"]),
-            "-" if r["time_to_target_s"] is None else format_time(r["time_to_target_s"]), format_size(r["bytes"]),
+            "-" if r["time_to_target_s"] is None else format_time(r["time_to_target_s"]), format_size(r["sent_B"]),
             f"{100 * r['utilization']:.1f}%")) + "</tr>" for r in summary.iter_rows(named=True))
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>",
              "<h2>Summary</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + cells + "</table>"]
@@ -217,10 +218,10 @@ def attention_gantt(tasks: pl.DataFrame, scheme: str) -> go.Figure:
     for lane in part["lane"].unique(maintain_order=True).to_list():
         rows = part.filter(pl.col("lane") == lane)
         fig.add_trace(go.Bar(
-            y=[f"rank {r} {lane}" for r in rows["rank"].to_list()], x=((rows["end"] - rows["start"]) * 1e3).to_list(),
-            base=(rows["start"] * 1e3).to_list(), orientation="h", name=plotly_text(lane),
+            y=[f"rank {r} {lane}" for r in rows["rank"].to_list()], x=((rows["end_s"] - rows["start_s"]) * 1e3).to_list(),
+            base=(rows["start_s"] * 1e3).to_list(), orientation="h", name=plotly_text(lane),
             marker_color=LANE_COLOURS.get(lane, "#777"),
-            customdata=list(zip(rows["step"].to_list(), rows["peer"].to_list(), rows["bytes"].to_list())),
+            customdata=list(zip(rows["step"].to_list(), rows["peer"].to_list(), rows["size_B"].to_list())),
             hovertemplate="step %{customdata[0]}, peer %{customdata[1]}, %{customdata[2]} B<br>"
                           "%{base:.3f} - %{x:.3f} ms<extra></extra>"))
     lanes = part.select("rank", "lane").unique().height
@@ -239,17 +240,17 @@ def write_attention_report(path: str | Path, summary: pl.DataFrame, tasks: pl.Da
     cells = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in (
             r["scheme"], str(r["gpus"]), format_time(r["time_s"]), format_time(r["step_s"]), format_time(r["compute_s"]),
-            format_time(r["exposed_comm_s"]), format_size(r["bytes_sent"]), r["busiest_link"],
+            format_time(r["exposed_comm_s"]), format_size(r["sent_B"]), r["busiest_link"],
             f"{100 * r['busiest_link_utilization']:.1f}%")) + "</tr>" for r in summary.iter_rows(named=True))
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>",
              "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + cells + "</table>"]
     figures = [(f"Timeline: {s}", attention_gantt(tasks, s)) for s in summary["scheme"].to_list()]
-    top = (links.group_by("name").agg(pl.col("bytes").sum().alias("total")).sort("total", descending=True)
+    top = (links.group_by("name").agg(pl.col("carried_B").sum().alias("total")).sort("total", descending=True)
            .head(24)["name"].to_list())
     fig = go.Figure()
     for scheme in summary["scheme"].to_list():
         part = links.filter((pl.col("scheme") == scheme) & pl.col("name").is_in(top))
-        fig.add_trace(go.Bar(x=part["name"].to_list(), y=(part["bytes"] / 1e6).to_list(), name=plotly_text(scheme)))
+        fig.add_trace(go.Bar(x=part["name"].to_list(), y=(part["carried_B"] / 1e6).to_list(), name=plotly_text(scheme)))
     fig.update_layout(barmode="group", title="Bytes per directed link (the busiest 24; a cable's two directions "
                       "are two bars)", yaxis=dict(title="MB"), height=480)
     figures.append(("Bytes per link and direction", fig))
@@ -281,7 +282,7 @@ def write_replay_report(path: str | Path, result, title: str, description: str) 
     table = "<table>" + "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td></tr>" for a, b in rows) + \
         "</table>"
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>", table]
-    t = result.timeline.filter(pl.col("end") > pl.col("start"))
+    t = result.timeline.filter(pl.col("end_s") > pl.col("start_s"))
     groups = alike_ranks(t)
     gantt = _replay_gantt(t, {ranks[0]: _ranks_label(ranks) for ranks in groups})
     figures = [("Timeline" + (f" (ranks with the same timeline drawn once: {len(groups)} rows for "
@@ -291,8 +292,8 @@ def write_replay_report(path: str | Path, result, title: str, description: str) 
         fig = go.Figure()
         labels = [f"{g}#{k} {op}" for g, k, op in zip(c["group"].to_list(), c["call"].to_list(), c["op"].to_list())]
         fig.add_trace(go.Bar(x=labels, y=(c["time_s"] * 1e3).to_list(), name="simulated"))
-        if c["recorded"].is_not_null().any():
-            fig.add_trace(go.Bar(x=labels, y=(c["recorded"].fill_null(0) * 1e3).to_list(), name="recorded"))
+        if c["recorded_s"].is_not_null().any():
+            fig.add_trace(go.Bar(x=labels, y=(c["recorded_s"].fill_null(0) * 1e3).to_list(), name="recorded"))
         fig.update_layout(barmode="group", title="Collective calls: simulated and recorded time",
                           yaxis=dict(title="ms"), height=420)
         figures.append(("Collectives", fig))
@@ -312,11 +313,11 @@ def write_replay_report(path: str | Path, result, title: str, description: str) 
 def alike_ranks(timeline: pl.DataFrame) -> list[list[int]]:
     """Ranks grouped by timeline: the same kinds of node at the same instants (to 1e-6 of the run), in rank
     order of each group's first rank."""
-    span = float(timeline["end"].max() or 1.0) if len(timeline) else 1.0
+    span = float(timeline["end_s"].max() or 1.0) if len(timeline) else 1.0
     signature: dict[tuple, list[int]] = {}
     for (rank,), part in sorted(timeline.group_by("rank"), key=lambda g: g[0]):
-        key = tuple(sorted(zip(part["kind"].to_list(), (part["start"] / span).round(6).to_list(),
-                               (part["end"] / span).round(6).to_list())))
+        key = tuple(sorted(zip(part["kind"].to_list(), (part["start_s"] / span).round(6).to_list(),
+                               (part["end_s"] / span).round(6).to_list())))
         signature.setdefault(key, []).append(int(rank))
     return sorted(signature.values(), key=lambda ranks: ranks[0])
 
@@ -342,9 +343,9 @@ def _replay_gantt(t: pl.DataFrame, rows: dict[int, str]) -> go.Figure:
         if not len(part):
             continue
         gantt.add_trace(go.Bar(y=[rows[r] for r in part["rank"].to_list()],
-                               x=((part["end"] - part["start"]) * 1e3).to_list(), base=(part["start"] * 1e3).to_list(),
+                               x=((part["end_s"] - part["start_s"]) * 1e3).to_list(), base=(part["start_s"] * 1e3).to_list(),
                                orientation="h", name=kind, marker_color=TRACE_COLOURS[kind], opacity=0.8,
-                               customdata=list(zip(part["name"].to_list(), part["bytes"].to_list())),
+                               customdata=list(zip(part["name"].to_list(), part["size_B"].to_list())),
                                hovertemplate="%{customdata[0]}, %{customdata[1]} B<br>%{base:.3f} ms + %{x:.3f} ms"
                                              "<extra></extra>"))
     gantt.update_layout(barmode="overlay", title="Per rank: compute, collectives, sends and receives",
@@ -386,10 +387,9 @@ def write_faults_report(path: str | Path, title: str, runs: pl.DataFrame | None,
             body += "<tr><td>iterations / s</td>" + "".join(f"<td>{v:.4g}</td>" for v in runs["iterations_per_s"]) + \
                 "</tr>"
         parts.append(f"<h2>Runs</h2><table>{head}{body}</table>")
-        head = "".join(f"<th>{html.escape(c + (' (s)' if c in ('at', 'struck', 'detected', 'recovered') else ''))}</th>"
-                       for c in faults.columns)
+        head = "".join(f"<th>{html.escape(column_heading(c))}</th>" for c in faults.columns)
         body = "".join("<tr>" + "".join(
-            f"<td>{html.escape(format_time(v) if isinstance(v, float) and c in ('at', 'struck', 'detected', 'recovered') else format_cell(c, v))}</td>"
+            f"<td>{html.escape(format_value(c, v))}</td>"
             for c, v in zip(faults.columns, row)) + "</tr>" for row in faults.rows())
         parts.append(f"<h2>Faults</h2><table><tr>{head}</tr>{body}</table>")
     if campaign is not None:
@@ -428,38 +428,6 @@ def write_faults_report(path: str | Path, title: str, runs: pl.DataFrame | None,
     return out
 
 
-def metric_unit(name: str) -> str:
-    """The unit a result column is in, from netsim's naming (``*_s`` seconds, bytes, rates in bytes/s,
-    utilisation a fraction); "" where the name does not say."""
-    if name.endswith("_s") or name in ("time_s", "wall_s"):
-        return "s"
-    if "bytes" in name:
-        return "B"
-    if name in ("busbw", "algbw") or name.endswith("_Bps"):
-        return "B/s"
-    if "utilization" in name or "utilisation" in name:
-        return "fraction, 1 = all the time"
-    return ""
-
-
-def format_cell(name: str, value: object) -> str:
-    """A table cell with its unit: seconds, sizes and rates formatted, booleans as yes/no, '-' for none."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        unit = metric_unit(name)
-        if unit == "s":
-            return format_time(value)
-        if unit == "B":
-            return format_size(value)
-        if unit == "B/s":
-            return format_bandwidth(value)
-        return f"{value:.4g}"
-    return str(value)
-
-
 def _variant(row: dict, params: list[str]) -> str:
     return ", ".join(f"{p}={row[p]}" for p in params) if params else "all"
 
@@ -477,8 +445,7 @@ def write_sweep_table_report(path: str | Path, table: pl.DataFrame, params: list
     axes = [p for p in (params if along is None else along) if p in params and ok[p].n_unique() > 1]
     figures = []
     for metric in shown:
-        unit = metric_unit(metric)
-        label = f"{metric} ({unit})" if unit else metric
+        label = column_heading(metric)
         positive = ok[metric].drop_nulls().min() is not None and ok[metric].drop_nulls().min() >= 0
         for param in axes or params[:1]:
             others = [q for q in params if q != param and ok[q].n_unique() > 1]
@@ -505,9 +472,8 @@ def write_sweep_table_report(path: str | Path, table: pl.DataFrame, params: list
                               yaxis=dict(title=plotly_text(b)), height=420)
             figures.append((f"{metric}: {a} x {b}", fig))
     cols = [c for c in table.columns if c != "run"][:14]
-    head = "".join(f"<th>{html.escape(c + (f' ({metric_unit(c)})' if metric_unit(c) and c not in params else ''))}</th>"
-                   for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(format_cell(c, v))}</td>" for c, v in zip(cols, row))
+    head = "".join(f"<th>{html.escape(column_heading(c))}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(format_value(c, v))}</td>" for c, v in zip(cols, row))
                    + "</tr>" for row in table.select(cols).head(500).rows())
     parts = [f"<h1>{html.escape(title)}</h1>", f"<table><tr>{head}</tr>{body}</table>"]
     out = Path(path)

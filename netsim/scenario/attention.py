@@ -115,21 +115,21 @@ def attention_summary(runs: dict[str, tuple[AttentionRun, pl.DataFrame]]) -> pl.
     """One row per scheme: time, per step, exposed communication, bytes, busiest link and its direction."""
     rows = []
     for name, (run, links) in runs.items():
-        busiest = links.sort("bytes", descending=True).row(0, named=True)
+        busiest = links.sort("carried_B", descending=True).row(0, named=True)
         rows.append({"scheme": name, "gpus": run.ranks, "time_s": run.time_s, "step_s": run.time_s / run.steps,
                      "compute_s": max(run.compute_s), "exposed_comm_s": run.exposed_comm_s,
-                     "bytes_sent": run.bytes_sent, "busiest_link": busiest["name"],
-                     "busiest_link_bytes": int(busiest["bytes"]),
+                     "sent_B": run.bytes_sent, "busiest_link": busiest["name"],
+                     "busiest_link_B": int(busiest["carried_B"]),
                      "busiest_link_utilization": float(busiest["mean_utilization"])})
     return pl.DataFrame(rows)
 
 
 def attention_tasks(runs: dict[str, tuple[AttentionRun, pl.DataFrame]]) -> pl.DataFrame:
     """Every task of every scheme: rank, lane (compute, send-q, send-kv, send-out, ...), step, interval."""
-    rows = [{"scheme": name, "rank": r.rank, "lane": r.lane, "step": r.step, "start": r.start, "end": r.end,
-             "bytes": r.nbytes, "peer": r.peer} for name, (run, _) in runs.items() for r in run.records]
+    rows = [{"scheme": name, "rank": r.rank, "lane": r.lane, "step": r.step, "start_s": r.start, "end_s": r.end,
+             "size_B": r.nbytes, "peer": r.peer} for name, (run, _) in runs.items() for r in run.records]
     return pl.DataFrame(rows, schema={"scheme": pl.Utf8, "rank": pl.Int64, "lane": pl.Utf8, "step": pl.Int64,
-                                      "start": pl.Float64, "end": pl.Float64, "bytes": pl.Int64, "peer": pl.Int64})
+                                      "start_s": pl.Float64, "end_s": pl.Float64, "size_B": pl.Int64, "peer": pl.Int64})
 
 
 def attention_timeline(tasks: pl.DataFrame) -> dict:
@@ -146,14 +146,14 @@ def attention_timeline(tasks: pl.DataFrame) -> dict:
                               .otherwise(pl.lit("send")).alias("kind"),
                               (pl.col("lane") + "@" + pl.col("step").cast(pl.Utf8)).alias("name"),
                               pl.lit(None, dtype=pl.Utf8).alias("op"), pl.col("lane").alias("stream"),
-                              pl.lit(None, dtype=pl.Float64).alias("recorded"))
+                              pl.lit(None, dtype=pl.Float64).alias("recorded_s"))
     names = {i * ranks + r: f"{s} rank {r}" for i, s in enumerate(schemes) for r in range(ranks)}
     return chrome_trace(rows, names=names)
 
 
 def attention_links(runs: dict[str, tuple[AttentionRun, pl.DataFrame]]) -> pl.DataFrame:
     """Bytes and mean utilisation per directed link (a cable's two directions are two rows), per scheme."""
-    return pl.concat([links.filter(pl.col("bytes") > 0).select(pl.lit(name).alias("scheme"), "name", "tier", "bytes",
+    return pl.concat([links.filter(pl.col("carried_B") > 0).select(pl.lit(name).alias("scheme"), "name", "tier", "carried_B",
                                                                "mean_utilization")
                       for name, (_, links) in runs.items()])
 

@@ -192,13 +192,13 @@ def fault_table(results: dict[str, RunResult]) -> pl.DataFrame:
     for mode, result in results.items():
         for r in result.faults:
             f = r.fault
-            rows.append({"mode": mode, "kind": f.kind, "target": f.link or f"rank {f.rank}", "at": f.at,
-                         "struck": r.struck, "detected": r.detected, "class": r.cls,
+            rows.append({"mode": mode, "kind": f.kind, "target": f.link or f"rank {f.rank}", "at_s": f.at,
+                         "struck_s": r.struck, "detected_s": r.detected, "class": r.cls,
                          "culprit": None if r.culprit is None else " ".join(str(x) for x in r.culprit),
-                         "correct": r.correct, "recovered": r.recovered})
-    return pl.DataFrame(rows, schema={"mode": pl.Utf8, "kind": pl.Utf8, "target": pl.Utf8, "at": pl.Float64,
-                                      "struck": pl.Float64, "detected": pl.Float64, "class": pl.Utf8,
-                                      "culprit": pl.Utf8, "correct": pl.Boolean, "recovered": pl.Float64})
+                         "correct": r.correct, "recovered_s": r.recovered})
+    return pl.DataFrame(rows, schema={"mode": pl.Utf8, "kind": pl.Utf8, "target": pl.Utf8, "at_s": pl.Float64,
+                                      "struck_s": pl.Float64, "detected_s": pl.Float64, "class": pl.Utf8,
+                                      "culprit": pl.Utf8, "correct": pl.Boolean, "recovered_s": pl.Float64})
 
 
 def run_campaign(cfg: FaultScenario, topo: Topology, runs: int, policy: str | None = None, progress=None):

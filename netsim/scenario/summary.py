@@ -9,22 +9,22 @@ from netsim.collectives import BUSBW_FACTOR
 
 def summarize(results) -> pl.DataFrame:
     """Mean time, algbw and busbw (nccl-tests definitions) per variant and workload item."""
-    coll = results.collectives.with_columns((pl.col("end") - pl.col("start")).alias("time"))
+    coll = results.collectives.with_columns((pl.col("end_s") - pl.col("start_s")).alias("time_s"))
     rows = (
-        coll.group_by(["variant", "job", "label", "op", "algo", "ranks", "bytes"], maintain_order=True)
-        .agg(pl.len().alias("count"), pl.col("time").mean().alias("time_mean"), pl.col("time").max().alias("time_max"))
+        coll.group_by(["variant", "job", "label", "op", "algo", "ranks", "size_B"], maintain_order=True)
+        .agg(pl.len().alias("count"), pl.col("time_s").mean().alias("time_mean_s"), pl.col("time_s").max().alias("time_max_s"))
     )
     busfactor = [BUSBW_FACTOR[op](n) for op, n in zip(rows["op"].to_list(), rows["ranks"].to_list())]
     links = results.links.group_by("variant", maintain_order=True).agg(
         pl.col("peak_utilization").max().alias("max_link_peak"),
-        pl.col("bytes").max().alias("max_link_bytes"),
+        pl.col("carried_B").max().alias("max_link_B"),
     )
     return (
         rows.with_columns(
             # null where a call took no time (nothing to move): a rate there is undefined, not infinite
-            pl.when(pl.col("time_mean") > 0).then(pl.col("bytes") / pl.col("time_mean")).alias("algbw"),
-            pl.when(pl.col("time_mean") > 0).then(pl.col("bytes") / pl.col("time_mean") * pl.Series(busfactor))
-            .alias("busbw"),
+            pl.when(pl.col("time_mean_s") > 0).then(pl.col("size_B") / pl.col("time_mean_s")).alias("algbw_Bps"),
+            pl.when(pl.col("time_mean_s") > 0).then(pl.col("size_B") / pl.col("time_mean_s") * pl.Series(busfactor))
+            .alias("busbw_Bps"),
         )
         .join(links, on="variant", how="left")
     )
@@ -32,9 +32,9 @@ def summarize(results) -> pl.DataFrame:
 
 def busiest_links(links: pl.DataFrame) -> pl.DataFrame:
     """Per variant, the link that carried the most bytes over the whole run (links that carried any)."""
-    return (links.filter(pl.col("bytes") > 0).sort("bytes", descending=True)
+    return (links.filter(pl.col("carried_B") > 0).sort("carried_B", descending=True)
             .group_by("variant", maintain_order=True).first().sort("variant")
-            .select("variant", "name", "bytes", "peak_utilization"))
+            .select("variant", "name", "carried_B", "peak_utilization"))
 
 
 def timeline(results) -> dict:
@@ -51,13 +51,13 @@ def timeline(results) -> dict:
     rows = calls.with_columns(
         pl.Series("rank", [pid[k] for k in calls.select("variant", "job").rows()], dtype=pl.Int64),
         pl.col("id").alias("node"), pl.lit("collective").alias("kind"), pl.col("label").alias("name"),
-        pl.col("comm").alias("stream"), pl.lit(None, dtype=pl.Float64).alias("recorded"))
+        pl.col("comm").alias("stream"), pl.lit(None, dtype=pl.Float64).alias("recorded_s"))
     names = {i: " / ".join(x for x in k if x) or "run" for k, i in pid.items()}
     series = []
     frame = results.frames.get("link_timeline")
     if frame is not None and len(frame):
         group = ["variant", "name"] if "variant" in frame.columns else ["name"]
-        for key, part in frame.sort("time").group_by(group, maintain_order=True):
-            series.append((" / ".join(str(x) for x in key if x) + " utilization", part["time"].to_list(),
+        for key, part in frame.sort("time_s").group_by(group, maintain_order=True):
+            series.append((" / ".join(str(x) for x in key if x) + " utilization", part["time_s"].to_list(),
                            part["utilization"].to_list()))
     return chrome_trace(rows, names=names, counters=series)

@@ -168,18 +168,18 @@ def run_training(cfg: TrainScenario, topo, progress: Callable[[str], None] | Non
         state = train(comm, cfg.train_config(method))
         results = sim.run()
         frame = state["frame"]()
-        t = results.transfers.sort("end")
-        cum = np.concatenate([[0], np.cumsum(t["bytes"].to_numpy())])  # bytes delivered by the fabric so far
-        upto = np.searchsorted(t["end"].to_numpy(), frame["time"].to_numpy(), side="right")
-        frame = frame.with_columns(pl.Series("bytes_sent", cum[upto]))
+        t = results.transfers.sort("end_s")
+        cum = np.concatenate([[0], np.cumsum(t["size_B"].to_numpy())])  # bytes delivered by the fabric so far
+        upto = np.searchsorted(t["end_s"].to_numpy(), frame["time_s"].to_numpy(), side="right")
+        frame = frame.with_columns(pl.Series("sent_B", cum[upto]))
         mean = (frame.group_by("step", maintain_order=True)
-                .agg(pl.col("loss").mean(), pl.col("time").max(), pl.col("bytes_sent").max()).sort("step"))
+                .agg(pl.col("loss").mean(), pl.col("time_s").max(), pl.col("sent_B").max()).sort("step"))
         compute = frame.group_by("worker").agg(pl.col("compute_s").sum())["compute_s"].mean()
         reached = mean.filter(pl.col("loss") <= cfg.target_loss) if cfg.target_loss else mean.clear()
         summaries.append({
             "method": method, "final_loss": float(mean["loss"].tail(10).mean()), "wall_s": float(sim.now),
-            "bytes": int(results.transfers["bytes"].sum()), "utilization": float(compute / sim.now),
-            "time_to_target_s": float(reached["time"][0]) if len(reached) else None,
+            "sent_B": int(results.transfers["size_B"].sum()), "utilization": float(compute / sim.now),
+            "time_to_target_s": float(reached["time_s"][0]) if len(reached) else None,
         })
         summaries[-1]["torch_s"] = float(state["torch_seconds"].sum())
         summaries[-1]["syncs"] = state["syncs"]()  # 0: the method never synchronised within `steps`

@@ -27,7 +27,7 @@ class Results:
         raise AttributeError(name)
 
     def summary(self) -> pl.DataFrame:
-        """One row per collective call: label, op, ranks, bytes, start, `time_s`, `algbw_Bps` (bytes / time)
+        """One row per collective call: label, op, ranks, `size_B`, `start_s`, `time_s`, `algbw_Bps` (bytes / time)
         and `busbw_Bps` (algbw x the nccl-tests factor of the op; null where the op has none or no time passed).
 
         >>> from netsim import Communicator, Simulation, load_topology
@@ -37,18 +37,18 @@ class Results:
         >>> row["op"], round(row["time_s"] * 1e3, 3), round(row["busbw_Bps"] / 1e9, 1)
         ('all_reduce', 4.19, 448.5)
         """
-        schema = {"label": pl.Utf8, "op": pl.Utf8, "ranks": pl.Int64, "bytes": pl.Int64, "start": pl.Float64,
+        schema = {"label": pl.Utf8, "op": pl.Utf8, "ranks": pl.Int64, "size_B": pl.Int64, "start_s": pl.Float64,
                   "time_s": pl.Float64, "algbw_Bps": pl.Float64, "busbw_Bps": pl.Float64}
         c = self.frames.get("collectives")
         if c is None or not len(c):
             return pl.DataFrame(schema=schema)
         rows = []
         for r in c.iter_rows(named=True):
-            seconds = r["end"] - r["start"]
-            algbw = r["bytes"] / seconds if seconds > 0 else None
+            seconds = r["end_s"] - r["start_s"]
+            algbw = r["size_B"] / seconds if seconds > 0 else None
             factor = BUSBW_FACTORS.get(r["op"])
-            rows.append({"label": r["label"], "op": r["op"], "ranks": r["ranks"], "bytes": r["bytes"],
-                         "start": r["start"], "time_s": seconds, "algbw_Bps": algbw,
+            rows.append({"label": r["label"], "op": r["op"], "ranks": r["ranks"], "size_B": r["size_B"],
+                         "start_s": r["start_s"], "time_s": seconds, "algbw_Bps": algbw,
                          "busbw_Bps": None if algbw is None or factor is None else algbw * factor(r["ranks"])})
         return pl.DataFrame(rows, schema=schema)
 

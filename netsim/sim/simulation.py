@@ -65,8 +65,8 @@ class Simulation:
                 self.network.fail_links(links)
             else:
                 self.network.degrade_links(links, factor)
-            self.recorder.table("faults", {"time": pl.Float64, "kind": pl.Utf8, "links": pl.Utf8}).append(
-                time=self.env.now, kind=kind, links=",".join(self.topology.link_names[l] for l in links))
+            self.recorder.table("faults", {"time_s": pl.Float64, "kind": pl.Utf8, "links": pl.Utf8}).append(
+                time_s=self.env.now, kind=kind, links=",".join(self.topology.link_names[l] for l in links))
 
         self.env.process(fault())
 
@@ -108,9 +108,9 @@ class Simulation:
             "link": np.arange(topo.num_links),
             "name": list(topo.link_names),
             "tier": list(topo.link_tier),
-            "capacity": topo.capacity,
-            "latency": topo.latency,
-            "bytes": meter.total,
+            "capacity_Bps": topo.capacity,
+            "latency_s": topo.latency,
+            "carried_B": meter.total,
             "mean_utilization": meter.total / (topo.capacity * end),
             "peak_utilization": meter.peak / topo.capacity,
         })
@@ -124,7 +124,7 @@ class Simulation:
         return pl.DataFrame({
             "link": np.repeat(busiest, nb),
             "name": [topo.link_names[l] for l in busiest for _ in range(nb)],
-            "time": np.tile(starts, len(busiest)),
-            "width": np.full(nb * len(busiest), width),
+            "time_s": np.tile(starts, len(busiest)),
+            "width_s": np.full(nb * len(busiest), width),
             "utilization": util,
         })

@@ -46,7 +46,7 @@ def _run(document: dict, folder: Path) -> list[dict]:
     results = run_scenario(_scenario(document, folder))
     rows = summarize(results).to_dicts()
     end = max(v["end_time"] for v in results.meta["variants"].values())
-    return [r | {"end_time": end} for r in rows]
+    return [r | {"end_time_s": end} for r in rows]
 
 
 # --- compare: a routing A/B -------------------------------------------------------------------------
@@ -231,8 +231,14 @@ def _faults(document: dict, folder: Path) -> list[dict]:
 
 # --- the registry -----------------------------------------------------------------------------------
 
-SUMMARY = ("variant", "job", "label", "op", "algo", "ranks", "bytes", "count", "time_mean", "time_max", "algbw",
-           "busbw", "max_link_peak", "max_link_bytes")
+SUMMARY = ("variant", "job", "label", "op", "algo", "ranks", "size_B", "count", "time_mean_s", "time_max_s",
+           "algbw_Bps", "busbw_Bps", "max_link_peak", "max_link_B")
+# metric names before every output column named its unit -> their names now (for a one-line hint)
+RENAMED = {"bytes": "size_B", "time_mean": "time_mean_s", "time_max": "time_max_s", "algbw": "algbw_Bps",
+           "busbw": "busbw_Bps", "max_link_bytes": "max_link_B", "end_time": "end_time_s",
+           "time_alone": "time_alone_s", "busbw_ideal": "busbw_ideal_Bps", "time_ideal": "time_ideal_s",
+           "bytes_per_worker": "sent_per_worker_B", "bytes_total": "sent_total_B", "bytes_sent": "sent_B",
+           "busiest_link_bytes": "busiest_link_B"}
 
 
 @dataclass(frozen=True)
@@ -246,19 +252,19 @@ class Kind:
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("run", "a collective scenario (netsim run): per variant and workload item, time, algbw, busbw", _run,
-         _check_run, SUMMARY + ("end_time",)),
+         _check_run, SUMMARY + ("end_time_s",)),
     Kind("compare", "a multi-job routing A/B (netsim compare-routing): the scenario plus policies: [...] (and "
          "alone: true for the slowdown column); per policy, job and collective, busbw % of ideal", _compare,
-         _check_compare, SUMMARY + ("time_alone", "busbw_ideal", "time_ideal", "pct_of_ideal", "slowdown",
+         _check_compare, SUMMARY + ("time_alone_s", "busbw_ideal_Bps", "time_ideal_s", "pct_of_ideal", "slowdown",
                                     "worst_step_load_ratio")),
     Kind("utilization", "a training utilisation setting (the fields of netsim utilization; model: {layers, "
          "step_time, params}; bandwidth and times as numbers or with units, e.g. 10Gbps, 100ms)",
          _utilization, _check_utilization,
-         ("method", "utilization", "wall_s", "exposed_comm_s", "bytes_per_worker", "bytes_total", "peak_demand_Bps",
+         ("method", "utilization", "wall_s", "exposed_comm_s", "sent_per_worker_B", "sent_total_B", "peak_demand_Bps",
           "outer_step_s", "straggler_wait_s", "events_per_step")),
     Kind("attention", "an attention scenario (netsim attention): per scheme, time and communication", _attention,
-         _check_attention, ("scheme", "gpus", "time_s", "step_s", "compute_s", "exposed_comm_s", "bytes_sent",
-                            "busiest_link", "busiest_link_bytes", "busiest_link_utilization")),
+         _check_attention, ("scheme", "gpus", "time_s", "step_s", "compute_s", "exposed_comm_s", "sent_B",
+                            "busiest_link", "busiest_link_B", "busiest_link_utilization")),
     Kind("faults", "a fault scenario (netsim faults): wall time and downtime with and without detection", _faults,
          _check_faults, ("mode", "wall_s", "fault_free_s", "overhead_s", "iterations_per_s", "healthy_iteration_s",
                          "lost_work_s", "detection_s", "restart_s", "slowed_s", "false_alarms", "checks")),

@@ -8,7 +8,7 @@
     zip:                                # ... of the grid with these lists taken together (same lengths)
       workload.0.size: [1MiB, 16MiB]
       workload.0.label: [small, large]
-    metrics: [time_mean, busbw]         # columns to keep (default: all the kind reports; see KINDS)
+    metrics: [time_mean_s, busbw_Bps]     # columns to keep (default: all the kind reports; see KINDS)
 
 A parameter is a dotted path into the scenario: mapping keys and list indices (``workload.0.size``,
 ``jobs.1.placement``, ``seed``). Its parent must exist in the base (so a typo is caught at once); the
@@ -54,6 +54,9 @@ class Point:
     params: dict[str, Any]  # path -> value
     document: dict  # the resolved scenario
     key: str  # sha256 of the resolved scenario, the kind, its folder and netsim's version: the run's cache name
+
+
+COLUMNS = 2  # the output columns' naming (2: units in every name); part of each point's cache key
 
 
 def _version() -> str:
@@ -144,7 +147,7 @@ def load_spec(path: str | Path) -> tuple[SweepSpec, dict, Path]:
 
 
 def _check_metrics(spec: SweepSpec, source: str) -> None:
-    from netsim.sweep.kinds import KINDS
+    from netsim.sweep.kinds import KINDS, RENAMED
 
     if spec.metrics is None:
         return
@@ -155,7 +158,9 @@ def _check_metrics(spec: SweepSpec, source: str) -> None:
                           source=source, field="metrics")
     for i, name in enumerate(spec.metrics):
         if name not in known and name != "error":
-            raise ConfigError(f"unknown metric {name!r} {listing}", source=source, field="metrics")
+            new = RENAMED.get(name)
+            hint = f"; it is now {new!r} (output columns name their units)" if new in known else ""
+            raise ConfigError(f"unknown metric {name!r}{hint} {listing}", source=source, field="metrics")
         if name in spec.metrics[:i]:
             raise ConfigError(f"{name!r} given twice", source=source, field="metrics")
 
@@ -172,7 +177,8 @@ def points(spec: SweepSpec, base: dict, folder: Path) -> list[Point]:
             doc = copy.deepcopy(base)
             for p, v in params.items():
                 set_path(doc, p, v)
-            blob = json.dumps({"kind": spec.kind, "scenario": doc, "netsim": version, "folder": str(folder.resolve())},
+            blob = json.dumps({"kind": spec.kind, "scenario": doc, "netsim": version, "columns": COLUMNS,
+                               "folder": str(folder.resolve())},
                               sort_keys=True, default=str)
             out.append(Point(len(out), params, doc, hashlib.sha256(blob.encode()).hexdigest()[:24]))
     return out

@@ -1,7 +1,8 @@
 """netsim's own trace format: the trace model as one table, Parquet or JSON Lines.
 
-One row per node — rank, id, kind, name, duration (s), op, bytes, group, peer, tag, deps (list of ids),
-algo, start (s), stream, flops (the last two optional when read). The process groups (name -> ranks), the source and the format ride along: in the
+One row per node — rank, id, kind, name, duration_s, op, size_B, group, peer, tag, deps (list of ids),
+algo, start_s, stream, flops (the last two optional when read). Version 1 files (columns ``duration``,
+``bytes`` and ``start``, before every output named its units) are still read. The process groups (name -> ranks), the source and the format ride along: in the
 Parquet file's key-value metadata under ``netsim.trace``, or as the first line of a JSON Lines file
 (``{"netsim_trace": 1, "groups": {...}, ...}``). netsim writes this for any simulated run (`netsim
 replay -o`), so a run can be replayed elsewhere.
@@ -19,18 +20,19 @@ import polars as pl
 
 from netsim.traces.model import Trace, TraceError, TraceNode, parse_json, shown, whole
 
-VERSION = 1
-SCHEMA = {"rank": pl.Int64, "id": pl.Int64, "kind": pl.Utf8, "name": pl.Utf8, "duration": pl.Float64, "op": pl.Utf8,
-          "bytes": pl.Int64, "group": pl.Utf8, "peer": pl.Int64, "tag": pl.Int64, "deps": pl.List(pl.Int64),
-          "algo": pl.Utf8, "start": pl.Float64, "stream": pl.Utf8, "flops": pl.Float64}
+VERSION = 2
+SCHEMA = {"rank": pl.Int64, "id": pl.Int64, "kind": pl.Utf8, "name": pl.Utf8, "duration_s": pl.Float64,
+          "op": pl.Utf8, "size_B": pl.Int64, "group": pl.Utf8, "peer": pl.Int64, "tag": pl.Int64,
+          "deps": pl.List(pl.Int64), "algo": pl.Utf8, "start_s": pl.Float64, "stream": pl.Utf8, "flops": pl.Float64}
 OPTIONAL = {"stream", "flops"}  # columns files written before them lack
-FIELDS = {"bytes": "nbytes"}  # column -> TraceNode field, where they differ
+FIELDS = {"size_B": "nbytes", "duration_s": "duration", "start_s": "start"}  # column -> TraceNode field
+VERSION_1 = {"duration": "duration_s", "bytes": "size_B", "start": "start_s"}  # version 1's column names
 
 
 def to_frame(trace: Trace) -> pl.DataFrame:
-    rows = [{"rank": n.rank, "id": n.id, "kind": n.kind, "name": n.name, "duration": n.duration, "op": n.op,
-             "bytes": n.nbytes, "group": n.group, "peer": n.peer, "tag": n.tag, "deps": list(n.deps), "algo": n.algo,
-             "start": n.start, "stream": n.stream, "flops": n.flops} for n in trace.all_nodes()]
+    rows = [{"rank": n.rank, "id": n.id, "kind": n.kind, "name": n.name, "duration_s": n.duration, "op": n.op,
+             "size_B": n.nbytes, "group": n.group, "peer": n.peer, "tag": n.tag, "deps": list(n.deps),
+             "algo": n.algo, "start_s": n.start, "stream": n.stream, "flops": n.flops} for n in trace.all_nodes()]
     return pl.DataFrame(rows, schema=SCHEMA)
 
 
@@ -123,6 +125,8 @@ def read(path: str | Path) -> Trace:
                     if not isinstance(row, dict):
                         raise TraceError(f"expected an object (one node), got {shown(row)}", source=source,
                                          field=f"line {i}")
+                    if isinstance(header, dict) and header.get("netsim_trace") == 1:
+                        row = {VERSION_1.get(k, k): v for k, v in row.items()}
                     _check_row(row, source, f"line {i}")
                     rows.append(row)
             frame = pl.DataFrame(rows, schema=SCHEMA)
@@ -131,8 +135,10 @@ def read(path: str | Path) -> Trace:
     except (OSError, ValueError, TypeError, OverflowError, pl.exceptions.PolarsError) as exc:
         raise TraceError(f"not a netsim trace ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})",
                          source=source) from None
-    if not isinstance(header, dict) or header.get("netsim_trace") != VERSION:
-        raise TraceError(f"expected a netsim trace of version {VERSION}", source=source, field="netsim_trace")
+    if not isinstance(header, dict) or header.get("netsim_trace") not in (1, VERSION):
+        raise TraceError(f"expected a netsim trace of version 1 or {VERSION}", source=source, field="netsim_trace")
+    if header["netsim_trace"] == 1:
+        frame = frame.rename({old: new for old, new in VERSION_1.items() if old in frame.columns})
     missing = set(SCHEMA) - set(frame.columns) - OPTIONAL
     if missing:
         raise TraceError(f"missing columns {sorted(missing)}", source=source)

@@ -65,11 +65,11 @@ class ReplayResult:
         return rows
 
     def summary(self) -> dict:
-        recorded = self.collectives.filter(pl.col("recorded").is_not_null())
+        recorded = self.collectives.filter(pl.col("recorded_s").is_not_null())
         return {"time_s": self.time_s, "ranks": self.ranks, "compute_s": max(self.compute_s),
                 "exposed_comm_s": self.exposed_comm_s, "collective_calls": len(self.collectives),
                 "transfers": int((self.timeline["kind"] == "send").sum()),
-                "recorded_comm_s": float(recorded["recorded"].sum()) if len(recorded) else None,
+                "recorded_comm_s": float(recorded["recorded_s"].sum()) if len(recorded) else None,
                 "simulated_comm_s": float(recorded["time_s"].sum()) if len(recorded) else None}
 
 
@@ -141,7 +141,7 @@ def replay(trace: Trace, topo: Topology, *, routing: str = "ecmp", placement: st
 def replayed_trace(trace: Trace, result: ReplayResult) -> Trace:
     """The trace with each node's simulated interval as its recorded start and duration (what netsim
     writes after a replay, so the run can be replayed or compared elsewhere)."""
-    times = {(r["rank"], r["node"]): (r["start"], r["end"]) for r in result.timeline.iter_rows(named=True)}
+    times = {(r["rank"], r["node"]): (r["start_s"], r["end_s"]) for r in result.timeline.iter_rows(named=True)}
     nodes = {r: tuple(replace(n, start=times[(r, n.id)][0], duration=times[(r, n.id)][1] - times[(r, n.id)][0])
                       for n in trace.nodes[r]) for r in trace.ranks}
     return Trace(nodes, dict(trace.groups), trace.source, "netsim", dict(trace.skipped))

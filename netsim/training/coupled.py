@@ -52,7 +52,7 @@ from netsim.workloads.limits import MAX_SECONDS, MAX_SPEED, factors, integer, nu
 from netsim.workloads.methods import check_method
 
 MAX_LR = 1e3  # a learning rate beyond this only makes NaNs
-STEP_SCHEMA = {"method": pl.Utf8, "worker": pl.Int64, "step": pl.Int64, "time": pl.Float64, "loss": pl.Float64,
+STEP_SCHEMA = {"method": pl.Utf8, "worker": pl.Int64, "step": pl.Int64, "time_s": pl.Float64, "loss": pl.Float64,
                "compute_s": pl.Float64}
 
 
@@ -331,7 +331,7 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
         for w, step, loss, compute, nodes in rows:
             t = max(ends[index[(w, n)]] for n in nodes)
             if t == t:  # (NaN: not reached yet)
-                out.append({"method": cfg.method, "worker": w, "step": step, "time": run.t0 + float(t), "loss": loss,
+                out.append({"method": cfg.method, "worker": w, "step": step, "time_s": run.t0 + float(t), "loss": loss,
                             "compute_s": compute})
         return pl.DataFrame(out, schema=STEP_SCHEMA).sort("worker", "step")
 
@@ -344,13 +344,13 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
             k = per_group.get(ex.group, 0)
             per_group[ex.group] = k + 1
             a, b = times[(ex.group, k)]
-            out.append({"label": ex.label, "bytes": ex.nbytes, "start": run.t0 + a, "end": run.t0 + b})
-        return pl.DataFrame(out, schema={"label": pl.Utf8, "bytes": pl.Int64, "start": pl.Float64,
-                                         "end": pl.Float64})
+            out.append({"label": ex.label, "size_B": ex.nbytes, "start_s": run.t0 + a, "end_s": run.t0 + b})
+        return pl.DataFrame(out, schema={"label": pl.Utf8, "size_B": pl.Int64, "start_s": pl.Float64,
+                                         "end_s": pl.Float64})
 
     def syncs() -> int:
         """Synchronisations completed: all-reduces that ended, and NoLoCo / gossip rounds."""
-        return rounds + int(np.isfinite(calls()["end"].to_numpy()).sum())
+        return rounds + int(np.isfinite(calls()["end_s"].to_numpy()).sum())
 
     return {"frame": frame, "calls": calls, "program": program, "run": run, "torch_seconds": torch_seconds,
             "syncs": syncs}

@@ -565,12 +565,12 @@ def run_attention(sim, nodes, sched: AttentionSchedule, device: Device, *, key: 
             raise RuntimeError(f"{sched.scheme}: the schedule did not finish (a task waits on data that never came)")
         rows = run.result().nodes.filter(pl.col("kind") != "recv")
         records = [TaskRecord(r["rank"], "compute" if r["kind"] == "compute" else f"send-{r['name'].split('@')[0]}",
-                              int(r["name"].rsplit("@", 1)[1]), r["start"] + run.t0, r["end"] + run.t0,
-                              r["bytes"] if r["kind"] == "send" else 0,
+                              int(r["name"].rsplit("@", 1)[1]), r["start_s"] + run.t0, r["end_s"] + run.t0,
+                              r["size_B"] if r["kind"] == "send" else 0,
                               -1 if r["kind"] == "compute" else program.nodes[r["rank"]][r["node"]].peer)
                    for r in rows.iter_rows(named=True)]
-        compute = rows.filter(pl.col("kind") == "compute").group_by("rank").agg((pl.col("end") - pl.col("start")).sum())
-        per_rank = dict(zip(compute["rank"].to_list(), compute["end"].to_list()))
+        compute = rows.filter(pl.col("kind") == "compute").group_by("rank").agg((pl.col("end_s") - pl.col("start_s")).sum())
+        per_rank = dict(zip(compute["rank"].to_list(), compute["end_s"].to_list()))
         end = max((r.end for r in records), default=0.0)
         return AttentionRun(sched.scheme, sched.ranks, sched.steps, end,
                             tuple(per_rank.get(r, 0.0) for r in range(sched.ranks)),

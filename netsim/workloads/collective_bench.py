@@ -1,8 +1,9 @@
 """nccl-tests-style collective benchmarks: one simulated call per (algorithm, size).
 
-Columns and bus-bandwidth factors are those of nccl-tests (`all_reduce_perf` and friends):
-size in bytes, count in float elements, time in microseconds, algbw = size / time and
-busbw = algbw x factor in GB/s (1e9 bytes/s), so a row can be set beside a real run.
+Columns and bus-bandwidth factors are those of nccl-tests (`all_reduce_perf` and friends): size,
+count in float elements, time, algbw = size / time and busbw = algbw x factor. The rows hold them in
+netsim's units (`size_B`, `time_s`, `algbw_Bps`, `busbw_Bps`); `format_table` prints them as nccl-tests
+does (microseconds, GB/s = 1e9 bytes/s), so a row can be set beside a real run.
 """
 
 from __future__ import annotations
@@ -61,14 +62,14 @@ def size_range(begin: int, end: int, factor: float = 2.0, increment: int = 0, li
 class BenchRow:
     algo: str
     chosen: str  # the algorithm that ran (differs from `algo` for auto)
-    size: int
-    count: int
+    size_B: int
+    count: int  # float elements
     type: str
     redop: str
     root: int
-    time_us: float
-    algbw: float  # GB/s
-    busbw: float  # GB/s
+    time_s: float
+    algbw_Bps: float
+    busbw_Bps: float
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -93,12 +94,12 @@ def run_bench(topology: Topology, op: str, sizes: list[int], algos: list[str], *
                                          network=network, routing=routing, seed=seed, options=options,
                                          record_links=False)
             n = len(nodes)
-            algbw = size / seconds / 1e9 if seconds > 0 else 0.0
-            busbw = bus_bandwidth(op, n, size, seconds) / 1e9 if seconds > 0 else 0.0
+            algbw = size / seconds if seconds > 0 else 0.0
+            busbw = bus_bandwidth(op, n, size, seconds) if seconds > 0 else 0.0
             root = 0 if op in ("broadcast", "reduce") else -1
             redop = "sum" if op in ("all_reduce", "reduce_scatter", "reduce") else "none"
             rows.append(BenchRow(algo, chosen if used_chunks == 1 else f"{chosen}x{used_chunks}", size,
-                                 size // FLOAT_BYTES, "float", redop, root, seconds * 1e6, algbw, busbw))
+                                 size // FLOAT_BYTES, "float", redop, root, seconds, algbw, busbw))
     return rows
 
 
@@ -112,8 +113,9 @@ def format_table(op: str, n: int, rows: list[BenchRow]) -> str:
         lines.append(f"#{'(B)':>13}{'(elements)':>14}{'':>7}{'':>7}{'':>6}{'(us)':>11}{'(GB/s)':>8}{'(GB/s)':>8}")
         for r in rows:
             if r.algo == algo:
-                lines.append(f"{r.size:>14}{r.count:>14}{r.type:>7}{r.redop:>7}{r.root:>6}{r.time_us:>11.2f}"
-                             f"{r.algbw:>8.2f}{r.busbw:>8.2f}  {r.chosen}")
-        lines.append(f"# Avg bus bandwidth    : {float(np.mean([r.busbw for r in rows if r.algo == algo])):.4g}")
+                lines.append(f"{r.size_B:>14}{r.count:>14}{r.type:>7}{r.redop:>7}{r.root:>6}{r.time_s * 1e6:>11.2f}"
+                             f"{r.algbw_Bps / 1e9:>8.2f}{r.busbw_Bps / 1e9:>8.2f}  {r.chosen}")
+        average = float(np.mean([r.busbw_Bps for r in rows if r.algo == algo])) / 1e9
+        lines.append(f"# Avg bus bandwidth    : {average:.4g}")
         lines.append("")
     return "\n".join(lines)

@@ -27,8 +27,8 @@ def sweep_bandwidth(methods: list[str], grid: np.ndarray, config: UtilizationCon
     for method in methods:
         for bw in grid:
             r = utilization(replace(config, method=method, bandwidth=float(bw)))
-            rows.append({"method": method, "bandwidth": float(bw), "utilization": r.utilization,
-                         "wall_s": r.wall_s, "bytes_per_worker": r.bytes_per_worker,
+            rows.append({"method": method, "bandwidth_Bps": float(bw), "utilization": r.utilization,
+                         "wall_s": r.wall_s, "sent_per_worker_B": r.sent_per_worker_B,
                          "peak_demand_Bps": r.peak_demand_Bps})
     return pl.DataFrame(rows)
 
@@ -39,9 +39,9 @@ def thresholds(frame: pl.DataFrame, targets: tuple[float, ...]) -> pl.DataFrame:
         number(target, "targets", lo=0, lo_open=True, hi=1)
     rows = []
     for method in frame["method"].unique(maintain_order=True).to_list():
-        part = frame.filter(pl.col("method") == method).sort("bandwidth")
+        part = frame.filter(pl.col("method") == method).sort("bandwidth_Bps")
         for target in targets:
             hit = part.filter(pl.col("utilization") >= target)
             rows.append({"method": method, "target": target,
-                         "bandwidth": float(hit["bandwidth"][0]) if len(hit) else None})
-    return pl.DataFrame(rows, schema={"method": pl.Utf8, "target": pl.Float64, "bandwidth": pl.Float64})
+                         "bandwidth_Bps": float(hit["bandwidth_Bps"][0]) if len(hit) else None})
+    return pl.DataFrame(rows, schema={"method": pl.Utf8, "target": pl.Float64, "bandwidth_Bps": pl.Float64})

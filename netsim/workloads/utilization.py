@@ -105,8 +105,8 @@ class Utilization:
     utilization: float  # mean over workers of compute time / wall time (syncs drained)
     wall_s: float
     exposed_comm_s: float  # mean over workers of wall - compute
-    bytes_per_worker: float
-    bytes_total: int
+    sent_per_worker_B: float
+    sent_total_B: int
     peak_demand_Bps: float  # per-worker send rate at which the largest sync (one step's release) fits in a step
     outer_step_s: float
     straggler_wait_s: float  # mean per worker: how much later the slowest partner released each sync, summed
@@ -145,7 +145,7 @@ def utilization(config: UtilizationConfig) -> Utilization:
     >>> from netsim.workloads.compute import ComputeModel
     >>> model = ComputeModel(layers=24, step_time=0.1, params=1e9)
     >>> r = utilization(UtilizationConfig("diloco", model, workers=2, bandwidth=1.25e9, inner_steps=100))
-    >>> round(r.utilization, 3), r.bytes_per_worker / 1e9
+    >>> round(r.utilization, 3), r.sent_per_worker_B / 1e9
     (0.867, 6.0)
     """
     method, model, workers = config.method, config.model, config.workers
@@ -179,7 +179,7 @@ def utilization(config: UtilizationConfig) -> Utilization:
     if isinstance(comm, RingMesh):
         total = comm.bytes_sent
     else:
-        total = int(results.transfers["bytes"].sum()) if len(results.transfers) else 0
+        total = int(results.transfers["size_B"].sum()) if len(results.transfers) else 0
     if dag.exchange == "all_reduce":
         per_sync = 2 * (workers - 1) / workers * dag.step_bytes()  # ring all-reduce, per worker
     else:

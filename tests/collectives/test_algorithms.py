@@ -48,7 +48,7 @@ def test_double_tree_all_reduce_closed_form_without_contention(n, chunks):
 
 
 def per_rank_sent(results):
-    return results.transfers.group_by("src").agg(pl.col("bytes").sum()).sort("src")["bytes"].to_list()
+    return results.transfers.group_by("src").agg(pl.col("size_B").sum()).sort("src")["size_B"].to_list()
 
 
 @pytest.mark.parametrize("algo", ["ring", "ring_bidir", "halving_doubling", "direct", "rings"])
@@ -62,7 +62,7 @@ def test_double_tree_moves_the_buffer_over_every_edge_twice():
     n, size = 10, 2 * 10 * 4096
     _, results = run(full_mesh(n, BW, ALPHA), "all_reduce", size, "tree", chunks=4)
     # two trees of n - 1 edges, each edge once up and once down, each tree carrying half
-    assert results.transfers["bytes"].sum() == 2 * 2 * (n - 1) * size // 2
+    assert results.transfers["size_B"].sum() == 2 * 2 * (n - 1) * size // 2
 
 
 def test_broadcast_chain_and_tree_deliver_the_buffer_once_per_rank():
@@ -70,8 +70,8 @@ def test_broadcast_chain_and_tree_deliver_the_buffer_once_per_rank():
     for algo in ("ring", "tree", "direct"):
         _, results = run(full_mesh(n, BW, ALPHA), "broadcast", size, algo, chunks=3, root=4)
         t = results.transfers
-        received = t.group_by("dst").agg(pl.col("bytes").sum())
-        assert sorted(received["bytes"].to_list()) == [size] * (n - 1)
+        received = t.group_by("dst").agg(pl.col("size_B").sum())
+        assert sorted(received["size_B"].to_list()) == [size] * (n - 1)
         assert "gpu4" not in received["dst"].to_list()
 
 
@@ -109,7 +109,7 @@ def test_channel_rings_use_every_rail_and_reach_rails_times_nic_busbw():
     assert many >= lower_bound * (1 - 1e-9)
     assert many < 1.05 * lower_bound
     assert many < one / 3
-    nic_tx = results.links.filter(pl.col("tier") == "host", pl.col("name").str.contains(r"nic\d->leaf"), pl.col("bytes") > 0)
+    nic_tx = results.links.filter(pl.col("tier") == "host", pl.col("name").str.contains(r"nic\d->leaf"), pl.col("carried_B") > 0)
     assert len(nic_tx) == 8  # all 4 rails of both servers carry traffic
 
 

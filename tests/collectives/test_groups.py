@@ -52,7 +52,7 @@ def test_concurrent_groups_share_the_fabric():
     t_together = run_scenario(scenario_from_dict(together, source="s.yaml")).collectives
     t_alone = run_scenario(scenario_from_dict(alone, source="s.yaml")).collectives
     assert len(t_together) == 4
-    assert (t_together["end"] - t_together["start"]).min() > 1.5 * (t_alone["end"] - t_alone["start"])[0]
+    assert (t_together["end_s"] - t_together["start_s"]).min() > 1.5 * (t_alone["end_s"] - t_alone["start_s"])[0]
 
 
 def test_group_without_parallel_section_is_an_error():

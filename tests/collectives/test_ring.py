@@ -65,8 +65,8 @@ def test_uneven_size_is_set_by_the_largest_piece():
 def test_ring_all_reduce_sends_2_n_minus_1_over_n_of_the_buffer_per_rank():
     n, size = 8, 8 * 10**6
     _, results, _ = run_op(single_switch(n, 1e9, 0.0), "all_reduce", size)
-    per_rank = results.transfers.group_by("src").agg(pl.col("bytes").sum())
-    assert sorted(per_rank["bytes"].to_list()) == [2 * (n - 1) * size // n] * n
+    per_rank = results.transfers.group_by("src").agg(pl.col("size_B").sum())
+    assert sorted(per_rank["size_B"].to_list()) == [2 * (n - 1) * size // n] * n
 
 
 def test_chunked_ring_without_latency_equals_unchunked():
@@ -91,11 +91,11 @@ def test_send_recv_is_one_transfer():
     out = {}
 
     def program():
-        out["end"] = yield comm.send(1, 3, 10**6)
+        out["end_s"] = yield comm.send(1, 3, 10**6)
 
     sim.process(program())
     sim.run()
-    assert out["end"] == pytest.approx(2e-6 + 1e-3, rel=1e-12)
+    assert out["end_s"] == pytest.approx(2e-6 + 1e-3, rel=1e-12)
 
 
 def test_subgroup_of_ranks_and_one_rank_is_free():

@@ -4,6 +4,7 @@ import json
 import math
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from netsim.cli import main
@@ -134,6 +135,10 @@ def test_faults_command_single_run_campaign_and_errors(tmp_path, capsys):
     camp = json.loads(capsys.readouterr().out)
     assert {c["kind"] for c in camp["rows"]} <= {"gpu_slow", "rank_hang_comm"} and camp["meta"]["false_alarms"] == 0
     assert {"classes.parquet", "runs.parquet", "report.html"} <= {p.name for p in (tmp_path / "camp").iterdir()}
+    from tests.report.test_output_units import numbers_without_unit
+
+    for name in ("classes.parquet", "runs.parquet"):  # the campaign's columns name their units too
+        assert not numbers_without_unit(pl.read_parquet(tmp_path / "camp" / name)), name
     for bad, field in (("{kind: melt, at: 1s}", "kind"), ("{kind: gpu_slow, at: 1s, rank: 99}", "rank"),
                        ("{kind: link_degraded, at: 1s, link: 'leaf0->spine9'}", "link")):
         scenario.write_text(scenario.read_text().split("faults:")[0] + f"faults:\n  - {bad}\n")

@@ -25,14 +25,14 @@ def test_degrade_mid_transfer_matches_the_closed_form(model, factor):
     t1 = 1e-3
     r = one_transfer(topo, model, [(t1, "gpu0->sw", "degrade", factor)], "gpu0", "gpu1")
     expected = t1 + (S - 50e9 * t1) / (factor * 50e9) + 2e-6
-    assert r.transfers["end"][0] == pytest.approx(expected, rel=1e-12)
-    assert r.links.filter(r.links["name"] == "gpu0->sw")["bytes"][0] == pytest.approx(S, rel=1e-12)
+    assert r.transfers["end_s"][0] == pytest.approx(expected, rel=1e-12)
+    assert r.links.filter(r.links["name"] == "gpu0->sw")["carried_B"][0] == pytest.approx(S, rel=1e-12)
 
 
 def test_degrade_after_the_transfer_changes_nothing():
     topo = single_switch(2, 50e9, 0.0)
     r = one_transfer(topo, "analytic", [(1.0, "gpu0->sw", "degrade", 0.1)], "gpu0", "gpu1")
-    assert r.transfers["end"][0] == pytest.approx(S / 50e9, rel=1e-12)
+    assert r.transfers["end_s"][0] == pytest.approx(S / 50e9, rel=1e-12)
 
 
 def test_failed_spine_link_moves_the_flow_and_both_models_agree():
@@ -40,14 +40,14 @@ def test_failed_spine_link_moves_the_flow_and_both_models_agree():
     ends, moved = {}, {}
     for model in ("analytic", "fluid"):
         base = one_transfer(topo, model, [], "h0.gpu0", "h1.gpu0")
-        used = [n for n, b in zip(base.links["name"], base.links["bytes"]) if b > 0 and n.startswith("leaf0->spine")]
+        used = [n for n, b in zip(base.links["name"], base.links["carried_B"]) if b > 0 and n.startswith("leaf0->spine")]
         assert len(used) == 1
         r = one_transfer(topo, model, [(1e-3, used[0].replace("->", "<->"), "fail", 0.0)], "h0.gpu0", "h1.gpu0")
-        links = dict(zip(r.links["name"], r.links["bytes"]))
+        links = dict(zip(r.links["name"], r.links["carried_B"]))
         other = "leaf0->spine1" if used[0] == "leaf0->spine0" else "leaf0->spine0"
         assert links[used[0]] == pytest.approx(25e9 * 1e-3, rel=1e-9)  # only what it carried before the fault
         assert links[used[0]] + links[other] == pytest.approx(S, rel=1e-12)
-        ends[model] = r.transfers["end"][0]
+        ends[model] = r.transfers["end_s"][0]
     assert ends["analytic"] == pytest.approx(ends["fluid"], rel=1e-12)
     assert ends["analytic"] == pytest.approx(S / 25e9, rel=1e-12)  # the other spine is as fast
 

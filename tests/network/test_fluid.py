@@ -26,14 +26,14 @@ def run_transfers(topo, specs, **kw):
 def test_single_transfer_time_is_latency_plus_bytes_over_bandwidth():
     topo = single_switch(2, 1e9, 2e-6)
     t, _ = run_transfers(topo, [(0.0, 0, 1, 10**6)])
-    assert t["end"][0] == pytest.approx(1e-3 + 4e-6, rel=1e-12)
+    assert t["end_s"][0] == pytest.approx(1e-3 + 4e-6, rel=1e-12)
 
 
 def test_sharing_then_speeding_up_when_a_flow_leaves():
     # two flows into gpu2 share its downlink; the small one leaves at 2 ms, the big one speeds up
     topo = single_switch(3, 1e9, 0.0)
     t, sim = run_transfers(topo, [(0.0, 0, 2, 10**6), (0.0, 1, 2, 3 * 10**6)])
-    assert t["end"].to_list() == pytest.approx([2e-3, 4e-3], rel=1e-12)
+    assert t["end_s"].to_list() == pytest.approx([2e-3, 4e-3], rel=1e-12)
     assert sim.network.rate_computations == 2
 
 
@@ -41,29 +41,29 @@ def test_late_arrival_slows_the_first_flow():
     topo = single_switch(3, 1e9, 0.0)
     t, _ = run_transfers(topo, [(0.0, 0, 2, 2 * 10**6), (1e-3, 1, 2, 10**6)])
     # first ms alone (1 MB), then 1 MB each at half rate for 2 ms
-    assert t["end"].to_list() == pytest.approx([3e-3, 3e-3], rel=1e-12)
+    assert t["end_s"].to_list() == pytest.approx([3e-3, 3e-3], rel=1e-12)
 
 
 def test_full_duplex_directions_do_not_share():
     topo = single_switch(2, 1e9, 0.0)
     t, _ = run_transfers(topo, [(0.0, 0, 1, 10**6), (0.0, 1, 0, 10**6)])
-    assert t["end"].to_list() == pytest.approx([1e-3, 1e-3], rel=1e-12)
+    assert t["end_s"].to_list() == pytest.approx([1e-3, 1e-3], rel=1e-12)
 
 
 def test_caps_and_overhead():
     topo = single_switch(3, 1e9, 0.0)
     opts = NetworkOptions(overhead=5e-6, flow_rate_cap=0.25e9)
     t, _ = run_transfers(topo, [(0.0, 0, 1, 10**6)], options=opts)
-    assert t["end"][0] == pytest.approx(4e-3 + 5e-6, rel=1e-12)
+    assert t["end_s"][0] == pytest.approx(4e-3 + 5e-6, rel=1e-12)
     opts = NetworkOptions(endpoint_rate_cap=0.5e9)
     t, _ = run_transfers(topo, [(0.0, 0, 1, 10**6), (0.0, 0, 2, 10**6)], options=opts)
-    assert t["end"].to_list() == pytest.approx([4e-3, 4e-3], rel=1e-12)
+    assert t["end_s"].to_list() == pytest.approx([4e-3, 4e-3], rel=1e-12)
 
 
 def test_zero_byte_transfer_costs_latency_only():
     topo = single_switch(2, 1e9, 3e-6)
     t, _ = run_transfers(topo, [(0.0, 0, 1, 0)])
-    assert t["end"][0] == pytest.approx(6e-6)
+    assert t["end_s"][0] == pytest.approx(6e-6)
 
 
 @st.composite
@@ -96,8 +96,8 @@ def test_bytes_conserved_and_no_link_over_capacity(case):
     topo, specs, policy = case
     t, sim = run_transfers(topo, specs, routing=policy)
     assert len(t) == len(specs)
-    assert t["bytes"].sum() == sum(n for *_, n in specs)  # bytes delivered = bytes sent
-    assert (t["end"] > t["start"]).all()
+    assert t["size_B"].sum() == sum(n for *_, n in specs)  # bytes delivered = bytes sent
+    assert (t["end_s"] > t["start_s"]).all()
     meter = sim.meter
     assert (meter.peak <= topo.capacity * (1 + 1e-9)).all()  # never above capacity
     # every link carried exactly the bytes of the routes crossing it
@@ -110,7 +110,7 @@ def test_bytes_conserved_and_no_link_over_capacity(case):
     for row, (start, s, d, n) in zip(t.iter_rows(named=True), sorted(specs, key=lambda spec: spec[0])):
         route = sim.router.route(int(topo.gpus[s]), int(topo.gpus[d]), ())
         solo = n / np.min(topo.capacity[route.links] / route.coef) + route.latency
-        assert row["end"] - row["start"] >= solo * (1 - 1e-9)
+        assert row["end_s"] - row["start_s"] >= solo * (1 - 1e-9)
 
 
 def test_tcp_window_caps_a_flow_at_streams_times_window_over_rtt():
@@ -121,6 +121,6 @@ def test_tcp_window_caps_a_flow_at_streams_times_window_over_rtt():
         opts = NetworkOptions(tcp_window=16 * 2**20, streams=streams)
         t, _ = run_transfers(topo, [(0.0, 0, 1, 10**9)], options=opts)
         rate = min(10e9, streams * 16 * 2**20 / 0.1)
-        assert t["end"][0] == pytest.approx(10**9 / rate + 0.05, rel=1e-9)
+        assert t["end_s"][0] == pytest.approx(10**9 / rate + 0.05, rel=1e-9)
     with pytest.raises(Exception):
         NetworkOptions(streams=0)

@@ -67,7 +67,7 @@ def test_each_algorithm_ends_as_in_the_python_executor(monkeypatch, op, algo, ch
     same_ends(fast.transfers, slow.transfers)
     assert sorted(fast.transfers["id"].to_list()) == sorted(slow.transfers["id"].to_list())
     assert fast.meta["end_time"] == pytest.approx(slow.meta["end_time"], rel=1e-9)
-    np.testing.assert_allclose(fast.links["bytes"].to_numpy(), slow.links["bytes"].to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(fast.links["carried_B"].to_numpy(), slow.links["carried_B"].to_numpy(), rtol=1e-9)
 
 
 collective = st.tuples(
@@ -136,7 +136,7 @@ def test_a_run_stopped_midway_records_what_ended_and_goes_on(monkeypatch):
     assert 0 < len(ended) < len(whole.transfers) and ended["id"].n_unique() == len(ended)
     rest = sim.run(done)
     assert rest.transfers["id"].n_unique() == len(rest.transfers) == len(whole.transfers)
-    np.testing.assert_allclose(np.sort(rest.transfers["end"].to_numpy()), np.sort(whole.transfers["end"].to_numpy()),
+    np.testing.assert_allclose(np.sort(rest.transfers["end_s"].to_numpy()), np.sort(whole.transfers["end_s"].to_numpy()),
                                rtol=1e-12)
 
 
@@ -168,12 +168,12 @@ def test_step_recording_writes_one_row_per_step_and_channel(monkeypatch, algo, r
     assert len(schedule.steps) <= len(fast) <= len(schedule.steps) * channels <= len(slow) * channels
     for frame in frames:
         assert frame["transfers"].sum() == sum(len(step.src) for step in schedule.steps)
-        assert frame["bytes"].sum() == sum(int(step.nbytes.sum()) for step in schedule.steps)
+        assert frame["size_B"].sum() == sum(int(step.nbytes.sum()) for step in schedule.steps)
         if routing == "spray":
-            np.testing.assert_allclose(frame["max_load"].to_numpy(), frame["lower_bound"].to_numpy(), rtol=1e-12)
+            np.testing.assert_allclose(frame["max_load_B"].to_numpy(), frame["lower_bound_B"].to_numpy(), rtol=1e-12)
         else:
-            assert (frame["max_load"] >= frame["lower_bound"] * (1 - 1e-12)).all()
-    assert fast["max_load"].max() >= slow["max_load"].max() * (1 - 1e-12)  # whole steps load at least a part
+            assert (frame["max_load_B"] >= frame["lower_bound_B"] * (1 - 1e-12)).all()
+    assert fast["max_load_B"].max() >= slow["max_load_B"].max() * (1 - 1e-12)  # whole steps load at least a part
 
 
 def test_routes_placed_in_order_of_arrival_stay_with_the_python_executor(monkeypatch):
@@ -228,7 +228,7 @@ def test_a_transfer_in_flight_keeps_its_latency_when_its_path_fails(monkeypatch)
             up = [l for l in sim.router.route(int(g[0]), int(g[2]), key).links.tolist()
                   if topo.link_names[l].startswith("A->S")]
             sim.schedule_fault(5e-4, up, "fail")
-            ends.append(sim.run(done).transfers.sort("id")["end"].to_numpy())
+            ends.append(sim.run(done).transfers.sort("id")["end_s"].to_numpy())
             assert sim.network.dataflows_compiled == int(compiled)
         np.testing.assert_allclose(ends[0], ends[1], rtol=1e-12)
 
@@ -262,10 +262,10 @@ def test_step_rows_after_a_failure_describe_the_routes_used(monkeypatch, at):
         assert sim.network.dataflows_compiled == int(compiled)
     fast, slow = frames
     assert fast["transfers"].sum() == slow["transfers"].sum() == 480
-    for when in (pl.col("time") < at, pl.col("time") > at):
-        assert fast.filter(when)["max_load"].max() == pytest.approx(slow.filter(when)["max_load"].max(), rel=1e-12)
-    assert fast.filter(pl.col("time") > at)["max_load"].max() == pytest.approx(
-        2 * fast.filter(pl.col("time") < at)["max_load"].max(), rel=1e-12)
+    for when in (pl.col("time_s") < at, pl.col("time_s") > at):
+        assert fast.filter(when)["max_load_B"].max() == pytest.approx(slow.filter(when)["max_load_B"].max(), rel=1e-12)
+    assert fast.filter(pl.col("time_s") > at)["max_load_B"].max() == pytest.approx(
+        2 * fast.filter(pl.col("time_s") < at)["max_load_B"].max(), rel=1e-12)
 
 
 def test_a_pair_left_without_a_path_fails_when_its_step_is_sent(monkeypatch):

@@ -64,11 +64,11 @@ def same_ends(fast, slow):
     """Every transfer ends at the same time in both runs. Transfers are matched by connection and
     order on it: ids follow issue order, which may differ where two events lie within float noise."""
     assert len(fast) == len(slow)
-    key = ["src", "dst", "end"]
+    key = ["src", "dst", "end_s"]
     a, b = fast.sort(key), slow.sort(key)
     assert a["src"].to_list() == b["src"].to_list() and a["dst"].to_list() == b["dst"].to_list()
-    assert a["bytes"].sum() == b["bytes"].sum()
-    np.testing.assert_allclose(a["end"].to_numpy(), b["end"].to_numpy(), rtol=1e-9, atol=0)
+    assert a["size_B"].sum() == b["size_B"].sum()
+    np.testing.assert_allclose(a["end_s"].to_numpy(), b["end_s"].to_numpy(), rtol=1e-9, atol=0)
 
 
 @pytest.mark.parametrize("options", [NetworkOptions(flow_rate_cap=3e9), NetworkOptions(endpoint_rate_cap=5e9),

@@ -25,7 +25,7 @@ def _ends(n, bw, lat, options, starts, sizes, shortcut):
     for i in range(len(starts)):
         sim.process(start(i))
     results = sim.run()
-    moved = comm.bytes_sent if shortcut else int(results.transfers["bytes"].sum())
+    moved = comm.bytes_sent if shortcut else int(results.transfers["size_B"].sum())
     return np.array(ends), moved, sim.now
 
 

@@ -53,7 +53,7 @@ def test_a_ring_written_as_sends_and_recvs_runs_eagerly_and_meets_the_ring_formu
     n, size = 8, 8 * 10**6
     result = run(mesh(n), ring_by_hand(n, size))
     assert result.time_s == pytest.approx(ring_all_reduce_time(n, size, LAT, BW), rel=1e-9)
-    assert (result.nodes["end"] >= result.nodes["start"]).all()
+    assert (result.nodes["end_s"] >= result.nodes["start_s"]).all()
 
 
 def test_rendezvous_sends_wait_for_their_receive_to_be_posted():
@@ -65,7 +65,7 @@ def test_rendezvous_sends_wait_for_their_receive_to_be_posted():
     transfer = LAT + 10**6 / BW
     eager = run(mesh(2), program)
     assert eager.time_s == pytest.approx(1e-3, rel=1e-12)
-    assert eager.nodes.filter(kind="send")["end"][0] == pytest.approx(transfer, rel=1e-9)
+    assert eager.nodes.filter(kind="send")["end_s"][0] == pytest.approx(transfer, rel=1e-9)
     rdv = run(mesh(2), program, sends="rendezvous")
     assert rdv.time_s == pytest.approx(1e-3 + transfer, rel=1e-9)
 
@@ -80,7 +80,7 @@ def test_compute_runs_in_dependency_order_not_file_order():
                  Node(0, 3, "compute", "k3", duration=d[3], start=2e-4))}
     result = run(mesh(2), Program(nodes, {}).validate())
     assert result.time_s == pytest.approx(sum(d), rel=1e-12)  # one stream: one at a time
-    order = result.nodes.sort("start")["node"].to_list()
+    order = result.nodes.sort("start_s")["node"].to_list()
     assert order == [1, 2, 3, 0]
 
 
@@ -107,7 +107,7 @@ def test_collectives_rendezvous_and_meet_the_ring_formula_with_compute_overlappe
     result = run(mesh(n), program, algo="ring")
     ring = ring_all_reduce_time(n, size, LAT, BW)
     call = result.calls.row(0, named=True)
-    assert call["start"] == pytest.approx(4e-4, rel=1e-12)  # the slowest member's arrival
+    assert call["start_s"] == pytest.approx(4e-4, rel=1e-12)  # the slowest member's arrival
     assert call["time_s"] == pytest.approx(ring, rel=1e-9)
     # the third node has no dependency on the collective: it runs on the compute stream right after fwd
     assert result.time_s == pytest.approx(max(4e-4 + ring, 1e-4 * n + 5e-3), rel=1e-9)
@@ -144,8 +144,8 @@ def test_the_compiled_loop_equals_the_reference_executor_on_a_mixed_program(algo
     fast = run(topo, mixed(), algo=algo)
     slow = run(topo, mixed(), algo=algo, compiled=False)
     assert fast.compiled and not slow.compiled
-    np.testing.assert_allclose(fast.nodes["start"].to_numpy(), slow.nodes["start"].to_numpy(), rtol=1e-9)
-    np.testing.assert_allclose(fast.nodes["end"].to_numpy(), slow.nodes["end"].to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(fast.nodes["start_s"].to_numpy(), slow.nodes["start_s"].to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(fast.nodes["end_s"].to_numpy(), slow.nodes["end_s"].to_numpy(), rtol=1e-9)
     assert fast.time_s == pytest.approx(slow.time_s, rel=1e-9)
     assert len(fast.calls) == 3 and fast.calls["time_s"].min() > 0
 
@@ -169,7 +169,7 @@ def test_sends_on_one_stream_run_in_dependency_order_and_share_streams_with_comp
     result = run(mesh(2), Program(nodes, {}).validate())
     assert result.time_s == pytest.approx(2 * hop, rel=1e-9)
     sends = result.nodes.filter(kind="send").sort("node")
-    assert sends["start"].to_list() == pytest.approx([hop, 0.0], abs=1e-15)
+    assert sends["start_s"].to_list() == pytest.approx([hop, 0.0], abs=1e-15)
     shared = {0: (Node(0, 0, "compute", "c", duration=1e-3, stream="x"),
                   Node(0, 1, "send", nbytes=size, peer=1, stream="x")),
               1: (Node(1, 0, "recv", nbytes=size, peer=0),)}

@@ -34,7 +34,7 @@ def exported_and_replayed(tmp_path, topo, program, **kw):
 def same(first, again):
     assert again.time_s == pytest.approx(first.time_s, rel=1e-12)
     a, b = first.nodes.sort("rank", "node"), again.timeline.sort("rank", "node")
-    np.testing.assert_allclose(b["end"].to_numpy(), a["end"].to_numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(b["end_s"].to_numpy(), a["end_s"].to_numpy(), rtol=1e-12, atol=1e-15)
 
 
 def test_attention(tmp_path):
@@ -99,9 +99,9 @@ def test_real_training(tmp_path, method):
     again = exported_and_replayed(tmp_path, topo, res["program"])
     same(first, again)
     if method == "gossip":  # the final merge is the last thing that happens
-        assert again.time_s == pytest.approx(steps["time"].max(), rel=1e-12)
+        assert again.time_s == pytest.approx(steps["time_s"].max(), rel=1e-12)
     else:  # the last fragment's all-reduce drains after the last step
-        assert again.time_s > steps["time"].max() + 1e-6
+        assert again.time_s > steps["time_s"].max() + 1e-6
 
 
 def test_run_writes_its_jobs_as_chakra_that_replays_to_the_same_end(tmp_path):
@@ -127,4 +127,4 @@ def test_run_writes_its_jobs_as_chakra_that_replays_to_the_same_end(tmp_path):
     assert kinds["send"] == 1 and kinds["recv"] == 1  # (items are also separated by empty all-reduces)
     assert sum(1 for n in program.all_nodes() if n.kind == "collective" and n.nbytes) == 2 * 4
     again = replay(program, scenario_from_dict(doc, source="s").topology, algo="ring")
-    assert again.time_s == pytest.approx(pl.read_parquet(out / "collectives.parquet")["end"].max(), abs=2e-6)
+    assert again.time_s == pytest.approx(pl.read_parquet(out / "collectives.parquet")["end_s"].max(), abs=2e-6)

@@ -62,11 +62,11 @@ def test_plotly_text_keeps_markup_and_entities_literal():
 
 
 def test_compare_page_leaves_out_the_step_figure_when_no_step_crosses_the_fabric(tmp_path):
-    table = pl.DataFrame({"variant": ["ecmp"], "job": ["a"], "label": ["x"], "time_mean": [1e-3], "busbw": [1e9],
+    table = pl.DataFrame({"variant": ["ecmp"], "job": ["a"], "label": ["x"], "time_mean_s": [1e-3], "busbw_Bps": [1e9],
                           "pct_of_ideal": [100.0], "slowdown": [1.0], "worst_step_load_ratio": [None]})
-    steps = pl.DataFrame({"variant": ["ecmp"], "max_load": [0.0], "lower_bound": [0.0]})
+    steps = pl.DataFrame({"variant": ["ecmp"], "max_load_B": [0.0], "lower_bound_B": [0.0]})
     topo = full_mesh(2, 1e9, 1e-6)
-    links = pl.DataFrame({"variant": ["ecmp"], "tier": ["fabric"], "bytes": [0], "link": [0],
+    links = pl.DataFrame({"variant": ["ecmp"], "tier": ["fabric"], "carried_B": [0], "link": [0],
                           "name": [topo.node_names[0]]})
     path = write_compare_report(tmp_path / "r.html", table, steps, links, "t", "d")
     assert len(figure_data(path.read_text(encoding="utf-8"))) == 3

@@ -61,12 +61,12 @@ def test_after_a_spine_link_failure_no_bytes_cross_it_and_max_load_is_within_one
     f = MiB
     results = run_all_to_all(topo, "c4p", 16 * f, fail="leaf0<->spine1")
     links = fabric_bytes(results)
-    assert links.filter(pl.col("link").is_in(failed))["bytes"].sum() == 0
-    worst = links["bytes"].max()
+    assert links.filter(pl.col("link").is_in(failed))["carried_B"].sum() == 0
+    worst = links["carried_B"].max()
     assert worst <= (optimum_flows(topo, [topo.gpus], set(failed)) + 1) * f * (1 + 1e-9)
     ecmp = fabric_bytes(run_all_to_all(topo, "ecmp", 16 * f, fail="leaf0<->spine1"))
-    assert ecmp.filter(pl.col("link").is_in(failed))["bytes"].sum() == 0  # switches drop failed next hops too
-    assert worst <= ecmp["bytes"].max()
+    assert ecmp.filter(pl.col("link").is_in(failed))["carried_B"].sum() == 0  # switches drop failed next hops too
+    assert worst <= ecmp["carried_B"].max()
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -76,8 +76,8 @@ def test_c4p_balances_across_jobs(seed):
     gpus = rng.permutation(topo.gpus)
     groups = [np.sort(gpus[:8]), np.sort(gpus[8:])]
     f = MiB
-    c4p = fabric_bytes(run_all_to_all(topo, "c4p", 8 * f, groups=groups, seed=seed))["bytes"].max()
-    ecmp = fabric_bytes(run_all_to_all(topo, "ecmp", 8 * f, groups=groups, seed=seed))["bytes"].max()
+    c4p = fabric_bytes(run_all_to_all(topo, "c4p", 8 * f, groups=groups, seed=seed))["carried_B"].max()
+    ecmp = fabric_bytes(run_all_to_all(topo, "ecmp", 8 * f, groups=groups, seed=seed))["carried_B"].max()
     assert c4p <= (optimum_flows(topo, groups, set()) + 1) * f * (1 + 1e-9)
     assert c4p <= ecmp
 
@@ -111,16 +111,16 @@ def test_failure_mid_transfer_moves_active_flows():
     out = {}
 
     def program():
-        out["end"] = yield comm.send(0, 1, 100 * MiB)
+        out["end_s"] = yield comm.send(0, 1, 100 * MiB)
 
     sim.process(program())
     sim.schedule_fault(0.02, failed)
     results = sim.run()
-    carried = results.links.filter(pl.col("link").is_in(failed))["bytes"].max()
+    carried = results.links.filter(pl.col("link").is_in(failed))["carried_B"].max()
     # spraying over 2 spines: the first 20 ms at 1 GB/s put half the bytes on each; then all on spine 1
     assert carried == pytest.approx(0.02 * 1e9 / 2, rel=1e-9)
-    assert out["end"] == pytest.approx(100 * MiB / 1e9, rel=1e-9)  # the NIC, not the spine, was the bottleneck
-    assert results.transfers["bytes"].sum() == 100 * MiB
+    assert out["end_s"] == pytest.approx(100 * MiB / 1e9, rel=1e-9)  # the NIC, not the spine, was the bottleneck
+    assert results.transfers["size_B"].sum() == 100 * MiB
     assert results.faults["kind"].to_list() == ["fail"]
 
 

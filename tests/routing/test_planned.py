@@ -33,11 +33,11 @@ def all_to_all(topo, policy, size, seed=0):
     out = {}
 
     def program():
-        out["end"] = yield comm.all_to_all(size)
+        out["end_s"] = yield comm.all_to_all(size)
 
     sim.process(program())
     links = sim.run().links.filter(pl.col("tier") == "leaf-spine")
-    return out["end"], links["bytes"].max()
+    return out["end_s"], links["carried_B"].max()
 
 
 @settings(max_examples=150, deadline=None)

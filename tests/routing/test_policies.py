@@ -42,7 +42,7 @@ def test_unknown_policy():
 
 
 def max_uplink_bytes(results: pl.DataFrame) -> float:
-    return results.filter(pl.col("tier") == "leaf-spine")["bytes"].max()
+    return results.filter(pl.col("tier") == "leaf-spine")["carried_B"].max()
 
 
 @pytest.mark.parametrize("seed", range(5))

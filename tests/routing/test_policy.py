@@ -105,7 +105,7 @@ def test_links_changed_is_called_on_a_fault_and_routes_avoid_the_link(custom):
     sim.schedule_fault(0.0, failed)
     results = sim.run(Communicator(sim, topo.gpus).all_to_all(16 * MiB))
     assert custom[0].changes == 1
-    assert results.links.filter(results.links["link"].is_in(failed))["bytes"].sum() == 0
+    assert results.links.filter(results.links["link"].is_in(failed))["carried_B"].sum() == 0
 
 
 def test_a_policy_that_learns_is_asked_every_time_and_told_every_flow(custom):

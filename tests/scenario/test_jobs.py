@@ -44,13 +44,13 @@ def test_placements():
 
 def test_jobs_interfere_and_start_late():
     results = run_scenario(scenario_from_dict(jobs_scenario(), source="s.yaml"))
-    coll = results.collectives.sort("start")
+    coll = results.collectives.sort("start_s")
     assert set(coll["job"].to_list()) == {"a", "b"} and len(coll) == 4
-    assert coll.filter(coll["job"] == "b")["start"].min() == pytest.approx(10e-6)
+    assert coll.filter(coll["job"] == "b")["start_s"].min() == pytest.approx(10e-6)
     alone = run_scenario(scenario_from_dict(jobs_scenario(jobs=jobs_scenario()["jobs"][:1]), source="s.yaml"))
-    t_alone = (alone.collectives["end"] - alone.collectives["start"]).mean()
+    t_alone = (alone.collectives["end_s"] - alone.collectives["start_s"]).mean()
     a = coll.filter(coll["job"] == "a")
-    assert (a["end"] - a["start"]).mean() > t_alone  # b's traffic slows a down
+    assert (a["end_s"] - a["start_s"]).mean() > t_alone  # b's traffic slows a down
 
 
 @pytest.mark.parametrize("change, field", [
@@ -79,7 +79,7 @@ def test_compare_routing_cli(tmp_path, capsys):
         assert by[("spray", job)]["worst_step_load_ratio"] == pytest.approx(1.0)
         assert by[("planned", job)]["worst_step_load_ratio"] >= 1.0
         assert by[("ecmp", job)]["worst_step_load_ratio"] >= 1.0
-        assert by[("ecmp", job)]["time_mean"] >= by[("spray", job)]["time_mean"] * (1 - 1e-9)
+        assert by[("ecmp", job)]["time_mean_s"] >= by[("spray", job)]["time_mean_s"] * (1 - 1e-9)
     assert {"compare.parquet", "steps.parquet", "links.parquet", "report.html"} <= {p.name for p in out.iterdir()}
     assert main(["compare-routing", str(path), "--policies", "ecmp,bogus", "-o", str(tmp_path / "x")]) == 2
     assert "bogus" in capsys.readouterr().err and not (tmp_path / "x").exists()
@@ -99,4 +99,4 @@ def test_a_moe_layer_in_a_scenario_file(tmp_path):
     calls = results.collectives
     assert sorted(calls.filter(calls["label"] == "dispatch")["ranks"].unique().to_list()) == [4]
     assert len(calls.filter(calls["label"] == "dispatch")) == 64 // 4  # every ep group of 4 ranks
-    assert len(calls.filter(calls["label"] == "expert grads")) == 8 and calls["end"].max() > 0
+    assert len(calls.filter(calls["label"] == "expert grads")) == 8 and calls["end_s"].max() > 0

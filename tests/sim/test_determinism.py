@@ -26,4 +26,4 @@ def test_same_seed_same_bytes(tmp_path: Path):
 def test_another_seed_changes_ecmp_paths(tmp_path: Path):
     a = run_scenario(scenario_from_dict(SCENARIO, source="det.yaml"))
     b = run_scenario(scenario_from_dict(dict(SCENARIO, seed=12), source="det.yaml"))
-    assert not a.links["bytes"].equals(b.links["bytes"])
+    assert not a.links["carried_B"].equals(b.links["carried_B"])

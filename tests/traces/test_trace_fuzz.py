@@ -285,7 +285,7 @@ def test_netsim_parquet(data):
         path = Path(tmp) / "t.parquet"
         frame = own.to_frame(trace)
         header = data.draw(mutated(own._header(trace)))
-        column = data.draw(st.sampled_from([None, "rank", "id", "kind", "bytes", "duration", "deps", "tag", "peer",
+        column = data.draw(st.sampled_from([None, "rank", "id", "kind", "size_B", "duration_s", "deps", "tag", "peer",
                                             "group", "op"]))
         if column is not None:
             value = data.draw(st.sampled_from([None, -1, 2**62, 1.5, float("nan"), float("inf"), 1e300, "x", [7]]))

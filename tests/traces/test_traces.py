@@ -32,7 +32,7 @@ def test_profiler_reader_on_the_ddp_recording():
     s = summary(t)
     # DDP of 4 Linear(256, 256) layers in 0.25 MB buckets: one bucket per layer, 65,792 fp32 = 263,168 B
     ar = [c for c in s["collectives"] if c["op"] == "all_reduce"]
-    assert ar == [{"op": "all_reduce", "group": "0", "ranks": 2, "bytes": 263168, "calls_per_rank": 8}]
+    assert ar == [{"op": "all_reduce", "group": "0", "ranks": 2, "size_B": 263168, "calls_per_rank": 8}]
     assert s["skipped"]["c10d:: call record (the node is its gloo work, issued at the call)"] == 18
     # the buckets are reduced while the backward goes on: some compute waits on a collective that is not
     # the node just before it
@@ -45,7 +45,7 @@ def test_profiler_reader_on_tensor_and_pipeline_parallel_recordings():
     tp = summary(load_trace(TRACES / "tp2"))
     # column- then row-parallel MLP: all-reduce of the output (128 x 512 fp32) forward, of the input gradient
     # backward, 2 iterations
-    assert {"op": "all_reduce", "group": "0", "ranks": 2, "bytes": 128 * 512 * 4, "calls_per_rank": 4} in tp["collectives"]
+    assert {"op": "all_reduce", "group": "0", "ranks": 2, "size_B": 128 * 512 * 4, "calls_per_rank": 4} in tp["collectives"]
     pp = load_trace(TRACES / "pp2" / "kineto")
     sends = [n for n in pp.all_nodes() if n.kind == "send"]
     assert len(sends) == 16 and {n.nbytes for n in sends} == {32 * 512 * 4}
@@ -113,7 +113,7 @@ def test_astra_text_workloads(tmp_path):
                     "fc -1 3456 NONE 0 3648 NONE 0 7488 ALLREDUCE 65536 749\n")
     t = load_trace(data, npus=4)
     s = summary(t)
-    assert s["ranks"] == 4 and {c["bytes"] for c in s["collectives"]} == {37632, 65536}
+    assert s["ranks"] == 4 and {c["size_B"] for c in s["collectives"]} == {37632, 65536}
     assert s["compute_s_per_rank"] == pytest.approx((13003 + 12864 + 32291 + 3456 + 3648 + 7488) * 1e-9)
     hybrid = tmp_path / "transformer.txt"
     hybrid.write_text("HYBRID_TRANSFORMER model_parallel_NPU_group: 2\n2\n"
@@ -181,7 +181,7 @@ def test_inconsistent_traces_are_refused():
 def test_trace_show_and_replay_commands(tmp_path, capsys):
     assert main(["trace", "show", str(TRACES / "pp2" / "chakra"), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)["meta"]  # (rows: the collectives)
-    assert shown["ranks"] == 2 and shown["transfers"][0]["bytes"] == 8 * 65536
+    assert shown["ranks"] == 2 and shown["transfers"][0]["sent_B"] == 8 * 65536
     out = tmp_path / "r"
     assert main(["replay", str(TRACES / "ddp4"), "--topology", str(ROOT / "topologies" / "rail64.yaml"),
                  "--rescale", "16", "-o", str(out), "--json"]) == 0
@@ -200,7 +200,7 @@ def test_trace_show_and_replay_commands(tmp_path, capsys):
     assert {e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "process_name"} == \
         {f"rank {r} ({rail.node_names[g]})" for r, g in enumerate(rail.gpus[:16].tolist())}
     ends = sorted(round((e["ts"] + e["dur"]) * 1e-6, 12) for e in slices)
-    assert ends == sorted(round(t, 12) for t in timeline["end"].to_list())
+    assert ends == sorted(round(t, 12) for t in timeline["end_s"].to_list())
     again = load_trace(out / "trace.parquet")  # the replayed run, in netsim's own format, replays again
     assert len(again.nodes) == 16
     exported = load_trace(out / "chakra")  # ... and as Chakra ET, one file per rank (times to 1 us)
@@ -208,8 +208,8 @@ def test_trace_show_and_replay_commands(tmp_path, capsys):
     # ... and gives the same times: compute as simulated, communication simulated again the same way
     first, second = replay(rescale(load_trace(TRACES / "ddp4"), 16).validate(), rail), replay(again, rail)
     assert second.time_s == pytest.approx(first.time_s, rel=1e-9)
-    np.testing.assert_allclose(second.timeline.sort("rank", "node")["end"].to_numpy(),
-                               first.timeline.sort("rank", "node")["end"].to_numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(second.timeline.sort("rank", "node")["end_s"].to_numpy(),
+                               first.timeline.sort("rank", "node")["end_s"].to_numpy(), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("breakage, needle", [
@@ -314,7 +314,7 @@ def test_a_chakra_trace_listing_kernels_out_of_dependency_order_replays(tmp_path
     result = replay(trace, topo)
     compute = 1e-3  # k_a, k_b, k_c, then k_late: one stream, no gap
     assert result.time_s == pytest.approx(compute + ring_all_reduce_time(2, 10**6, 1e-6, 10e9), rel=1e-6)
-    order = result.timeline.filter((pl.col("rank") == 0) & (pl.col("kind") == "compute")).sort("start")["name"]
+    order = result.timeline.filter((pl.col("rank") == 0) & (pl.col("kind") == "compute")).sort("start_s")["name"]
     assert order.to_list() == ["k_a", "k_b", "k_c", "k_late"]
 
 
@@ -513,9 +513,9 @@ def test_valid_is_never_said_of_a_trace_with_nothing_to_replay(tmp_path, capsys)
 
 
 @pytest.mark.parametrize("column, value, needle", [
-    ("bytes", 2**60, "size: expected whole bytes, 0 to 2^53 (8 PiB), got 1152921504606846976"),
-    ("duration", float("inf"), "duration: expected finite seconds, 0 to 1e+06, got inf"),
-    ("duration", -1.0, "duration: expected finite seconds, 0 to 1e+06, got -1.0"),
+    ("size_B", 2**60, "size: expected whole bytes, 0 to 2^53 (8 PiB), got 1152921504606846976"),
+    ("duration_s", float("inf"), "duration: expected finite seconds, 0 to 1e+06, got inf"),
+    ("duration_s", -1.0, "duration: expected finite seconds, 0 to 1e+06, got -1.0"),
     ("rank", 1.5, "line 2.rank: expected a whole number, got 1.5"),
     ("tag", 2**40, "tag: expected a whole number that fits 32 bits"),
 ])
@@ -569,3 +569,21 @@ def test_aicb_expert_parallel_lines_run_on_the_groups_ep_implies(tmp_path, capsy
     bad.write_text(AICB_MOE.replace("ep: 2", "ep: 3"))
     assert main(["trace", "show", str(bad)]) == 2
     assert "ep: 3 does not divide the 4 data-parallel ranks" in capsys.readouterr().err
+
+
+def test_version_1_netsim_traces_still_read(tmp_path):
+    """Files written before the columns named their units (duration, bytes, start) read as the same trace."""
+    t = Trace({r: (TraceNode(r, 0, "compute", duration=1e-3, start=0.0),
+                   TraceNode(r, 1, "collective", op="all_reduce", nbytes=1024, group="world", deps=(0,)))
+               for r in (0, 1)}, {"world": (0, 1)}, "hand-made")
+    new = own.write(t, tmp_path / "v2.jsonl")
+    old_names = {v: k for k, v in own.VERSION_1.items()}
+    lines = new.read_text().splitlines()
+    header = json.loads(lines[0]) | {"netsim_trace": 1}
+    rows = [{old_names.get(k, k): v for k, v in json.loads(line).items()} for line in lines[1:]]
+    assert "bytes" in rows[1] and "size_B" not in rows[1]
+    (tmp_path / "v1.jsonl").write_text("\n".join(json.dumps(x) for x in [header, *rows]) + "\n")
+    frame = own.to_frame(own.read(tmp_path / "v1.jsonl"))
+    assert frame.equals(own.to_frame(own.read(new))) and frame["size_B"].to_list() == [0, 1024, 0, 1024]
+    own.to_frame(t).rename(old_names).write_parquet(tmp_path / "v1.parquet", metadata={"netsim.trace": json.dumps(header)})
+    assert own.to_frame(own.read(tmp_path / "v1.parquet")).equals(frame)

@@ -79,4 +79,4 @@ def test_summary_counts_syncs_so_a_run_too_short_to_sync_shows(tmp_path):
     syncs = dict(zip(summary["method"].to_list(), summary["syncs"].to_list()))
     # 3 steps, H = 4: DDP syncs every step; DiLoCo and NoLoCo never; Streaming's fragment 1 at step round(4 / 2)
     assert syncs == {"ddp": 3, "diloco": 0, "streaming_diloco": 1, "noloco": 0}
-    assert summary.filter(summary["method"] == "diloco")["bytes"][0] == 0
+    assert summary.filter(summary["method"] == "diloco")["sent_B"][0] == 0

@@ -30,9 +30,9 @@ def test_bytes_are_tensor_elements_times_bits():
     assert syncs == 3
     payload = (numel * 4 + 7) // 8 + 4  # 4-bit values plus the fp32 scale
     # ring all-reduce between 3 workers: each sends 2 (n-1)/n of the payload, in whole-byte pieces
-    assert results.transfers["bytes"].sum() == pytest.approx(syncs * 2 * 2 * payload, abs=syncs * 2 * 3 * 3)
+    assert results.transfers["size_B"].sum() == pytest.approx(syncs * 2 * 2 * payload, abs=syncs * 2 * 3 * 3)
     bf16, results16, _ = run("diloco", exchange="bf16")
-    assert results16.transfers["bytes"].sum() == pytest.approx(4 * results.transfers["bytes"].sum(), rel=1e-3)
+    assert results16.transfers["size_B"].sum() == pytest.approx(4 * results.transfers["size_B"].sum(), rel=1e-3)
 
 
 def test_a_late_message_delays_exactly_the_steps_that_need_it():
@@ -40,16 +40,16 @@ def test_a_late_message_delays_exactly_the_steps_that_need_it():
     slow, _, res = run("diloco", bandwidth=1.25e5)
     for frame in (fast, slow):
         w0 = frame.filter(pl.col("worker") == 0).sort("step")
-        durations = w0["time"].diff().fill_null(w0["time"][0]).to_list()
+        durations = w0["time_s"].diff().fill_null(w0["time_s"][0]).to_list()
         for step, d in zip(w0["step"].to_list(), durations):
             if step % 4:  # steps without a sync take their compute time only
                 assert d == pytest.approx(0.05, rel=1e-9)
     # the sync step (4) ends exactly one sync later than its compute: 4 steps of 0.05 s, then the all-reduce
     sync = res["calls"]().row(0, named=True)
     assert sync["label"] == "diloco@4"
-    end = slow.filter((pl.col("worker") == 0) & (pl.col("step") == 4))["time"][0]
-    assert sync["start"] == pytest.approx(0.2, rel=1e-9)
-    assert end == pytest.approx(0.2 + (sync["end"] - sync["start"]), rel=1e-9)
+    end = slow.filter((pl.col("worker") == 0) & (pl.col("step") == 4))["time_s"][0]
+    assert sync["start_s"] == pytest.approx(0.2, rel=1e-9)
+    assert end == pytest.approx(0.2 + (sync["end_s"] - sync["start_s"]), rel=1e-9)
     assert end > 0.3  # the slow link (1 Mbit/s) is what it waited for
 
 
@@ -58,7 +58,7 @@ def test_same_seed_same_losses_bit_for_bit_and_ddp_moves_h_times_diloco():
     b, rb, _ = run("ddp")
     assert a["loss"].to_list() == b["loss"].to_list()
     d, rd, _ = run("diloco")
-    assert ra.transfers["bytes"].sum() == pytest.approx(4 * rd.transfers["bytes"].sum(), rel=1e-6)
+    assert ra.transfers["size_B"].sum() == pytest.approx(4 * rd.transfers["size_B"].sum(), rel=1e-6)
     assert a["loss"][0] < 6.0  # starts near ln(256) = 5.55
 
 
@@ -66,12 +66,12 @@ def test_streaming_moves_diloco_bytes_in_fragments_and_noloco_pairs_without_a_ba
     two = ModelConfig(layers=2, width=32, heads=2, context=16)
     d, rd, diloco = run("diloco", model=two)
     s, rs, res = run("streaming_diloco", model=two, fragments=2)
-    assert rs.transfers["bytes"].sum() == pytest.approx(rd.transfers["bytes"].sum(), rel=1e-3)
+    assert rs.transfers["size_B"].sum() == pytest.approx(rd.transfers["size_B"].sum(), rel=1e-3)
     assert len(res["calls"]()) > len(diloco["calls"]())  # more, smaller syncs
     n, rn, _ = run("noloco", workers=4)
     # each round every worker sends its outer gradient and slow weights (2 payloads) to one peer
     assert n["loss"].is_finite().all()
-    assert rn.transfers["bytes"].sum() > 0
+    assert rn.transfers["size_B"].sum() > 0
 
 
 def test_train_cli_built_in_scenario_short(tmp_path, capsys):
@@ -83,7 +83,7 @@ def test_train_cli_built_in_scenario_short(tmp_path, capsys):
     assert summary["method"].to_list() == ["ddp", "diloco", "streaming_diloco", "noloco"]
     steps = pl.read_parquet(out / "steps.parquet")
     assert len(steps) == 4 * 4 * 4  # methods x workers x steps
-    assert (steps["bytes_sent"].diff().drop_nulls() >= 0).sum() > 0
+    assert (steps["sent_B"].diff().drop_nulls() >= 0).sum() > 0
     assert "Loss against" in (out / "report.html").read_text()
     import json
 
@@ -94,7 +94,7 @@ def test_train_cli_built_in_scenario_short(tmp_path, capsys):
     computes = [e for e in events if e.get("cat") == "compute"]
     assert len(computes) == 4 * 4 * 4
     last = max(e["ts"] + e["dur"] for e in events if e["ph"] == "X")
-    assert last / 1e6 >= steps["time"].max() * (1 - 1e-9)
+    assert last / 1e6 >= steps["time_s"].max() * (1 - 1e-9)
     from netsim.traces import load_trace
 
     ddp = load_trace(out / "chakra_ddp").validate()  # each method's timing as Chakra ET
@@ -118,7 +118,7 @@ def test_gossip_averages_with_neighbours_and_single_merge_ends_in_consensus():
     assert len(merged) == 4  # every worker evaluated the merged model
     numel = sum(p.numel() for p in __import__("netsim.training.model", fromlist=["TinyLM"]).TinyLM(SMALL).parameters())
     payload = numel * 2
-    gossip_bytes = results.transfers.filter(pl.col("tag").is_in(["gossip@0", "gossip@1"]))["bytes"].sum()
+    gossip_bytes = results.transfers.filter(pl.col("tag").is_in(["gossip@0", "gossip@1"]))["size_B"].sum()
     assert gossip_bytes == 2 * 4 * 2 * payload  # 2 rounds x 4 workers x 2 ring neighbours
 
 

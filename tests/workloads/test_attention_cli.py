@@ -45,7 +45,7 @@ def test_attention_command_table_json_and_report(tmp_path, capsys):
     tasks = pl.read_parquet(tmp_path / "a" / "tasks.parquet")  # timeline.json: a slice per task, at its times
     events = json.loads((tmp_path / "a" / "timeline.json").read_text())["traceEvents"]
     slices = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e["ph"] == "X")
-    expected = sorted(zip((tasks["start"] * 1e6).to_list(), (tasks["end"] * 1e6).to_list()))
+    expected = sorted(zip((tasks["start_s"] * 1e6).to_list(), (tasks["end_s"] * 1e6).to_list()))
     assert len(slices) == len(expected)
     assert [x for s in slices for x in s] == pytest.approx([x for s in expected for x in s], rel=1e-12, abs=1e-9)
 

@@ -27,16 +27,16 @@ def test_bench_json_matches_closed_form_and_busbw_factor(tmp_path, capsys):
                  "--algo", "ring,halving_doubling", "--json", "-o", str(tmp_path / "out")]) == 0
     shown = json.loads(capsys.readouterr().out)
     rows = shown["rows"]
-    assert shown["meta"]["command"] == "bench" and shown["meta"]["units"]["busbw"] == "GB/s"
-    assert [r["size"] for r in rows] == [8192, 262144, 8388608] * 2
+    assert shown["meta"]["command"] == "bench"
+    assert [r["size_B"] for r in rows] == [8192, 262144, 8388608] * 2
     for r in rows:
-        t = closed_form("all_reduce", r["algo"], 8, r["size"], 2e-6, 10e9)
-        assert r["time_us"] == pytest.approx(t * 1e6, rel=1e-9)
-        assert r["algbw"] == pytest.approx(r["size"] / t / 1e9, rel=1e-9)
-        assert r["busbw"] == pytest.approx(r["algbw"] * 2 * 7 / 8, rel=1e-12)
-        assert r["count"] == r["size"] // 4
+        t = closed_form("all_reduce", r["algo"], 8, r["size_B"], 2e-6, 10e9)
+        assert r["time_s"] == pytest.approx(t, rel=1e-9)
+        assert r["algbw_Bps"] == pytest.approx(r["size_B"] / t, rel=1e-9)
+        assert r["busbw_Bps"] == pytest.approx(r["algbw_Bps"] * 2 * 7 / 8, rel=1e-12)
+        assert r["count"] == r["size_B"] // 4
     frame = pl.read_parquet(tmp_path / "out" / "bench.parquet")
-    assert len(frame) == 6
+    assert len(frame) == 6 and frame.columns == list(rows[0])
     assert "busbw" in (tmp_path / "out" / "report.html").read_text()
 
 

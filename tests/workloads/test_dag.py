@@ -94,7 +94,7 @@ def test_streaming_fragments_overlap_the_next_steps_and_tau_helps():
     s0 = run("streaming_diloco", bandwidth=bandwidth, inner_steps=inner, outer_steps=3, fragments=2)
     s1 = run("streaming_diloco", bandwidth=bandwidth, inner_steps=inner, outer_steps=3, fragments=2, overlap=1)
     assert diloco.utilization < s0.utilization < s1.utilization
-    assert diloco.bytes_total == s0.bytes_total == s1.bytes_total
+    assert diloco.sent_total_B == s0.sent_total_B == s1.sent_total_B
 
 
 def test_reductions_leave_one_at_a_time_in_release_order_on_the_link():
@@ -107,7 +107,7 @@ def test_reductions_leave_one_at_a_time_in_release_order_on_the_link():
     for sync in record.syncs:  # in release order: step, then top layer first
         part = transfers.filter(transfers["tag"].str.ends_with(f"ddp@{sync.step}/unit{sync.unit}"))
         assert len(part) == 4  # 2 ranks x 2 ring steps
-        spans.append((float(part["start"].min()), float(part["end"].max())))
+        spans.append((float(part["start_s"].min()), float(part["end_s"].max())))
     assert all(e1 <= s2 + 1e-15 for (_, e1), (s2, _) in zip(spans, spans[1:]))
     assert [s.unit for s in record.syncs[:4]] == [0, 1, 2, 3]  # layers 3, 2, 1, 0
 

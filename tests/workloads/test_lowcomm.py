@@ -53,16 +53,16 @@ def test_diloco_moves_dp_bytes_divided_by_h():
     h = 5
     ddp = util("ddp", MODEL, workers=3, bandwidth=1e10, outer_steps=h)  # h steps of DDP
     diloco = util("diloco", MODEL, workers=3, bandwidth=1e10, inner_steps=h, outer_steps=1)
-    assert diloco.bytes_total == pytest.approx(ddp.bytes_total / h, rel=1e-6)
+    assert diloco.sent_total_B == pytest.approx(ddp.sent_total_B / h, rel=1e-6)
 
 
 def test_streaming_peak_demand_is_diloco_over_f_and_bytes_scale_with_bits():
     diloco = util("diloco", MODEL, workers=2, bandwidth=1e9)
     streaming = util("streaming_diloco", MODEL, workers=2, bandwidth=1e9, fragments=8)
     assert streaming.peak_demand_Bps == pytest.approx(diloco.peak_demand_Bps / 8, rel=1e-9)
-    assert streaming.bytes_total == pytest.approx(diloco.bytes_total, rel=1e-6)
+    assert streaming.sent_total_B == pytest.approx(diloco.sent_total_B, rel=1e-6)
     four = util("streaming_diloco", MODEL, workers=2, bandwidth=1e9, fragments=8, bits=4)
-    assert four.bytes_total == pytest.approx(streaming.bytes_total / 4, rel=1e-6)
+    assert four.sent_total_B == pytest.approx(streaming.sent_total_B / 4, rel=1e-6)
 
 
 def test_sync_schedule_spreads_fragments():
@@ -123,7 +123,7 @@ def test_noloco_without_a_barrier_beats_diloco_with_stragglers_at_scale():
     noloco = util("noloco", model, **kw)
     assert noloco.utilization > diloco.utilization + 0.1
     # NoLoCo sends outer gradient and slow weights to one peer per round: 2 x params x 2 bytes x 3 rounds
-    assert noloco.bytes_per_worker == pytest.approx(2 * 1e8 * 2 * 3, rel=1e-9)
+    assert noloco.sent_per_worker_B == pytest.approx(2 * 1e8 * 2 * 3, rel=1e-9)
 
 
 def test_co2_hides_the_all_reduce_behind_the_next_steps():
@@ -131,7 +131,7 @@ def test_co2_hides_the_all_reduce_behind_the_next_steps():
         diloco = util("diloco", MODEL, workers=2, bandwidth=b, inner_steps=20)
         co2 = util("co2", MODEL, workers=2, bandwidth=b, inner_steps=20)
         assert co2.utilization >= diloco.utilization - 1e-12
-        assert co2.bytes_total == diloco.bytes_total
+        assert co2.sent_total_B == diloco.sent_total_B
 
 
 def test_random_pairing_halves_the_spread_and_a_ring_contracts_slowly():
@@ -171,14 +171,14 @@ def test_sweep_thresholds_and_cli(tmp_path, capsys):
                             UtilizationConfig("diloco", MODEL, workers=2, fragments=8, overlap=1))
     found = thresholds(frame, (0.5, 0.99))
     for row in found.iter_rows(named=True):
-        part = frame.filter(frame["method"] == row["method"]).sort("bandwidth")
+        part = frame.filter(frame["method"] == row["method"]).sort("bandwidth_Bps")
         reached = part.filter(part["utilization"] >= row["target"])
-        assert row["bandwidth"] == (reached["bandwidth"][0] if len(reached) else None)
+        assert row["bandwidth_Bps"] == (reached["bandwidth_Bps"][0] if len(reached) else None)
     assert main(["sweep-bandwidth", "--methods", "diloco,streaming_diloco", "--grid", "0.1:1000:5",
                  "--fragments", "8", "--overlap", "1", "--json", "-o", str(tmp_path / "s")]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert {r["method"] for r in rows} == {"diloco", "streaming_diloco"}
-    lowest = {r["method"]: r["gbps"] for r in rows if r["target"] == 0.9}
+    lowest = {r["method"]: r["bandwidth_Bps"] for r in rows if r["target"] == 0.9}
     assert lowest["streaming_diloco"] <= lowest["diloco"]  # overlap and fragments lower the need
     assert {p.name for p in (tmp_path / "s").iterdir()} == {"sweep.parquet", "thresholds.parquet", "report.html", "meta.json", ".netsim-manifest.json"}
     assert main(["sweep-bandwidth", "--methods", "magic"]) == 2
@@ -198,7 +198,7 @@ def test_straggler_wait_and_internet_topology():
     assert slow.straggler_wait_s == pytest.approx(2 * 1.5 / 3, rel=1e-9)
     topo = load_topology(Path(__file__).resolve().parents[2] / "topologies" / "internet4.yaml")
     wan = util("diloco", model, workers=4, bandwidth=0, topology=topo, inner_steps=20)
-    assert 0 < wan.utilization < 1 and wan.bytes_per_worker == pytest.approx(2 * 3 / 4 * 2e8 * 3, rel=1e-9)
+    assert 0 < wan.utilization < 1 and wan.sent_per_worker_B == pytest.approx(2 * 3 / 4 * 2e8 * 3, rel=1e-9)
     with pytest.raises(ConfigError):
         util("diloco", model, workers=5, bandwidth=0, topology=topo)
 
@@ -213,9 +213,9 @@ def test_workers_that_are_gpu_groups_shard_their_syncs():
     one = util("diloco", model, workers=4, bandwidth=0, topology=topo, inner_steps=20)
     eight = util("diloco", model, workers=4, bandwidth=0, topology=topo, inner_steps=20, gpus_per_worker=8)
     # the same bytes cross the WAN (8 shards of 1/8), but 8 GPUs per worker send them
-    assert eight.bytes_total == pytest.approx(one.bytes_total, rel=1e-6)
+    assert eight.sent_total_B == pytest.approx(one.sent_total_B, rel=1e-6)
     assert eight.wall_s <= one.wall_s * (1 + 1e-9)  # 8 parallel rings never slower than one
     gossip = util("noloco", model, workers=4, bandwidth=0, topology=topo, inner_steps=20, gpus_per_worker=4)
-    assert gossip.bytes_total == pytest.approx(4 * 2 * 2e8 * 3, rel=1e-6)
+    assert gossip.sent_total_B == pytest.approx(4 * 2 * 2e8 * 3, rel=1e-6)
     with pytest.raises(ConfigError):
         util("diloco", model, workers=4, bandwidth=1e9, gpus_per_worker=2)
