@@ -198,6 +198,7 @@ def test_a_full_disk_while_writing_the_cache_keeps_the_old_entries(tmp_path, cap
     ("[happiness]", "unknown metric 'happiness'"),
     ("[]", "empty"),
     ("[busbw]", "unknown metric 'busbw'"),  # a metric of another kind
+    ("[bytes_per_worker]", "unknown metric 'bytes_per_worker'; it is now 'sent_per_worker_B'"),  # renamed
 ])
 def test_unknown_or_empty_metrics_are_refused_listing_the_known(tmp_path, capsys, metrics, needle):
     status = sweep(tmp_path, write(tmp_path, SPEC + f"metrics: {metrics}\n"))
