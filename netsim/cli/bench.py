@@ -21,16 +21,17 @@ from netsim.sim import Simulation
 from netsim.topology import PathCache, load_topology
 from netsim.units import MAX_SIZE, format_size
 from netsim.workloads import parse_bench_size, run_bench, size_range
-from netsim.workloads.collective_bench import format_table
+from netsim.workloads.collective_bench import beside_measured, format_table
+from netsim.workloads.nccl_tests import read_nccl_tests
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help=HELP["bench"],
                        **names.epilog(names.collectives(), names.network_models(), names.routing_policies()))
     p.add_argument("--topology", required=True, help="topology YAML file")
-    p.add_argument("--op", default="all_reduce", choices=list(OPS), help="collective (default all_reduce)")
-    p.add_argument("-b", "--minbytes", default="8", help="smallest size, nccl-tests style (8, 64K, 8G)")
-    p.add_argument("-e", "--maxbytes", default="128M", help="largest size (default 128M)")
+    p.add_argument("--op", choices=list(OPS), help="collective (default all_reduce, or the one --measured ran)")
+    p.add_argument("-b", "--minbytes", help="smallest size, nccl-tests style (8, 64K, 8G; default 8)")
+    p.add_argument("-e", "--maxbytes", help="largest size (default 128M)")
     p.add_argument("-f", "--stepfactor", type=flags.number(1, lo_open=True), default=2.0,
                    help="multiply the size by this (> 1; default 2)")
     p.add_argument("-i", "--stepbytes", default="0", help="add this many bytes instead of multiplying")
@@ -41,6 +42,9 @@ def add_parser(sub) -> None:
     p.add_argument("--routing", default="ecmp", help="routing policy (default ecmp; listed below)")
     p.add_argument("--seed", type=flags.seed, default=0)
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--measured", metavar="FILE", help="a real nccl-tests output (all_reduce_perf and friends): "
+                   "simulate its sizes (and its rank count, from its '# Rank' lines) and set the measured time and "
+                   "busbw beside each row, with the error")
     p.add_argument("-o", "--output", help="also write bench.parquet and report.html (busbw against size) here")
     flags.add_max_transfers(p)
 
@@ -55,12 +59,16 @@ def _size(text: str, flag: str) -> int:
 def command(args: argparse.Namespace, console: Console) -> int:
     out = OutputDirectory(args.output, command="bench", outputs={"bench.parquet", "report.html"}) if args.output is not None else None
     topo = load_topology(args.topology)
+    measured = read_nccl_tests(args.measured) if args.measured is not None else None
+    op = args.op or (measured.op if measured is not None and measured.op else "all_reduce")
+    if measured is not None and measured.op and measured.op != op:
+        raise ConfigError(f"the measurement is {measured.op}, not {op}", source=measured.source, field="--op")
     algos = [a.strip() for a in args.algo.split(",") if a.strip()]
     if not algos:
         raise ConfigError(f"expected an algorithm name or a comma-separated list, got {args.algo!r}", field="--algo")
     for algo in algos:
-        if algo not in algorithms(args.op):
-            raise ConfigError(f"no algorithm {algo!r} for {args.op} (known: {', '.join(algorithms(args.op))})",
+        if algo not in algorithms(op):
+            raise ConfigError(f"no algorithm {algo!r} for {op} (known: {', '.join(algorithms(op))})",
                               field="--algo")
     try:
         make_policy(args.routing, topo, PathCache(topo), args.seed)  # validates the name before any work
@@ -68,38 +76,48 @@ def command(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(exc.detail, field="--routing") from None
     if len(set(algos)) != len(algos):
         raise ConfigError(f"an algorithm is listed twice in {args.algo!r}", field="--algo")
-    n = args.ranks or len(topo.gpus)
+    n = args.ranks or (measured.ranks if measured is not None and measured.ranks else len(topo.gpus))
     if n > len(topo.gpus) or n < 2:
-        raise ConfigError(f"must be between 2 and {len(topo.gpus)} (the topology's GPUs), got {n}", field="--ranks")
-    sizes = size_range(_size(args.minbytes, "-b"), _size(args.maxbytes, "-e"), args.stepfactor,
-                       _size(args.stepbytes, "-i"))
+        where = "" if args.ranks or measured is None or not measured.ranks else " (the measurement's ranks)"
+        raise ConfigError(f"must be between 2 and {len(topo.gpus)} (the topology's GPUs), got {n}{where}",
+                          field="--ranks")
+    if measured is not None:
+        if args.minbytes is not None or args.maxbytes is not None:
+            raise ConfigError("--measured runs the measurement's sizes; leave -b/-e out", field="-b/-e")
+        sizes = [r.size_B for r in measured.rows]
+    else:
+        sizes = size_range(_size(args.minbytes or "8", "-b"), _size(args.maxbytes or "128M", "-e"), args.stepfactor,
+                           _size(args.stepbytes, "-i"))
     for size in sizes:
         if args.chunks > max(size, 1):
             raise ConfigError(f"{args.chunks} chunks for a {size}-byte message: a chunk must hold at least one byte",
                               field="--chunks")
     probe = Communicator(Simulation(topo, network=args.network, routing=args.routing, seed=args.seed,
                                     record_links=False), topo.gpus[:n], name="estimate")
-    estimate = sum(collective_transfers(probe, args.op, size, algo, args.chunks) for algo in algos for size in sizes)
+    estimate = sum(collective_transfers(probe, op, size, algo, args.chunks) for algo in algos for size in sizes)
     check_budget(estimate, f"this sweep ({len(algos)} x {len(sizes)} runs)", args.max_transfers)
     rows = []
     with Stages(len(algos) * len(sizes), "bench", quiet=args.json, prefix="# ") as stages:
         for algo in algos:
             for size in sizes:
                 stages.start(f"{algo} {format_size(size)}")
-                rows += run_bench(topo, args.op, [size], [algo], ranks=args.ranks, network=args.network,
+                rows += run_bench(topo, op, [size], [algo], ranks=n, network=args.network,
                                   routing=args.routing, seed=args.seed, chunks=args.chunks)
+    records = beside_measured(rows, measured)
     if args.json:
-        print_json("bench", [r.as_dict() for r in rows], op=args.op, ranks=n, topology=topo.name)
+        print_json("bench", records, op=op, ranks=n, topology=topo.name,
+                   measured=None if measured is None else measured.source)
     else:
-        print(format_table(args.op, n, rows))
+        print(format_table(op, n, rows, measured))
         print("# algo: the algorithm that ran; 'NAMExK' = `auto` chose NAME pipelined in K chunks")
     if out is not None:
-        frame = pl.DataFrame([r.as_dict() for r in rows])
+        frame = pl.DataFrame(records)
         with out.writing() as tmp:
             frame.write_parquet(tmp / "bench.parquet", statistics=False)
-            write_bench_report(tmp / "report.html", frame, f"netsim bench — {args.op} on {topo.name}",
+            write_bench_report(tmp / "report.html", frame, f"netsim bench — {op} on {topo.name}",
                                f"{n} ranks, {args.network} model, {args.routing} routing; busbw uses the "
-                               f"nccl-tests factor for {args.op}.")
+                               f"nccl-tests factor for {op}." + ("" if measured is None else
+                                                                 f" Measured: {measured.source} (out-of-place)."))
         if not args.json:
             notice(f"# results written to {out.shown} (bench.parquet, report.html)")
     return 0

@@ -126,6 +126,12 @@ def busbw_figure(bench: pl.DataFrame, title: str) -> go.Figure:
         fig.add_trace(go.Scatter(x=part["size_B"].to_list(), y=(part["busbw_Bps"] / 1e9).to_list(), mode="lines+markers",
                                  name=plotly_text(algo), text=_texts(part["chosen"].to_list()),
                                  hovertemplate="%{x} B: %{y:.2f} GB/s (%{text})<extra></extra>"))
+    if "measured_busbw_Bps" in bench.columns:  # a real nccl-tests run of the same sizes (`bench --measured`)
+        real = bench.filter(pl.col("measured_busbw_Bps").is_not_null() & (pl.col("size_B") > 0)).unique(
+            "size_B", maintain_order=True)
+        fig.add_trace(go.Scatter(x=real["size_B"].to_list(), y=(real["measured_busbw_Bps"] / 1e9).to_list(),
+                                 mode="lines+markers", name="measured", line=dict(dash="dash", color="black"),
+                                 hovertemplate="%{x} B: %{y:.2f} GB/s measured<extra></extra>"))
     fig.update_layout(title=plotly_text(title), xaxis=dict(title="message size (B, log)", type="log"),
                       yaxis=dict(title="busbw (GB/s)", rangemode="tozero"), height=480)
     return fig

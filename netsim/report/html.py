@@ -80,10 +80,20 @@ def _page(title: str, parts: list[str], figures: list[tuple[str, go.Figure]]) ->
 def write_bench_report(path: str | Path, bench: pl.DataFrame, title: str, description: str) -> Path:
     """The `netsim bench` page: busbw against size per algorithm, and the table."""
     head = ["algo", "ran", "size (B)", "time (us)", "algbw (GB/s)", "busbw (GB/s)"]
+    measured = "measured_time_s" in bench.columns
+    head += ["measured time (us)", "measured busbw (GB/s)", "time error"] if measured else []
+
+    def real(r: dict) -> tuple:
+        if not measured:
+            return ()
+        return (_number(r["measured_time_s"] and r["measured_time_s"] * 1e6, "{:.2f}"),
+                _number(r["measured_busbw_Bps"] and r["measured_busbw_Bps"] / 1e9, "{:.2f}"),
+                _number(r["time_error"] and 100 * r["time_error"], "{:+.1f}%"))
+
     cells = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
             r["algo"], r["chosen"], r["size_B"], f"{r['time_s'] * 1e6:.2f}", f"{r['algbw_Bps'] / 1e9:.2f}",
-            f"{r['busbw_Bps'] / 1e9:.2f}"))
+            f"{r['busbw_Bps'] / 1e9:.2f}", *real(r)))
         + "</tr>" for r in bench.iter_rows(named=True))
     parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(description)}</p>"]
     table = "<h2>Results</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + cells + "</table>"

@@ -19,6 +19,7 @@ from netsim.network import NetworkOptions
 from netsim.sim import Simulation
 from netsim.topology import Topology
 from netsim.units import parse_size
+from netsim.workloads.nccl_tests import Measurement
 
 FLOAT_BYTES = 4
 _NCCL_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT])\s*$", re.IGNORECASE)
@@ -103,18 +104,53 @@ def run_bench(topology: Topology, op: str, sizes: list[int], algos: list[str], *
     return rows
 
 
-def format_table(op: str, n: int, rows: list[BenchRow]) -> str:
-    """The rows as nccl-tests prints them, one block per algorithm."""
+def beside_measured(rows: list[BenchRow], measured: Measurement | None) -> list[dict]:
+    """The rows as dicts; with a measurement, each with the measured out-of-place time and busbw of its size
+    and `time_error` = simulated / measured time - 1 (positive: the simulation is slower)."""
+    records = [r.as_dict() for r in rows]
+    if measured is None:
+        return records
+    by_size = {m.size_B: m for m in measured.rows}
+    for r in records:
+        m = by_size.get(r["size_B"])
+        r["measured_time_s"] = None if m is None else m.time_s
+        r["measured_busbw_Bps"] = None if m is None else m.busbw_Bps
+        r["time_error"] = r["time_s"] / m.time_s - 1 if m is not None and m.time_s > 0 else None
+    return records
+
+
+def geometric_mean_error(errors: list[float]) -> float:
+    """The geometric mean of relative errors |simulated / measured - 1| (each floored at 1e-6, so one exact size
+    does not make the mean zero): the figure peers quote against nccl-tests."""
+    return float(np.exp(np.mean(np.log(np.maximum(errors, 1e-6)))))
+
+
+def format_table(op: str, n: int, rows: list[BenchRow], measured: Measurement | None = None) -> str:
+    """The rows as nccl-tests prints them, one block per algorithm; with a measurement, its busbw and the
+    time error beside each row, and the geometric mean of |time error| per algorithm."""
     lines = []
+    by_size = {m.size_B: m for m in measured.rows} if measured is not None else {}
     for algo in dict.fromkeys(r.algo for r in rows):
         lines.append(f"# netsim {op}: {n} ranks, algorithm {algo}")
+        extra = f"{'busbw':>8}{'error':>8}" if measured is not None else ""
         lines.append(f"#{'size':>13}{'count':>14}{'type':>7}{'redop':>7}{'root':>6}{'time':>11}{'algbw':>8}"
-                     f"{'busbw':>8}  algo")
-        lines.append(f"#{'(B)':>13}{'(elements)':>14}{'':>7}{'':>7}{'':>6}{'(us)':>11}{'(GB/s)':>8}{'(GB/s)':>8}")
+                     f"{'busbw':>8}{extra}  algo")
+        extra = f"{'(real)':>8}{'(time)':>8}" if measured is not None else ""
+        lines.append(f"#{'(B)':>13}{'(elements)':>14}{'':>7}{'':>7}{'':>6}{'(us)':>11}{'(GB/s)':>8}{'(GB/s)':>8}"
+                     f"{extra}")
+        errors = []
         for r in rows:
             if r.algo == algo:
+                m = by_size.get(r.size_B)
+                extra = ""
+                if measured is not None and m is not None and m.time_s > 0:
+                    errors.append(abs(r.time_s / m.time_s - 1))
+                    extra = f"{m.busbw_Bps / 1e9:>8.2f}{100 * (r.time_s / m.time_s - 1):>7.1f}%"
                 lines.append(f"{r.size_B:>14}{r.count:>14}{r.type:>7}{r.redop:>7}{r.root:>6}{r.time_s * 1e6:>11.2f}"
-                             f"{r.algbw_Bps / 1e9:>8.2f}{r.busbw_Bps / 1e9:>8.2f}  {r.chosen}")
+                             f"{r.algbw_Bps / 1e9:>8.2f}{r.busbw_Bps / 1e9:>8.2f}{extra}  {r.chosen}")
+        if errors:
+            lines.append(f"# Time error against {measured.source}: geometric mean "
+                         f"{100 * geometric_mean_error(errors):.1f}%, largest {100 * max(errors):.1f}%")
         average = float(np.mean([r.busbw_Bps for r in rows if r.algo == algo])) / 1e9
         lines.append(f"# Avg bus bandwidth    : {average:.4g}")
         lines.append("")

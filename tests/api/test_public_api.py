@@ -12,7 +12,7 @@ from netsim.errors import ConfigError
 
 
 @pytest.mark.parametrize("name", ["netsim", "netsim.collectives.sequence", "netsim.sim.results",
-                                  "netsim.topology.config"])
+                                  "netsim.topology.config", "netsim.units"])
 def test_docstring_examples_run_and_print_what_they_show(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
