@@ -59,7 +59,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
         print_json("topo show", [{"tier": t, "directed_links": c, "bandwidth_min_Bps": cap, "latency_max_s": lat}
                                  for t, c, cap, lat in s.links], name=s.name, kind=s.kind, gpus=s.gpus,
                    nodes=s.nodes, links=topo.num_links, bisection_Bps=s.bisection,
-                   equal_cost_paths_from_gpu0={str(k): v for k, v in s.path_counts.items()})
+                   equal_cost_paths_from_gpu0={str(k): v for k, v in s.path_counts.items()},
+                   connection_bandwidth_Bps=topo.meta.get("connection_bandwidth"))
         return 0
     console.print(f"{s.name} ({s.kind}): {s.gpus} GPUs, {topo.num_nodes} nodes, "
                   f"{topo.num_links} directed links — valid")
@@ -70,6 +71,9 @@ def command(args: argparse.Namespace, console: Console) -> int:
     for tier, count, cap, lat in s.links:
         table.add_row(tier, str(count), format_bandwidth(cap), format_time(lat))
     console.print(table)
+    if topo.meta.get("connection_bandwidth") is not None:
+        console.print(f"each connection: at most {format_bandwidth(topo.meta['connection_bandwidth'])} "
+                      "(connection_bandwidth), however idle its links")
     if s.bisection is None:
         console.print(f"bisection bandwidth: not computed ({topo.num_links:,} links; the max-flow is done up to "
                       f"{MAX_BISECTION_LINKS:,})")

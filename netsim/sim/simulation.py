@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Generator, Sequence
 
 import numpy as np
@@ -41,6 +42,9 @@ class Simulation:
         self.recorder = Recorder()
         self.router = Router(topology, routing, seed)
         self.meter = LinkMeter(topology.num_links) if record_links else None
+        connection = topology.meta.get("connection_bandwidth")  # the fabric's per-connection cap, unless overridden
+        if connection is not None and (options is None or options.flow_rate_cap is None):
+            options = replace(options or NetworkOptions(), flow_rate_cap=connection)
         self.network = model_class(network)(self.env, topology, self.router, self.recorder, self.meter, options)
         if record_steps:
             self.network.record_steps(Router(topology, "spray", seed, cache=self.router.cache))

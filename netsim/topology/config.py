@@ -6,6 +6,7 @@ the first line of its docstring the help (`topology_kinds()`), its `build` the b
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal, Union, get_args
 
@@ -305,9 +306,25 @@ def _gpus(config) -> int:
 
 
 def topology_from_dict(data: object, *, source: str | None = None, field: str = "") -> Topology:
-    """Validate a topology mapping (as read from YAML) and build it."""
+    """Validate a topology mapping (as read from YAML) and build it.
+
+    Any kind may also say ``connection_bandwidth``: the most one connection (one transfer between two
+    endpoints) gets on this fabric however idle its links, as where a transport, not a cable, sets the
+    pace (NCCL's peer-to-peer copies through a PCIe switch reach about half the link). Simulations on the
+    topology cap each flow there unless their own options cap it (`NetworkOptions.flow_rate_cap`)."""
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with a 'kind' key", source=source, field=field or None)
+    if "connection_bandwidth" in data:
+        data = dict(data)
+        where = f"{field}.connection_bandwidth" if field else "connection_bandwidth"
+        try:
+            connection = parse_bandwidth(data.pop("connection_bandwidth"))
+        except ConfigError as exc:
+            raise ConfigError(exc.detail, source=source, field=where) from None
+        if not connection > 0:
+            raise ConfigError(f"must be positive, got {connection!r}", source=source, field=where)
+        topo = topology_from_dict(data, source=source, field=field)
+        return replace(topo, meta={**topo.meta, "connection_bandwidth": connection})
     if is_astra_network(data):  # an ASTRA-sim network configuration, as its users write it
         default_name = Path(source).stem if source else "astra"
         try:

@@ -492,6 +492,15 @@ class AttentionRun:
     def bytes_sent(self) -> int:
         return sum(r.nbytes for r in self.records if r.lane != "compute")
 
+    def step_spans(self) -> tuple[float, ...]:
+        """Per loop step, from its first task's start to its last task's end over all ranks (seconds): what a
+        profiler timeline shows as the step's round, its blocks and the messages they wait for."""
+        spans: dict[int, tuple[float, float]] = {}
+        for r in self.records:
+            a, b = spans.get(r.step, (r.start, r.end))
+            spans[r.step] = (min(a, r.start), max(b, r.end))
+        return tuple(b - a for _, (a, b) in sorted(spans.items()))
+
 
 def attention_program(sched: AttentionSchedule, device: Device) -> Program:
     """The schedule as a `Program` of its ranks: each `Compute` a compute node (its FLOPs on `device`)
