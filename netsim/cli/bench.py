@@ -21,7 +21,7 @@ from netsim.sim import Simulation
 from netsim.topology import PathCache, load_topology
 from netsim.units import MAX_SIZE, format_size
 from netsim.workloads import parse_bench_size, run_bench, size_range
-from netsim.workloads.collective_bench import beside_measured, format_table
+from netsim.workloads.collective_bench import COLLECTIVES, beside_measured, format_table
 from netsim.workloads.nccl_tests import read_nccl_tests
 
 
@@ -42,6 +42,11 @@ def add_parser(sub) -> None:
     p.add_argument("--routing", default="ecmp", help="routing policy (default ecmp; listed below)")
     p.add_argument("--seed", type=flags.seed, default=0)
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--collectives", choices=COLLECTIVES, default="ideal",
+                   help="ideal: netsim's algorithms at line rate (default); nccl: NCCL's tuner picks algorithm and "
+                        "protocol, and the call runs with its protocol lines, per-hop latencies and channel caps")
+    p.add_argument("--sm", type=flags.integer(60, 120), default=90,
+                   help="with --collectives nccl: the GPUs' compute capability x 10 (80 A100, 86 A10, 90 H100)")
     p.add_argument("--measured", metavar="FILE", help="a real nccl-tests output (all_reduce_perf and friends): "
                    "simulate its sizes (and its rank count, from its '# Rank' lines) and set the measured time and "
                    "busbw beside each row, with the error")
@@ -76,6 +81,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(exc.detail, field="--routing") from None
     if len(set(algos)) != len(algos):
         raise ConfigError(f"an algorithm is listed twice in {args.algo!r}", field="--algo")
+    if args.collectives == "nccl" and algos != ["auto"]:
+        raise ConfigError("with --collectives nccl NCCL's tuner picks the algorithm; leave --algo out", field="--algo")
     n = args.ranks or (measured.ranks if measured is not None and measured.ranks else len(topo.gpus))
     if n > len(topo.gpus) or n < 2:
         where = "" if args.ranks or measured is None or not measured.ranks else " (the measurement's ranks)"
@@ -102,7 +109,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
             for size in sizes:
                 stages.start(f"{algo} {format_size(size)}")
                 rows += run_bench(topo, op, [size], [algo], ranks=n, network=args.network,
-                                  routing=args.routing, seed=args.seed, chunks=args.chunks)
+                                  routing=args.routing, seed=args.seed, chunks=args.chunks,
+                                  collectives=args.collectives, arch=args.sm)
     records = beside_measured(rows, measured)
     if args.json:
         print_json("bench", records, op=op, ranks=n, topology=topo.name,

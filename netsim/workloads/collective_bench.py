@@ -8,8 +8,9 @@ does (microseconds, GB/s = 1e9 bytes/s), so a row can be set beside a real run.
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -76,10 +77,21 @@ class BenchRow:
         return asdict(self)
 
 
+COLLECTIVES = ("ideal", "nccl")  # how a call runs: netsim's algorithms at line rate, or NCCL's model of them
+
+
 def run_bench(topology: Topology, op: str, sizes: list[int], algos: list[str], *, ranks: int | None = None,
               network: str = "fluid", routing: str = "ecmp", seed: int = 0, chunks: int = 1,
-              options: NetworkOptions | None = None) -> list[BenchRow]:
-    """One fresh simulation per (algorithm, size); the call's simulated duration is the time."""
+              options: NetworkOptions | None = None, collectives: str = "ideal", arch: int = 90) -> list[BenchRow]:
+    """One fresh simulation per (algorithm, size); the call's simulated duration is the time.
+
+    ``collectives="nccl"`` runs each size as NCCL would (`netsim.collectives.nccl`): its tuner picks the
+    algorithm and protocol (among ring and tree; `algos` must be ``["auto"]``), the protocol's lines travel on
+    the wire, every step pays the hop's hardware latency, each connection is held to its channels' speed, and
+    the call pays the base latency once. `arch` is the GPUs' compute capability x 10 (90: Hopper)."""
+    if collectives == "nccl":
+        return _run_nccl(topology, op, sizes, ranks=ranks, network=network, routing=routing, seed=seed,
+                         options=options, arch=arch)
     nodes = topology.gpus if ranks is None else topology.gpus[:ranks]
     if ranks is not None and not 1 <= ranks <= len(topology.gpus):
         raise ConfigError(f"must be between 1 and {len(topology.gpus)} (the topology's GPUs), got {ranks}",
@@ -101,6 +113,31 @@ def run_bench(topology: Topology, op: str, sizes: list[int], algos: list[str], *
             redop = "sum" if op in ("all_reduce", "reduce_scatter", "reduce") else "none"
             rows.append(BenchRow(algo, chosen if used_chunks == 1 else f"{chosen}x{used_chunks}", size,
                                  size // FLOAT_BYTES, "float", redop, root, seconds, algbw, busbw))
+    return rows
+
+
+def _run_nccl(topology: Topology, op: str, sizes: list[int], *, ranks: int | None, network: str, routing: str,
+              seed: int, options: NetworkOptions | None, arch: int) -> list[BenchRow]:
+    from netsim.collectives.nccl import nccl_call, nccl_system
+
+    nodes = topology.gpus if ranks is None else topology.gpus[:ranks]
+    system = nccl_system(topology, nodes, arch=arch)
+    rows = []
+    for size in sizes:
+        call = nccl_call(system, op, size)
+        base = options or NetworkOptions()
+        run_options = replace(base, overhead=base.overhead + call.step_latency_s,
+                              flow_rate_cap=min(call.connection_Bps, base.flow_rate_cap or math.inf))
+        wire = int(math.ceil(size * call.wire))
+        seconds, _ = time_collective(topology, op, wire, algo=call.algo, nodes=nodes, network=network,
+                                     routing=routing, seed=seed, options=run_options, record_links=False)
+        seconds += call.base_latency_s
+        algbw = size / seconds if seconds > 0 else 0.0
+        busbw = bus_bandwidth(op, len(nodes), size, seconds) if seconds > 0 else 0.0
+        root = 0 if op in ("broadcast", "reduce") else -1
+        redop = "sum" if op in ("all_reduce", "reduce_scatter", "reduce") else "none"
+        rows.append(BenchRow("nccl", call.choice.name, size, size // FLOAT_BYTES, "float", redop, root, seconds,
+                             algbw, busbw))
     return rows
 
 

@@ -1,0 +1,68 @@
+"""NCCL's cost model (netsim.collectives.nccl) against NCCL's formulas, and the calls it runs on a fabric."""
+
+import pytest
+
+from netsim.cli import main
+from netsim.collectives.nccl import Graph, NcclSystem, choose, nccl_call, nccl_system, search_channels, tune
+from netsim.topology import load_topology
+
+H100 = NcclSystem(ranks=8, nodes=1, arch=90, intra="nvlink", ring=Graph(12, 30.0, 30.0), tree=Graph(12, 30.0, 30.0),
+                  nvls=Graph(8, 40.0, 60.0))
+
+
+def table(op, nbytes, system=H100):
+    return {r.name: r for r in tune(system, op, nbytes)}
+
+
+def test_the_h100_box_searches_into_nccls_channels():
+    """18 NVLink 4 links, 20.6 GB/s each as NCCL counts them: 6 channels of 60 GB/s, doubled at half speed
+    (12 x 30, what NCCL logs on HGX H100); NVLS one channel per GPU at 40 GB/s."""
+    assert search_channels(18 * 20.6, 90) == Graph(12, 30.0, 30.0)
+    s = nccl_system(load_topology("h100_sxm8"), load_topology("h100_sxm8").gpus)
+    assert (s.nodes, s.intra, s.ring, s.ll128) == (1, "nvlink", Graph(12, 30.0, 30.0), True)
+    assert (s.nvls.channels, s.nvls.intra, s.nvls.inter) == (8, 40, 60.0)
+    a10 = nccl_system(load_topology("pcie4_a10"), load_topology("pcie4_a10").gpus, arch=86)
+    assert (a10.intra, a10.ll128, a10.ring) == ("pci", False, Graph(2, 12, 12))  # no LL128 over PCIe
+
+
+def test_latencies_and_bandwidths_follow_nccls_formulas():
+    n, steps = 8, 14  # ring all-reduce: 2 (n - 1) steps
+    t = table("all_reduce", 2**20)
+    assert t["ring/LL"].latency_s == pytest.approx((6.6 + steps * 0.6) * 1e-6)
+    assert t["ring/LL"].algbw_Bps == pytest.approx(min(141.0, 0.5 * 12 * 30) * n / steps * 1e9)
+    assert t["ring/LL128"].algbw_Bps == pytest.approx(min(0.92 * 360, 12 * 36.7) * n / steps * 1e9)
+    assert t["ring/Simple"].latency_s == pytest.approx((8.4 + steps * 3.4) * 1e-6)
+    assert t["ring/Simple"].algbw_Bps == pytest.approx(360 * n / steps * 1e9)
+    assert t["tree/Simple"].latency_s == pytest.approx((8.4 + 2 * 7 * 4.0) * 1e-6)
+    log_size = 14  # 1 MiB = 64 B x 2^14: tree correction .5 for Simple
+    assert t["tree/Simple"].algbw_Bps == pytest.approx(min(0.92 * 360, 12 * 38.7) * 0.5 * 0.5 * 1e9)
+    assert t["nvls/Simple"].latency_s == pytest.approx(25e-6)
+    assert t["nvls/Simple"].algbw_Bps == pytest.approx(8 * min(40 * 0.85 * 7 / 8 * 2, 60) * n / steps * 1e9)
+    for r in t.values():
+        assert r.time_s == pytest.approx(r.latency_s + 2**20 / r.algbw_Bps)
+    assert log_size == 14 and "pat/Simple" not in t  # PAT: all-gather / reduce-scatter with one GPU per node
+    assert set(table("broadcast", 2**20)) == {"ring/LL", "ring/LL128", "ring/Simple"}
+
+
+def test_the_tuner_picks_the_least_time():
+    # 1 MiB all-reduce: ring/LL 28.0 us just ahead of NVLS 28.9 us; 1 GiB: NVLS (no netsim schedule: ring/Simple)
+    assert choose(H100, "all_reduce", 2**20).name == "ring/LL"
+    assert choose(H100, "all_reduce", 2**30).name == "nvls/Simple"
+    assert choose(H100, "all_reduce", 2**30, runnable=True).name == "ring/Simple"
+    call = nccl_call(H100, "all_reduce", 2**20)
+    assert (call.algo, call.wire, call.step_latency_s, call.connection_Bps) == ("ring", 2.0, pytest.approx(0.6e-6),
+                                                                                  360e9)
+
+
+def test_bench_runs_nccls_pick_on_the_fabric(capsys):
+    """8 GiB on the H100 box: the ring at its channels' 360 GB/s, each of 14 steps paying NCCL's 3.4 us and the
+    NVSwitch path (two 0.5 us links), the call NCCL's 8.4 us base latency."""
+    assert main(["bench", "--topology", "h100_sxm8", "--collectives", "nccl", "-b", "8G", "-e", "8G", "--json"]) == 0
+    import json
+
+    row = json.loads(capsys.readouterr().out)["rows"][0]
+    size, n = 8 * 2**30, 8
+    expected = 2 * (n - 1) / n * size / 360e9 + 14 * (3.4e-6 + 1e-6) + 8.4e-6
+    assert row["chosen"] == "ring/Simple" and row["time_s"] == pytest.approx(expected, rel=1e-9)
+    assert main(["bench", "--topology", "h100_sxm8", "--collectives", "nccl", "--algo", "ring"]) == 2
+    assert "leave --algo out" in capsys.readouterr().err
