@@ -70,6 +70,10 @@ MAX_CHANNELS = 32  # a ring graph's channel limit (MAXCHANNELS / 2)
 NVLINK_GBPS = {90: 20.6, 80: 20.0}  # what NCCL counts per NVLink link (SM90_NVLINK_BW, SM80_NVLINK_BW)
 NET_OVERHEAD_US = 1.0  # per network step on x86 Intel hosts (getNetOverhead)
 WIRE = {"LL": 2.0, "LL128": 128 / 120, "Simple": 1.0}  # bytes on the wire per byte of data
+# data per pipeline step of a broadcast / reduce ring (the chain NCCL pipelines): LL 32 KiB, LL128 576,000 B,
+# Simple 512 KiB (a 4 MiB buffer in 8 steps)
+CHUNK_BYTES = {"LL": 32768, "LL128": 576000, "Simple": 524288}
+MAX_PIPELINE = 64  # chunks netsim pipelines a chain in (more add transfers, not accuracy)
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class NcclSystem:
     tree: Graph
     nvls: Graph | None = None  # an NVSwitch that reduces in the switch (Hopper and later), one node
     ll128: bool = True  # NCCL enables LL128 only on NVLink paths
+    rails: int = 1  # NICs per node its channels spread over (rail-optimized: one per GPU)
 
     @property
     def generation(self) -> int:
@@ -226,7 +231,8 @@ def choose(s: NcclSystem, op: str, nbytes: int, *, runnable: bool = False) -> Ch
 class NcclCall:
     """How netsim runs NCCL's pick on the fabric: `algo` (a netsim algorithm), each transfer's bytes times
     `wire` (protocol lines), `step_latency_s` added to every transfer (the hop's hardware latency),
-    `connection_Bps` the most one connection gets (its channels' speed), `base_latency_s` once per call."""
+    `connection_Bps` the most one connection gets (its channels' speed), `base_latency_s` once per call,
+    `chunks` the pipeline a broadcast or reduce chain runs in."""
 
     choice: Choice
     algo: str
@@ -234,6 +240,7 @@ class NcclCall:
     step_latency_s: float
     connection_Bps: float
     base_latency_s: float
+    chunks: int = 1
 
 
 def nccl_call(s: NcclSystem, op: str, nbytes: int) -> NcclCall:
@@ -243,8 +250,18 @@ def nccl_call(s: NcclSystem, op: str, nbytes: int) -> NcclCall:
     graph = s.tree if choice.algo == "tree" else s.ring
     per_channel = graph.intra if s.nodes <= 2 else graph.inter
     hop = HW_LATENCY["net" if s.nodes > 1 and s.ranks == s.nodes else s.intra][choice.algo][p]
-    return NcclCall(choice, RUNNABLE[choice.algo], WIRE[choice.proto], hop * 1e-6, graph.channels * per_channel * 1e9,
-                    BASE_LATENCY[choice.algo][p] * 1e-6)
+    algo = RUNNABLE[choice.algo]
+    if algo == "ring" and s.nodes > 1:
+        from netsim.collectives.algorithms import algorithms
+
+        if "rings" in algorithms(op):  # NCCL's channels leave each node through their own NIC: a ring per rail
+            algo = "rings"
+    cap = graph.channels * per_channel * 1e9 / (s.rails if algo == "rings" else 1)  # the channels split over rails
+    chunks, base = 1, BASE_LATENCY[choice.algo][p] * 1e-6
+    if op in ("broadcast", "reduce"):  # a pipelined chain: NCCL charges one hop's latency for the whole chain
+        chunks = max(1, min(MAX_PIPELINE, -(-nbytes // CHUNK_BYTES[choice.proto])))
+        hop, base = 0.0, choice.latency_s
+    return NcclCall(choice, algo, WIRE[choice.proto], hop * 1e-6, cap, base, chunks)
 
 
 def search_channels(link_GBps: float, arch: int, speeds: dict = SPEEDS_INTRA) -> Graph:
@@ -291,8 +308,13 @@ def nccl_system(topo: Topology, gpus, *, arch: int = 90) -> NcclSystem:
     if nvlink:  # NCCL counts 20.6 GB/s of each 25 GB/s NVLink 4 link (Hopper), 20 of NVLink 3's 25 (Ampere)
         link *= NVLINK_GBPS[90 if arch >= 90 else 80] / 25.0
     ring = search_channels(link, arch)
+    rails = 1
     if nodes > 1:  # per channel, the NIC share of each GPU (rails: one NIC per GPU)
         nic = [l for l in first if kinds[topo.link_dst[l]] == "nic"]
+        per_node = len(gpus) // nodes
+        rails = max(1, min(per_node, len({int(topo.link_dst[l]) for g in gpus[:per_node]
+                                           for l in np.flatnonzero(topo.link_src == g)
+                                           if kinds[topo.link_dst[l]] == "nic"})))
         nic_GBps = float(topo.capacity[nic].max()) / 1e9 if nic else link
         inter = max([v for v in SPEEDS_INTER[90 if arch >= 90 else 0] if v <= nic_GBps] or [nic_GBps])
         ring = Graph(ring.channels, ring.intra, min(ring.intra, inter))
@@ -303,7 +325,8 @@ def nccl_system(topo: Topology, gpus, *, arch: int = 90) -> NcclSystem:
         # search's second pass then raises the speed out of the switch (to 60 GB/s on an H100 box, NCCL's logs)
         per = [v for v in SPEEDS_INTRA[90] if (n + 1) * v <= link]
         nvls = Graph(min(n, MAX_CHANNELS), per[0], min(1.5 * per[0], link)) if per else None
-    return NcclSystem(len(gpus), nodes, arch, "nvlink" if nvlink else "pci", ring, ring, nvls, ll128=nvlink)
+    return NcclSystem(len(gpus), nodes, arch, "nvlink" if nvlink else "pci", ring, ring, nvls, ll128=nvlink,
+                      rails=rails)
 
 
 __all__ = ["ALGORITHMS", "PROTOCOLS", "Choice", "Graph", "NcclCall", "NcclSystem", "choose", "nccl_call",

@@ -108,13 +108,16 @@ def shipped_examples() -> dict[str, Path]:
 
 
 def leading_comment(path: Path) -> str:
-    """A YAML file's leading comment as one line (command lines quoted in it left out): how shipped
-    topologies and examples describe themselves."""
+    """A YAML file's leading comment as one line, up to its first empty comment line (command lines quoted in
+    it left out): how shipped topologies and examples describe themselves; the paragraphs below it (where the
+    numbers come from) stay in the file."""
     lines = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.startswith("#"):
             break
         text = line.lstrip("# ").strip()
+        if not text:
+            break
         if not text.startswith((".venv/", "netsim ")):
             lines.append(text)
     return " ".join(lines)

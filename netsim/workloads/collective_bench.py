@@ -126,10 +126,12 @@ def _run_nccl(topology: Topology, op: str, sizes: list[int], *, ranks: int | Non
     for size in sizes:
         call = nccl_call(system, op, size)
         base = options or NetworkOptions()
+        cap = base.flow_rate_cap or topology.meta.get("connection_bandwidth") or math.inf  # the fabric's own cap too
         run_options = replace(base, overhead=base.overhead + call.step_latency_s,
-                              flow_rate_cap=min(call.connection_Bps, base.flow_rate_cap or math.inf))
+                              flow_rate_cap=min(call.connection_Bps, cap))
         wire = int(math.ceil(size * call.wire))
-        seconds, _ = time_collective(topology, op, wire, algo=call.algo, nodes=nodes, network=network,
+        seconds, _ = time_collective(topology, op, wire, algo=call.algo, chunks=min(call.chunks, max(wire, 1)),
+                                     nodes=nodes, network=network,
                                      routing=routing, seed=seed, options=run_options, record_links=False)
         seconds += call.base_latency_s
         algbw = size / seconds if seconds > 0 else 0.0
