@@ -12,6 +12,8 @@ from __future__ import annotations
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "run": ("run", "add_parser", "command", "run a scenario file (default: the built-in scenario)"),
     "bench": ("bench", "add_parser", "command", "nccl-tests-style sweep of one collective over message sizes"),
+    "calibrate": ("calibrate", "add_parser", "command",
+                  "fit a topology's per-connection bandwidth and latency to real nccl-tests outputs"),
     "compare-routing": ("compare", "add_parser", "command", "run a scenario once per routing policy and compare"),
     "utilization": ("lowcomm", "add_parsers", "utilization_command",
                     "compute utilisation of a training method across datacenters"),

@@ -42,9 +42,11 @@ class Simulation:
         self.recorder = Recorder()
         self.router = Router(topology, routing, seed)
         self.meter = LinkMeter(topology.num_links) if record_links else None
-        connection = topology.meta.get("connection_bandwidth")  # the fabric's per-connection cap, unless overridden
-        if connection is not None and (options is None or options.flow_rate_cap is None):
-            options = replace(options or NetworkOptions(), flow_rate_cap=connection)
+        cap, latency = topology.meta.get("connection_bandwidth"), topology.meta.get("connection_latency")
+        if cap is not None and (options is None or options.flow_rate_cap is None):  # the fabric's, unless overridden
+            options = replace(options or NetworkOptions(), flow_rate_cap=cap)
+        if latency and (options is None or not options.overhead):
+            options = replace(options or NetworkOptions(), overhead=latency)
         self.network = model_class(network)(self.env, topology, self.router, self.recorder, self.meter, options)
         if record_steps:
             self.network.record_steps(Router(topology, "spray", seed, cache=self.router.cache))

@@ -305,26 +305,37 @@ def _gpus(config) -> int:
     return config.gpus
 
 
+# per-connection fields any kind takes: name -> (parser, strictly positive); see `topology_from_dict`
+CONNECTION_FIELDS = {"connection_bandwidth": (parse_bandwidth, True), "connection_latency": (parse_time, False)}
+
+
 def topology_from_dict(data: object, *, source: str | None = None, field: str = "") -> Topology:
     """Validate a topology mapping (as read from YAML) and build it.
 
-    Any kind may also say ``connection_bandwidth``: the most one connection (one transfer between two
-    endpoints) gets on this fabric however idle its links, as where a transport, not a cable, sets the
-    pace (NCCL's peer-to-peer copies through a PCIe switch reach about half the link). Simulations on the
-    topology cap each flow there unless their own options cap it (`NetworkOptions.flow_rate_cap`)."""
+    Any kind may also say how one connection (one transfer between two endpoints) fares on this fabric
+    however idle its links, where a transport, not a cable, sets the pace (NCCL's peer-to-peer copies
+    through a PCIe switch reach about half the link): ``connection_bandwidth``, the most it gets, and
+    ``connection_latency``, the software latency it pays before its first byte arrives (on top of the
+    links' own). Simulations on the topology use them unless their own options set a flow cap or an
+    overhead (`NetworkOptions.flow_rate_cap`, `overhead`); `netsim calibrate` fits both."""
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with a 'kind' key", source=source, field=field or None)
-    if "connection_bandwidth" in data:
-        data = dict(data)
-        where = f"{field}.connection_bandwidth" if field else "connection_bandwidth"
-        try:
-            connection = parse_bandwidth(data.pop("connection_bandwidth"))
-        except ConfigError as exc:
-            raise ConfigError(exc.detail, source=source, field=where) from None
-        if not connection > 0:
-            raise ConfigError(f"must be positive, got {connection!r}", source=source, field=where)
+    if any(name in data for name in CONNECTION_FIELDS):
+        data, extra = dict(data), {}
+        for name, (parse, positive) in CONNECTION_FIELDS.items():
+            if name not in data:
+                continue
+            where = f"{field}.{name}" if field else name
+            try:
+                value = parse(data.pop(name))
+            except ConfigError as exc:
+                raise ConfigError(exc.detail, source=source, field=where) from None
+            if not (value > 0 if positive else value >= 0):
+                raise ConfigError(f"must be {'positive' if positive else '>= 0'}, got {value!r}", source=source,
+                                  field=where)
+            extra[name] = value
         topo = topology_from_dict(data, source=source, field=field)
-        return replace(topo, meta={**topo.meta, "connection_bandwidth": connection})
+        return replace(topo, meta={**topo.meta, **extra})
     if is_astra_network(data):  # an ASTRA-sim network configuration, as its users write it
         default_name = Path(source).stem if source else "astra"
         try:
