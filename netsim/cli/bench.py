@@ -81,8 +81,9 @@ def command(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(exc.detail, field="--routing") from None
     if len(set(algos)) != len(algos):
         raise ConfigError(f"an algorithm is listed twice in {args.algo!r}", field="--algo")
-    if args.collectives == "nccl" and algos != ["auto"]:
-        raise ConfigError("with --collectives nccl NCCL's tuner picks the algorithm; leave --algo out", field="--algo")
+    if args.collectives == "nccl" and not set(algos) <= {"auto", "ring", "tree"}:
+        raise ConfigError("with --collectives nccl NCCL's tuner picks the algorithm: auto (default), or ring or tree "
+                          "to force one, as NCCL_ALGO does", field="--algo")
     n = args.ranks or (measured.ranks if measured is not None and measured.ranks else len(topo.gpus))
     if n > len(topo.gpus) or n < 2:
         where = "" if args.ranks or measured is None or not measured.ranks else " (the measurement's ranks)"

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import polars as pl
 import simpy
 
+from netsim.collectives import nccl
 from netsim.collectives.algorithms import ALGORITHMS, OPS, algorithms, alpha_beta, choose
 from netsim.collectives.direct import send_recv
 from netsim.collectives.request import Request
 from netsim.collectives.schedule import Schedule, execute
 from netsim.errors import ConfigError, UnitError
+from netsim.network import ConnectionProfile
 from netsim.units import parse_size
 from netsim.sim import Simulation
 
@@ -33,6 +36,17 @@ def whole_bytes(nbytes: int | str) -> int:
     return parse_size(nbytes, field="size")
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A call as it will run (`Communicator.plan`)."""
+
+    schedule: Schedule
+    key: tuple  # the route key of its transfers (a `ConnectionProfile` in it under NCCL's model)
+    delay: float  # seconds from the call's start to its first step
+    algo: str  # as recorded: ``ring``, or under NCCL's model ``ring:ring/LL`` (netsim's algorithm:NCCL's pick)
+    chunks: int
+
+
 class Communicator:
     """Ranks 0..n-1 placed on GPU nodes `nodes[r]`; collectives are SimPy events on its simulation."""
 
@@ -48,6 +62,7 @@ class Communicator:
         self.table = sim.recorder.table("collectives", COLLECTIVE_SCHEMA)
         self._count = 0
         self._measured: tuple[float, float] | None = None
+        self._nccl = None  # NCCL's view of this communicator (`nccl.NcclSystem`), found on the first NCCL call
 
     @property
     def size(self) -> int:
@@ -81,16 +96,38 @@ class Communicator:
         return algo, chunks, req
 
     def schedule(self, op: str, nbytes: int, algo: str = "auto", chunks: int = 1, root: int = 0) -> Schedule:
-        algo, _, req = self.resolve(op, nbytes, algo, chunks, root)
-        return ALGORITHMS[op][algo].build(req)
+        return self.plan(op, nbytes, algo, chunks, root).schedule
+
+    def plan(self, op: str, nbytes: int, algo: str = "auto", chunks: int = 1, root: int = 0) -> Plan:
+        """How a call runs: its schedule, the route key of its transfers, a delay before its first step and
+        the algorithm as recorded. Under NCCL's model (``Simulation(collectives="nccl")``) NCCL's tuner picks
+        the algorithm (ring or tree; an explicit ``ring`` or ``tree`` forces it, as ``NCCL_ALGO`` does) and
+        the protocol, and the call carries the protocol's bytes, per-hop latency and channel cap
+        (`netsim.collectives.nccl`); all-to-all, barriers and other algorithms run as netsim's ideal ones."""
+        nbytes = whole_bytes(nbytes)
+        key = (self.job, self.name)
+        if self.sim.collectives == "nccl" and op in nccl.OPS and algo in ("auto", "ring", "tree") and \
+                self.size > 1 and nbytes > 0:
+            if self._nccl is None:
+                self._nccl = nccl.nccl_system(self.sim.topology, self.nodes, arch=self.sim.sm)
+            call = nccl.nccl_call(self._nccl, op, nbytes, only=None if algo == "auto" else algo)
+            req = self.request(int(math.ceil(nbytes * call.wire)), call.chunks, root)
+            profile = ConnectionProfile(call.step_latency_s, call.connection_Bps)
+            return Plan(ALGORITHMS[op][call.algo].build(req), key + (profile,), call.base_latency_s,
+                        f"{call.algo}:{call.choice.name}", call.chunks)
+        algo, chunks, req = self.resolve(op, nbytes, algo, chunks, root)
+        return Plan(ALGORITHMS[op][algo].build(req), key, 0.0, algo, chunks)
 
     def run(self, op: str, nbytes: int | str, *, algo: str = "auto", chunks: int = 1, root: int = 0,
             label: str = "") -> simpy.Event:
         """Start collective `op` on an `nbytes` buffer (bytes, or a size string such as ``"1GiB"``) now; the
         event fires with its end time."""
         nbytes = whole_bytes(nbytes)
-        algo, chunks, req = self.resolve(op, nbytes, algo, chunks, root)
-        return self._execute(ALGORITHMS[op][algo].build(req), op, algo, chunks, nbytes, label)
+        return self.run_plan(self.plan(op, nbytes, algo, chunks, root), op, nbytes, label)
+
+    def run_plan(self, plan: Plan, op: str, nbytes: int, label: str = "") -> simpy.Event:
+        """Start a call planned by `plan` now (what `run` does after planning)."""
+        return self._execute(plan.schedule, op, plan.algo, plan.chunks, nbytes, label, key=plan.key, delay=plan.delay)
 
     def all_reduce(self, nbytes: int, **kw) -> simpy.Event:
         return self.run("all_reduce", nbytes, **kw)
@@ -122,14 +159,25 @@ class Communicator:
         schedule = send_recv(int(self.nodes[src_rank]), int(self.nodes[dst_rank]), nbytes, chunks)
         return self._execute(schedule, "send_recv", "direct", chunks, nbytes, label)
 
-    def _execute(self, schedule: Schedule, op: str, algo: str, chunks: int, nbytes: int, label: str
-                 ) -> simpy.Event:
+    def _execute(self, schedule: Schedule, op: str, algo: str, chunks: int, nbytes: int, label: str, *,
+                 key: tuple | None = None, delay: float = 0.0) -> simpy.Event:
         cid = self._count
         self._count += 1
         start = self.sim.now
         tag = label or f"{self.name}:{op}#{cid}"
         tag = f"{self.job}/{tag}" if self.job else tag
-        done = execute(self.sim.network, schedule, key=(self.job, self.name), tag=tag)
+        key = (self.job, self.name) if key is None else key
+        if delay > 0:  # the call's first step waits (NCCL's base latency)
+            done = self.sim.env.event()
+
+            def begin():
+                yield self.sim.env.timeout(delay)
+                execute(self.sim.network, schedule, key=key, tag=tag).callbacks.append(
+                    lambda e: done.succeed(e.value))
+
+            self.sim.env.process(begin())
+        else:
+            done = execute(self.sim.network, schedule, key=key, tag=tag)
         result = self.sim.env.event()
 
         def finished(event: simpy.Event) -> None:

@@ -20,7 +20,8 @@ intra- and inter-node speeds; `nccl_system` derives it from a netsim topology by
 (fastest speed from NCCL's list, as many channels as the GPU's link holds, then doubled at half speed).
 
 `tune` returns NCCL's table for one call, `choose` its pick. `NcclCall` is how netsim then runs a ring or
-tree pick on the simulated fabric: the chosen netsim algorithm, each transfer's bytes as they travel on the
+tree pick on the simulated fabric (`Communicator.plan`, under ``Simulation(collectives="nccl")`` or a
+scenario's ``network: {collectives: nccl}``): the chosen netsim algorithm, each transfer's bytes as they travel on the
 wire (LL doubles them, LL128 adds 1/15), each step's hardware latency as a per-transfer overhead, each
 connection capped at its channels' speed, and the base latency once per call. NVLS (NVSwitch in-switch
 reduction), PAT and CollNet are in the table (so `choose` says when NCCL would pick them) but have no
@@ -38,6 +39,7 @@ from netsim.errors import ConfigError
 from netsim.topology import Topology
 
 PROTOCOLS = ("LL", "LL128", "Simple")
+OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce")  # what NCCL's tuner times
 ALGORITHMS = ("tree", "ring", "nvls", "pat")
 RUNNABLE = {"ring": "ring", "tree": "tree"}  # NCCL algorithm -> the netsim algorithm that moves the same data
 
@@ -218,10 +220,11 @@ def tune(s: NcclSystem, op: str, nbytes: int) -> list[Choice]:
     return rows
 
 
-def choose(s: NcclSystem, op: str, nbytes: int, *, runnable: bool = False) -> Choice:
+def choose(s: NcclSystem, op: str, nbytes: int, *, runnable: bool = False, only: str | None = None) -> Choice:
     """The (algorithm, protocol) NCCL's tuner picks: the least time in `tune`'s table (with `runnable`, among
-    the algorithms netsim has schedules for: ring and tree)."""
-    rows = [r for r in tune(s, op, nbytes) if not runnable or r.algo in RUNNABLE]
+    the algorithms netsim has schedules for: ring and tree; with `only`, among that algorithm's protocols, as
+    ``NCCL_ALGO`` forces one)."""
+    rows = [r for r in tune(s, op, nbytes) if (not runnable or r.algo in RUNNABLE) and (only is None or r.algo == only)]
     if not rows:
         raise ConfigError(f"NCCL has no algorithm for {op} on this communicator", field="collectives")
     return min(rows, key=lambda r: r.time_s)
@@ -243,9 +246,9 @@ class NcclCall:
     chunks: int = 1
 
 
-def nccl_call(s: NcclSystem, op: str, nbytes: int) -> NcclCall:
-    """NCCL's pick among ring and tree for this call, and how to run it (see `NcclCall`)."""
-    choice = choose(s, op, nbytes, runnable=True)
+def nccl_call(s: NcclSystem, op: str, nbytes: int, only: str | None = None) -> NcclCall:
+    """NCCL's pick among ring and tree (or among `only`'s protocols) for this call, and how to run it."""
+    choice = choose(s, op, nbytes, runnable=True, only=only)
     p = PROTOCOLS.index(choice.proto)
     graph = s.tree if choice.algo == "tree" else s.ring
     per_channel = graph.intra if s.nodes <= 2 else graph.inter
@@ -329,5 +332,5 @@ def nccl_system(topo: Topology, gpus, *, arch: int = 90) -> NcclSystem:
                       rails=rails)
 
 
-__all__ = ["ALGORITHMS", "PROTOCOLS", "Choice", "Graph", "NcclCall", "NcclSystem", "choose", "nccl_call",
+__all__ = ["ALGORITHMS", "OPS", "PROTOCOLS", "Choice", "Graph", "NcclCall", "NcclSystem", "choose", "nccl_call",
            "nccl_system", "search_channels", "tune"]

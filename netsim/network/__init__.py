@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from netsim.errors import ConfigError
 from netsim.network.analytic import AnalyticNetwork
-from netsim.network.base import NetworkModel, NetworkOptions, TransferRecord
+from netsim.network.base import ConnectionProfile, NetworkModel, NetworkOptions, TransferRecord
 from netsim.network.fluid import FluidNetwork
 from netsim.network.max_min import max_min_rates
 
@@ -36,5 +36,5 @@ def model_class(name: str) -> type[NetworkModel]:
     return cls
 
 
-__all__ = ["AnalyticNetwork", "FluidNetwork", "MODELS", "NetworkModel", "NetworkOptions", "TransferRecord",
+__all__ = ["AnalyticNetwork", "ConnectionProfile", "FluidNetwork", "MODELS", "NetworkModel", "NetworkOptions", "TransferRecord",
            "max_min_rates", "model_class", "model_help", "model_names"]

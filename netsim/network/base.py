@@ -7,7 +7,7 @@ batch of one that returns a `simpy.Event` whose value is the `TransferRecord`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -86,6 +86,28 @@ class NetworkOptions:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"must be > 0, got {value!r}", field=f"network.{name}")
+
+
+@dataclass(frozen=True)
+class ConnectionProfile:
+    """What a connection's transport adds to its route, carried in the route key of its transfers (anywhere
+    in the key tuple): `overhead` seconds of latency on every transfer, and a `cap` on each of its flows
+    (bytes/s). The profile is not part of the route: ECMP hashes the key without it, so a connection keeps
+    its paths whatever its transport does (NCCL's protocols on one channel, `netsim.collectives.nccl`)."""
+
+    overhead: float = 0.0
+    cap: float = float("inf")
+
+    def apply(self, block: "RouteBlock") -> "RouteBlock":
+        return replace(block, latency=block.latency + self.overhead, cap=np.minimum(block.cap, self.cap))
+
+
+def split_profile(key: tuple) -> tuple[tuple, ConnectionProfile | None]:
+    """(the route key without its `ConnectionProfile`, the profile or None)."""
+    for i, part in enumerate(key):
+        if isinstance(part, ConnectionProfile):
+            return key[:i] + key[i + 1:], part
+    return key, None
 
 
 @dataclass(frozen=True, eq=False)
@@ -250,7 +272,17 @@ class NetworkModel:
 
     def _routes(self, src: np.ndarray, dst: np.ndarray, key: tuple) -> RouteBlock:
         """The batch's routes as flows. Collective steps repeat the same (src, dst) lists over and
-        over, so whole blocks are cached (policies that learn as they go are asked every time)."""
+        over, so whole blocks are cached (policies that learn as they go are asked every time). A
+        `ConnectionProfile` in the key is applied to the routes of the key without it."""
+        route_key, profile = split_profile(key)
+        if profile is not None:
+            block_key = (src.tobytes(), dst.tobytes(), key)
+            block = None if self.router.learns else self._blocks.get(block_key)
+            if block is None:
+                block = profile.apply(self._routes(src, dst, route_key))
+                if not self.router.learns:
+                    self._blocks[block_key] = block
+            return block
         if self.router.learns:
             return _flatten(self.router.route_batch(src.tolist(), dst.tolist(), key), self.options, self.topo.latency)
         block_key = (src.tobytes(), dst.tobytes(), key)

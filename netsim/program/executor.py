@@ -321,14 +321,18 @@ class _Lowering:
                 name = chosen
             elif moves and len(program.groups[group]) > 1:
                 comm = comms[group]
+                start, key = join, (comm.job, comm.name)
                 if first.op == "send_recv":  # rank 0 of the group to rank 1
                     name, schedule = "direct", send_recv(int(comm.nodes[0]), int(comm.nodes[1]), first.nbytes)
                 else:
-                    name, _, req = comm.resolve(first.op, first.nbytes, chosen)
-                    schedule = ALGORITHMS[first.op][name].build(req)
+                    plan = comm.plan(first.op, first.nbytes, chosen)
+                    name, schedule, key = plan.algo, plan.schedule, plan.key
+                    if plan.delay > 0:  # the call's first step waits (NCCL's base latency)
+                        start = int(b.gates(1, delay=plan.delay)[0])
+                        b.edges([join], [start])
                 label = first.name or f"{comm.name}:{first.op}#{k}"
-                _, last = lower_schedule(b, schedule, key=(comm.job, comm.name),
-                                         tag=f"{comm.job}/{label}" if comm.job else label, after=join)
+                _, last = lower_schedule(b, schedule, key=key, tag=f"{comm.job}/{label}" if comm.job else label,
+                                         after=start)
                 done = int(b.gates(1)[0])
                 xa.append(last)
                 xb.append(np.full(len(last), done))
@@ -395,9 +399,9 @@ class _Lowering:
         call's done gate."""
         engine, op, nbytes, algo, label, done = self.outside[gate]
         if isinstance(engine, Communicator):  # a lazily lowered call: its algorithm is decided now
-            name, chunks, _ = engine.resolve(op, nbytes, algo)
-            self._call_of[gate].algo = name if chunks == 1 else f"{name}x{chunks}"
-            event = engine.run(op, nbytes, algo=name, chunks=chunks, label=label)
+            plan = engine.plan(op, nbytes, algo)
+            self._call_of[gate].algo = plan.algo if plan.chunks == 1 else f"{plan.algo}x{plan.chunks}"
+            event = engine.run_plan(plan, op, nbytes, label)
         else:
             event = engine.run(op, nbytes, algo=algo, label=label)
         if event.processed:  # (an engine that had nothing to do)

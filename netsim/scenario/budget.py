@@ -16,8 +16,7 @@ def scenario_transfers(scenario: Scenario, at_once: bool = True) -> int:
     `at_once`, a scenario that starts more than `MAX_FLOWS_AT_ONCE` transfers at one instant (its jobs' largest
     items together) is refused."""
     cfg = scenario.config
-    sim = Simulation(scenario.topology, network=cfg.network.model, seed=cfg.seed, options=cfg.network.options(),
-                     record_links=False)
+    sim = Simulation(scenario.topology, **cfg.network.simulation(), seed=cfg.seed, record_links=False)
     total = peak = 0
     for j, (job, gpus) in enumerate(zip(cfg.job_list(), place_jobs(scenario.topology, cfg.job_list(), cfg.seed))):
         where = f"jobs.{j}.workload" if cfg.jobs else "workload"

@@ -11,6 +11,7 @@ from netsim.config.name import Name
 from netsim.errors import ConfigError
 from netsim.network import NetworkOptions, model_class
 from netsim.routing import policy_names
+from netsim.sim.simulation import COLLECTIVE_MODELS
 from netsim.topology import Topology
 from netsim.topology.config import Bandwidth, Duration, Size
 
@@ -51,10 +52,18 @@ class NetworkConfig(_Strict):
     endpoint_rate_cap: Bandwidth | None = None
     tcp_window: Size | None = None
     streams: Annotated[int, Field(ge=1, strict=True)] = 1
+    # how collectives run: "ideal" (netsim's algorithms at line rate) or "nccl" (NCCL's tuner, protocols,
+    # channels; `sm` is the GPUs' compute capability x 10: 80 A100, 86 A10, 90 H100)
+    collectives: Literal[COLLECTIVE_MODELS] = "ideal"
+    sm: Annotated[int, Field(ge=60, le=120, strict=True)] = 90
 
     def options(self) -> NetworkOptions:
         return NetworkOptions(self.overhead, self.flow_rate_cap, self.endpoint_rate_cap,
                               None if self.tcp_window is None else float(self.tcp_window), self.streams)
+
+    def simulation(self) -> dict:
+        """The `Simulation` arguments this section sets: model, options, collectives, sm."""
+        return {"network": self.model, "options": self.options(), "collectives": self.collectives, "sm": self.sm}
 
 
 def _network(value: object) -> object:

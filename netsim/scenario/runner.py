@@ -163,8 +163,8 @@ def simulate(scenario: Scenario, policy: str, only: str | None = None, network: 
     """Run the scenario under one routing policy (`only`: just that job, on its own placement;
     `network`: another network model than the scenario's; `record_steps`: per-step link loads)."""
     cfg = scenario.config
-    sim = Simulation(scenario.topology, network=network or cfg.network.model, routing=policy, seed=cfg.seed,
-                     options=cfg.network.options(), record_steps=record_steps)
+    sim = Simulation(scenario.topology, **{**cfg.network.simulation(), "network": network or cfg.network.model},
+                     routing=policy, seed=cfg.seed, record_steps=record_steps)
     jobs = cfg.job_list()
     placements = place_jobs(scenario.topology, jobs, cfg.seed)
     chosen = [(job, gpus) for job, gpus in zip(jobs, placements) if only is None or job.name == only]
@@ -191,8 +191,8 @@ def export_program(scenario: Scenario) -> Program:
     """The scenario's jobs as one program (global ranks, a process group per job item's communicator), as
     `simulate` runs it: what `netsim run -o` writes as Chakra ET."""
     cfg = scenario.config
-    sim = Simulation(scenario.topology, network=cfg.network.model, routing=cfg.routing[0], seed=cfg.seed,
-                     options=cfg.network.options(), record_links=False)
+    sim = Simulation(scenario.topology, **cfg.network.simulation(), routing=cfg.routing[0], seed=cfg.seed,
+                     record_links=False)
     jobs = cfg.job_list()
     program, _, _ = scenario_program(scenario, jobs, place_jobs(scenario.topology, jobs, cfg.seed), sim)
     return program

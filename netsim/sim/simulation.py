@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import simpy
 
+from netsim.errors import ConfigError
 from netsim.network import NetworkOptions, model_class
 from netsim.routing import Router
 from netsim.sim.results import Results
@@ -29,13 +30,24 @@ def hottest_links(tiers, busy: np.ndarray, count: int) -> np.ndarray:
     return order[:count]
 
 
+# "ideal": netsim's algorithms, links at line rate; "nccl": NCCL's tuner picks algorithm and protocol, run with
+# the protocol's lines, per-hop latencies and channel caps (`netsim.collectives.nccl`)
+COLLECTIVE_MODELS = ("ideal", "nccl")
+
+
 class Simulation:
     """Everything one run needs. Workloads add SimPy processes (or just start collectives);
     `run()`, or `run(events)` to stop once those have happened, returns `Results`."""
 
     def __init__(self, topology: Topology, *, network: str = "fluid", routing: str = "ecmp", seed: int = 0,
-                 options: NetworkOptions | None = None, record_links: bool = True, record_steps: bool = False):
+                 options: NetworkOptions | None = None, record_links: bool = True, record_steps: bool = False,
+                 collectives: str = "ideal", sm: int = 90):
+        if collectives not in COLLECTIVE_MODELS:
+            raise ConfigError(f"unknown collectives model {collectives!r} (known: {', '.join(COLLECTIVE_MODELS)})",
+                              field="network.collectives")
         self.topology = topology
+        self.collectives = collectives  # how communicators run collectives: "ideal" or NCCL's model ("nccl")
+        self.sm = sm  # the GPUs' compute capability x 10, for the NCCL model
         self.seed = seed
         self.env = simpy.Environment()
         self.rng = np.random.default_rng(seed)
@@ -50,7 +62,8 @@ class Simulation:
         self.network = model_class(network)(self.env, topology, self.router, self.recorder, self.meter, options)
         if record_steps:
             self.network.record_steps(Router(topology, "spray", seed, cache=self.router.cache))
-        self.meta = {"topology": topology.name, "network": network, "routing": routing, "seed": seed}
+        self.meta = {"topology": topology.name, "network": network, "routing": routing, "seed": seed,
+                     "collectives": collectives}
 
     @property
     def now(self) -> float:

@@ -8,13 +8,12 @@ does (microseconds, GB/s = 1e9 bytes/s), so a row can be set beside a real run.
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from netsim.collectives import Communicator, bus_bandwidth, time_collective
+from netsim.collectives import Communicator, bus_bandwidth
 from netsim.errors import ConfigError
 from netsim.network import NetworkOptions
 from netsim.sim import Simulation
@@ -85,13 +84,11 @@ def run_bench(topology: Topology, op: str, sizes: list[int], algos: list[str], *
               options: NetworkOptions | None = None, collectives: str = "ideal", arch: int = 90) -> list[BenchRow]:
     """One fresh simulation per (algorithm, size); the call's simulated duration is the time.
 
-    ``collectives="nccl"`` runs each size as NCCL would (`netsim.collectives.nccl`): its tuner picks the
-    algorithm and protocol (among ring and tree; `algos` must be ``["auto"]``), the protocol's lines travel on
-    the wire, every step pays the hop's hardware latency, each connection is held to its channels' speed, and
-    the call pays the base latency once. `arch` is the GPUs' compute capability x 10 (90: Hopper)."""
-    if collectives == "nccl":
-        return _run_nccl(topology, op, sizes, ranks=ranks, network=network, routing=routing, seed=seed,
-                         options=options, arch=arch)
+    ``collectives="nccl"`` runs each size as NCCL would (`Communicator.plan`, `netsim.collectives.nccl`): its
+    tuner picks the algorithm and protocol (``auto``: ring or tree; ``ring`` or ``tree`` forces one), the
+    protocol's lines travel on the wire, every step pays the hop's hardware latency, each connection is held to
+    its channels' speed, and the call pays the base latency once. `arch` is the GPUs' compute capability x 10
+    (90: Hopper)."""
     nodes = topology.gpus if ranks is None else topology.gpus[:ranks]
     if ranks is not None and not 1 <= ranks <= len(topology.gpus):
         raise ConfigError(f"must be between 1 and {len(topology.gpus)} (the topology's GPUs), got {ranks}",
@@ -99,47 +96,19 @@ def run_bench(topology: Topology, op: str, sizes: list[int], algos: list[str], *
     rows = []
     for algo in algos:
         for size in sizes:
-            # the choice `auto` makes, shown beside the row; the run then makes the same choice
-            probe = Communicator(Simulation(topology, network=network, routing=routing, seed=seed, options=options,
-                                            record_links=False), nodes, name="bench")
-            chosen, used_chunks, _ = probe.resolve(op, size, algo, chunks)
-            seconds, _ = time_collective(topology, op, size, algo=chosen, chunks=used_chunks, nodes=nodes,
-                                         network=network, routing=routing, seed=seed, options=options,
-                                         record_links=False)
+            sim = Simulation(topology, network=network, routing=routing, seed=seed, options=options,
+                             record_links=False, collectives=collectives, sm=arch)
+            done = Communicator(sim, nodes, name="bench").run(op, size, algo=algo, chunks=chunks)
+            call = sim.run(done).collectives.row(0, named=True)  # what ran: the choice `auto` (or NCCL) made
+            seconds = float(done.value)
             n = len(nodes)
             algbw = size / seconds if seconds > 0 else 0.0
             busbw = bus_bandwidth(op, n, size, seconds) if seconds > 0 else 0.0
             root = 0 if op in ("broadcast", "reduce") else -1
             redop = "sum" if op in ("all_reduce", "reduce_scatter", "reduce") else "none"
-            rows.append(BenchRow(algo, chosen if used_chunks == 1 else f"{chosen}x{used_chunks}", size,
-                                 size // FLOAT_BYTES, "float", redop, root, seconds, algbw, busbw))
-    return rows
-
-
-def _run_nccl(topology: Topology, op: str, sizes: list[int], *, ranks: int | None, network: str, routing: str,
-              seed: int, options: NetworkOptions | None, arch: int) -> list[BenchRow]:
-    from netsim.collectives.nccl import nccl_call, nccl_system
-
-    nodes = topology.gpus if ranks is None else topology.gpus[:ranks]
-    system = nccl_system(topology, nodes, arch=arch)
-    rows = []
-    for size in sizes:
-        call = nccl_call(system, op, size)
-        base = options or NetworkOptions()
-        cap = base.flow_rate_cap or topology.meta.get("connection_bandwidth") or math.inf  # the fabric's own cap too
-        run_options = replace(base, overhead=base.overhead + call.step_latency_s,
-                              flow_rate_cap=min(call.connection_Bps, cap))
-        wire = int(math.ceil(size * call.wire))
-        seconds, _ = time_collective(topology, op, wire, algo=call.algo, chunks=min(call.chunks, max(wire, 1)),
-                                     nodes=nodes, network=network,
-                                     routing=routing, seed=seed, options=run_options, record_links=False)
-        seconds += call.base_latency_s
-        algbw = size / seconds if seconds > 0 else 0.0
-        busbw = bus_bandwidth(op, len(nodes), size, seconds) if seconds > 0 else 0.0
-        root = 0 if op in ("broadcast", "reduce") else -1
-        redop = "sum" if op in ("all_reduce", "reduce_scatter", "reduce") else "none"
-        rows.append(BenchRow("nccl", call.choice.name, size, size // FLOAT_BYTES, "float", redop, root, seconds,
-                             algbw, busbw))
+            chosen = call["algo"] if call["chunks"] == 1 else f"{call['algo']}x{call['chunks']}"
+            rows.append(BenchRow(algo, chosen, size, size // FLOAT_BYTES, "float", redop, root, seconds, algbw,
+                                 busbw))
     return rows
 
 

@@ -63,6 +63,38 @@ def test_bench_runs_nccls_pick_on_the_fabric(capsys):
     row = json.loads(capsys.readouterr().out)["rows"][0]
     size, n = 8 * 2**30, 8
     expected = 2 * (n - 1) / n * size / 360e9 + 14 * (3.4e-6 + 1e-6) + 8.4e-6
-    assert row["chosen"] == "ring/Simple" and row["time_s"] == pytest.approx(expected, rel=1e-9)
-    assert main(["bench", "--topology", "h100_sxm8", "--collectives", "nccl", "--algo", "ring"]) == 2
-    assert "leave --algo out" in capsys.readouterr().err
+    assert row["chosen"] == "ring:ring/Simple" and row["time_s"] == pytest.approx(expected, rel=1e-9)
+    assert main(["bench", "--topology", "h100_sxm8", "--collectives", "nccl", "--algo", "rings"]) == 2
+    assert "ring or tree to force one" in capsys.readouterr().err
+
+
+def test_a_scenario_runs_its_collectives_under_nccls_model(tmp_path):
+    """`network: {collectives: nccl}`: every collective call planned as `bench --collectives nccl` plans it, in
+    the program executor (jobs) as well; all-to-all stays netsim's."""
+    from netsim.scenario import load_scenario
+    from netsim.scenario.runner import simulate
+    from netsim.workloads import run_bench
+
+    path = tmp_path / "s.yaml"
+    path.write_text("topology: h100_sxm8\nnetwork: {collectives: nccl}\nworkload:\n"
+                    "  - {op: all_reduce, size: 1GiB}\n  - {op: all_to_all, size: 64MiB}\n")
+    calls = simulate(load_scenario(path), "ecmp").collectives
+    assert calls["algo"].to_list() == ["ring:ring/Simple", "direct"]
+    (bench,) = run_bench(load_topology("h100_sxm8"), "all_reduce", [2**30], ["auto"], collectives="nccl")
+    assert calls["end_s"][0] - calls["start_s"][0] == pytest.approx(bench.time_s, rel=1e-12)
+
+
+def test_a_connection_profile_keeps_the_connections_paths():
+    """The profile rides in the route key but ECMP hashes the key without it: the same links carry the bytes."""
+    from netsim.network import ConnectionProfile
+    from netsim.sim import Simulation
+
+    topo = load_topology("leafspine128_2to1")
+    loads = []
+    for profile in ((), (ConnectionProfile(3e-6, 10e9),)):
+        sim = Simulation(topo, routing="ecmp", seed=3)
+        events = [sim.network.transfer(int(topo.gpus[i]), int(topo.gpus[127 - i]), 2**20, key=("job", i, *profile))
+                  for i in range(16)]
+        results = sim.run(events)
+        loads.append((results.links["carried_B"].to_list(), results.transfers["end_s"].max()))
+    assert loads[0][0] == pytest.approx(loads[1][0], rel=1e-12, abs=1e-6) and loads[1][1] > loads[0][1] + 3e-6
