@@ -5,8 +5,8 @@ For every preset and collective, nccl-tests' busbw at sizes from 8 B to 4 GiB th
   nccl    NCCL's tuner picks algorithm and protocol; the call runs on the fabric with the protocol's lines,
           NCCL's per-hop latencies and its channels' caps (what `netsim bench --collectives nccl` does)
   tuner   NCCL's own estimate of the same pick (latency + bytes / bandwidth), no fabric at all
-and the tuner's pick when NVLS, PAT or CollNet would beat ring and tree (netsim has no schedule for those
-yet, so `nccl` runs the best ring or tree). Nothing is fitted: every constant is NCCL's or the vendor's.
+and the tuner's pick when an algorithm netsim has no schedule for yet (NVLS all-gather / reduce-scatter, PAT,
+CollNet) would win (`nccl` then runs the best of ring, tree and NVLS all-reduce). Nothing is fitted: every constant is NCCL's or the vendor's.
 
 Run: .venv/bin/python validation/nccl.py   (about half a minute; writes out/validation/nccl.txt)
 """
@@ -58,8 +58,9 @@ def main() -> int:
         "connection). tuner -> nccl: the fabric itself: path latencies on every step and every pipelined chunk,",
         "pipeline fill of broadcast chains, and on two nodes NCCL's tree (a chain in each node, a binary tree",
         "across) is run as netsim's flat binary tree over all ranks, which crosses the network far more: the",
-        "tree/LL128 rows there are netsim's tree, not NCCL's. Where 'best' differs from the pick, NCCL would run",
-        "NVLS (in-switch reduction), which netsim does not simulate yet.",
+        "tree/LL128 rows there are netsim's tree, not NCCL's. NVLS all-reduce runs as netsim's nvls (up to the",
+        "switch, the sum down, pipelined); where 'best' differs from the pick, NCCL would run an NVLS all-gather or",
+        "reduce-scatter, or PAT, which netsim does not simulate yet.",
     ]
     publish("nccl", lines)
     return 0

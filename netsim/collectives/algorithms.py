@@ -30,6 +30,7 @@ from netsim.collectives.halving_doubling import halving_doubling
 from netsim.collectives.hierarchical import hierarchical
 from netsim.collectives.request import Request
 from netsim.collectives.ring import chain, channel_orders, ring, ring_bidirectional, ring_channels, ring_rounds
+from netsim.collectives.nvls import nvls, nvls_count
 from netsim.collectives.schedule import Schedule
 from netsim.collectives.tree import binary_tree, tree
 from netsim.topology import PathCache
@@ -146,6 +147,8 @@ register_algorithm("reduce", "direct", direct("reduce"), "every rank sends its w
                    _direct_count("reduce"))
 register_algorithm("all_to_all", "direct", direct("all_to_all"), "one step: block j of every rank straight to rank j",
                    _direct_count("all_to_all"))
+register_algorithm("all_reduce", "nvls", nvls, "summed inside the NVSwitch (NVLink SHARP): every GPU's buffer up, "
+                   "the sum down to all, pipelined in chunks; one server's GPUs", nvls_count)
 register_algorithm("barrier", "dissemination", dissemination,
                    "ceil(log2 n) rounds; in round i rank r signals rank r + 2^i")
 

@@ -24,8 +24,9 @@ tree pick on the simulated fabric (`Communicator.plan`, under ``Simulation(colle
 scenario's ``network: {collectives: nccl}``): the chosen netsim algorithm, each transfer's bytes as they travel on the
 wire (LL doubles them, LL128 adds 1/15), each step's hardware latency as a per-transfer overhead, each
 connection capped at its channels' speed, and the base latency once per call. NVLS (NVSwitch in-switch
-reduction), PAT and CollNet are in the table (so `choose` says when NCCL would pick them) but have no
-netsim schedule yet: `runnable` leaves them out.
+reduction) runs as netsim's `nvls` all-reduce (`netsim.collectives.nvls`: up to the switch and down,
+pipelined); NVLS all-gather / reduce-scatter, PAT and CollNet are in the table (so `choose` says when NCCL
+would pick them) but have no netsim schedule yet: `runnable` leaves them out.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from netsim.topology import Topology
 PROTOCOLS = ("LL", "LL128", "Simple")
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce")  # what NCCL's tuner times
 ALGORITHMS = ("tree", "ring", "nvls", "pat")
-RUNNABLE = {"ring": "ring", "tree": "tree"}  # NCCL algorithm -> the netsim algorithm that moves the same data
+RUNNABLE = {"ring": "ring", "tree": "tree", "nvls": "nvls"}  # NCCL algorithm -> the netsim algorithm moving its data
 
 # baseLatencies[algo][proto], microseconds
 BASE_LATENCY = {"tree": (6.8, 14.0, 8.4), "ring": (6.6, 14.0, 8.4), "nvls": (0.0, 0.0, 0.0), "pat": (8.0, 8.0, 8.0)}
@@ -75,6 +76,7 @@ WIRE = {"LL": 2.0, "LL128": 128 / 120, "Simple": 1.0}  # bytes on the wire per b
 # data per pipeline step of a broadcast / reduce ring (the chain NCCL pipelines): LL 32 KiB, LL128 576,000 B,
 # Simple 512 KiB (a 4 MiB buffer in 8 steps)
 CHUNK_BYTES = {"LL": 32768, "LL128": 576000, "Simple": 524288}
+NVLS_CHUNK = 128 * 1024  # NCCL_NVLS_CHUNKSIZE
 MAX_PIPELINE = 64  # chunks netsim pipelines a chain in (more add transfers, not accuracy)
 
 
@@ -220,11 +222,18 @@ def tune(s: NcclSystem, op: str, nbytes: int) -> list[Choice]:
     return rows
 
 
+def _runnable(op: str, algo: str) -> bool:
+    """Whether netsim has a schedule for NCCL's `algo` on `op` (NVLS: all-reduce only, so far)."""
+    from netsim.collectives.algorithms import ALGORITHMS
+
+    return RUNNABLE.get(algo) in ALGORITHMS.get(op, {})
+
+
 def choose(s: NcclSystem, op: str, nbytes: int, *, runnable: bool = False, only: str | None = None) -> Choice:
     """The (algorithm, protocol) NCCL's tuner picks: the least time in `tune`'s table (with `runnable`, among
     the algorithms netsim has schedules for: ring and tree; with `only`, among that algorithm's protocols, as
     ``NCCL_ALGO`` forces one)."""
-    rows = [r for r in tune(s, op, nbytes) if (not runnable or r.algo in RUNNABLE) and (only is None or r.algo == only)]
+    rows = [r for r in tune(s, op, nbytes) if (not runnable or _runnable(op, r.algo)) and (only is None or r.algo == only)]
     if not rows:
         raise ConfigError(f"NCCL has no algorithm for {op} on this communicator", field="collectives")
     return min(rows, key=lambda r: r.time_s)
@@ -264,6 +273,9 @@ def nccl_call(s: NcclSystem, op: str, nbytes: int, only: str | None = None) -> N
     if op in ("broadcast", "reduce"):  # a pipelined chain: NCCL charges one hop's latency for the whole chain
         chunks = max(1, min(MAX_PIPELINE, -(-nbytes // CHUNK_BYTES[choice.proto])))
         hop, base = 0.0, choice.latency_s
+    if algo == "nvls":  # up to the switch and down, pipelined in NCCL's 128 KiB chunks; each GPU's connection
+        chunks = max(1, min(MAX_PIPELINE, -(-nbytes // NVLS_CHUNK)))  # carries the buffer at NCCL's NVLS rate
+        hop, base, cap = 0.0, choice.latency_s, choice.algbw_Bps
     return NcclCall(choice, algo, WIRE[choice.proto], hop * 1e-6, cap, base, chunks)
 
 

@@ -45,19 +45,23 @@ def test_latencies_and_bandwidths_follow_nccls_formulas():
 
 
 def test_the_tuner_picks_the_least_time():
-    # 1 MiB all-reduce: ring/LL 28.0 us just ahead of NVLS 28.9 us; 1 GiB: NVLS (no netsim schedule: ring/Simple)
+    # 1 MiB all-reduce: ring/LL 28.0 us just ahead of NVLS 28.9 us; 1 GiB: NVLS; an all-gather: the ring (NVLS
+    # all-gather has no netsim schedule yet, but the ring's 411 GB/s beats its 208 anyway)
     assert choose(H100, "all_reduce", 2**20).name == "ring/LL"
-    assert choose(H100, "all_reduce", 2**30).name == "nvls/Simple"
-    assert choose(H100, "all_reduce", 2**30, runnable=True).name == "ring/Simple"
+    assert choose(H100, "all_reduce", 2**30).name == choose(H100, "all_reduce", 2**30, runnable=True).name == \
+        "nvls/Simple"
+    assert choose(H100, "all_gather", 2**30).name == "ring/Simple"
+    assert choose(H100, "all_reduce", 2**30, only="ring").name == "ring/Simple"  # as NCCL_ALGO=Ring forces
     call = nccl_call(H100, "all_reduce", 2**20)
     assert (call.algo, call.wire, call.step_latency_s, call.connection_Bps) == ("ring", 2.0, pytest.approx(0.6e-6),
                                                                                   360e9)
 
 
 def test_bench_runs_nccls_pick_on_the_fabric(capsys):
-    """8 GiB on the H100 box: the ring at its channels' 360 GB/s, each of 14 steps paying NCCL's 3.4 us and the
-    NVSwitch path (two 0.5 us links), the call NCCL's 8.4 us base latency."""
-    assert main(["bench", "--topology", "h100_sxm8", "--collectives", "nccl", "-b", "8G", "-e", "8G", "--json"]) == 0
+    """8 GiB on the H100 box, the ring forced (NVLS would win): the ring at its channels' 360 GB/s, each of 14
+    steps paying NCCL's 3.4 us and the NVSwitch path (two 0.5 us links), the call NCCL's 8.4 us base latency."""
+    assert main(["bench", "--topology", "h100_sxm8", "--collectives", "nccl", "--algo", "ring", "-b", "8G", "-e", "8G",
+                 "--json"]) == 0
     import json
 
     row = json.loads(capsys.readouterr().out)["rows"][0]
@@ -79,7 +83,7 @@ def test_a_scenario_runs_its_collectives_under_nccls_model(tmp_path):
     path.write_text("topology: h100_sxm8\nnetwork: {collectives: nccl}\nworkload:\n"
                     "  - {op: all_reduce, size: 1GiB}\n  - {op: all_to_all, size: 64MiB}\n")
     calls = simulate(load_scenario(path), "ecmp").collectives
-    assert calls["algo"].to_list() == ["ring:ring/Simple", "direct"]
+    assert calls["algo"].to_list() == ["nvls:nvls/Simple", "direct"]
     (bench,) = run_bench(load_topology("h100_sxm8"), "all_reduce", [2**30], ["auto"], collectives="nccl")
     assert calls["end_s"][0] - calls["start_s"][0] == pytest.approx(bench.time_s, rel=1e-12)
 
@@ -98,3 +102,32 @@ def test_a_connection_profile_keeps_the_connections_paths():
         results = sim.run(events)
         loads.append((results.links["carried_B"].to_list(), results.transfers["end_s"].max()))
     assert loads[0][0] == pytest.approx(loads[1][0], rel=1e-12, abs=1e-6) and loads[1][1] > loads[0][1] + 3e-6
+
+
+def test_nvls_pipelines_up_to_the_switch_and_down():
+    """C chunks in order on each GPU's link: (C + 1) periods of a chunk at line rate plus the link's latency,
+    whatever the number of GPUs; refused where the ranks share no NVSwitch."""
+    from netsim.collectives import time_collective
+    from netsim.errors import ConfigError
+
+    topo = load_topology("h100_sxm8")
+    size, c = 64 * 2**20, 8
+    for n in (2, 8):
+        seconds, results = time_collective(topo, "all_reduce", size, algo="nvls", chunks=c, nodes=topo.gpus[:n])
+        assert seconds == pytest.approx((c + 1) * (size / c / 450e9 + 0.5e-6), rel=1e-12)
+        assert results.transfers["size_B"].sum() == 2 * n * size  # every buffer up once and down once
+    rail = load_topology("rail64")
+    with pytest.raises(ConfigError, match="cabled to one NVSwitch"):
+        time_collective(rail, "all_reduce", size, algo="nvls", nodes=rail.gpus[:16])
+
+
+def test_nccl_runs_nvls_where_its_tuner_picks_it():
+    """1 GiB on the H100 box: NVLS (25 us, 272 GB/s per GPU in NCCL's model), run up and down through the switch
+    with each GPU's connection at that rate: within 3% of the tuner's own estimate (the pipeline's fill, 65
+    chunk periods for 64 chunks, and the links' latency on every chunk)."""
+    from netsim.workloads import run_bench
+
+    (row,) = run_bench(load_topology("h100_sxm8"), "all_reduce", [2**30], ["auto"], collectives="nccl")
+    assert row.chosen.startswith("nvls:nvls/Simple")
+    tuner = choose(H100, "all_reduce", 2**30)
+    assert row.time_s == pytest.approx(tuner.time_s, rel=0.03) and row.time_s > tuner.time_s
