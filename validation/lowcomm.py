@@ -117,9 +117,48 @@ def layer_dag(lines: list[str]) -> None:
                                                   for b in found))
 
 
+# The Streaming DiLoCo paper's Table 4 (Gbit/s reaching 50/80/90/95/99% compute utilisation; 2 replicas, H = 100,
+# strided fragments of 3 layers; its grid fits 50 log-spaced points from 0.1 to 1000 Gbit/s, netsim's default)
+PAPER_TABLE_4 = {
+    "1B": {"diloco": [1.4, 6.2, 13.3, 23.3, 86.8], "tau0": [1.4, 5.2, 9.1, 16.0, 28.1], "tau1": [1.4, 4.3, 6.2, 9.1, 11.0],
+           "tau1_fp4": [0.4, 0.9, 1.7, 2.0, 3.0]},
+    "10B": {"diloco": [1.7, 7.5, 16.0, 33.9, 104.8], "tau0": [1.7, 5.2, 9.1, 13.3, 19.3],
+            "tau1": [1.7, 3.6, 5.2, 6.2, 7.5], "tau1_fp4": [0.4, 0.9, 1.4, 1.4, 1.7]},
+    "100B": {"diloco": [3.0, 11.0, 23.3, 49.4, 184.2], "tau0": [2.4, 6.2, 9.1, 11.0, 19.3],
+             "tau1": [1.7, 3.6, 4.3, 5.2, 5.2], "tau1_fp4": [0.5, 0.9, 1.1, 1.1, 1.4]},
+}
+PAPER_SCALES = {"1B": (24, 0.1, 1e9), "10B": (48, 0.8, 1e10), "100B": (108, 4.9, 1e11)}  # layers, step s, params
+PAPER_VARIANTS = {"diloco": ("diloco", {}), "tau0": ("streaming_diloco", {"overlap": 0}),
+                  "tau1": ("streaming_diloco", {"overlap": 1}), "tau1_fp4": ("streaming_diloco", {"overlap": 1, "bits": 4})}
+
+
+def paper_table(lines: list[str]) -> None:
+    from netsim.workloads.sweep import DEFAULT_GRID, DEFAULT_TARGETS
+
+    gbit = DEFAULT_GRID * 8 / 1e9
+    lines.append("8. Streaming DiLoCo's Table 4 on the paper's setup (2 replicas, H = 100, fragments of 3 layers, 16-bit")
+    lines.append("   or FP4, 50 log-spaced bandwidths 0.1-1000 Gbit/s): netsim's thresholds (Gbit/s) and, per cell, how")
+    lines.append("   many grid steps netsim is above (+) or below (-) the paper")
+    diffs: dict[str, list[int]] = {}
+    for scale, (layers, step, params) in PAPER_SCALES.items():
+        model = ComputeModel(layers, step, params)
+        for name, (method, kw) in PAPER_VARIANTS.items():
+            cfg = UtilizationConfig(method, model, workers=2, inner_steps=100, fragments=layers // 3, **kw)
+            found = thresholds(sweep_bandwidth([method], DEFAULT_GRID, cfg), DEFAULT_TARGETS)["bandwidth_Bps"].to_list()
+            ours = [None if b is None else b * 8 / 1e9 for b in found]
+            steps = [None if o is None else int(np.argmin(abs(gbit - o)) - np.argmin(abs(gbit - q)))
+                     for o, q in zip(ours, PAPER_TABLE_4[scale][name])]
+            diffs.setdefault(name, []).extend(d for d in steps if d is not None)
+            lines.append(f"   {scale:>4} {name:<9} " + " ".join("never" if o is None else f"{o:6.1f}" for o in ours)
+                         + "   paper " + " ".join(f"{q:5.1f}" for q in PAPER_TABLE_4[scale][name])
+                         + "   steps " + " ".join("?" if d is None else f"{d:+d}" for d in steps))
+    lines.append("   per variant, cells netsim is above / equal to / below the paper: " + "; ".join(
+        f"{k} {sum(d > 0 for d in v)}/{sum(d == 0 for d in v)}/{sum(d < 0 for d in v)}" for k, v in diffs.items()))
+
+
 def main() -> int:
     lines: list[str] = []
-    for part in (ddp_ring, bytes_and_demand, latency_argument, stragglers, consensus, layer_dag):
+    for part in (ddp_ring, bytes_and_demand, latency_argument, stragglers, consensus, layer_dag, paper_table):
         part(lines)
     publish("lowcomm", lines)
     return 0

@@ -4,14 +4,16 @@ Per worker and step s, per layer l, three compute nodes run on the worker's one 
 F(l), B_act(l) (the gradient w.r.t. the layer's input; none for layer 0) and B_w(l) (w.r.t. its
 weights), with the durations of the `ComputeModel`. Communication nodes ("units": a layer, a DDP bucket
 or a whole model, values that travel together) are released by the B_w node of their lowest layer (the
-last of theirs the backward reaches) and gate the forward of that layer ``delay + 1`` steps later::
+last of theirs the backward reaches) and gate the forward of that layer ``delay + 1`` steps later — with
+``delay`` (tau) >= 1, the first forward of that step (Streaming DiLoCo's block-receive, see `TrainingDag`)::
 
     step s     F0 F1 F2 F3 | Ba3 Bw3 Ba2 Bw2 Ba1 Bw1 Bw0
                                   |       |       |    |   release: unit {3} .. {0} (if due at step s)
                                   v       v       v    v
     network              [ AR{3} ][ AR{2} ][ AR{1} ][ AR{0} ]     one stream: FIFO in release order
                                                        |      ...
-    step s+1+tau  F0 <-- waits for AR{0} ; F1 <-- AR{1} ; ...
+    step s+1      F0 <-- waits for AR{0} ; F1 <-- AR{1} ; ...    (tau = 0: each layer for its own unit)
+    step s+1+tau  F0 <-- waits for AR{0} .. AR{3}                   (tau >= 1: the whole step)
 
 - ``all_reduce`` units: when every worker has released a unit, the group's collective stream (one per
   communicator, as a collective library's single stream) all-reduces it after the units released before
@@ -53,7 +55,10 @@ class TrainingDag:
 
     units: layer groups whose values travel together; unit_bytes: the bytes of each (what one worker puts
     into the collective, or sends to each partner). releases: step (1-based) -> units released by that
-    step's backward. delay: tau; a unit released at step s gates the forward of step s + 1 + tau.
+    step's backward. delay: tau; a unit released at step s gates step s + 1 + tau: with tau = 0 the forward
+    of the unit's own layer (the layers below it may run first), with tau >= 1 the step's first forward —
+    Streaming DiLoCo's Algorithm 2 sends a fragment after inner step s and block-receives it after step
+    s + tau, so its communication overlaps the rest of step s's backward and the tau steps after it.
     exchange: ``all_reduce`` (every worker, one collective per unit) or ``send`` (point to point).
     partners: for ``send``, step -> per worker the workers it sends to. final_merge: bytes of one
     all-reduce after the last step (0: none).
@@ -184,8 +189,8 @@ def _dag_program(model: ComputeModel, dag: TrainingDag, workers: int, factor: li
     for t, us in order.items():
         for u in us:
             need = t + 1 + dag.delay
-            if need <= dag.steps:
-                gates.setdefault(need, []).append((min(dag.units[u]), t, u))
+            if need <= dag.steps:  # tau = 0: the unit's own layer waits; tau >= 1: the whole step (block-receive)
+                gates.setdefault(need, []).append((0 if dag.delay > 0 else min(dag.units[u]), t, u))
     for g in gates.values():
         g.sort()
     senders: dict[int, list[list[int]]] = {}  # step -> per worker, the workers that send to it

@@ -154,3 +154,20 @@ def test_empty_units_and_listed_layer_weights_on_the_ring_shortcut():
     assert runs[0].wall_s == pytest.approx(runs[1].wall_s, rel=1e-12)
     empty = [s for s in runs[0].run.syncs if s.nbytes == 0]
     assert empty and all(s.end == s.start for s in empty)
+
+
+def test_an_overlapped_fragment_is_received_before_the_step_that_needs_it_starts():
+    """Streaming DiLoCo with tau = 1 (Algorithm 2): a fragment sent after inner step t is block-received after
+    step t + 1, so the whole of step t + 2 waits for it, its first forward included. Two layers, two fragments
+    (one layer each), H = 4, an all-reduce of 0.2 s (two steps): every gate stalls, in closed form."""
+    model = ComputeModel(layers=2, step_time=T, params=1e6)  # 16-bit: 1 MB per layer
+    fwd, (b_act, b_w) = model.forward(), model.backward_nodes()
+    top = float(fwd.sum() + b_act[1] + b_w[1])  # from a step's start to the top layer's release
+    d = 1e6 / 5e6  # two workers: the ring moves the layer's bytes once each way, at 5 MB/s
+    r = utilization(UtilizationConfig("streaming_diloco", model, workers=2, latency=0.0, bandwidth=5e6, inner_steps=4,
+                                      outer_steps=2, fragments=2, overlap=1))
+    s4 = 1 * T + top + d  # the top layer leaves in step 2; step 4 starts when it has arrived
+    s6 = s4 + T + d  # the bottom layer leaves at the end of step 4; step 6 waits for it
+    s8 = s6 + top + d  # the top layer again, from step 6
+    assert [s.released for s in r.run.syncs] == pytest.approx([T + top, s4 + T, s6 + top, s8 + T], rel=1e-12)
+    assert r.wall_s == pytest.approx(s8 + T + d, rel=1e-12)  # the last fragment drains after the last step
