@@ -19,12 +19,13 @@ from netsim.collectives.nccl import choose, nccl_system
 from netsim.topology import load_topology
 from netsim.units import format_size
 from netsim.workloads import run_bench
-from text_report import publish  # a sibling: validation/ is on the path
+from text_report import publish, results_dir, snapshot  # a sibling: validation/ is on the path
 
 PRESETS = [("h100_sxm8", 8, 90), ("h200_sxm8", 8, 90), ("h100_ib_rail64", 16, 90), ("h100_roce_rail64", 16, 90),
            ("pcie4_a10", 4, 86)]
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast")
 SIZES = [8, 64 * 2**10, 2**20, 16 * 2**20, 256 * 2**20, 4 * 2**30]
+PLOT_SIZES = [2**k for k in range(10, 33, 2)]  # 1 KiB .. 4 GiB, for the figure
 
 
 def main() -> int:
@@ -63,7 +64,34 @@ def main() -> int:
         "reduce-scatter, or PAT, which netsim does not simulate yet.",
     ]
     publish("nccl", lines)
+    figure()
     return 0
+
+
+def figure() -> None:
+    """All-reduce busbw against size on each preset: ideal, NCCL's model run on the fabric, NCCL's estimate."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    shown = [p for p in PRESETS if p[0] in ("h100_sxm8", "h100_ib_rail64", "pcie4_a10")]
+    fig = make_subplots(rows=1, cols=len(shown), subplot_titles=[f"{n} ({r} GPUs)" for n, r, _ in shown])
+    for col, (name, ranks, arch) in enumerate(shown, start=1):
+        topo = load_topology(name)
+        system = nccl_system(topo, topo.gpus[:ranks], arch=arch)
+        ideal = run_bench(topo, "all_reduce", PLOT_SIZES, ["auto"], ranks=ranks)
+        nccl = run_bench(topo, "all_reduce", PLOT_SIZES, ["auto"], ranks=ranks, collectives="nccl", arch=arch)
+        tuner = [s / choose(system, "all_reduce", s, runnable=True).time_s * 2 * (ranks - 1) / ranks / 1e9
+                 for s in PLOT_SIZES]
+        for label, ys, dash, colour in (("ideal", [r.busbw_Bps / 1e9 for r in ideal], "dot", "#4c78a8"),
+                                        ("nccl (on the fabric)", [r.busbw_Bps / 1e9 for r in nccl], "solid", "#e45756"),
+                                        ("NCCL's estimate", tuner, "dash", "#54a24b")):
+            fig.add_trace(go.Scatter(x=PLOT_SIZES, y=ys, name=label, mode="lines+markers",
+                                     line=dict(dash=dash, color=colour),
+                                     legendgroup=label, showlegend=col == 1), row=1, col=col)
+        fig.update_xaxes(type="log", title_text="size (B)", row=1, col=col)
+    fig.update_yaxes(title_text="all-reduce busbw (GB/s)", row=1, col=1)
+    fig.update_layout(height=460, width=1400, margin=dict(t=60, b=60))
+    snapshot(fig, results_dir() / "nccl.png", 1400, 480)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,7 @@ Run: python validation/routing.py [--quick]     (about 10 minutes on 2 cores; --
 from __future__ import annotations
 
 import itertools
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -29,7 +26,7 @@ import polars as pl
 
 from netsim.scenario import scenario_from_dict
 from netsim.scenario.compare import compare_routing
-from text_report import results_dir  # a sibling: validation/ is on the path
+from text_report import results_dir, snapshot  # a sibling: validation/ is on the path
 
 POLICIES = ["ecmp", "spray", "split:min", "planned", "c4p"]
 LEAVES = [8, 16, 32, 64]
@@ -94,21 +91,6 @@ def figure(summary: pl.DataFrame) -> go.Figure:
     fig.update_yaxes(title_text="% of ideal", row=1, col=1)
     fig.update_xaxes(title_text="oversubscription, concurrent jobs")
     return fig
-
-
-def snapshot(fig: go.Figure, png: Path) -> None:
-    """A PNG of the figure by headless Chromium, from a self-contained page in a temporary folder."""
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        print(f"no chromium: {png.name} not refreshed")
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        page = Path(tmp) / "routing.html"
-        fig.write_html(page, include_plotlyjs=True)
-        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                        "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-                        f"--user-data-dir={tmp}/profile", "--window-size=1400,540", f"--screenshot={png}",
-                        page.as_uri()], check=True, capture_output=True, timeout=120)
 
 
 def main() -> int:

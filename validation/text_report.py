@@ -27,3 +27,23 @@ def publish(name: str, lines: list[str]) -> None:
     path = results_dir() / f"{name}.txt"
     path.write_text(text)
     print(f"(written to {path})")
+
+
+def snapshot(fig, png: Path, width: int = 1400, height: int = 540) -> None:
+    """A PNG of a plotly figure by headless Chromium (when installed), from a self-contained page in a temporary
+    folder; without Chromium the old PNG stays and a line says so."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        print(f"no chromium: {png.name} not refreshed")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / "figure.html"
+        fig.write_html(page, include_plotlyjs=True)
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                        "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+                        f"--user-data-dir={tmp}/profile", f"--window-size={width},{height}", f"--screenshot={png}",
+                        page.as_uri()], check=True, capture_output=True, timeout=120)
