@@ -25,8 +25,10 @@ scenario's ``network: {collectives: nccl}``): the chosen netsim algorithm, each 
 wire (LL doubles them, LL128 adds 1/15), each step's hardware latency as a per-transfer overhead, each
 connection capped at its channels' speed, and the base latency once per call. NVLS (NVSwitch in-switch
 reduction) runs as netsim's `nvls` all-reduce (`netsim.collectives.nvls`: up to the switch and down,
-pipelined); NVLS all-gather / reduce-scatter, PAT and CollNet are in the table (so `choose` says when NCCL
-would pick them) but have no netsim schedule yet: `runnable` leaves them out.
+pipelined), PAT (all-gather and reduce-scatter with one GPU per node) as recursive doubling
+(`halving_doubling`, a power-of-two number of ranks); NVLS all-gather / reduce-scatter and CollNet are in
+the table (so `choose` says when NCCL would pick them) but have no netsim schedule yet: `runnable` leaves
+them out.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from netsim.topology import Topology
 PROTOCOLS = ("LL", "LL128", "Simple")
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce")  # what NCCL's tuner times
 ALGORITHMS = ("tree", "ring", "nvls", "pat")
-RUNNABLE = {"ring": "ring", "tree": "tree", "nvls": "nvls"}  # NCCL algorithm -> the netsim algorithm moving its data
+# NCCL algorithm -> the netsim algorithm moving its data (PAT's log2 n steps of doubling blocks: recursive doubling)
+RUNNABLE = {"ring": "ring", "tree": "tree", "nvls": "nvls", "pat": "halving_doubling"}
 
 # baseLatencies[algo][proto], microseconds
 BASE_LATENCY = {"tree": (6.8, 14.0, 8.4), "ring": (6.6, 14.0, 8.4), "nvls": (0.0, 0.0, 0.0), "pat": (8.0, 8.0, 8.0)}
@@ -222,10 +225,13 @@ def tune(s: NcclSystem, op: str, nbytes: int) -> list[Choice]:
     return rows
 
 
-def _runnable(op: str, algo: str) -> bool:
-    """Whether netsim has a schedule for NCCL's `algo` on `op` (NVLS: all-reduce only, so far)."""
+def _runnable(op: str, algo: str, ranks: int) -> bool:
+    """Whether netsim has a schedule for NCCL's `algo` on `op` (NVLS: all-reduce only, so far; PAT: a power-of-two
+    number of ranks, as recursive doubling needs)."""
     from netsim.collectives.algorithms import ALGORITHMS
 
+    if algo == "pat" and ranks & (ranks - 1):
+        return False
     return RUNNABLE.get(algo) in ALGORITHMS.get(op, {})
 
 
@@ -233,7 +239,7 @@ def choose(s: NcclSystem, op: str, nbytes: int, *, runnable: bool = False, only:
     """The (algorithm, protocol) NCCL's tuner picks: the least time in `tune`'s table (with `runnable`, among
     the algorithms netsim has schedules for: ring and tree; with `only`, among that algorithm's protocols, as
     ``NCCL_ALGO`` forces one)."""
-    rows = [r for r in tune(s, op, nbytes) if (not runnable or _runnable(op, r.algo)) and (only is None or r.algo == only)]
+    rows = [r for r in tune(s, op, nbytes) if (not runnable or _runnable(op, r.algo, s.ranks)) and (only is None or r.algo == only)]
     if not rows:
         raise ConfigError(f"NCCL has no algorithm for {op} on this communicator", field="collectives")
     return min(rows, key=lambda r: r.time_s)
@@ -276,6 +282,8 @@ def nccl_call(s: NcclSystem, op: str, nbytes: int, only: str | None = None) -> N
     if algo == "nvls":  # up to the switch and down, pipelined in NCCL's 128 KiB chunks; each GPU's connection
         chunks = max(1, min(MAX_PIPELINE, -(-nbytes // NVLS_CHUNK)))  # carries the buffer at NCCL's NVLS rate
         hop, base, cap = 0.0, choice.latency_s, choice.algbw_Bps
+    if choice.algo == "pat":  # NCCL's latency (its n x 2.8 us of serial steps) once; each connection at PAT's speed
+        hop, base, cap = 0.0, choice.latency_s, _bus_bandwidth(s, op, "pat", "Simple") * 1e9
     return NcclCall(choice, algo, WIRE[choice.proto], hop * 1e-6, cap, base, chunks)
 
 

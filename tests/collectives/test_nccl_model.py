@@ -131,3 +131,20 @@ def test_nccl_runs_nvls_where_its_tuner_picks_it():
     assert row.chosen.startswith("nvls:nvls/Simple")
     tuner = choose(H100, "all_reduce", 2**30)
     assert row.time_s == pytest.approx(tuner.time_s, rel=0.03) and row.time_s > tuner.time_s
+
+
+def test_pat_runs_as_recursive_doubling_with_one_gpu_per_node():
+    """PAT (all-gather / reduce-scatter, one GPU per node) is NCCL's pick at 1 MiB on 8 single-GPU hosts; netsim
+    runs it as recursive doubling, which needs a power-of-two number of ranks (6 ranks: the ring instead)."""
+    from netsim.topology.config import topology_from_dict
+    from netsim.workloads import run_bench
+
+    topo = topology_from_dict({"kind": "leaf_spine", "leaves": 2, "spines": 2, "hosts_per_leaf": 4, "gpus_per_host": 1,
+                               "host_bandwidth": "400Gbps", "host_latency": "1us", "spine_latency": "1us"})
+    system = nccl_system(topo, topo.gpus)
+    assert system.nodes == 8 and choose(system, "all_gather", 2**20).name == "pat/Simple"
+    (row,) = run_bench(topo, "all_gather", [2**20], ["auto"], collectives="nccl")
+    assert row.chosen == "halving_doubling:pat/Simple"
+    six = nccl_system(topo, topo.gpus[:6])
+    assert choose(six, "all_gather", 2**20).name == "pat/Simple"
+    assert choose(six, "all_gather", 2**20, runnable=True).algo == "ring"
