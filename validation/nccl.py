@@ -5,10 +5,10 @@ For every preset and collective, nccl-tests' busbw at sizes from 8 B to 4 GiB th
   nccl    NCCL's tuner picks algorithm and protocol; the call runs on the fabric with the protocol's lines,
           NCCL's per-hop latencies and its channels' caps (what `netsim bench --collectives nccl` does)
   tuner   NCCL's own estimate of the same pick (latency + bytes / bandwidth), no fabric at all
-and the tuner's pick when an algorithm netsim has no schedule for yet (NVLS all-gather / reduce-scatter, PAT,
-CollNet) would win (`nccl` then runs the best of ring, tree and NVLS all-reduce). Nothing is fitted: every constant is NCCL's or the vendor's.
+and the tuner's pick when an algorithm netsim has no schedule for yet (NVLS all-gather / reduce-scatter, CollNet,
+PAT on other than a power-of-two number of ranks) would win (`nccl` then runs the best of what netsim has). Nothing is fitted: every constant is NCCL's or the vendor's.
 
-Run: .venv/bin/python validation/nccl.py   (about half a minute; writes out/validation/nccl.txt)
+Run: .venv/bin/python validation/nccl.py   (about 10 s; writes out/validation/nccl.txt and nccl.png)
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def main() -> int:
         "across) is run as netsim's flat binary tree over all ranks, which crosses the network far more: the",
         "tree/LL128 rows there are netsim's tree, not NCCL's. NVLS all-reduce runs as netsim's nvls (up to the",
         "switch, the sum down, pipelined); where 'best' differs from the pick, NCCL would run an NVLS all-gather or",
-        "reduce-scatter, or PAT, which netsim does not simulate yet.",
+        "reduce-scatter, which netsim does not simulate yet.",
     ]
     publish("nccl", lines)
     figure()

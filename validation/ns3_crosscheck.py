@@ -60,7 +60,7 @@ def main() -> int:
         chunk = total // HOSTS
         step = (netsim_time(ring, chunk), netsim_time(ring, round(chunk * WIRE)), ns3_time("ring_step", chunk))
         rows.append((f"ring step, 4 x {chunk / 1e6:g} MB", *step))
-        rows.append((f"ring all-reduce {total / 1e6:g} MB (6 steps)", *(6 * t for t in step)))
+        rows.append((f"ring all-reduce {total / 1e6:g} MB (6 x step)", *(6 * t for t in step)))
     lines = ["Packet-level cross-check: 4 hosts on one switch, 10 Gbit/s links of 1 us; times in ms",
              f"   {'case':<34} {'netsim':>8} {'+headers':>9} {'ns-3':>8} {'netsim err':>11} {'+headers err':>13}"]
     for label, fluid, wire, packet in rows:

@@ -11,6 +11,7 @@ from netsim.cli import flags, names
 from netsim.cli.commands import HELP
 from netsim.cli.progress import Stages, notice, print_json
 from netsim.collectives import OPS, Communicator, algorithms
+from netsim.collectives.nccl import ARCHS
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
 from netsim.network import model_names
@@ -45,7 +46,7 @@ def add_parser(sub) -> None:
     p.add_argument("--collectives", choices=COLLECTIVES, default="ideal",
                    help="ideal: netsim's algorithms at line rate (default); nccl: NCCL's tuner picks algorithm and "
                         "protocol, and the call runs with its protocol lines, per-hop latencies and channel caps")
-    p.add_argument("--sm", type=flags.integer(60, 120), default=90,
+    p.add_argument("--sm", type=int, choices=ARCHS, default=90,
                    help="with --collectives nccl: the GPUs' compute capability x 10 (80 A100, 86 A10, 90 H100)")
     p.add_argument("--measured", metavar="FILE", help="a real nccl-tests output (all_reduce_perf and friends): "
                    "simulate its sizes (and its rank count, from its '# Rank' lines) and set the measured time and "
@@ -90,8 +91,10 @@ def command(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"must be between 2 and {len(topo.gpus)} (the topology's GPUs), got {n}{where}",
                           field="--ranks")
     if measured is not None:
-        if args.minbytes is not None or args.maxbytes is not None:
-            raise ConfigError("--measured runs the measurement's sizes; leave -b/-e out", field="-b/-e")
+        if args.minbytes is not None or args.maxbytes is not None or args.stepfactor != 2.0 or args.stepbytes != "0":
+            raise ConfigError("--measured runs the measurement's sizes; leave -b/-e/-f/-i out", field="-b/-e")
+        if args.ranks and measured.ranks and args.ranks != measured.ranks:
+            raise ConfigError(f"the measurement ran on {measured.ranks} ranks, not {args.ranks}", field="--ranks")
         sizes = [r.size_B for r in measured.rows]
     else:
         sizes = size_range(_size(args.minbytes or "8", "-b"), _size(args.maxbytes or "128M", "-e"), args.stepfactor,

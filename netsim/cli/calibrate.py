@@ -46,7 +46,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     name = path.stem + "_calibrated.yaml"
     out = OutputDirectory(args.output, command="calibrate", outputs={name, "fit.parquet"})
     topo = load_topology(path)
-    measurements = [read_nccl_tests(f) for f in args.files]
+    measurements = [read_nccl_tests(f, field="FILE") for f in args.files]
     fit = calibrate(topo, measurements, op=args.op, ranks=args.ranks, algo=args.algo)
     frame = pl.DataFrame([{"source": r.source, "op": r.op, "ranks": r.ranks, "sizes": r.sizes,
                            "plateau_busbw_Bps": r.plateau_busbw_Bps, "time_error_before": r.error_before,

@@ -60,7 +60,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
                                  for t, c, cap, lat in s.links], name=s.name, kind=s.kind, gpus=s.gpus,
                    nodes=s.nodes, links=topo.num_links, bisection_Bps=s.bisection,
                    equal_cost_paths_from_gpu0={str(k): v for k, v in s.path_counts.items()},
-                   connection_bandwidth_Bps=topo.meta.get("connection_bandwidth"))
+                   connection_bandwidth_Bps=topo.meta.get("connection_bandwidth"),
+                   connection_latency_s=topo.meta.get("connection_latency"))
         return 0
     console.print(f"{s.name} ({s.kind}): {s.gpus} GPUs, {topo.num_nodes} nodes, "
                   f"{topo.num_links} directed links — valid")
@@ -74,6 +75,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
     if topo.meta.get("connection_bandwidth") is not None:
         console.print(f"each connection: at most {format_bandwidth(topo.meta['connection_bandwidth'])} "
                       "(connection_bandwidth), however idle its links")
+    if topo.meta.get("connection_latency"):
+        console.print(f"each transfer: {format_time(topo.meta['connection_latency'])} more (connection_latency)")
     if s.bisection is None:
         console.print(f"bisection bandwidth: not computed ({topo.num_links:,} links; the max-flow is done up to "
                       f"{MAX_BISECTION_LINKS:,})")

@@ -112,7 +112,7 @@ class Communicator:
                 self._nccl = nccl.nccl_system(self.sim.topology, self.nodes, arch=self.sim.sm)
             call = nccl.nccl_call(self._nccl, op, nbytes, only=None if algo == "auto" else algo)
             req = self.request(int(math.ceil(nbytes * call.wire)), call.chunks, root)
-            profile = ConnectionProfile(call.step_latency_s, call.connection_Bps)
+            profile = ConnectionProfile(call.step_latency_s, call.net_latency_s, call.connection_Bps)
             return Plan(ALGORITHMS[op][call.algo].build(req), key + (profile,), call.base_latency_s,
                         f"{call.algo}:{call.choice.name}", call.chunks)
         algo, chunks, req = self.resolve(op, nbytes, algo, chunks, root)

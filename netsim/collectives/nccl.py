@@ -73,7 +73,8 @@ SPEEDS_INTRA = {90: (60, 50, 40, 30, 24, 20, 15, 12, 11, 6, 3), 0: (40, 30, 20, 
 SPEEDS_INTER = {90: (48, 45, 42, 40, 30, 24, 22, 20, 17.5, 15, 12, 6, 3, 2.4, 1.2, 0.24, 0.12),
                 0: (48, 30, 28, 24, 20, 18, 15, 12, 10, 9, 7, 6, 5, 4, 3, 2.4, 1.2, 0.24, 0.12)}
 MAX_CHANNELS = 32  # a ring graph's channel limit (MAXCHANNELS / 2)
-NVLINK_GBPS = {90: 20.6, 80: 20.0}  # what NCCL counts per NVLink link (SM90_NVLINK_BW, SM80_NVLINK_BW)
+NVLINK_GBPS = {70: 20.0, 80: 20.0, 86: 12.0, 90: 20.6}  # what NCCL counts per NVLink link (SMxx_NVLINK_BW)
+ARCHS = tuple(NVLINK_GBPS)  # the GPU generations modelled (compute capability x 10); Blackwell's tables are not here
 NET_OVERHEAD_US = 1.0  # per network step on x86 Intel hosts (getNetOverhead)
 WIRE = {"LL": 2.0, "LL128": 128 / 120, "Simple": 1.0}  # bytes on the wire per byte of data
 # data per pipeline step of a broadcast / reduce ring (the chain NCCL pipelines): LL 32 KiB, LL128 576,000 B,
@@ -105,6 +106,12 @@ class NcclSystem:
     nvls: Graph | None = None  # an NVSwitch that reduces in the switch (Hopper and later), one node
     ll128: bool = True  # NCCL enables LL128 only on NVLink paths
     rails: int = 1  # NICs per node its channels spread over (rail-optimized: one per GPU)
+    cpu: str = "intel"  # several nodes: NCCL's LL cap depends on the hosts' CPU ("intel" or "amd")
+
+    @property
+    def ll_max(self) -> float:
+        """NCCL's LL bandwidth cap: by GPU generation on one node, by CPU vendor across nodes (GB/s)."""
+        return LL_MAX_BW[self.generation if self.nodes == 1 else (1 if self.cpu == "amd" else 0)][self.node_index]
 
     @property
     def generation(self) -> int:
@@ -136,7 +143,7 @@ def _steps(op: str, n: int) -> int:
 
 def _bus_bandwidth(s: NcclSystem, op: str, algo: str, proto: str) -> float:
     """NCCL's bus bandwidth of (algo, proto) for `op`, GB/s (0: not available)."""
-    g, n, p = s.generation, s.node_index, PROTOCOLS.index(proto)
+    g, n = s.generation, s.node_index
     if algo == "tree" and op != "all_reduce":
         return 0.0
     if algo in ("nvls", "pat") and proto != "Simple":
@@ -159,13 +166,13 @@ def _bus_bandwidth(s: NcclSystem, op: str, algo: str, proto: str) -> float:
     bw = graph.intra if s.nodes <= 2 else graph.inter
     bus = graph.channels * bw
     if algo == "ring" and proto == "LL":
-        bus = min(LL_MAX_BW[g][n], bus * 0.5)
+        bus = min(s.ll_max, bus * 0.5)
     elif algo == "ring" and proto == "LL128":
         bus = min(bus * 0.92, graph.channels * PER_CHANNEL_RING_LL128[g][n])
     if algo == "tree":
         bus = min(bus * 0.92, graph.channels * PER_CHANNEL_TREE[g][n])
         if proto == "LL":
-            bus = min(bus / 3.8, LL_MAX_BW[g][n])
+            bus = min(bus / 3.8, s.ll_max)
         elif proto == "LL128":
             bus = min(bus * (7.0 / 9.0 if s.nodes == 1 else 120.0 / 128.0), graph.channels * PER_CHANNEL_TREE_LL128[g][n])
     if algo == "pat":
@@ -218,7 +225,7 @@ def tune(s: NcclSystem, op: str, nbytes: int) -> list[Choice]:
             if algo == "tree" and op == "all_reduce" and 0 <= log_size < 23:
                 bw *= TREE_CORRECTION[proto][log_size]
             if algo == "ring" and proto == "Simple" and s.nodes > 1 and op == "all_reduce" and \
-                    nbytes / (s.ring.channels * s.ranks) >= 64:
+                    nbytes / (min(2 * MAX_CHANNELS, 2 * s.ring.channels) * s.ranks) >= 64:  # runtime channels
                 lat *= 1.4 if s.arch >= 80 else 1.9
             time_us = lat + nbytes / (1000.0 * bw)
             rows.append(Choice(algo, proto, lat * 1e-6, bw * 1e9, time_us * 1e-6))
@@ -248,14 +255,16 @@ def choose(s: NcclSystem, op: str, nbytes: int, *, runnable: bool = False, only:
 @dataclass(frozen=True)
 class NcclCall:
     """How netsim runs NCCL's pick on the fabric: `algo` (a netsim algorithm), each transfer's bytes times
-    `wire` (protocol lines), `step_latency_s` added to every transfer (the hop's hardware latency),
-    `connection_Bps` the most one connection gets (its channels' speed), `base_latency_s` once per call,
-    `chunks` the pipeline a broadcast or reduce chain runs in."""
+    `wire` (protocol lines), every transfer at least NCCL's per-hop latency (`step_latency_s` inside a node,
+    `net_latency_s` across the network; a slower path keeps its own), `connection_Bps` the most one
+    connection puts on the wire (NCCL's bandwidth for the pick, its protocol and channel caps included),
+    `base_latency_s` once per call, `chunks` the pipeline a broadcast, reduce or NVLS call runs in."""
 
     choice: Choice
     algo: str
     wire: float
     step_latency_s: float
+    net_latency_s: float
     connection_Bps: float
     base_latency_s: float
     chunks: int = 1
@@ -265,26 +274,30 @@ def nccl_call(s: NcclSystem, op: str, nbytes: int, only: str | None = None) -> N
     """NCCL's pick among ring and tree (or among `only`'s protocols) for this call, and how to run it."""
     choice = choose(s, op, nbytes, runnable=True, only=only)
     p = PROTOCOLS.index(choice.proto)
-    graph = s.tree if choice.algo == "tree" else s.ring
-    per_channel = graph.intra if s.nodes <= 2 else graph.inter
-    hop = HW_LATENCY["net" if s.nodes > 1 and s.ranks == s.nodes else s.intra][choice.algo][p]
+    hop = HW_LATENCY[s.intra][choice.algo][p]
+    net = HW_LATENCY["net"]["tree" if s.ranks == s.nodes else choice.algo][p]
+    if s.nodes > 1:  # an intra-node step across several nodes costs at least the network's overhead
+        hop = max(hop, NET_OVERHEAD_US * (3 if choice.proto == "Simple" else 1))
     algo = RUNNABLE[choice.algo]
     if algo == "ring" and s.nodes > 1:
         from netsim.collectives.algorithms import algorithms
 
         if "rings" in algorithms(op):  # NCCL's channels leave each node through their own NIC: a ring per rail
             algo = "rings"
-    cap = graph.channels * per_channel * 1e9 / (s.rails if algo == "rings" else 1)  # the channels split over rails
+    # a ring's (or tree's) bus bandwidth is the payload rate of each of its connections: on the wire, that times
+    # the protocol's lines; a ring per rail splits it over the rails
+    rails = s.rails if algo == "rings" else 1
+    cap = _bus_bandwidth(s, op, choice.algo, choice.proto) * 1e9 * WIRE[choice.proto] / rails
     chunks, base = 1, BASE_LATENCY[choice.algo][p] * 1e-6
     if op in ("broadcast", "reduce"):  # a pipelined chain: NCCL charges one hop's latency for the whole chain
         chunks = max(1, min(MAX_PIPELINE, -(-nbytes // CHUNK_BYTES[choice.proto])))
-        hop, base = 0.0, choice.latency_s
+        hop, net, base = 0.0, 0.0, choice.latency_s
     if algo == "nvls":  # up to the switch and down, pipelined in NCCL's 128 KiB chunks; each GPU's connection
         chunks = max(1, min(MAX_PIPELINE, -(-nbytes // NVLS_CHUNK)))  # carries the buffer at NCCL's NVLS rate
-        hop, base, cap = 0.0, choice.latency_s, choice.algbw_Bps
-    if choice.algo == "pat":  # NCCL's latency (its n x 2.8 us of serial steps) once; each connection at PAT's speed
-        hop, base, cap = 0.0, choice.latency_s, _bus_bandwidth(s, op, "pat", "Simple") * 1e9
-    return NcclCall(choice, algo, WIRE[choice.proto], hop * 1e-6, cap, base, chunks)
+        hop, net, base, cap = 0.0, 0.0, choice.latency_s, choice.algbw_Bps
+    if choice.algo == "pat":  # NCCL's latency (its n x 2.8 us of serial steps) once
+        hop, net, base = 0.0, 0.0, choice.latency_s
+    return NcclCall(choice, algo, WIRE[choice.proto], hop * 1e-6, net * 1e-6, cap, base, chunks)
 
 
 def search_channels(link_GBps: float, arch: int, speeds: dict = SPEEDS_INTRA) -> Graph:
@@ -314,6 +327,10 @@ def nccl_system(topo: Topology, gpus, *, arch: int = 90) -> NcclSystem:
     have NICs; else one box), the intra-node link (NVLink where the GPUs reach an NVSwitch or an NVLink
     cable, else PCI: a generic `single_switch` counts as PCI), each GPU's link bandwidth and, for several
     nodes, its NIC, searched into channels (`search_channels`)."""
+    if arch not in ARCHS:
+        raise ConfigError(f"compute capability {arch / 10:g} is not modelled (known: "
+                          f"{', '.join(f'{a / 10:g}' for a in ARCHS)}; Blackwell's NCCL tables are not in netsim yet)",
+                          field="sm")
     gpus = np.asarray(gpus, dtype=np.int64)
     kinds = np.asarray(topo.node_kind)
     first = np.flatnonzero(topo.link_src == gpus[0])
@@ -329,11 +346,13 @@ def nccl_system(topo: Topology, gpus, *, arch: int = 90) -> NcclSystem:
     nvlink = bool(to_nvswitch) or any(topo.link_tier[l] == "nvlink" for l in first)
     link = float(topo.capacity[to_nvswitch or first].sum() if to_nvswitch else topo.capacity[first].max()) / 1e9
     if nvlink:  # NCCL counts 20.6 GB/s of each 25 GB/s NVLink 4 link (Hopper), 20 of NVLink 3's 25 (Ampere)
-        link *= NVLINK_GBPS[90 if arch >= 90 else 80] / 25.0
+        link *= NVLINK_GBPS[arch] / 25.0
     ring = search_channels(link, arch)
     rails = 1
     if nodes > 1:  # per channel, the NIC share of each GPU (rails: one NIC per GPU)
-        nic = [l for l in first if kinds[topo.link_dst[l]] == "nic"]
+        nics = {int(topo.link_dst[l]) for l in first if kinds[topo.link_dst[l]] == "nic"}
+        nic = [l for v in nics for l in np.flatnonzero(topo.link_src == v)
+               if kinds[topo.link_dst[l]] not in ("gpu", "nvswitch")]  # the NIC's port to the network
         per_node = len(gpus) // nodes
         rails = max(1, min(per_node, len({int(topo.link_dst[l]) for g in gpus[:per_node]
                                            for l in np.flatnonzero(topo.link_src == g)

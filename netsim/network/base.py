@@ -66,11 +66,12 @@ class NetworkOptions:
     tcp_window: float | None = None  # bytes in flight per stream: caps a flow at streams x window / RTT
     streams: int = 1  # parallel streams per transfer (each with its own window)
 
-    def flow_cap(self, path_latency: float | np.ndarray) -> float | np.ndarray:
+    def flow_cap(self, path_latency: float | np.ndarray, share: float = 1.0) -> float | np.ndarray:
         """The most one flow on a path of this one-way latency may get (inf: no cap); elementwise for
-        an array of latencies."""
+        an array of latencies. A flow carrying `share` of its transfer's bytes (one of its independent
+        subflows) gets that share of `flow_rate_cap`: the cap is the transfer's, however it is split."""
         latency = np.asarray(path_latency, dtype=np.float64)
-        cap = np.full(latency.shape, np.inf if self.flow_rate_cap is None else self.flow_rate_cap)
+        cap = np.full(latency.shape, np.inf if self.flow_rate_cap is None else self.flow_rate_cap * share)
         if self.tcp_window is not None:
             with np.errstate(divide="ignore"):
                 window = self.streams * self.tcp_window / (2 * latency)
@@ -88,18 +89,35 @@ class NetworkOptions:
                 raise ConfigError(f"must be > 0, got {value!r}", field=f"network.{name}")
 
 
+SERVER_TIERS = ("nvlink", "pcie")  # links inside a server: a transfer using only these stays in its node
+
+
 @dataclass(frozen=True)
 class ConnectionProfile:
     """What a connection's transport adds to its route, carried in the route key of its transfers (anywhere
-    in the key tuple): `overhead` seconds of latency on every transfer, and a `cap` on each of its flows
-    (bytes/s). The profile is not part of the route: ECMP hashes the key without it, so a connection keeps
-    its paths whatever its transport does (NCCL's protocols on one channel, `netsim.collectives.nccl`)."""
+    in the key tuple). Each transfer's latency becomes at least its transport's per-hop latency — `floor`
+    for a transfer inside a server (links of `SERVER_TIERS` only), `net_floor` for one that crosses the
+    network — plus the network's own overhead, however short its path (a path slower than that keeps its
+    own latency: a long cable still counts). The connection gets at most `cap` bytes/s, shared by its
+    subflows in proportion to their bytes. The profile is not part of the route: ECMP hashes the key without
+    it, so a connection keeps its paths whatever its transport does (NCCL's protocols on one channel,
+    `netsim.collectives.nccl`)."""
 
-    overhead: float = 0.0
+    floor: float = 0.0
+    net_floor: float = 0.0
     cap: float = float("inf")
 
-    def apply(self, block: "RouteBlock") -> "RouteBlock":
-        return replace(block, latency=block.latency + self.overhead, cap=np.minimum(block.cap, self.cap))
+    def apply(self, block: "RouteBlock", topo: Topology, overhead: float = 0.0) -> "RouteBlock":
+        floor = np.full(len(block.latency), self.floor)
+        if self.net_floor != self.floor and len(block.links):
+            outside = np.concatenate([[0], np.cumsum(~np.isin(np.asarray(topo.link_tier, dtype=object)[block.links],
+                                                              SERVER_TIERS))])
+            ends = np.cumsum(block.counts)
+            crosses = np.zeros(len(block.latency), dtype=bool)
+            np.logical_or.at(crosses, block.owner, outside[ends] > outside[ends - block.counts])  # any link outside
+            floor = np.where(crosses, self.net_floor, self.floor)
+        return replace(block, latency=np.maximum(block.latency, floor + overhead),
+                       cap=np.minimum(block.cap, self.cap * block.weight))
 
 
 def split_profile(key: tuple) -> tuple[tuple, ConnectionProfile | None]:
@@ -169,7 +187,7 @@ def _flatten(routes: list, options: NetworkOptions, link_latency: np.ndarray) ->
             for j, (p, w) in enumerate(zip(r.paths, r.weights)):
                 owner.append(i), weight.append(w), path.append(j)
                 links.append(np.asarray(p, dtype=np.int64)), coef.append(np.ones(len(p))), counts.append(len(p))
-                cap.append(options.flow_cap(float(link_latency[list(p)].sum())))
+                cap.append(options.flow_cap(float(link_latency[list(p)].sum()), w))
         else:
             owner.append(i), weight.append(1.0), path.append(-1)
             links.append(r.links), coef.append(r.coef), counts.append(len(r.links))
@@ -261,6 +279,7 @@ class NetworkModel:
             raise ValueError("negative transfer size")
         block = self._routes(src, dst, key)
         flow_bytes = _flow_bytes(block, sizes)
+        key = split_profile(key)[0]  # the batch keeps its route key: what re-routing and learning policies hash
         batch = Batch(self._next_id, src, dst, sizes, self.env.now, tag, key, on_arrival, block, flow_bytes,
                       bool(flow_bytes.min() > 0))
         if self._reference is not None:
@@ -279,8 +298,10 @@ class NetworkModel:
             block_key = (src.tobytes(), dst.tobytes(), key)
             block = None if self.router.learns else self._blocks.get(block_key)
             if block is None:
-                block = profile.apply(self._routes(src, dst, route_key))
+                block = profile.apply(self._routes(src, dst, route_key), self.topo, self.options.overhead)
                 if not self.router.learns:
+                    if len(self._blocks) >= ROUTE_BLOCKS:
+                        self._blocks.clear()
                     self._blocks[block_key] = block
             return block
         if self.router.learns:

@@ -27,7 +27,7 @@ import numpy as np
 import simpy
 
 from netsim.network import fluid_kernel as kernel
-from netsim.network.base import Batch, NetworkModel
+from netsim.network.base import Batch, NetworkModel, split_profile
 from netsim.network.dataflow import Dataflow, DataflowRun
 from netsim.network.fluid_dataflow import Loop
 from netsim.network.max_min import max_min_rates
@@ -550,7 +550,7 @@ class FluidNetwork(NetworkModel):
         if s.f_batch[f] == kernel.PROGRAM:
             p, j = int(s.f_index[f]) >> kernel.PATH_BITS, (int(s.f_index[f]) & ((1 << kernel.PATH_BITS) - 1)) - 1
             src, dst, key = self._loop.transfer_of(p)
-            route = self.router.route(src, dst, key)
+            route = self.router.route(src, dst, split_profile(key)[0])
         else:
             batch = self._batches[int(s.f_batch[f])]
             flow = int(s.f_index[f])

@@ -11,6 +11,7 @@ from netsim.config.name import Name
 from netsim.errors import ConfigError
 from netsim.network import NetworkOptions, model_class
 from netsim.routing import policy_names
+from netsim.collectives.nccl import ARCHS
 from netsim.sim.simulation import COLLECTIVE_MODELS
 from netsim.topology import Topology
 from netsim.topology.config import Bandwidth, Duration, Size
@@ -55,7 +56,7 @@ class NetworkConfig(_Strict):
     # how collectives run: "ideal" (netsim's algorithms at line rate) or "nccl" (NCCL's tuner, protocols,
     # channels; `sm` is the GPUs' compute capability x 10: 80 A100, 86 A10, 90 H100)
     collectives: Literal[COLLECTIVE_MODELS] = "ideal"
-    sm: Annotated[int, Field(ge=60, le=120, strict=True)] = 90
+    sm: Literal[ARCHS] = 90
 
     def options(self) -> NetworkOptions:
         return NetworkOptions(self.overhead, self.flow_rate_cap, self.endpoint_rate_cap,

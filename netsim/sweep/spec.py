@@ -57,6 +57,8 @@ class Point:
 
 
 COLUMNS = 2  # the output columns' naming (2: units in every name); part of each point's cache key
+# what the models compute: bump on a change of results (3: NCCL's model, connection caps, Streaming DiLoCo's gate)
+REVISION = 3
 
 
 def _version() -> str:
@@ -177,7 +179,7 @@ def points(spec: SweepSpec, base: dict, folder: Path) -> list[Point]:
             doc = copy.deepcopy(base)
             for p, v in params.items():
                 set_path(doc, p, v)
-            blob = json.dumps({"kind": spec.kind, "scenario": doc, "netsim": version, "columns": COLUMNS,
+            blob = json.dumps({"kind": spec.kind, "scenario": doc, "netsim": version, "columns": COLUMNS, "revision": REVISION,
                                "folder": str(folder.resolve())},
                               sort_keys=True, default=str)
             out.append(Point(len(out), params, doc, hashlib.sha256(blob.encode()).hexdigest()[:24]))

@@ -69,10 +69,11 @@ def _number(token: str) -> float | None:
     return value if value == value and abs(value) != float("inf") else None
 
 
-def parse_nccl_tests(text: str, source: str) -> Measurement:
-    """The rows of nccl-tests output `text` (see the module docstring); `source` names it in errors."""
+def parse_nccl_tests(text: str, source: str, field: str = "--measured") -> Measurement:
+    """The rows of nccl-tests output `text` (see the module docstring); `source` names it in errors, and `field`
+    the argument that gave it."""
     def bad(message: str, line: int | None = None) -> ConfigError:
-        return ConfigError(message, source=source, field="--measured" if line is None else f"line {line}")
+        return ConfigError(message, source=source, field=field if line is None else f"line {line}")
 
     ranks: set[int] = set()
     binaries: set[str] = set()
@@ -119,17 +120,17 @@ def parse_nccl_tests(text: str, source: str) -> Measurement:
                        tuple(sorted(rows.values(), key=lambda r: r.size_B)))
 
 
-def read_nccl_tests(path: str | Path) -> Measurement:
+def read_nccl_tests(path: str | Path, field: str = "--measured") -> Measurement:
     """`parse_nccl_tests` on a file (at most 16 MiB; UTF-8 or plain ASCII)."""
     path = Path(path)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise ConfigError(f"{path.stat().st_size:,} bytes, more than nccl-tests output of "
-                              f"{MAX_FILE_BYTES // 2**20} MiB", source=str(path), field="--measured")
+                              f"{MAX_FILE_BYTES // 2**20} MiB", source=str(path), field=field)
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
-        raise ConfigError(f"cannot read it ({exc.strerror or exc})", source=str(path), field="--measured") from None
-    return parse_nccl_tests(text, str(path))
+        raise ConfigError(f"cannot read it ({exc.strerror or exc})", source=str(path), field=field) from None
+    return parse_nccl_tests(text, str(path), field)
 
 
 __all__ = ["MeasuredRow", "Measurement", "parse_nccl_tests", "read_nccl_tests"]

@@ -53,20 +53,22 @@ def test_the_tuner_picks_the_least_time():
     assert choose(H100, "all_gather", 2**30).name == "ring/Simple"
     assert choose(H100, "all_reduce", 2**30, only="ring").name == "ring/Simple"  # as NCCL_ALGO=Ring forces
     call = nccl_call(H100, "all_reduce", 2**20)
+    # LL: NCCL's bus bandwidth min(141, 360 / 2) GB/s of payload per connection, on twice the wire
     assert (call.algo, call.wire, call.step_latency_s, call.connection_Bps) == ("ring", 2.0, pytest.approx(0.6e-6),
-                                                                                  360e9)
+                                                                                  pytest.approx(282e9))
 
 
 def test_bench_runs_nccls_pick_on_the_fabric(capsys):
     """8 GiB on the H100 box, the ring forced (NVLS would win): the ring at its channels' 360 GB/s, each of 14
-    steps paying NCCL's 3.4 us and the NVSwitch path (two 0.5 us links), the call NCCL's 8.4 us base latency."""
+    steps taking NCCL's 3.4 us (more than the NVSwitch path's two 0.5 us links), the call NCCL's 8.4 us base
+    latency."""
     assert main(["bench", "--topology", "h100_sxm8", "--collectives", "nccl", "--algo", "ring", "-b", "8G", "-e", "8G",
                  "--json"]) == 0
     import json
 
     row = json.loads(capsys.readouterr().out)["rows"][0]
     size, n = 8 * 2**30, 8
-    expected = 2 * (n - 1) / n * size / 360e9 + 14 * (3.4e-6 + 1e-6) + 8.4e-6
+    expected = 2 * (n - 1) / n * size / 360e9 + 14 * 3.4e-6 + 8.4e-6
     assert row["chosen"] == "ring:ring/Simple" and row["time_s"] == pytest.approx(expected, rel=1e-9)
     assert main(["bench", "--topology", "h100_sxm8", "--collectives", "nccl", "--algo", "rings"]) == 2
     assert "ring or tree to force one" in capsys.readouterr().err
@@ -148,3 +150,19 @@ def test_pat_runs_as_recursive_doubling_with_one_gpu_per_node():
     six = nccl_system(topo, topo.gpus[:6])
     assert choose(six, "all_gather", 2**20).name == "pat/Simple"
     assert choose(six, "all_gather", 2**20, runnable=True).algo == "ring"
+
+
+def test_across_nodes_the_ll_cap_follows_the_cpu_and_the_nic_its_port():
+    """Two H100 nodes on Intel hosts: LL's cap is NCCL's CPU row (39 GB/s), not Hopper's (45); a channel's speed
+    across nodes is bounded by the NIC's port to the network (100 Gb/s: 12.5 GB/s, so NCCL's 12)."""
+    from netsim.topology.config import topology_from_dict
+
+    rail = load_topology("h100_ib_rail64")
+    s = nccl_system(rail, rail.gpus[:16])
+    assert (s.nodes, s.rails, s.ll_max) == (2, 8, 39.0)
+    assert table("all_reduce", 2**20, s)["ring/LL"].algbw_Bps == pytest.approx(39.0 * 16 / 30 * 1e9)
+    slow = topology_from_dict({"kind": "leaf_spine", "leaves": 1, "spines": 1, "hosts_per_leaf": 2, "gpus_per_host": 8,
+                               "nics_per_host": 8, "host_bandwidth": "100Gbps"})
+    assert nccl_system(slow, slow.gpus).ring.inter == 12
+    with pytest.raises(Exception, match="compute capability 10 is not modelled"):
+        nccl_system(slow, slow.gpus, arch=100)

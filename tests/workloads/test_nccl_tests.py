@@ -92,8 +92,9 @@ def test_bench_measured_sets_the_real_run_beside_the_simulation(tmp_path, capsys
     out = capsys.readouterr().out
     assert "-20.0%" in out and "geometric mean 20.0%" in out
     # the measurement decides the sizes, the op and the ranks: contradicting flags are one-line errors
-    for extra, needle in ((["-b", "8"], "leave -b/-e out"), (["--op", "all_gather"], "the measurement is all_reduce"),
-                          (["--ranks", "9"], "between 2 and 8")):
+    for extra, needle in ((["-b", "8"], "leave -b/-e/-f/-i out"), (["-f", "4"], "leave -b/-e/-f/-i out"),
+                          (["--op", "all_gather"], "the measurement is all_reduce"),
+                          (["--ranks", "2"], "the measurement ran on 4 ranks, not 2")):
         assert main(["bench", "--topology", str(topo), "--measured", str(log), *extra]) == 2
         assert needle in capsys.readouterr().err
     assert main(["bench", "--topology", str(topo), "--measured", str(tmp_path / "missing.log")]) == 2
