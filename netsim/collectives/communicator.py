@@ -90,7 +90,9 @@ class Communicator:
         req = self.request(nbytes, chunks, root)
         if algo == "auto":
             if self._measured is None:  # the ranks' alpha and bandwidth: measured once per communicator
-                self._measured = alpha_beta(req)
+                alpha, bw = alpha_beta(req)
+                cap = self.sim.network.options.flow_rate_cap  # a connection gets no more (connection_bandwidth)
+                self._measured = (alpha, min(bw, cap) if cap else bw)
             algo, chunks = choose(op, req, self.sim.network.options.overhead, self._measured)
             req = self.request(nbytes, chunks, root)
         return algo, chunks, req
