@@ -30,6 +30,7 @@ from netsim.collectives.halving_doubling import halving_doubling
 from netsim.collectives.hierarchical import hierarchical
 from netsim.collectives.request import Request
 from netsim.collectives.ring import chain, channel_orders, ring, ring_bidirectional, ring_channels, ring_rounds
+from netsim.collectives.collnet import collnet, collnet_count
 from netsim.collectives.nvls import nvls, nvls_count
 from netsim.collectives.schedule import Schedule
 from netsim.collectives.tree import binary_tree, tree
@@ -149,6 +150,9 @@ register_algorithm("all_to_all", "direct", direct("all_to_all"), "one step: bloc
                    _direct_count("all_to_all"))
 register_algorithm("all_reduce", "nvls", nvls, "summed inside the NVSwitch (NVLink SHARP): every GPU's buffer up, "
                    "the sum down to all, pipelined in chunks; one server's GPUs", nvls_count)
+register_algorithm("all_reduce", "collnet", collnet, "summed inside the network's switches (SHARP), per rail: ring "
+                   "reduce-scatter inside each server, shards up to the rail's switch and the sum down, ring all-gather",
+                   collnet_count)
 register_algorithm("barrier", "dissemination", dissemination,
                    "ceil(log2 n) rounds; in round i rank r signals rank r + 2^i")
 

@@ -26,9 +26,10 @@ wire (LL doubles them, LL128 adds 1/15), each step's hardware latency as a per-t
 connection capped at its channels' speed, and the base latency once per call. NVLS (NVSwitch in-switch
 reduction) runs as netsim's `nvls` all-reduce (`netsim.collectives.nvls`: up to the switch and down,
 pipelined), PAT (all-gather and reduce-scatter with one GPU per node) as recursive doubling
-(`halving_doubling`, a power-of-two number of ranks); NVLS all-gather / reduce-scatter and CollNet are in
-the table (so `choose` says when NCCL would pick them) but have no netsim schedule yet: `runnable` leaves
-them out.
+(`halving_doubling`, a power-of-two number of ranks), CollNet Direct all-reduce (where the topology says
+``switch_reduction: true``: SHARP) as netsim's `collnet` (`netsim.collectives.collnet`); NVLS and CollNet
+all-gather / reduce-scatter are in the table (so `choose` says when NCCL would pick them) but have no netsim
+schedule yet: `runnable` leaves them out.
 """
 
 from __future__ import annotations
@@ -43,17 +44,21 @@ from netsim.topology import Topology
 
 PROTOCOLS = ("LL", "LL128", "Simple")
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce")  # what NCCL's tuner times
-ALGORITHMS = ("tree", "ring", "nvls", "pat")
+ALGORITHMS = ("tree", "ring", "nvls", "pat", "collnet")  # collnet: NCCL's CollNet Direct (SHARP)
 # NCCL algorithm -> the netsim algorithm moving its data (PAT's log2 n steps of doubling blocks: recursive doubling)
-RUNNABLE = {"ring": "ring", "tree": "tree", "nvls": "nvls", "pat": "halving_doubling"}
+RUNNABLE = {"ring": "ring", "tree": "tree", "nvls": "nvls", "pat": "halving_doubling", "collnet": "collnet"}
 
 # baseLatencies[algo][proto], microseconds
-BASE_LATENCY = {"tree": (6.8, 14.0, 8.4), "ring": (6.6, 14.0, 8.4), "nvls": (0.0, 0.0, 0.0), "pat": (8.0, 8.0, 8.0)}
+BASE_LATENCY = {"tree": (6.8, 14.0, 8.4), "ring": (6.6, 14.0, 8.4), "nvls": (0.0, 0.0, 0.0), "pat": (8.0, 8.0, 8.0),
+                "collnet": (0.0, 0.0, 0.0)}
 # hwLatencies[hw][algo][proto], microseconds per hop
 HW_LATENCY = {
-    "nvlink": {"tree": (0.6, 1.25, 4.0), "ring": (0.6, 1.9, 3.4), "nvls": (0.0, 0.0, 25.0), "pat": (0.0, 0.0, 4.0)},
-    "pci": {"tree": (1.0, 1.9, 4.0), "ring": (1.0, 2.5, 5.7), "nvls": (0.0, 0.0, 0.0), "pat": (0.0, 0.0, 4.0)},
-    "net": {"tree": (5.0, 8.5, 14.0), "ring": (2.7, 4.0, 14.0), "nvls": (0.0, 0.0, 18.0), "pat": (0.0, 0.0, 14.0)},
+    "nvlink": {"tree": (0.6, 1.25, 4.0), "ring": (0.6, 1.9, 3.4), "nvls": (0.0, 0.0, 25.0), "pat": (0.0, 0.0, 4.0),
+               "collnet": (0.0, 0.0, 3.7)},
+    "pci": {"tree": (1.0, 1.9, 4.0), "ring": (1.0, 2.5, 5.7), "nvls": (0.0, 0.0, 0.0), "pat": (0.0, 0.0, 4.0),
+            "collnet": (0.0, 0.0, 3.7)},
+    "net": {"tree": (5.0, 8.5, 14.0), "ring": (2.7, 4.0, 14.0), "nvls": (0.0, 0.0, 18.0), "pat": (0.0, 0.0, 14.0),
+            "collnet": (0.0, 0.0, 31.0)},
 }
 # per GPU generation (Volta, Ampere, Hopper, Blackwell) and node count (1, 2, 4 or more), GB/s
 LL_MAX_BW = ((39.0, 39.0, 20.4), (87.7, 22.5, 19.0), (141.0, 45.0, 35.0), (282.0, 90.0, 70.0))
@@ -107,6 +112,7 @@ class NcclSystem:
     ll128: bool = True  # NCCL enables LL128 only on NVLink paths
     rails: int = 1  # NICs per node its channels spread over (rail-optimized: one per GPU)
     cpu: str = "intel"  # several nodes: NCCL's LL cap depends on the hosts' CPU ("intel" or "amd")
+    collnet: bool = False  # CollNet Direct: switches that reduce (SHARP), NVSwitch servers, several nodes
 
     @property
     def ll_max(self) -> float:
@@ -146,8 +152,15 @@ def _bus_bandwidth(s: NcclSystem, op: str, algo: str, proto: str) -> float:
     g, n = s.generation, s.node_index
     if algo == "tree" and op != "all_reduce":
         return 0.0
-    if algo in ("nvls", "pat") and proto != "Simple":
+    if algo in ("nvls", "pat", "collnet") and proto != "Simple":
         return 0.0
+    if algo == "collnet":  # all-reduce only here (its all-gather / reduce-scatter need the plugin's own collectives)
+        if not s.collnet or op != "all_reduce":
+            return 0.0
+        ppn = s.ranks / s.nodes
+        factor = ppn / s.ring.channels
+        factor -= (factor - 1) / 2
+        return s.ring.channels * s.ring.intra / factor * (0.85 if s.arch >= 90 else 1.0)
     if algo == "pat" and (op not in ("all_gather", "reduce_scatter") or s.nodes != s.ranks):
         return 0.0  # PAT: all-gather / reduce-scatter with one GPU per node
     if op in ("broadcast", "reduce") and algo != "ring":
@@ -207,6 +220,8 @@ def _latency_us(s: NcclSystem, op: str, algo: str, proto: str) -> float:
         return lat + 2 * ((ppn - 1) * intra + int(math.log2(s.nodes)) * inter)
     if algo == "nvls":
         return intra + (inter if s.nodes > 1 else 0.0)
+    if algo == "collnet":  # CollNet Direct: 0.4 us per local rank of serialization at the arity
+        return lat + 2 * (min(1, ppn - 1) * intra + (ppn - 1) * 0.4) + inter
     return lat + int(math.log2(s.nodes)) * inter / 3.5 + s.ranks * 2.8  # PAT
 
 
@@ -297,6 +312,9 @@ def nccl_call(s: NcclSystem, op: str, nbytes: int, only: str | None = None) -> N
         hop, net, base, cap = 0.0, 0.0, choice.latency_s, choice.algbw_Bps
     if choice.algo == "pat":  # NCCL's latency (its n x 2.8 us of serial steps) once
         hop, net, base = 0.0, 0.0, choice.latency_s
+    if algo == "collnet":  # NCCL's latency once; pipelined like NVLS, each connection at CollNet's speed
+        chunks = max(1, min(MAX_PIPELINE, -(-nbytes // NVLS_CHUNK)))
+        hop, net, base, cap = 0.0, 0.0, choice.latency_s, _bus_bandwidth(s, op, "collnet", "Simple") * 1e9
     return NcclCall(choice, algo, WIRE[choice.proto], hop * 1e-6, net * 1e-6, cap, base, chunks)
 
 
@@ -367,8 +385,9 @@ def nccl_system(topo: Topology, gpus, *, arch: int = 90) -> NcclSystem:
         # search's second pass then raises the speed out of the switch (to 60 GB/s on an H100 box, NCCL's logs)
         per = [v for v in SPEEDS_INTRA[90] if (n + 1) * v <= link]
         nvls = Graph(min(n, MAX_CHANNELS), per[0], min(1.5 * per[0], link)) if per else None
+    collnet = bool(topo.meta.get("switch_reduction")) and nodes > 1 and bool(to_nvswitch)
     return NcclSystem(len(gpus), nodes, arch, "nvlink" if nvlink else "pci", ring, ring, nvls, ll128=nvlink,
-                      rails=rails)
+                      rails=rails, collnet=collnet)
 
 
 __all__ = ["ALGORITHMS", "OPS", "PROTOCOLS", "Choice", "Graph", "NcclCall", "NcclSystem", "choose", "nccl_call",

@@ -305,8 +305,16 @@ def _gpus(config) -> int:
     return config.gpus
 
 
-# per-connection fields any kind takes: name -> (parser, strictly positive); see `topology_from_dict`
-CONNECTION_FIELDS = {"connection_bandwidth": (parse_bandwidth, True), "connection_latency": (parse_time, False)}
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"expected true or false, got {value!r}")
+    return value
+
+
+# fields any kind takes: name -> (parser, the least value: "positive", "non-negative" or None); see
+# `topology_from_dict`
+CONNECTION_FIELDS = {"connection_bandwidth": (parse_bandwidth, "positive"),
+                     "connection_latency": (parse_time, "non-negative"), "switch_reduction": (_flag, None)}
 
 
 def topology_from_dict(data: object, *, source: str | None = None, field: str = "") -> Topology:
@@ -317,7 +325,9 @@ def topology_from_dict(data: object, *, source: str | None = None, field: str = 
     through a PCIe switch reach about half the link): ``connection_bandwidth``, the most it gets, and
     ``connection_latency``, the software latency it pays before its first byte arrives (on top of the
     links' own). Simulations on the topology use them unless their own options set a flow cap or an
-    overhead (`NetworkOptions.flow_rate_cap`, `overhead`); `netsim calibrate` fits both."""
+    overhead (`NetworkOptions.flow_rate_cap`, `overhead`); `netsim calibrate` fits both. And
+    ``switch_reduction: true`` says the fabric's switches can sum what passes through them (InfiniBand SHARP):
+    the `collnet` all-reduce needs it."""
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with a 'kind' key", source=source, field=field or None)
     if any(name in data for name in CONNECTION_FIELDS):
@@ -330,9 +340,9 @@ def topology_from_dict(data: object, *, source: str | None = None, field: str = 
                 value = parse(data.pop(name))
             except ConfigError as exc:
                 raise ConfigError(exc.detail, source=source, field=where) from None
-            if not (value > 0 if positive else value >= 0):
-                raise ConfigError(f"must be {'positive' if positive else '>= 0'}, got {value!r}", source=source,
-                                  field=where)
+            if positive is not None and not (value > 0 if positive == "positive" else value >= 0):
+                raise ConfigError(f"must be {'positive' if positive == 'positive' else '>= 0'}, got {value!r}",
+                                  source=source, field=where)
             extra[name] = value
         topo = topology_from_dict(data, source=source, field=field)
         return replace(topo, meta={**topo.meta, **extra})

@@ -166,3 +166,45 @@ def test_across_nodes_the_ll_cap_follows_the_cpu_and_the_nic_its_port():
     assert nccl_system(slow, slow.gpus).ring.inter == 12
     with pytest.raises(Exception, match="compute capability 10 is not modelled"):
         nccl_system(slow, slow.gpus, arch=100)
+
+
+def _sharp_rail():
+    import yaml
+
+    from netsim.topology.config import topology_from_dict
+    from netsim.topology.config import find_topology
+
+    doc = yaml.safe_load(find_topology("h100_ib_rail64").read_text())
+    return topology_from_dict({**doc, "switch_reduction": True})
+
+
+def test_collnet_sums_in_the_rail_switches_whatever_the_number_of_servers():
+    """In-switch reduction: each rank's shard goes up to its rail's leaf once and the sum comes down once, so the
+    call takes the same time on 2 servers as on 8; refused where the switches do not reduce."""
+    from netsim.collectives import time_collective
+    from netsim.errors import ConfigError
+
+    topo, size = _sharp_rail(), 2**28
+    t16, r16 = time_collective(topo, "all_reduce", size, algo="collnet", nodes=topo.gpus[:16])
+    t64, _ = time_collective(topo, "all_reduce", size, algo="collnet", nodes=topo.gpus[:64])
+    assert t16 == pytest.approx(t64, rel=1e-12)
+    leaves = [name for name in topo.node_names if name.startswith("leaf")]
+    t = r16.transfers
+    through = t.filter(t["src"].is_in(leaves) | t["dst"].is_in(leaves))["size_B"].sum()
+    assert through == 2 * 16 * size // 8  # every rank's 1/8 shard up once, the sum down once
+    plain = load_topology("h100_ib_rail64")
+    with pytest.raises(ConfigError, match="switch_reduction: true"):
+        time_collective(plain, "all_reduce", size, algo="collnet", nodes=plain.gpus[:16])
+
+
+def test_nccl_picks_collnet_where_the_switches_reduce():
+    """NCCL's CollNet Direct (SHARP) on two H100 servers: 0.4 us per local rank at the arity, 31 us across the
+    network, busBw / (factor) x 0.85; picked at 64 MiB where the switches reduce, never where they do not."""
+    topo = _sharp_rail()
+    s = nccl_system(topo, topo.gpus[:16])
+    assert s.collnet and not nccl_system(load_topology("h100_ib_rail64"), topo.gpus[:16]).collnet
+    row = table("all_reduce", 2**26, s)["collnet/Simple"]
+    factor = 8 / 12 - (8 / 12 - 1) / 2
+    assert row.latency_s == pytest.approx((2 * (3.7 + 7 * 0.4) + 31.0) * 1e-6)
+    assert row.algbw_Bps == pytest.approx(12 * 30 / factor * 0.85 * 0.5 * 1e9)
+    assert choose(s, "all_reduce", 2**26).name == "collnet/Simple"
