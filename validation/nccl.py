@@ -57,11 +57,10 @@ def main() -> int:
         "in LL, 56 us in Simple, before any byte moves) and its channel caps (12 channels x 30 GB/s = 360 GB/s per",
         "GPU on the H100 box, against 450 GB/s of NVLink; on the A10 box both stop at the measured 12.9 GB/s per",
         "connection). tuner -> nccl: the fabric itself: path latencies on every step and every pipelined chunk,",
-        "pipeline fill of broadcast chains, and on two nodes NCCL's tree (a chain in each node, a binary tree",
-        "across) is run as netsim's flat binary tree over all ranks, which crosses the network far more: the",
-        "tree/LL128 rows there are netsim's tree, not NCCL's. NVLS all-reduce runs as netsim's nvls (up to the",
-        "switch, the sum down, pipelined); where 'best' differs from the pick, NCCL would run an NVLS all-gather or",
-        "reduce-scatter, which netsim does not simulate yet.",
+        "pipeline fill (broadcast chains; NCCL's tree, run as nccl_tree: a chain of 8 in each server and a double",
+        "binary tree across, per channel, whose fill the tuner's estimate leaves out at 4-64 MiB). NVLS all-reduce",
+        "runs as netsim's nvls (up to the switch, the sum down, pipelined); where 'best' differs from the pick,",
+        "NCCL would run an NVLS all-gather or reduce-scatter, which netsim does not simulate yet.",
     ]
     publish("nccl", lines)
     figure()

@@ -33,7 +33,7 @@ from netsim.collectives.ring import chain, channel_orders, ring, ring_bidirectio
 from netsim.collectives.collnet import collnet, collnet_count
 from netsim.collectives.nvls import nvls, nvls_count
 from netsim.collectives.schedule import Schedule
-from netsim.collectives.tree import binary_tree, tree
+from netsim.collectives.tree import binary_tree, nccl_tree, nccl_tree_count, tree
 from netsim.topology import PathCache
 
 Builder = Callable[[Request], Schedule]
@@ -148,6 +148,8 @@ register_algorithm("reduce", "direct", direct("reduce"), "every rank sends its w
                    _direct_count("reduce"))
 register_algorithm("all_to_all", "direct", direct("all_to_all"), "one step: block j of every rank straight to rank j",
                    _direct_count("all_to_all"))
+register_algorithm("all_reduce", "nccl_tree", nccl_tree, "NCCL's tree: per channel (local rank), a chain inside each "
+                   "server and a double binary tree across servers, pipelined in chunks", nccl_tree_count)
 register_algorithm("all_reduce", "nvls", nvls, "summed inside the NVSwitch (NVLink SHARP): every GPU's buffer up, "
                    "the sum down to all, pipelined in chunks; one server's GPUs", nvls_count)
 register_algorithm("all_reduce", "collnet", collnet, "summed inside the network's switches (SHARP), per rail: ring "

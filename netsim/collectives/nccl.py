@@ -46,7 +46,7 @@ PROTOCOLS = ("LL", "LL128", "Simple")
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce")  # what NCCL's tuner times
 ALGORITHMS = ("tree", "ring", "nvls", "pat", "collnet")  # collnet: NCCL's CollNet Direct (SHARP)
 # NCCL algorithm -> the netsim algorithm moving its data (PAT's log2 n steps of doubling blocks: recursive doubling)
-RUNNABLE = {"ring": "ring", "tree": "tree", "nvls": "nvls", "pat": "halving_doubling", "collnet": "collnet"}
+RUNNABLE = {"ring": "ring", "tree": "nccl_tree", "nvls": "nvls", "pat": "halving_doubling", "collnet": "collnet"}
 
 # baseLatencies[algo][proto], microseconds
 BASE_LATENCY = {"tree": (6.8, 14.0, 8.4), "ring": (6.6, 14.0, 8.4), "nvls": (0.0, 0.0, 0.0), "pat": (8.0, 8.0, 8.0),
@@ -304,6 +304,8 @@ def nccl_call(s: NcclSystem, op: str, nbytes: int, only: str | None = None) -> N
     rails = s.rails if algo == "rings" else 1
     cap = _bus_bandwidth(s, op, choice.algo, choice.proto) * 1e9 * WIRE[choice.proto] / rails
     chunks, base = 1, BASE_LATENCY[choice.algo][p] * 1e-6
+    if algo == "nccl_tree":  # pipelined in NCCL's chunks (one step's data each)
+        chunks = max(1, min(MAX_PIPELINE, -(-nbytes // CHUNK_BYTES[choice.proto])))
     if op in ("broadcast", "reduce"):  # a pipelined chain: NCCL charges one hop's latency for the whole chain
         chunks = max(1, min(MAX_PIPELINE, -(-nbytes // CHUNK_BYTES[choice.proto])))
         hop, net, base = 0.0, 0.0, choice.latency_s

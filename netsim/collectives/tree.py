@@ -1,4 +1,5 @@
-"""Tree algorithms: pipelined binary trees for broadcast and reduce, NCCL's double binary tree for all-reduce.
+"""Tree algorithms: pipelined binary trees for broadcast and reduce, a double binary tree for all-reduce, and
+NCCL's own tree (`nccl_tree`: a chain inside each server, a double binary tree across servers, per channel).
 
 A tree here is an in-order (midpoint) binary tree over positions 0..n-1; positions map to
 ranks. In the double tree, the second tree is the first shifted by one rank, so a rank that
@@ -122,3 +123,47 @@ def tree(op: str):
         return chunked(schedule, req.chunks, in_order=True)
 
     return build
+
+
+def nccl_tree(req: Request) -> Schedule:
+    """NCCL's all-reduce tree: per channel c (one per local rank: channel c leaves every server through local
+    rank c and its NIC), the ranks of each server form a chain hanging from local rank c, and the servers'
+    rank c form a double binary tree (the second shifted by one server); each channel and tree carries its
+    share of the buffer, reduced up to the root and broadcast back down, pipelined in chunks::
+
+        server 0: c ─ c+1 ─ ... (chain)         tree 1:   s1            tree 2:   s2
+        server 1: c ─ c+1 ─ ...                          /  \                   /  \
+        server 2: c ─ c+1 ─ ...                        s0    s2               s1    s3
+                                                              ...                    ...
+    """
+    hosts = req.hosts()
+    g = len(hosts[0])
+    req.require(all(len(h) == g for h in hosts), "nccl_tree", "every server needs the same number of ranks")
+    if req.n < 2:
+        return Schedule(req.nodes, [])
+    h = len(hosts)
+    across = binary_tree(h)
+    shares = split_bytes(req.nbytes, 2 * g)
+    parts = []
+    for c in range(g):
+        leaders = [int(hosts[i][c]) for i in range(h)]
+        for which in (0, 1):
+            order = np.roll(np.arange(h), -which)
+            parent = np.full(req.n, -1, dtype=np.int64)
+            for pos in range(h):
+                if across.parent[pos] >= 0:
+                    parent[leaders[order[pos]]] = leaders[order[across.parent[pos]]]
+            for ranks in hosts:
+                chain = np.roll(ranks, -c)
+                parent[chain[1:]] = chain[:-1]
+            t = Tree(parent, leaders[order[across.root]])
+            parts.append(chunked(tree_schedule(t, req.nodes, int(shares[2 * c + which]), reduce=True, broadcast=True),
+                                 req.chunks, in_order=True))
+    return parallel(*parts, channels=True)
+
+
+def nccl_tree_count(req: Request) -> int:
+    """Transfers of one chunk: per channel and tree, every rank but the root sends up once and receives once."""
+    hosts = req.hosts()
+    req.require(all(len(h) == len(hosts[0]) for h in hosts), "nccl_tree", "every server needs the same number of ranks")
+    return 2 * 2 * len(hosts[0]) * (req.n - 1) if req.n > 1 else 0
