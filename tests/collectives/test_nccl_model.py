@@ -208,3 +208,17 @@ def test_nccl_picks_collnet_where_the_switches_reduce():
     assert row.latency_s == pytest.approx((2 * (3.7 + 7 * 0.4) + 31.0) * 1e-6)
     assert row.algbw_Bps == pytest.approx(12 * 30 / factor * 0.85 * 0.5 * 1e9)
     assert choose(s, "all_reduce", 2**26).name == "collnet/Simple"
+
+
+def test_nccl_tree_crosses_the_network_only_between_servers_leaders():
+    """NCCL's tree: inside a server a chain, across servers a tree of one rank per server and channel; on 2
+    servers of 8, each of the 16 (channel, tree) parts crosses the network once up and once down."""
+    from netsim.collectives import time_collective
+
+    topo = load_topology("h100_ib_rail64")
+    _, results = time_collective(topo, "all_reduce", 2**24, algo="nccl_tree", nodes=topo.gpus[:16])
+    t = results.transfers
+    host = {name: name.split(".")[0] for name in set(t["src"].to_list()) | set(t["dst"].to_list())}
+    crossing = sum(host[a] != host[b] for a, b in zip(t["src"].to_list(), t["dst"].to_list()))
+    assert len(t) == 2 * 2 * 8 * 15 and crossing == 2 * 2 * 8
+    assert t["size_B"].sum() == 2 * 15 * 2**24  # every rank but the root sends its share up and receives it down
