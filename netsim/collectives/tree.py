@@ -126,7 +126,7 @@ def tree(op: str):
 
 
 def nccl_tree(req: Request) -> Schedule:
-    """NCCL's all-reduce tree: per channel c (one per local rank: channel c leaves every server through local
+    r"""NCCL's all-reduce tree: per channel c (one per local rank: channel c leaves every server through local
     rank c and its NIC), the ranks of each server form a chain hanging from local rank c, and the servers'
     rank c form a double binary tree (the second shifted by one server); each channel and tree carries its
     share of the buffer, reduced up to the root and broadcast back down, pipelined in chunks::
