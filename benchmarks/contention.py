@@ -16,8 +16,9 @@ shared 2-core VM; topology, simulation and run; interpreter start-up and the eng
 loading — printed once, measured on a 4-GPU leaf-spine warm-up run — excluded, except for the built-in scenario,
 which is timed as the whole command), transfers per second, rate computations per second and peak memory (max RSS).
 Where SimGrid's Python module is importable by /usr/bin/python3 (Debian's python3-simgrid), cases
-1-3 also run the same schedule on the same fabric with the same ECMP paths in SimGrid
-(benchmarks/simgrid_peer.py) twice: with CM02 as SimGrid defines it (a flow waits its latency before
+1-3 also run the same schedule in SimGrid (benchmarks/simgrid_peer.py): first on the fabric as SimGrid's
+users describe it, one cluster zone with a two-level FAT_TREE that SimGrid routes itself (the fair peer:
+its speed-up is the one to quote), then on the same fabric link by link with the same ECMP paths, twice: with CM02 as SimGrid defines it (a flow waits its latency before
 it takes bandwidth, and shares in proportion to 1 / latency), and "matched", with latency counted as
 netsim counts it (then both engines compute identical rates). Printed: SimGrid's wall time (engine
 set-up and run) for each, netsim's speed-up over it, and both simulated makespans. Prints figures;
@@ -61,6 +62,7 @@ def _fabric(leaves: int, hosts: int, spines: int):
 
 
 def _collective(fabric: tuple, op: str, size: int, algo: str, chunks: int = 1, simgrid: bool = False) -> dict:
+    """`fabric`: (leaves, hosts per leaf, spines)."""
     from netsim.collectives import Communicator
     from netsim.sim import Simulation
 
@@ -83,10 +85,16 @@ def _collective(fabric: tuple, op: str, size: int, algo: str, chunks: int = 1, s
             sim2 = Simulation(topo, routing="ecmp")
             comm2 = Communicator(sim2, topo.gpus)
             desc = simgrid_peer.from_collective(sim2, comm2, op, size, algo, chunks)
-            peer = simgrid_peer.run_simgrid(desc)  # CM02 as SimGrid defines it
+            leaves, hosts, spines = fabric
+            desc["cluster"] = {"leaves": leaves, "hosts_per_leaf": hosts, "spines": spines, "bandwidth": BW,
+                               "latency": LAT, "order": [int(g) for g in topo.gpus]}
+            # SimGrid's own cluster zone (FAT_TREE): the fair peer, as SimGrid's users describe the fabric
+            cluster = simgrid_peer.run_simgrid(desc, platform="cluster")
+            peer = simgrid_peer.run_simgrid(desc)  # CM02 as SimGrid defines it, netsim's routes link by link
             matched = simgrid_peer.run_simgrid(desc, latency="netsim")  # latency counted as netsim does
             out.update(simgrid_wall_s=peer["wall_s"], simgrid_sim_s=peer["sim_time"],
-                       matched_wall_s=matched["wall_s"], matched_sim_s=matched["sim_time"])
+                       matched_wall_s=matched["wall_s"], matched_sim_s=matched["sim_time"],
+                       cluster_wall_s=cluster["wall_s"], cluster_sim_s=cluster["sim_time"])
     return out
 
 
@@ -162,7 +170,8 @@ def main(argv: list[str]) -> int:
     names = argv or list(CASES)
     print("Contended traffic: netsim's fluid engine, and SimGrid 3.32 CM02 on the same flows where marked")
     print(f"{'workload':<52} {'wall s':>7} {'transfers/s':>12} {'rate comp/s':>12} {'peak MiB':>9} "
-          f"{'SimGrid s':>9} {'speed-up':>8} {'matched s':>9} {'speed-up':>8} {'sim time netsim / SimGrid':>27}")
+          f"{'cluster s':>9} {'speed-up':>8} {'SimGrid s':>9} {'speed-up':>8} {'matched s':>9} {'speed-up':>8} "
+          f"{'sim time netsim / cluster / link-by-link':>42}")
     warm_shown = False
     for name in names:
         line = subprocess.run([sys.executable, __file__, "--one", name], check=True, capture_output=True,
@@ -178,9 +187,14 @@ def main(argv: list[str]) -> int:
         mg = r.get("matched_wall_s")
         mg_text = "-" if mg is None else f"{mg:.2f}"
         mratio = "-" if mg is None else f"{mg / r['wall_s']:.1f}x"
-        sims = f"{r['sim_s'] * 1e3:.4f} / {r['simgrid_sim_s'] * 1e3:.4f} ms" if sg is not None else ""
+        cg = r.get("cluster_wall_s")
+        cg_text = "-" if cg is None else f"{cg:.2f}"
+        cratio = "-" if cg is None else f"{cg / r['wall_s']:.1f}x"
+        sims = (f"{r['sim_s'] * 1e3:.4f} / {r['cluster_sim_s'] * 1e3:.4f} / {r['simgrid_sim_s'] * 1e3:.4f} ms"
+                if sg is not None else "")
         print(f"{CASES[name]:<52} {r['wall_s']:>7.2f} {r['transfers'] / r['wall_s']:>12.0f} {rc:>12} "
-              f"{r['peak_mib']:>9.0f} {sg_text:>9} {ratio:>8} {mg_text:>9} {mratio:>8} {sims:>27}", flush=True)
+              f"{r['peak_mib']:>9.0f} {cg_text:>9} {cratio:>8} {sg_text:>9} {ratio:>8} {mg_text:>9} {mratio:>8} "
+              f"{sims:>42}", flush=True)
     return 0
 
 

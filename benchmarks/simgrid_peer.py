@@ -66,7 +66,7 @@ from typing import Any, Iterable, Mapping, Sequence
 SYSTEM_PYTHON = "/usr/bin/python3"
 FORMAT = "netsim-simgrid-peer/1"
 LATENCY_MODES = ("cm02", "netsim")
-PLATFORMS = ("api", "xml")
+PLATFORMS = ("api", "xml", "cluster")  # cluster: SimGrid's own FAT_TREE cluster zone (desc["cluster"])
 DEFAULT_PLATFORM = "api"  # a little faster than writing and parsing XML (see `build_platform`)
 
 
@@ -231,6 +231,28 @@ def _platform_xml(desc: dict, latency: str) -> str:
     return "\n".join(lines)
 
 
+def _cluster_xml(desc: dict, latency: str) -> str:
+    """The fabric as SimGrid's users describe a leaf-spine: one cluster zone with a two-level FAT_TREE
+    (hosts_per_leaf hosts under each of the leaves, every leaf under each spine), uniform links, each
+    direction its own capacity (SPLITDUPLEX, as netsim's directed links). SimGrid routes it itself."""
+    c = desc["cluster"]
+    lat = c["latency"] if latency == "cm02" else 0.0
+    return "\n".join([
+        "<?xml version='1.0'?>", '<!DOCTYPE platform SYSTEM "https://simgrid.org/simgrid.dtd">',
+        '<platform version="4.1">',
+        f'<cluster id="net" prefix="h" suffix="" radical="0-{len(c["order"]) - 1}" speed="1Gf" '
+        f'bw="{c["bandwidth"]!r}Bps" lat="{lat!r}s" sharing_policy="SPLITDUPLEX" topology="FAT_TREE" '
+        f'topo_parameters="2;{c["hosts_per_leaf"]},{c["leaves"]};1,{c["spines"]};1,1"/>',
+        "</platform>", ""])
+
+
+def host_name(desc: dict, platform: str) -> dict[int, str]:
+    """netsim node -> SimGrid host name: "n<node>", or in the cluster "h<i>" for its i-th host (fat-tree order)."""
+    if platform == "cluster":
+        return {int(node): f"h{i}" for i, node in enumerate(desc["cluster"]["order"])}
+    return {int(node): f"n{node}" for node in desc["hosts"]}
+
+
 def build_platform(simgrid: Any, engine: Any, desc: dict, latency: str, platform: str) -> None:
     """The Full zone: one host per node, one SHARED link per directed netsim link, one route per pair.
 
@@ -240,9 +262,9 @@ def build_platform(simgrid: Any, engine: Any, desc: dict, latency: str, platform
     ~0.05 s (0.015 s writing, the rest parsing), so "api" is the default; both are small next to
     the actors' setup and the run.
     """
-    if platform == "xml":
+    if platform in ("xml", "cluster"):
         with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as f:
-            f.write(_platform_xml(desc, latency))
+            f.write(_platform_xml(desc, latency) if platform == "xml" else _cluster_xml(desc, latency))
         try:
             engine.load_platform(f.name)
         finally:
@@ -328,8 +350,9 @@ def simulate(desc: dict, latency: str = "cm02", platform: str = DEFAULT_PLATFORM
             arrived(gets[pending_gets.pop(0)])
         simgrid.Comm.wait_all([c for c, _ in puts])
 
+    names = host_name(desc, platform)
     for v, node in enumerate(ranks):
-        simgrid.Actor.create(f"rank{v}", engine.host_by_name(f"n{node}"), rank, v)
+        simgrid.Actor.create(f"rank{v}", engine.host_by_name(names[node]), rank, v)
     t1 = time.perf_counter()
     start = simgrid.Engine.clock
     engine.run()
