@@ -298,8 +298,9 @@ def _gpus(config) -> int:
     """GPUs a validated topology config describes, counted before anything is built."""
     if isinstance(config, InternetConfig):
         return sum(_gpus(dc.fabric) for dc in config.datacenters)
-    if isinstance(config, LeafSpineConfig):
-        return config.leaves * config.hosts_per_leaf * config.gpus_per_host
+    if isinstance(config, LeafSpineConfig):  # rail-optimized: a server's NICs take one leaf of each rail
+        leaves = config.leaves // config.nics_per_host if config.rail_optimized else config.leaves
+        return leaves * config.hosts_per_leaf * config.gpus_per_host
     if isinstance(config, FatTreeConfig):
         return config.k ** 3 // 4 * config.gpus_per_host
     return config.gpus

@@ -51,3 +51,18 @@ def test_every_topology_kind_has_one_line_of_help_and_is_the_one_list_the_schema
     assert all(repr(kind) in str(info.value) for kind in kinds)
     for kind in ("single_switch", "ring", "full_mesh"):
         assert len(topology_from_dict({"kind": kind, "gpus": 4}).gpus) == 4
+
+
+def test_a_rail_optimized_fabric_counts_its_gpus_as_built():
+    """The size limit counts a rail-optimized leaf-spine's GPUs as the builder makes them (a server's NICs take one
+    leaf of each rail): 131,072 GPUs are accepted, one server more is refused before anything is built."""
+    from netsim.errors import ConfigError
+    from netsim.topology.config import MAX_GPUS, _gpus, _Root
+
+    doc = {"kind": "leaf_spine", "leaves": 8 * 256, "spines": 64, "hosts_per_leaf": 64, "gpus_per_host": 8,
+           "nics_per_host": 8, "rail_optimized": True}
+    assert _gpus(_Root.model_validate({"topology": doc}).topology) == 131_072 == MAX_GPUS
+    with pytest.raises(ConfigError, match="more than the 131,072"):
+        topology_from_dict({**doc, "hosts_per_leaf": 65})
+    small = topology_from_dict({**doc, "leaves": 8, "hosts_per_leaf": 8})
+    assert len(small.gpus) == _gpus(_Root.model_validate({"topology": {**doc, "leaves": 8, "hosts_per_leaf": 8}}).topology)
