@@ -104,7 +104,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
             raise ConfigError(f"{args.chunks} chunks for a {size}-byte message: a chunk must hold at least one byte",
                               field="--chunks")
     probe = Communicator(Simulation(topo, network=args.network, routing=args.routing, seed=args.seed,
-                                    record_links=False), topo.gpus[:n], name="estimate")
+                                    record_links=False, collectives=args.collectives, sm=args.sm),
+                         topo.gpus[:n], name="estimate")
     estimate = sum(collective_transfers(probe, op, size, algo, args.chunks) for algo in algos for size in sizes)
     check_budget(estimate, f"this sweep ({len(algos)} x {len(sizes)} runs)", args.max_transfers)
     rows = []

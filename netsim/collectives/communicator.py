@@ -37,6 +37,19 @@ def whole_bytes(nbytes: int | str) -> int:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """How a call will run (`Communicator.decide`): netsim's algorithm, its chunks and request (bytes as they
+    travel), the route key of its transfers, the delay before its first step, the algorithm as recorded."""
+
+    algo: str
+    chunks: int
+    request: Request
+    key: tuple
+    delay: float
+    shown: str
+
+
+@dataclass(frozen=True)
 class Plan:
     """A call as it will run (`Communicator.plan`)."""
 
@@ -100,12 +113,12 @@ class Communicator:
     def schedule(self, op: str, nbytes: int, algo: str = "auto", chunks: int = 1, root: int = 0) -> Schedule:
         return self.plan(op, nbytes, algo, chunks, root).schedule
 
-    def plan(self, op: str, nbytes: int, algo: str = "auto", chunks: int = 1, root: int = 0) -> Plan:
-        """How a call runs: its schedule, the route key of its transfers, a delay before its first step and
-        the algorithm as recorded. Under NCCL's model (``Simulation(collectives="nccl")``) NCCL's tuner picks
-        the algorithm (ring or tree; an explicit ``ring`` or ``tree`` forces it, as ``NCCL_ALGO`` does) and
-        the protocol, and the call carries the protocol's bytes, per-hop latency and channel cap
-        (`netsim.collectives.nccl`); all-to-all, barriers and other algorithms run as netsim's ideal ones."""
+    def decide(self, op: str, nbytes: int, algo: str = "auto", chunks: int = 1, root: int = 0) -> Decision:
+        """How a call will run, before its schedule is built (`plan` builds it; work estimates count from
+        this). Under NCCL's model (``Simulation(collectives="nccl")``) NCCL's tuner picks the algorithm (an
+        explicit ``ring`` or ``tree`` forces it, as ``NCCL_ALGO`` does) and the protocol, and the call carries
+        the protocol's bytes, per-hop latency and channel cap (`netsim.collectives.nccl`); all-to-all,
+        barriers and other algorithms run as netsim's ideal ones."""
         nbytes = whole_bytes(nbytes)
         key = (self.job, self.name)
         if self.sim.collectives == "nccl" and op in nccl.OPS and algo in ("auto", "ring", "tree") and \
@@ -115,10 +128,16 @@ class Communicator:
             call = nccl.nccl_call(self._nccl, op, nbytes, only=None if algo == "auto" else algo)
             req = self.request(int(math.ceil(nbytes * call.wire)), call.chunks, root)
             profile = ConnectionProfile(call.step_latency_s, call.net_latency_s, call.connection_Bps)
-            return Plan(ALGORITHMS[op][call.algo].build(req), key + (profile,), call.base_latency_s,
-                        f"{call.algo}:{call.choice.name}", call.chunks)
+            return Decision(call.algo, call.chunks, req, key + (profile,), call.base_latency_s,
+                            f"{call.algo}:{call.choice.name}")
         algo, chunks, req = self.resolve(op, nbytes, algo, chunks, root)
-        return Plan(ALGORITHMS[op][algo].build(req), key, 0.0, algo, chunks)
+        return Decision(algo, chunks, req, key, 0.0, algo)
+
+    def plan(self, op: str, nbytes: int, algo: str = "auto", chunks: int = 1, root: int = 0) -> Plan:
+        """How a call runs (`decide`), its schedule built: the schedule, the route key of its transfers, a
+        delay before its first step and the algorithm as recorded."""
+        d = self.decide(op, nbytes, algo, chunks, root)
+        return Plan(ALGORITHMS[op][d.algo].build(d.request), d.key, d.delay, d.shown, d.chunks)
 
     def run(self, op: str, nbytes: int | str, *, algo: str = "auto", chunks: int = 1, root: int = 0,
             label: str = "") -> simpy.Event:

@@ -31,10 +31,10 @@ def call_work(comm: Communicator, op: str, nbytes: int, algo: str = "auto", chun
     most a transfer or two per rank and step."""
     if op == "send_recv":
         return chunks, chunks
-    chosen, used_chunks, _ = comm.resolve(op, nbytes, algo, chunks, root)
+    d = comm.decide(op, nbytes, algo, chunks, root)  # as the run decides: `auto`, or NCCL's pick and pipeline
     n = comm.size
-    per_step = n * (n - 1) if chosen == "direct" and op not in ("broadcast", "reduce") else 2 * n
-    return ALGORITHMS[op][chosen].transfers(comm.request(nbytes, 1, root)) * used_chunks, per_step * used_chunks
+    per_step = n * (n - 1) if d.algo == "direct" and op not in ("broadcast", "reduce") else 2 * n
+    return ALGORITHMS[op][d.algo].transfers(comm.request(d.request.nbytes, 1, root)) * d.chunks, per_step * d.chunks
 
 
 def collective_transfers(comm: Communicator, op: str, nbytes: int, algo: str = "auto", chunks: int = 1,

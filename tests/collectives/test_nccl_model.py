@@ -222,3 +222,19 @@ def test_nccl_tree_crosses_the_network_only_between_servers_leaders():
     crossing = sum(host[a] != host[b] for a, b in zip(t["src"].to_list(), t["dst"].to_list()))
     assert len(t) == 2 * 2 * 8 * 15 and crossing == 2 * 2 * 8
     assert t["size_B"].sum() == 2 * 15 * 2**24  # every rank but the root sends its share up and receives it down
+
+
+def test_work_estimates_count_the_call_as_nccls_model_runs_it():
+    """Under NCCL's model the estimate counts NCCL's pick and pipeline: NVLS in 64 chunks, not the ideal ring."""
+    from netsim.collectives import Communicator
+    from netsim.program.budget import collective_transfers
+    from netsim.sim import Simulation
+
+    topo = load_topology("h100_sxm8")
+    nccl_comm = Communicator(Simulation(topo, collectives="nccl"), topo.gpus)
+    ideal_comm = Communicator(Simulation(topo), topo.gpus)
+    assert collective_transfers(nccl_comm, "all_reduce", 2**30) == 64 * 2 * 8  # up and down per GPU and chunk
+    for comm, mode in ((nccl_comm, "nccl"), (ideal_comm, "ideal")):  # each estimate is what its run creates
+        sim = Simulation(topo, collectives=mode)
+        results = sim.run(Communicator(sim, topo.gpus).all_reduce(2**30))
+        assert len(results.transfers) == collective_transfers(comm, "all_reduce", 2**30), mode
