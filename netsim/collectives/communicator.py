@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import numpy as np
@@ -44,20 +44,16 @@ class Decision:
     algo: str
     chunks: int
     request: Request
-    key: tuple
-    delay: float
-    shown: str
+    key: tuple  # the route key of its transfers (a `ConnectionProfile` in it under NCCL's model)
+    delay: float  # seconds from the call's start to its first step
+    shown: str  # as recorded: ``ring``, or under NCCL's model ``ring:ring/LL`` (netsim's algorithm:NCCL's pick)
 
 
 @dataclass(frozen=True)
-class Plan:
-    """A call as it will run (`Communicator.plan`)."""
+class Plan(Decision):
+    """A call as it will run (`Communicator.plan`): its `Decision` and the schedule built from it."""
 
     schedule: Schedule
-    key: tuple  # the route key of its transfers (a `ConnectionProfile` in it under NCCL's model)
-    delay: float  # seconds from the call's start to its first step
-    algo: str  # as recorded: ``ring``, or under NCCL's model ``ring:ring/LL`` (netsim's algorithm:NCCL's pick)
-    chunks: int
 
 
 class Communicator:
@@ -137,7 +133,8 @@ class Communicator:
         """How a call runs (`decide`), its schedule built: the schedule, the route key of its transfers, a
         delay before its first step and the algorithm as recorded."""
         d = self.decide(op, nbytes, algo, chunks, root)
-        return Plan(ALGORITHMS[op][d.algo].build(d.request), d.key, d.delay, d.shown, d.chunks)
+        return Plan(**{f.name: getattr(d, f.name) for f in fields(d)},
+                    schedule=ALGORITHMS[op][d.algo].build(d.request))
 
     def run(self, op: str, nbytes: int | str, *, algo: str = "auto", chunks: int = 1, root: int = 0,
             label: str = "") -> simpy.Event:
@@ -148,7 +145,7 @@ class Communicator:
 
     def run_plan(self, plan: Plan, op: str, nbytes: int, label: str = "") -> simpy.Event:
         """Start a call planned by `plan` now (what `run` does after planning)."""
-        return self._execute(plan.schedule, op, plan.algo, plan.chunks, nbytes, label, key=plan.key, delay=plan.delay)
+        return self._execute(plan.schedule, op, plan.shown, plan.chunks, nbytes, label, key=plan.key, delay=plan.delay)
 
     def all_reduce(self, nbytes: int, **kw) -> simpy.Event:
         return self.run("all_reduce", nbytes, **kw)

@@ -326,7 +326,7 @@ class _Lowering:
                     name, schedule = "direct", send_recv(int(comm.nodes[0]), int(comm.nodes[1]), first.nbytes)
                 else:
                     plan = comm.plan(first.op, first.nbytes, chosen)
-                    name, schedule, key = plan.algo, plan.schedule, plan.key
+                    name, schedule, key = plan.shown, plan.schedule, plan.key
                     if plan.delay > 0:  # the call's first step waits (NCCL's base latency)
                         start = int(b.gates(1, delay=plan.delay)[0])
                         b.edges([join], [start])
@@ -400,7 +400,7 @@ class _Lowering:
         engine, op, nbytes, algo, label, done = self.outside[gate]
         if isinstance(engine, Communicator):  # a lazily lowered call: its algorithm is decided now
             plan = engine.plan(op, nbytes, algo)
-            self._call_of[gate].algo = plan.algo if plan.chunks == 1 else f"{plan.algo}x{plan.chunks}"
+            self._call_of[gate].algo = plan.shown if plan.chunks == 1 else f"{plan.shown}x{plan.chunks}"
             event = engine.run_plan(plan, op, nbytes, label)
         else:
             event = engine.run(op, nbytes, algo=algo, label=label)

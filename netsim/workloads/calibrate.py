@@ -128,7 +128,9 @@ def calibrate(topo: Topology, measurements: list[Measurement], *, op: str | None
     return Calibration(float(cap), float(latency), tuple(runs), link_limited)
 
 
-_FIELD = re.compile(r"^(connection_bandwidth|connection_latency)\s*:.*\n?", re.MULTILINE)
+# the fields a calibration writes, and its comment: replaced, not stacked, when a file is calibrated again
+_FIELD = re.compile(r"^(connection_bandwidth\s*:|connection_latency\s*:|# calibrated by netsim calibrate ).*\n?",
+                    re.MULTILINE)
 
 
 def calibrated_yaml(original: str, fit: Calibration, sources: list[str]) -> str:

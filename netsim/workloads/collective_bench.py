@@ -137,7 +137,7 @@ def format_table(op: str, n: int, rows: list[BenchRow], measured: Measurement | 
     """The rows as nccl-tests prints them, one block per algorithm; with a measurement, its busbw and the
     time error beside each row, and the geometric mean of |time error| per algorithm."""
     lines = []
-    by_size = {m.size_B: m for m in measured.rows} if measured is not None else {}
+    records = beside_measured(rows, measured)  # the measured time, busbw and error of each row's size
     for algo in dict.fromkeys(r.algo for r in rows):
         lines.append(f"# netsim {op}: {n} ranks, algorithm {algo}")
         extra = f"{'busbw':>8}{'error':>8}" if measured is not None else ""
@@ -147,13 +147,12 @@ def format_table(op: str, n: int, rows: list[BenchRow], measured: Measurement | 
         lines.append(f"#{'(B)':>13}{'(elements)':>14}{'':>7}{'':>7}{'':>6}{'(us)':>11}{'(GB/s)':>8}{'(GB/s)':>8}"
                      f"{extra}")
         errors = []
-        for r in rows:
+        for r, rec in zip(rows, records):
             if r.algo == algo:
-                m = by_size.get(r.size_B)
-                extra = ""
-                if measured is not None and m is not None and m.time_s > 0:
-                    errors.append(abs(r.time_s / m.time_s - 1))
-                    extra = f"{m.busbw_Bps / 1e9:>8.2f}{100 * (r.time_s / m.time_s - 1):>7.1f}%"
+                extra = f"{'-':>8}{'-':>8}" if measured is not None else ""
+                if rec.get("time_error") is not None:
+                    errors.append(abs(rec["time_error"]))
+                    extra = f"{rec['measured_busbw_Bps'] / 1e9:>8.2f}{100 * rec['time_error']:>7.1f}%"
                 lines.append(f"{r.size_B:>14}{r.count:>14}{r.type:>7}{r.redop:>7}{r.root:>6}{r.time_s * 1e6:>11.2f}"
                              f"{r.algbw_Bps / 1e9:>8.2f}{r.busbw_Bps / 1e9:>8.2f}{extra}  {r.chosen}")
         if errors:

@@ -46,6 +46,7 @@ def test_calibrate_recovers_a_known_cap_and_latency_from_two_collectives(tmp_pat
                  "-o", str(tmp_path / "again")]) == 0
     text = (tmp_path / "again" / "nvlink8_calibrated_calibrated.yaml").read_text()
     assert text.count("connection_bandwidth:") == 1 and text.count("connection_latency:") == 1
+    assert text.count("# calibrated by netsim calibrate") == 1
 
 
 def test_calibrate_refuses_what_it_cannot_fit(tmp_path, capsys):
