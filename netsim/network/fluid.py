@@ -59,6 +59,7 @@ class _Store:
         self.residual = np.zeros(num_links)
         self.count = np.zeros(num_links, dtype=np.int64)
         self.load = np.zeros(num_links)
+        self.l_stat = np.zeros((2, num_links))  # per-link sums, rows kernel.L_SUM and kernel.L_COEF
         self.flows = self.entries = 0
         for name, dtype in {**self.FLOW_FIELDS, **self.ENTRY_FIELDS}.items():
             setattr(self, name, np.zeros(0, dtype=dtype))
@@ -157,6 +158,7 @@ class FluidNetwork(NetworkModel):
         self._kick = False  # a dataflow was started: settle at this instant
         self.rate_computations = 0
         self.flows_rated = 0  # flows whose rates were recomputed, summed over the recomputations
+        self.entries_walked = 0  # entries of link lists the recomputations walked (following components)
         self.dataflows_compiled = 0  # dataflows run in the compiled loop (the rest: the reference executor)
 
     # ---- events ---------------------------------------------------------------------------------
@@ -278,7 +280,8 @@ class FluidNetwork(NetworkModel):
             if meter is not None:
                 meter.reach(now)
             sc = np.array([s.n_flow_free, s.n_entry_free, s.n_seeds, s.n_seed_links, s.stamp], dtype=np.int64)
-            rates_before, rated_before = int(ps[kernel.P_RATES]), int(ps[kernel.P_RATED])
+            rates_before, rated_before, walked_before = (int(ps[kernel.P_RATES]), int(ps[kernel.P_RATED]),
+                                                         int(ps[kernel.P_WALKED]))
             status = kernel.advance(
                 now, horizon, m.width * m.bins.shape[0] if meter is not None else np.inf, self.check_rates, sc, s.flows,
                 s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_cap, s.f_batch, s.f_index, s.f_finish, s.f_head,
@@ -287,10 +290,11 @@ class FluidNetwork(NetworkModel):
                 s.seed_links, s.comp_l, s.demand, s.count, s.residual, s.frozen, s.changed, s.load, s.flow_free, s.f_pos,
                 s.entry_free,
                 self._capacity, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, FINISH_REL,
-                FINISH_CLOCK, ps, fs, *loop.kernel_args())
+                FINISH_CLOCK, ps, fs, *loop.kernel_args(), s.l_stat)
             s.n_flow_free, s.n_entry_free, s.n_seeds, s.n_seed_links, s.stamp = (int(x) for x in sc)
             self.rate_computations += int(ps[kernel.P_RATES]) - rates_before
             self.flows_rated += int(ps[kernel.P_RATED]) - rated_before
+            self.entries_walked += int(ps[kernel.P_WALKED]) - walked_before
             t = float(fs[0])
             if meter is not None:
                 meter.reach(t)
@@ -397,7 +401,7 @@ class FluidNetwork(NetworkModel):
             np.concatenate(index).astype(np.int64), counts_a.astype(np.int64), links_a, coefs_a,
             s.flow_free, s.n_flow_free, s.entry_free, s.n_entry_free, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size,
             s.f_cap, s.f_batch, s.f_index, s.f_finish, s.f_head, s.e_flow, s.e_link, s.e_coef, s.e_lnext, s.e_lprev,
-            s.e_fnext, s.l_head, s.seeds, s.n_seeds, s.seed_mark, s.stamp, slots)
+            s.e_fnext, s.l_head, s.seeds, s.n_seeds, s.seed_mark, s.stamp, slots, s.l_stat)
 
     def _admit_one(self, batch: Batch) -> None:
         """`_admit` for the common case: a batch whose flows all carry bytes (so its flows and its block's
@@ -416,7 +420,7 @@ class FluidNetwork(NetworkModel):
             np.arange(n, dtype=np.int64), block.counts, block.links, block.coef,
             s.flow_free, s.n_flow_free, s.entry_free, s.n_entry_free, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size,
             s.f_cap, s.f_batch, s.f_index, s.f_finish, s.f_head, s.e_flow, s.e_link, s.e_coef, s.e_lnext, s.e_lprev,
-            s.e_fnext, s.l_head, s.seeds, s.n_seeds, s.seed_mark, s.stamp, slots)
+            s.e_fnext, s.l_head, s.seeds, s.n_seeds, s.seed_mark, s.stamp, slots, s.l_stat)
 
     def _finish_drained(self, now: float) -> bool:
         s = self._store
@@ -424,8 +428,7 @@ class FluidNetwork(NetworkModel):
             now, s.flows, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_batch, s.f_index, FINISH_REL,
             FINISH_CLOCK, s.scratch, s.scratch_batch, s.scratch_index, s.f_head, s.f_finish, s.e_link, s.e_lnext,
             s.e_lprev, s.e_fnext, s.l_head, s.flow_free, s.f_pos, s.n_flow_free, s.entry_free, s.n_entry_free,
-            s.seed_links,
-            s.n_seed_links, s.seed_link_mark, s.stamp)
+            s.seed_links, s.n_seed_links, s.seed_link_mark, s.stamp, s.e_coef, s.l_stat)
         if not k:
             return False
         self._python_drained(s.scratch_batch[:k].copy(), s.scratch_index[:k].copy(), now)
@@ -461,14 +464,16 @@ class FluidNetwork(NetworkModel):
             if meter is not None:
                 meter.reach(now)
             m = meter or self._no_meter
-            flows, nxt = kernel.recompute(
-                now, s.seeds, s.n_seeds, s.seed_links, s.n_seed_links, s.l_head, s.e_lnext, s.e_fnext, s.e_flow,
+            flows, nxt, walked = kernel.recompute(
+                now, s.seeds, s.n_seeds, s.seed_links, s.n_seed_links, s.l_head, s.e_lnext, s.e_lprev, s.e_fnext,
+                s.e_flow,
                 s.e_link, s.e_coef, s.f_head, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_cap, s.f_finish, self._capacity,
                 s.load, s.flow_mark, s.link_mark, s.stamp, s.comp_f, s.comp_l, s.demand, s.count, s.residual, s.frozen,
                 s.changed, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, s.flows,
-                s.flow_free, s.n_flow_free)
+                s.flow_free, s.n_flow_free, s.l_stat)
             self.rate_computations += flows > 0
             self.flows_rated += flows
+            self.entries_walked += walked
             if self.check_rates:
                 self._check_against_full()
         s.n_seeds = s.n_seed_links = 0
@@ -506,6 +511,7 @@ class FluidNetwork(NetworkModel):
             s.f_finish[alive] = np.where(rates > 0, now + s.f_rem[alive] / np.where(rates > 0, rates, 1.0), np.inf)
         _, owner, links, coef = self._all_entries()
         s.load = np.bincount(links, weights=coef * rates[owner], minlength=len(self._capacity))
+        s.l_stat[kernel.L_SUM] = s.load  # (the lists' order by rate is the kernel's; this path never uses it)
 
     def _check_against_full(self) -> None:
         alive, rates = self._full_solution()
@@ -569,9 +575,12 @@ class FluidNetwork(NetworkModel):
         s.grow(0, len(links))
         s.n_entry_free, s.n_seed_links = kernel.drop_entries(
             f, s.f_head, s.e_link, s.e_lnext, s.e_lprev, s.e_fnext, s.l_head, s.entry_free, s.n_entry_free,
-            s.seed_links, s.n_seed_links, s.seed_link_mark, s.stamp)
+            s.seed_links, s.n_seed_links, s.seed_link_mark, s.stamp, s.f_rate, s.e_coef, s.l_stat)
+        now = float(self.env.now)  # its bytes up to now; rate 0 until the recomputation (a seed's, on its links)
+        s.f_rem[f] -= s.f_rate[f] * (now - s.f_t[f])
+        s.f_t[f], s.f_rate[f] = now, 0.0
         s.n_entry_free = kernel.add_entries(f, links, coef, s.entry_free, s.n_entry_free, s.e_flow, s.e_link,
-                                            s.e_coef, s.e_lnext, s.e_lprev, s.e_fnext, s.f_head, s.l_head)
+                                            s.e_coef, s.e_lnext, s.e_lprev, s.e_fnext, s.f_head, s.l_head, s.l_stat)
         s.seed_flow(f)
 
     def degrade_links(self, links: list[int], factor: float) -> None:

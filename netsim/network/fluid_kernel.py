@@ -17,6 +17,21 @@ what a new flow gets), since progressive filling freezes everything below it exa
 and the next wake-up scan the live flows only: the flow free list is a permutation of the slots, free
 ones first, live ones after (`f_pos` its inverse).
 
+A link's list is kept in order: the seeds of the next recomputation first (new flows go in at the head,
+with rate 0), then every other flow by falling rate (each recomputation re-sorts the lists of the links it
+touched, in one pass when, as usual, they still are). Per link the kernel also keeps the sums of coef x
+rate and of coef over its list (`l_stat`). So following the component through a link walks only its head
+— the seeds and the flows at or above the floor — and stops at the first flow below it; what the rest
+take of the link is the sum less what was walked. A link a flow left, whose head is below the floor, is
+not visited at all (its load drops by what left). This is why an all-to-all whose flows drain one rate
+level after another costs per drain the drained flows' entries, not every entry of the links they used.
+
+What was chosen, and why: SimGrid's LMM solver (selective update) re-solves the whole set of constraints
+connected to a modified one, which for ECMP traffic is the whole fabric at every flow end; the floor and
+the ordered lists cut that to the flows whose rates can move, exactly (every partial result is checked
+against the numpy reference in tests). Parsimon's decomposition into independent per-link simulations is
+faster still at scale but approximate (it convolves per-link delays), so it is not used here.
+
 Rates come from progressive filling, the same algorithm as `max_min.max_min_rates` (the plain numpy
 reference the tests compare against): every unfrozen flow of the component rises together until a link
 saturates (residual <= SATURATED x capacity) or a flow reaches its cap; the flows there freeze at that
@@ -34,6 +49,11 @@ from netsim.network.base import ARRIVAL_TOLERANCE
 from netsim.network.max_min import SATURATED
 
 NONE = -1
+
+# rows of the per-link sums `l_stat` the kernel keeps beside the entry lists: the rate the link's flows put
+# on it (sum of coef x rate) and the sum of their coefficients
+L_SUM, L_COEF = range(2)
+FLOOR_MARGIN = 1e-9  # how far below the bound `change_floor` finds it reports it
 
 
 # Compiled helpers cost ~11 ns per array argument per call (reference counts), so the hot paths call
@@ -64,13 +84,15 @@ def new_flow(f, now, size, cap, batch, index, f_alive, f_rem, f_t, f_rate, f_siz
 
 @njit(cache=True, error_model="numpy")
 def link_entries(f, links, coefs, lo, hi, entry_free, n_entry_free, e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext,
-                 f_head, l_head):
+                 f_head, l_head, l_stat):
     """Flow f loads links[lo:hi] with coefs[lo:hi]: one entry each, taken from the free list and put at the
-    head of its link's list and of the flow's chain. Returns the entry free count."""
+    head of its link's list and of the flow's chain. Returns the entry free count. f is a seed of the next
+    recomputation with rate 0 (see `recompute` on the order of a link's list)."""
     for k in range(lo, hi):
         n_entry_free -= 1
         e = entry_free[n_entry_free]
         link = links[k]
+        l_stat[L_COEF, link] += coefs[k]
         e_flow[e] = f
         e_link[e] = link
         e_coef[e] = coefs[k]
@@ -127,7 +149,7 @@ def account_all(n_links, now, load, since, total, peak, bins, runs, width):
 def insert_flows(now, sizes, caps, batch, index, counts, links, coefs, flow_free, n_flow_free, entry_free,
                  n_entry_free, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch, f_index, f_finish, f_head,
                  e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, l_head, seeds, n_seeds, seed_mark, stamp,
-                 out_slots):
+                 out_slots, l_stat):
     """Take slots for new flows and link their entries in; each new flow becomes a seed.
     Returns (flow free count, entry free count, seed count). The caller made room beforehand."""
     k = 0
@@ -138,26 +160,32 @@ def insert_flows(now, sizes, caps, batch, index, counts, links, coefs, flow_free
         n_seeds = new_flow(f, now, sizes[i], caps[i], batch[i], index[i], f_alive, f_rem, f_t, f_rate, f_size, f_cap,
                            f_batch, f_index, f_finish, f_head, seeds, n_seeds, seed_mark, stamp)
         n_entry_free = link_entries(f, links, coefs, k, k + counts[i], entry_free, n_entry_free, e_flow, e_link, e_coef,
-                                    e_lnext, e_lprev, e_fnext, f_head, l_head)
+                                    e_lnext, e_lprev, e_fnext, f_head, l_head, l_stat)
         k += counts[i]
     return n_flow_free, n_entry_free, n_seeds
 
 
 @njit(cache=True, error_model="numpy")
 def _unlink_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_free, n_entry_free,
-                    seed_links, n_seed_links, link_mark, stamp):
-    """Remove flow f's entries from their links; their links become seeds."""
+                    seed_links, n_seed_links, link_mark, stamp, f_rate, e_coef, l_stat):
+    """Remove flow f's entries from their links (their sums lose its share); the links become seeds."""
     e = f_head[f]
+    rate = f_rate[f]
     while e != NONE:
         nxt = e_lnext[e]
         prv = e_lprev[e]
         link = e_link[e]
+        l_stat[L_SUM, link] -= e_coef[e] * rate
+        l_stat[L_COEF, link] -= e_coef[e]
         if prv != NONE:
             e_lnext[prv] = nxt
         else:
             l_head[link] = nxt
         if nxt != NONE:
             e_lprev[nxt] = prv
+        if l_head[link] == NONE:  # the last one: exact zeros, whatever rounding the sums gathered
+            l_stat[L_SUM, link] = 0.0
+            l_stat[L_COEF, link] = 0.0
         if link_mark[link] != stamp:
             link_mark[link] = stamp
             seed_links[n_seed_links] = link
@@ -171,14 +199,15 @@ def _unlink_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_
 
 @njit(cache=True, error_model="numpy")
 def remove_flows(slots, f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos,
-                 n_flow_free, entry_free, n_entry_free, seed_links, n_seed_links, link_mark, stamp):
+                 n_flow_free, entry_free, n_entry_free, seed_links, n_seed_links, link_mark, stamp, f_rate, e_coef,
+                 l_stat):
     """Free drained flows and their entries; the links they used become seeds. `flow_free` is a permutation
     of the slots: free ones first (`[:n_flow_free]`, a stack), then the live ones; `f_pos` its inverse."""
     for i in range(len(slots)):
         f = slots[i]
         n_entry_free, n_seed_links = _unlink_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head,
                                                      entry_free, n_entry_free, seed_links, n_seed_links,
-                                                     link_mark, stamp)
+                                                     link_mark, stamp, f_rate, e_coef, l_stat)
         f_alive[f] = False
         f_finish[f] = np.inf
         g = flow_free[n_flow_free]  # the first live slot swaps places with f, which joins the free stack
@@ -213,7 +242,7 @@ def drained(now, flow_free, lo, hi, f_alive, f_rem, f_t, f_rate, f_size, f_batch
 @njit(cache=True, error_model="numpy")
 def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out,
           out_batch, out_index, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos,
-          n_flow_free, entry_free, n_entry_free, seed_links, n_seed_links, seed_link_mark, stamp):
+          n_flow_free, entry_free, n_entry_free, seed_links, n_seed_links, seed_link_mark, stamp, e_coef, l_stat):
     """`drained`, then `remove_flows` on what drained, in one call (one per event: calls cost microseconds).
     Returns (drained count, flow free count, entry free count, seed link count)."""
     k = drained(now, flow_free, n_flow_free, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index,
@@ -221,17 +250,60 @@ def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, f
     if k:
         n_flow_free, n_entry_free, n_seed_links = remove_flows(
             out[:k], f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos, n_flow_free,
-            entry_free, n_entry_free, seed_links, n_seed_links, seed_link_mark, stamp)
+            entry_free, n_entry_free, seed_links, n_seed_links, seed_link_mark, stamp, f_rate, e_coef, l_stat)
     return k, n_flow_free, n_entry_free, n_seed_links
 
 
 @njit(cache=True, error_model="numpy")
-def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext, e_flow, e_link, e_coef,
+def _sort_link(link, l_head, e_lnext, e_lprev, e_flow, e_coef, f_rate):
+    """Put the link's list in order of falling rate (it usually is: one pass checks) and return the sums of
+    coef x rate and of coef over it."""
+    carried = 0.0
+    coefs = 0.0
+    n = 0
+    ordered = True
+    last = np.inf
+    e = l_head[link]
+    while e != NONE:
+        rate = f_rate[e_flow[e]]
+        carried += e_coef[e] * rate
+        coefs += e_coef[e]
+        if rate > last:
+            ordered = False
+        last = rate
+        n += 1
+        e = e_lnext[e]
+    if ordered:
+        return carried, coefs
+    keys = np.empty(n)  # a heap on -rate (the loop's own heap code; see `_arrivals`)
+    entries = np.empty(n, dtype=np.int64)
+    m = 0
+    e = l_head[link]
+    while e != NONE:
+        m = _heap_push(keys, entries, m, -f_rate[e_flow[e]], e)
+        e = e_lnext[e]
+    prev = NONE
+    while m > 0:
+        e = entries[0]
+        m = _heap_pop(keys, entries, m)
+        e_lprev[e] = prev
+        if prev == NONE:
+            l_head[link] = e
+        else:
+            e_lnext[prev] = e
+        prev = e
+    e_lnext[prev] = NONE
+    return carried, coefs
+
+
+@njit(cache=True, error_model="numpy")
+def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_lprev, e_fnext, e_flow, e_link, e_coef,
               f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity, load, flow_mark, link_mark, stamp,
               comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total, peak, bins, runs, width,
-              n_slots, flow_free, n_free, floor=0.0):
-    """Max-min rates for the component connected to the seed flows and links. Returns its flow count and
-    the earliest predicted drain over the live flows, `flow_free[n_free:n_slots]` (the next wake-up).
+              n_slots, flow_free, n_free, l_stat, floor=0.0):
+    """Max-min rates for the component connected to the seed flows and links. Returns its flow count, the
+    earliest predicted drain over the live flows, `flow_free[n_free:n_slots]` (the next wake-up), and how
+    many entries of link lists it walked (what following the component through links cost).
 
     `floor` (a level no rate below which can change, see `change_floor`; 0: none known) limits the work to
     what can move: the component is followed only through flows whose rate is at least `floor` (and the
@@ -247,15 +319,21 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
     """
     nf = 0
     nl = 0
+    walked = 0
     for i in range(n_seeds):
         f = seeds[i]
         if f_alive[f] and flow_mark[f] != stamp:
             flow_mark[f] = stamp
             comp_f[nf] = f
             nf += 1
+    n_skip = 0  # seed links left out (seed_links[:n_skip]): empty, or all their flows below the floor
     for i in range(n_seed_links):
         link = seed_links[i]
-        if link_mark[link] != stamp:
+        head = l_head[link]
+        if head == NONE or flow_mark[e_flow[head]] == stamp or f_rate[e_flow[head]] < floor:
+            seed_links[n_skip] = link  # (a seed at the head brings its link in anyway)
+            n_skip += 1
+        elif link_mark[link] != stamp:
             link_mark[link] = stamp
             comp_l[nl] = link
             nl += 1
@@ -272,21 +350,24 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
                     comp_l[nl] = link
                     nl += 1
                 e = e_fnext[e]
-        while i_l < nl:
+        while i_l < nl:  # a link's list: seeds, then the rest by falling rate; only its head is walked
             link = comp_l[i_l]
             e = l_head[link]
             i_l += 1
-            fixed = 0.0  # what the flows below the floor take of the link
+            moving = 0.0  # what the component's flows put on the link now
             while e != NONE:
+                walked += 1
                 f = e_flow[e]
                 if flow_mark[f] != stamp:
-                    if floor > 0.0 and f_rate[f] < floor:
-                        fixed += e_coef[e] * f_rate[f]
-                    else:
-                        flow_mark[f] = stamp
-                        comp_f[nf] = f
-                        nf += 1
+                    if f_rate[f] < floor:
+                        break  # it and all after it keep their rates
+                    flow_mark[f] = stamp
+                    comp_f[nf] = f
+                    nf += 1
+                moving += e_coef[e] * f_rate[f]
                 e = e_lnext[e]
+            # what the flows below the floor take of the link (none when the walk reached the end)
+            fixed = max(l_stat[L_SUM, link] - moving, 0.0) if e != NONE else 0.0
             residual[link] = capacity[link] - fixed
     capped = False
     for i in range(nf):
@@ -371,13 +452,23 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
             f_rate[f] = level
         f_finish[f] = now + f_rem[f] / f_rate[f] if f_rate[f] > 0.0 else np.inf
     n_changed = 0  # links whose load changed (a load that did not keeps running: nothing to account)
+    for i in range(n_skip):  # left out (unless a seed brought them in): their flows keep their rates
+        link = seed_links[i]
+        if link_mark[link] != stamp:
+            link_mark[link] = stamp
+            carried = max(l_stat[L_SUM, link], 0.0)
+            if carried != load[link]:
+                if metered and link < len(since):
+                    demand[link] = carried
+                    changed[n_changed] = link
+                    n_changed += 1
+                else:
+                    load[link] = carried
     for i in range(nl):
         link = comp_l[i]
-        carried = 0.0
-        e = l_head[link]
-        while e != NONE:
-            carried += e_coef[e] * f_rate[e_flow[e]]
-            e = e_lnext[e]
+        carried, coefs = _sort_link(link, l_head, e_lnext, e_lprev, e_flow, e_coef, f_rate)
+        l_stat[L_SUM, link] = carried  # exact again (removals since the last walk only subtracted)
+        l_stat[L_COEF, link] = coefs
         if carried != load[link]:
             if metered and link < len(since):
                 demand[link] = carried  # scratch from here on: the new load
@@ -387,12 +478,11 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
                 load[link] = carried
     if n_changed:
         account(changed, n_changed, demand, now, load, since, total, peak, bins, runs, width)
-    return nf, next_finish(flow_free, n_free, n_slots, f_finish)
+    return nf, next_finish(flow_free, n_free, n_slots, f_finish), walked
 
 
 @njit(cache=True, error_model="numpy")
-def change_floor(seeds, n_seeds, f_cap, f_head, e_fnext, e_link, e_coef, l_head, e_lnext, capacity, link_mark,
-                 residual, stamp):
+def change_floor(seeds, n_seeds, f_cap, f_head, e_fnext, e_link, capacity, l_stat):
     """A level below which no max-min rate changes when the `seeds` (new flows, already on their links) have
     come; with flows that left the same instant, the least of this and the least of their rates.
 
@@ -402,8 +492,8 @@ def change_floor(seeds, n_seeds, f_cap, f_head, e_fnext, e_link, e_coef, l_head,
     their entries, the new flow's included) — every flow on a link rising together is the fastest it can
     fill — so the new flow freezes at no less than the least of those (or its cap), and the links it joins
     saturated no lower before it came. Below the smallest of these bounds, old and new filling freeze the
-    same flows at the same levels. Returns that bound (0: none helps). `residual` and `link_mark` (marked
-    ``-stamp - 1``) are scratch for per-link sums.
+    same flows at the same levels. Returns that bound (0: none helps), a hair low (FLOOR_MARGIN): the
+    coefficient sums `l_stat[L_COEF]` are kept by adding and subtracting, and a bound only has to be low.
     """
     floor = np.inf
     for i in range(n_seeds):
@@ -412,20 +502,13 @@ def change_floor(seeds, n_seeds, f_cap, f_head, e_fnext, e_link, e_coef, l_head,
             floor = f_cap[f]
         e = f_head[f]
         while e != NONE:
-            link = e_link[e]
-            if link_mark[link] != -stamp - 1:
-                link_mark[link] = -stamp - 1
-                total = 0.0
-                x = l_head[link]
-                while x != NONE:
-                    total += e_coef[x]
-                    x = e_lnext[x]
-                residual[link] = capacity[link] / total if total > 0.0 else np.inf
-            if residual[link] < floor:
-                floor = residual[link]
+            total = l_stat[L_COEF, e_link[e]]
+            if total > 0.0 and capacity[e_link[e]] / total < floor:
+                floor = capacity[e_link[e]] / total
             e = e_fnext[e]
         if floor <= 0.0:
             return 0.0
+    floor *= 1.0 - FLOOR_MARGIN
     return floor if floor < np.inf and floor > 0.0 else 0.0
 
 
@@ -462,18 +545,18 @@ def flows_on_links(links, l_head, e_lnext, e_flow, flow_mark, stamp, out):
 
 @njit(cache=True, error_model="numpy")
 def drop_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_free, n_entry_free, seed_links,
-                 n_seed_links, link_mark, stamp):
+                 n_seed_links, link_mark, stamp, f_rate, e_coef, l_stat):
     """Unlink flow f's entries (it is about to get new ones: a reroute)."""
     return _unlink_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_free, n_entry_free,
-                           seed_links, n_seed_links, link_mark, stamp)
+                           seed_links, n_seed_links, link_mark, stamp, f_rate, e_coef, l_stat)
 
 
 @njit(cache=True, error_model="numpy")
 def add_entries(f, links, coefs, entry_free, n_entry_free, e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext,
-                f_head, l_head):
-    """Give flow f the entries (links, coefs)."""
+                f_head, l_head, l_stat):
+    """Give flow f the entries (links, coefs); f's rate must be 0 (a seed, see `link_entries`)."""
     return link_entries(f, links, coefs, 0, len(links), entry_free, n_entry_free, e_flow, e_link, e_coef, e_lnext,
-                        e_lprev, e_fnext, f_head, l_head)
+                        e_lprev, e_fnext, f_head, l_head, l_stat)
 
 
 @njit(cache=True, error_model="numpy")
@@ -511,8 +594,9 @@ IDLE, DONE, FOREIGN, ROOM, METER, ONE, UNROUTED = range(7)
 
 # slots of the loop's int64 state vector `ps`
 P_HEAP, P_SENT, P_PHASE, P_CURSOR, P_READY, P_FOREIGN, P_RATES, P_NEED_F, P_NEED_E, P_UNROUTED, P_NOTE, \
-    P_MOVING, P_RATED, P_N = range(14)  # P_MOVING: transfers of the loop with bytes still draining; P_RATED:
-# flows whose rates were recomputed, summed over the recomputations (what max-min cost)
+    P_MOVING, P_RATED, P_WALKED, P_N = range(15)  # P_MOVING: transfers of the loop with bytes still draining; P_RATED:
+# flows whose rates were recomputed, summed over the recomputations (what max-min cost); P_WALKED: entries
+# of link lists the recomputations walked
 # slots of the store's int64 counters `sc`
 S_FLOW_FREE, S_ENTRY_FREE, S_SEEDS, S_SEED_LINKS, S_STAMP = range(5)
 
@@ -604,7 +688,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
             peak, bins, runs, width, finish_rel, finish_clock, ps, fs,
             g_count, g_delay, g_succ_lo, g_succ_hi, g_send_lo, g_send_hi, g_fire, g_run, g_hook, succ, send,
             t_tgt_lo, t_tgt_hi, tgt, t_fl_lo, t_fl_hi, fl_bytes, fl_cap, fl_path, fl_ent_lo, fl_ent_hi, en_link,
-            en_coef, t_lat, t_unrouted, t_parts, t_start, t_end, t_order, h_t, h_p, ready, dr_p, dr_end, note):
+            en_coef, t_lat, t_unrouted, t_parts, t_start, t_end, t_order, h_t, h_p, ready, dr_p, dr_end, note, l_stat):
     """Run instants from `now` while the next one comes before `horizon`; returns why it stopped (`fs[0]`:
     the last instant handled, `fs[1]`: the next one). The loop is described in `fluid_dataflow`."""
     while True:
@@ -625,7 +709,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                 sc[S_FLOW_FREE], sc[S_ENTRY_FREE], sc[S_SEED_LINKS] = remove_flows(
                     scratch[:k], f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos,
                     sc[S_FLOW_FREE], entry_free, sc[S_ENTRY_FREE], seed_links, sc[S_SEED_LINKS], seed_link_mark,
-                    sc[S_STAMP])
+                    sc[S_STAMP], f_rate, e_coef, l_stat)
                 for i in range(k):
                     if scratch_batch[i] == PROGRAM:
                         p = scratch_index[i] >> PATH_BITS
@@ -690,7 +774,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                                                seeds, sc[S_SEEDS], seed_mark, sc[S_STAMP])
                         sc[S_ENTRY_FREE] = link_entries(
                             f, en_link, en_coef, fl_ent_lo[fl], fl_ent_hi[fl], entry_free, sc[S_ENTRY_FREE], e_flow,
-                            e_link, e_coef, e_lnext, e_lprev, e_fnext, f_head, l_head)
+                            e_link, e_coef, e_lnext, e_lprev, e_fnext, f_head, l_head, l_stat)
                 t_parts[p] = parts
                 if parts > 0:
                     ps[P_MOVING] += 1
@@ -715,18 +799,18 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
         if sc[S_SEEDS] or sc[S_SEED_LINKS]:
             floor = fs[2]  # the least rate that drained now (inf: none; see change_floor)
             if sc[S_SEEDS] and floor > 0.0:  # and what the new flows allow
-                floor = min(floor, change_floor(seeds, sc[S_SEEDS], f_cap, f_head, e_fnext, e_link, e_coef, l_head,
-                                                e_lnext, capacity, link_mark, residual, sc[S_STAMP]))
+                floor = min(floor, change_floor(seeds, sc[S_SEEDS], f_cap, f_head, e_fnext, e_link, capacity, l_stat))
             if floor == np.inf:
                 floor = 0.0
-            nf, nxt = recompute(now, seeds, sc[S_SEEDS], seed_links, sc[S_SEED_LINKS], l_head, e_lnext, e_fnext,
+            nf, nxt, walked = recompute(now, seeds, sc[S_SEEDS], seed_links, sc[S_SEED_LINKS], l_head, e_lnext, e_lprev, e_fnext,
                                 e_flow, e_link, e_coef, f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity,
                                 load, flow_mark, link_mark, sc[S_STAMP], comp_f, comp_l, demand, count, residual,
                                 frozen, changed, metered, since, total, peak, bins, runs, width, n_slots, flow_free,
-                                sc[S_FLOW_FREE], floor)
+                                sc[S_FLOW_FREE], l_stat, floor)
             if nf > 0:
                 ps[P_RATES] += 1
                 ps[P_RATED] += nf
+            ps[P_WALKED] += walked
         else:
             nxt = next_finish(flow_free, sc[S_FLOW_FREE], n_slots, f_finish)
         sc[S_SEEDS] = 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from netsim.routing.hashing import flow_hash
+from netsim.routing.hashing import flow_hash, flow_hashes
 from netsim.routing.policy import Policy, no_argument, register
 from netsim.routing.route import Route
 from netsim.topology import PathCache, Topology
@@ -68,9 +68,8 @@ class Ecmp(Policy):
         while k := _walk(dst, row, dists, offsets, out_links, topo.link_dst, topo.relay, node, links,
                          taken, choice, options, pending):
             at = pending[:k]
-            for i, s, d, v, m in zip(at.tolist(), src[at].tolist(), dst[at].tolist(), node[at].tolist(),
-                                     options[at].tolist()):
-                choice[i] = flow_hash(self.seed, s, d, key, v) % m
+            hashes = flow_hashes(self.seed, key, src[at].tolist(), dst[at].tolist(), node[at].tolist())
+            choice[at] = [h % m for h, m in zip(hashes, options[at].tolist())]
         return _sorted_paths(links, taken, topo.latency)
 
 
