@@ -33,8 +33,8 @@ from netsim.network.fluid_dataflow import Loop
 from netsim.network.max_min import max_min_rates
 
 LATE = 2  # SimPy priority after NORMAL (1): runs once everything else at this instant has run
-FINISH_REL = 1e-12  # a flow with less than this fraction of its bytes left is done
-FINISH_CLOCK = 1e-13  # ... or with less than this fraction of the clock left to run
+FINISH_REL = kernel.FINISH_REL  # a flow with less than this fraction of its bytes left is done
+FINISH_CLOCK = kernel.FINISH_CLOCK  # ... or with less than this fraction of the clock left to run
 
 
 class _Store:
@@ -44,7 +44,7 @@ class _Store:
                    "f_finish": float, "f_batch": np.int64, "f_index": np.int64, "f_head": np.int64,
                    "flow_mark": np.int64, "seed_mark": np.int64, "seeds": np.int64, "comp_f": np.int64,
                    "scratch": np.int64, "scratch_batch": np.int64, "scratch_index": np.int64, "frozen": np.int64,
-                   "f_pos": np.int64}
+                   "f_pos": np.int64, "f_ver": np.int64}
     ENTRY_FIELDS = {"e_flow": np.int64, "e_link": np.int64, "e_coef": float, "e_lnext": np.int64,
                     "e_lprev": np.int64, "e_fnext": np.int64}
 
@@ -60,6 +60,9 @@ class _Store:
         self.count = np.zeros(num_links, dtype=np.int64)
         self.load = np.zeros(num_links)
         self.l_stat = np.zeros((2, num_links))  # per-link sums, rows kernel.L_SUM and kernel.L_COEF
+        self.q_key = np.zeros((2, 0))  # the kernel's two queues of live flows (Q_FINISH, Q_DRAIN): keys,
+        self.q_id = np.zeros((2, 2, 0), dtype=np.int64)  # (flow, version) per entry,
+        self.q_n = np.zeros(2, dtype=np.int64)  # and their lengths; 4x the flow slots (see kernel.schedule)
         self.flows = self.entries = 0
         for name, dtype in {**self.FLOW_FIELDS, **self.ENTRY_FIELDS}.items():
             setattr(self, name, np.zeros(0, dtype=dtype))
@@ -83,6 +86,10 @@ class _Store:
             self.flow_mark[old:] = -1
             self.seed_mark[old:] = -1
             self.flows = new
+            q_key, q_id = np.zeros((2, 4 * new)), np.zeros((2, 2, 4 * new), dtype=np.int64)
+            q_key[:, :self.q_key.shape[1]] = self.q_key  # (a heap's prefix stays a heap)
+            q_id[:, :, :self.q_id.shape[2]] = self.q_id
+            self.q_key, self.q_id = q_key, q_id
         if entries > self.n_entry_free:
             old, new = self.entries, max(2 * self.entries, self.entries + entries - self.n_entry_free)
             self.entry_free, self.n_entry_free = self._enlarge(self.ENTRY_FIELDS, old, new, self.entry_free,
@@ -226,7 +233,7 @@ class FluidNetwork(NetworkModel):
         ignored (older generation). A wake-up already pending for that very instant is kept."""
         if nxt is None:
             s = self._store
-            nxt = kernel.next_finish(s.flow_free, s.n_flow_free, s.flows, s.f_finish)
+            nxt = kernel.next_finish(s.f_alive, s.f_ver, s.q_key, s.q_id, s.q_n)
         loop = self._loop
         if loop.ps[kernel.P_HEAP] > 0:  # the loop's next arrival or timer
             nxt = min(nxt, float(loop.h_t[0]))
@@ -290,7 +297,7 @@ class FluidNetwork(NetworkModel):
                 s.seed_links, s.comp_l, s.demand, s.count, s.residual, s.frozen, s.changed, s.load, s.flow_free, s.f_pos,
                 s.entry_free,
                 self._capacity, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, FINISH_REL,
-                FINISH_CLOCK, ps, fs, *loop.kernel_args(), s.l_stat)
+                FINISH_CLOCK, ps, fs, *loop.kernel_args(), s.l_stat, s.f_ver, s.q_key, s.q_id, s.q_n)
             s.n_flow_free, s.n_entry_free, s.n_seeds, s.n_seed_links, s.stamp = (int(x) for x in sc)
             self.rate_computations += int(ps[kernel.P_RATES]) - rates_before
             self.flows_rated += int(ps[kernel.P_RATED]) - rated_before
@@ -428,7 +435,8 @@ class FluidNetwork(NetworkModel):
             now, s.flows, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_batch, s.f_index, FINISH_REL,
             FINISH_CLOCK, s.scratch, s.scratch_batch, s.scratch_index, s.f_head, s.f_finish, s.e_link, s.e_lnext,
             s.e_lprev, s.e_fnext, s.l_head, s.flow_free, s.f_pos, s.n_flow_free, s.entry_free, s.n_entry_free,
-            s.seed_links, s.n_seed_links, s.seed_link_mark, s.stamp, s.e_coef, s.l_stat)
+            s.seed_links, s.n_seed_links, s.seed_link_mark, s.stamp, s.e_coef, s.l_stat, s.f_ver, s.q_key, s.q_id,
+            s.q_n)
         if not k:
             return False
         self._python_drained(s.scratch_batch[:k].copy(), s.scratch_index[:k].copy(), now)
@@ -470,7 +478,7 @@ class FluidNetwork(NetworkModel):
                 s.e_link, s.e_coef, s.f_head, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_cap, s.f_finish, self._capacity,
                 s.load, s.flow_mark, s.link_mark, s.stamp, s.comp_f, s.comp_l, s.demand, s.count, s.residual, s.frozen,
                 s.changed, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, s.flows,
-                s.flow_free, s.n_flow_free, s.l_stat)
+                s.flow_free, s.n_flow_free, s.l_stat, s.f_size, s.f_ver, s.q_key, s.q_id, s.q_n)
             self.rate_computations += flows > 0
             self.flows_rated += flows
             self.entries_walked += walked
@@ -512,6 +520,9 @@ class FluidNetwork(NetworkModel):
         _, owner, links, coef = self._all_entries()
         s.load = np.bincount(links, weights=coef * rates[owner], minlength=len(self._capacity))
         s.l_stat[kernel.L_SUM] = s.load  # (the lists' order by rate is the kernel's; this path never uses it)
+        s.f_ver[alive] += 1
+        kernel.rebuild_queues(s.flow_free, s.n_flow_free, s.flows, s.f_alive, s.f_finish, s.f_rem, s.f_rate, s.f_size,
+                              s.f_ver, s.q_key, s.q_id, s.q_n)
 
     def _check_against_full(self) -> None:
         alive, rates = self._full_solution()

@@ -14,8 +14,11 @@ so an event costs what changed: the flows that started or drained, the links the
 what is connected to those through shared links — followed only through flows whose rate is at or above
 a floor below which no rate can move (`change_floor`: the least rate that drained, and a lower bound on
 what a new flow gets), since progressive filling freezes everything below it exactly as before. Drains
-and the next wake-up scan the live flows only: the flow free list is a permutation of the slots, free
-ones first, live ones after (`f_pos` its inverse).
+and the next wake-up read two lazy queues (binary heaps; SimGrid keeps its actions' finish dates the same
+way): one by predicted drain time, one by the first instant the drain test passes; a flow whose rate
+changes gets a new version in both, and older entries are dropped when they come up. So an instant costs
+the flows that drain at it, not a scan of every live flow. The flow free list is a permutation of the
+slots, free ones first, live ones after (`f_pos` its inverse).
 
 A link's list is kept in order: the seeds of the next recomputation first (new flows go in at the head,
 with rate 0), then every other flow by falling rate (each recomputation re-sorts the lists of the links it
@@ -54,6 +57,12 @@ NONE = -1
 # on it (sum of coef x rate) and the sum of their coefficients
 L_SUM, L_COEF = range(2)
 FLOOR_MARGIN = 1e-9  # how far below the bound `change_floor` finds it reports it
+FINISH_REL = 1e-12  # a flow with less than this fraction of its bytes left is done
+FINISH_CLOCK = 1e-13  # ... or with less than this fraction of the clock left to run
+DRAIN_MARGIN = 1e-9  # drain-queue entries this close (relative to the clock) past now are checked exactly
+# the two lazy queues of live flows (rows of `q_key`, `q_id`): by predicted drain time, and by the first
+# instant the drain test (FINISH_REL, FINISH_CLOCK) passes
+Q_FINISH, Q_DRAIN = range(2)
 
 
 # Compiled helpers cost ~11 ns per array argument per call (reference counts), so the hot paths call
@@ -220,33 +229,130 @@ def remove_flows(slots, f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_f
 
 
 @njit(cache=True, error_model="numpy")
-def drained(now, flow_free, lo, hi, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock,
-            out, out_batch, out_index):
-    """Flows whose bytes are (within tolerance) gone at `now`, among the live slots `flow_free[lo:hi]`: their
-    slots, batches and indices within the batch are written to `out`, `out_batch`, `out_index`; returns how
-    many."""
-    k = 0
-    dense = 4 * (hi - lo) > hi  # most slots live: a sequential scan of them all costs less than the list
-    for i in range(0 if dense else lo, hi):
-        f = i if dense else flow_free[i]
+def _q_push(q_key, q_id, q_n, w, key, f, ver):
+    """Queue w gets (key, flow f at version ver); a binary min-heap on key."""
+    i = q_n[w]
+    q_n[w] = i + 1
+    while i > 0:
+        up = (i - 1) // 2
+        if q_key[w, up] <= key:
+            break
+        q_key[w, i] = q_key[w, up]
+        q_id[w, 0, i] = q_id[w, 0, up]
+        q_id[w, 1, i] = q_id[w, 1, up]
+        i = up
+    q_key[w, i] = key
+    q_id[w, 0, i] = f
+    q_id[w, 1, i] = ver
+
+
+@njit(cache=True, error_model="numpy")
+def _q_pop(q_key, q_id, q_n, w):
+    """Queue w loses its least entry."""
+    n = q_n[w] - 1
+    q_n[w] = n
+    key, f, ver = q_key[w, n], q_id[w, 0, n], q_id[w, 1, n]
+    i = 0
+    while True:
+        a = 2 * i + 1
+        if a >= n:
+            break
+        if a + 1 < n and q_key[w, a + 1] < q_key[w, a]:
+            a += 1
+        if key <= q_key[w, a]:
+            break
+        q_key[w, i] = q_key[w, a]
+        q_id[w, 0, i] = q_id[w, 0, a]
+        q_id[w, 1, i] = q_id[w, 1, a]
+        i = a
+    if n > 0:
+        q_key[w, i] = key
+        q_id[w, 0, i] = f
+        q_id[w, 1, i] = ver
+
+
+@njit(cache=True, error_model="numpy")
+def _drain_key(f, f_finish, f_rem, f_rate, f_size):
+    """The first instant flow f passes the drain test of `drained` (-inf: already; inf: never at its rate)."""
+    if f_rate[f] <= 0.0:
+        return -np.inf if f_rem[f] <= FINISH_REL * f_size[f] else np.inf
+    return min(f_finish[f] - FINISH_REL * f_size[f] / f_rate[f], f_finish[f] / (1.0 + FINISH_CLOCK))
+
+
+@njit(cache=True, error_model="numpy")
+def _q_add(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n):
+    """Flow f's entries in both queues (at its current version)."""
+    if f_finish[f] < np.inf:
+        _q_push(q_key, q_id, q_n, Q_FINISH, f_finish[f], f, f_ver[f])
+    key = _drain_key(f, f_finish, f_rem, f_rate, f_size)
+    if key < np.inf:
+        _q_push(q_key, q_id, q_n, Q_DRAIN, key, f, f_ver[f])
+
+
+@njit(cache=True, error_model="numpy")
+def rebuild_queues(flow_free, lo, hi, f_alive, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n):
+    """Both queues anew from the live flows `flow_free[lo:hi]` (their stale entries gone)."""
+    q_n[Q_FINISH] = 0
+    q_n[Q_DRAIN] = 0
+    for i in range(lo, hi):
+        f = flow_free[i]
         if f_alive[f]:
-            left = f_rem[f] - f_rate[f] * (now - f_t[f])
-            if left <= max(finish_rel * f_size[f], f_rate[f] * (finish_clock * now)):
-                out[k] = f
-                out_batch[k] = f_batch[f]
-                out_index[k] = f_index[f]
-                k += 1
+            _q_add(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n)
+
+
+@njit(cache=True, error_model="numpy")
+def schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_free, lo, hi, f_alive):
+    """Flow f's predicted drain changed: a new version of it in the queues (older entries are stale and
+    dropped when they come up). A full queue is rebuilt from the live flows first; it holds 4x the flow
+    slots, so rebuilds are rare and cost the live flows."""
+    f_ver[f] += 1
+    if q_n[Q_FINISH] + 1 >= q_key.shape[1] or q_n[Q_DRAIN] + 1 >= q_key.shape[1]:
+        rebuild_queues(flow_free, lo, hi, f_alive, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n)
+    else:
+        _q_add(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n)
+
+
+@njit(cache=True, error_model="numpy")
+def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out, out_batch,
+            out_index, f_finish, f_ver, q_key, q_id, q_n):
+    """Flows whose bytes are (within tolerance) gone at `now`: their slots, batches and indices within the
+    batch are written to `out`, `out_batch`, `out_index`; returns how many. Only the drain queue's entries
+    up to now (plus DRAIN_MARGIN) are looked at, each checked with the exact test; a drained flow's
+    version moves on, so its other entries go stale."""
+    k = 0
+    kept = 0  # entries looked at that did not pass: back in the queue afterwards (kept at the end of `out`)
+    limit = now + DRAIN_MARGIN * abs(now)
+    while q_n[Q_DRAIN] > 0 and q_key[Q_DRAIN, 0] <= limit:
+        f = q_id[Q_DRAIN, 0, 0]
+        ver = q_id[Q_DRAIN, 1, 0]
+        _q_pop(q_key, q_id, q_n, Q_DRAIN)
+        if not f_alive[f] or f_ver[f] != ver:
+            continue
+        left = f_rem[f] - f_rate[f] * (now - f_t[f])
+        if left <= max(finish_rel * f_size[f], f_rate[f] * (finish_clock * now)):
+            out[k] = f
+            out_batch[k] = f_batch[f]
+            out_index[k] = f_index[f]
+            k += 1
+            f_ver[f] += 1
+        else:
+            kept += 1
+            out[len(out) - kept] = f
+    for i in range(kept):
+        f = out[len(out) - 1 - i]
+        _q_push(q_key, q_id, q_n, Q_DRAIN, _drain_key(f, f_finish, f_rem, f_rate, f_size), f, f_ver[f])
     return k
 
 
 @njit(cache=True, error_model="numpy")
 def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out,
           out_batch, out_index, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos,
-          n_flow_free, entry_free, n_entry_free, seed_links, n_seed_links, seed_link_mark, stamp, e_coef, l_stat):
+          n_flow_free, entry_free, n_entry_free, seed_links, n_seed_links, seed_link_mark, stamp, e_coef, l_stat,
+          f_ver, q_key, q_id, q_n):
     """`drained`, then `remove_flows` on what drained, in one call (one per event: calls cost microseconds).
     Returns (drained count, flow free count, entry free count, seed link count)."""
-    k = drained(now, flow_free, n_flow_free, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index,
-                finish_rel, finish_clock, out, out_batch, out_index)
+    k = drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out, out_batch,
+                out_index, f_finish, f_ver, q_key, q_id, q_n)
     if k:
         n_flow_free, n_entry_free, n_seed_links = remove_flows(
             out[:k], f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos, n_flow_free,
@@ -300,7 +406,7 @@ def _sort_link(link, l_head, e_lnext, e_lprev, e_flow, e_coef, f_rate):
 def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_lprev, e_fnext, e_flow, e_link, e_coef,
               f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity, load, flow_mark, link_mark, stamp,
               comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total, peak, bins, runs, width,
-              n_slots, flow_free, n_free, l_stat, floor=0.0):
+              n_slots, flow_free, n_free, l_stat, f_size, f_ver, q_key, q_id, q_n, floor=0.0):
     """Max-min rates for the component connected to the seed flows and links. Returns its flow count, the
     earliest predicted drain over the live flows, `flow_free[n_free:n_slots]` (the next wake-up), and how
     many entries of link lists it walked (what following the component through links cost).
@@ -451,6 +557,7 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         if f_rate[f] < 0.0:
             f_rate[f] = level
         f_finish[f] = now + f_rem[f] / f_rate[f] if f_rate[f] > 0.0 else np.inf
+        schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_alive)
     n_changed = 0  # links whose load changed (a load that did not keeps running: nothing to account)
     for i in range(n_skip):  # left out (unless a seed brought them in): their flows keep their rates
         link = seed_links[i]
@@ -478,7 +585,7 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
                 load[link] = carried
     if n_changed:
         account(changed, n_changed, demand, now, load, since, total, peak, bins, runs, width)
-    return nf, next_finish(flow_free, n_free, n_slots, f_finish), walked
+    return nf, next_finish(f_alive, f_ver, q_key, q_id, q_n), walked
 
 
 @njit(cache=True, error_model="numpy")
@@ -513,18 +620,15 @@ def change_floor(seeds, n_seeds, f_cap, f_head, e_fnext, e_link, capacity, l_sta
 
 
 @njit(cache=True, error_model="numpy")
-def next_finish(flow_free, lo, hi, f_finish):
-    """The earliest predicted drain over the live flows `flow_free[lo:hi]` (inf: none)."""
-    best = np.inf
-    if 4 * (hi - lo) > hi:  # most slots live: a sequential scan (free slots hold inf)
-        for f in range(hi):
-            if f_finish[f] < best:
-                best = f_finish[f]
-        return best
-    for i in range(lo, hi):
-        if f_finish[flow_free[i]] < best:
-            best = f_finish[flow_free[i]]
-    return best
+def next_finish(f_alive, f_ver, q_key, q_id, q_n):
+    """The earliest predicted drain over the live flows (inf: none): the finish queue's least entry that
+    is not stale."""
+    while q_n[Q_FINISH] > 0:
+        f = q_id[Q_FINISH, 0, 0]
+        if f_alive[f] and f_ver[f] == q_id[Q_FINISH, 1, 0]:
+            return q_key[Q_FINISH, 0]
+        _q_pop(q_key, q_id, q_n, Q_FINISH)
+    return np.inf
 
 
 @njit(cache=True, error_model="numpy")
@@ -688,7 +792,8 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
             peak, bins, runs, width, finish_rel, finish_clock, ps, fs,
             g_count, g_delay, g_succ_lo, g_succ_hi, g_send_lo, g_send_hi, g_fire, g_run, g_hook, succ, send,
             t_tgt_lo, t_tgt_hi, tgt, t_fl_lo, t_fl_hi, fl_bytes, fl_cap, fl_path, fl_ent_lo, fl_ent_hi, en_link,
-            en_coef, t_lat, t_unrouted, t_parts, t_start, t_end, t_order, h_t, h_p, ready, dr_p, dr_end, note, l_stat):
+            en_coef, t_lat, t_unrouted, t_parts, t_start, t_end, t_order, h_t, h_p, ready, dr_p, dr_end, note, l_stat,
+            f_ver, q_key, q_id, q_n):
     """Run instants from `now` while the next one comes before `horizon`; returns why it stopped (`fs[0]`:
     the last instant handled, `fs[1]`: the next one). The loop is described in `fluid_dataflow`."""
     while True:
@@ -697,8 +802,8 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                 fs[0] = now
                 return METER
             fs[0] = now
-            k = drained(now, flow_free, sc[S_FLOW_FREE], n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch,
-                        f_index, finish_rel, finish_clock, scratch, scratch_batch, scratch_index)
+            k = drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, scratch,
+                        scratch_batch, scratch_index, f_finish, f_ver, q_key, q_id, q_n)
             fs[2] = np.inf  # the least rate that drained now (see change_floor)
             for i in range(k):
                 if f_rate[scratch[i]] < fs[2]:
@@ -806,13 +911,13 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                                 e_flow, e_link, e_coef, f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity,
                                 load, flow_mark, link_mark, sc[S_STAMP], comp_f, comp_l, demand, count, residual,
                                 frozen, changed, metered, since, total, peak, bins, runs, width, n_slots, flow_free,
-                                sc[S_FLOW_FREE], l_stat, floor)
+                                sc[S_FLOW_FREE], l_stat, f_size, f_ver, q_key, q_id, q_n, floor)
             if nf > 0:
                 ps[P_RATES] += 1
                 ps[P_RATED] += nf
             ps[P_WALKED] += walked
         else:
-            nxt = next_finish(flow_free, sc[S_FLOW_FREE], n_slots, f_finish)
+            nxt = next_finish(f_alive, f_ver, q_key, q_id, q_n)
         sc[S_SEEDS] = 0
         sc[S_SEED_LINKS] = 0
         sc[S_STAMP] += 1
