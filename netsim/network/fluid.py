@@ -45,6 +45,7 @@ class _Store:
                    "flow_mark": np.int64, "seed_mark": np.int64, "seeds": np.int64, "comp_f": np.int64,
                    "scratch": np.int64, "scratch_batch": np.int64, "scratch_index": np.int64, "frozen": np.int64,
                    "f_pos": np.int64, "f_ver": np.int64}
+    QUEUES = (8192, 2048)  # live flows from which the kernel keeps its drain queues, and below which it stops
     ENTRY_FIELDS = {"e_flow": np.int64, "e_link": np.int64, "e_coef": float, "e_lnext": np.int64,
                     "e_lprev": np.int64, "e_fnext": np.int64}
 
@@ -62,7 +63,7 @@ class _Store:
         self.l_stat = np.zeros((2, num_links))  # per-link sums, rows kernel.L_SUM and kernel.L_COEF
         self.q_key = np.zeros((2, 0))  # the kernel's two queues of live flows (Q_FINISH, Q_DRAIN): keys,
         self.q_id = np.zeros((2, 2, 0), dtype=np.int64)  # (flow, version) per entry,
-        self.q_n = np.zeros(2, dtype=np.int64)  # and their lengths; 4x the flow slots (see kernel.schedule)
+        self.q_n = np.array([0, 0, 0, *self.QUEUES], dtype=np.int64)  # lengths, on, from, until (kernel.Q_*)
         self.flows = self.entries = 0
         for name, dtype in {**self.FLOW_FIELDS, **self.ENTRY_FIELDS}.items():
             setattr(self, name, np.zeros(0, dtype=dtype))
@@ -233,7 +234,8 @@ class FluidNetwork(NetworkModel):
         ignored (older generation). A wake-up already pending for that very instant is kept."""
         if nxt is None:
             s = self._store
-            nxt = kernel.next_finish(s.f_alive, s.f_ver, s.q_key, s.q_id, s.q_n)
+            nxt = kernel.next_finish(s.f_alive, s.f_ver, s.q_key, s.q_id, s.q_n, s.flow_free, s.n_flow_free, s.flows,
+                                     s.f_finish)
         loop = self._loop
         if loop.ps[kernel.P_HEAP] > 0:  # the loop's next arrival or timer
             nxt = min(nxt, float(loop.h_t[0]))
@@ -521,8 +523,9 @@ class FluidNetwork(NetworkModel):
         s.load = np.bincount(links, weights=coef * rates[owner], minlength=len(self._capacity))
         s.l_stat[kernel.L_SUM] = s.load  # (the lists' order by rate is the kernel's; this path never uses it)
         s.f_ver[alive] += 1
-        kernel.rebuild_queues(s.flow_free, s.n_flow_free, s.flows, s.f_alive, s.f_finish, s.f_rem, s.f_rate, s.f_size,
-                              s.f_ver, s.q_key, s.q_id, s.q_n)
+        if s.q_n[kernel.Q_ON]:
+            kernel.rebuild_queues(s.flow_free, s.n_flow_free, s.flows, s.f_alive, s.f_finish, s.f_rem, s.f_rate,
+                                  s.f_size, s.f_ver, s.q_key, s.q_id, s.q_n)
 
     def _check_against_full(self) -> None:
         alive, rates = self._full_solution()

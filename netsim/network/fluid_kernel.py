@@ -61,8 +61,10 @@ FINISH_REL = 1e-12  # a flow with less than this fraction of its bytes left is d
 FINISH_CLOCK = 1e-13  # ... or with less than this fraction of the clock left to run
 DRAIN_MARGIN = 1e-9  # drain-queue entries this close (relative to the clock) past now are checked exactly
 # the two lazy queues of live flows (rows of `q_key`, `q_id`): by predicted drain time, and by the first
-# instant the drain test (FINISH_REL, FINISH_CLOCK) passes
-Q_FINISH, Q_DRAIN = range(2)
+# instant the drain test (FINISH_REL, FINISH_CLOCK) passes. `q_n` holds their lengths, whether they are
+# kept (Q_ON), and the live flows from which they are kept and below which they stop (Q_FROM, Q_UNTIL:
+# with fewer, a scan of the live flows costs less than keeping two heaps)
+Q_FINISH, Q_DRAIN, Q_ON, Q_FROM, Q_UNTIL = range(5)
 
 
 # Compiled helpers cost ~11 ns per array argument per call (reference counts), so the hot paths call
@@ -302,10 +304,9 @@ def rebuild_queues(flow_free, lo, hi, f_alive, f_finish, f_rem, f_rate, f_size, 
 
 @njit(cache=True, error_model="numpy")
 def schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_free, lo, hi, f_alive):
-    """Flow f's predicted drain changed: a new version of it in the queues (older entries are stale and
-    dropped when they come up). A full queue is rebuilt from the live flows first; it holds 4x the flow
-    slots, so rebuilds are rare and cost the live flows."""
-    f_ver[f] += 1
+    """Flow f's predicted drain changed and the queues are kept: its new version (the caller moved
+    `f_ver[f]` on; older entries are stale and dropped when they come up) goes in. A full queue is rebuilt
+    from the live flows first; it holds 4x the flow slots, so rebuilds are rare and cost the live flows."""
     if q_n[Q_FINISH] + 1 >= q_key.shape[1] or q_n[Q_DRAIN] + 1 >= q_key.shape[1]:
         rebuild_queues(flow_free, lo, hi, f_alive, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n)
     else:
@@ -314,12 +315,31 @@ def schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_f
 
 @njit(cache=True, error_model="numpy")
 def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out, out_batch,
-            out_index, f_finish, f_ver, q_key, q_id, q_n):
-    """Flows whose bytes are (within tolerance) gone at `now`: their slots, batches and indices within the
-    batch are written to `out`, `out_batch`, `out_index`; returns how many. Only the drain queue's entries
-    up to now (plus DRAIN_MARGIN) are looked at, each checked with the exact test; a drained flow's
-    version moves on, so its other entries go stale."""
+            out_index, f_finish, f_ver, q_key, q_id, q_n, flow_free, lo, hi):
+    """Flows whose bytes are (within tolerance) gone at `now`, among the live slots `flow_free[lo:hi]`: their
+    slots, batches and indices within the batch are written to `out`, `out_batch`, `out_index`; returns how
+    many. With many live flows (`q_n[Q_FROM]`; the queues start or stop here) only the drain queue's entries
+    up to now (plus DRAIN_MARGIN) are looked at, each checked with the same exact test, and a drained
+    flow's version moves on, so its other entries go stale; with few, the live flows are scanned."""
+    if not q_n[Q_ON] and hi - lo >= q_n[Q_FROM]:
+        q_n[Q_ON] = 1
+        rebuild_queues(flow_free, lo, hi, f_alive, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n)
+    elif q_n[Q_ON] and hi - lo < q_n[Q_UNTIL]:
+        q_n[Q_ON] = 0
     k = 0
+    if not q_n[Q_ON]:
+        dense = 4 * (hi - lo) > hi  # most slots live: a sequential scan of them all costs less than the list
+        for i in range(0 if dense else lo, hi):
+            f = i if dense else flow_free[i]
+            if f_alive[f]:
+                left = f_rem[f] - f_rate[f] * (now - f_t[f])
+                if left <= max(finish_rel * f_size[f], f_rate[f] * (finish_clock * now)):
+                    out[k] = f
+                    out_batch[k] = f_batch[f]
+                    out_index[k] = f_index[f]
+                    k += 1
+                    f_ver[f] += 1
+        return k
     kept = 0  # entries looked at that did not pass: back in the queue afterwards (kept at the end of `out`)
     limit = now + DRAIN_MARGIN * abs(now)
     while q_n[Q_DRAIN] > 0 and q_key[Q_DRAIN, 0] <= limit:
@@ -352,7 +372,7 @@ def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, f
     """`drained`, then `remove_flows` on what drained, in one call (one per event: calls cost microseconds).
     Returns (drained count, flow free count, entry free count, seed link count)."""
     k = drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out, out_batch,
-                out_index, f_finish, f_ver, q_key, q_id, q_n)
+                out_index, f_finish, f_ver, q_key, q_id, q_n, flow_free, n_flow_free, n_slots)
     if k:
         n_flow_free, n_entry_free, n_seed_links = remove_flows(
             out[:k], f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos, n_flow_free,
@@ -361,45 +381,45 @@ def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, f
 
 
 @njit(cache=True, error_model="numpy")
-def _sort_link(link, l_head, e_lnext, e_lprev, e_flow, e_coef, f_rate):
-    """Put the link's list in order of falling rate (it usually is: one pass checks) and return the sums of
-    coef x rate and of coef over it."""
-    carried = 0.0
-    coefs = 0.0
-    n = 0
-    ordered = True
-    last = np.inf
-    e = l_head[link]
-    while e != NONE:
-        rate = f_rate[e_flow[e]]
-        carried += e_coef[e] * rate
-        coefs += e_coef[e]
-        if rate > last:
-            ordered = False
-        last = rate
-        n += 1
-        e = e_lnext[e]
-    if ordered:
-        return carried, coefs
-    keys = np.empty(n)  # a heap on -rate (the loop's own heap code; see `_arrivals`)
-    entries = np.empty(n, dtype=np.int64)
+def _sort_link(link, moved, l_head, e_lnext, e_lprev, e_flow, f_rate, flow_mark, stamp):
+    """Put the link's list back in order of falling rate after a recomputation. Only the component's flows
+    (marked `stamp`, `moved` of them on this link) changed rates; the others are still in order, so the
+    component's entries are taken out, sorted, and merged back in: the list's length plus the sort of the
+    few that moved."""
+    keys = np.empty(moved)  # -rate: ascending keys are falling rates
+    entries = np.empty(moved, dtype=np.int64)
     m = 0
     e = l_head[link]
-    while e != NONE:
-        m = _heap_push(keys, entries, m, -f_rate[e_flow[e]], e)
-        e = e_lnext[e]
+    while e != NONE:  # take the component's entries out
+        nxt = e_lnext[e]
+        if flow_mark[e_flow[e]] == stamp:
+            prv = e_lprev[e]
+            if prv != NONE:
+                e_lnext[prv] = nxt
+            else:
+                l_head[link] = nxt
+            if nxt != NONE:
+                e_lprev[nxt] = prv
+            m = _heap_push(keys, entries, m, -f_rate[e_flow[e]], e)
+        e = nxt
     prev = NONE
-    while m > 0:
+    x = l_head[link]
+    while m > 0:  # merge them back, in order, into the rest (in order already)
         e = entries[0]
+        rate = -keys[0]
         m = _heap_pop(keys, entries, m)
+        while x != NONE and f_rate[e_flow[x]] >= rate:
+            prev = x
+            x = e_lnext[x]
         e_lprev[e] = prev
+        e_lnext[e] = x
         if prev == NONE:
             l_head[link] = e
         else:
             e_lnext[prev] = e
+        if x != NONE:
+            e_lprev[x] = e
         prev = e
-    e_lnext[prev] = NONE
-    return carried, coefs
 
 
 @njit(cache=True, error_model="numpy")
@@ -557,7 +577,9 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         if f_rate[f] < 0.0:
             f_rate[f] = level
         f_finish[f] = now + f_rem[f] / f_rate[f] if f_rate[f] > 0.0 else np.inf
-        schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_alive)
+        f_ver[f] += 1
+        if q_n[Q_ON]:
+            schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_alive)
     n_changed = 0  # links whose load changed (a load that did not keeps running: nothing to account)
     for i in range(n_skip):  # left out (unless a seed brought them in): their flows keep their rates
         link = seed_links[i]
@@ -573,7 +595,24 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
                     load[link] = carried
     for i in range(nl):
         link = comp_l[i]
-        carried, coefs = _sort_link(link, l_head, e_lnext, e_lprev, e_flow, e_coef, f_rate)
+        carried = 0.0
+        coefs = 0.0
+        moved = 0
+        ordered = True  # (seeds first, then by falling rate: see the module's docstring)
+        last = np.inf
+        e = l_head[link]
+        while e != NONE:
+            f = e_flow[e]
+            carried += e_coef[e] * f_rate[f]
+            coefs += e_coef[e]
+            if f_rate[f] > last:
+                ordered = False
+            last = f_rate[f]
+            if flow_mark[f] == stamp:
+                moved += 1
+            e = e_lnext[e]
+        if not ordered:
+            _sort_link(link, moved, l_head, e_lnext, e_lprev, e_flow, f_rate, flow_mark, stamp)
         l_stat[L_SUM, link] = carried  # exact again (removals since the last walk only subtracted)
         l_stat[L_COEF, link] = coefs
         if carried != load[link]:
@@ -585,7 +624,7 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
                 load[link] = carried
     if n_changed:
         account(changed, n_changed, demand, now, load, since, total, peak, bins, runs, width)
-    return nf, next_finish(f_alive, f_ver, q_key, q_id, q_n), walked
+    return nf, next_finish(f_alive, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_finish), walked
 
 
 @njit(cache=True, error_model="numpy")
@@ -620,9 +659,20 @@ def change_floor(seeds, n_seeds, f_cap, f_head, e_fnext, e_link, capacity, l_sta
 
 
 @njit(cache=True, error_model="numpy")
-def next_finish(f_alive, f_ver, q_key, q_id, q_n):
-    """The earliest predicted drain over the live flows (inf: none): the finish queue's least entry that
-    is not stale."""
+def next_finish(f_alive, f_ver, q_key, q_id, q_n, flow_free, lo, hi, f_finish):
+    """The earliest predicted drain over the live flows `flow_free[lo:hi]` (inf: none): the finish queue's
+    least entry that is not stale, or (without queues) a scan."""
+    if not q_n[Q_ON]:
+        best = np.inf
+        if 4 * (hi - lo) > hi:  # most slots live: a sequential scan (free slots hold inf)
+            for f in range(hi):
+                if f_finish[f] < best:
+                    best = f_finish[f]
+            return best
+        for i in range(lo, hi):
+            if f_finish[flow_free[i]] < best:
+                best = f_finish[flow_free[i]]
+        return best
     while q_n[Q_FINISH] > 0:
         f = q_id[Q_FINISH, 0, 0]
         if f_alive[f] and f_ver[f] == q_id[Q_FINISH, 1, 0]:
@@ -803,7 +853,8 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                 return METER
             fs[0] = now
             k = drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, scratch,
-                        scratch_batch, scratch_index, f_finish, f_ver, q_key, q_id, q_n)
+                        scratch_batch, scratch_index, f_finish, f_ver, q_key, q_id, q_n, flow_free, sc[S_FLOW_FREE],
+                        n_slots)
             fs[2] = np.inf  # the least rate that drained now (see change_floor)
             for i in range(k):
                 if f_rate[scratch[i]] < fs[2]:
@@ -917,7 +968,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                 ps[P_RATED] += nf
             ps[P_WALKED] += walked
         else:
-            nxt = next_finish(f_alive, f_ver, q_key, q_id, q_n)
+            nxt = next_finish(f_alive, f_ver, q_key, q_id, q_n, flow_free, sc[S_FLOW_FREE], n_slots, f_finish)
         sc[S_SEEDS] = 0
         sc[S_SEED_LINKS] = 0
         sc[S_STAMP] += 1
