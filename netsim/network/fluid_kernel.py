@@ -388,7 +388,7 @@ def _sort_link(link, moved, l_head, e_lnext, e_lprev, e_flow, f_rate, flow_mark,
     few that moved."""
     keys = np.empty(moved)  # -rate: ascending keys are falling rates
     entries = np.empty(moved, dtype=np.int64)
-    m = 0
+    m = np.int64(0)
     e = l_head[link]
     while e != NONE:  # take the component's entries out
         nxt = e_lnext[e]
@@ -580,7 +580,9 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         f_ver[f] += 1
         if q_n[Q_ON]:
             schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_alive)
-    n_changed = 0  # links whose load changed (a load that did not keeps running: nothing to account)
+    # links whose load changed (a load that did not keeps running: nothing to account); not a literal 0,
+    # for which numba would compile `account` once more
+    n_changed = np.int64(0)
     for i in range(n_skip):  # left out (unless a seed brought them in): their flows keep their rates
         link = seed_links[i]
         if link_mark[link] != stamp:
@@ -809,7 +811,7 @@ def _arrivals(now, n, dr_p, dr_end, t_lat, t_end, h_t, h_p, ps):
     # compile time on first use); ties do not matter, equal ends fall in one group either way
     keys = np.empty(n)
     index = np.empty(n, dtype=np.int64)
-    m = 0
+    m = np.int64(0)  # (not a literal 0: numba would compile the heap helpers once more for it)
     for i in range(n):
         m = _heap_push(keys, index, m, dr_end[i], i)
     order = np.empty(n, dtype=np.int64)
@@ -860,7 +862,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                 if f_rate[scratch[i]] < fs[2]:
                     fs[2] = f_rate[scratch[i]]
             n_foreign = 0
-            n_done = 0
+            n_done = np.int64(0)  # (likewise, for `_arrivals`)
             if k:
                 sc[S_FLOW_FREE], sc[S_ENTRY_FREE], sc[S_SEED_LINKS] = remove_flows(
                     scratch[:k], f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos,
@@ -958,11 +960,12 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                 floor = min(floor, change_floor(seeds, sc[S_SEEDS], f_cap, f_head, e_fnext, e_link, capacity, l_stat))
             if floor == np.inf:
                 floor = 0.0
-            nf, nxt, walked = recompute(now, seeds, sc[S_SEEDS], seed_links, sc[S_SEED_LINKS], l_head, e_lnext, e_lprev, e_fnext,
-                                e_flow, e_link, e_coef, f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity,
-                                load, flow_mark, link_mark, sc[S_STAMP], comp_f, comp_l, demand, count, residual,
-                                frozen, changed, metered, since, total, peak, bins, runs, width, n_slots, flow_free,
-                                sc[S_FLOW_FREE], l_stat, f_size, f_ver, q_key, q_id, q_n, floor)
+            nf, nxt, walked = recompute(
+                now, seeds, sc[S_SEEDS], seed_links, sc[S_SEED_LINKS], l_head, e_lnext, e_lprev, e_fnext, e_flow,
+                e_link, e_coef, f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity, load, flow_mark,
+                link_mark, sc[S_STAMP], comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total,
+                peak, bins, runs, width, n_slots, flow_free, sc[S_FLOW_FREE], l_stat, f_size, f_ver, q_key, q_id, q_n,
+                floor)
             if nf > 0:
                 ps[P_RATES] += 1
                 ps[P_RATED] += nf
