@@ -52,6 +52,8 @@ class Ecmp(Policy):
         if not len(src) or (src == dst).any():
             return None
         targets, inverse = np.unique(dst, return_inverse=True)
+        if len(targets) > self.cache.max_rows:  # more destinations than the cache keeps rows for: in parts
+            return self._in_parts(src, dst, key, inverse // self.cache.max_rows)
         dists, rows = self.cache.distance_rows(targets)
         row = rows[inverse]
         hops = dists[row, src]
@@ -71,6 +73,28 @@ class Ecmp(Policy):
             hashes = flow_hashes(self.seed, key, src[at].tolist(), dst[at].tolist(), node[at].tolist())
             choice[at] = [h % m for h, m in zip(hashes, options[at].tolist())]
         return _sorted_paths(links, taken, topo.latency)
+
+
+    def _in_parts(self, src: np.ndarray, dst: np.ndarray, key: tuple, part: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """`single_paths` over the transfers of each `part` in turn, put back in the batch's order."""
+        counts = np.zeros(len(src), dtype=np.int64)
+        latency = np.zeros(len(src))
+        pieces = []
+        for p in range(int(part.max()) + 1):
+            idx = np.flatnonzero(part == p)
+            found = self.single_paths(src[idx], dst[idx], key)
+            if found is None:
+                return None
+            pieces.append((idx, found[0]))
+            counts[idx], latency[idx] = found[1], found[2]
+        start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        flat = np.empty(int(counts.sum()), dtype=np.int64)
+        for idx, links in pieces:  # each transfer's links where its place in the batch puts them
+            n = counts[idx]
+            within = np.arange(len(links)) - np.repeat(np.cumsum(n) - n, n)
+            flat[np.repeat(start[idx], n) + within] = links
+        return flat, counts, latency
 
 
 @njit(cache=True)

@@ -64,7 +64,7 @@ class NextHops:
     __slots__ = ("topo", "dst", "dist", "offsets", "links", "_path_count", "_lists")
 
     def __init__(self, topo: Topology, dst: int, dist: np.ndarray):
-        self.topo, self.dst, self.dist = topo, dst, dist
+        self.topo, self.dst, self.dist = topo, dst, dist.copy()  # (its own: the cache reuses its rows)
         offsets, out_links = topo.out_csr
         heads, tails = topo.link_dst[out_links], topo.link_src[out_links]
         ok = (dist[tails] > 0) & (dist[heads] == dist[tails] - 1) & ((heads == dst) | topo.relay[heads])
@@ -73,6 +73,11 @@ class NextHops:
         self.offsets = np.concatenate([[0], np.cumsum(per_node)])
         self._path_count: np.ndarray | None = None
         self._lists: dict[int, list[int]] = {}
+
+    @property
+    def nbytes(self) -> int:
+        """Memory its arrays take, with room for the path counts (whether computed yet or not)."""
+        return self.dist.nbytes + self.links.nbytes + self.offsets.nbytes + 8 * len(self.dist)
 
     @property
     def path_count(self) -> np.ndarray:
@@ -160,31 +165,56 @@ class _NextLinks:
 
 
 class PathCache:
-    """Next hops per destination and path DAGs per (src, dst), computed once each.
+    """Next hops per destination and path DAGs per (src, dst), computed on demand and kept within a
+    memory budget: what a fabric costs to route stays bounded, not one row per destination (n^2 on a
+    fabric where every GPU is a destination).
+
+    - Distance rows (`distance_rows`): at most `max_rows` (ROW_BUDGET bytes of int32 rows); a batch that
+      needs rows beyond them starts the kept rows afresh, and a batch over more destinations than that
+      must come in parts (`max_rows` says how many; ECMP's batch walk does this).
+    - Next hops per destination (what per-path routing reads: `dag`, `paths`): kept up to HOPS_BUDGET
+      bytes, the oldest dropped first with the path DAGs toward it (recomputed if asked again).
 
     `down` holds failed links: `paths` leaves out every path through one (the equal-cost
     sets stay those of the healthy fabric, as switches drop a failed next hop from their
     ECMP group rather than recompute shortest paths).
     """
 
+    ROW_BUDGET = 256 * 2**20
+    HOPS_BUDGET = 256 * 2**20
+
     def __init__(self, topo: Topology):
         self.topo = topo
-        self._hops: dict[int, NextHops] = {}
+        self._hops: dict[int, NextHops] = {}  # oldest first
+        self._hops_bytes = 0
         self._dags: dict[tuple[int, int], PathDag] = {}
+        self._dags_to: dict[int, list[tuple[int, int]]] = {}  # destination -> the keys of its DAGs
         self._row_of = np.full(topo.num_nodes, -1, dtype=np.int64)  # destination -> its row in `_matrix`
         self._rows = 0
         self._matrix = np.zeros((0, topo.num_nodes), dtype=np.int32)
         self.down: set[int] = set()
 
+    @property
+    def max_rows(self) -> int:
+        """How many destinations' distance rows one batch may ask for (ROW_BUDGET; at least 16)."""
+        return max(16, self.ROW_BUDGET // (4 * self.topo.num_nodes))
+
     def distance_rows(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(matrix, rows): hop distances to each of `targets` are ``matrix[rows[i]]`` (int32, -1: cannot
-        reach). The matrix keeps one row per destination asked for so far (grown by doubling), so
-        batches over the same destinations cost a lookup, not a copy."""
+        reach), valid until the next call. Rows asked for before are kept (grown by doubling, up to
+        `max_rows`), so batches over the same destinations cost a lookup, not a copy."""
         new = np.unique(targets[self._row_of[targets] < 0])
         if len(new):
+            if self._rows + len(new) > self.max_rows:  # start afresh with this batch's destinations
+                new = np.unique(targets)
+                if len(new) > self.max_rows:
+                    raise ValueError(f"{len(new)} destinations in one batch: more than the {self.max_rows} "
+                                     "rows kept (ask in parts)")
+                self._row_of[self._row_of >= 0] = -1
+                self._rows = 0
             if self._rows + len(new) > len(self._matrix):
-                grown = np.zeros((max(16, 2 * len(self._matrix), self._rows + len(new)), self.topo.num_nodes),
-                                 dtype=np.int32)
+                size = min(max(16, 2 * len(self._matrix), self._rows + len(new)), self.max_rows)
+                grown = np.zeros((size, self.topo.num_nodes), dtype=np.int32)
                 grown[:self._rows] = self._matrix[:self._rows]
                 self._matrix = grown
             offsets, links = self.topo.in_csr
@@ -203,11 +233,26 @@ class PathCache:
         key = (src, dst)
         dag = self._dags.get(key)
         if dag is None:
-            hops = self._hops.get(dst)
-            if hops is None:
-                hops = self._hops[dst] = NextHops(self.topo, dst, self.distances(dst))
-            dag = self._dags[key] = PathDag(self.topo, src, dst, hops)
+            dag = PathDag(self.topo, src, dst, self.next_hops(dst))
+            self._dags[key] = dag
+            self._dags_to[dst].append(key)
         return dag
+
+    def next_hops(self, dst: int) -> NextHops:
+        """The next hops toward `dst`, kept within HOPS_BUDGET (the oldest destinations dropped first)."""
+        hops = self._hops.get(dst)
+        if hops is None:
+            hops = NextHops(self.topo, dst, self.distances(dst))
+            while self._hops and self._hops_bytes + hops.nbytes > self.HOPS_BUDGET:
+                old, dropped = next(iter(self._hops.items()))
+                del self._hops[old]
+                self._hops_bytes -= dropped.nbytes
+                for key in self._dags_to.pop(old, ()):
+                    del self._dags[key]
+            self._hops[dst] = hops
+            self._hops_bytes += hops.nbytes
+            self._dags_to[dst] = []
+        return hops
 
     def paths(self, src: int, dst: int) -> list[tuple[int, ...]]:
         every = self.dag(src, dst).paths(self.topo)
