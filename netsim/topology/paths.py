@@ -13,6 +13,7 @@ from netsim.errors import TopologyError
 from netsim.topology.graph import Topology
 
 MAX_PATHS = 4096
+MAX_HOPS = 127  # the longest shortest path routed (distance rows are int8)
 
 
 def distances_to(topo: Topology, dst: int) -> np.ndarray:
@@ -45,11 +46,16 @@ def _bfs_to(dst, in_offsets, in_links, link_src, relay, num_nodes):
 
 @njit(cache=True)
 def _bfs_rows(targets, out, first, in_offsets, in_links, link_src, relay, num_nodes):
-    """`_bfs_to` for each of `targets`, into rows first, first + 1, ... of `out` (one call for many)."""
+    """`_bfs_to` for each of `targets`, into rows first, first + 1, ... of `out` (one call for many).
+    Returns the longest distance found (the caller checks it fits `out`'s type)."""
+    longest = 0
     for i in range(len(targets)):
         dist = _bfs_to(targets[i], in_offsets, in_links, link_src, relay, num_nodes)
         for v in range(num_nodes):  # element by element: a row assignment compiles slowly (seconds)
             out[first + i, v] = dist[v]
+            if dist[v] > longest:
+                longest = dist[v]
+    return longest
 
 
 class NextHops:
@@ -169,7 +175,8 @@ class PathCache:
     memory budget: what a fabric costs to route stays bounded, not one row per destination (n^2 on a
     fabric where every GPU is a destination).
 
-    - Distance rows (`distance_rows`): at most `max_rows` (ROW_BUDGET bytes of int32 rows); a batch that
+    - Distance rows (`distance_rows`): at most `max_rows` (ROW_BUDGET bytes of int8 rows: hop counts up
+      to MAX_HOPS; a fabric with longer shortest paths is refused); a batch that
       needs rows beyond them starts the kept rows afresh, and a batch over more destinations than that
       must come in parts (`max_rows` says how many; ECMP's batch walk does this).
     - Next hops per destination (what per-path routing reads: `dag`, `paths`): kept up to HOPS_BUDGET
@@ -180,7 +187,7 @@ class PathCache:
     ECMP group rather than recompute shortest paths).
     """
 
-    ROW_BUDGET = 256 * 2**20
+    ROW_BUDGET = 1024 * 2**20  # (every destination of a 16,384-GPU rail fabric: 0.6 GiB)
     HOPS_BUDGET = 256 * 2**20
 
     def __init__(self, topo: Topology):
@@ -191,16 +198,16 @@ class PathCache:
         self._dags_to: dict[int, list[tuple[int, int]]] = {}  # destination -> the keys of its DAGs
         self._row_of = np.full(topo.num_nodes, -1, dtype=np.int64)  # destination -> its row in `_matrix`
         self._rows = 0
-        self._matrix = np.zeros((0, topo.num_nodes), dtype=np.int32)
+        self._matrix = np.zeros((0, topo.num_nodes), dtype=np.int8)
         self.down: set[int] = set()
 
     @property
     def max_rows(self) -> int:
         """How many destinations' distance rows one batch may ask for (ROW_BUDGET; at least 16)."""
-        return max(16, self.ROW_BUDGET // (4 * self.topo.num_nodes))
+        return max(16, self.ROW_BUDGET // self.topo.num_nodes)
 
     def distance_rows(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(matrix, rows): hop distances to each of `targets` are ``matrix[rows[i]]`` (int32, -1: cannot
+        """(matrix, rows): hop distances to each of `targets` are ``matrix[rows[i]]`` (int8, -1: cannot
         reach), valid until the next call. Rows asked for before are kept (grown by doubling, up to
         `max_rows`), so batches over the same destinations cost a lookup, not a copy."""
         new = np.unique(targets[self._row_of[targets] < 0])
@@ -214,12 +221,15 @@ class PathCache:
                 self._rows = 0
             if self._rows + len(new) > len(self._matrix):
                 size = min(max(16, 2 * len(self._matrix), self._rows + len(new)), self.max_rows)
-                grown = np.zeros((size, self.topo.num_nodes), dtype=np.int32)
+                grown = np.zeros((size, self.topo.num_nodes), dtype=np.int8)
                 grown[:self._rows] = self._matrix[:self._rows]
                 self._matrix = grown
             offsets, links = self.topo.in_csr
-            _bfs_rows(new, self._matrix, self._rows, offsets, links, self.topo.link_src, self.topo.relay,
-                      self.topo.num_nodes)
+            longest = _bfs_rows(new, self._matrix, self._rows, offsets, links, self.topo.link_src, self.topo.relay,
+                                 self.topo.num_nodes)
+            if longest > MAX_HOPS:
+                raise TopologyError(f"{self.topo.name}: a shortest path of {longest} hops; netsim routes paths of at "
+                                    f"most {MAX_HOPS} hops")
             self._row_of[new] = np.arange(self._rows, self._rows + len(new))
             self._rows += len(new)
         return self._matrix, self._row_of[targets]
