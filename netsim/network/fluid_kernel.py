@@ -176,6 +176,19 @@ def insert_flows(now, sizes, caps, batch, index, counts, links, coefs, flow_free
     return n_flow_free, n_entry_free, n_seeds
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _cut(e, link, l_head, e_lnext, e_lprev):
+    """Entry e leaves its link's list (its own pointers are left as they were)."""
+    nxt = e_lnext[e]
+    prv = e_lprev[e]
+    if prv != NONE:
+        e_lnext[prv] = nxt
+    else:
+        l_head[link] = nxt
+    if nxt != NONE:
+        e_lprev[nxt] = prv
+
+
 @njit(cache=True, error_model="numpy")
 def _unlink_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_free, n_entry_free,
                     seed_links, n_seed_links, link_mark, stamp, f_rate, e_coef, l_stat):
@@ -183,17 +196,10 @@ def _unlink_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_
     e = f_head[f]
     rate = f_rate[f]
     while e != NONE:
-        nxt = e_lnext[e]
-        prv = e_lprev[e]
         link = e_link[e]
         l_stat[L_SUM, link] -= e_coef[e] * rate
         l_stat[L_COEF, link] -= e_coef[e]
-        if prv != NONE:
-            e_lnext[prv] = nxt
-        else:
-            l_head[link] = nxt
-        if nxt != NONE:
-            e_lprev[nxt] = prv
+        _cut(e, link, l_head, e_lnext, e_lprev)
         if l_head[link] == NONE:  # the last one: exact zeros, whatever rounding the sums gathered
             l_stat[L_SUM, link] = 0.0
             l_stat[L_COEF, link] = 0.0
@@ -313,6 +319,23 @@ def schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_f
         _q_add(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _done(f, now, f_rem, f_t, f_rate, f_size, finish_rel, finish_clock):
+    """Flow f's bytes are gone at `now`, to within FINISH_REL of its size or FINISH_CLOCK of the clock."""
+    left = f_rem[f] - f_rate[f] * (now - f_t[f])
+    return left <= max(finish_rel * f_size[f], f_rate[f] * (finish_clock * now))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _take(f, k, out, out_batch, out_index, f_batch, f_index, f_ver):
+    """Flow f drained: the k-th of `out`; its version moves on (its queue entries go stale)."""
+    out[k] = f
+    out_batch[k] = f_batch[f]
+    out_index[k] = f_index[f]
+    f_ver[f] += 1
+    return k + 1
+
+
 @njit(cache=True, error_model="numpy")
 def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out, out_batch,
             out_index, f_finish, f_ver, q_key, q_id, q_n, flow_free, lo, hi):
@@ -331,14 +354,8 @@ def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_r
         dense = 4 * (hi - lo) > hi  # most slots live: a sequential scan of them all costs less than the list
         for i in range(0 if dense else lo, hi):
             f = i if dense else flow_free[i]
-            if f_alive[f]:
-                left = f_rem[f] - f_rate[f] * (now - f_t[f])
-                if left <= max(finish_rel * f_size[f], f_rate[f] * (finish_clock * now)):
-                    out[k] = f
-                    out_batch[k] = f_batch[f]
-                    out_index[k] = f_index[f]
-                    k += 1
-                    f_ver[f] += 1
+            if f_alive[f] and _done(f, now, f_rem, f_t, f_rate, f_size, finish_rel, finish_clock):
+                k = _take(f, k, out, out_batch, out_index, f_batch, f_index, f_ver)
         return k
     kept = 0  # entries looked at that did not pass: back in the queue afterwards (kept at the end of `out`)
     limit = now + DRAIN_MARGIN * abs(now)
@@ -348,13 +365,8 @@ def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_r
         _q_pop(q_key, q_id, q_n, Q_DRAIN)
         if not f_alive[f] or f_ver[f] != ver:
             continue
-        left = f_rem[f] - f_rate[f] * (now - f_t[f])
-        if left <= max(finish_rel * f_size[f], f_rate[f] * (finish_clock * now)):
-            out[k] = f
-            out_batch[k] = f_batch[f]
-            out_index[k] = f_index[f]
-            k += 1
-            f_ver[f] += 1
+        if _done(f, now, f_rem, f_t, f_rate, f_size, finish_rel, finish_clock):
+            k = _take(f, k, out, out_batch, out_index, f_batch, f_index, f_ver)
         else:
             kept += 1
             out[len(out) - kept] = f
@@ -393,13 +405,7 @@ def _sort_link(link, moved, l_head, e_lnext, e_lprev, e_flow, f_rate, flow_mark,
     while e != NONE:  # take the component's entries out
         nxt = e_lnext[e]
         if flow_mark[e_flow[e]] == stamp:
-            prv = e_lprev[e]
-            if prv != NONE:
-                e_lnext[prv] = nxt
-            else:
-                l_head[link] = nxt
-            if nxt != NONE:
-                e_lprev[nxt] = prv
+            _cut(e, link, l_head, e_lnext, e_lprev)
             m = _heap_push(keys, entries, m, -f_rate[e_flow[e]], e)
         e = nxt
     prev = NONE
