@@ -220,9 +220,26 @@ class NetsimProcessGroup(dist.ProcessGroup):
     def __init__(self, inner, rec: Recording, name: str, ranks: list[int], rank: int, size: int):
         super().__init__(rank, size)
         self._inner, self._rec, self._name, self._ranks = inner, rec, name, ranks
+        self._group_name, self._group_desc = name, "undefined"
 
     def getBackendName(self) -> str:
         return NAME
+
+    # torch keeps a group's name and description in its backends; this group has none of its own
+    def getGroupName(self) -> str:
+        return self._group_name
+
+    def setGroupName(self, name: str) -> None:
+        self._group_name = name
+
+    def getGroupDesc(self) -> str:
+        return self._group_desc
+
+    def setGroupDesc(self, desc: str) -> None:
+        self._group_desc = desc
+
+    group_name = property(getGroupName)
+    group_desc = property(getGroupDesc)
 
     def _issue(self, t0: float, op: str, run, tensors, *, collective: str | None = None, size: int | None = None,
                peer: int | None = None, tag: int = 0, root: int | None = None) -> RecordedWork:

@@ -119,6 +119,7 @@ def test_the_recording_holds_the_calls_the_script_made(collectives):
             assert got[0] == want[0] and got[2] == want[2], (rank, got, want)
             assert want[1] is None or got[1] == want[1], (rank, got, want)
         assert {ev["dtype"] for ev in data["events"] if "call" in ev} >= {"float32", "float64", "int64"}
+        assert {ev["how"] for ev in data["events"] if "wait" in ev} == {"work", "future"}
         assert all(ev["where"].endswith(tuple(f"collectives.py:{n}" for n in range(1, 200)))
                    for ev in data["events"] if "call" in ev)
 

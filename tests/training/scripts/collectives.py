@@ -9,6 +9,7 @@ import os
 
 import torch
 import torch.distributed as dist
+import torch.distributed._functional_collectives as funcol
 
 dist.init_process_group(os.environ.get("BACKEND", "gloo"))
 rank, n = dist.get_rank(), dist.get_world_size()
@@ -32,6 +33,11 @@ z = (torch.randn(64, 64) @ torch.randn(64, 64)).sum()  # compute while the all-r
 work.wait()
 issued.append(("all_reduce", 257 * 8, world))
 out["all_reduce_max"], out["overlapped"] = y, z
+
+f = data(31)
+future = dist.all_reduce(f, async_op=True).get_future()
+out["all_reduce_future"] = future.wait()[0]
+issued.append(("all_reduce", 31 * 4, world))
 
 blocks = [torch.empty(300) for _ in world]
 dist.all_gather(blocks, data(300))
@@ -125,6 +131,14 @@ dist.all_gather_object(objects, {"rank": rank})
 out["objects"] = torch.tensor([o["rank"] for o in objects])
 issued.append(("all_gather", None, world))  # (pickled sizes: an all_gather of the lengths, then of the bytes)
 issued.append(("all_gather", None, world))
+
+# functional collectives (what DTensor and tensor parallelism use): C++ calls into the process group
+out["functional_all_reduce"] = funcol.all_reduce(data(6), "sum", dist.group.WORLD).wait()
+issued.append(("all_reduce", 24, world))
+out["functional_all_gather"] = funcol.all_gather_tensor(data(3, 2), 0, dist.group.WORLD).wait()
+issued.append(("all_gather", 24 * n, world))
+out["functional_reduce_scatter"] = funcol.reduce_scatter_tensor(data(2 * n), "sum", 0, dist.group.WORLD).wait()
+issued.append(("reduce_scatter", 8 * n, world))
 
 # subgroups: pairs (every rank creates every group, in the same order) and the even ranks
 pairs = [dist.new_group([i, i + 1]) for i in range(0, n - 1, 2)]
