@@ -1,14 +1,17 @@
 """Recordings of a running PyTorch program (`netsim.training.backend`), one JSON file per rank, read as a
 `Program`.
 
-A rank's file ``rank-<r>.recording.json`` holds its global rank, the world size, the process groups it
-belongs to (torch's group name -> global ranks; ``default``: the default group's name), the instant the
-recording began and ended (``origin``, ``end``: seconds on the machine's monotonic clock, which all local
-ranks share) and its ``events`` in the order the rank made them:
+A rank's file ``rank-<r>.recording.json`` holds its global rank, the world size, the run's id (the same
+on every rank of one run), the process groups it belongs to (torch's group name -> global ranks;
+``default``: the default group's name), the instant the recording began and ended (``origin``, ``end``:
+seconds on the machine's monotonic clock, which all local ranks share) and its ``events`` in the order
+the rank made them:
 
-- a call: ``{"call": id, "op": torch's name, "kind": collective | send | recv, "collective": netsim's op,
-  "bytes", "dtype", "group", "peer" (global rank), "tag", "t0", "t1" (entered and left the backend),
-  "done" (when the work finished, where known), "where" (the script line)}``;
+- a call: ``{"call": id, "op": torch's name, "kind": collective | send | recv | gather | scatter,
+  "collective": netsim's op, "bytes", "dtype", "group", "peer" (global rank), "tag", "root" (gather,
+  scatter: global rank), "t0", "t1" (entered and left the backend), "done" (when the work finished, where
+  known), "where" (the script line)}``. Gather and scatter, which netsim has no collective for, become
+  messages between the root and each other member, one block each;
 - a wait: ``{"wait": [call ids], "t0", "t1", "how"}`` — the rank blocked from t0 to t1 until those calls
   finished (``work``: `Work.wait`; ``future``: `Future.wait`; ``backward``: the end of a backward pass,
   where DDP waits for its buckets);
@@ -20,6 +23,9 @@ spent between leaving the backend and entering it again is a compute node, in th
 issued after the compute before it, and the rank's later compute depends on it only from the wait that
 waited for it, so a call that was not waited for at once (``async_op=True``, DDP's buckets) overlaps the
 compute that followed its issue. Sizes are bytes in netsim's convention (see `netsim.program.model`).
+Messages keep their tags on the default group; on the k-th other group (by name) tag t becomes
+k * `TAG_STRIDE` + t, so the same pair of ranks talking on two groups is two streams of messages, as in
+torch.
 """
 
 from __future__ import annotations
@@ -71,8 +77,8 @@ def read_ranks(path: str | Path) -> dict[int, dict]:
     for f in files:
         data = parse_json(f.read_bytes(), str(f), bad="not a netsim recording")
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise TraceError(f"not a netsim recording (format {shown(data.get('format') if isinstance(data, dict) else data)})",
-                             source=str(f), field="format")
+            found = data.get("format") if isinstance(data, dict) else data
+            raise TraceError(f"not a netsim recording (format {shown(found)})", source=str(f), field="format")
         if data.get("version") != VERSION:
             raise TraceError(f"recording version {shown(data.get('version'))}; this netsim reads version {VERSION}",
                              source=str(f), field="version")
@@ -83,6 +89,10 @@ def read_ranks(path: str | Path) -> dict[int, dict]:
         if str(rank) != FILE.match(f.name).group(1):
             raise TraceError(f"holds rank {rank}", source=str(f), field="rank")
         ranks[rank] = data
+    runs = {d.get("run") for d in ranks.values()}
+    if len(runs) != 1:
+        raise TraceError(f"holds the recordings of {len(runs)} different runs (a directory holds one run's)",
+                         source=str(path))
     sizes = {d["world_size"] for d in ranks.values()}
     if len(sizes) != 1:
         raise TraceError(f"the ranks disagree on the world size ({sorted(sizes)})", source=str(path))

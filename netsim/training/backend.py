@@ -3,21 +3,24 @@
 Importing this module registers the backend (`torch.distributed.Backend.register_backend`, CPU), so an
 unmodified script's ``dist.init_process_group("netsim")`` and ``dist.new_group(...)`` get a
 `NetsimProcessGroup`. Each process group delegates every call, with the caller's own tensors and
-options, to a plain gloo process group on the same store (results are gloo's, bit for bit) and
-records it — op, bytes in netsim's convention, dtype, group, peer and tag, when the rank entered and
-left the backend, when the work finished, the script line — and every wait: `Work.wait`, `Future.wait`
-called from Python, and the end of a backward pass, where DDP waits for the buckets it reduced while
-the backward went on (a callback queued on the autograd engine marks where that wait began and ended).
-With ``NETSIM_RECORD_DIR`` set, each rank writes its recording there when the default group is destroyed
-(or the process exits); `netsim.traces.recording.program_from_recording` merges them into a `Program`.
+options, to a plain gloo process group on the same store (results are gloo's, bit for bit) and records
+it — op, bytes in netsim's convention, dtype, group, peer and tag, when the rank entered and left the
+backend, when the work finished (where a wait saw it), the script line — and every wait: `Work.wait`,
+`Future.wait` called from Python, and the end of a backward pass, where DDP waits for the buckets it
+reduced while the backward went on (a callback queued on the autograd engine marks where that wait
+began and ended). With ``NETSIM_RECORD_DIR`` set, each rank writes its recording there when the default
+group is destroyed (or, without that, when the process exits, unless an exception ended it);
+`netsim.traces.recording.program_from_recording` merges them into a `Program`.
 
 Why a `ProcessGroup` subclass: torch 2.13 lets Python override a `ProcessGroup`'s collectives (pybind
 trampolines, `PyProcessGroup`) but not a `Backend`'s, and `_new_process_group_helper` uses a creator's
 `ProcessGroup` as the group itself. C++ callers (DDP's reducer, functional collectives) reach the
 trampolined methods (allreduce, allgather, broadcast, reduce_scatter, all_to_all_single, the coalesced
-all-gather / reduce-scatter / all-reduce, barrier, send, recv); the others are reached from Python only.
-Ops netsim has no model for (gather, scatter, receive from any source, ...) raise `BackendError` naming
-the op and the script line.
+all-gather / reduce-scatter / all-reduce, barrier, send, recv); the others (reduce, all_to_all with
+lists, gather, scatter, the single-tensor all-gather / reduce-scatter) are reached from Python only — a
+C++ caller of those would find no backend. Gather and scatter are recorded as such (replayed as
+messages); ops netsim cannot replay (a receive from any source, ...) raise `BackendError` naming the op
+and the script line.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import os
 import site
 import sys
 import time
+import uuid
 
 import torch
 import torch.distributed as dist
@@ -82,8 +86,8 @@ def _dtype(tensors) -> str:
 class Recording:
     """One process's record: the groups it belongs to and its calls and waits, in the order it made them."""
 
-    def __init__(self, rank: int, world_size: int):
-        self.rank, self.world_size = rank, world_size
+    def __init__(self, rank: int, world_size: int, run: str = ""):
+        self.rank, self.world_size, self.run = rank, world_size, run
         self.origin = _clock()
         self.end: float | None = None
         self.groups: dict[str, list[int]] = {}
@@ -118,12 +122,13 @@ class Recording:
         t0 = _clock()
         ids = [i for i in self._backward if i in self._futures]
         self._backward, self._queued = [], False
+        self._futures.clear()
         if ids:
             torch.autograd.Variable._execution_engine.queue_callback(
                 lambda: self.wait(ids, t0, _clock(), "backward"))
 
     def data(self) -> dict:
-        return {"rank": self.rank, "world_size": self.world_size, "origin": self.origin,
+        return {"rank": self.rank, "world_size": self.world_size, "run": self.run, "origin": self.origin,
                 "end": self.end if self.end is not None else _clock(), "default": self.default,
                 "groups": self.groups, "events": self.events}
 
@@ -164,14 +169,18 @@ class RecordedFuture(torch.futures.Future):
 class RecordedWork(dist.Work):
     """gloo's work for a recorded call: `wait` is recorded; the rest is gloo's."""
 
-    def __init__(self, inner, rec: Recording, call: int):
+    def __init__(self, inner, rec: Recording, call: dict):
         super().__init__()
-        self._inner, self._rec, self._call = inner, rec, call
+        self._inner, self._rec, self._ev, self._call = inner, rec, call, call["call"]
 
     def wait(self, timeout=None):
         t0 = _clock()
+        running = not self._inner.is_completed()
         ok = self._inner.wait() if timeout is None else self._inner.wait(timeout)
-        self._rec.wait([self._call], t0, _clock(), "work")
+        t1 = _clock()
+        self._rec.wait([self._call], t0, t1, "work")
+        if running and self._ev["done"] is None:  # the wait saw it finish (a callback on gloo's thread
+            self._ev["done"] = t1  # would cost a GIL hand-over per call)
         return ok
 
     def get_future(self):
@@ -255,13 +264,8 @@ class NetsimProcessGroup(dist.ProcessGroup):
         except BaseException:  # gloo refused it: nothing happened, nothing recorded
             self._rec.events.remove(ev)
             raise
-        if collective:
-            try:
-                work.get_future().add_done_callback(lambda _: ev.__setitem__("done", _clock()))
-            except RuntimeError:  # a work without a future: its end stays unknown
-                pass
         ev["t1"] = _clock()
-        return RecordedWork(work, self._rec, ev["call"])
+        return RecordedWork(work, self._rec, ev)
 
     # -- collectives (sizes in netsim's convention: see netsim.program.model)
     def allreduce(self, tensors, opts=None):
@@ -404,8 +408,10 @@ def _create(opts, pg_options) -> NetsimProcessGroup:
     inner = _ProcessGroup(store, group_rank, size)
     inner._set_default_backend(_ProcessGroup.BackendType.GLOO)
     inner._register_backend(torch.device("cpu"), _ProcessGroup.BackendType.GLOO, gloo)
-    if default:
-        _recording = Recording(ranks[group_rank], size)
+    if default:  # one run's ranks share an id, so a directory never mixes runs unnoticed
+        if group_rank == 0:
+            opts.store.set("netsim/run", uuid.uuid4().hex)
+        _recording = Recording(ranks[group_rank], size, opts.store.get("netsim/run").decode())
         _recording.default = name
     else:
         _recording.events.append({"setup": name, "t0": t0, "t1": _clock()})
@@ -413,9 +419,18 @@ def _create(opts, pg_options) -> NetsimProcessGroup:
     return NetsimProcessGroup(inner, _recording, name, ranks, group_rank, size)
 
 
+_failed = False  # an exception ended the script: its recording is not written at exit
+
+
 def _at_exit() -> None:
-    if _recording is not None:
+    if _recording is not None and not _failed:
         _recording.finish()
+
+
+def _excepthook(kind, value, tb, *, previous=sys.excepthook) -> None:
+    global _failed
+    _failed = True
+    previous(kind, value, tb)
 
 
 def register() -> None:
@@ -423,6 +438,7 @@ def register() -> None:
     if NAME.upper() not in dist.Backend._plugins:
         dist.Backend.register_backend(NAME, _create, extended_api=True, devices=["cpu"])
         atexit.register(_at_exit)
+        sys.excepthook = _excepthook
 
 
 register()

@@ -23,7 +23,7 @@ def wait(ids, t0, t1, how="work"):
 
 def record(tmp_path, events_of, groups=WORLD, origin=100.0, end=None):
     for rank, events in events_of.items():
-        write_rank(tmp_path, {"rank": rank, "world_size": len(events_of), "origin": origin,
+        write_rank(tmp_path, {"rank": rank, "world_size": len(events_of), "run": "r1", "origin": origin,
                               "end": end if end is not None else max([origin] + [e["t1"] for e in events]),
                               "default": "0", "groups": {g: m for g, m in groups.items() if rank in m},
                               "events": events})
@@ -95,5 +95,10 @@ def test_mismatched_calls_missing_ranks_and_bad_files_are_one_line_errors(tmp_pa
           1: [call(0, 101, 101, op="recv", kind="recv", peer=0, tag=TAG_STRIDE)]}
     with pytest.raises(TraceError, match=f"send with tag {TAG_STRIDE}; netsim replays tags 0 to"):
         program_from_recording(record(tmp_path / "c", ev))
+    record(tmp_path / "d", {0: [], 1: []})
+    other = json.loads(rank_file(tmp_path / "d", 1).read_text())
+    rank_file(tmp_path / "d", 1).write_text(json.dumps({**other, "run": "another"}))
+    with pytest.raises(TraceError, match="holds the recordings of 2 different runs"):
+        program_from_recording(tmp_path / "d")
     with pytest.raises(TraceError, match="no rank recordings"):
         program_from_recording(tmp_path / "nothing")

@@ -1,13 +1,13 @@
 """The netsim torch.distributed backend: plain scripts (tests/training/scripts) run on 2 and 4 local CPU
-processes under netsim and under gloo. The results are gloo's bit for bit, the recording holds the calls
+processes (`ranks.launch`) under netsim and under gloo. The results are gloo's bit for bit, the recording holds the calls
 each script says it made (op, bytes in netsim's convention, group or peer), and it is a valid `Program`
 that runs on a simulated fabric, overlap included."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,53 +15,26 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from netsim.collectives import ring_all_reduce_time  # noqa: E402
-from netsim.program import run_program  # noqa: E402
+from netsim.program import Program, run_program  # noqa: E402
 from netsim.sim import Simulation  # noqa: E402
 from netsim.topology import full_mesh  # noqa: E402
 from netsim.traces import load_trace  # noqa: E402
 from netsim.traces.recording import TAG_STRIDE, UNEVEN, program_from_recording, read_ranks  # noqa: E402
+from tests.training.ranks import launch  # noqa: E402
 
 SCRIPTS = Path(__file__).parent / "scripts"
 ROOT = Path(__file__).parents[2]
-# what `netsim torchrun` will do for a script: register the backend, then run it as __main__
+# a script under netsim in a fresh interpreter: register the backend, then run it as __main__
 UNDER_NETSIM = ("import runpy, sys; import netsim.training.backend; sys.argv = sys.argv[1:]; "
                 "runpy.run_path(sys.argv[0], run_name='__main__')")
 BW, LAT = 1e9, 5e-6
 
 
-def launch(script: str, nproc: int, backend: str, out: Path, record: Path | None = None) -> None:
-    """Run `script` on `nproc` local processes, as torchrun would (env:// rendezvous on a free port)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out.mkdir(parents=True)
-    procs = []
-    try:
-        for rank in range(nproc):
-            env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(nproc),
-                   "RANK": str(rank), "LOCAL_RANK": str(rank), "BACKEND": backend, "OUT": str(out),
-                   "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-                   "PYTHONWARNINGS": "ignore"}
-            env.pop("NETSIM_RECORD_DIR", None)
-            if record is not None:
-                env["NETSIM_RECORD_DIR"] = str(record)
-            path = str(SCRIPTS / script)
-            cmd = [sys.executable, "-c", UNDER_NETSIM, path] if backend == "netsim" else [sys.executable, path]
-            procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-        logs = [p.communicate(timeout=120)[0] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    failed = [(r, p.returncode, log) for r, (p, log) in enumerate(zip(procs, logs)) if p.returncode]
-    assert not failed, "\n".join(f"rank {r} exited {code}:\n{log[-3000:]}" for r, code, log in failed)
-
-
 def both(tmp_path_factory, script: str, nproc: int) -> dict:
     """The script under netsim (recorded) and under plain gloo: their outputs per rank and the recording."""
     base = tmp_path_factory.mktemp(script.removesuffix(".py"))
-    launch(script, nproc, "netsim", base / "netsim", record=base / "recording")
-    launch(script, nproc, "gloo", base / "gloo")
+    launch(SCRIPTS / script, nproc, "netsim", base / "netsim", record=base / "recording")
+    launch(SCRIPTS / script, nproc, "gloo", base / "gloo")
     load = lambda d, r: torch.load(d / f"rank-{r}.pt")  # noqa: E731
     return {"netsim": [load(base / "netsim", r) for r in range(nproc)],
             "gloo": [load(base / "gloo", r) for r in range(nproc)], "recording": base / "recording"}
@@ -156,6 +129,7 @@ def test_async_work_overlaps_the_compute_before_its_wait(overlap):
     the second all-reduce (made to take 0.2 s)."""
     assert_bit_identical(overlap)
     program = program_from_recording(overlap["recording"])
+    serial = {}  # the same program with the work made to wait for the all-reduce: no overlap
     for rank in program.ranks:
         nodes = program.nodes[rank]
         first, second = [n for n in nodes if n.kind == "collective"]
@@ -165,15 +139,15 @@ def test_async_work_overlaps_the_compute_before_its_wait(overlap):
         assert second.id not in ancestors(nodes, sleep.id)
         later = [n for n in nodes if n.id > sleep.id]
         assert later and all(second.id in ancestors(nodes, n.id) for n in later)
+        serial[rank] = tuple(replace(n, deps=n.deps + (second.id,)) if n is sleep else n for n in nodes)
     bare = simulate(program, scale_compute=0.0)
     expected = ring_all_reduce_time(2, 10**6, LAT, BW) + ring_all_reduce_time(2, 2 * 10**6, LAT, BW)
     assert bare.time_s == pytest.approx(expected, rel=1e-9)
     slow = 1e7  # the second all-reduce (ring on 2 ranks: 2 steps of half the buffer) takes 0.2 s
-    bare_slow = simulate(program, scale_compute=0.0, bandwidth=slow)
     timed = simulate(program, bandwidth=slow)
-    compute = max(sum(n.duration for n in program.nodes[r] if n.kind == "compute") for r in program.ranks)
-    assert timed.time_s < bare_slow.time_s + compute - 0.045  # the 50 ms overlapped the all-reduce
-    assert timed.time_s > bare_slow.time_s
+    serialized = simulate(Program(serial, program.groups).validate(), bandwidth=slow)
+    assert serialized.time_s - timed.time_s > 0.045  # the 50 ms hid behind the all-reduce
+    assert timed.time_s > simulate(program, scale_compute=0.0, bandwidth=slow).time_s
 
 
 def test_ddp_buckets_are_recorded_as_they_overlap_the_backward(ddp):
@@ -222,6 +196,21 @@ def test_an_unsupported_op_names_itself_and_the_script_line(monkeypatch):
         assert json.dumps(recording().data())  # a rank's recording is plain JSON
     finally:
         dist.destroy_process_group()
+
+
+def test_a_script_that_fails_leaves_no_recording(tmp_path):
+    """An exception ends the script: its rank writes nothing (the recording would be half a program)."""
+    script = tmp_path / "fails.py"
+    script.write_text("import torch, torch.distributed as dist\n"
+                      "dist.init_process_group('netsim', store=dist.HashStore(), rank=0, world_size=1)\n"
+                      "dist.all_reduce(torch.ones(2))\n"
+                      "raise ValueError('the script fails')\n")
+    env = {**os.environ, "NETSIM_RECORD_DIR": str(tmp_path / "rec"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", UNDER_NETSIM, str(script)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1 and "ValueError: the script fails" in done.stderr
+    assert not (tmp_path / "rec").exists()
 
 
 def ancestors(nodes, node_id: int) -> set[int]:

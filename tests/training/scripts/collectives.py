@@ -92,7 +92,7 @@ issued.append(("barrier", 0, world))
 
 with dist._coalescing_manager():
     for k in range(2):
-        dist.all_reduce(out[f"all_reduce"][k * 10:(k + 1) * 10])
+        dist.all_reduce(out["all_reduce"][k * 10:(k + 1) * 10])
 issued.append(("all_reduce", 2 * 10 * 4, world))
 
 recv = torch.empty(33)
