@@ -84,7 +84,8 @@ def _dtype(tensors) -> str:
 
 
 class Recording:
-    """One process's record: the groups it belongs to and its calls and waits, in the order it made them."""
+    """One process's record: the groups it belongs to and its calls and waits, in the order it made them
+    (one sequence per process: calls from several threads of a rank would be recorded as one chain)."""
 
     def __init__(self, rank: int, world_size: int, run: str = ""):
         self.rank, self.world_size, self.run = rank, world_size, run
@@ -97,7 +98,7 @@ class Recording:
         self._futures: set[int] = set()  # calls whose future was taken (DDP waits on those)
         self._backward: list[int] = []  # calls issued in the running backward pass
         self._queued = False
-        self.written = False
+        self.closed = False
 
     def call(self, t0: float, **fields) -> dict:
         ev = {"call": self._next, "t0": t0, "t1": t0, "done": None, **fields}
@@ -117,8 +118,9 @@ class Recording:
         self._futures.add(call)
 
     def _backward_ends(self) -> None:
-        """Runs when the backward's graph is done, before DDP's finalizer (queued after it, when the last
-        bucket was ready), which waits on the buckets' futures; a second callback marks its end."""
+        """Runs when the backward's graph is done, just before DDP's finalizer (which DDP queues after this
+        callback, when its last bucket is ready) waits on the buckets' futures; a callback queued now runs
+        after the finalizer and marks the wait's end."""
         t0 = _clock()
         ids = [i for i in self._backward if i in self._futures]
         self._backward, self._queued = [], False
@@ -133,15 +135,16 @@ class Recording:
                 "groups": self.groups, "events": self.events}
 
     def finish(self) -> None:
-        """Close the record (now) and write it where ``NETSIM_RECORD_DIR`` says, once."""
-        if self.end is None:
-            self.end = _clock()
+        """Close the record (now) and write it where ``NETSIM_RECORD_DIR`` says; once (later calls do
+        nothing)."""
+        if self.closed:
+            return
+        self.closed, self.end = True, _clock()
         directory = os.environ.get(ENV_DIR)
-        if directory and not self.written:
+        if directory:
             from netsim.traces.recording import write_rank  # (here: netsim.traces costs 0.6 s to import)
 
             write_rank(directory, self.data())
-            self.written = True
 
 
 _recording: Recording | None = None
