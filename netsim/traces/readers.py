@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from netsim.traces import astra, chakra, kineto, own
+from netsim.traces import astra, chakra, kineto, own, recording
 from netsim.traces.model import MAX_DEPTH, Trace, TraceError, check
 
 
@@ -89,7 +89,20 @@ class AstraReader(TraceReader):
         return astra.read(path, npus)
 
 
-READERS: dict[str, TraceReader] = {r.name: r for r in (NetsimReader(), ChakraReader(), AstraReader(), KinetoReader())}
+class TorchRecordingReader(TraceReader):
+    name = "torch"
+    help = "a PyTorch program recorded by netsim's torch.distributed backend: a directory of rank-<r>.recording.json"
+
+    def claims(self, path: Path) -> bool:
+        return recording.looks_like(path)
+
+    def read(self, path: Path, npus: int | None = None) -> Trace:
+        return recording.read(path)
+
+
+# (the recording before the profiler, which would claim any directory of .json files)
+READERS: dict[str, TraceReader] = {r.name: r for r in (NetsimReader(), ChakraReader(), AstraReader(),
+                                                       TorchRecordingReader(), KinetoReader())}
 
 
 def load_trace(path: str | Path, *, format: str = "auto", npus: int | None = None) -> Trace:
