@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "trace": ("trace", "add_parser", "command", "trace tools"),
     "replay": ("replay", "add_parser", "command",
                "replay a trace (Chakra, PyTorch profiler, ASTRA-sim text, netsim) on a fabric"),
+    "torchrun": ("torchrun", "add_parser", "command",
+                 "run an unmodified torch.distributed script on local ranks, simulate what it did on a fabric"),
     "faults": ("faults", "add_parser", "command",
                "inject faults into a long job: detection (C4D-like), recovery, downtime"),
     "sweep": ("sweep", "add_parser", "command",

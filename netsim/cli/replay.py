@@ -22,7 +22,12 @@ def add_parser(sub) -> None:
     p = sub.add_parser("replay", help=HELP["replay"],
                        **names.epilog(reader_help(), names.routing_policies()))
     add_trace_arguments(p)
-    p.add_argument("--topology", required=True, help="topology YAML file to replay on")
+    add_replay_arguments(p, "replay")
+
+
+def add_replay_arguments(p: argparse.ArgumentParser, command: str) -> None:
+    """The flags of replaying a program on a fabric (`replay`, `torchrun`)."""
+    p.add_argument("--topology", required=True, help=f"topology YAML file to {command} on")
     p.add_argument("--routing", default="ecmp", help="routing policy (default ecmp; listed below)")
     p.add_argument("--placement", choices=("contiguous", "random"), default="contiguous",
                    help="ranks on GPUs: the topology's first N, or a seeded random sample")
@@ -45,12 +50,10 @@ def add_parser(sub) -> None:
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
-    from netsim.program.timeline import write_timeline
-    from netsim.report import write_replay_report
     from netsim.routing import make_policy
     from netsim.topology import PathCache, load_topology
-    from netsim.traces import chakra, load_trace, own
-    from netsim.traces.replay import replay, replayed_trace, rescale
+    from netsim.traces import load_trace
+    from netsim.traces.replay import replay, rescale
 
     out = OutputDirectory(args.output, command="replay", outputs=OUTPUTS) if args.output is not None else None
     topo = load_topology(args.topology)
@@ -63,10 +66,17 @@ def command(args: argparse.Namespace, console: Console) -> int:
         trace = rescale(trace, args.rescale, gpus=len(topo.gpus), max_nodes=args.max_transfers).validate()
     result = replay(trace, topo, routing=args.routing, placement=args.placement, scale_compute=args.scale_compute,
                     algo=args.algo, seed=args.seed, sends=args.sends, max_transfers=args.max_transfers)
-    s = result.summary()
+    show("replay", trace, topo, result, args, console)
+    if out is not None:
+        write(out, "replay", trace, topo, result, args)
+    return 0
+
+
+def show(command: str, trace, topo, result, args: argparse.Namespace, console: Console) -> None:
+    """A replayed program's summary and longest calls (or, with --json, its calls as JSON rows)."""
     if args.json:
-        print_json("replay", result.collectives.to_dicts(), trace=trace.source, format=trace.format,
-                   topology=topo.name, **s)
+        print_json(command, result.collectives.to_dicts(), trace=trace.source, format=trace.format,
+                   topology=topo.name, **result.summary())
     else:
         console.print(f"{trace.source} ({trace.format}, {result.ranks} ranks) on {topo.name}, {args.routing} routing, "
                       f"{args.placement} placement")
@@ -86,17 +96,24 @@ def command(args: argparse.Namespace, console: Console) -> int:
                           format_time(r["time_s"]), "-" if r["recorded_s"] is None else format_time(r["recorded_s"]),
                           "-" if r["busbw_Bps"] is None else format_bandwidth(r["busbw_Bps"]))
             console.print(t)
-    if out is not None:
-        with out.writing() as tmp:
-            result.timeline.write_parquet(tmp / "timeline.parquet", statistics=False)
-            write_timeline(tmp / "timeline.json", result.timeline, gpus=result.gpus)
-            result.collectives.write_parquet(tmp / "collectives.parquet", statistics=False)
-            replayed = replayed_trace(trace, result)
-            own.write(replayed, tmp / "trace.parquet")
-            chakra.write(replayed, tmp / "chakra")  # chakra.R.et: the same program for Chakra's tools
-            write_replay_report(tmp / "report.html", result, f"netsim replay — {trace.source}",
-                                f"{trace.format} trace, {result.ranks} ranks on {topo.name} ({args.routing} routing, "
-                                f"{args.placement} placement, compute x {args.scale_compute:g}).")
-        if not args.json:
-            notice(f"results written to {out.shown} (open report.html)")
-    return 0
+
+
+def write(out: OutputDirectory, command: str, trace, topo, result, args: argparse.Namespace) -> None:
+    """A replayed program's outputs (OUTPUTS) into `out`, all or nothing."""
+    from netsim.program.timeline import write_timeline
+    from netsim.report import write_replay_report
+    from netsim.traces import chakra, own
+    from netsim.traces.replay import replayed_trace
+
+    with out.writing() as tmp:
+        result.timeline.write_parquet(tmp / "timeline.parquet", statistics=False)
+        write_timeline(tmp / "timeline.json", result.timeline, gpus=result.gpus)
+        result.collectives.write_parquet(tmp / "collectives.parquet", statistics=False)
+        replayed = replayed_trace(trace, result)
+        own.write(replayed, tmp / "trace.parquet")
+        chakra.write(replayed, tmp / "chakra")  # chakra.R.et: the same program for Chakra's tools
+        write_replay_report(tmp / "report.html", result, f"netsim {command} — {trace.source}",
+                            f"{trace.format} trace, {result.ranks} ranks on {topo.name} ({args.routing} routing, "
+                            f"{args.placement} placement, compute x {args.scale_compute:g}).")
+    if not args.json:
+        notice(f"results written to {out.shown} (open report.html)")

@@ -1,0 +1,140 @@
+"""The plain torch.distributed examples of examples/torch, unmodified (they ask for gloo), under the netsim
+backend and under gloo itself: the same results bit for bit, the recorded calls the ones each script makes
+(counts and bytes), and their simulated time the closed form on a full mesh; and `netsim torchrun` end to
+end, its failures included."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from netsim.cli import main  # noqa: E402
+from netsim.collectives import ring_all_reduce_time  # noqa: E402
+from netsim.traces.recording import program_from_recording  # noqa: E402
+from netsim.training.launch import failure_report, run_ranks  # noqa: E402
+from tests.training.test_backend import BW, LAT, simulate  # noqa: E402
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "torch"
+SCRIPTS = Path(__file__).parent / "scripts"
+F32 = 4
+RUNS = {  # example: (ranks, its arguments)
+    "ddp": (2, ["--steps", "2", "--width", "128"]),
+    "pipeline": (2, ["--steps", "2", "--microbatches", "3", "--width", "64"]),
+    "moe": (4, ["--steps", "2", "--tokens", "8", "--width", "32"]),
+    "tensor_parallel": (4, ["--steps", "2", "--width", "32"]),
+}
+
+
+def run(tmp: Path, name: str, route: bool) -> tuple[list[dict], Path]:
+    """The example on its ranks, routed to netsim (recorded) or on plain gloo: each rank's saved state."""
+    nproc, argv = RUNS[name]
+    save, logs, record = tmp / "save", tmp / "logs", tmp / "record"
+    for d in (save, logs, record):
+        d.mkdir(parents=True)
+    codes = run_ranks(EXAMPLES / f"{name}.py", [*argv, "--save", str(save)], nproc, logs=logs,
+                      record=record if route else None, route=route, timeout=120)
+    assert not any(codes.values()), failure_report(codes, logs)
+    return [torch.load(save / f"rank-{r}.pt") for r in range(nproc)], record
+
+
+@pytest.fixture(scope="module", params=sorted(RUNS))
+def example(request, tmp_path_factory):
+    name = request.param
+    base = tmp_path_factory.mktemp(name)
+    mine, record = run(base / "netsim", name, True)
+    theirs, _ = run(base / "gloo", name, False)
+    return name, mine, theirs, program_from_recording(record)
+
+
+def test_the_results_are_glooss_bit_for_bit(example):
+    _, mine, theirs, _ = example
+    for a, b in zip(mine, theirs):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def calls(program, rank: int, kind: str, op: str | None = None) -> list[int]:
+    return [n.nbytes for n in program.nodes[rank] if n.kind == kind and (op is None or n.op == op)]
+
+
+def test_the_recording_holds_what_the_script_issued(example):
+    name, mine, _, program = example
+    nproc, _ = RUNS[name]
+    steps = 2
+    for rank in range(nproc):
+        if name == "ddp":  # the parameters broadcast once (beside DDP's own small checks), then all-reduced
+            params = sum(t.numel() * t.element_size() for t in mine[rank].values())  # in buckets every step
+            broadcasts = calls(program, rank, "collective", "broadcast")
+            assert max(broadcasts) == params and sum(broadcasts) - params < 1024
+            assert sum(calls(program, rank, "collective", "all_reduce")) == steps * params
+        elif name == "pipeline":  # activations forward, gradients back: one message per micro-batch each
+            kind = "send" if rank == 0 else "recv"
+            assert calls(program, rank, kind) == [8 * 64 * F32] * (steps * 3)
+            assert calls(program, rank, "recv" if rank == 0 else "send") == [8 * 64 * F32] * (steps * 3)
+        elif name == "moe":  # dispatch, combine, gradients back: the rank's whole send buffer each
+            assert calls(program, rank, "collective", "all_to_all") == [nproc * 8 * 32 * F32] * (3 * steps)
+        else:  # per step the output's all-reduce in the pair, and both shards' gradients across the pairs
+            groups = {n.group: program.groups[n.group] for n in program.nodes[rank] if n.kind == "collective"}
+            pair = next(g for g, ranks in groups.items() if ranks == (rank - rank % 2, rank - rank % 2 + 1))
+            replicas = next(g for g, ranks in groups.items() if ranks == tuple(range(rank % 2, nproc, 2)))
+            got = [(n.group, n.nbytes) for n in program.nodes[rank] if n.kind == "collective"]
+            assert got == [(pair, 16 * 32 * F32), (replicas, 32 * 32 * F32), (replicas, 32 * 32 * F32)] * steps
+
+
+def test_the_simulated_time_is_the_closed_form(example):
+    """Compute left out, each rank's calls follow one another on a full mesh (no two transfers share a
+    link): the iteration is the sum of their closed forms."""
+    name, _, _, program = example
+    if name not in ("moe", "tensor_parallel"):
+        pytest.skip("DDP overlaps its buckets with the backward, a pipeline its stages: no plain sum")
+    steps = 2
+    if name == "moe":
+        expected = 3 * steps * (LAT + 8 * 32 * F32 / BW)  # a block to each peer at once, each on its own link
+    else:
+        expected = steps * (ring_all_reduce_time(2, 16 * 32 * F32, LAT, BW)
+                            + 2 * ring_all_reduce_time(2, 32 * 32 * F32, LAT, BW))
+    algo = "direct" if name == "moe" else "ring"
+    assert simulate(program, scale_compute=0.0, algo=algo).time_s == pytest.approx(expected, rel=1e-9)
+
+
+def test_torchrun_end_to_end(tmp_path, capsys):
+    """One command: the script on local ranks, its program rescaled and simulated, the usual outputs."""
+    out = tmp_path / "out"
+    code = main(["torchrun", "--nproc", "2", "--topology", "fattree1024", "--rescale", "64", "--json", "-o",
+                 str(out), str(EXAMPLES / "ddp.py"), "--steps", "2", "--width", "64"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows["meta"]["ranks"] == 64 and rows["meta"]["time_s"] > 0
+    assert {"broadcast", "all_reduce"} <= {r["op"] for r in rows["rows"]}  # (and DDP's own small checks)
+    written = {p.name for p in out.iterdir()}
+    assert {"timeline.parquet", "collectives.parquet", "report.html", "trace.parquet"} <= written
+
+
+def test_a_failing_script_shows_its_traceback_once_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["torchrun", "--nproc", "2", "--topology", "fattree1024", "-o", str(out),
+                 str(SCRIPTS / "fails.py")])
+    err = capsys.readouterr().err
+    assert code == 1 and not out.exists()
+    assert err.count("RuntimeError: rank one gives up") == 1
+    assert "[rank 1] RuntimeError: rank one gives up" in err and "launch.py" not in err
+
+
+def test_a_gpu_backend_is_refused_naming_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WANT", "nccl")
+    assert main(["torchrun", "--nproc", "2", "--topology", "fattree1024", str(SCRIPTS / "fails.py")]) == 1
+    assert f"backend 'nccl' at {SCRIPTS / 'fails.py'}:8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,field", [(["--nproc", "0"], "--nproc"), (["--nproc", "2", "--rescale", "5000"], "--nproc"),
+                                        (["--nproc", "2", "--routing", "nope"], "--routing")])
+def test_bad_flags_are_one_line_errors(tmp_path, capsys, argv, field):
+    code = main(["torchrun", *argv, "--topology", "fattree1024", str(EXAMPLES / "ddp.py")])
+    err = capsys.readouterr().err
+    assert code == 2 and field in err and len(err.strip().splitlines()) <= 2
+
+
+def test_a_missing_script_is_a_one_line_error(tmp_path, capsys):
+    assert main(["torchrun", "--nproc", "2", "--topology", "fattree1024", str(tmp_path / "nope.py")]) == 2
+    assert "no such script" in capsys.readouterr().err
