@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 BENCHMARKS = ["max_min.py", "ring_allreduce.py", "algorithms_1024.py", "contention.py", "sweep_bandwidth.py", "utilization_workers.py", "sweep_overhead.py",
-              "training_overhead.py", "concurrency.py", "replay_scale.py"]
+              "training_overhead.py", "concurrency.py", "replay_scale.py", "torchrun.py"]
 
 
 def main() -> int:

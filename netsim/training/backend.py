@@ -188,7 +188,9 @@ class RecordedWork(dist.Work):
 
     def get_future(self):
         self._rec.future_taken(self._call)
-        fut = RecordedFuture(self._rec, self._call)
+        if torch._C._current_graph_task_id() != -1:  # inside a backward pass (DDP's reducer): gloo's own
+            return self._inner.get_future()  # future; the backward's end records the wait, and no Python
+        fut = RecordedFuture(self._rec, self._call)  # callback on gloo's thread costs a GIL hand-over
 
         def forward(f):
             try:
