@@ -50,25 +50,39 @@ def add_replay_arguments(p: argparse.ArgumentParser, command: str) -> None:
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
+    from netsim.traces import load_trace
+
+    out, topo = prepare("replay", args)
+    trace = load_trace(args.trace, format=args.format, npus=args.npus)
+    return simulate("replay", trace, topo, args, console, out)
+
+
+def prepare(command: str, args: argparse.Namespace):
+    """The output directory (checked, nothing written yet) and the topology, its routing policy checked."""
     from netsim.routing import make_policy
     from netsim.topology import PathCache, load_topology
-    from netsim.traces import load_trace
-    from netsim.traces.replay import replay, rescale
 
-    out = OutputDirectory(args.output, command="replay", outputs=OUTPUTS) if args.output is not None else None
+    out = OutputDirectory(args.output, command=command, outputs=OUTPUTS) if args.output is not None else None
     topo = load_topology(args.topology)
     try:
         make_policy(args.routing, topo, PathCache(topo), args.seed)
     except ConfigError as exc:
         raise ConfigError(exc.detail, field="--routing") from None
-    trace = load_trace(args.trace, format=args.format, npus=args.npus)
+    return out, topo
+
+
+def simulate(command: str, trace, topo, args: argparse.Namespace, console: Console,
+             out: OutputDirectory | None) -> int:
+    """The program rescaled (--rescale), replayed on the topology, shown, and written to `out`."""
+    from netsim.traces.replay import replay, rescale
+
     if args.rescale is not None:
         trace = rescale(trace, args.rescale, gpus=len(topo.gpus), max_nodes=args.max_transfers).validate()
     result = replay(trace, topo, routing=args.routing, placement=args.placement, scale_compute=args.scale_compute,
                     algo=args.algo, seed=args.seed, sends=args.sends, max_transfers=args.max_transfers)
-    show("replay", trace, topo, result, args, console)
+    show(command, trace, topo, result, args, console)
     if out is not None:
-        write(out, "replay", trace, topo, result, args)
+        write(out, command, trace, topo, result, args)
     return 0
 
 

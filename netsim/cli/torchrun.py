@@ -23,8 +23,7 @@ from rich.console import Console
 from netsim.cli import flags, names
 from netsim.cli.commands import HELP
 from netsim.cli.progress import notice
-from netsim.cli.replay import OUTPUTS, add_replay_arguments, show, write
-from netsim.config import OutputDirectory
+from netsim.cli.replay import add_replay_arguments, prepare, simulate
 from netsim.errors import ConfigError
 
 MAX_LOCAL_RANKS = 64  # ranks are processes on this machine (--rescale predicts larger worlds)
@@ -42,20 +41,12 @@ def add_parser(sub) -> None:
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
-    from netsim.routing import make_policy
-    from netsim.topology import PathCache, load_topology
     from netsim.traces.recording import program_from_recording
-    from netsim.traces.replay import replay, rescale
 
     script = Path(args.script)
     if not script.is_file():
         raise ConfigError(f"no such script: {args.script}", field="script")
-    out = OutputDirectory(args.output, command="torchrun", outputs=OUTPUTS) if args.output is not None else None
-    topo = load_topology(args.topology)
-    try:
-        make_policy(args.routing, topo, PathCache(topo), args.seed)
-    except ConfigError as exc:
-        raise ConfigError(exc.detail, field="--routing") from None
+    out, topo = prepare("torchrun", args)
     world = args.rescale or args.nproc
     if world > len(topo.gpus):
         raise ConfigError(f"{world} ranks, but {topo.name} has {len(topo.gpus)} GPUs", field="--nproc")
@@ -79,12 +70,4 @@ def command(args: argparse.Namespace, console: Console) -> int:
             for line in lines[-20:]:  # the script's own output (rank 0's last lines)
                 console.print(f"[rank 0] {line}", highlight=False, markup=False)
         trace = program_from_recording(record)
-    trace = replace(trace, source=str(script))
-    if args.rescale is not None:
-        trace = rescale(trace, args.rescale, gpus=len(topo.gpus), max_nodes=args.max_transfers).validate()
-    result = replay(trace, topo, routing=args.routing, placement=args.placement, scale_compute=args.scale_compute,
-                    algo=args.algo, seed=args.seed, sends=args.sends, max_transfers=args.max_transfers)
-    show("torchrun", trace, topo, result, args, console)
-    if out is not None:
-        write(out, "torchrun", trace, topo, result, args)
-    return 0
+    return simulate("torchrun", replace(trace, source=str(script)), topo, args, console, out)

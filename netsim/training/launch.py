@@ -57,7 +57,9 @@ def route_to_netsim() -> None:
     import torch.distributed as dist
     import torch.distributed.distributed_c10d as c10d
 
-    import netsim.training.backend  # noqa: F401  (registers the backend)
+    from netsim.training import backend
+
+    backend.register()  # (importing it did; said here for the reader)
 
     init, new_group = c10d.init_process_group, c10d.new_group
 
