@@ -16,7 +16,7 @@ from netsim.faults.spec import FAULT_KINDS, POLICIES
 from netsim.units import format_time
 
 OUTPUTS = {"faults.parquet", "runs.parquet", "report.html"}
-CAMPAIGN_OUTPUTS = {"classes.parquet", "runs.parquet", "report.html"}
+CAMPAIGN_OUTPUTS = {"classes.parquet", "runs.parquet", "downtime.parquet", "report.html"}
 
 
 def add_parser(sub) -> None:
@@ -59,7 +59,7 @@ def _command(args: argparse.Namespace, console: Console) -> int:
         rate = result.false_alarms / result.checks if result.checks else 0.0
         if args.json:
             print_json("faults", result.classes.to_dicts(), scenario=cfg.name, campaign=args.campaign,
-                       false_alarms=result.false_alarms, checks=result.checks)
+                       false_alarms=result.false_alarms, checks=result.checks, downtime=result.downtime.to_dicts())
         else:
             table = Table(title=f"{cfg.name}: {args.campaign} runs, one random fault each")
             for col in ("fault", "class", "recall", "class precision", "latency (median)", "overhead with",
@@ -73,10 +73,16 @@ def _command(args: argparse.Namespace, console: Console) -> int:
                               format_time(r["overhead_with_s"]), format_time(r["overhead_without_s"]))
             console.print(table)
             console.print(f"false alarms: {result.false_alarms} in {result.checks} checks ({rate:.2g} per check)")
+            for r in result.downtime.iter_rows(named=True):
+                parts = ", ".join(f"{name} {100 * r[name + '_share']:.1f}%" for name in
+                                  ("detection", "restart", "lost_work", "slowed") if name + "_share" in r)
+                console.print(f"error-induced downtime {'with detection' if r['mode'] == 'detector' else 'without'}: "
+                              f"{100 * r['downtime_share']:.1f}% of {format_time(r['wall_s'])} ({parts})")
         if out is not None:
             with out.writing() as tmp:
                 result.classes.write_parquet(tmp / "classes.parquet", statistics=False)
                 result.runs.write_parquet(tmp / "runs.parquet", statistics=False)
+                result.downtime.write_parquet(tmp / "downtime.parquet", statistics=False)
                 write_faults_report(tmp / "report.html", f"netsim faults — {cfg.name} (campaign)", None, None,
                                     result)
         return 0

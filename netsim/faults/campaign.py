@@ -77,6 +77,22 @@ class CampaignResult:
     classes: pl.DataFrame  # per fault class: precision, recall, latency, downtime with / without
     false_alarms: int
     checks: int
+    downtime: pl.DataFrame  # per mode (with detection, without): the campaign's error-induced downtime share
+
+
+DOWNTIME_PARTS = ("detection_s", "restart_s", "lost_work_s", "slowed_s")  # they add up to a run's overhead
+
+
+def downtime_share(runs: pl.DataFrame) -> pl.DataFrame:
+    """Per mode, over every run of a campaign: wall-clock, fault-free and lost time summed, the share of the
+    wall-clock that errors cost (lost / wall-clock), and each part's share of the wall-clock (detection,
+    restart, lost work since the last checkpoint, slowed iterations: they add up to the whole)."""
+    parts = [p for p in DOWNTIME_PARTS if p in runs.columns]
+    return (runs.group_by("mode", maintain_order=True)
+            .agg(pl.len().alias("runs"), pl.col("wall_s").sum(), pl.col("fault_free_s").sum(),
+                 pl.col("overhead_s").sum().alias("lost_s"), *(pl.col(p).sum() for p in parts))
+            .with_columns((pl.col("lost_s") / pl.col("wall_s")).alias("downtime_share"),
+                          *((pl.col(p) / pl.col("wall_s")).alias(p.removesuffix("_s") + "_share") for p in parts)))
 
 
 def campaign(topo: Topology, job: JobSpec, runs: int, *, seed: int = 0, detector: DetectorConfig | None = None,
@@ -143,7 +159,7 @@ def campaign(topo: Topology, job: JobSpec, runs: int, *, seed: int = 0, detector
                       "latency_median_s": float(latency.median()) if len(latency) else None,
                       "latency_max_s": float(latency.max()) if len(latency) else None,
                       "overhead_with_s": float(det["overhead_s"].mean()), "overhead_without_s": float(none["overhead_s"].mean())})
-    return CampaignResult(frame, pl.DataFrame(table), false_alarms, checks)
+    return CampaignResult(frame, pl.DataFrame(table), false_alarms, checks, downtime_share(frame))
 
 
-__all__ = ["CampaignResult", "DEFAULT_CLASSES", "campaign", "draw_fault", "fabric_cables", "random_faults"]
+__all__ = ["CampaignResult", "DEFAULT_CLASSES", "DOWNTIME_PARTS", "campaign", "downtime_share", "draw_fault", "fabric_cables", "random_faults"]

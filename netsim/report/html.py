@@ -416,6 +416,26 @@ def write_faults_report(path: str | Path, title: str, runs: pl.DataFrame | None,
         rate = campaign.false_alarms / campaign.checks if campaign.checks else 0.0
         parts.append(f"<table>{head}{body}</table><p>false alarms: {campaign.false_alarms} in {campaign.checks} "
                      f"checks ({rate:.2g} per check)</p>")
+        shares = [p for p in ("detection", "restart", "lost_work", "slowed")
+                  if p + "_share" in campaign.downtime.columns]
+        head = "<tr><th></th><th>runs</th><th>wall-clock</th><th>lost to errors</th>" + "".join(
+            f"<th>{html.escape(p.replace('_', ' '))}</th>" for p in shares) + "</tr>"
+        body = "".join(
+            f"<tr><td>{'with detection' if r['mode'] == 'detector' else 'without (watchdog)'}</td><td>{r['runs']}</td>"
+            f"<td>{html.escape(format_time(r['wall_s']))}</td><td>{100 * r['downtime_share']:.1f}%</td>"
+            + "".join(f"<td>{100 * r[p + '_share']:.1f}%</td>" for p in shares) + "</tr>"
+            for r in campaign.downtime.iter_rows(named=True))
+        parts.append(f"<h2>Error-induced downtime, the whole campaign</h2><p>The share of all runs' wall-clock "
+                     f"that errors cost, and its parts (they add up to it).</p><table>{head}{body}</table>")
+        fig = go.Figure()
+        labels = ["with detection" if m == "detector" else "without (watchdog)"
+                  for m in campaign.downtime["mode"].to_list()]
+        for p in shares:
+            fig.add_trace(go.Bar(x=labels, y=(100 * campaign.downtime[p + "_share"]).to_list(),
+                                 name=p.replace("_", " ")))
+        fig.update_layout(barmode="stack", title="Error-induced downtime share of the campaign's wall-clock",
+                          yaxis=dict(title="% of wall-clock", rangemode="tozero"), height=420)
+        figures.append(("Downtime share", fig))
         runs_ = campaign.runs
         det = runs_.filter((pl.col("mode") == "detector") & pl.col("latency_s").is_not_null())
         fig = go.Figure()

@@ -134,10 +134,20 @@ def test_faults_command_single_run_campaign_and_errors(tmp_path, capsys):
     assert main(["faults", str(scenario), "--campaign", "4", "--json", "-o", str(tmp_path / "camp")]) == 0
     camp = json.loads(capsys.readouterr().out)
     assert {c["kind"] for c in camp["rows"]} <= {"gpu_slow", "rank_hang_comm"} and camp["meta"]["false_alarms"] == 0
-    assert {"classes.parquet", "runs.parquet", "report.html"} <= {p.name for p in (tmp_path / "camp").iterdir()}
+    assert {"classes.parquet", "runs.parquet", "downtime.parquet", "report.html"} <= {
+        p.name for p in (tmp_path / "camp").iterdir()}
+    runs_ = pl.read_parquet(tmp_path / "camp" / "runs.parquet")
+    for row in camp["meta"]["downtime"]:  # the campaign's downtime share: all runs' lost time over their wall-clock
+        mine = runs_.filter(pl.col("mode") == row["mode"])
+        assert row["runs"] == 4
+        assert row["downtime_share"] == pytest.approx(mine["overhead_s"].sum() / mine["wall_s"].sum())
+        assert sum(row[p + "_share"] for p in ("detection", "restart", "lost_work", "slowed")) == pytest.approx(
+            row["downtime_share"], rel=1e-9)  # its parts add up to it
+    with_, without = sorted(camp["meta"]["downtime"], key=lambda r: r["mode"] != "detector")
+    assert with_["downtime_share"] < without["downtime_share"]  # hangs: found in seconds, not at the watchdog
     from tests.report.test_output_units import numbers_without_unit
 
-    for name in ("classes.parquet", "runs.parquet"):  # the campaign's columns name their units too
+    for name in ("classes.parquet", "runs.parquet", "downtime.parquet"):  # the campaign's columns name units too
         assert not numbers_without_unit(pl.read_parquet(tmp_path / "camp" / name)), name
     for bad, field in (("{kind: melt, at: 1s}", "kind"), ("{kind: gpu_slow, at: 1s, rank: 99}", "rank"),
                        ("{kind: link_degraded, at: 1s, link: 'leaf0->spine9'}", "link")):
