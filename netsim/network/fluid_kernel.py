@@ -338,7 +338,7 @@ def _take(f, k, out, out_batch, out_index, f_batch, f_index, f_ver):
 
 @njit(cache=True, error_model="numpy")
 def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out, out_batch,
-            out_index, f_finish, f_ver, q_key, q_id, q_n, flow_free, lo, hi):
+            out_index, f_finish, f_ver, q_key, q_id, q_n, flow_free, lo, hi, f_pos):
     """Flows whose bytes are (within tolerance) gone at `now`, among the live slots `flow_free[lo:hi]`: their
     slots, batches and indices within the batch are written to `out`, `out_batch`, `out_index`; returns how
     many. With many live flows (`q_n[Q_FROM]`; the queues start or stop here) only the drain queue's entries
@@ -373,6 +373,19 @@ def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_r
     for i in range(kept):
         f = out[len(out) - 1 - i]
         _q_push(q_key, q_id, q_n, Q_DRAIN, _drain_key(f, f_finish, f_rem, f_rate, f_size), f, f_ver[f])
+    if k > 1:  # in the order a scan finds them (what is freed and summed first moves last bits)
+        dense = 4 * (hi - lo) > hi
+        keys = np.empty(k)
+        order = np.empty(k, dtype=np.int64)
+        m = np.int64(0)
+        for i in range(k):
+            m = _heap_push(keys, order, m, float(out[i] if dense else f_pos[out[i]]), out[i])
+        for i in range(k):
+            f = order[0]
+            m = _heap_pop(keys, order, m)
+            out[i] = f
+            out_batch[i] = f_batch[f]
+            out_index[i] = f_index[f]
     return k
 
 
@@ -384,7 +397,7 @@ def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, f
     """`drained`, then `remove_flows` on what drained, in one call (one per event: calls cost microseconds).
     Returns (drained count, flow free count, entry free count, seed link count)."""
     k = drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out, out_batch,
-                out_index, f_finish, f_ver, q_key, q_id, q_n, flow_free, n_flow_free, n_slots)
+                out_index, f_finish, f_ver, q_key, q_id, q_n, flow_free, n_flow_free, n_slots, f_pos)
     if k:
         n_flow_free, n_entry_free, n_seed_links = remove_flows(
             out[:k], f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos, n_flow_free,
@@ -862,7 +875,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
             fs[0] = now
             k = drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, scratch,
                         scratch_batch, scratch_index, f_finish, f_ver, q_key, q_id, q_n, flow_free, sc[S_FLOW_FREE],
-                        n_slots)
+                        n_slots, f_pos)
             fs[2] = np.inf  # the least rate that drained now (see change_floor)
             for i in range(k):
                 if f_rate[scratch[i]] < fs[2]:

@@ -13,7 +13,7 @@ from netsim.errors import TopologyError
 from netsim.topology.graph import Topology
 
 MAX_PATHS = 4096
-MAX_HOPS = 127  # the longest shortest path routed (distance rows are int8)
+MAX_HOPS = 32767  # the longest shortest path routed (distance rows are int8, or int16 where paths are longer)
 
 
 def distances_to(topo: Topology, dst: int) -> np.ndarray:
@@ -175,8 +175,9 @@ class PathCache:
     memory budget: what a fabric costs to route stays bounded, not one row per destination (n^2 on a
     fabric where every GPU is a destination).
 
-    - Distance rows (`distance_rows`): at most `max_rows` (ROW_BUDGET bytes of int8 rows: hop counts up
-      to MAX_HOPS; a fabric with longer shortest paths is refused); a batch that
+    - Distance rows (`distance_rows`): at most `max_rows` (ROW_BUDGET bytes of int8 rows, or int16 rows
+      once a fabric shows a shortest path past 127 hops, as a large ring does; past MAX_HOPS it is
+      refused); a batch that
       needs rows beyond them starts the kept rows afresh, and a batch over more destinations than that
       must come in parts (`max_rows` says how many; ECMP's batch walk does this).
     - Next hops per destination (what per-path routing reads: `dag`, `paths`): kept up to HOPS_BUDGET
@@ -204,35 +205,48 @@ class PathCache:
     @property
     def max_rows(self) -> int:
         """How many destinations' distance rows one batch may ask for (ROW_BUDGET; at least 16)."""
-        return max(16, self.ROW_BUDGET // self.topo.num_nodes)
+        return max(16, self.ROW_BUDGET // (self._matrix.itemsize * self.topo.num_nodes))
 
     def distance_rows(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(matrix, rows): hop distances to each of `targets` are ``matrix[rows[i]]`` (int8, -1: cannot
+        """(matrix, rows): hop distances to each of `targets` are ``matrix[rows[i]]`` (int8 or int16, -1: cannot
         reach), valid until the next call. Rows asked for before are kept (grown by doubling, up to
         `max_rows`), so batches over the same destinations cost a lookup, not a copy."""
-        new = np.unique(targets[self._row_of[targets] < 0])
-        if len(new):
-            if self._rows + len(new) > self.max_rows:  # start afresh with this batch's destinations
-                new = np.unique(targets)
-                if len(new) > self.max_rows:
-                    raise ValueError(f"{len(new)} destinations in one batch: more than the {self.max_rows} "
-                                     "rows kept (ask in parts)")
-                self._row_of[self._row_of >= 0] = -1
-                self._rows = 0
-            if self._rows + len(new) > len(self._matrix):
-                size = min(max(16, 2 * len(self._matrix), self._rows + len(new)), self.max_rows)
-                grown = np.zeros((size, self.topo.num_nodes), dtype=np.int8)
-                grown[:self._rows] = self._matrix[:self._rows]
-                self._matrix = grown
-            offsets, links = self.topo.in_csr
-            longest = _bfs_rows(new, self._matrix, self._rows, offsets, links, self.topo.link_src, self.topo.relay,
-                                 self.topo.num_nodes)
-            if longest > MAX_HOPS:
-                raise TopologyError(f"{self.topo.name}: a shortest path of {longest} hops; netsim routes paths of at "
-                                    f"most {MAX_HOPS} hops")
-            self._row_of[new] = np.arange(self._rows, self._rows + len(new))
-            self._rows += len(new)
+        if not self._fill(targets):  # a path too long for int8 rows: int16 rows from now on
+            self._matrix = np.zeros((0, self.topo.num_nodes), dtype=np.int16)
+            self._row_of[self._row_of >= 0] = -1
+            self._rows = 0
+            self._fill(targets)
         return self._matrix, self._row_of[targets]
+
+    def _fill(self, targets: np.ndarray) -> bool:
+        """Rows for the destinations of `targets` not kept yet; False when a distance does not fit the rows'
+        type (those rows are not kept)."""
+        new = np.unique(targets[self._row_of[targets] < 0])
+        if not len(new):
+            return True
+        if self._rows + len(new) > self.max_rows:  # start afresh with this batch's destinations
+            new = np.unique(targets)
+            if len(new) > self.max_rows:
+                raise ValueError(f"{len(new)} destinations in one batch: more than the {self.max_rows} "
+                                 "rows kept (ask in parts)")
+            self._row_of[self._row_of >= 0] = -1
+            self._rows = 0
+        if self._rows + len(new) > len(self._matrix):
+            size = min(max(16, 2 * len(self._matrix), self._rows + len(new)), self.max_rows)
+            grown = np.zeros((size, self.topo.num_nodes), dtype=self._matrix.dtype)
+            grown[:self._rows] = self._matrix[:self._rows]
+            self._matrix = grown
+        offsets, links = self.topo.in_csr
+        longest = _bfs_rows(new, self._matrix, self._rows, offsets, links, self.topo.link_src, self.topo.relay,
+                            self.topo.num_nodes)
+        if longest > MAX_HOPS:
+            raise TopologyError(f"{self.topo.name}: a shortest path of {longest} hops; netsim routes paths of at "
+                                f"most {MAX_HOPS} hops")
+        if longest > np.iinfo(self._matrix.dtype).max:
+            return False
+        self._row_of[new] = np.arange(self._rows, self._rows + len(new))
+        self._rows += len(new)
+        return True
 
     def distances(self, dst: int) -> np.ndarray:
         """Hop distance from every node to `dst` through relaying nodes (-1: cannot reach): its kept row."""

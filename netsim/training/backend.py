@@ -75,6 +75,20 @@ def _shown(name: str) -> str | None:
     return name if rel.startswith("..") else rel
 
 
+def _library_caller() -> bool:
+    """The caller's caller is not the script's code: torch (C++, or its own Python) asked, not a script's
+    custom backward, whose `Future.wait` must be recorded."""
+    try:
+        frame = sys._getframe(2)
+    except ValueError:  # called from C++ with no Python frame below
+        return True
+    name = frame.f_code.co_filename
+    shown = _paths.get(name, "")
+    if shown == "":
+        shown = _paths[name] = _shown(name)
+    return shown is None
+
+
 def nbytes(tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
@@ -188,9 +202,9 @@ class RecordedWork(dist.Work):
 
     def get_future(self):
         self._rec.future_taken(self._call)
-        if torch._C._current_graph_task_id() != -1:  # inside a backward pass (DDP's reducer): gloo's own
-            return self._inner.get_future()  # future; the backward's end records the wait, and no Python
-        fut = RecordedFuture(self._rec, self._call)  # callback on gloo's thread costs a GIL hand-over
+        if torch._C._current_graph_task_id() != -1 and _library_caller():  # DDP's reducer, in a backward pass:
+            return self._inner.get_future()  # gloo's own future (the backward's end records the wait), and no
+        fut = RecordedFuture(self._rec, self._call)  # Python callback on gloo's thread costs a GIL hand-over
 
         def forward(f):
             try:

@@ -1,5 +1,7 @@
 """Path caches: routes within a memory budget."""
 
+import numpy as np
+
 
 def test_routing_memory_stays_within_the_cache_budgets(monkeypatch):
     """Rows and next hops are kept within their budgets (here a handful of destinations): a batch over
@@ -32,23 +34,28 @@ def test_routing_memory_stays_within_the_cache_budgets(monkeypatch):
     assert cache.paths(int(src[0]), int(dst[0])) == first
 
 
-def test_a_path_longer_than_the_rows_hold_is_refused():
-    """Distance rows are int8: a fabric whose shortest paths exceed MAX_HOPS is a one-line error, not a
+def test_paths_longer_than_int8_rows_switch_to_int16_and_past_the_limit_are_refused(monkeypatch):
+    """Distance rows start as int8; a fabric with a shortest path past 127 hops (a chain here, a large ring
+    in practice) gets int16 rows and routes as before; past MAX_HOPS it is a one-line error, not a
     distance that wrapped around."""
     import pytest
 
     from netsim.errors import TopologyError
     from netsim.topology import PathCache
+    from netsim.topology import paths as paths_module
     from netsim.topology.custom import graph_topology
-    from netsim.topology.paths import MAX_HOPS
 
     def chain(switches: int):
         nodes = {"g0": "gpu", "g1": "gpu", **{f"s{i}": "switch" for i in range(switches)}}
         names = ["g0", *(f"s{i}" for i in range(switches)), "g1"]
         return graph_topology(nodes, [(a, z, 1e9, 1e-6) for a, z in zip(names, names[1:])], name="chain")
 
-    ok = chain(MAX_HOPS - 1)  # MAX_HOPS links from end to end
-    assert len(PathCache(ok).paths(int(ok.gpus[0]), int(ok.gpus[1]))[0]) == MAX_HOPS
-    with pytest.raises(TopologyError, match=f"{MAX_HOPS + 1} hops"):
-        long = chain(MAX_HOPS)
+    short, long = chain(100), chain(200)
+    cache = PathCache(short)
+    assert len(cache.paths(int(short.gpus[0]), int(short.gpus[1]))[0]) == 101 and cache._matrix.dtype == np.int8
+    cache = PathCache(long)
+    assert len(cache.paths(int(long.gpus[0]), int(long.gpus[1]))[0]) == 201 and cache._matrix.dtype == np.int16
+    assert cache.distances(int(long.gpus[1]))[int(long.gpus[0])] == 201
+    monkeypatch.setattr(paths_module, "MAX_HOPS", 150)
+    with pytest.raises(TopologyError, match="201 hops"):
         PathCache(long).paths(int(long.gpus[0]), int(long.gpus[1]))
