@@ -36,4 +36,3 @@ for step in range(args.steps):
         print(f"step {step}: loss {loss.item():.4f}")
 if args.save:
     torch.save(model.state_dict(), os.path.join(args.save, f"rank-{rank}.pt"))
-dist.destroy_process_group()

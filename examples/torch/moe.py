@@ -43,4 +43,3 @@ for step in range(args.steps):
         print(f"step {step}: loss {loss.item():.5f}")
 if args.save:
     torch.save(expert.state_dict(), os.path.join(args.save, f"rank-{rank}.pt"))
-dist.destroy_process_group()

@@ -56,4 +56,3 @@ for step in range(args.steps):
         print(f"step {step}: last micro-batch loss {loss.item():.5f}")
 if args.save:
     torch.save(stage.state_dict(), os.path.join(args.save, f"rank-{rank}.pt"))
-dist.destroy_process_group()

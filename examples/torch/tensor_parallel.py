@@ -47,4 +47,3 @@ for step in range(args.steps):
         print(f"step {step}: loss {loss.item():.5f}")
 if args.save:
     torch.save({"w1": w1.detach(), "w2": w2.detach()}, os.path.join(args.save, f"rank-{rank}.pt"))
-dist.destroy_process_group()

@@ -24,9 +24,12 @@ from pathlib import Path
 
 from netsim.errors import NetsimError
 
-# imported once by the fork server (DDP imports torch._dynamo: about 2 s)
+# imported once by the fork server (DDP imports torch._dynamo: about 2 s). Nothing that starts threads at
+# import (netsim.traces does: polars' pool): a process forked while other threads hold locks can hang in
+# them (seen: a rank asleep in its last call while the others had exited); the recording's writer is
+# imported by each rank when it writes.
 PRELOAD = ["torch", "torch.distributed", "torch.nn.parallel", "torch._dynamo",
-           "torch.distributed._functional_collectives", "netsim.training.backend", "netsim.traces.recording"]
+           "torch.distributed._functional_collectives", "netsim.training.backend"]
 CPU_BACKENDS = ("gloo", "cpu:gloo", "netsim", "cpu:netsim")  # names a script may give (or none)
 _context = None
 
