@@ -164,4 +164,3 @@ if rank % 2 == 0:
     out["evens_broadcast"] = e
 
 torch.save({"issued": issued, "out": out}, os.path.join(os.environ["OUT"], f"rank-{rank}.pt"))
-dist.destroy_process_group()

@@ -25,4 +25,3 @@ for step in range(steps):
 params = {name: p.detach().clone() for name, p in model.named_parameters()}
 torch.save({"out": params, "param_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),
             "steps": steps}, os.path.join(os.environ["OUT"], f"rank-{rank}.pt"))
-dist.destroy_process_group()
