@@ -2,7 +2,7 @@
 
 The kernels (`network/fluid_kernel.py`, `routing/ecmp.py`, `topology/paths.py`) are compiled on first use and
 cached in the `__pycache__` beside their file (or under NUMBA_CACHE_DIR), keyed by the file's contents and the
-CPU; a run that finds the cache empty spends some 10 s compiling before it simulates. `make run` and `make test`
+CPU; a run that finds the cache empty spends 10-20 s compiling before it simulates. `make run` and `make test`
 run this after installing (and again after a kernel file changes), so the first `netsim run` starts at once;
 after a `pip install` of netsim, run it once, with the same NUMBA_CACHE_DIR (if any) as the runs will have.
 

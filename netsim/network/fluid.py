@@ -298,8 +298,8 @@ class FluidNetwork(NetworkModel):
                 s.e_link, s.e_coef, s.e_lnext, s.e_lprev, s.e_fnext, s.l_head, s.link_mark, s.seed_link_mark,
                 s.seed_links, s.comp_l, s.demand, s.count, s.residual, s.frozen, s.changed, s.load, s.flow_free, s.f_pos,
                 s.entry_free,
-                self._capacity, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, FINISH_REL,
-                FINISH_CLOCK, ps, fs, *loop.kernel_args(), s.l_stat, s.f_ver, s.q_key, s.q_id, s.q_n)
+                self._capacity, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, ps,
+                fs, *loop.kernel_args(), s.l_stat, s.f_ver, s.q_key, s.q_id, s.q_n)
             s.n_flow_free, s.n_entry_free, s.n_seeds, s.n_seed_links, s.stamp = (int(x) for x in sc)
             self.rate_computations += int(ps[kernel.P_RATES]) - rates_before
             self.flows_rated += int(ps[kernel.P_RATED]) - rated_before
@@ -434,11 +434,10 @@ class FluidNetwork(NetworkModel):
     def _finish_drained(self, now: float) -> bool:
         s = self._store
         k, s.n_flow_free, s.n_entry_free, s.n_seed_links = kernel.drain(
-            now, s.flows, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_batch, s.f_index, FINISH_REL,
-            FINISH_CLOCK, s.scratch, s.scratch_batch, s.scratch_index, s.f_head, s.f_finish, s.e_link, s.e_lnext,
-            s.e_lprev, s.e_fnext, s.l_head, s.flow_free, s.f_pos, s.n_flow_free, s.entry_free, s.n_entry_free,
-            s.seed_links, s.n_seed_links, s.seed_link_mark, s.stamp, s.e_coef, s.l_stat, s.f_ver, s.q_key, s.q_id,
-            s.q_n)
+            now, s.flows, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_batch, s.f_index, s.scratch,
+            s.scratch_batch, s.scratch_index, s.f_head, s.f_finish, s.e_link, s.e_lnext, s.e_lprev, s.e_fnext,
+            s.l_head, s.flow_free, s.f_pos, s.n_flow_free, s.entry_free, s.n_entry_free, s.seed_links,
+            s.n_seed_links, s.seed_link_mark, s.stamp, s.e_coef, s.l_stat, s.f_ver, s.q_key, s.q_id, s.q_n)
         if not k:
             return False
         self._python_drained(s.scratch_batch[:k].copy(), s.scratch_index[:k].copy(), now)
@@ -476,8 +475,8 @@ class FluidNetwork(NetworkModel):
             m = meter or self._no_meter
             flows, nxt, walked = kernel.recompute(
                 now, s.seeds, s.n_seeds, s.seed_links, s.n_seed_links, s.l_head, s.e_lnext, s.e_lprev, s.e_fnext,
-                s.e_flow,
-                s.e_link, s.e_coef, s.f_head, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_cap, s.f_finish, self._capacity,
+                s.e_flow, s.e_link, s.e_coef, s.f_head, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_cap, s.f_finish,
+                self._capacity,
                 s.load, s.flow_mark, s.link_mark, s.stamp, s.comp_f, s.comp_l, s.demand, s.count, s.residual, s.frozen,
                 s.changed, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, s.flows,
                 s.flow_free, s.n_flow_free, s.l_stat, s.f_size, s.f_ver, s.q_key, s.q_id, s.q_n)

@@ -320,10 +320,10 @@ def schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_f
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _done(f, now, f_rem, f_t, f_rate, f_size, finish_rel, finish_clock):
+def _done(f, now, f_rem, f_t, f_rate, f_size):
     """Flow f's bytes are gone at `now`, to within FINISH_REL of its size or FINISH_CLOCK of the clock."""
     left = f_rem[f] - f_rate[f] * (now - f_t[f])
-    return left <= max(finish_rel * f_size[f], f_rate[f] * (finish_clock * now))
+    return left <= max(FINISH_REL * f_size[f], f_rate[f] * (FINISH_CLOCK * now))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -337,8 +337,8 @@ def _take(f, k, out, out_batch, out_index, f_batch, f_index, f_ver):
 
 
 @njit(cache=True, error_model="numpy")
-def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out, out_batch,
-            out_index, f_finish, f_ver, q_key, q_id, q_n, flow_free, lo, hi, f_pos):
+def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, out, out_batch, out_index, f_finish, f_ver,
+            q_key, q_id, q_n, flow_free, lo, hi, f_pos):
     """Flows whose bytes are (within tolerance) gone at `now`, among the live slots `flow_free[lo:hi]`: their
     slots, batches and indices within the batch are written to `out`, `out_batch`, `out_index`; returns how
     many. With many live flows (`q_n[Q_FROM]`; the queues start or stop here) only the drain queue's entries
@@ -354,7 +354,7 @@ def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_r
         dense = 4 * (hi - lo) > hi  # most slots live: a sequential scan of them all costs less than the list
         for i in range(0 if dense else lo, hi):
             f = i if dense else flow_free[i]
-            if f_alive[f] and _done(f, now, f_rem, f_t, f_rate, f_size, finish_rel, finish_clock):
+            if f_alive[f] and _done(f, now, f_rem, f_t, f_rate, f_size):
                 k = _take(f, k, out, out_batch, out_index, f_batch, f_index, f_ver)
         return k
     kept = 0  # entries looked at that did not pass: back in the queue afterwards (kept at the end of `out`)
@@ -365,7 +365,7 @@ def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_r
         _q_pop(q_key, q_id, q_n, Q_DRAIN)
         if not f_alive[f] or f_ver[f] != ver:
             continue
-        if _done(f, now, f_rem, f_t, f_rate, f_size, finish_rel, finish_clock):
+        if _done(f, now, f_rem, f_t, f_rate, f_size):
             k = _take(f, k, out, out_batch, out_index, f_batch, f_index, f_ver)
         else:
             kept += 1
@@ -390,14 +390,14 @@ def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_r
 
 
 @njit(cache=True, error_model="numpy")
-def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out,
+def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, out,
           out_batch, out_index, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos,
           n_flow_free, entry_free, n_entry_free, seed_links, n_seed_links, seed_link_mark, stamp, e_coef, l_stat,
           f_ver, q_key, q_id, q_n):
     """`drained`, then `remove_flows` on what drained, in one call (one per event: calls cost microseconds).
     Returns (drained count, flow free count, entry free count, seed link count)."""
-    k = drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, out, out_batch,
-                out_index, f_finish, f_ver, q_key, q_id, q_n, flow_free, n_flow_free, n_slots, f_pos)
+    k = drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, out, out_batch, out_index, f_finish, f_ver,
+                q_key, q_id, q_n, flow_free, n_flow_free, n_slots, f_pos)
     if k:
         n_flow_free, n_entry_free, n_seed_links = remove_flows(
             out[:k], f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos, n_flow_free,
@@ -439,6 +439,20 @@ def _sort_link(link, moved, l_head, e_lnext, e_lprev, e_flow, f_rate, flow_mark,
         if x != NONE:
             e_lprev[x] = e
         prev = e
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _new_load(link, carried, load, demand, changed, n_changed, metered, since):
+    """The link now carries `carried`. A load that did not change keeps running (nothing to account); a
+    metered link's new load waits in `demand` (scratch by then) for `account`, listed in `changed`; an
+    unmetered one (endpoint caps, beyond `since`) takes it at once. Returns the count listed."""
+    if carried != load[link]:
+        if metered and link < len(since):
+            demand[link] = carried
+            changed[n_changed] = link
+            return n_changed + 1
+        load[link] = carried
+    return n_changed
 
 
 @njit(cache=True, error_model="numpy")
@@ -606,14 +620,8 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         link = seed_links[i]
         if link_mark[link] != stamp:
             link_mark[link] = stamp
-            carried = max(l_stat[L_SUM, link], 0.0)
-            if carried != load[link]:
-                if metered and link < len(since):
-                    demand[link] = carried
-                    changed[n_changed] = link
-                    n_changed += 1
-                else:
-                    load[link] = carried
+            n_changed = _new_load(link, max(l_stat[L_SUM, link], 0.0), load, demand, changed, n_changed, metered,
+                                  since)
     for i in range(nl):
         link = comp_l[i]
         carried = 0.0
@@ -636,13 +644,7 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
             _sort_link(link, moved, l_head, e_lnext, e_lprev, e_flow, f_rate, flow_mark, stamp)
         l_stat[L_SUM, link] = carried  # exact again (removals since the last walk only subtracted)
         l_stat[L_COEF, link] = coefs
-        if carried != load[link]:
-            if metered and link < len(since):
-                demand[link] = carried  # scratch from here on: the new load
-                changed[n_changed] = link
-                n_changed += 1
-            else:
-                load[link] = carried
+        n_changed = _new_load(link, carried, load, demand, changed, n_changed, metered, since)
     if n_changed:
         account(changed, n_changed, demand, now, load, since, total, peak, bins, runs, width)
     return nf, next_finish(f_alive, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_finish), walked
@@ -768,10 +770,10 @@ PATH_BITS = 16  # `f_index` of such a flow: transfer << PATH_BITS | (path index 
 IDLE, DONE, FOREIGN, ROOM, METER, ONE, UNROUTED = range(7)
 
 # slots of the loop's int64 state vector `ps`
+# (P_MOVING: transfers of the loop with bytes still draining; P_RATED: flows whose rates were recomputed,
+# summed over the recomputations, what max-min cost; P_WALKED: entries of link lists they walked)
 P_HEAP, P_SENT, P_PHASE, P_CURSOR, P_READY, P_FOREIGN, P_RATES, P_NEED_F, P_NEED_E, P_UNROUTED, P_NOTE, \
-    P_MOVING, P_RATED, P_WALKED, P_N = range(15)  # P_MOVING: transfers of the loop with bytes still draining; P_RATED:
-# flows whose rates were recomputed, summed over the recomputations (what max-min cost); P_WALKED: entries
-# of link lists the recomputations walked
+    P_MOVING, P_RATED, P_WALKED, P_N = range(15)
 # slots of the store's int64 counters `sc`
 S_FLOW_FREE, S_ENTRY_FREE, S_SEEDS, S_SEED_LINKS, S_STAMP = range(5)
 
@@ -860,7 +862,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
             f_index, f_finish, f_head, flow_mark, seed_mark, seeds, comp_f, scratch, scratch_batch, scratch_index,
             e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, l_head, link_mark, seed_link_mark, seed_links, comp_l,
             demand, count, residual, frozen, changed, load, flow_free, f_pos, entry_free, capacity, metered, since, total,
-            peak, bins, runs, width, finish_rel, finish_clock, ps, fs,
+            peak, bins, runs, width, ps, fs,
             g_count, g_delay, g_succ_lo, g_succ_hi, g_send_lo, g_send_hi, g_fire, g_run, g_hook, succ, send,
             t_tgt_lo, t_tgt_hi, tgt, t_fl_lo, t_fl_hi, fl_bytes, fl_cap, fl_path, fl_ent_lo, fl_ent_hi, en_link,
             en_coef, t_lat, t_unrouted, t_parts, t_start, t_end, t_order, h_t, h_p, ready, dr_p, dr_end, note, l_stat,
@@ -873,9 +875,8 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                 fs[0] = now
                 return METER
             fs[0] = now
-            k = drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, finish_rel, finish_clock, scratch,
-                        scratch_batch, scratch_index, f_finish, f_ver, q_key, q_id, q_n, flow_free, sc[S_FLOW_FREE],
-                        n_slots, f_pos)
+            k = drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, scratch, scratch_batch,
+                        scratch_index, f_finish, f_ver, q_key, q_id, q_n, flow_free, sc[S_FLOW_FREE], n_slots, f_pos)
             fs[2] = np.inf  # the least rate that drained now (see change_floor)
             for i in range(k):
                 if f_rate[scratch[i]] < fs[2]:

@@ -60,10 +60,9 @@ def route_to_netsim() -> None:
     import torch.distributed as dist
     import torch.distributed.distributed_c10d as c10d
 
-    from netsim.training import backend
+    from netsim.training.backend import register
 
-    backend.register()  # (importing it did; said here for the reader)
-
+    register()  # (once: importing the module already did)
     init, new_group = c10d.init_process_group, c10d.new_group
 
     def init_process_group(backend=None, *args, **kwargs):
