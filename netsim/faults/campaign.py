@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from netsim.errors import ConfigError
-from netsim.faults.iteration import IterationCache, State, connection_links
+from netsim.faults.iteration import IterationCache, State
 from netsim.faults.run import cable_names, run_job
 from netsim.faults.spec import EXPECTED_CLASS, FAULT_KINDS, DetectorConfig, Fault, JobSpec, RecoveryConfig
 from netsim.topology import Topology
@@ -29,11 +29,13 @@ DEFAULT_CLASSES = ("link_degraded", "nic_degraded", "gpu_slow", "rank_hang_compu
 NODE_KINDS = ("nic_degraded", "gpu_slow", "rank_hang_compute", "rank_hang_comm")
 
 
-def fabric_cables(topo: Topology, job: JobSpec, routing: str = "ecmp", seed: int = 0) -> list[str]:
+def fabric_cables(topo: Topology, job: JobSpec, routing: str = "ecmp", seed: int = 0,
+                  cache: IterationCache | None = None) -> list[str]:
     """Cables between switches that the job's connections cross (the candidates for link faults)."""
     names = cable_names(topo)
     kinds = topo.node_kind
-    used = {l for links in connection_links(topo, job, routing, seed).values() for l in links}
+    cache = cache or IterationCache(topo, job, routing, seed)
+    used = {l for links in cache.links().values() for l in links}
     ends = ("gpu", "nic", "nvswitch")  # a cable between two switches of the fabric (leaf, spine, core, ...)
     out = {names[l] for l in used if kinds[int(topo.link_src[l])] not in ends and kinds[int(topo.link_dst[l])] not in ends}
     return sorted(out)
@@ -104,7 +106,7 @@ def campaign(topo: Topology, job: JobSpec, runs: int, *, seed: int = 0, detector
         if kind not in FAULT_KINDS:
             raise ConfigError(f"unknown fault kind {kind!r}", field="campaign.classes")
     cache = IterationCache(topo, job, routing, seed)
-    cables = fabric_cables(topo, job, routing, seed)
+    cables = fabric_cables(topo, job, routing, seed, cache)
     horizon = job.iterations * cache(State(tuple(range(job.replicas)))).time
     rows = []
     false_alarms = checks = 0

@@ -77,11 +77,6 @@ def simulate_iteration(topo: Topology, job: JobSpec, state: State, *, routing: s
             sim.network.fail_links(sorted(state.down))
         for link, factor in state.degraded:
             sim.network.degrade_links([link], factor)
-        for a in state.replicas:  # every path a collective may take must exist
-            for b in state.replicas:
-                if a != b:
-                    for j in range(job.tp):
-                        sim.router.route(int(gpus[a * job.tp + j]), int(gpus[b * job.tp + j]))
     except TopologyError:
         return IterationRecord(float("inf"), (), {}, hung=True)
     program = iteration_program(job, state, iterations)
@@ -90,18 +85,7 @@ def simulate_iteration(topo: Topology, job: JobSpec, state: State, *, routing: s
         results = sim.run(run.done)
     except TopologyError:  # a collective lost its only path (inside a server too): the state hangs
         return IterationRecord(float("inf"), (), {}, hung=True)
-    moved: dict[tuple[int, int], int] = {}
-    spans: dict[tuple[int, int], list[tuple[float, float]]] = {}
-    t = results.transfers
-    if len(t):
-        names = {name: i for i, name in enumerate(topo.node_names)}
-        for src, dst, nbytes, s, e in zip(t["src"].to_list(), t["dst"].to_list(), t["size_B"].to_list(),
-                                          t["start_s"].to_list(), t["end_s"].to_list()):
-            key = (rank_of[names[src]], rank_of[names[dst]])
-            moved[key] = moved.get(key, 0) + nbytes
-            spans.setdefault(key, []).append((s, e))
-    # busy time: the union of the connection's transfer intervals (overlapping transfers count once)
-    connections = {k: (moved[k], _union(spans[k])) for k in moved}
+    connections = _connections(results.transfers, topo, rank_of)
     result = run.result()
     ends = result.calls.filter(pl.col("group") == ITERATION).sort("call")["end_s"].to_list()
     start = ends[-2] if len(ends) > 1 else 0.0
@@ -154,13 +138,25 @@ def iteration_program(job: JobSpec, state: State, iterations: int = 1) -> Progra
     return Program(nodes, groups, source="fault-study iteration")
 
 
-def _union(intervals: list[tuple[float, float]]) -> float:
-    total, end = 0.0, -math.inf
-    for s, e in sorted(intervals):
-        if e > end:
-            total += e - max(s, end)
-            end = e
-    return total
+def _connections(transfers: pl.DataFrame, topo: Topology, rank_of: dict[int, int]
+                 ) -> dict[tuple[int, int], tuple[int, float]]:
+    """Per connection (src rank, dst rank): the bytes its transfers moved and its busy time, the union of
+    their [start, end] intervals (overlapping transfers count once), computed column-wise: sorted by start,
+    an interval adds what reaches past the latest end before it."""
+    if not len(transfers):
+        return {}
+    names = {name: i for i, name in enumerate(topo.node_names)}
+    node_rank = {name: rank_of[i] for name, i in names.items() if i in rank_of}
+    t = (transfers.select(pl.col("src").replace_strict(node_rank, return_dtype=pl.Int64).alias("a"),
+                          pl.col("dst").replace_strict(node_rank, return_dtype=pl.Int64).alias("b"),
+                          "size_B", "start_s", "end_s")
+         .sort("a", "b", "start_s", "end_s")
+         .with_columns(pl.col("end_s").cum_max().shift(1).over("a", "b").alias("before")))
+    busy = pl.max_horizontal(pl.col("end_s") - pl.max_horizontal("start_s", pl.col("before").fill_null(-math.inf)),
+                             pl.lit(0.0))
+    out = t.group_by("a", "b").agg(pl.col("size_B").sum(), busy.sum().alias("busy"))
+    return {(a, b): (n, s) for a, b, n, s in zip(out["a"].to_list(), out["b"].to_list(), out["size_B"].to_list(),
+                                                 out["busy"].to_list())}
 
 
 @dataclass
@@ -172,29 +168,43 @@ class IterationCache:
     routing: str = "ecmp"
     seed: int = 0
     records: dict[State, IterationRecord] = field(default_factory=dict)
+    _links: dict | None = field(default=None, repr=False)
 
     def __call__(self, state: State) -> IterationRecord:
         if state not in self.records:
             self.records[state] = simulate_iteration(self.topo, self.job, state, routing=self.routing, seed=self.seed)
         return self.records[state]
 
+    @property
+    def healthy(self) -> IterationRecord:
+        """The iteration with every replica and no fault."""
+        return self(State(tuple(range(self.job.replicas))))
 
-def connection_links(topo: Topology, job: JobSpec, routing: str = "ecmp", seed: int = 0
-                     ) -> dict[tuple[int, int], frozenset[int]]:
+    def connections(self) -> list[tuple[int, int]]:
+        """The connections (src rank, dst rank) a healthy iteration opens, in order."""
+        return sorted(self.healthy.connections)
+
+    def links(self) -> dict[tuple[int, int], frozenset[int]]:
+        """`connection_links` of the connections a healthy iteration opens (computed once)."""
+        if self._links is None:
+            self._links = connection_links(self.topo, self.job, self.routing, self.seed, self.connections())
+        return self._links
+
+
+def connection_links(topo: Topology, job: JobSpec, routing: str = "ecmp", seed: int = 0,
+                     pairs=None) -> dict[tuple[int, int], frozenset[int]]:
     """The links each connection (src rank, dst rank) of the job's collectives uses on the healthy fabric
-    (the detector's map from a latency-matrix cell to links)."""
+    (the detector's map from a latency-matrix cell to links): of `pairs` (the connections an iteration
+    really opens: `IterationCache.connections()`), or of every pair of ranks that share a collective."""
     gpus = job_gpus(topo, job)
     sim = Simulation(topo, routing=routing, seed=seed, record_links=False)
+    if pairs is None:
+        pairs = [(a, b) for a in range(job.ranks) for b in range(job.ranks)
+                 if a != b and (a // job.tp == b // job.tp or a % job.tp == b % job.tp)]
     out = {}
-    for a in range(job.ranks):
-        for b in range(job.ranks):
-            if a == b:
-                continue
-            same = a // job.tp == b // job.tp
-            if not same and a % job.tp != b % job.tp:
-                continue  # no collective of the job connects them
-            key = ("", f"tp{a // job.tp}") if same else ("", f"dp{a % job.tp}")
-            out[(a, b)] = frozenset(l for path, _w in sim.router.paths(int(gpus[a]), int(gpus[b]), key) for l in path)
+    for a, b in pairs:
+        key = ("", f"tp{a // job.tp}") if a // job.tp == b // job.tp else ("", f"dp{a % job.tp}")
+        out[(a, b)] = frozenset(l for path, _w in sim.router.paths(int(gpus[a]), int(gpus[b]), key) for l in path)
     return out
 
 

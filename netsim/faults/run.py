@@ -26,7 +26,7 @@ import simpy
 
 from netsim.errors import ConfigError, TopologyError
 from netsim.faults.detector import Detection, Detector, Sample, Stall
-from netsim.faults.iteration import IterationCache, State, connection_links, job_gpus
+from netsim.faults.iteration import IterationCache, State, job_gpus
 from netsim.faults.spec import EXPECTED_CLASS, HANGS, DetectorConfig, Fault, JobSpec, RecoveryConfig
 from netsim.topology import Topology
 
@@ -118,7 +118,7 @@ class JobRun:
             if f.rank is not None and f.rank >= job.ranks:
                 raise ConfigError(f"rank {f.rank} is outside the job's {job.ranks} ranks", field="rank")
         self.cache = cache or IterationCache(topo, job, routing, seed)
-        self.det = Detector(self.config, job.compute_s, connection_links(topo, job, routing, seed), cable_names(topo))
+        self.det = Detector(self.config, job.compute_s, self.cache.links(), cable_names(topo))
         self.rng = np.random.default_rng([seed, 0x43344431])
         self.env = simpy.Environment()
         self.healthy_t = self.cache(State(tuple(range(job.replicas)))).time
