@@ -12,6 +12,7 @@ from netsim.cli.commands import HELP
 from netsim.cli.progress import Stages, print_json
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
+from netsim.faults.run import PARTS
 from netsim.faults.spec import FAULT_KINDS, POLICIES
 from netsim.units import format_time
 
@@ -74,8 +75,8 @@ def _command(args: argparse.Namespace, console: Console) -> int:
             console.print(table)
             console.print(f"false alarms: {result.false_alarms} in {result.checks} checks ({rate:.2g} per check)")
             for r in result.downtime.iter_rows(named=True):
-                parts = ", ".join(f"{name} {100 * r[name + '_share']:.1f}%" for name in
-                                  ("detection", "restart", "lost_work", "slowed") if name + "_share" in r)
+                parts = ", ".join(f"{name.replace('_', ' ')} {100 * r[name + '_share']:.1f}%" for name in PARTS
+                                  if r.get(name + "_share"))
                 console.print(f"error-induced downtime {'with detection' if r['mode'] == 'detector' else 'without'}: "
                               f"{100 * r['downtime_share']:.1f}% of {format_time(r['wall_s'])} ({parts})")
         if out is not None:
@@ -98,7 +99,8 @@ def _command(args: argparse.Namespace, console: Console) -> int:
             t.add_column("with detection" if mode == "detector" else "without (watchdog)", justify="right")
         for key, label in (("wall_s", "wall time"), ("fault_free_s", "fault-free"), ("overhead_s", "overhead"),
                            ("lost_work_s", "  lost work"), ("detection_s", "  detection (stalled)"),
-                           ("restart_s", "  restart"), ("slowed_s", "  slowed iterations")):
+                           ("diagnosis_s", "  diagnosis"), ("restart_s", "  restart"),
+                           ("slowed_s", "  slowed iterations"), ("checkpoint_s", "  checkpoint writes")):
             t.add_row(label, *[format_time(summary[m][key]) for m in results])
         t.add_row("iterations / s", *[f"{summary[m]['iterations_per_s']:.4g}" for m in results])
         console.print(t)

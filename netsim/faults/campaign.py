@@ -21,7 +21,7 @@ import polars as pl
 
 from netsim.errors import ConfigError
 from netsim.faults.iteration import IterationCache, State
-from netsim.faults.run import cable_names, run_job
+from netsim.faults.run import PARTS, cable_names, run_job
 from netsim.faults.spec import EXPECTED_CLASS, FAULT_KINDS, DetectorConfig, Fault, JobSpec, RecoveryConfig
 from netsim.topology import Topology
 
@@ -82,18 +82,21 @@ class CampaignResult:
     downtime: pl.DataFrame  # per mode (with detection, without): the campaign's error-induced downtime share
 
 
-DOWNTIME_PARTS = ("detection_s", "restart_s", "lost_work_s", "slowed_s")  # they add up to a run's overhead
+DOWNTIME_PARTS = tuple(f"{p}_s" for p in PARTS)  # they add up to a run's overhead
 
 
 def downtime_share(runs: pl.DataFrame) -> pl.DataFrame:
     """Per mode, over every run of a campaign: wall-clock, fault-free and lost time summed, the share of the
-    wall-clock that errors cost (lost / wall-clock), and each part's share of the wall-clock (detection,
-    restart, lost work since the last checkpoint, slowed iterations: they add up to the whole)."""
+    wall-clock that errors cost (`downtime_share`: everything lost but the checkpoint writes, which a job
+    pays with or without faults), and each part's share of the wall-clock (detection, diagnosis, restart,
+    lost work since the last checkpoint, slowed iterations, checkpoint writes: they add up to the whole
+    overhead)."""
     parts = [p for p in DOWNTIME_PARTS if p in runs.columns]
+    writes = pl.col("checkpoint_s") if "checkpoint_s" in parts else pl.lit(0.0)
     return (runs.group_by("mode", maintain_order=True)
             .agg(pl.len().alias("runs"), pl.col("wall_s").sum(), pl.col("fault_free_s").sum(),
                  pl.col("overhead_s").sum().alias("lost_s"), *(pl.col(p).sum() for p in parts))
-            .with_columns((pl.col("lost_s") / pl.col("wall_s")).alias("downtime_share"),
+            .with_columns(((pl.col("lost_s") - writes) / pl.col("wall_s")).alias("downtime_share"),
                           *((pl.col(p) / pl.col("wall_s")).alias(p.removesuffix("_s") + "_share") for p in parts)))
 
 
@@ -112,7 +115,7 @@ def campaign(topo: Topology, job: JobSpec, runs: int, *, seed: int = 0, detector
     false_alarms = checks = 0
     for i in range(clean_runs):
         clean = run_job(topo, job, [], detector=detector, recovery=recovery, routing=routing, seed=seed + 1000 + i,
-                        cache=cache)
+                        cache=cache, skip_quiet=False)
         false_alarms += clean.false_alarms
         checks += clean.checks
     for i in range(runs):
@@ -128,7 +131,7 @@ def campaign(topo: Topology, job: JobSpec, runs: int, *, seed: int = 0, detector
             f = result.faults[0]
             false_alarms += result.false_alarms if mode == "detector" else 0
             checks += result.checks if mode == "detector" else 0
-            rows.append({"run": i, "mode": mode, "kind": kind, "target": fault.link or f"rank {fault.rank}",
+            rows.append({"run": i, "mode": mode, "kind": kind, "target": fault.target,
                          "at_s": fault.at, "struck_s": f.struck, "detected_s": f.detected, "cls": f.cls,
                          "expected": EXPECTED_CLASS[kind], "culprit": None if f.culprit is None else str(f.culprit),
                          "correct": f.correct, "latency_s": None if f.detected is None or f.struck is None

@@ -1,9 +1,11 @@
 """One training iteration of a `JobSpec` on the simulated network, in a given fabric state, with the
 telemetry a collective library would expose.
 
-The job's ranks sit on the topology's first GPUs in order; replica r is ranks r*tp .. r*tp + tp - 1.
-Every rank computes (stretched on a slow GPU), enters its replica's tensor-parallel all-reduce, then its
-shard of the data-parallel all-reduce (shard j: GPU j of every active replica). A collective starts
+The job's ranks sit on the topology's first GPUs in order (rank of GPU j of stage s of replica r:
+``(r * pp + s) * tp + j``). Every rank computes (stretched on a slow GPU; with a pipeline, GPipe's
+microbatches with activations and gradients sent between neighbouring stages), enters its stage's
+tensor-parallel all-reduce, then its shard of the data-parallel all-reduce (shard j: GPU j of the same
+stage of every active replica). A collective starts
 when its last rank has entered and ends for all of them together (the whole collective has arrived).
 `iteration_program` writes this as a `netsim.program.Program`, which the program executor runs.
 
@@ -22,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from netsim.errors import TopologyError
-from netsim.faults.spec import JobSpec
+from netsim.faults.spec import PIPE_FORWARD, PIPE_BACKWARD, JobSpec
 from netsim.sim import Simulation
 from netsim.topology import Topology
 from netsim.program import Node, Program, run_program
@@ -90,7 +92,7 @@ def simulate_iteration(topo: Topology, job: JobSpec, state: State, *, routing: s
     ends = result.calls.filter(pl.col("group") == ITERATION).sort("call")["end_s"].to_list()
     start = ends[-2] if len(ends) > 1 else 0.0
     entered = {(r["stream"].removeprefix("group:"), r["rank"]): r["start_s"] for r in result.nodes.filter(
-        (pl.col("kind") == "collective") & (pl.col("node") >= NODES_PER_ITERATION * (iterations - 1))
+        (pl.col("kind") == "collective") & (pl.col("node") >= nodes_per_iteration(job) * (iterations - 1))
     ).iter_rows(named=True)}
     calls = []
     for row in result.calls.filter((pl.col("group") != ITERATION) & (pl.col("call") == iterations - 1)).sort(
@@ -102,40 +104,90 @@ def simulate_iteration(topo: Topology, job: JobSpec, state: State, *, routing: s
 
 
 ITERATION = "iteration"  # the group whose empty call ends an iteration (every rank starts the next one together)
-NODES_PER_ITERATION = 4
+
+
+def nodes_per_iteration(job: JobSpec) -> int:
+    """Program nodes per rank and iteration (the same for every rank: a stage without a neighbour on one
+    side has an empty compute node where the transfer would be)."""
+    return (6 * job.microbatches if job.pp > 1 else 1) + 3
 
 
 def iteration_program(job: JobSpec, state: State, iterations: int = 1) -> Program:
     """The job's `iterations` iterations in `state` as a `Program` of its active ranks (see the module
-    docstring): per rank and iteration, compute (stretched on a slow GPU), the replica's tensor-parallel
-    all-reduce, its shard of the data-parallel all-reduce, then an empty collective of every rank that
-    ends the iteration (the next one starts when the last rank is done)."""
+    docstring). Per rank and iteration: compute (stretched on a slow GPU) — with a pipeline, GPipe's
+    schedule of it, below —, the stage's tensor-parallel all-reduce, its shard of the data-parallel
+    all-reduce, then an empty collective of every rank that ends the iteration (the next one starts when
+    the last rank is done). A pipeline of 3 stages, 2 microbatches (f: forward, b: backward; each arrow
+    one transfer of `pp_bytes` on the rank's connection to its neighbour)::
+
+        stage 0   f0 f1 ─────────────────────► b0 b1 ─► AR
+                    └─►   └─►                ▲    ▲
+        stage 1       f0 f1 ──────────► b0 b1 ─► AR
+                        └─►  └─►       ▲    ▲
+        stage 2           f0 f1 b0 b1 ─┘────┘ ─► AR
+
+    A stage's forward of microbatch i waits for its activations, its backward for the gradients from the
+    next stage; the transfers overlap the next microbatch's compute."""
     speed = dict(state.slow)
-    tp = job.tp
-    ranks = [r * tp + j for r in state.replicas for j in range(tp)]
+    tp, pp, m = job.tp, job.pp, job.microbatches
+    ranks = [job.rank(r, s, j) for r in state.replicas for s in range(pp) for j in range(tp)]
     use_tp = tp > 1 and job.tp_bytes
-    groups = {f"dp{j}": tuple(r * tp + j for r in state.replicas) for j in range(tp)}
+    groups = {job.dp_group(s, j): tuple(job.rank(r, s, j) for r in state.replicas) for s in range(pp) for j in range(tp)}
     if use_tp:
-        groups.update({f"tp{r}": tuple(range(r * tp, (r + 1) * tp)) for r in state.replicas})
+        groups.update({job.tp_group(r, s): tuple(job.rank(r, s, j) for j in range(tp))
+                       for r in state.replicas for s in range(pp)})
     groups[ITERATION] = tuple(ranks)
+    shard = -(-job.dp_bytes // (tp * pp))
     nodes = {}
     for rank in ranks:
-        replica, j = divmod(rank, tp)
+        replica, stage, j = job.replica_of(rank), job.stage_of(rank), rank % tp
+        stretch = 1.0 / speed.get(rank, 1.0)
         out: list[Node] = []
+
+        def add(kind: str, deps: tuple[int, ...], **kw) -> int:
+            out.append(Node(rank, len(out), kind, deps=deps, **kw))
+            return len(out) - 1
+
+        def idle(deps: tuple[int, ...]) -> int:
+            return add("compute", deps, name="no transfer", duration=0.0)
+
+        last = None
         for _ in range(iterations):
-            base = len(out)
-            out.append(Node(rank, base, "compute", "compute", duration=job.compute_s / speed.get(rank, 1.0),
-                            deps=(base - 1,) if base else ()))
+            start = (last,) if last is not None else ()
+            if pp == 1:
+                prev = add("compute", start, name="compute", duration=job.compute_s * stretch)
+                sends = ()
+            else:
+                prev, sends = _pipeline(job, rank, stage, stretch, start, add, idle)
             if use_tp:
-                out.append(Node(rank, base + 1, "collective", op="all_reduce", nbytes=job.tp_bytes,
-                                group=f"tp{replica}", deps=(base,)))
-            else:  # keeps four nodes per iteration
-                out.append(Node(rank, base + 1, "compute", "no tensor parallelism", duration=0.0, deps=(base,)))
-            out.append(Node(rank, base + 2, "collective", op="all_reduce", nbytes=-(-job.dp_bytes // tp),
-                            group=f"dp{j}", deps=(base + 1,)))
-            out.append(Node(rank, base + 3, "collective", op="all_reduce", nbytes=0, group=ITERATION, deps=(base + 2,)))
+                prev = add("collective", (prev,), op="all_reduce", nbytes=job.tp_bytes, group=job.tp_group(replica, stage))
+            else:  # keeps the node count per iteration
+                prev = add("compute", (prev,), name="no tensor parallelism", duration=0.0)
+            prev = add("collective", (prev,), op="all_reduce", nbytes=shard, group=job.dp_group(stage, j))
+            last = add("collective", (prev, *sends), op="all_reduce", nbytes=0, group=ITERATION)
         nodes[rank] = tuple(out)
     return Program(nodes, groups, source="fault-study iteration")
+
+
+def _pipeline(job: JobSpec, rank: int, stage: int, stretch: float, start: tuple, add, idle):
+    """GPipe for one rank and iteration (see `iteration_program`): per microbatch a forward (receive,
+    compute, send on) and a backward (the same, the other way), 6 nodes each; returns the last compute
+    node and the last send of each direction (the iteration ends when they are done)."""
+    m = job.microbatches
+    forward, backward = job.compute_s * stretch / (3 * m), 2 * job.compute_s * stretch / (3 * m)
+    prev_rank, next_rank = (rank - job.tp if stage > 0 else None), (rank + job.tp if stage < job.pp - 1 else None)
+    comp = start
+    sends = []
+    for phase, seconds, source, dest, tag in (("forward", forward, prev_rank, next_rank, PIPE_FORWARD),
+                                             ("backward", backward, next_rank, prev_rank, PIPE_BACKWARD)):
+        send = None
+        for _ in range(m):
+            got = (add("recv", comp, nbytes=job.pp_bytes, peer=source, tag=tag) if source is not None
+                   else idle(comp))
+            comp = (add("compute", (got,), name=phase, duration=seconds),)
+            send = (add("send", comp, nbytes=job.pp_bytes, peer=dest, tag=tag) if dest is not None else idle(comp))
+        sends.append(send)
+    return comp[0], tuple(sends)
 
 
 def _connections(transfers: pl.DataFrame, topo: Topology, rank_of: dict[int, int]
@@ -199,14 +251,13 @@ def connection_links(topo: Topology, job: JobSpec, routing: str = "ecmp", seed: 
     gpus = job_gpus(topo, job)
     sim = Simulation(topo, routing=routing, seed=seed, record_links=False)
     if pairs is None:
-        pairs = [(a, b) for a in range(job.ranks) for b in range(job.ranks)
-                 if a != b and (a // job.tp == b // job.tp or a % job.tp == b % job.tp)]
+        pairs = [(a, b) for a in range(job.ranks) for b in range(job.ranks) if job.route_key(a, b) is not None]
     out = {}
     for a, b in pairs:
-        key = ("", f"tp{a // job.tp}") if a // job.tp == b // job.tp else ("", f"dp{a % job.tp}")
+        key = job.route_key(a, b)
         out[(a, b)] = frozenset(l for path, _w in sim.router.paths(int(gpus[a]), int(gpus[b]), key) for l in path)
     return out
 
 
-__all__ = ["Call", "IterationCache", "IterationRecord", "State", "connection_links", "iteration_program", "job_gpus",
+__all__ = ["Call", "IterationCache", "IterationRecord", "State", "connection_links", "iteration_program", "job_gpus", "nodes_per_iteration",
            "simulate_iteration"]

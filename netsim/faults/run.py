@@ -27,8 +27,12 @@ import simpy
 from netsim.errors import ConfigError, TopologyError
 from netsim.faults.detector import Detection, Detector, Sample, Stall
 from netsim.faults.iteration import IterationCache, State, job_gpus
-from netsim.faults.spec import EXPECTED_CLASS, HANGS, DetectorConfig, Fault, JobSpec, RecoveryConfig
+from netsim.faults.spec import CUT_KINDS, EXPECTED_CLASS, HANGS, DetectorConfig, Fault, JobSpec, RecoveryConfig
 from netsim.topology import Topology
+
+
+PARTS = ("detection", "diagnosis", "restart", "lost_work", "slowed", "checkpoint")  # they add up to the overhead
+QUIET_WINDOWS = 2  # an unchanged state is sampled for this many detector windows, then no more (see `quiet`)
 
 
 def cable_names(topo: Topology) -> dict[int, str]:
@@ -43,6 +47,17 @@ def cable_links(topo: Topology, text: str) -> list[int]:
         return topo.links_named(text if "<->" in text else text.replace("->", "<->"))
     except TopologyError as exc:
         raise ConfigError(str(exc), field="link") from None
+
+
+def switch_links(topo: Topology, name: str) -> list[int]:
+    """Every link into or out of the switch named `name`."""
+    try:
+        node = topo.node(name)
+    except (KeyError, TopologyError):
+        raise ConfigError(f"no node {name!r} in topology {topo.name!r}", field="node") from None
+    if topo.node_kind[node] in ("gpu", "nic"):
+        raise ConfigError(f"{name!r} is a {topo.node_kind[node]}, not a switch", field="node")
+    return [l for l in range(topo.num_links) if int(topo.link_src[l]) == node or int(topo.link_dst[l]) == node]
 
 
 def nic_cable(topo: Topology, gpu: int) -> list[int]:
@@ -97,10 +112,11 @@ class RunResult:
 
 def run_job(topo: Topology, job: JobSpec, faults: list[Fault], *, detector: DetectorConfig | None = None,
             recovery: RecoveryConfig | None = None, routing: str = "ecmp", seed: int = 0,
-            cache: IterationCache | None = None) -> RunResult:
-    """Run `job` for its iterations with `faults`; see the module docstring."""
+            cache: IterationCache | None = None, skip_quiet: bool = True) -> RunResult:
+    """Run `job` for its iterations with `faults`; see the module docstring (`skip_quiet`: see
+    `JobRun.quiet`; off, the detector samples every interval to the end)."""
     return JobRun(topo, job, faults, detector=detector, recovery=recovery, routing=routing, seed=seed,
-                  cache=cache).run()
+                  cache=cache, skip_quiet=skip_quiet).run()
 
 
 class JobRun:
@@ -109,8 +125,9 @@ class JobRun:
 
     def __init__(self, topo: Topology, job: JobSpec, faults: list[Fault], *, detector: DetectorConfig | None = None,
                  recovery: RecoveryConfig | None = None, routing: str = "ecmp", seed: int = 0,
-                 cache: IterationCache | None = None):
+                 cache: IterationCache | None = None, skip_quiet: bool = True):
         self.topo, self.job = topo, job
+        self.quiet_ok = skip_quiet
         self.config = detector or DetectorConfig()
         self.recovery = recovery or RecoveryConfig()
         self.gpus = gpus = job_gpus(topo, job)
@@ -124,11 +141,10 @@ class JobRun:
         self.healthy_t = self.cache(State(tuple(range(job.replicas)))).time
         self.records = [FaultRecord(f) for f in sorted(faults, key=lambda f: f.at)]
         # what each fault does to the fabric state
-        self.links_of = {id(r): (cable_links(topo, r.fault.link) if r.fault.link else
-                                 nic_cable(topo, int(gpus[r.fault.rank])) if r.fault.kind == "nic_degraded" else [])
-                         for r in self.records}
+        self.links_of = {id(r): self.fault_links(r.fault) for r in self.records}
         self.state = State(tuple(range(job.replicas)))
         self.done = 0.0  # iterations' worth of progress
+        self.saved = 0.0  # the progress the last checkpoint holds
         self.hang: dict | None = None  # the hang going on: its record, since when, whether in communication
         self.chunk: tuple | None = None  # the run of iterations going on: (start, iteration time, state)
         self.excluded: frozenset[int] = frozenset()  # links routing leaves out (found by the detector)
@@ -137,14 +153,24 @@ class JobRun:
         self.paused = False
         self.last_completed: tuple | None = None  # (state, record) of the last iteration that completed
         self.wall_end: float | None = None
-        self.acc = dict.fromkeys(("lost_work", "detection", "restart", "slowed"), 0.0)
+        self.acc = dict.fromkeys(PARTS, 0.0)
         self.detections: list[Detection] = []
         self.false_alarms = 0
         self.active: list[FaultRecord] = []
         self.flaps_down: set[int] = set()
         self.wake = self.env.event()
+        self.change = self.env.event()  # anything changed (state, hang, pause, end): the detector looks again
+        self.in_state = 0  # detector samples since the last change
         rec = self.recovery
         self.limit = 1000 * job.iterations * self.healthy_t + 100 * (rec.restart_s + rec.watchdog_s + rec.spare_s)
+
+    def fault_links(self, f: Fault) -> list[int]:
+        """The links a fault acts on (none for a GPU's or a rank's own faults)."""
+        if f.link:
+            return cable_links(self.topo, f.link)
+        if f.node:
+            return switch_links(self.topo, f.node)
+        return nic_cable(self.topo, int(self.gpus[f.rank])) if f.kind == "nic_degraded" else []
 
     def run(self) -> RunResult:
         env = self.env
@@ -166,7 +192,7 @@ class JobRun:
             f = r.fault
             if id(r) in self.fixed:
                 continue
-            if f.kind == "link_down":
+            if f.kind in ("link_down", "switch_down"):
                 down |= set(self.links_of[id(r)])
             elif f.kind == "link_flap" and id(r) in self.flaps_down:
                 down |= set(self.links_of[id(r)])
@@ -180,6 +206,8 @@ class JobRun:
     def poke(self) -> None:  # the fabric state changed: the job re-plans its current run of iterations
         if not self.wake.triggered:
             self.wake.succeed()
+        if not self.change.triggered:
+            self.change.succeed()
 
     def training(self):
         while self.done < self.job.iterations - 1e-9:
@@ -192,20 +220,24 @@ class JobRun:
             state = self.state = self.state_now()
             rec = self.cache(state)
             if rec.hung:  # a rank lost its only path (a NIC's own cable down): communication stops at once
-                cause = next((r for r in self.active if r.fault.kind in ("link_down", "link_flap") and id(r) not in
+                cause = next((r for r in self.active if r.fault.kind in CUT_KINDS and id(r) not in
                               self.fixed and set(self.links_of[id(r)]) & state.down), None)
                 self.strike_hang(cause, self.env.now, comm=True)
                 continue
             t_iter = rec.time
             share = len(state.replicas) / self.job.replicas  # progress per iteration (fewer replicas: less)
             left = math.ceil((self.job.iterations - self.done) / share - 1e-9)
+            to_checkpoint = math.ceil((self.saved + self.job.checkpoint_every - self.done) / share - 1e-9)
             start = self.env.now
             self.chunk = (start, t_iter, state)
             self.wake = self.env.event()
             pending = [r.fault.at for r in self.records if r.struck is None and r.fault.at >= start]
             horizon = min(pending, default=math.inf)
-            # stop at the boundary after the next fault strikes (it may hang or slow the job)
-            k = left if horizon == math.inf else max(1, min(left, math.floor((horizon - start) / t_iter) + 1))
+            # stop at the next checkpoint, or at the boundary after the next fault strikes (it may hang or
+            # slow the job)
+            k = max(1, min(left, to_checkpoint))
+            if horizon < math.inf:
+                k = max(1, min(k, math.floor((horizon - start) / t_iter) + 1))
             done = self.env.timeout(k * t_iter)
             yield self.env.any_of([done, self.wake])
             if done.processed:
@@ -224,7 +256,19 @@ class JobRun:
             if finished:
                 self.last_completed = (state, rec)
             self.chunk = None
+            due = self.done >= min(self.saved + self.job.checkpoint_every, self.job.iterations) - 1e-9
+            if due and self.hang is None and not self.paused:
+                yield from self.checkpoint()
         self.wall_end = self.env.now
+        self.poke()
+
+    def checkpoint(self):
+        """Write a checkpoint of the progress so far (the job stops `checkpoint_write_s` for it)."""
+        write = self.recovery.checkpoint_write_s
+        if write and self.done < self.job.iterations - 1e-9:  # the last one is the finished model
+            yield self.env.timeout(write)
+            self.acc["checkpoint"] += write
+        self.saved = self.done
 
     def strike_hang(self, r: FaultRecord | None, t: float, comm: bool) -> None:
         chunk = self.chunk
@@ -253,13 +297,14 @@ class JobRun:
             self.strike_hang(r, self.env.now, comm=f.kind == "rank_hang_comm")
             return
         chunk = self.chunk
-        if chunk is not None and f.kind not in ("link_down", "link_flap"):  # slowdowns: from the next boundary
+        if chunk is not None and f.kind not in CUT_KINDS:  # slowdowns: from the next boundary
             start, t_iter, _ = chunk
             r.struck = start + math.ceil((self.env.now - start) / t_iter - 1e-12) * t_iter
         else:
             r.struck = self.env.now  # a link going down is a link-state event at once
-        if f.kind in ("link_down", "link_flap") and self.recovery.policy != "none":
-            report = self.det.link_down(self.env.now, self.links_of[id(r)][0])
+        if f.kind in CUT_KINDS and not self.recovery.watchdog_only:  # the fabric reports its ports down
+            report = (Detection(self.env.now, "comm_slow", ("switch", f.node), "switch ports down")
+                      if f.kind == "switch_down" else self.det.link_down(self.env.now, self.links_of[id(r)][0]))
             self.env.process(self.handle(report, immediate=True))
         if f.kind == "link_flap":
             self.env.process(self.flapper(r))
@@ -284,7 +329,7 @@ class JobRun:
             r = hang["record"]
             culprit = r.fault.rank if r is not None else None
             entered = tuple(m for m in members if hang["comm"] or m != culprit)
-            if r is not None and r.fault.link:  # a cable with no alternative: the ranks behind it fall silent
+            if r is not None and r.fault.kind in CUT_KINDS:  # cables with no alternative: the ranks behind fall silent
                 cut = set(self.links_of[id(r)])
                 silent = tuple(m for m in members if set(nic_cable(self.topo, int(self.gpus[m]))) & cut)
             else:
@@ -310,24 +355,81 @@ class JobRun:
         return Sample(self.env.now, calls, late, cells)
 
     def detector_process(self):
+        interval = self.config.interval_s
         while self.wall_end is None:
-            yield self.env.timeout(self.config.interval_s)
+            if self.recovery.watchdog_only:
+                yield from self.watch()
+                continue
+            if self.quiet():  # nothing new to see until something changes: count the samples, skip them
+                since = self.env.now
+                self.change = self.env.event()
+                yield self.change
+                skipped = math.floor((self.env.now - since) / interval + 1e-9)
+                self.det.checks += skipped
+                yield self.env.timeout(since + (skipped + 1) * interval - self.env.now)
+            else:
+                yield self.env.timeout(interval)
             if self.env.now > self.limit:
                 raise ConfigError(f"the job has not finished after {self.limit:.3g} simulated seconds (1000 x its "
                                   "healthy run): its faults slow it beyond what this study simulates", field="faults")
             if self.wall_end is not None:
                 return
-            if self.recovery.policy == "none":
-                hang = self.hang
-                if hang is not None and self.env.now - hang["since"] >= self.recovery.watchdog_s:
-                    yield from self.recover(hang["record"], Detection(self.env.now, "watchdog", ("unknown",)))
-                continue
+            if self.change.triggered:  # something changed since the last sample
+                self.change = self.env.event()
+                self.in_state = 0
             observed = self.sample()
             if observed is None:
                 continue
+            self.in_state += 1
             found = self.det.observe(observed)
             if found is not None:
                 yield from self.handle(found)
+
+    def quiet(self) -> bool:
+        """Whether the detector may stop sampling until something changes: the job runs (no hang, no
+        pause), the detector has learnt the healthy medians, and the last `QUIET_WINDOWS` windows of samples,
+        all in the current fabric state, raised no flag. Later samples of an unchanged state differ only by
+        their noise; skipping them is what lets a month of a large job run in minutes (the noise's own
+        false-alarm rate is measured on fault-free runs, where nothing is skipped: `clean_runs`)."""
+        det = self.det
+        return (self.quiet_ok and self.hang is None and not self.paused and not self.change.triggered
+                and det.learnt() and self.in_state >= QUIET_WINDOWS * self.config.window
+                and len(det.recent) >= self.config.window and all(flag is None for flag, _ in det.recent))
+
+    def watch(self):
+        """Without a detector: wait for the watchdog to fire on a hang, or (``manual``) for people to notice
+        a slowdown; then recover. Waits for a change when neither can happen."""
+        rec = self.recovery
+        deadline, r = math.inf, None
+        if self.hang is not None:
+            deadline, r = self.hang["since"] + rec.watchdog_s, self.hang["record"]
+        elif rec.policy == "manual" and not self.paused:
+            slow = [x for x in self.active if x.struck is not None and x.detected is None and id(x) not in self.fixed
+                    and x.fault.kind not in HANGS]
+            if slow and self.cache(self.state).time > self.healthy_t * (1 + 1e-9):
+                r = min(slow, key=lambda x: x.struck)
+                deadline = r.struck + rec.notice_slow_s
+        self.change = self.env.event()
+        if deadline == math.inf:
+            yield self.change
+            return
+        yield self.env.any_of([self.env.timeout(max(deadline - self.env.now, 0.0)), self.change])
+        if self.env.now < deadline - 1e-9 or self.wall_end is not None:
+            return
+        if rec.policy == "none":
+            yield from self.recover(r, Detection(self.env.now, "watchdog", ("unknown",)))
+            return
+        # manual: the bisection finds the faulty part, which is replaced (or a cable taken out of service)
+        found = Detection(self.env.now, "manual", self.true_culprit(r) if r is not None else ("unknown",))
+        if r is not None:
+            r.detected, r.cls, r.culprit, r.correct = found.time, found.cls, found.culprit, True
+        yield from self.recover(r, found)
+
+    def true_culprit(self, r: FaultRecord) -> tuple:
+        f = r.fault
+        if f.rank is not None:
+            return ("rank", f.rank)
+        return ("switch", f.node) if f.node else ("link", f.link)
 
     def match(self, found: Detection) -> FaultRecord | None:
         hang = self.hang
@@ -347,7 +449,7 @@ class JobRun:
             return
         r.detected, r.cls, r.culprit = found.time, found.cls, found.culprit
         hang = self.hang
-        if r.fault.link and hang is not None and hang["record"] is r:  # a cable with no alternative: a hang
+        if r.fault.kind in CUT_KINDS and hang is not None and hang["record"] is r:  # no alternative: a hang
             behind = {m for m in range(self.job.ranks) if set(nic_cable(self.topo, int(self.gpus[m]))) & set(self.links_of[id(r)])}
             r.correct = found.cls == "comm_hang" and found.culprit[0] == "rank" and found.culprit[1] in behind
         else:
@@ -358,6 +460,8 @@ class JobRun:
         f = r.fault
         if f.rank is not None:
             return culprit == ("rank", f.rank)
+        if f.node is not None:
+            return culprit == ("switch", f.node)
         return culprit[0] == "link" and set(cable_links(self.topo, culprit[1])) == set(self.links_of[id(r)])
 
     def culprit_links(self, culprit: tuple) -> set[int]:
@@ -365,6 +469,8 @@ class JobRun:
             return set(cable_links(self.topo, culprit[1]))
         if culprit[0] == "links":
             return {l for c in culprit[1] for l in cable_links(self.topo, c)}
+        if culprit[0] == "switch":
+            return set(switch_links(self.topo, culprit[1]))
         return set()
 
     def recover(self, r: FaultRecord | None, found: Detection):
@@ -372,7 +478,7 @@ class JobRun:
         if hang is not None:
             self.acc["detection"] += self.env.now - hang["since"]
         suspects = self.culprit_links(found.culprit)
-        link_fault = r is not None and r.fault.kind.startswith("link")
+        link_fault = r is not None and r.fault.rank is None
         policy = self.recovery.policy
         if suspects and self.cache(replace(self.state, down=self.state.down | frozenset(suspects))).hung:
             suspects = set()  # routing around them would cut ranks off: do not
@@ -385,42 +491,38 @@ class JobRun:
             self.poke()
             return
         if policy == "elastic" and r is not None and r.fault.rank is not None and hang is None:
-            self.paused = True
-            yield self.env.timeout(self.recovery.reform_s)
-            self.acc["restart"] += self.recovery.reform_s
-            self.dropped = r.fault.rank // self.job.tp
-            self.fixed.add(id(r))
-            self.paused = False
-            r.recovered = self.env.now
-            self.det.reset()
-            self.poke()
-            yield self.env.timeout(self.recovery.spare_s)  # the spare joins: full size again
-            self.paused = True
-            yield self.env.timeout(self.recovery.reform_s)
-            self.acc["restart"] += self.recovery.reform_s
-            self.dropped = None
-            self.paused = False
-            self.poke()
+            yield from self.elastic(r)
             return
         if hang is None and found.cls in ("comm_slow", "noncomm_slow"):
             # a slowdown: restart only when it costs more over the rest of the run than a restart does
             slow_t = self.cache(self.state).time
             remaining = (self.job.iterations - self.done) * (slow_t - self.healthy_t)
-            lost = self.done - math.floor(self.done / self.job.checkpoint_every + 1e-9) * self.job.checkpoint_every
-            if remaining < self.recovery.restart_s + lost * self.healthy_t:
+            if remaining < self.recovery.restart_s + (self.done - self.saved) * self.healthy_t:
                 if r is not None:
                     r.recovered = None  # tolerated: cheaper to run slow to the end
                 self.det.reset()
                 return
-        # restart from the last checkpoint on a spare (the faulty node replaced; a faulty link isolated)
         self.paused = True
         self.hang = None
         self.poke()
-        lost = self.done - math.floor(self.done / self.job.checkpoint_every + 1e-9) * self.job.checkpoint_every
-        self.acc["lost_work"] += lost * self.healthy_t
-        self.done -= lost
-        yield self.env.timeout(self.recovery.restart_s)
-        self.acc["restart"] += self.recovery.restart_s
+        rec = self.recovery
+        if policy == "manual":  # an engineer responds, then bisects the servers with collective tests
+            servers = max(1, len({int(h) for h in self.topo.gpu_attr("host")[:self.job.ranks]}))
+            diagnosis = rec.respond_s + math.ceil(math.log2(servers)) * rec.bisect_round_s
+            yield self.env.timeout(diagnosis)
+            self.acc["diagnosis"] += diagnosis
+        if self.checkfree(r):  # the stage rebuilt from its neighbours: no rollback, extra iterations instead
+            extra = min(rec.checkfree_iterations, self.done)
+            self.acc["lost_work"] += extra * self.healthy_t
+            self.done -= extra
+            relaunch = rec.restart_s
+        else:  # restart from the last checkpoint on a spare (the faulty node replaced; a faulty link isolated)
+            lost = self.done - self.saved
+            self.acc["lost_work"] += lost * self.healthy_t
+            self.done = self.saved
+            relaunch = rec.restart_s + rec.checkpoint_load_s + (rec.replace_s if policy == "manual" else 0.0)
+        yield self.env.timeout(relaunch)
+        self.acc["restart"] += relaunch
         if r is not None:
             if link_fault and hang is None:  # a restart does not mend a link: routing leaves out what was found
                 self.excluded = self.excluded | frozenset(suspects)
@@ -433,5 +535,31 @@ class JobRun:
         self.det.reset()
         self.poke()
 
+    def checkfree(self, r: FaultRecord | None) -> bool:
+        """Whether CheckFree rebuilds this fault's stage: the policy, a rank's fault, a stage with a
+        neighbour on each side."""
+        if self.recovery.policy != "checkfree" or r is None or r.fault.rank is None:
+            return False
+        return 0 < self.job.stage_of(r.fault.rank) < self.job.pp - 1
 
-__all__ = ["FaultRecord", "JobRun", "RunResult", "cable_links", "cable_names", "nic_cable", "run_job"]
+    def elastic(self, r: FaultRecord):
+        """Go on without the faulty rank's replica until a spare joins, then restart on it."""
+        self.paused = True
+        yield self.env.timeout(self.recovery.reform_s)
+        self.acc["restart"] += self.recovery.reform_s
+        self.dropped = self.job.replica_of(r.fault.rank)
+        self.fixed.add(id(r))
+        self.paused = False
+        r.recovered = self.env.now
+        self.det.reset()
+        self.poke()
+        yield self.env.timeout(self.recovery.spare_s)  # the spare joins: full size again
+        self.paused = True
+        yield self.env.timeout(self.recovery.reform_s)
+        self.acc["restart"] += self.recovery.reform_s
+        self.dropped = None
+        self.paused = False
+        self.poke()
+
+__all__ = ["PARTS", "FaultRecord", "JobRun", "RunResult", "cable_links", "cable_names", "nic_cable", "run_job",
+           "switch_links"]

@@ -8,7 +8,9 @@ Fault kinds (`FAULT_KINDS`, the one registry; a fault names its target by rank o
 - ``link_degraded`` / ``nic_degraded``: a cable, or a rank's NIC cable, works at `factor` of its bandwidth;
 - ``gpu_slow``: a rank computes at `factor` of its speed;
 - ``rank_hang_compute``: a rank stops in compute: it never reaches the next collective;
-- ``rank_hang_comm``: a rank stops inside a collective: its connections stop moving bytes.
+- ``rank_hang_comm``: a rank stops inside a collective: its connections stop moving bytes;
+- ``switch_down``: a switch stops (named by `node`): every cable of it goes down at once; traffic moves
+  around a spine, while the servers whose only path it was (under a leaf) hang the job.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ FAULT_KINDS = {
     "gpu_slow": "a rank computes at `factor` of its speed",
     "rank_hang_compute": "a rank stops in compute and never reaches the next collective",
     "rank_hang_comm": "a rank stops inside a collective: its connections stop moving bytes",
+    "switch_down": "a switch (`node`) stops: all its cables go down at once",
 }
 HANGS = ("rank_hang_compute", "rank_hang_comm")
 CLASSES = ("comm_hang", "noncomm_hang", "comm_slow", "noncomm_slow")
@@ -32,7 +35,9 @@ CLASSES = ("comm_hang", "noncomm_hang", "comm_slow", "noncomm_slow")
 # communication hang of the ranks behind it, and is judged as one)
 EXPECTED_CLASS = {"link_down": "comm_slow", "link_flap": "comm_slow", "link_degraded": "comm_slow",
                   "nic_degraded": "comm_slow", "gpu_slow": "noncomm_slow", "rank_hang_compute": "noncomm_hang",
-                  "rank_hang_comm": "comm_hang"}
+                  "rank_hang_comm": "comm_hang", "switch_down": "comm_slow"}
+LINK_KINDS = ("link_down", "link_flap", "link_degraded")  # target: a cable
+CUT_KINDS = ("link_down", "link_flap", "switch_down")  # cables that stop: a link-state event, at once
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,12 @@ class Fault:
     factor: float = 0.5  # *_degraded, gpu_slow
     down_s: float = 5.0  # link_flap
     period_s: float = 60.0  # link_flap
+    node: str | None = None  # switch_down: the switch's name
+
+    @property
+    def target(self) -> str:
+        """What it hits, in words: a cable's or a switch's name, or "rank N"."""
+        return self.link or self.node or f"rank {self.rank}"
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -53,8 +64,10 @@ class Fault:
         needs_rank = self.kind in ("gpu_slow", "nic_degraded") + HANGS
         if needs_rank and (self.rank is None or self.rank < 0):
             raise ConfigError(f"{self.kind} needs the rank it hits", field="rank")
-        if self.kind.startswith("link") and not self.link:
+        if self.kind in LINK_KINDS and not self.link:
             raise ConfigError(f"{self.kind} needs the link it hits", field="link")
+        if self.kind == "switch_down" and not self.node:
+            raise ConfigError("switch_down needs the switch it hits", field="node")
         if self.kind in ("link_degraded", "nic_degraded", "gpu_slow") and not 0 < self.factor < 1:
             raise ConfigError(f"expected a factor in (0, 1), got {self.factor!r}", field="factor")
         if self.kind == "link_flap" and not 0 < self.down_s < self.period_s:
@@ -63,10 +76,16 @@ class Fault:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """A data-parallel job of `replicas` replicas of `tp` GPUs (tensor parallel inside a server): per
-    iteration `compute_s` of compute, one all-reduce of `tp_bytes` in each replica (0: none), then the
-    gradient all-reduce of `dp_bytes` across replicas, sharded over the replica's GPUs (GPU j of every
-    replica reduces 1/tp of it). A checkpoint every `checkpoint_every` iterations."""
+    """A data-parallel job of `replicas` replicas, each a pipeline of `pp` stages of `tp` GPUs (tensor
+    parallel inside a server). Per iteration, every stage: `microbatches` forward passes (receiving the
+    previous stage's activations, `pp_bytes` per microbatch, sending its own on) and as many backward
+    passes (gradients the other way), `compute_s` of compute in all (a third forward, two thirds
+    backward); one all-reduce of `tp_bytes` in each stage's tensor-parallel group (0: none); then the
+    stage's gradient all-reduce of `dp_bytes` / `pp` across replicas, sharded over the stage's GPUs (GPU j
+    of a stage reduces 1/tp of it with GPU j of the same stage in every replica). A checkpoint every
+    `checkpoint_every` iterations.
+
+    Rank of GPU j of stage s of replica r: ``(r * pp + s) * tp + j``."""
 
     replicas: int = 8
     tp: int = 1
@@ -75,9 +94,12 @@ class JobSpec:
     dp_bytes: int = 256 * 2**20
     iterations: int = 1000
     checkpoint_every: int = 100
+    pp: int = 1
+    pp_bytes: int = 0
+    microbatches: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("replicas", "tp", "iterations", "checkpoint_every"):
+        for name in ("replicas", "tp", "iterations", "checkpoint_every", "pp", "microbatches"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"expected an integer >= 1, got {value!r}", field=name)
@@ -87,10 +109,45 @@ class JobSpec:
             raise ConfigError(f"expected seconds > 0, got {self.compute_s!r}", field="compute_s")
         if self.tp_bytes < 0 or self.dp_bytes < 1:
             raise ConfigError("expected tp_bytes >= 0 and dp_bytes >= 1", field="dp_bytes")
+        if self.pp_bytes < 0 or (self.pp > 1 and not self.pp_bytes):
+            raise ConfigError("a pipeline (pp > 1) needs the activation bytes per microbatch (pp_bytes > 0)",
+                              field="pp_bytes")
 
     @property
     def ranks(self) -> int:
-        return self.replicas * self.tp
+        return self.replicas * self.pp * self.tp
+
+    def replica_of(self, rank: int) -> int:
+        return rank // (self.pp * self.tp)
+
+    def stage_of(self, rank: int) -> int:
+        return rank // self.tp % self.pp
+
+    def rank(self, replica: int, stage: int, j: int) -> int:
+        return (replica * self.pp + stage) * self.tp + j
+
+    def dp_group(self, stage: int, j: int) -> str:
+        return f"dp{j}" if self.pp == 1 else f"dp{stage}.{j}"
+
+    def tp_group(self, replica: int, stage: int) -> str:
+        return f"tp{replica}" if self.pp == 1 else f"tp{replica}.{stage}"
+
+    def route_key(self, a: int, b: int) -> tuple | None:
+        """The route key of the connection a -> b (as the program executor hashes it), or None when no
+        collective or pipeline transfer of the job connects them."""
+        if a == b:
+            return None
+        ra, rb, sa, sb = self.replica_of(a), self.replica_of(b), self.stage_of(a), self.stage_of(b)
+        if ra == rb and sa == sb:
+            return ("", self.tp_group(ra, sa))
+        if sa == sb and a % self.tp == b % self.tp:
+            return ("", self.dp_group(sa, a % self.tp))
+        if ra == rb and abs(sa - sb) == 1 and a % self.tp == b % self.tp:
+            return ("trace", PIPE_FORWARD if sb == sa + 1 else PIPE_BACKWARD)
+        return None
+
+
+PIPE_FORWARD, PIPE_BACKWARD = 0, 1  # the tags of activations (to the next stage) and gradients (to the previous)
 
 
 @dataclass(frozen=True)
@@ -114,25 +171,62 @@ class DetectorConfig:
 @dataclass(frozen=True)
 class RecoveryConfig:
     """What happens once a fault is localised. A slowdown is tolerated when running slow to the end costs
-    less than a restart (restart time and the work since the checkpoint). `policy`: ``restart`` (isolate the
-    faulty node, restart from the last checkpoint on a spare: `restart_s`), ``replan`` (link faults: re-plan paths around the link and
-    go on — C4P; node faults fall back to restart), ``elastic`` (go on with one data-parallel replica fewer,
-    re-forming the communicators in `reform_s`, until a spare joins after `spare_s` and the job restarts
-    on it from the last checkpoint), or ``none`` (no detector: a hang is noticed by the collective
-    watchdog after `watchdog_s`, then restart; slowness is never noticed)."""
+    less than a restart (restart time and the work since the checkpoint). `policy`:
+
+    - ``restart``: isolate the faulty node, restart from the last checkpoint on a spare (`restart_s`, then
+      `checkpoint_load_s` to read the checkpoint back);
+    - ``replan``: link faults: re-plan paths around the link and go on (C4P); node faults restart;
+    - ``elastic``: go on with one data-parallel replica fewer, re-forming the communicators in `reform_s`,
+      until a spare joins after `spare_s` and the job restarts on it from the last checkpoint;
+    - ``checkfree``: pipeline jobs: a failed intermediate stage is rebuilt on a spare from the average of
+      its two neighbouring stages' weights — no rollback to a checkpoint, `restart_s` to re-launch, and
+      `checkfree_iterations` more iterations to win back the loss the averaged stage costs; a fault in the
+      first or last stage (no neighbour on one side) restarts from the checkpoint;
+    - ``manual``: production without a detector: a hang is noticed when the collective watchdog fires
+      (`watchdog_s`), a slowdown when people notice the throughput dropped (`notice_slow_s`); then an
+      engineer responds (`respond_s`) and bisects the job's servers with collective tests, one round of
+      `bisect_round_s` per halving (log2 of the servers), waits for a replacement (`replace_s`) and
+      restarts from the checkpoint;
+    - ``none``: no detector and nobody looking: a hang ends at the watchdog, then a restart on a spare;
+      slowness stays.
+
+    Checkpoints: the job stops `checkpoint_write_s` at every checkpoint to write it (0: not modelled; an
+    in-memory checkpoint takes seconds, one to remote storage minutes).
+    """
 
     policy: str = "restart"
     restart_s: float = 300.0
     watchdog_s: float = 1800.0
     reform_s: float = 30.0
     spare_s: float = 600.0
+    checkpoint_write_s: float = 0.0
+    checkpoint_load_s: float = 0.0
+    checkfree_iterations: int = 0
+    notice_slow_s: float = 4 * 3600.0
+    respond_s: float = 1800.0
+    bisect_round_s: float = 600.0
+    replace_s: float = 2 * 3600.0
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ConfigError(f"unknown recovery policy {self.policy!r} (known: {', '.join(POLICIES)})", field="policy")
+        for name in ("restart_s", "watchdog_s", "reform_s", "spare_s", "checkpoint_write_s", "checkpoint_load_s",
+                     "notice_slow_s", "respond_s", "bisect_round_s", "replace_s"):
+            if not 0 <= getattr(self, name) < 1e9:
+                raise ConfigError(f"expected seconds >= 0, got {getattr(self, name)!r}", field=name)
+        if not isinstance(self.checkfree_iterations, int) or self.checkfree_iterations < 0:
+            raise ConfigError(f"expected an integer >= 0, got {self.checkfree_iterations!r}",
+                              field="checkfree_iterations")
+
+    @property
+    def watchdog_only(self) -> bool:
+        """No detector samples telemetry (``none``, ``manual``): hangs end at the watchdog."""
+        return self.policy in ("none", "manual")
 
 
 POLICIES = {"restart": "isolate the node, restart from the last checkpoint on a spare",
             "replan": "re-plan paths around a faulty link (C4P) and go on; node faults restart",
             "elastic": "go on with one replica fewer until a spare joins",
+            "checkfree": "pipelines: rebuild a failed stage from its neighbours' weights, no rollback",
+            "manual": "no detector: the watchdog or people notice, an engineer bisects, a replacement node",
             "none": "no detector: hangs end at the watchdog timeout, then restart; slowness stays"}

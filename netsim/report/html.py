@@ -12,6 +12,7 @@ from netsim.report.figures import (
     busbw_figure, collective_timeline, grouped_bars, load_distribution, plotly_text, step_ratio, time_figure,
     topology_figure, utilisation_heatmap,
 )
+from netsim.faults.run import PARTS
 from netsim.scenario.summary import busiest_links
 from netsim.sim import Results
 from netsim.topology import Topology
@@ -416,8 +417,7 @@ def write_faults_report(path: str | Path, title: str, runs: pl.DataFrame | None,
         rate = campaign.false_alarms / campaign.checks if campaign.checks else 0.0
         parts.append(f"<table>{head}{body}</table><p>false alarms: {campaign.false_alarms} in {campaign.checks} "
                      f"checks ({rate:.2g} per check)</p>")
-        shares = [p for p in ("detection", "restart", "lost_work", "slowed")
-                  if p + "_share" in campaign.downtime.columns]
+        shares = [p for p in PARTS if p + "_share" in campaign.downtime.columns]
         head = "<tr><th></th><th>runs</th><th>wall-clock</th><th>lost to errors</th>" + "".join(
             f"<th>{html.escape(p.replace('_', ' '))}</th>" for p in shares) + "</tr>"
         body = "".join(

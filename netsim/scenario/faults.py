@@ -192,7 +192,7 @@ def fault_table(results: dict[str, RunResult]) -> pl.DataFrame:
     for mode, result in results.items():
         for r in result.faults:
             f = r.fault
-            rows.append({"mode": mode, "kind": f.kind, "target": f.link or f"rank {f.rank}", "at_s": f.at,
+            rows.append({"mode": mode, "kind": f.kind, "target": f.target, "at_s": f.at,
                          "struck_s": r.struck, "detected_s": r.detected, "class": r.cls,
                          "culprit": None if r.culprit is None else " ".join(str(x) for x in r.culprit),
                          "correct": r.correct, "recovered_s": r.recovered})
