@@ -12,8 +12,7 @@ from netsim.cli.commands import HELP
 from netsim.cli.progress import Stages, print_json
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
-from netsim.faults.run import PARTS
-from netsim.faults.spec import FAULT_KINDS, POLICIES
+from netsim.faults.spec import FAULT_KINDS, PARTS, POLICIES
 from netsim.units import format_time
 
 OUTPUTS = {"faults.parquet", "runs.parquet", "report.html"}

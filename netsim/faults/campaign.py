@@ -21,8 +21,8 @@ import polars as pl
 
 from netsim.errors import ConfigError
 from netsim.faults.iteration import IterationCache, State
-from netsim.faults.run import PARTS, cable_names, run_job
-from netsim.faults.spec import EXPECTED_CLASS, FAULT_KINDS, DetectorConfig, Fault, JobSpec, RecoveryConfig
+from netsim.faults.run import cable_names, run_job
+from netsim.faults.spec import EXPECTED_CLASS, PARTS, FAULT_KINDS, DetectorConfig, Fault, JobSpec, RecoveryConfig
 from netsim.topology import Topology
 
 DEFAULT_CLASSES = ("link_degraded", "nic_degraded", "gpu_slow", "rank_hang_compute", "rank_hang_comm", "link_down")

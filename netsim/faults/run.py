@@ -27,11 +27,10 @@ import simpy
 from netsim.errors import ConfigError, TopologyError
 from netsim.faults.detector import Detection, Detector, Sample, Stall
 from netsim.faults.iteration import IterationCache, State, job_gpus
-from netsim.faults.spec import CUT_KINDS, EXPECTED_CLASS, HANGS, DetectorConfig, Fault, JobSpec, RecoveryConfig
+from netsim.faults.spec import CUT_KINDS, PARTS, EXPECTED_CLASS, HANGS, DetectorConfig, Fault, JobSpec, RecoveryConfig
 from netsim.topology import Topology
 
 
-PARTS = ("detection", "diagnosis", "restart", "lost_work", "slowed", "checkpoint")  # they add up to the overhead
 QUIET_WINDOWS = 2  # an unchanged state is sampled for this many detector windows, then no more (see `quiet`)
 
 

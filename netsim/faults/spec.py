@@ -30,6 +30,8 @@ FAULT_KINDS = {
     "switch_down": "a switch (`node`) stops: all its cables go down at once",
 }
 HANGS = ("rank_hang_compute", "rank_hang_comm")
+# what a run's time lost to faults is made of (they add up to its wall-clock less the fault-free run's)
+PARTS = ("detection", "diagnosis", "restart", "lost_work", "slowed", "checkpoint")
 CLASSES = ("comm_hang", "noncomm_hang", "comm_slow", "noncomm_slow")
 # the detector class each fault kind should be found as (a cable down with no alternative path is a
 # communication hang of the ranks behind it, and is judged as one)

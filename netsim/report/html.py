@@ -8,11 +8,11 @@ from pathlib import Path
 import plotly.graph_objects as go
 import polars as pl
 
+from netsim.faults.spec import PARTS
 from netsim.report.figures import (
     busbw_figure, collective_timeline, grouped_bars, load_distribution, plotly_text, step_ratio, time_figure,
     topology_figure, utilisation_heatmap,
 )
-from netsim.faults.run import PARTS
 from netsim.scenario.summary import busiest_links
 from netsim.sim import Results
 from netsim.topology import Topology
