@@ -158,6 +158,7 @@ class JobRun:
         self.active: list[FaultRecord] = []
         self.flaps_down: set[int] = set()
         self.wake = self.env.event()
+        self.finished = self.env.event()
         self.change = self.env.event()  # anything changed (state, hang, pause, end): the detector looks again
         self.in_state = 0  # detector samples since the last change
         rec = self.recovery
@@ -177,7 +178,11 @@ class JobRun:
         for r in self.records:
             env.process(self.injector(r))
         env.process(self.detector_process())
-        env.run()
+        try:
+            env.run(until=self.finished)  # faults drawn past the job's end never strike
+        except RuntimeError as exc:  # nothing left to happen and the job has not finished: a hang for ever
+            if self.finished.triggered or "No scheduled events left" not in str(exc):
+                raise
         if self.wall_end is None:
             raise ConfigError("the job never finishes: a hang that nothing recovers (give recovery a watchdog, "
                               "or a policy other than none)", field="faults")
@@ -260,6 +265,7 @@ class JobRun:
                 yield from self.checkpoint()
         self.wall_end = self.env.now
         self.poke()
+        self.finished.succeed()
 
     def checkpoint(self):
         """Write a checkpoint of the progress so far (the job stops `checkpoint_write_s` for it)."""
