@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from netsim.cli import main  # noqa: E402
-from netsim.collectives import ring_all_reduce_time  # noqa: E402
+from netsim.collectives import ring_all_gather_time, ring_all_reduce_time, ring_reduce_scatter_time  # noqa: E402
 from netsim.traces.recording import program_from_recording  # noqa: E402
 from netsim.training.launch import failure_report, run_ranks  # noqa: E402
 from tests.training.test_backend import BW, LAT, simulate  # noqa: E402
@@ -24,7 +24,15 @@ RUNS = {  # example: (ranks, its arguments)
     "pipeline": (2, ["--steps", "2", "--microbatches", "3", "--width", "64"]),
     "moe": (4, ["--steps", "2", "--tokens", "8", "--width", "32"]),
     "tensor_parallel": (4, ["--steps", "2", "--width", "32"]),
+    "fsdp": (4, ["--steps", "2", "--width", "32"]),
 }
+FSDP_LAYERS = [(32, 32), (32, 32), (32, 8)]  # fsdp.py's Linear layers at --width 32: (inputs, outputs)
+
+
+def fsdp_layer_bytes() -> list[int]:
+    """Each FSDP unit's whole parameters (weight and bias): what one gather outputs and one reduce-scatter
+    takes in, in netsim's convention."""
+    return [(i * o + o) * F32 for i, o in FSDP_LAYERS]
 
 
 def run(tmp: Path, name: str, route: bool) -> tuple[list[dict], Path]:
@@ -74,6 +82,16 @@ def test_the_recording_holds_what_the_script_issued(example):
             assert calls(program, rank, "recv" if rank == 0 else "send") == [8 * 64 * F32] * (steps * 3)
         elif name == "moe":  # dispatch, combine, gradients back: the rank's whole send buffer each
             assert calls(program, rank, "collective", "all_to_all") == [nproc * 8 * 32 * F32] * (3 * steps)
+        elif name == "fsdp":  # per step and layer: gathered for the forward and again for the backward, its
+            layers = fsdp_layer_bytes()  # gradients reduce-scattered, all on the world's group; the forward's
+            got = [(n.op, n.nbytes) for n in program.nodes[rank] if n.kind == "collective"]  # gathers in order
+            assert sorted(got) == sorted([("all_gather", b) for b in layers] * 2 * steps
+                                         + [("reduce_scatter", b) for b in layers] * steps)
+            assert [b for _, b in got[:len(layers)]] == layers
+            assert {program.groups[n.group] for n in program.nodes[rank] if n.kind == "collective"} == {
+                tuple(range(nproc))}
+            rows = [o for _, o in FSDP_LAYERS for _ in ("weight", "bias")]  # each rank keeps 1/nproc of the rows
+            assert [t.shape[0] * nproc for t in mine[rank].values()] == rows
         else:  # per step the output's all-reduce in the pair, and both shards' gradients across the pairs
             groups = {n.group: program.groups[n.group] for n in program.nodes[rank] if n.kind == "collective"}
             pair = next(g for g, ranks in groups.items() if ranks == (rank - rank % 2, rank - rank % 2 + 1))
@@ -86,10 +104,13 @@ def test_the_simulated_time_is_the_closed_form(example):
     """Compute left out, each rank's calls follow one another on a full mesh (no two transfers share a
     link): the iteration is the sum of their closed forms."""
     name, _, _, program = example
-    if name not in ("moe", "tensor_parallel"):
+    if name not in ("moe", "tensor_parallel", "fsdp"):
         pytest.skip("DDP overlaps its buckets with the backward, a pipeline its stages: no plain sum")
     steps = 2
-    if name == "moe":
+    if name == "fsdp":  # FSDP2 on the CPU waits for each gather and reduce-scatter as soon as it is issued
+        expected = steps * sum(2 * ring_all_gather_time(4, b, LAT, BW) + ring_reduce_scatter_time(4, b, LAT, BW)
+                               for b in fsdp_layer_bytes())
+    elif name == "moe":
         expected = 3 * steps * (LAT + 8 * 32 * F32 / BW)  # a block to each peer at once, each on its own link
     else:
         expected = steps * (ring_all_reduce_time(2, 16 * 32 * F32, LAT, BW)
