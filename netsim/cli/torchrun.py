@@ -8,6 +8,13 @@ groups on the ``netsim`` backend (gloo's maths, every call recorded: `netsim.tra
 recorded program is replayed on the topology as `netsim replay` does (same flags, same outputs). A script
 that fails shows its own output once per failed rank, each line prefixed with the rank, and netsim exits 1
 with nothing written.
+
+Recorded compute is this machine's CPU time. ``--scale-compute X`` multiplies it; ``--device-tflops F`` (one
+or the other) says which device to predict instead: before the ranks start, the parent times float32 matmuls
+(`netsim.training.flop_rate`) and every compute gap is multiplied by that rate over F·1e12 — the gap's FLOPs
+as the CPU did them, done at F TFLOP/s. The rate is one process's with torch's threads, so where the ranks
+computed at once on fewer cores than they used, their gaps, and the prediction, are longer than a device's
+would be. The measured rate and the factor are in the JSON summary's meta and in the output's meta.json.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ def add_parser(sub) -> None:
                    help=f"local ranks to run the script on (processes on this machine, at most {MAX_LOCAL_RANKS})")
     p.add_argument("--timeout", type=flags.number(1, 1e6), default=600.0,
                    help="seconds the script may run (default 600)")
-    add_replay_arguments(p, "simulate the recorded program")
+    add_replay_arguments(p, "simulate the recorded program", device_tflops=True)
     p.add_argument("script", help="the torch.distributed script (run as __main__, as torchrun does)")
     p.add_argument("script_args", nargs=argparse.REMAINDER, help="the script's own arguments")
 
@@ -52,6 +59,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
         raise ConfigError(f"{world} ranks, but {topo.name} has {len(topo.gpus)} GPUs", field="--nproc")
     from netsim.training.launch import failure_report, run_ranks
 
+    meta = compute_scale(args)
     with tempfile.TemporaryDirectory(prefix="netsim-torchrun-") as tmp:
         logs, record = Path(tmp) / "logs", Path(tmp) / "recording"
         logs.mkdir()
@@ -70,4 +78,19 @@ def command(args: argparse.Namespace, console: Console) -> int:
             for line in lines[-20:]:  # the script's own output (rank 0's last lines)
                 console.print(f"[rank 0] {line}", highlight=False, markup=False)
         trace = program_from_recording(record)
-    return simulate("torchrun", replace(trace, source=str(script)), topo, args, console, out)
+    return simulate("torchrun", replace(trace, source=str(script)), topo, args, console, out, meta)
+
+
+def compute_scale(args: argparse.Namespace) -> dict:
+    """With --device-tflops: this CPU's rate measured, `args.scale_compute` set to the factor it gives, and
+    both returned for the outputs' meta (nothing otherwise)."""
+    if args.device_tflops is None:
+        return {}
+    from netsim.training.flop_rate import cpu_flops, device_scale
+
+    rate = cpu_flops()
+    args.scale_compute = device_scale(rate, args.device_tflops)
+    if not args.json:
+        notice(f"this CPU does {rate / 1e9:.1f} GFLOP/s (float32 matmul): recorded compute x {args.scale_compute:.3g} "
+               f"for a {args.device_tflops:g} TFLOP/s device")
+    return {"cpu_flops": rate, "device_tflops": args.device_tflops, "scale_compute": args.scale_compute}

@@ -132,6 +132,32 @@ def test_torchrun_end_to_end(tmp_path, capsys):
     assert {"timeline.parquet", "collectives.parquet", "report.html", "trace.parquet"} <= written
 
 
+def test_device_tflops_scales_every_compute_gap_by_the_cpus_rate_over_the_devices(tmp_path, capsys, monkeypatch):
+    """--device-tflops F: the factor is the measured CPU rate over F·1e12 (both in the meta), and every
+    recorded compute node lasts its recorded time times that factor on the simulated timeline."""
+    import polars as pl
+
+    from netsim.traces import recording
+
+    recorded = []
+    monkeypatch.setattr(recording, "program_from_recording",
+                        lambda path, real=recording.program_from_recording: recorded.append(real(path)) or recorded[-1])
+    out = tmp_path / "out"
+    assert main(["torchrun", "--nproc", "2", "--topology", "fattree1024", "--device-tflops", "0.5", "--json", "-o",
+                 str(out), str(EXAMPLES / "ddp.py"), "--steps", "2", "--width", "64"]) == 0
+    meta = json.loads(capsys.readouterr().out)["meta"]
+    written = json.loads((out / "meta.json").read_text())
+    factor = meta["cpu_flops"] / 0.5e12
+    assert meta["scale_compute"] == written["scale_compute"] == factor and written["device_tflops"] == 0.5
+    assert 1e8 < meta["cpu_flops"] < 1e13  # a CPU's float32 rate: 0.1 GFLOP/s to 10 TFLOP/s
+    gaps = {(n.rank, n.id): n.duration for r in recorded[0].ranks for n in recorded[0].nodes[r] if n.kind == "compute"}
+    timeline = pl.read_parquet(out / "timeline.parquet").filter(pl.col("kind") == "compute")
+    assert len(timeline) == len(gaps) and sum(gaps.values()) > 0
+    for row in timeline.iter_rows(named=True):
+        assert row["end_s"] - row["start_s"] == pytest.approx(gaps[row["rank"], row["node"]] * factor, rel=1e-9,
+                                                              abs=1e-15)
+
+
 def test_a_failing_script_shows_its_traceback_once_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["torchrun", "--nproc", "2", "--topology", "fattree1024", "-o", str(out),
@@ -149,7 +175,13 @@ def test_a_gpu_backend_is_refused_naming_it(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("argv,field", [(["--nproc", "0"], "--nproc"), (["--nproc", "2", "--rescale", "5000"], "--nproc"),
-                                        (["--nproc", "2", "--routing", "nope"], "--routing")])
+                                        (["--nproc", "2", "--routing", "nope"], "--routing"),
+                                        (["--nproc", "2", "--device-tflops", "0"], "--device-tflops"),
+                                        (["--nproc", "2", "--device-tflops", "-3"], "--device-tflops"),
+                                        (["--nproc", "2", "--device-tflops", "fast"], "--device-tflops"),
+                                        (["--nproc", "2", "--device-tflops", "nan"], "--device-tflops"),
+                                        (["--nproc", "2", "--device-tflops", "100", "--scale-compute", "0.5"],
+                                         "--scale-compute")])
 def test_bad_flags_are_one_line_errors(tmp_path, capsys, argv, field):
     code = main(["torchrun", *argv, "--topology", "fattree1024", str(EXAMPLES / "ddp.py")])
     err = capsys.readouterr().err
