@@ -158,6 +158,15 @@ def test_device_tflops_scales_every_compute_gap_by_the_cpus_rate_over_the_device
                                                               abs=1e-15)
 
 
+def test_torchrun_symmetric_records_a_world_of_128_from_one_rank(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["torchrun", "--nproc", "128", "--symmetric", "--topology", "fattree1024", "--json", "-o", str(out),
+                 str(EXAMPLES / "ddp.py"), "--steps", "1", "--width", "64"]) == 0
+    meta = json.loads(capsys.readouterr().out)["meta"]
+    assert meta["ranks"] == 128 and meta["symmetric"] is True
+    assert json.loads((out / "meta.json").read_text())["symmetric"] is True
+
+
 def test_a_failing_script_shows_its_traceback_once_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["torchrun", "--nproc", "2", "--topology", "fattree1024", "-o", str(out),
@@ -181,7 +190,8 @@ def test_a_gpu_backend_is_refused_naming_it(tmp_path, capsys, monkeypatch):
                                         (["--nproc", "2", "--device-tflops", "fast"], "--device-tflops"),
                                         (["--nproc", "2", "--device-tflops", "nan"], "--device-tflops"),
                                         (["--nproc", "2", "--device-tflops", "100", "--scale-compute", "0.5"],
-                                         "--scale-compute")])
+                                         "--scale-compute"),
+                                        (["--nproc", "65"], "--nproc")])
 def test_bad_flags_are_one_line_errors(tmp_path, capsys, argv, field):
     code = main(["torchrun", *argv, "--topology", "fattree1024", str(EXAMPLES / "ddp.py")])
     err = capsys.readouterr().err
@@ -191,3 +201,62 @@ def test_bad_flags_are_one_line_errors(tmp_path, capsys, argv, field):
 def test_a_missing_script_is_a_one_line_error(tmp_path, capsys):
     assert main(["torchrun", "--nproc", "2", "--topology", "fattree1024", str(tmp_path / "nope.py")]) == 2
     assert "no such script" in capsys.readouterr().err
+
+
+def symmetric_run(tmp: Path, script: Path, world: int, argv: list[str]) -> tuple[dict[int, int], Path, Path]:
+    """`script` on rank 0 alone in a world of `world` (`netsim.training.symmetric`): exit codes, logs, recording."""
+    logs, record = tmp / "logs", tmp / "record"
+    for d in (logs, record):
+        d.mkdir(parents=True)
+    codes = run_ranks(script, argv, world, logs=logs, record=record, timeout=120, symmetric=True,
+                      env={"OUT": str(logs)})
+    return codes, logs, record
+
+
+def test_symmetric_collectives_leave_what_n_equal_ranks_would(tmp_path):
+    """Each rank holding the same x: a sum is n·x, an average or maximum x, a gather n copies, a
+    reduce-scatter n times rank 0's block, an all-to-all n copies of rank 0's block, a broadcast x; a send is
+    refused in one line naming it."""
+    n = 8
+    codes, logs, _ = symmetric_run(tmp_path, SCRIPTS / "symmetric.py", n, [])
+    assert codes == {0: 1}
+    assert "BackendError: send cannot be recorded in symmetric mode" in (logs / "rank-0.log").read_text()
+    got = torch.load(logs / "rank-0.pt")
+    x = got["x"]
+    assert torch.equal(got["all_reduce_sum"], x * n)
+    assert torch.equal(got["all_reduce_avg"], x) and torch.equal(got["all_reduce_max"], x)
+    assert torch.equal(got["all_gather_into_tensor"], x.repeat(n)) and torch.equal(got["all_gather"], x.repeat(n, 1))
+    assert torch.equal(got["reduce_scatter_tensor"], x[:4] * n)
+    assert torch.equal(got["all_to_all_single"], x[:4].repeat(n))
+    assert torch.equal(got["broadcast"], x)
+
+
+@pytest.mark.parametrize("example", ["ddp"], indirect=True)
+def test_symmetric_ddp_records_a_real_runs_calls_on_every_rank(example, tmp_path):
+    """DDP recorded from one rank for 2 ranks: every rank's calls (op, bytes, group) are the real 2-rank run's,
+    and with compute left out the simulated time is the real run's; for 16 ranks (more than this machine
+    has cores), each of the 16 makes the same calls (op, bytes) on the world's group."""
+    _, _, _, real = example
+    nproc, argv = RUNS["ddp"]
+
+    def comms(program, rank):
+        return [(n.kind, n.op, n.nbytes, len(program.groups[n.group])) for n in program.nodes[rank]
+                if n.kind != "compute"]
+
+    codes, logs, record = symmetric_run(tmp_path / "2", EXAMPLES / "ddp.py", nproc, argv)
+    assert codes == {0: 0}, failure_report(codes, logs)
+    mine = program_from_recording(record)
+    assert mine.ranks == real.ranks
+    for rank in real.ranks:
+        assert comms(mine, rank) == comms(real, rank) and len(comms(real, rank)) > 2
+    assert simulate(mine, scale_compute=0.0).time_s == pytest.approx(simulate(real, scale_compute=0.0).time_s,
+                                                                     rel=1e-12)
+    codes, logs, record = symmetric_run(tmp_path / "16", EXAMPLES / "ddp.py", 16, argv)
+    assert codes == {0: 0}, failure_report(codes, logs)
+    big = program_from_recording(record)
+    assert list(big.ranks) == list(range(16))
+    # (DDP's check of the parameters' shapes gathers a few bytes from each rank: 16 ranks' worth here)
+    expected = [(k, op, b * 16 // nproc if op == "all_gather" else b) for k, op, b, _ in comms(real, 0)]
+    for rank in big.ranks:
+        assert [c[:3] for c in comms(big, rank)] == expected
+        assert {len(big.groups[n.group]) for n in big.nodes[rank] if n.kind == "collective"} == {16}
