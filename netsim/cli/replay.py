@@ -25,14 +25,22 @@ def add_parser(sub) -> None:
     add_replay_arguments(p, "replay")
 
 
-def add_replay_arguments(p: argparse.ArgumentParser, command: str) -> None:
-    """The flags of replaying a program on a fabric (`replay`, `torchrun`)."""
+def add_replay_arguments(p: argparse.ArgumentParser, command: str, *, device_tflops: bool = False) -> None:
+    """The flags of replaying a program on a fabric (`replay`, `torchrun`); with `device_tflops`, the
+    recorded compute's scale may be given as a device's rate instead (``--device-tflops``, which only a
+    command that measures this CPU can offer)."""
     p.add_argument("--topology", required=True, help=f"topology YAML file to {command} on")
     p.add_argument("--routing", default="ecmp", help="routing policy (default ecmp; listed below)")
     p.add_argument("--placement", choices=("contiguous", "random"), default="contiguous",
                    help="ranks on GPUs: the topology's first N, or a seeded random sample")
-    p.add_argument("--scale-compute", type=flags.number(0, 1e9), default=1.0,
-                   help="multiply recorded compute times (e.g. 0.5: a GPU twice as fast)")
+    compute = p.add_mutually_exclusive_group() if device_tflops else p
+    compute.add_argument("--scale-compute", type=flags.number(0, 1e9), default=1.0,
+                         help="multiply recorded compute times (e.g. 0.5: a GPU twice as fast)")
+    if device_tflops:
+        compute.add_argument("--device-tflops", metavar="F", type=flags.number(0, 1e9, lo_open=True),
+                             help="the recorded compute (CPU seconds) as on a device of F TFLOP/s: each gap times "
+                                  "this CPU's measured float32 matmul rate over F·1e12 (the rate is in the "
+                                  "outputs' meta)")
     p.add_argument("--rescale", metavar="M", type=flags.integer(1, 131_072),
                    help="rescale a data-parallel trace to M ranks")
     p.add_argument("--ranks", dest="rescale", type=flags.integer(1, 131_072), action=flags.renamed("--rescale"),
@@ -72,25 +80,26 @@ def prepare(command: str, args: argparse.Namespace):
 
 
 def simulate(command: str, trace, topo, args: argparse.Namespace, console: Console,
-             out: OutputDirectory | None) -> int:
-    """The program rescaled (--rescale), replayed on the topology, shown, and written to `out`."""
+             out: OutputDirectory | None, meta: dict | None = None) -> int:
+    """The program rescaled (--rescale), replayed on the topology, shown, and written to `out`; `meta`, the
+    command's own facts, goes into the JSON summary's meta and the output's meta.json."""
     from netsim.traces.replay import replay, rescale
 
     if args.rescale is not None:
         trace = rescale(trace, args.rescale, gpus=len(topo.gpus), max_nodes=args.max_transfers).validate()
     result = replay(trace, topo, routing=args.routing, placement=args.placement, scale_compute=args.scale_compute,
                     algo=args.algo, seed=args.seed, sends=args.sends, max_transfers=args.max_transfers)
-    show(command, trace, topo, result, args, console)
+    show(command, trace, topo, result, args, console, meta or {})
     if out is not None:
-        write(out, command, trace, topo, result, args)
+        write(out, command, trace, topo, result, args, meta or {})
     return 0
 
 
-def show(command: str, trace, topo, result, args: argparse.Namespace, console: Console) -> None:
+def show(command: str, trace, topo, result, args: argparse.Namespace, console: Console, meta: dict) -> None:
     """A replayed program's summary and longest calls (or, with --json, its calls as JSON rows)."""
     if args.json:
         print_json(command, result.collectives.to_dicts(), trace=trace.source, format=trace.format,
-                   topology=topo.name, **result.summary())
+                   topology=topo.name, **meta, **result.summary())
     else:
         console.print(f"{trace.source} ({trace.format}, {result.ranks} ranks) on {topo.name}, {args.routing} routing, "
                       f"{args.placement} placement")
@@ -112,8 +121,10 @@ def show(command: str, trace, topo, result, args: argparse.Namespace, console: C
             console.print(t)
 
 
-def write(out: OutputDirectory, command: str, trace, topo, result, args: argparse.Namespace) -> None:
-    """A replayed program's outputs (OUTPUTS) into `out`, all or nothing."""
+def write(out: OutputDirectory, command: str, trace, topo, result, args: argparse.Namespace, meta: dict) -> None:
+    """A replayed program's outputs (OUTPUTS; meta.json with `meta` where given) into `out`, all or nothing."""
+    import json
+
     from netsim.program.timeline import write_timeline
     from netsim.report import write_replay_report
     from netsim.traces import chakra, own
@@ -129,5 +140,7 @@ def write(out: OutputDirectory, command: str, trace, topo, result, args: argpars
         write_replay_report(tmp / "report.html", result, f"netsim {command} — {trace.source}",
                             f"{trace.format} trace, {result.ranks} ranks on {topo.name} ({args.routing} routing, "
                             f"{args.placement} placement, compute x {args.scale_compute:g}).")
+        if meta:  # (the output directory adds its provenance to it)
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     if not args.json:
         notice(f"results written to {out.shown} (open report.html)")

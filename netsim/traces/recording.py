@@ -18,6 +18,9 @@ the rank made them:
 - a setup: ``{"setup": group, "t0", "t1"}`` — creating a process group (its members connecting): neither
   compute nor communication netsim simulates.
 
+A symmetric recording (``"symmetric": true``: one rank ran in a world of N, `netsim.training.symmetric`) is
+one file, read as the same recording on each of the N ranks.
+
 `program_from_recording` turns them into one `Program` (see `_rank_nodes` for the graph): the time a rank
 spent between leaving the backend and entering it again is a compute node, in the rank's order; a call is
 issued after the compute before it, and the rank's later compute depends on it only from the wait that
@@ -89,6 +92,8 @@ def read_ranks(path: str | Path) -> dict[int, dict]:
         if str(rank) != FILE.match(f.name).group(1):
             raise TraceError(f"holds rank {rank}", source=str(f), field="rank")
         ranks[rank] = data
+    if len(ranks) == 1 and next(iter(ranks.values())).get("symmetric"):
+        ranks = _replicated(ranks.popitem()[1])
     runs = {d.get("run") for d in ranks.values()}
     if len(runs) != 1:
         raise TraceError(f"holds the recordings of {len(runs)} different runs (a directory holds one run's)",
@@ -101,6 +106,12 @@ def read_ranks(path: str | Path) -> dict[int, dict]:
         raise TraceError(f"no recording of ranks {missing[:8]}{' ...' if len(missing) > 8 else ''} (did they fail "
                          "or not finish?)", source=str(path))
     return ranks
+
+
+def _replicated(data: dict) -> dict[int, dict]:
+    """A symmetric recording (one rank recorded for all, `netsim.training.symmetric`) as every rank's: the same
+    calls, groups and times on each (its only group is the world's, and it has no messages)."""
+    return {r: {**data, "rank": r} for r in range(data["world_size"])}
 
 
 def read(path: str | Path) -> Trace:

@@ -10,7 +10,8 @@ backend, when the work finished (where a wait saw it), the script line — and e
 reduced while the backward went on (a callback queued on the autograd engine marks where that wait
 began and ended). With ``NETSIM_RECORD_DIR`` set, each rank writes its recording there when the default
 group is destroyed (or, without that, when the process exits, unless an exception ended it);
-`netsim.traces.recording.program_from_recording` merges them into a `Program`.
+`netsim.traces.recording.program_from_recording` merges them into a `Program`. With ``NETSIM_SYMMETRIC`` set,
+one process records a world of N: its default group is `netsim.training.symmetric.SymmetricGroup`, not gloo.
 
 Why a `ProcessGroup` subclass: torch 2.13 lets Python override a `ProcessGroup`'s collectives (pybind
 trampolines, `PyProcessGroup`) but not a `Backend`'s, and `_new_process_group_helper` uses a creator's
@@ -113,6 +114,7 @@ class Recording:
         self._backward: list[int] = []  # calls issued in the running backward pass
         self._queued = False
         self.closed = False
+        self.symmetric = False  # one rank recorded for all (`netsim.training.symmetric`)
 
     def call(self, t0: float, **fields) -> dict:
         ev = {"call": self._next, "t0": t0, "t1": t0, "done": None, **fields}
@@ -146,7 +148,7 @@ class Recording:
     def data(self) -> dict:
         return {"rank": self.rank, "world_size": self.world_size, "run": self.run, "origin": self.origin,
                 "end": self.end if self.end is not None else _clock(), "default": self.default,
-                "groups": self.groups, "events": self.events}
+                "groups": self.groups, "events": self.events, **({"symmetric": True} if self.symmetric else {})}
 
     def finish(self) -> None:
         """Close the record (now) and write it where ``NETSIM_RECORD_DIR`` says; once (later calls do
@@ -422,16 +424,26 @@ def _create(opts, pg_options) -> NetsimProcessGroup:
     if not default and _recording is None:
         raise BackendError("a netsim process group needs the default group to be netsim too "
                            "(dist.init_process_group('netsim'))")
-    store = PrefixStore("gloo/", opts.store)
-    gloo = ProcessGroupGloo(store, group_rank, size, opts.timeout)
-    inner = _ProcessGroup(store, group_rank, size)
-    inner._set_default_backend(_ProcessGroup.BackendType.GLOO)
-    inner._register_backend(torch.device("cpu"), _ProcessGroup.BackendType.GLOO, gloo)
+    from netsim.training import symmetric
+    from netsim.training.launch import SYMMETRIC
+
+    if os.environ.get(SYMMETRIC):  # one rank stands for all: no peers, collectives complete locally
+        if not default:
+            raise BackendError(f"a subgroup ({len(ranks)} of the ranks) cannot be recorded in symmetric mode (its "
+                               "members differ from rank to rank); run the script on real ranks")
+        inner = symmetric.SymmetricGroup(group_rank, size)
+    else:
+        store = PrefixStore("gloo/", opts.store)
+        gloo = ProcessGroupGloo(store, group_rank, size, opts.timeout)
+        inner = _ProcessGroup(store, group_rank, size)
+        inner._set_default_backend(_ProcessGroup.BackendType.GLOO)
+        inner._register_backend(torch.device("cpu"), _ProcessGroup.BackendType.GLOO, gloo)
     if default:  # one run's ranks share an id, so a directory never mixes runs unnoticed
         if group_rank == 0:
             opts.store.set("netsim/run", uuid.uuid4().hex)
         _recording = Recording(ranks[group_rank], size, opts.store.get("netsim/run").decode())
         _recording.default = name
+        _recording.symmetric = bool(os.environ.get(SYMMETRIC))
     else:
         _recording.events.append({"setup": name, "t0": t0, "t1": _clock()})
     _recording.groups[name] = ranks

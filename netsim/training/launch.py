@@ -5,7 +5,9 @@ it), with its output in a log file of its own.
 
 With `route` the ranks' CPU process groups go to the ``netsim`` backend (`netsim.training.backend`): a
 script's ``init_process_group("gloo")`` (or no backend named) and ``new_group(backend="gloo")`` get the
-recording backend, whose maths is gloo's; any other backend name is refused in one line naming it.
+recording backend, whose maths is gloo's; any other backend name is refused in one line naming it. With
+`symmetric`, one rank runs in a world of N, its default group on a store of its own and its collectives
+completed locally (`netsim.training.symmetric`).
 
     >>> codes = run_ranks("train.py", ["--steps", "3"], 4, logs=Path("logs"), record=Path("rec"))
     >>> codes
@@ -30,6 +32,7 @@ from netsim.errors import NetsimError
 # imported by each rank when it writes.
 PRELOAD = ["torch", "torch.distributed", "torch.nn.parallel", "torch._dynamo",
            "torch.distributed._functional_collectives", "netsim.training.backend"]
+SYMMETRIC = "NETSIM_SYMMETRIC"  # set in the one rank of a symmetric run (netsim.training.symmetric)
 CPU_BACKENDS = ("gloo", "cpu:gloo", "netsim", "cpu:netsim")  # names a script may give (or none)
 _context = None
 
@@ -66,6 +69,11 @@ def route_to_netsim() -> None:
     init, new_group = c10d.init_process_group, c10d.new_group
 
     def init_process_group(backend=None, *args, **kwargs):
+        if os.environ.get(SYMMETRIC):  # one rank, no peers to meet: a store of its own, the world env's
+            for key in ("init_method", "store", "rank", "world_size"):
+                kwargs.pop(key, None)
+            return init(_routed(backend), *args, store=dist.HashStore(), rank=int(os.environ["RANK"]),
+                        world_size=int(os.environ["WORLD_SIZE"]), **kwargs)
         return init(_routed(backend), *args, **kwargs)
 
     def new_group_routed(ranks=None, timeout=None, backend=None, *args, **kwargs):
@@ -107,22 +115,27 @@ def _rank(script: str, argv: list[str], env: dict, log: str, route: bool) -> Non
 
 
 def run_ranks(script: str | Path, argv: list[str], nproc: int, *, logs: Path, record: Path | None = None,
-              env: dict | None = None, timeout: float | None = None, route: bool = True) -> dict[int, int]:
+              env: dict | None = None, timeout: float | None = None, route: bool = True,
+              symmetric: bool = False) -> dict[int, int]:
     """Run `script` with `argv` on `nproc` local ranks; each rank's output goes to ``logs/rank-<r>.log``
     (`logs` must exist), its recording to `record` (``NETSIM_RECORD_DIR``) if given. Returns each rank's
     exit status (a rank still running after `timeout` seconds is killed: -9). When one rank fails, the
-    others are given a few seconds (they may wait for it in a collective) before they are killed."""
+    others are given a few seconds (they may wait for it in a collective) before they are killed. With
+    `symmetric`, rank 0 alone runs, in a world of `nproc` (`netsim.training.symmetric`; routed to netsim)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     procs = []
     try:
-        for rank in range(nproc):
+        for rank in range(1 if symmetric else nproc):
             rank_env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(nproc),
                         "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(nproc), **(env or {})}
             rank_env.pop("NETSIM_RECORD_DIR", None)
+            rank_env.pop(SYMMETRIC, None)
             if record is not None:
                 rank_env["NETSIM_RECORD_DIR"] = str(record)
+            if symmetric:
+                rank_env[SYMMETRIC], route = "1", True
             p = _server().Process(target=_rank, args=(str(script), list(argv), rank_env, str(logs / f"rank-{rank}.log"),
                                                       route))
             p.start()
