@@ -14,8 +14,8 @@ quotes it: 512 GPUs, ~30% below ideal under ECMP). Chosen here: a two-tier rail-
 paper's is three-tier, with two bonded 200G ports per NIC, which netsim does not model) of 256 GPUs:
 4 pods of 8 servers, a leaf per pod and rail (32 leaves), 8 spines, 1 us per leaf-spine hop; 4 jobs of
 8 servers (64 GPUs, TP = 8 x DP = 8) each, servers drawn at random, ranks in server order (`sorted`:
-ring neighbours often share a pod, about half the spine capacity in use) or in random order
-(`shuffled`: nearly every ring hop crosses the spines, which are then fully loaded); seeds 0 and 1
+ring neighbours often share a pod; 3-4 of each leaf's 8 connections cross the spines) or in random order
+(`shuffled`: 5-7 of 8 do); seeds 0 and 1
 (placement and ECMP hash); bf16 gradients of the 22B model under TP = 8 (5.5 GB per GPU) all-reduced
 once per step by a ring per rail over the job's servers, not overlapped with compute; compute per step
 set so that communication is 100%, 25% or 10% of the ideal iteration; the cable leaf0<->spine0 failed
@@ -89,7 +89,7 @@ def fabric(s: Setup) -> Topology:
 def placement(topo: Topology, s: Setup, seed: int, order: str) -> list[np.ndarray]:
     """Each job's GPUs, server by server (local index order inside a server): whole servers drawn at random;
     ranks follow server ids (`sorted`: ring neighbours often share a pod) or a random order (`shuffled`:
-    nearly every ring hop crosses the spines)."""
+    most ring hops cross the spines)."""
     host = topo.attrs["host"][topo.gpus]
     rng = np.random.default_rng([seed, 0xC4])
     servers = rng.permutation(s.pods * s.servers_per_leaf)
