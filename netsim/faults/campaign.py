@@ -33,7 +33,7 @@ def fabric_cables(topo: Topology, job: JobSpec, routing: str = "ecmp", seed: int
     """Cables between switches that the job's connections cross (the candidates for link faults)."""
     names = cable_names(topo)
     kinds = topo.node_kind
-    used = {l for links in connection_links(topo, job, routing, seed).values() for l in links}
+    used = {l for links in connection_links(topo, job, routing, seed).values() for l in links}  # links with traffic
     ends = ("gpu", "nic", "nvswitch")  # a cable between two switches of the fabric (leaf, spine, core, ...)
     out = {names[l] for l in used if kinds[int(topo.link_src[l])] not in ends and kinds[int(topo.link_dst[l])] not in ends}
     return sorted(out)

@@ -23,6 +23,7 @@ import polars as pl
 
 from netsim.errors import TopologyError
 from netsim.faults.spec import JobSpec
+from netsim.collectives import Communicator
 from netsim.sim import Simulation
 from netsim.topology import Topology
 from netsim.program import Node, Program, run_program
@@ -172,30 +173,57 @@ class IterationCache:
     routing: str = "ecmp"
     seed: int = 0
     records: dict[State, IterationRecord] = field(default_factory=dict)
+    routes: dict[frozenset[int], dict[tuple[int, int], frozenset[int]]] = field(default_factory=dict)
 
     def __call__(self, state: State) -> IterationRecord:
         if state not in self.records:
             self.records[state] = simulate_iteration(self.topo, self.job, state, routing=self.routing, seed=self.seed)
         return self.records[state]
 
+    def paths(self, down: frozenset[int] = frozenset()) -> dict[tuple[int, int], frozenset[int]]:
+        """`connection_links` as this cache's iterations are routed (its policy and seed), links in `down`
+        left out."""
+        if down not in self.routes:
+            self.routes[down] = connection_links(self.topo, self.job, self.routing, self.seed, down)
+        return self.routes[down]
 
-def connection_links(topo: Topology, job: JobSpec, routing: str = "ecmp", seed: int = 0
-                     ) -> dict[tuple[int, int], frozenset[int]]:
-    """The links each connection (src rank, dst rank) of the job's collectives uses on the healthy fabric
-    (the detector's map from a latency-matrix cell to links)."""
+
+def connection_links(topo: Topology, job: JobSpec, routing: str = "ecmp", seed: int = 0,
+                     down: frozenset[int] = frozenset()) -> dict[tuple[int, int], frozenset[int]]:
+    """The links each connection (src rank, dst rank) of the job's collectives uses, routed as the
+    iteration's simulation routes them (same policy and seed, links in `down` left out): the detector's map
+    from a latency-matrix cell to links. Each collective of the healthy iteration is planned as the program
+    executor plans it (one communicator per group, named after it), and each of its transfers routed with the
+    transfer's own key (the communicator's key, plus the channel where the schedule has several): so a cell
+    holds exactly the connections a collective opens (a ring's neighbours, not every pair of its group), and
+    all the paths its transfers take (one per flow under ECMP or a plan, every equal-cost path under spray)."""
     gpus = job_gpus(topo, job)
+    rank_of = {int(g): r for r, g in enumerate(gpus)}
     sim = Simulation(topo, routing=routing, seed=seed, record_links=False)
-    out = {}
-    for a in range(job.ranks):
-        for b in range(job.ranks):
+    if down:
+        sim.network.fail_links(sorted(down))
+    program = iteration_program(job, State(tuple(range(job.replicas))))
+    calls = {(x.group, x.op, x.nbytes) for nodes in program.nodes.values() for x in nodes
+             if x.kind == "collective" and x.nbytes > 0}
+    out: dict[tuple[int, int], set[int]] = {}
+    for group, op, nbytes in sorted(calls):
+        members = program.groups[group]
+        if len(members) < 2:
+            continue
+        plan = Communicator(sim, [int(gpus[m]) for m in members], name=str(group)).plan(op, nbytes)
+        schedule = plan.schedule
+        node_of = np.asarray(schedule.node_of, dtype=np.int64)
+        flows = set()
+        for step in schedule.steps:
+            for v, w in zip(np.asarray(step.src).tolist(), np.asarray(step.dst).tolist()):
+                channel = () if schedule.channel_of is None else (int(schedule.channel_of[v]),)
+                flows.add((int(node_of[v]), int(node_of[w]), channel))
+        for a, b, channel in sorted(flows):
             if a == b:
                 continue
-            same = a // job.tp == b // job.tp
-            if not same and a % job.tp != b % job.tp:
-                continue  # no collective of the job connects them
-            key = ("", f"tp{a // job.tp}") if same else ("", f"dp{a % job.tp}")
-            out[(a, b)] = frozenset(l for path, _w in sim.router.paths(int(gpus[a]), int(gpus[b]), key) for l in path)
-    return out
+            links = out.setdefault((rank_of[a], rank_of[b]), set())
+            links.update(l for path, w in sim.router.paths(a, b, plan.key + channel) if w > 0 for l in path)
+    return {k: frozenset(v) for k, v in out.items()}
 
 
 __all__ = ["Call", "IterationCache", "IterationRecord", "State", "connection_links", "iteration_program", "job_gpus",
