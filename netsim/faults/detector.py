@@ -68,9 +68,10 @@ class Detector:
     recent: deque = field(default_factory=deque)
     checks: int = 0  # samples judged (for the false-alarm rate)
     medians: dict[str, float] | None = None  # healthy call durations, once learnt
+    places: dict[str, tuple] = field(init=False)  # cable name -> what a fault there is named as
 
     def __post_init__(self) -> None:
-        # what a fault on a cable is named as: the rank whose own cable it is, else the cable
+        # the rank whose own cable it is, else the cable
         self.places = {name: ("link", name) for name in self.cable_of.values()}
         self.places.update({self.cable_of[l]: ("rank", r) for l, r in self.owner.items()})
 
