@@ -62,13 +62,15 @@ def _command(args: argparse.Namespace, console: Console) -> int:
                        false_alarms=result.false_alarms, checks=result.checks, downtime=result.downtime.to_dicts())
         else:
             table = Table(title=f"{cfg.name}: {args.campaign} runs, one random fault each")
-            for col in ("fault", "class", "recall", "class precision", "latency (median)", "overhead with",
-                        "overhead without"):
+            for col in ("fault", "class", "recall", "class precision", "place precision", "place recall",
+                        "latency (median)", "overhead with", "overhead without"):
                 table.add_column(col, justify="left" if col in ("fault", "class") else "right")
             for r in result.classes.iter_rows(named=True):
                 among = f" (+{r['among_candidates']} among candidates)" if r["among_candidates"] else ""
                 table.add_row(r["kind"], r["class"], f"{r['right_class_and_place']}/{r['injected']}{among}",
                               "-" if r["class_precision"] is None else f"{r['class_precision']:.2f}",
+                              "-" if r["place_precision"] is None else f"{r['place_precision']:.2f}",
+                              f"{r['place_recall']:.2f}",
                               "-" if r["latency_median_s"] is None else format_time(r["latency_median_s"]),
                               format_time(r["overhead_with_s"]), format_time(r["overhead_without_s"]))
             console.print(table)

@@ -7,7 +7,11 @@ with the recovery policy and with none (watchdog only). A few fault-free runs wi
 count false alarms. Per fault kind: recall (detections naming the right class and place, over faults
 injected), the precision of the class it should be found as (right detections of that class over all
 detections of that class, whatever was injected), detection latencies, and the downtime with and
-without detection.
+without detection. Localisation, per fault kind: `place_precision` (detections naming exactly the right
+class and place, over detections), `place_recall` (faults whose place a detection of the right class
+named, alone or among candidates, over faults injected), `named_share` (mean over detections of the share
+of the named places that is the faulty one: 1 exact, 1/k among k candidates, 0 wrong) and
+`places_named_mean` (how many places a detection named, on average).
 
 `random_faults` draws faults from per-component MTBFs instead (exponential arrival per component).
 """
@@ -35,7 +39,7 @@ def fabric_cables(topo: Topology, job: JobSpec, routing: str = "ecmp", seed: int
     names = cable_names(topo)
     kinds = topo.node_kind
     cache = cache or IterationCache(topo, job, routing, seed)
-    used = {l for links in cache.links().values() for l in links}
+    used = {l for links in cache.paths().values() for l in links}  # links with traffic
     ends = ("gpu", "nic", "nvswitch")  # a cable between two switches of the fabric (leaf, spine, core, ...)
     out = {names[l] for l in used if kinds[int(topo.link_src[l])] not in ends and kinds[int(topo.link_dst[l])] not in ends}
     return sorted(out)
@@ -71,6 +75,18 @@ def random_faults(topo: Topology, job: JobSpec, rng: np.random.Generator, horizo
                     faults.append(Fault("nic_degraded" if what == "nic" else "gpu_slow", t, rank=target,
                                         factor=float(rng.uniform(0.2, 0.6))))
     return sorted(faults, key=lambda f: f.at)
+
+
+def place_share(culprit: tuple | None, target: str, right_class: bool) -> tuple[float, int]:
+    """What one detection named against the injected fault's place (`target`: a cable, or "rank r"): the
+    share of the named places that is the faulty one (1: exactly it; 1/k: it among k candidates; 0: not
+    named, or the wrong class) and how many places it named (0: none, "unknown")."""
+    if culprit is None or culprit[0] == "unknown":
+        return 0.0, 0
+    kind, what = culprit[0], culprit[1]
+    places = ([f"rank {r}" for r in what] if kind == "ranks" else list(what) if kind == "links" else
+              [f"rank {what}"] if kind == "rank" else [what])
+    return (1 / len(places) if right_class and target in places else 0.0), len(places)
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,10 +147,12 @@ def campaign(topo: Topology, job: JobSpec, runs: int, *, seed: int = 0, detector
             f = result.faults[0]
             false_alarms += result.false_alarms if mode == "detector" else 0
             checks += result.checks if mode == "detector" else 0
-            rows.append({"run": i, "mode": mode, "kind": kind, "target": fault.target,
+            target = fault.target
+            share, places = place_share(f.culprit, target, f.cls == EXPECTED_CLASS[kind])
+            rows.append({"run": i, "mode": mode, "kind": kind, "target": target,
                          "at_s": fault.at, "struck_s": f.struck, "detected_s": f.detected, "cls": f.cls,
                          "expected": EXPECTED_CLASS[kind], "culprit": None if f.culprit is None else str(f.culprit),
-                         "correct": f.correct, "latency_s": None if f.detected is None or f.struck is None
+                         "correct": f.correct, "places_named": places, "named_share": share, "latency_s": None if f.detected is None or f.struck is None
                          else f.detected - f.struck, "recovered_s": f.recovered, "wall_s": result.wall_s,
                          "fault_free_s": result.fault_free_s, "overhead_s": result.wall_s - result.fault_free_s,
                          **{f"{k}_s": v for k, v in result.breakdown.items()}})
@@ -153,18 +171,24 @@ def campaign(topo: Topology, job: JobSpec, runs: int, *, seed: int = 0, detector
         none = part.filter(pl.col("mode") == "none")
         expected = EXPECTED_CLASS[kind]
         right = det.filter(pl.col("correct") == True)  # noqa: E712
-        # link faults localised to several candidate cables, the faulty one among them (re-planning avoids all)
-        among = [1 for c, t in zip(det["culprit"].to_list(), det["target"].to_list())
-                 if c is not None and c.startswith("('links'") and t in c]
+        # per detection: how many places it named, and the share of them that is the faulty one
+        named = det.filter(pl.col("cls").is_not_null())
+        found = len(named)
+        # faults localised to several candidates, the faulty one among them (re-planning avoids all)
+        among = named.filter((pl.col("places_named") > 1) & (pl.col("named_share") > 0))
         latency = det["latency_s"].drop_nulls()
         table.append({"kind": kind, "class": expected, "injected": len(det), "detected": int(det["detected_s"].is_not_null().sum()),
                       "right_class_and_place": len(right), "among_candidates": len(among),
                       "class_precision": precision.get(expected),
                       "recall": len(right) / len(det),
+                      "place_precision": len(right) / found if found else None,
+                      "place_recall": int((named["named_share"] > 0).sum()) / len(det),
+                      "named_share": float(named["named_share"].mean()) if found else None,
+                      "places_named_mean": float(named["places_named"].mean()) if found else None,
                       "latency_median_s": float(latency.median()) if len(latency) else None,
                       "latency_max_s": float(latency.max()) if len(latency) else None,
                       "overhead_with_s": float(det["overhead_s"].mean()), "overhead_without_s": float(none["overhead_s"].mean())})
     return CampaignResult(frame, pl.DataFrame(table), false_alarms, checks, downtime_share(frame))
 
 
-__all__ = ["CampaignResult", "DEFAULT_CLASSES", "DOWNTIME_PARTS", "campaign", "downtime_share", "draw_fault", "fabric_cables", "random_faults"]
+__all__ = ["CampaignResult", "DEFAULT_CLASSES", "DOWNTIME_PARTS", "campaign", "downtime_share", "draw_fault", "fabric_cables", "place_share", "random_faults"]

@@ -11,9 +11,10 @@ port going down), as a fabric reports them. It decides:
   matrix are empty);
 - non-communication hang: some ranks never entered the collective within `hang_s`: those ranks;
 - communication slow: `window` samples in a row where a collective took more than `slow_ratio` x its
-  healthy median; localised on the connection latency matrix (seconds per byte against healthy): the
-  slow cells sharing one rank -> that rank's NIC; else the cable crossed by the most slow cells and the
-  fewest fast ones -> that cable (a tie: all of them, as candidates); a link reported down -> at once;
+  healthy median; localised on the connection latency matrix (seconds per byte against healthy) by
+  intersecting the paths of the slow cells, the fast ones exculpating (`Detector._localise`): a rank's own
+  cable (its NIC) -> that rank, a fabric cable -> that cable, a tie -> the tied cables as candidates; a
+  link reported down -> at once;
 - non-communication slow: `window` samples in a row where some rank entered the collectives later
   than the others by more than `late_ratio` x the healthy compute time: the latest rank.
 """
@@ -59,12 +60,20 @@ class Detector:
     compute_s: float
     paths: dict[tuple[int, int], frozenset[int]]  # connection -> links it uses
     cable_of: dict[int, str]  # link id -> cable name
+    capacity: np.ndarray  # link id -> bytes/s
+    owner: dict[int, int] = field(default_factory=dict)  # link id -> the rank whose own cable it is (GPU, NIC)
     baseline_calls: dict[str, list[float]] = field(default_factory=dict)
     baseline_cells: dict[tuple[int, int], list[float]] = field(default_factory=dict)
     samples: int = 0
     recent: deque = field(default_factory=deque)
     checks: int = 0  # samples judged (for the false-alarm rate)
     medians: dict[str, float] | None = None  # healthy call durations, once learnt
+    places: dict[str, tuple] = field(init=False)  # cable name -> what a fault there is named as
+
+    def __post_init__(self) -> None:
+        # the rank whose own cable it is, else the cable
+        self.places = {name: ("link", name) for name in self.cable_of.values()}
+        self.places.update({self.cable_of[l]: ("rank", r) for l, r in self.owner.items()})
 
     def reset(self) -> None:
         """Forget the healthy medians and the window (after a recovery changed the job: re-learn them)."""
@@ -116,42 +125,43 @@ class Detector:
         return Detection(sample.time, "comm_slow", self._localise(sample), "collectives slower than healthy")
 
     def _localise(self, sample: Sample) -> tuple:
-        cfg = self.config
+        """Intersect the paths of the slow connections, with the fast ones as exculpating evidence.
+
+        Each cable explains the slow cells whose paths cross it (in either direction: a faulty cable is
+        slow both ways). A fast cell counts against a cable when it crosses one of its links that a slow
+        cell crosses too (a fast flow through the very link that slows the others is unlikely), or one that
+        is as narrow as anything on the fast cell's path (any loss of bandwidth there would have slowed it).
+        The other direction of a wide link is no evidence: an uplink of twice a NIC's bandwidth at half
+        speed still carries one NIC's flow unslowed. Cables are pooled into places (a rank's own cables are
+        that rank; any other cable is itself); the place explaining the most slow cells, then with the
+        least evidence against, is the culprit; a tie names the tied places' cables as candidates."""
         base = {c: float(np.median(v)) for c, v in self.baseline_cells.items()}
-        slow = [c for c, v in sample.cells.items() if c in base and v > cfg.slow_ratio * base[c]]
-        fast = [c for c, v in sample.cells.items() if c in base and c not in slow]
+        ratio = {c: v / base[c] for c, v in sample.cells.items() if c in base}
+        slow = [c for c, x in ratio.items() if x > self.config.slow_ratio]
         if not slow:
             return ("unknown",)
-        common = set(slow[0])
-        for c in slow[1:]:
-            common &= set(c)
-        if len(slow) >= 2 and len(common) == 1:  # every slow cell has the rank on one side
-            return ("rank", common.pop())
-        slow_set = set(slow)
-        whole = []  # ranks all of whose cells (its row and its column) are slow: that rank's side
-        for rank in {r for c in slow for r in c}:
-            mine = [c for c in sample.cells if rank in c and c in base]
-            if len(mine) >= 2 and all(c in slow_set for c in mine):
-                whole.append(rank)
-        if len(whole) == 1:
-            return ("rank", whole[0])
-        def cables(cell) -> set[str]:  # a cable is slow in both directions: compare cables, not links
-            return {self.cable_of[l] for l in self.paths.get(cell, ())}
-
-        # each cable scored by the slow cells crossing it, then by the fast ones that do not (a cable
-        # shared by slow cells and carrying no fast one is the best explanation)
-        score: dict[str, list[int]] = {}
+        slow_links = {l for c in slow for l in self.paths.get(c, ())}
+        explains: dict[tuple, set] = {}
+        crossed: dict[tuple, set[str]] = {}  # per place, its cables that slow cells cross
         for c in slow:
-            for cable in cables(c):
-                score.setdefault(cable, [0, 0])[0] += 1
-        for c in fast:
-            for cable in cables(c):
-                if cable in score:
-                    score[cable][1] -= 1
-        if not score:
+            for l in self.paths.get(c, ()):
+                place = self.places[self.cable_of[l]]
+                explains.setdefault(place, set()).add(c)
+                crossed.setdefault(place, set()).add(self.cable_of[l])
+        against: dict[tuple, set] = {}
+        for c, x in ratio.items():
+            links = self.paths.get(c, ())
+            if x > self.config.slow_ratio or not links:
+                continue
+            narrowest = min(self.capacity[l] for l in links) * (1 + 1e-9)
+            for l in links:
+                if l in slow_links or self.capacity[l] <= narrowest:
+                    against.setdefault(self.places[self.cable_of[l]], set()).add(c)
+        if not explains:
             return ("unknown",)
-        best = max(tuple(v) for v in score.values())
-        top = sorted(c for c, v in score.items() if tuple(v) == best)
-        if best[0] < 2 and len(slow) > 1:
+        score = {p: (len(e), -len(against.get(p, ()))) for p, e in explains.items()}
+        best = max(score.values())
+        if best[0] < 2 and len(slow) > 1:  # no place explains two of several slow cells: no single fault
             return ("unknown",)
-        return ("link", top[0]) if len(top) == 1 else ("links", tuple(top))
+        top = sorted(p for p, v in score.items() if v == best)
+        return top[0] if len(top) == 1 else ("links", tuple(sorted({c for p in top for c in crossed[p]})))

@@ -25,6 +25,7 @@ import polars as pl
 
 from netsim.errors import TopologyError
 from netsim.faults.spec import PIPE_FORWARD, PIPE_BACKWARD, JobSpec
+from netsim.collectives import Communicator
 from netsim.sim import Simulation
 from netsim.topology import Topology
 from netsim.program import Node, Program, run_program
@@ -129,7 +130,7 @@ def iteration_program(job: JobSpec, state: State, iterations: int = 1) -> Progra
     A stage's forward of microbatch i waits for its activations, its backward for the gradients from the
     next stage; the transfers overlap the next microbatch's compute."""
     speed = dict(state.slow)
-    tp, pp, m = job.tp, job.pp, job.microbatches
+    tp, pp = job.tp, job.pp
     ranks = [job.rank(r, s, j) for r in state.replicas for s in range(pp) for j in range(tp)]
     use_tp = tp > 1 and job.tp_bytes
     groups = {job.dp_group(s, j): tuple(job.rank(r, s, j) for r in state.replicas) for s in range(pp) for j in range(tp)}
@@ -220,43 +221,63 @@ class IterationCache:
     routing: str = "ecmp"
     seed: int = 0
     records: dict[State, IterationRecord] = field(default_factory=dict)
-    _links: dict | None = field(default=None, repr=False)
+    routes: dict[frozenset[int], dict[tuple[int, int], frozenset[int]]] = field(default_factory=dict)
 
     def __call__(self, state: State) -> IterationRecord:
         if state not in self.records:
             self.records[state] = simulate_iteration(self.topo, self.job, state, routing=self.routing, seed=self.seed)
         return self.records[state]
 
-    @property
-    def healthy(self) -> IterationRecord:
-        """The iteration with every replica and no fault."""
-        return self(State(tuple(range(self.job.replicas))))
-
-    def connections(self) -> list[tuple[int, int]]:
-        """The connections (src rank, dst rank) a healthy iteration opens, in order."""
-        return sorted(self.healthy.connections)
-
-    def links(self) -> dict[tuple[int, int], frozenset[int]]:
-        """`connection_links` of the connections a healthy iteration opens (computed once)."""
-        if self._links is None:
-            self._links = connection_links(self.topo, self.job, self.routing, self.seed, self.connections())
-        return self._links
+    def paths(self, down: frozenset[int] = frozenset()) -> dict[tuple[int, int], frozenset[int]]:
+        """`connection_links` as this cache's iterations are routed (its policy and seed), links in `down`
+        left out."""
+        if down not in self.routes:
+            self.routes[down] = connection_links(self.topo, self.job, self.routing, self.seed, down)
+        return self.routes[down]
 
 
 def connection_links(topo: Topology, job: JobSpec, routing: str = "ecmp", seed: int = 0,
-                     pairs=None) -> dict[tuple[int, int], frozenset[int]]:
-    """The links each connection (src rank, dst rank) of the job's collectives uses on the healthy fabric
-    (the detector's map from a latency-matrix cell to links): of `pairs` (the connections an iteration
-    really opens: `IterationCache.connections()`), or of every pair of ranks that share a collective."""
+                     down: frozenset[int] = frozenset()) -> dict[tuple[int, int], frozenset[int]]:
+    """The links each connection (src rank, dst rank) of the job's collectives uses, routed as the
+    iteration's simulation routes them (same policy and seed, links in `down` left out): the detector's map
+    from a latency-matrix cell to links. Each collective of the healthy iteration is planned as the program
+    executor plans it (one communicator per group, named after it), and each of its transfers routed with the
+    transfer's own key (the communicator's key, plus the channel where the schedule has several): so a cell
+    holds exactly the connections a collective opens (a ring's neighbours, not every pair of its group), and
+    all the paths its transfers take (one per flow under ECMP or a plan, every equal-cost path under spray)."""
     gpus = job_gpus(topo, job)
+    rank_of = {int(g): r for r, g in enumerate(gpus)}
     sim = Simulation(topo, routing=routing, seed=seed, record_links=False)
-    if pairs is None:
-        pairs = [(a, b) for a in range(job.ranks) for b in range(job.ranks) if job.route_key(a, b) is not None]
-    out = {}
-    for a, b in pairs:
-        key = job.route_key(a, b)
-        out[(a, b)] = frozenset(l for path, _w in sim.router.paths(int(gpus[a]), int(gpus[b]), key) for l in path)
-    return out
+    if down:
+        sim.network.fail_links(sorted(down))
+    program = iteration_program(job, State(tuple(range(job.replicas))))
+    calls = {(x.group, x.op, x.nbytes) for nodes in program.nodes.values() for x in nodes
+             if x.kind == "collective" and x.nbytes > 0}
+    out: dict[tuple[int, int], set[int]] = {}
+    for group, op, nbytes in sorted(calls):
+        members = program.groups[group]
+        if len(members) < 2:
+            continue
+        plan = Communicator(sim, [int(gpus[m]) for m in members], name=str(group)).plan(op, nbytes)
+        schedule = plan.schedule
+        node_of = np.asarray(schedule.node_of, dtype=np.int64)
+        flows = set()
+        for step in schedule.steps:
+            for v, w in zip(np.asarray(step.src).tolist(), np.asarray(step.dst).tolist()):
+                channel = () if schedule.channel_of is None else (int(schedule.channel_of[v]),)
+                flows.add((int(node_of[v]), int(node_of[w]), channel))
+        for a, b, channel in sorted(flows):
+            if a == b:
+                continue
+            links = out.setdefault((rank_of[a], rank_of[b]), set())
+            links.update(l for path, w in sim.router.paths(a, b, plan.key + channel) if w > 0 for l in path)
+    for a in range(job.ranks):  # a pipeline's transfers between neighbouring stages
+        for b in (a - job.tp, a + job.tp):
+            key = job.route_key(a, b) if 0 <= b < job.ranks else None
+            if key is not None and key[0] == "trace":
+                out.setdefault((a, b), set()).update(
+                    l for path, w in sim.router.paths(int(gpus[a]), int(gpus[b]), key) if w > 0 for l in path)
+    return {k: frozenset(v) for k, v in out.items()}
 
 
 __all__ = ["Call", "IterationCache", "IterationRecord", "State", "connection_links", "iteration_program", "job_gpus", "nodes_per_iteration",

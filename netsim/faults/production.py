@@ -47,7 +47,7 @@ import polars as pl
 from netsim.errors import ConfigError
 from netsim.faults.campaign import downtime_share, fabric_cables
 from netsim.faults.iteration import IterationCache, State
-from netsim.faults.run import cable_names, run_job
+from netsim.faults.run import run_job
 from netsim.faults.spec import DetectorConfig, Fault, JobSpec, RecoveryConfig
 from netsim.topology import Topology
 

@@ -74,6 +74,20 @@ def nic_cable(topo: Topology, gpu: int) -> list[int]:
     return topo.links_named(f"{names[gpu]}<->{names[int(topo.link_dst[out[0]])]}")
 
 
+def rank_cables(topo: Topology, gpus: np.ndarray) -> dict[int, int]:
+    """Link id -> the rank whose own cable it is: its NIC's cable and the GPU's link to that NIC (a fault
+    there is that rank's); a NIC shared by several ranks is nobody's own (named as a cable)."""
+    owners: dict[int, set[int]] = {}
+    kinds = topo.node_kind
+    for r, g in enumerate(gpus.tolist()):
+        to_nic = [l for l in np.flatnonzero((topo.link_src == g) | (topo.link_dst == g)).tolist()
+                  if "nic" in (kinds[int(topo.link_src[l])], kinds[int(topo.link_dst[l])])]
+        own = set(to_nic) | set(nic_cable(topo, g))
+        for l in own:
+            owners.setdefault(l, set()).add(r)
+    return {l: next(iter(rs)) for l, rs in owners.items() if len(rs) == 1}
+
+
 @dataclass
 class FaultRecord:
     fault: Fault
@@ -134,7 +148,9 @@ class JobRun:
             if f.rank is not None and f.rank >= job.ranks:
                 raise ConfigError(f"rank {f.rank} is outside the job's {job.ranks} ranks", field="rank")
         self.cache = cache or IterationCache(topo, job, routing, seed)
-        self.det = Detector(self.config, job.compute_s, self.cache.links(), cable_names(topo))
+        # the detector maps cells to links as the job's iterations are routed (the cache's policy and seed)
+        self.det = Detector(self.config, job.compute_s, self.cache.paths(), cable_names(topo), topo.capacity,
+                            rank_cables(topo, gpus))
         self.rng = np.random.default_rng([seed, 0x43344431])
         self.env = simpy.Environment()
         self.healthy_t = self.cache(State(tuple(range(job.replicas)))).time
@@ -478,6 +494,11 @@ class JobRun:
             return set(switch_links(self.topo, culprit[1]))
         return set()
 
+    def exclude(self, links: set[int]) -> None:
+        """Routing leaves `links` out from now on; the detector maps cells to the new routes."""
+        self.excluded = self.excluded | frozenset(links)
+        self.det.paths = self.cache.paths(self.excluded)
+
     def recover(self, r: FaultRecord | None, found: Detection):
         hang = self.hang
         if hang is not None:
@@ -488,7 +509,7 @@ class JobRun:
         if suspects and self.cache(replace(self.state, down=self.state.down | frozenset(suspects))).hung:
             suspects = set()  # routing around them would cut ranks off: do not
         if suspects and policy in ("replan", "elastic"):  # route around the suspect cables and go on (C4P)
-            self.excluded = self.excluded | frozenset(suspects)
+            self.exclude(suspects)
             if link_fault and set(self.links_of[id(r)]) <= suspects:
                 self.fixed.add(id(r))
                 r.recovered = self.env.now
@@ -530,7 +551,7 @@ class JobRun:
         self.acc["restart"] += relaunch
         if r is not None:
             if link_fault and hang is None:  # a restart does not mend a link: routing leaves out what was found
-                self.excluded = self.excluded | frozenset(suspects)
+                self.exclude(suspects)
                 if set(self.links_of[id(r)]) <= suspects:
                     self.fixed.add(id(r))
             else:  # a node fault, or a cable with no alternative: the job moves to a spare node
@@ -566,5 +587,5 @@ class JobRun:
         self.paused = False
         self.poke()
 
-__all__ = ["PARTS", "FaultRecord", "JobRun", "RunResult", "cable_links", "cable_names", "nic_cable", "run_job",
-           "switch_links"]
+__all__ = ["PARTS", "FaultRecord", "JobRun", "RunResult", "cable_links", "cable_names", "nic_cable", "rank_cables",
+           "run_job", "switch_links"]

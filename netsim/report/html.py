@@ -405,12 +405,14 @@ def write_faults_report(path: str | Path, title: str, runs: pl.DataFrame | None,
         parts.append(f"<h2>Faults</h2><table><tr>{head}</tr>{body}</table>")
     if campaign is not None:
         c = campaign.classes
-        head = "<tr><th>fault</th><th>class</th><th>recall</th><th>class precision</th><th>median latency</th>" \
-               "<th>overhead with</th><th>overhead without</th></tr>"
+        head = "<tr><th>fault</th><th>class</th><th>recall</th><th>class precision</th><th>place precision</th>" \
+               "<th>place recall</th><th>median latency</th><th>overhead with</th><th>overhead without</th></tr>"
         body = "".join(
             f"<tr><td>{html.escape(r['kind'])}</td><td>{html.escape(r['class'])}</td>"
             f"<td>{r['right_class_and_place']}/{r['injected']}{_among(r['among_candidates'])}</td>"
             f"<td>{'-' if r['class_precision'] is None else format(r['class_precision'], '.2f')}</td>"
+            f"<td>{'-' if r['place_precision'] is None else format(r['place_precision'], '.2f')}</td>"
+            f"<td>{format(r['place_recall'], '.2f')}</td>"
             f"<td>{'-' if r['latency_median_s'] is None else format_time(r['latency_median_s'])}</td>"
             f"<td>{format_time(r['overhead_with_s'])}</td><td>{format_time(r['overhead_without_s'])}</td></tr>"
             for r in c.iter_rows(named=True))

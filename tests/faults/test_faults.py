@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from netsim.cli import main
+from netsim.faults.campaign import campaign
 from netsim.faults.iteration import IterationCache, State, simulate_iteration
 from netsim.faults.run import cable_links, run_job
 from netsim.faults.spec import DetectorConfig, Fault, JobSpec, RecoveryConfig
@@ -229,3 +230,83 @@ def test_faults_help_documents_the_keys_the_file_takes(capsys):
     assert main(["faults", "--help"]) == 0
     text = capsys.readouterr().out
     assert "`down` of every `period`" in text and "down_s" not in text
+
+
+def crossing(cache: IterationCache, topo, cable: str) -> set[tuple[int, int]]:
+    """The job's connections whose paths cross `cable` (either direction), as the detector maps them."""
+    links = set(cable_links(topo, cable))
+    return {c for c, used in cache.paths().items() if used & links}
+
+
+@pytest.mark.parametrize("routing", ["ecmp", "c4p"])
+def test_a_degraded_spine_cable_is_localised_to_exactly_that_cable(routing):
+    """8 ranks in a ring on 4 leaves x 2 spines (2 ranks a leaf): the leaf-to-leaf hops are (1, 2), (3, 4),
+    (5, 6), (7, 0). ECMP's hash puts all but (3, 4) on spine0; C4P's plan puts all four there. A spine0
+    cable crossed by two hops explains both slow ones; one crossed by a single hop is named because the
+    hop's other spine0 cable also carries a second hop that stays fast (spine cables are as narrow as a NIC
+    here: any loss there slows what crosses it). The hop (3, 4) alone on spine1 under ECMP crosses two
+    cables that nothing else crosses: both explain it alike, and the detector names the pair."""
+    topo = fabric(leaves=4, spines=2, hosts=2)
+    cache = IterationCache(topo, JOB, routing)
+    spine0 = {"ecmp": [{(1, 2), (7, 0)}, {(1, 2)}, {(5, 6)}, {(5, 6), (7, 0)}],
+              "c4p": [{(1, 2), (7, 0)}, {(1, 2), (3, 4)}, {(3, 4), (5, 6)}, {(5, 6), (7, 0)}]}[routing]
+    assert [crossing(cache, topo, f"leaf{leaf}<->spine0") for leaf in range(4)] == spine0
+    for leaf in range(4):
+        cable = f"leaf{leaf}<->spine0"
+        r = run_job(topo, JOB, [Fault("link_degraded", 100.0, link=cable, factor=0.3)], detector=QUIET,
+                    recovery=RecoveryConfig(policy="replan"), routing=routing, cache=cache)
+        f = r.faults[0]
+        assert (f.cls, f.culprit, f.correct) == ("comm_slow", ("link", cable), True)
+        assert f.recovered == f.detected  # re-planned around it at once
+    if routing == "ecmp":
+        assert crossing(cache, topo, "leaf1<->spine1") == crossing(cache, topo, "leaf2<->spine1") == {(3, 4)}
+        r = run_job(topo, JOB, [Fault("link_degraded", 100.0, link="leaf2<->spine1", factor=0.3)], detector=QUIET,
+                    recovery=RecoveryConfig(policy="replan"), cache=cache)
+        assert r.faults[0].culprit == ("links", ("leaf1<->spine1", "leaf2<->spine1"))
+
+
+def test_under_spray_a_degraded_uplink_is_localised_to_its_leaf():
+    """Spraying splits every connection leaving or entering a leaf over all of the leaf's uplinks, so every
+    uplink explains the same slow connections: the candidates are exactly the leaf's uplinks (and at factor
+    0.3 of a 2-spine leaf's uplink, a half share of a NIC's flow is slowed)."""
+    topo = fabric(leaves=4, spines=2, hosts=2)
+    cache = IterationCache(topo, JOB, "spray")
+    for leaf in range(4):
+        for spine in range(2):
+            fault = Fault("link_degraded", 100.0, link=f"leaf{leaf}<->spine{spine}", factor=0.3)
+            f = run_job(topo, JOB, [fault], detector=QUIET, routing="spray", cache=cache).faults[0]
+            assert f.cls == "comm_slow" and f.culprit == ("links", (f"leaf{leaf}<->spine0", f"leaf{leaf}<->spine1"))
+
+
+@pytest.mark.parametrize("routing", ["ecmp", "spray", "c4p"])
+def test_a_flapping_cable_is_localised_by_its_link_state_not_by_telemetry(routing):
+    """While a cable is down its connections take the other spine, which carries no other ring hop here: no
+    connection is slower, so the telemetry holds no evidence; the port going down, as the fabric reports it,
+    names the cable exactly, under any routing."""
+    topo = fabric(leaves=4, spines=2, hosts=2)
+    cache = IterationCache(topo, JOB, routing)
+    cable = "leaf1<->spine0"
+    healthy = cache(State(tuple(range(8))))
+    down = cache(State(tuple(range(8)), down=frozenset(cable_links(topo, cable))))
+    assert down.time == pytest.approx(healthy.time, rel=1e-9)
+    fault = Fault("link_flap", 50.0, link=cable, down_s=2.0, period_s=20.0)
+    f = run_job(topo, JOB, [fault], detector=QUIET, recovery=RecoveryConfig(policy="replan"), routing=routing,
+                cache=cache).faults[0]
+    assert (f.detected, f.culprit, f.correct) == (pytest.approx(50.0), ("link", cable), True)
+
+
+def test_a_small_campaign_localises_degraded_cables_as_far_as_the_paths_allow():
+    """16 degraded cables drawn on the ring of 4 leaves x 2 spines under ECMP. Six fabric cables carry the
+    job's traffic: the four spine0 cables are identifiable (test above), the two spine1 cables are crossed
+    by the same one connection alone (a pair of candidates). So exact localisation is the share of draws on
+    spine0 cables (10 of 16 with seed 0, 0.625; 4/6 expected over many draws), and every detection names
+    the faulty cable, alone or as one of two."""
+    r = campaign(fabric(leaves=4, spines=2, hosts=2), JOB, 16, seed=0, detector=QUIET, classes=("link_degraded",),
+                 clean_runs=0)
+    row = r.classes.row(0, named=True)
+    runs = r.runs.filter(pl.col("mode") == "detector")
+    on_spine0 = runs.filter(pl.col("target").str.ends_with("spine0")).height
+    assert row["detected"] == 16 and row["right_class_and_place"] == on_spine0 == 10
+    assert row["recall"] == row["place_precision"] == pytest.approx(10 / 16)
+    assert row["place_recall"] == 1.0 and row["among_candidates"] == 6
+    assert row["named_share"] == pytest.approx((10 + 6 / 2) / 16) and row["places_named_mean"] == pytest.approx(22 / 16)
