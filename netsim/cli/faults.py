@@ -16,6 +16,8 @@ from netsim.faults.spec import FAULT_KINDS, PARTS, POLICIES
 from netsim.units import format_time
 
 OUTPUTS = {"faults.parquet", "runs.parquet", "report.html"}
+PRODUCTION_OUTPUTS = {"faults.parquet", "runs.parquet", "downtime.parquet", "report.html"}
+MODE_NAMES = {"detector": "with detection", "manual": "manual diagnosis", "none": "watchdog only"}
 CAMPAIGN_OUTPUTS = {"classes.parquet", "runs.parquet", "downtime.parquet", "report.html"}
 
 
@@ -27,6 +29,10 @@ def add_parser(sub) -> None:
     p.add_argument("scenario", help="fault scenario YAML (see validation/c4d_campaign.yaml)")
     p.add_argument("--campaign", type=flags.integer(1, 10_000), help="N runs, one random fault each, with and "
                                                                       "without detection")
+    p.add_argument("--production", action="store_true",
+                   help="the job over the scenario's `production` days under faults drawn from production rates "
+                        "(MTBFs per GPU, server, NIC, network, software), with the detector, the manual-diagnosis "
+                        "baseline and the watchdog alone")
     p.add_argument("--recovery", choices=tuple(POLICIES), help="override the scenario's recovery policy")
     p.add_argument("--policy", dest="recovery", choices=tuple(POLICIES), action=flags.renamed("--recovery"),
                    help=argparse.SUPPRESS)
@@ -50,9 +56,13 @@ def _command(args: argparse.Namespace, console: Console) -> int:
     from netsim.traces import chakra
     from netsim.scenario.faults import fault_table, load_fault_scenario, run_campaign, run_scenario
 
-    out = (OutputDirectory(args.output, command="faults", outputs=CAMPAIGN_OUTPUTS if args.campaign else OUTPUTS)
-           if args.output is not None else None)
+    if args.campaign and args.production:
+        raise ConfigError("--campaign and --production are two studies: give one", field="--production")
+    outputs = CAMPAIGN_OUTPUTS if args.campaign else PRODUCTION_OUTPUTS if args.production else OUTPUTS
+    out = OutputDirectory(args.output, command="faults", outputs=outputs) if args.output is not None else None
     cfg, topo = load_fault_scenario(args.scenario)
+    if args.production:
+        return _production(args, console, cfg, topo, out)
     if args.campaign:
         with Stages(args.campaign, "fault campaign", quiet=args.json) as stages:
             result = run_campaign(cfg, topo, args.campaign, args.recovery, progress=stages.start)
@@ -124,4 +134,38 @@ def _command(args: argparse.Namespace, console: Console) -> int:
             job = cfg.job_spec()  # one healthy iteration of the job, for Chakra's tools (faults have no Chakra form)
             chakra.write(iteration_program(job, State(tuple(range(job.replicas)))), tmp / "chakra_iteration")
             write_faults_report(tmp / "report.html", f"netsim faults — {cfg.name}", runs, faults, None)
+    return 0
+
+
+def _production(args: argparse.Namespace, console: Console, cfg, topo, out) -> int:
+    from netsim.report import write_production_report
+    from netsim.scenario.faults import run_production
+
+    prod = cfg.production
+    with Stages(3 * prod.seeds, "production study", quiet=args.json) as stages:
+        result = run_production(cfg, topo, args.recovery, progress=stages.start)
+    if args.json:
+        print_json("faults", result.downtime.to_dicts(), scenario=cfg.name, days=prod.days, seeds=prod.seeds,
+                   iteration_s=result.iteration_s, runs=result.runs.to_dicts())
+    else:
+        table = Table(title=f"{cfg.name}: {cfg.job.replicas * cfg.job.pp * cfg.job.tp} GPUs, {prod.days:g} days of "
+                            f"training, {prod.seeds} fault stream(s) at {prod.scale:g}x production rates")
+        table.add_column("")
+        for r in result.downtime.iter_rows(named=True):
+            table.add_column(MODE_NAMES[r["mode"]], justify="right")
+        rows = result.downtime.to_dicts()
+        struck = {m: int(result.runs.filter(result.runs["mode"] == m)["faults"].sum()) for m in result.downtime["mode"]}
+        table.add_row("faults struck", *[str(struck[r["mode"]]) for r in rows])
+        table.add_row("wall-clock", *[f"{r['wall_s'] / 86400:.2f} days" for r in rows])
+        table.add_row("error-induced downtime", *[f"{100 * r['downtime_share']:.2f}%" for r in rows])
+        for name in PARTS:
+            table.add_row(f"  {name.replace('_', ' ')}", *[f"{100 * r[name + '_share']:.2f}%" for r in rows])
+        console.print(table)
+        console.print("(checkpoint writes are paid with or without faults: not in the error-induced share)")
+    if out is not None:
+        with out.writing() as tmp:
+            result.runs.write_parquet(tmp / "runs.parquet", statistics=False)
+            result.faults.write_parquet(tmp / "faults.parquet", statistics=False)
+            result.downtime.write_parquet(tmp / "downtime.parquet", statistics=False)
+            write_production_report(tmp / "report.html", f"netsim faults — {cfg.name} (production)", result)
     return 0

@@ -175,6 +175,8 @@ class JobRun:
         self.flaps_down: set[int] = set()
         self.wake = self.env.event()
         self.finished = self.env.event()
+        self.waiters: list = []  # hangs waiting for the job to run again
+        self.writing = False  # a checkpoint is being written
         self.change = self.env.event()  # anything changed (state, hang, pause, end): the detector looks again
         self.in_state = 0  # detector samples since the last change
         rec = self.recovery
@@ -223,7 +225,16 @@ class JobRun:
         replicas = tuple(x for x in range(self.job.replicas) if x != self.dropped)
         return State(replicas, frozenset(down), tuple(sorted(degraded)), tuple(sorted(slow)))
 
+    def resumed(self):
+        """An event for the next change (the job may run again then)."""
+        event = self.env.event()
+        self.waiters.append(event)
+        return event
+
     def poke(self) -> None:  # the fabric state changed: the job re-plans its current run of iterations
+        waiters, self.waiters = self.waiters, []
+        for event in waiters:
+            event.succeed()
         if not self.wake.triggered:
             self.wake.succeed()
         if not self.change.triggered:
@@ -266,9 +277,15 @@ class JobRun:
                 finished = min(k, math.floor((self.env.now - start) / t_iter + 1e-9))
                 stopped = self.hang is not None or self.paused
                 if not stopped and finished < k:  # a state change: it acts from the next boundary
-                    yield self.env.timeout(max(start + (finished + 1) * t_iter - self.env.now, 0.0))
-                    finished += 1
-                elif stopped:
+                    self.wake = self.env.event()
+                    tick = self.env.timeout(max(start + (finished + 1) * t_iter - self.env.now, 0.0))
+                    yield self.env.any_of([tick, self.wake])
+                    stopped = self.hang is not None or self.paused  # a hang may stop this last iteration too
+                    if not stopped:
+                        if not tick.processed:  # another change: it too acts from this boundary
+                            yield tick
+                        finished += 1
+                if stopped:
                     self.acc["lost_work"] += self.env.now - (start + finished * t_iter)  # the iteration it stopped
             progress = min(finished * share, self.job.iterations - self.done)
             self.done += progress
@@ -287,8 +304,11 @@ class JobRun:
         """Write a checkpoint of the progress so far (the job stops `checkpoint_write_s` for it)."""
         write = self.recovery.checkpoint_write_s
         if write and self.done < self.job.iterations - 1e-9:  # the last one is the finished model
+            self.writing = True
             yield self.env.timeout(write)
             self.acc["checkpoint"] += write
+            self.writing = False
+            self.poke()
         self.saved = self.done
 
     def strike_hang(self, r: FaultRecord | None, t: float, comm: bool) -> None:
@@ -315,7 +335,12 @@ class JobRun:
         yield self.env.timeout(f.at)
         self.active.append(r)
         if f.kind in HANGS:
-            self.strike_hang(r, self.env.now, comm=f.kind == "rank_hang_comm")
+            # a rank that hangs while the job is not running (restarting, stopped by another hang, writing a
+            # checkpoint) stops it when it runs again
+            while self.paused or self.hang is not None or self.writing:
+                yield self.resumed()
+            if self.wall_end is None:
+                self.strike_hang(r, self.env.now, comm=f.kind == "rank_hang_comm")
             return
         chunk = self.chunk
         if chunk is not None and f.kind not in CUT_KINDS:  # slowdowns: from the next boundary
@@ -326,7 +351,7 @@ class JobRun:
         if f.kind in CUT_KINDS and not self.recovery.watchdog_only:  # the fabric reports its ports down
             report = (Detection(self.env.now, "comm_slow", ("switch", f.node), "switch ports down")
                       if f.kind == "switch_down" else self.det.link_down(self.env.now, self.links_of[id(r)][0]))
-            self.env.process(self.handle(report, immediate=True))
+            self.env.process(self.handle(report, record=r))
         if f.kind == "link_flap":
             self.env.process(self.flapper(r))
         self.poke()
@@ -427,7 +452,7 @@ class JobRun:
         elif rec.policy == "manual" and not self.paused:
             slow = [x for x in self.active if x.struck is not None and x.detected is None and id(x) not in self.fixed
                     and x.fault.kind not in HANGS]
-            if slow and self.cache(self.state).time > self.healthy_t * (1 + 1e-9):
+            if slow and self.cache(self.state_now()).time > self.healthy_t * (1 + 1e-9):
                 r = min(slow, key=lambda x: x.struck)
                 deadline = r.struck + rec.notice_slow_s
         self.change = self.env.event()
@@ -461,9 +486,11 @@ class JobRun:
                 return r
         return None
 
-    def handle(self, found: Detection, immediate: bool = False):
+    def handle(self, found: Detection, record: FaultRecord | None = None):
+        """A detection: match it to the fault behind it (`record`: the fault a link-state report is about),
+        judge it, recover."""
         self.detections.append(found)
-        r = self.match(found)
+        r = record or self.match(found)
         if r is None:
             self.false_alarms += 1
             self.det.reset()
@@ -472,7 +499,8 @@ class JobRun:
         hang = self.hang
         if r.fault.kind in CUT_KINDS and hang is not None and hang["record"] is r:  # no alternative: a hang
             behind = {m for m in range(self.job.ranks) if set(nic_cable(self.topo, int(self.gpus[m]))) & set(self.links_of[id(r)])}
-            r.correct = found.cls == "comm_hang" and found.culprit[0] == "rank" and found.culprit[1] in behind
+            r.correct = (found.cls == "comm_hang" and found.culprit[0] == "rank" and found.culprit[1] in behind
+                         or self.culprit_matches(r, found.culprit))  # the fabric's report named it
         else:
             r.correct = found.cls == EXPECTED_CLASS[r.fault.kind] and self.culprit_matches(r, found.culprit)
         yield from self.recover(r, found)
@@ -502,7 +530,10 @@ class JobRun:
     def recover(self, r: FaultRecord | None, found: Detection):
         hang = self.hang
         if hang is not None:
-            self.acc["detection"] += self.env.now - hang["since"]
+            stalled = self.env.now - hang["since"]
+            # found before the others stalled (a link-state report): they computed only until now, not until
+            # the stall the hang charged them for
+            self.acc["detection" if stalled >= 0 else "lost_work"] += stalled
         suspects = self.culprit_links(found.culprit)
         link_fault = r is not None and r.fault.rank is None
         policy = self.recovery.policy
@@ -521,7 +552,7 @@ class JobRun:
             return
         if hang is None and found.cls in ("comm_slow", "noncomm_slow"):
             # a slowdown: restart only when it costs more over the rest of the run than a restart does
-            slow_t = self.cache(self.state).time
+            slow_t = self.cache(self.state_now()).time  # the state the fault makes (the job may not be in it yet)
             remaining = (self.job.iterations - self.done) * (slow_t - self.healthy_t)
             if remaining < self.recovery.restart_s + (self.done - self.saved) * self.healthy_t:
                 if r is not None:
@@ -550,11 +581,12 @@ class JobRun:
         yield self.env.timeout(relaunch)
         self.acc["restart"] += relaunch
         if r is not None:
-            if link_fault and hang is None:  # a restart does not mend a link: routing leaves out what was found
+            cut = self.cache(self.state_now()).hung  # ranks with no path left: the job moves to other servers
+            if link_fault and hang is None and not cut:  # a restart does not mend a link: routing leaves it out
                 self.exclude(suspects)
                 if set(self.links_of[id(r)]) <= suspects:
                     self.fixed.add(id(r))
-            else:  # a node fault, or a cable with no alternative: the job moves to a spare node
+            else:  # a node fault, or cables with no alternative: the job moves to a spare node
                 self.fixed.add(id(r))
             r.recovered = self.env.now
         self.paused = False

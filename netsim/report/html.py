@@ -460,6 +460,74 @@ def write_faults_report(path: str | Path, title: str, runs: pl.DataFrame | None,
     return out
 
 
+MODE_LABELS = {"detector": "with detection", "manual": "manual diagnosis", "none": "watchdog only"}
+
+
+def write_production_report(path: str | Path, title: str, result) -> Path:
+    """The `netsim faults --production` page: the error-induced downtime share per mode and its parts (a
+    table, and bars on a log scale: the parts differ by orders of magnitude), then the fault timeline of
+    the first seed — per mode, each fault a marker where it struck (its kind), a line to where it was
+    detected and another to where the job was back."""
+    downtime, faults = result.downtime, result.faults
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             f"<p>{result.days:g} days of fault-free training per run (iteration {format_time(result.iteration_s)}), "
+             f"{downtime['runs'][0]} fault stream(s); the same faults in every mode. Checkpoint writes are paid "
+             "with or without faults: they are shown, not counted as error-induced.</p>"]
+    modes = downtime["mode"].to_list()
+    head = "<tr><th></th>" + "".join(f"<th>{html.escape(MODE_LABELS.get(m, m))}</th>" for m in modes) + "</tr>"
+    rows = [("wall-clock", [format_time(v) for v in downtime["wall_s"]]),
+            ("error-induced downtime", [f"{100 * v:.2f}%" for v in downtime["downtime_share"]])]
+    rows += [(f"  {p.replace('_', ' ')}", [f"{100 * v:.3f}%" for v in downtime[p + "_share"]]) for p in PARTS]
+    body = "".join(f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{html.escape(v)}</td>" for v in values)
+                   + "</tr>" for label, values in rows)
+    parts.append(f"<h2>Downtime share of the wall-clock</h2><table>{head}{body}</table>")
+    figures = []
+    fig = go.Figure()
+    for p in PARTS:
+        fig.add_trace(go.Bar(x=[MODE_LABELS.get(m, m) for m in modes], y=(100 * downtime[p + "_share"]).to_list(),
+                             name=p.replace("_", " ")))
+    fig.update_layout(barmode="group", title="Each part's share of the wall-clock (log scale; a part that cost "
+                      "nothing is not drawn)", yaxis=dict(title="% of wall-clock (log)", type="log"), height=440)
+    figures.append(("Downtime parts", fig))
+    first = faults.filter(pl.col("seed") == faults["seed"].min()) if len(faults) else faults
+    fig = go.Figure()
+    day = 86400.0
+    for kind in first["kind"].unique(maintain_order=True).to_list() if len(first) else []:
+        sel = first.filter(pl.col("kind") == kind)
+        fig.add_trace(go.Scatter(x=(sel["struck_s"] / day).to_list(),
+                                 y=[MODE_LABELS.get(m, m) for m in sel["mode"].to_list()], mode="markers",
+                                 name=plotly_text(kind), marker=dict(size=9),
+                                 text=[plotly_text(t) for t in sel["target"].to_list()],
+                                 hovertemplate="%{text}<br>struck at day %{x:.3f}<extra>" + plotly_text(kind)
+                                 + "</extra>"))
+    for row in first.iter_rows(named=True):
+        y = MODE_LABELS.get(row["mode"], row["mode"])
+        if row["struck_s"] is None:
+            continue
+        for end, colour in ((row["detected_s"], "rgba(200,0,0,0.5)"), (row["recovered_s"], "rgba(0,0,0,0.25)")):
+            if end is not None:
+                fig.add_trace(go.Scatter(x=[row["struck_s"] / day, end / day], y=[y, y], mode="lines",
+                                         line=dict(color=colour, width=6), showlegend=False, hoverinfo="skip"))
+    fig.update_layout(title="Fault timeline, first stream (markers: a fault strikes; red: until detected; grey: "
+                      "until the job is back)", xaxis=dict(title="simulated time (days)"), height=420)
+    figures.append(("Fault timeline", fig))
+    if len(faults):
+        table = faults.filter(pl.col("mode") == modes[0]).group_by("component", "kind").agg(
+            pl.len().alias("struck"), (pl.col("detected_s") - pl.col("struck_s")).median().alias("latency_s"),
+            (pl.col("recovered_s") - pl.col("struck_s")).median().alias("back_s")).sort("component", "kind")
+        head = "<tr><th>component</th><th>kind</th><th>struck</th><th>median to detection</th>" \
+               "<th>median until back</th></tr>"
+        body = "".join(f"<tr><td>{html.escape(r['component'])}</td><td>{html.escape(r['kind'])}</td>"
+                       f"<td>{r['struck']}</td><td>{'-' if r['latency_s'] is None else format_time(r['latency_s'])}</td>"
+                       f"<td>{'-' if r['back_s'] is None else format_time(r['back_s'])}</td></tr>"
+                       for r in table.iter_rows(named=True))
+        parts.append(f"<h2>Faults ({html.escape(MODE_LABELS.get(modes[0], modes[0]))}), every stream</h2>"
+                     f"<table>{head}{body}</table>")
+    out = Path(path)
+    write_page(out, _page(title, parts, figures))
+    return out
+
+
 def _variant(row: dict, params: list[str]) -> str:
     return ", ".join(f"{p}={row[p]}" for p in params) if params else "all"
 

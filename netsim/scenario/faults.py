@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from netsim.config import read_yaml, validated
 from netsim.errors import ConfigError
 from netsim.faults.campaign import DEFAULT_CLASSES, campaign, random_faults
-from netsim.faults.run import RunResult, cable_links, run_job
+from netsim.faults.production import fault_sources, production_study
+from netsim.faults.run import RunResult, cable_links, run_job, switch_links
 from netsim.faults.spec import FAULT_KINDS, POLICIES, DetectorConfig, Fault, JobSpec, RecoveryConfig
 from netsim.scenario.loader import topology_of
 from netsim.topology import Topology
@@ -49,6 +50,9 @@ class JobFields(_Strict):
     dp_bytes: Size = 256 * 2**20
     iterations: Count = 1000
     checkpoint_every: Count = 100
+    pp: Annotated[int, Field(ge=1, le=1024, strict=True)] = 1
+    pp_bytes: Size = 0
+    microbatches: Annotated[int, Field(ge=1, le=4096, strict=True)] = 1
 
 
 class FaultFields(_Strict):
@@ -59,6 +63,7 @@ class FaultFields(_Strict):
     factor: Fraction = 0.5
     down: Duration = 5.0
     period: Duration = 60.0
+    node: str | None = None
 
 
 class DetectorFields(_Strict):
@@ -77,6 +82,24 @@ class RecoveryFields(_Strict):
     watchdog: Duration = 1800.0
     reform: Duration = 30.0
     spare: Duration = 600.0
+    checkpoint_write: Duration = 0.0
+    checkpoint_load: Duration = 0.0
+    checkfree_iterations: Annotated[int, Field(ge=0, le=10_000_000, strict=True)] = 0
+    notice_slow: Duration = 4 * 3600.0
+    respond: Duration = 1800.0
+    bisect_round: Duration = 600.0
+    replace: Duration = 2 * 3600.0
+
+
+class ProductionFields(_Strict):
+    """`netsim faults --production`: the job over `days` of fault-free training, faults drawn from the
+    production sources (`netsim.faults.production.COMPONENTS`), their MTBFs overridden per component and
+    every rate multiplied by `scale`, once per seed."""
+
+    days: Annotated[float, Field(gt=0, le=3650, allow_inf_nan=False)] = 30.0
+    seeds: Annotated[int, Field(ge=1, le=1000, strict=True)] = 1
+    scale: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] = 1.0
+    mtbf_hours: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = {}
 
 
 class CampaignFields(_Strict):
@@ -95,10 +118,12 @@ class FaultScenario(_Strict):
     detector: DetectorFields = DetectorFields()
     recovery: RecoveryFields = RecoveryFields()
     campaign: CampaignFields = CampaignFields()
+    production: ProductionFields = ProductionFields()
 
     def job_spec(self) -> JobSpec:
         j = self.job
-        return JobSpec(j.replicas, j.tp, j.compute, j.tp_bytes, j.dp_bytes, j.iterations, j.checkpoint_every)
+        return JobSpec(j.replicas, j.tp, j.compute, j.tp_bytes, j.dp_bytes, j.iterations, j.checkpoint_every, j.pp,
+                       j.pp_bytes, j.microbatches)
 
     def detector_config(self) -> DetectorConfig:
         d = self.detector
@@ -106,7 +131,9 @@ class FaultScenario(_Strict):
 
     def recovery_config(self, policy: str | None = None) -> RecoveryConfig:
         r = self.recovery
-        return RecoveryConfig(policy or r.policy, r.restart, r.watchdog, r.reform, r.spare)
+        return RecoveryConfig(policy or r.policy, r.restart, r.watchdog, r.reform, r.spare, r.checkpoint_write,
+                              r.checkpoint_load, r.checkfree_iterations, r.notice_slow, r.respond, r.bisect_round,
+                              r.replace)
 
 
 def load_fault_scenario(path: str | Path) -> tuple[FaultScenario, Topology]:
@@ -121,7 +148,7 @@ def fault_scenario_from_dict(document: dict, source: str, base: Path) -> tuple[F
     topo = topology_of(cfg.topology, source, base)
     job = _checked(cfg.job_spec, source, "job")
     if job.ranks > len(topo.gpus):
-        raise ConfigError(f"the job needs {job.ranks} GPUs ({job.replicas} x {job.tp}), {topo.name!r} has "
+        raise ConfigError(f"the job needs {job.ranks} GPUs ({job.replicas} x {job.pp} x {job.tp}), {topo.name!r} has "
                           f"{len(topo.gpus)}", source=source, field="job")
     for field, value in (("detector.interval", cfg.detector.interval), ("detector.hang", cfg.detector.hang),
                          ("recovery.watchdog", cfg.recovery.watchdog)):
@@ -142,6 +169,9 @@ def fault_scenario_from_dict(document: dict, source: str, base: Path) -> tuple[F
                               field=f"faults.{i}.rank")
         if fault.link is not None:
             _checked(lambda f=fault: cable_links(topo, f.link), source, f"faults.{i}.link")
+        if fault.node is not None:
+            _checked(lambda f=fault: switch_links(topo, f.node), source, f"faults.{i}.node")
+    _checked(lambda: fault_sources(dict(cfg.production.mtbf_hours), cfg.production.scale), source, "production")
     return cfg, topo
 
 
@@ -160,7 +190,7 @@ def _checked(build, source: str, field: str):
 
 
 def _fault(f: FaultFields) -> Fault:
-    return Fault(f.kind, f.at, f.rank, f.link, f.factor, f.down, f.period)
+    return Fault(f.kind, f.at, f.rank, f.link, f.factor, f.down, f.period, f.node)
 
 
 def scenario_faults(cfg: FaultScenario, topo: Topology, job: JobSpec, horizon_s: float) -> list[Fault]:
@@ -205,3 +235,12 @@ def run_campaign(cfg: FaultScenario, topo: Topology, runs: int, policy: str | No
     return campaign(topo, cfg.job_spec(), runs, seed=cfg.seed, detector=cfg.detector_config(),
                     recovery=cfg.recovery_config(policy), classes=tuple(cfg.campaign.classes), routing=cfg.routing,
                     clean_runs=cfg.campaign.clean_runs, progress=progress)
+
+
+def run_production(cfg: FaultScenario, topo: Topology, policy: str | None = None, progress=None):
+    """The scenario's job under production faults (its `production` block) with the detector (and
+    `policy`), the manual-diagnosis baseline and the watchdog alone: `netsim.faults.production_study`."""
+    prod = cfg.production
+    return production_study(topo, cfg.job_spec(), prod.days, seeds=prod.seeds, seed=cfg.seed,
+                            detector=cfg.detector_config(), recovery=cfg.recovery_config(policy), routing=cfg.routing,
+                            sources=fault_sources(dict(prod.mtbf_hours), prod.scale), progress=progress)

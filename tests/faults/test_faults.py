@@ -178,16 +178,21 @@ def test_a_flapping_link_is_reported_at_its_first_drop_and_routed_around():
     assert r.wall_s <= without.wall_s + 1e-9
 
 
-def test_a_cable_with_no_alternative_going_down_is_a_communication_hang():
-    # rank 2's NIC cable: no other path. The iteration under way ends (its transfers were routed), the
-    # next collective stops as it starts (after the compute), found hang_s later; the job moves to a spare
+def test_a_cable_with_no_alternative_going_down_is_reported_at_once_and_the_job_moves():
+    # rank 2's NIC cable: no other path. The fabric reports the port down at once and names the cable; routing
+    # around it would cut rank 2 off, so the job restarts on a spare server then (before it even stalls)
     cache = IterationCache(TOPO, JOB)
-    t_iter = cache(State(tuple(range(8)))).time
     r = run_job(TOPO, JOB, [Fault("link_down", 100.3, link="h2.nic0<->leaf0")], detector=QUIET, cache=cache)
     f = r.faults[0]
-    assert f.cls == "comm_hang" and f.culprit == ("rank", 2) and f.correct
+    assert f.cls == "comm_slow" and f.culprit == ("link", "h2.nic0<->leaf0") and f.correct
+    assert f.detected == 100.3 and f.recovered == pytest.approx(f.detected + 300.0)
+    assert r.breakdown["detection"] == 0.0 and r.breakdown["restart"] == 300.0
+    # without the report (the watchdog only), the next collective stops as it starts: a hang
+    t_iter = cache(State(tuple(range(8)))).time
+    r = run_job(TOPO, JOB, [Fault("link_down", 100.3, link="h2.nic0<->leaf0")], detector=QUIET, cache=cache,
+                recovery=RecoveryConfig(policy="none"))
     stalled = boundary_after(100.3, t_iter) + JOB.compute_s
-    assert f.detected == math.ceil(stalled + 10.0) and f.recovered == pytest.approx(f.detected + 300.0)
+    assert r.faults[0].struck == pytest.approx(stalled) and r.breakdown["detection"] == pytest.approx(1800.0)
 
 
 @pytest.mark.parametrize("edit, field, words", [
