@@ -9,8 +9,8 @@ job's iteration time against its ideal (the job alone on the healthy fabric with
 its speed-up over ECMP, for several shares of communication in the iteration.
 
 Parameters. From the paper: 8 GPUs and 8 NICs per server, one rail per GPU, 400 Gbps per GPU, a
-non-blocking (1:1) Clos shared by many jobs; the 22B-parameter model of its headline case (as issue #26
-quotes it: 512 GPUs, ~30% below ideal under ECMP). Chosen here: a two-tier rail-optimized leaf-spine (the
+non-blocking (1:1) Clos shared by many jobs; the 22B-parameter model of its headline case (512 GPUs, ~30% below
+ideal under ECMP; taken as commonly quoted, not re-read from the paper's text). Chosen here: a two-tier rail-optimized leaf-spine (the
 paper's is three-tier, with two bonded 200G ports per NIC, which netsim does not model) of 256 GPUs:
 4 pods of 8 servers, a leaf per pod and rail (32 leaves), 8 spines, 1 us per leaf-spine hop; 4 jobs of
 8 servers (64 GPUs, TP = 8 x DP = 8) each, servers drawn at random, ranks in server order (`sorted`:

@@ -181,17 +181,25 @@ class ProductionResult:
 def production_study(topo: Topology, job: JobSpec, days: float, *, seeds: int = 1, seed: int = 0,
                      detector: DetectorConfig | None = None, recovery: RecoveryConfig | None = None,
                      routing: str = "ecmp", sources: dict[str, Component] | None = None,
-                     modes: tuple[str, ...] = tuple(MODES), progress=None) -> ProductionResult:
+                     modes: tuple[str, ...] = tuple(MODES), variants: dict[str, RecoveryConfig] | None = None,
+                     progress=None) -> ProductionResult:
     """`job` run for `days` of fault-free training (its iterations set to fit) under a production fault
     stream, once per seed and mode (`MODES`: the detector with `recovery`, the manual-diagnosis baseline,
-    the watchdog alone), the same faults in every mode of a seed."""
+    the watchdog alone; then each of `variants`, a recovery policy to compare, with the detector), the
+    same faults in every mode of a seed."""
     if not 0 < days <= 3650:
         raise ConfigError(f"expected days in (0, 3650], got {days!r}", field="days")
     for mode in modes:
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r} (known: {', '.join(MODES)})", field="modes")
+    variants = dict(variants or {})
+    for name in variants:
+        if name in MODES:
+            raise ConfigError(f"a variant may not be named {name!r}: that is a mode", field=f"variants.{name}")
     sources = sources or COMPONENTS
     recovery = recovery or RecoveryConfig(policy="replan")
+    plans = {mode: (recovery if mode == "detector" else replace(recovery, policy=mode)) for mode in modes}
+    plans.update(variants)
     cache = IterationCache(topo, job, routing, seed)
     t_iter = cache(State(tuple(range(job.replicas)))).time
     job = replace(job, iterations=max(1, math.ceil(days * 86400 / t_iter)))
@@ -201,11 +209,10 @@ def production_study(topo: Topology, job: JobSpec, days: float, *, seeds: int = 
     for s in range(seeds):
         stream = production_faults(topo, job, np.random.default_rng([seed, s, 0x70726F64]), horizon, sources, cache)
         component = {id(f): c for c, f in stream}
-        for mode in modes:
+        for mode, plan in plans.items():
             if progress is not None:
-                progress(f"seed {s + 1}/{seeds}: {mode}, {len(stream)} faults")
-            policy = recovery.policy if mode == "detector" else mode
-            result = run_job(topo, job, [f for _, f in stream], detector=detector, recovery=replace(recovery, policy=policy),
+                progress(f"seed {s + 1}/{seeds}: {mode}, {len(stream)} faults drawn")
+            result = run_job(topo, job, [f for _, f in stream], detector=detector, recovery=plan,
                              routing=routing, seed=seed + s, cache=cache)
             if result.wall_s > horizon:
                 raise ConfigError(f"the run took {result.wall_s / 86400:.3g} days, longer than the {horizon / 86400:.3g} "

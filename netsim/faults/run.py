@@ -160,6 +160,7 @@ class JobRun:
         self.state = State(tuple(range(job.replicas)))
         self.done = 0.0  # iterations' worth of progress
         self.saved = 0.0  # the progress the last checkpoint holds
+        self.every = self.recovery.checkpoint_every or job.checkpoint_every  # iterations between checkpoints
         self.hang: dict | None = None  # the hang going on: its record, since when, whether in communication
         self.chunk: tuple | None = None  # the run of iterations going on: (start, iteration time, state)
         self.excluded: frozenset[int] = frozenset()  # links routing leaves out (found by the detector)
@@ -258,7 +259,7 @@ class JobRun:
             t_iter = rec.time
             share = len(state.replicas) / self.job.replicas  # progress per iteration (fewer replicas: less)
             left = math.ceil((self.job.iterations - self.done) / share - 1e-9)
-            to_checkpoint = math.ceil((self.saved + self.job.checkpoint_every - self.done) / share - 1e-9)
+            to_checkpoint = math.ceil((self.saved + self.every - self.done) / share - 1e-9)
             start = self.env.now
             self.chunk = (start, t_iter, state)
             self.wake = self.env.event()
@@ -293,7 +294,7 @@ class JobRun:
             if finished:
                 self.last_completed = (state, rec)
             self.chunk = None
-            due = self.done >= min(self.saved + self.job.checkpoint_every, self.job.iterations) - 1e-9
+            due = self.done >= min(self.saved + self.every, self.job.iterations) - 1e-9
             if due and self.hang is None and not self.paused:
                 yield from self.checkpoint()
         self.wall_end = self.env.now

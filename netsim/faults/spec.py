@@ -192,8 +192,10 @@ class RecoveryConfig:
     - ``none``: no detector and nobody looking: a hang ends at the watchdog, then a restart on a spare;
       slowness stays.
 
-    Checkpoints: the job stops `checkpoint_write_s` at every checkpoint to write it (0: not modelled; an
-    in-memory checkpoint takes seconds, one to remote storage minutes).
+    Checkpoints: every `checkpoint_every` iterations (0: the job's own interval), the job stops
+    `checkpoint_write_s` to write one (0: not modelled) and a restart reads it back in `checkpoint_load_s`.
+    A checkpoint to remote storage takes minutes each way, so it is written rarely; one kept in the
+    servers' memory (replicated to peers) takes seconds, so it can be written often and little is redone.
     """
 
     policy: str = "restart"
@@ -203,6 +205,7 @@ class RecoveryConfig:
     spare_s: float = 600.0
     checkpoint_write_s: float = 0.0
     checkpoint_load_s: float = 0.0
+    checkpoint_every: int = 0
     checkfree_iterations: int = 0
     notice_slow_s: float = 4 * 3600.0
     respond_s: float = 1800.0
@@ -216,9 +219,9 @@ class RecoveryConfig:
                      "notice_slow_s", "respond_s", "bisect_round_s", "replace_s"):
             if not 0 <= getattr(self, name) < 1e9:
                 raise ConfigError(f"expected seconds >= 0, got {getattr(self, name)!r}", field=name)
-        if not isinstance(self.checkfree_iterations, int) or self.checkfree_iterations < 0:
-            raise ConfigError(f"expected an integer >= 0, got {self.checkfree_iterations!r}",
-                              field="checkfree_iterations")
+        for name in ("checkfree_iterations", "checkpoint_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ConfigError(f"expected an integer >= 0, got {getattr(self, name)!r}", field=name)
 
     @property
     def watchdog_only(self) -> bool:

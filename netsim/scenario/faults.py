@@ -84,6 +84,7 @@ class RecoveryFields(_Strict):
     spare: Duration = 600.0
     checkpoint_write: Duration = 0.0
     checkpoint_load: Duration = 0.0
+    checkpoint_every: Annotated[int, Field(ge=0, le=10_000_000, strict=True)] = 0
     checkfree_iterations: Annotated[int, Field(ge=0, le=10_000_000, strict=True)] = 0
     notice_slow: Duration = 4 * 3600.0
     respond: Duration = 1800.0
@@ -100,6 +101,8 @@ class ProductionFields(_Strict):
     seeds: Annotated[int, Field(ge=1, le=1000, strict=True)] = 1
     scale: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] = 1.0
     mtbf_hours: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = {}
+    # recovery policies to compare, each with the detector, on the same faults (name -> recovery settings)
+    variants: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,39}$")], RecoveryFields] = {}
 
 
 class CampaignFields(_Strict):
@@ -131,9 +134,16 @@ class FaultScenario(_Strict):
 
     def recovery_config(self, policy: str | None = None) -> RecoveryConfig:
         r = self.recovery
-        return RecoveryConfig(policy or r.policy, r.restart, r.watchdog, r.reform, r.spare, r.checkpoint_write,
-                              r.checkpoint_load, r.checkfree_iterations, r.notice_slow, r.respond, r.bisect_round,
-                              r.replace)
+        return recovery_config(r, policy)
+
+
+def recovery_config(r: RecoveryFields, policy: str | None = None) -> RecoveryConfig:
+    """The `RecoveryConfig` of a scenario's recovery settings (`policy` overrides theirs)."""
+    return RecoveryConfig(policy or r.policy, restart_s=r.restart, watchdog_s=r.watchdog, reform_s=r.reform,
+                          spare_s=r.spare, checkpoint_write_s=r.checkpoint_write, checkpoint_load_s=r.checkpoint_load,
+                          checkpoint_every=r.checkpoint_every, checkfree_iterations=r.checkfree_iterations,
+                          notice_slow_s=r.notice_slow, respond_s=r.respond, bisect_round_s=r.bisect_round,
+                          replace_s=r.replace)
 
 
 def load_fault_scenario(path: str | Path) -> tuple[FaultScenario, Topology]:
@@ -243,4 +253,5 @@ def run_production(cfg: FaultScenario, topo: Topology, policy: str | None = None
     prod = cfg.production
     return production_study(topo, cfg.job_spec(), prod.days, seeds=prod.seeds, seed=cfg.seed,
                             detector=cfg.detector_config(), recovery=cfg.recovery_config(policy), routing=cfg.routing,
-                            sources=fault_sources(dict(prod.mtbf_hours), prod.scale), progress=progress)
+                            sources=fault_sources(dict(prod.mtbf_hours), prod.scale), progress=progress,
+                            variants={name: recovery_config(v) for name, v in prod.variants.items()})

@@ -21,6 +21,7 @@ from typing import Annotated, Callable, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from netsim.errors import ConfigError
+from netsim.faults.spec import PARTS
 
 SOURCE = "sweep point"  # the source named by errors raised while a point runs (the table keeps them)
 
@@ -267,5 +268,5 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
                             "busiest_link", "busiest_link_B", "busiest_link_utilization")),
     Kind("faults", "a fault scenario (netsim faults): wall time and downtime with and without detection", _faults,
          _check_faults, ("mode", "wall_s", "fault_free_s", "overhead_s", "iterations_per_s", "healthy_iteration_s",
-                         "lost_work_s", "detection_s", "restart_s", "slowed_s", "false_alarms", "checks")),
+                         *(f"{p}_s" for p in PARTS), "false_alarms", "checks")),
 )}
