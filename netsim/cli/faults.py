@@ -146,7 +146,9 @@ def _production(args: argparse.Namespace, console: Console, cfg, topo, out) -> i
         result = run_production(cfg, topo, args.recovery, progress=stages.start)
     if args.json:
         print_json("faults", result.downtime.to_dicts(), scenario=cfg.name, days=prod.days, seeds=prod.seeds,
-                   iteration_s=result.iteration_s, runs=result.runs.to_dicts())
+                   iteration_s=result.iteration_s, runs=result.runs.to_dicts(),
+                   sources={name: {"mtbf_hours": c.mtbf_hours, "per": c.per, "kinds": c.kinds, "source": c.source}
+                            for name, c in result.sources.items()})
     else:
         table = Table(title=f"{cfg.name}: {cfg.job.replicas * cfg.job.pp * cfg.job.tp} GPUs, {prod.days:g} days of "
                             f"training, {prod.seeds} fault stream(s) at {prod.scale:g}x production rates")

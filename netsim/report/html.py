@@ -481,6 +481,11 @@ def write_production_report(path: str | Path, title: str, result) -> Path:
     body = "".join(f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{html.escape(v)}</td>" for v in values)
                    + "</tr>" for label, values in rows)
     parts.append(f"<h2>Downtime share of the wall-clock</h2><table>{head}{body}</table>")
+    head = "<tr><th>source</th><th>MTBF</th><th>per</th><th>shows as</th><th>where the rate comes from</th></tr>"
+    body = "".join(f"<tr><td>{html.escape(name)}</td><td>{c.mtbf_hours:,.0f} h</td><td>{html.escape(c.per)}</td>"
+                   f"<td>{html.escape(', '.join(f'{k} {100 * v:.0f}%' for k, v in c.kinds.items()))}</td>"
+                   f"<td>{html.escape(c.source)}</td></tr>" for name, c in result.sources.items())
+    parts.append(f"<h2>Fault sources</h2><table>{head}{body}</table>")
     figures = []
     fig = go.Figure()
     for p in PARTS:

@@ -167,6 +167,23 @@ def test_a_month_of_a_job_under_production_faults_adds_up_in_every_mode():
     assert set(struck["component"]) <= set(COMPONENTS)
 
 
+def test_recovery_variants_run_on_the_same_faults():
+    topo = fabric(leaves=2, spines=2, hosts=4)
+    job = JobSpec(replicas=8, tp=1, compute_s=0.5, dp_bytes=2**20, checkpoint_every=400)
+    variants = {"storage": RecoveryConfig(checkpoint_write_s=60.0, checkpoint_load_s=60.0, checkpoint_every=3600),
+                "memory": RecoveryConfig(checkpoint_write_s=2.0, checkpoint_load_s=5.0, checkpoint_every=600)}
+    result = production_study(topo, job, 10, modes=(), variants=variants, sources=fault_sources(scale=300.0))
+    runs = result.runs
+    assert runs["mode"].to_list() == ["storage", "memory"]
+    assert runs["faults"].to_list()[0] >= 3
+    lost = dict(zip(runs["mode"], runs["lost_work_s"]))
+    assert lost["memory"] < lost["storage"]  # checkpoints 6x as often: less redone after each hang
+    for row in runs.iter_rows(named=True):
+        assert row["wall_s"] - row["fault_free_s"] == pytest.approx(sum(row[f"{p}_s"] for p in PARTS), rel=1e-9)
+    with pytest.raises(Exception, match="may not be named 'manual'"):
+        production_study(topo, job, 1, variants={"manual": RecoveryConfig()})
+
+
 def test_production_command_writes_its_outputs_and_refuses_bad_input(tmp_path, capsys):
     topo_file = tmp_path / "topo.yaml"
     topo_file.write_text("kind: leaf_spine\nleaves: 2\nspines: 2\nhosts_per_leaf: 4\nhost_bandwidth: 100Gbps\n"
@@ -177,6 +194,7 @@ def test_production_command_writes_its_outputs_and_refuses_bad_input(tmp_path, c
     assert main(["faults", str(scenario), "--production", "--json", "-o", str(tmp_path / "out")]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {r["mode"] for r in doc["rows"]} == {"detector", "manual", "none"}
+    assert doc["meta"]["sources"]["gpu"]["mtbf_hours"] == pytest.approx(16_384 * 1296 / 268 / 300)  # scale: 300
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"runs.parquet", "faults.parquet", "downtime.parquet",
                                                               "report.html"}
     assert "Fault timeline" in (tmp_path / "out" / "report.html").read_text()
