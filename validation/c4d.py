@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from text_report import publish  # noqa: E402  (a sibling: validation/ is on the path)
+from text_report import publish_checks  # noqa: E402  (a sibling: validation/ is on the path)
 
 C4_BASELINE, C4_WITH = 0.3119, 0.0116  # C4's error-induced downtime share without and with C4D
 HERE = Path(__file__).resolve().parent
@@ -92,10 +92,7 @@ def main() -> int:
     hangs = [latency[k] for k in ("rank_hang_compute", "rank_hang_comm") if latency.get(k) is not None]
     checks.append((f"hangs found within 20 s of stalling ({', '.join(f'{h:.1f} s' for h in hangs)})",
                    bool(hangs) and all(h < 20 for h in hangs)))
-    lines += ["", "checks:"] + [f"  [{'ok' if ok else 'MISS'}] {text}" for text, ok in checks]
-    lines.append(f"({time.perf_counter() - t0:.0f} s)")
-    publish("c4d" + ("_quick" if quick else ""), lines)
-    return 0 if all(ok for _, ok in checks) else 1
+    return publish_checks("c4d" + ("_quick" if quick else ""), lines, checks, t0)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ from netsim.workloads.compute import ComputeModel
 from netsim.workloads.dag import run_dag
 from netsim.workloads.ddp import ddp
 from netsim.workloads.sharded import ShardedGroup
-from text_report import publish, results_dir  # a sibling: validation/ is on the path
+from text_report import publish_checks, results_dir  # a sibling: validation/ is on the path
 
 GPUS = 8  # per server, each with its own NIC (rail): the paper's servers
 NIC = 400e9 / 8  # bytes/s per GPU: 400 Gbps (paper)
@@ -234,9 +234,7 @@ def main() -> int:
     for r in summary.iter_rows(named=True):
         lines.append(f"| {r['order']} | {'yes' if r['failed_link'] else 'no'} | {r['share']:g} | {r['policy']} | "
                      f"{r['mean_pct']:.1f} | {r['min_pct']:.1f} | {r['speedup_pct']:+.1f}% |")
-    lines += ["", "checks:"] + [f"  {'ok  ' if ok else 'MISS'} {text}" for text, ok in results]
-    publish(f"c4p{suffix}", lines)
-    return 0 if all(ok for _, ok in results) else 1
+    return publish_checks(f"c4p{suffix}", lines, results, started)
 
 
 if __name__ == "__main__":

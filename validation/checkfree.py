@@ -30,7 +30,7 @@ from __future__ import annotations
 import sys
 import time
 
-from text_report import publish  # noqa: E402  (a sibling: validation/ is on the path)
+from text_report import publish_checks  # noqa: E402  (a sibling: validation/ is on the path)
 
 
 def convergence_cost(seed: int, fail_at: int, steps_after: int = 400) -> tuple[int, float, float]:
@@ -135,10 +135,7 @@ def main() -> int:
                  f"{100 * (wall['memory'] / wall['checkfree'] - 1):.1f}% sooner than in-memory ones")
     checks = [(f"a rebuilt stage costs steps, fewer than the {400} run after it ({cost})", 0 < cost < 400),
               (f"CheckFree beats storage checkpoints under frequent faults ({speedup:.3f}x)", speedup > 1.0)]
-    lines += ["", "checks:"] + [f"  [{'ok' if ok else 'MISS'}] {text}" for text, ok in checks]
-    lines.append(f"({time.perf_counter() - t0:.0f} s)")
-    publish("checkfree" + ("_quick" if quick else ""), lines)
-    return 0 if all(ok for _, ok in checks) else 1
+    return publish_checks("checkfree" + ("_quick" if quick else ""), lines, checks, t0)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,16 @@ def publish(name: str, lines: list[str]) -> None:
     print(f"(written to {path})")
 
 
+def publish_checks(name: str, lines: list[str], checks: list[tuple[str, bool]], started: float) -> int:
+    """`lines`, then each check (`ok` or `MISS` and what it says) and the seconds since `started`, printed and
+    written as `publish` does; the exit status: 0 when every check holds, else 1."""
+    import time
+
+    lines = lines + ["", "checks:"] + [f"  [{'ok' if ok else 'MISS'}] {text}" for text, ok in checks]
+    publish(name, lines + [f"({time.perf_counter() - started:.0f} s)"])
+    return 0 if all(ok for _, ok in checks) else 1
+
+
 def snapshot(fig, png: Path, width: int = 1400, height: int = 540) -> None:
     """A PNG of a plotly figure by headless Chromium (when installed), from a self-contained page in a temporary
     folder; without Chromium the old PNG stays and a line says so."""
