@@ -146,8 +146,9 @@ def run_script(cfg: TrainConfig, workers: int) -> tuple[Program, dict[int, list]
 
 
 def _timed(program: Program, steps: dict[int, list], cfg: TrainConfig, speeds) -> tuple[Program, dict]:
-    """The program with its compute timed as the module docstring says; per (worker, step): the step's
-    compute seconds, its measured seconds and its `done` node's id."""
+    """The program with its compute timed as the module docstring says (and its collectives ring
+    algorithms, as netsim's training schedules have them); per (worker, step): the step's compute seconds,
+    its measured seconds and its `done` node's id."""
     nodes, per_step = {}, {}
     for w, rank_nodes in program.nodes.items():
         ids = {x.name: x.id for x in rank_nodes if x.kind == "compute" and x.duration == 0 and x.name != "compute"}
@@ -168,7 +169,8 @@ def _timed(program: Program, steps: dict[int, list], cfg: TrainConfig, speeds) -
                     d = x.duration * cfg.time_scale * speeds[w]
                 elif t is not None:  # the step's fixed time, shared by its pieces as measured
                     d = cfg.step_time * speeds[w] * (x.duration / measured[t] if measured[t] > 0 else 1.0)
-            out.append(replace(x, duration=d) if x.kind == "compute" else x)
+            out.append(replace(x, duration=d) if x.kind == "compute" else
+                       replace(x, algo="ring") if x.kind == "collective" else x)
         nodes[w] = tuple(out)
         for t, *_ in steps[w]:
             per_step[(w, t)] = (sum(out[i].duration for i, s in span.items() if s == t), measured.get(t, 0.0),
@@ -196,7 +198,7 @@ def train(comm: Communicator, cfg: TrainConfig) -> dict:
              for g, members in program.groups.items()}
     key = (comm.job, comm.name, "p2p")  # every message on the workers' point-to-point route key
     tags = {x.tag for x in program.all_nodes() if x.kind in ("send", "recv")}
-    run = run_program(sim, program, {w: int(comm.nodes[w]) for w in range(m)}, algo="ring", comms=comms, key=key,
+    run = run_program(sim, program, {w: int(comm.nodes[w]) for w in range(m)}, comms=comms, key=key,
                       tag_keys=dict.fromkeys(tags, key), lazy=True)
     index = {(x.rank, x.id): i for i, x in enumerate(program.all_nodes())}
     torch_seconds = np.array([sum(per_step[(w, t)][1] for t, *_ in steps[w]) for w in range(m)])
