@@ -80,3 +80,20 @@ def test_every_training_method_in_the_registry_has_a_script_and_every_script_a_m
 
     assert all(script(name).is_file() for name in TRAINING_NAMES)
     assert {p.stem for p in METHODS.glob("*.py")} - {"__init__"} == set(TRAINING_NAMES)
+
+
+def test_measured_compute_is_scaled_per_worker_and_every_step_waits_for_it():
+    """No fixed step time: a step's compute is the script's measured forward, backward and optimiser step,
+    x `time_scale` x the worker's speed factor; a step ends no sooner than its worker's compute so far."""
+    topo = full_mesh(2, 1.25e9, 0.01)
+    sim = Simulation(topo, record_links=False)
+    cfg = TrainConfig(method="diloco", steps=4, inner_steps=2, batch=BATCH, model=SMALL, time_scale=2.0,
+                      speeds=(1.0, 3.0))
+    res = train(Communicator(sim, topo.gpus), cfg)
+    sim.run()
+    frame = res["frame"]()
+    for w, speed in enumerate((1.0, 3.0)):
+        mine = frame.filter(frame["worker"] == w)
+        assert (mine["compute_s"] > 0).all()
+        assert mine["compute_s"].sum() == pytest.approx(res["torch_seconds"][w] * 2.0 * speed, rel=1e-9)
+        assert (mine["time_s"].to_numpy() >= mine["compute_s"].cum_sum().to_numpy() * (1 - 1e-12)).all()
