@@ -104,8 +104,6 @@ class TrainConfig:
                               field="model.context")
 
 
-
-
 def script(method: str) -> Path:
     """The script of a method real training runs."""
     return METHODS / f"{check_method(method, training=True)}.py"
@@ -153,28 +151,38 @@ def _timed(program: Program, steps: dict[int, list], cfg: TrainConfig, speeds) -
     for w, rank_nodes in program.nodes.items():
         ids = {x.name: x.id for x in rank_nodes if x.kind == "compute" and x.duration == 0 and x.name != "compute"}
         first, last = ids[f"step {steps[w][0][0]}"], ids[f"step {steps[w][-1][0]} done"]
-        span = {}  # node id -> the step whose compute it is
-        for t, _, begin, end, _ in steps[w]:
+        span: dict[int, int] = {}  # compute node id -> the step whose compute it is
+        for t, _, begin, _, _ in steps[w]:
             if begin is not None:
-                span.update({i: t for i in range(ids[f"step {t}"] + 1, ids[f"step {t} end"])})
-        measured = {}
+                span.update({i: t for i in range(ids[f"step {t}"] + 1, ids[f"step {t} end"])
+                             if rank_nodes[i].kind == "compute"})
+        measured: dict[int, float] = {}
+        pieces: dict[int, int] = {}
         for i, t in span.items():
             measured[t] = measured.get(t, 0.0) + rank_nodes[i].duration
+            pieces[t] = pieces.get(t, 0) + 1
+        timed: dict[int, float] = {}
         out = []
         for x in rank_nodes:
-            d = 0.0
-            if x.kind == "compute" and first < x.id < last and x.name == "compute":
-                t = span.get(x.id)
+            if x.kind == "collective":
+                out.append(replace(x, algo="ring"))
+                continue
+            if x.kind != "compute":
+                out.append(x)
+                continue
+            t, d = span.get(x.id), 0.0
+            if first < x.id < last and x.name == "compute":
                 if cfg.step_time is None:
                     d = x.duration * cfg.time_scale * speeds[w]
                 elif t is not None:  # the step's fixed time, shared by its pieces as measured
-                    d = cfg.step_time * speeds[w] * (x.duration / measured[t] if measured[t] > 0 else 1.0)
-            out.append(replace(x, duration=d) if x.kind == "compute" else
-                       replace(x, algo="ring") if x.kind == "collective" else x)
+                    share = x.duration / measured[t] if measured[t] > 0 else 1 / pieces[t]
+                    d = cfg.step_time * speeds[w] * share
+            if t is not None:
+                timed[t] = timed.get(t, 0.0) + d
+            out.append(replace(x, duration=d))
         nodes[w] = tuple(out)
         for t, *_ in steps[w]:
-            per_step[(w, t)] = (sum(out[i].duration for i, s in span.items() if s == t), measured.get(t, 0.0),
-                                ids[f"step {t} done"])
+            per_step[(w, t)] = (timed.get(t, 0.0), measured.get(t, 0.0), ids[f"step {t} done"])
     return replace(program, nodes=nodes, source=f"training ({cfg.method})"), per_step
 
 
