@@ -129,7 +129,7 @@ def check_train_scenario(cfg: TrainScenario, topo, source: str) -> None:
             raise ConfigError(exc.detail, source=source, field=exc.field) from None
 
 
-MAX_TRAINING_MEMORY = 4 * 2**30  # bytes per worker's model, optimiser and activations: the trainer runs in-process
+MAX_TRAINING_MEMORY = 4 * 2**30  # bytes per worker's model, optimiser and activations: every worker is a process here
 
 
 def training_memory(cfg: TrainScenario) -> float:

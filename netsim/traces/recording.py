@@ -114,8 +114,11 @@ def _replicated(data: dict) -> dict[int, dict]:
     return {r: {**data, "rank": r} for r in range(data["world_size"])}
 
 
-def read(path: str | Path) -> Trace:
-    """The recorded program (not yet checked: `program_from_recording` checks it)."""
+def read(path: str | Path, marks: dict[int, list[tuple[float, str]]] | None = None) -> Trace:
+    """The recorded program (not yet checked: `program_from_recording` checks it). `marks`: per rank,
+    instants on the recording's clock (time, name) that the script noted itself (the end of a step...);
+    each becomes a zero-length compute node of that name on the rank's own thread, where the script was
+    then, so the simulated end of that node is when the rank got there."""
     ranks = read_ranks(path)
     source = str(path)
     groups: dict[str, tuple[int, ...]] = {}
@@ -130,19 +133,21 @@ def read(path: str | Path) -> Trace:
     order = [default] + sorted((g for g in groups if g != default), key=lambda g: (len(g), g))
     index = {g: k for k, g in enumerate(order)}
     origin = min(float(d["origin"]) for d in ranks.values())
-    nodes = {r: _rank_nodes(r, data, origin, groups, index, source) for r, data in sorted(ranks.items())}
+    nodes = {r: _rank_nodes(r, data, origin, groups, index, source, (marks or {}).get(r, ()))
+             for r, data in sorted(ranks.items())}
     skipped: dict[str, int] = {}
     nodes = _even_all_to_all(nodes, groups, skipped)
     return Trace(nodes, groups, source, "torch", skipped)
 
 
-def program_from_recording(path: str | Path) -> Trace:
-    """Directory of rank recordings -> one checked and validated `Program`."""
-    return check(read(path))
+def program_from_recording(path: str | Path, marks: dict[int, list[tuple[float, str]]] | None = None) -> Trace:
+    """Directory of rank recordings (and the scripts' `marks`, see `read`) -> one checked and validated
+    `Program`."""
+    return check(read(path, marks))
 
 
 def _rank_nodes(rank: int, data: dict, origin: float, groups: dict, index: dict[str, int],
-                source: str) -> tuple[TraceNode, ...]:
+                source: str, marks=()) -> tuple[TraceNode, ...]:
     """One rank's nodes. The rank's own thread is a chain: compute (the time outside the backend) and waits.
     A call depends on the chain where it was issued; the chain depends on a call from the wait that
     waited for it on (a wait's blocked time is not compute). Calls never waited for are joined by a
@@ -165,8 +170,20 @@ def _rank_nodes(rank: int, data: dict, origin: float, groups: dict, index: dict[
             after.clear()
         cursor = max(cursor, until)
 
+    def mark(at: float, name: str) -> None:
+        nonlocal chain
+        compute(at)
+        nodes.append(TraceNode(rank, len(nodes), "compute", name, duration=0.0, start=cursor - origin, deps=deps()))
+        chain = len(nodes) - 1
+        after.clear()
+
+    noted = sorted(marks, key=lambda x: x[0])  # (stable: marks at one instant keep their order)
+    m = 0
     for k, ev in enumerate(data["events"]):
         t0, t1 = float(ev["t0"]), float(ev["t1"])
+        while m < len(noted) and noted[m][0] <= t0:
+            mark(*noted[m])
+            m += 1
         compute(t0)
         if "call" in ev:
             done = ev.get("done")
@@ -185,6 +202,8 @@ def _rank_nodes(rank: int, data: dict, origin: float, groups: dict, index: dict[
             raise TraceError(f"rank {rank}: an event that is neither a call, a wait nor a setup", source=source,
                              field=f"events[{k}]")
         cursor = max(cursor, t1)
+    for at, name in noted[m:]:
+        mark(at, name)
     compute(float(data["end"]))
     left = {i for ids in pending.values() for i in ids}
     if left or after:

@@ -1,5 +1,6 @@
 """Run an unmodified torch.distributed script on N local ranks, as ``torchrun --nproc-per-node N`` would
-(env:// rendezvous on a free local port: MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK), each rank
+(env:// rendezvous on a free local port: MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK; and, like
+torchrun, OMP_NUM_THREADS=1 for several ranks unless it is set: torch threads per rank), each rank
 a process forked from a server that imported torch once (a fresh interpreter per rank spends seconds on
 it), with its output in a log file of its own.
 
@@ -89,6 +90,10 @@ def _rank(script: str, argv: list[str], env: dict, log: str, route: bool) -> Non
 
     os.environ.clear()  # the launcher's environment as it is now (the fork server's may be older)
     os.environ.update(env)
+    if env.get("OMP_NUM_THREADS", "").isdigit() and int(env["OMP_NUM_THREADS"]) > 0:  # (torch is imported already:
+        import torch  # the variable alone no longer sets its threads)
+
+        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
     sys.argv = [script, *argv]
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))  # as `python script.py` does
     with open(log, "w") as out:
@@ -130,6 +135,8 @@ def run_ranks(script: str | Path, argv: list[str], nproc: int, *, logs: Path, re
         for rank in range(1 if symmetric else nproc):
             rank_env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(nproc),
                         "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(nproc), **(env or {})}
+            if nproc > 1:  # as torchrun: one thread per rank unless told (ranks' thread pools fight for the cores)
+                rank_env.setdefault("OMP_NUM_THREADS", "1")
             rank_env.pop("NETSIM_RECORD_DIR", None)
             rank_env.pop(SYMMETRIC, None)
             if record is not None:

@@ -13,7 +13,7 @@ from netsim.errors import ConfigError
 from netsim.workloads.limits import integer
 
 
-MAX_WIDTH = 65_536  # beyond any model this in-process trainer can hold
+MAX_WIDTH = 65_536  # beyond any model a worker on this machine can hold
 MAX_CONTEXT = 1 << 20
 
 

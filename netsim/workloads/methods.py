@@ -1,9 +1,10 @@
 """The one registry of training methods: name, one-line help, and whether real training runs it.
 
 `utilization` and `sweep_bandwidth` (netsim.workloads) simulate every method here; `netsim train`
-(netsim.training) runs those marked `trains` with real PyTorch maths. The CLI's choices and `--help`
-texts, the training scenario schema and the error messages are all generated from this table: adding a
-method means one line here plus its schedule (and, for real training, its maths).
+(netsim.training) runs those marked `trains` with real PyTorch maths, each as the script
+``netsim/training/methods/<name>.py``. The CLI's choices and `--help` texts, the training scenario schema
+and the error messages are all generated from this table: adding a method means one line here plus its
+schedule (and, for real training, its script).
 """
 
 from __future__ import annotations

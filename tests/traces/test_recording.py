@@ -47,6 +47,23 @@ def test_a_blocking_call_splits_compute_and_an_async_one_overlaps_it(tmp_path):
     assert program.format == "torch" and load_trace(tmp_path).format == "torch"
 
 
+def test_a_scripts_marks_split_its_compute_and_wait_for_what_it_waited_for(tmp_path):
+    """Marks (a script's own instants) are zero-length compute nodes where the rank was then: one inside
+    the first second of compute splits it; one after the wait of an async all-reduce depends on that call,
+    so its simulated end is when the rank got past the wait."""
+    events = [call(0, 101.0, 101.0), wait([0], 102.0, 102.5)]
+    marks = {r: [(100.25, "step 1"), (102.75, "step 1 done")] for r in (0, 1)}
+    program = program_from_recording(record(tmp_path, {0: events, 1: events}, end=103.0), marks)
+    nodes = program.nodes[0]
+    assert [(n.kind, n.name, n.duration) for n in nodes] == [
+        ("compute", "compute", 0.25), ("compute", "step 1", 0.0), ("compute", "compute", 0.75),
+        ("collective", "all_reduce float32 @ train.py:7", None), ("compute", "compute", 1.0),
+        ("compute", "compute", 0.25), ("compute", "step 1 done", 0.0), ("compute", "compute", 0.25)]
+    assert nodes[1].start == pytest.approx(0.25) and nodes[6].start == pytest.approx(2.75)
+    assert nodes[5].deps == (3, 4)  # after the wait: the call and the compute beside it
+    assert nodes[6].deps == (5,)
+
+
 def test_an_unwaited_call_is_joined_at_the_end_and_setup_is_not_compute(tmp_path):
     events = [{"setup": "1", "t0": 100.5, "t1": 101.5}, call(0, 102.0, 102.0, group="1")]
     program = program_from_recording(record(tmp_path, {0: events, 1: events}, groups={"0": [0, 1], "1": [0, 1]},

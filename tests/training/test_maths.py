@@ -105,3 +105,15 @@ def test_same_seed_same_losses_bit_for_bit():
         return losses
 
     assert run() == run()
+
+
+def test_encoded_exchanges_decode_to_the_quantised_values_in_payload_bytes():
+    from netsim.training.quantize import FORMATS, decode, encode
+
+    torch.manual_seed(0)
+    for n in (0, 1, 7, 1000):
+        for x in (torch.randn(n), torch.zeros(n), torch.randn(n) * 1e-3):
+            for fmt in FORMATS:
+                wire = encode(x, fmt)
+                assert wire.numel() * wire.element_size() == payload_bytes(n, fmt)
+                assert torch.equal(decode(wire, fmt, n), quantize(x, fmt))
