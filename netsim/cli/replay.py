@@ -15,7 +15,7 @@ from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
 from netsim.units import format_bandwidth, format_size, format_time
 
-OUTPUTS = {"timeline.parquet", "timeline.json", "collectives.parquet", "trace.parquet", "report.html"}
+OUTPUTS = {"timeline.parquet", "timeline.json", "collectives.parquet", "trace.parquet", "report.html", "steps.parquet"}
 
 
 def add_parser(sub) -> None:
@@ -98,8 +98,10 @@ def simulate(command: str, trace, topo, args: argparse.Namespace, console: Conso
 def show(command: str, trace, topo, result, args: argparse.Namespace, console: Console, meta: dict) -> None:
     """A replayed program's summary and longest calls (or, with --json, its calls as JSON rows)."""
     if args.json:
+        steps = result.steps
         print_json(command, result.collectives.to_dicts(), trace=trace.source, format=trace.format,
-                   topology=topo.name, **meta, **result.summary())
+                   topology=topo.name, **meta, **result.summary(),
+                   **({"iterations_s": steps["iteration_s"].to_list()} if len(steps) else {}))
     else:
         console.print(f"{trace.source} ({trace.format}, {result.ranks} ranks) on {topo.name}, {args.routing} routing, "
                       f"{args.placement} placement")
@@ -134,6 +136,8 @@ def write(out: OutputDirectory, command: str, trace, topo, result, args: argpars
         result.timeline.write_parquet(tmp / "timeline.parquet", statistics=False)
         write_timeline(tmp / "timeline.json", result.timeline, gpus=result.gpus)
         result.collectives.write_parquet(tmp / "collectives.parquet", statistics=False)
+        if len(result.steps):  # per optimizer step of a torch recording
+            result.steps.write_parquet(tmp / "steps.parquet", statistics=False)
         replayed = replayed_trace(trace, result)
         own.write(replayed, tmp / "trace.parquet")
         chakra.write(replayed, tmp / "chakra")  # chakra.R.et: the same program for Chakra's tools

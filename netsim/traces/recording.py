@@ -108,6 +108,9 @@ def read_ranks(path: str | Path) -> dict[int, dict]:
     return ranks
 
 
+STEP = "optimizer step"  # the name of the zero-length node marking where a recorded optimizer step ended
+
+
 def _replicated(data: dict) -> dict[int, dict]:
     """A symmetric recording (one rank recorded for all, `netsim.training.symmetric`) as every rank's: the same
     calls, groups and times on each (its only group is the world's, and it has no messages)."""
@@ -133,7 +136,8 @@ def read(path: str | Path, marks: dict[int, list[tuple[float, str]]] | None = No
     order = [default] + sorted((g for g in groups if g != default), key=lambda g: (len(g), g))
     index = {g: k for k, g in enumerate(order)}
     origin = min(float(d["origin"]) for d in ranks.values())
-    nodes = {r: _rank_nodes(r, data, origin, groups, index, source, (marks or {}).get(r, ()))
+    nodes = {r: _rank_nodes(r, data, origin, groups, index, source,
+                            [*(marks or {}).get(r, ()), *((t, f"{STEP} {k}") for k, t in enumerate(data.get("steps", ())))])
              for r, data in sorted(ranks.items())}
     skipped: dict[str, int] = {}
     nodes = _even_all_to_all(nodes, groups, skipped)

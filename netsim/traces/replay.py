@@ -51,6 +51,20 @@ class ReplayResult:
         """Mean over ranks of the iteration time not spent computing."""
         return float(np.mean(self.time_s - np.asarray(self.compute_s)))
 
+    @property
+    def steps(self) -> pl.DataFrame:
+        """Per recorded optimizer step (a torch recording marks where each ended: `recording.STEP`): when the
+        last rank got there (`end_s`) and the iteration it closes (`iteration_s`, from the previous step's
+        end, the first from the start). Empty when the program has no such marks."""
+        from netsim.traces.recording import STEP
+
+        marks = self.timeline.filter(pl.col("name").str.starts_with(STEP + " "))
+        if not len(marks):
+            return pl.DataFrame(schema={"step": pl.Int64, "end_s": pl.Float64, "iteration_s": pl.Float64})
+        ends = (marks.with_columns(pl.col("name").str.strip_prefix(STEP + " ").cast(pl.Int64).alias("step"))
+                .group_by("step").agg(pl.col("end_s").max()).sort("step"))
+        return ends.with_columns(pl.col("end_s").diff().fill_null(pl.col("end_s")).alias("iteration_s"))
+
     def rows(self) -> list[tuple[str, str]]:
         """The summary as (metric, value) lines, values formatted with their units (tables, reports)."""
         from netsim.units import format_time
@@ -59,6 +73,11 @@ class ReplayResult:
         rows = [("iteration time", format_time(s["time_s"])), ("compute (busiest rank)", format_time(s["compute_s"])),
                 ("exposed communication (mean over ranks)", format_time(s["exposed_comm_s"])),
                 ("collective calls", str(s["collective_calls"])), ("point-to-point transfers", str(s["transfers"]))]
+        steps = self.steps
+        if len(steps) > 1:  # the first iteration carries the script's start-up: the others are the steady state
+            later = steps["iteration_s"][1:]
+            rows.append((f"iteration (optimizer steps 2-{len(steps)}: median, max)",
+                         f"{format_time(float(later.median()))}, {format_time(float(later.max()))}"))
         if s["recorded_comm_s"] is not None:
             rows += [("collectives, recorded (sum of calls)", format_time(s["recorded_comm_s"])),
                      ("collectives, simulated (same calls)", format_time(s["simulated_comm_s"]))]

@@ -36,6 +36,7 @@ import uuid
 import torch
 import torch.distributed as dist
 from torch._C._distributed_c10d import PrefixStore, ProcessGroup as _ProcessGroup, ProcessGroupGloo
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from netsim.errors import NetsimError
 
@@ -115,6 +116,20 @@ class Recording:
         self._queued = False
         self.closed = False
         self.symmetric = False  # one rank recorded for all (`netsim.training.symmetric`)
+        self.steps: list[float] = []  # when each optimizer step of the script ended (its iterations)
+        register_optimizer_step_post_hook(self._stepped)
+
+    def _stepped(self, optimizer, args, kwargs) -> None:
+        """Every torch optimizer's step() ends here: the script's iterations, unmodified scripts included
+        (several optimizers stepping with no call between them are one step, at the last one's end)."""
+        if self.closed:
+            return
+        now = _clock()
+        last = self.events[-1]["t1"] if self.events else self.origin
+        if self.steps and self.steps[-1] >= last:  # no call since the previous optimizer's step: the same step
+            self.steps[-1] = now
+        else:
+            self.steps.append(now)
 
     def call(self, t0: float, **fields) -> dict:
         ev = {"call": self._next, "t0": t0, "t1": t0, "done": None, **fields}
@@ -148,7 +163,8 @@ class Recording:
     def data(self) -> dict:
         return {"rank": self.rank, "world_size": self.world_size, "run": self.run, "origin": self.origin,
                 "end": self.end if self.end is not None else _clock(), "default": self.default,
-                "groups": self.groups, "events": self.events, **({"symmetric": True} if self.symmetric else {})}
+                "groups": self.groups, "events": self.events, "steps": self.steps,
+                **({"symmetric": True} if self.symmetric else {})}
 
     def finish(self) -> None:
         """Close the record (now) and write it where ``NETSIM_RECORD_DIR`` says; once (later calls do

@@ -6,13 +6,14 @@ end, its failures included."""
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from netsim.cli import main  # noqa: E402
 from netsim.collectives import ring_all_gather_time, ring_all_reduce_time, ring_reduce_scatter_time  # noqa: E402
-from netsim.traces.recording import program_from_recording  # noqa: E402
+from netsim.traces.recording import STEP, program_from_recording  # noqa: E402
 from netsim.training.launch import failure_report, run_ranks  # noqa: E402
 from tests.training.test_backend import BW, LAT, simulate  # noqa: E402
 
@@ -116,7 +117,12 @@ def test_the_simulated_time_is_the_closed_form(example):
         expected = steps * (ring_all_reduce_time(2, 16 * 32 * F32, LAT, BW)
                             + 2 * ring_all_reduce_time(2, 32 * 32 * F32, LAT, BW))
     algo = "direct" if name == "moe" else "ring"
-    assert simulate(program, scale_compute=0.0, algo=algo).time_s == pytest.approx(expected, rel=1e-9)
+    result = simulate(program, scale_compute=0.0, algo=algo)
+    assert result.time_s == pytest.approx(expected, rel=1e-9)
+    # each optimizer step the script took is marked where it ended: each iteration is half of it
+    marks = result.nodes.filter(pl.col("name").str.starts_with(STEP + " "))
+    ends = marks.group_by("name").agg(pl.col("end_s").max()).sort("end_s")["end_s"].to_list()
+    assert ends == pytest.approx([expected / steps, expected], rel=1e-9)
 
 
 def test_torchrun_end_to_end(tmp_path, capsys):
@@ -129,7 +135,11 @@ def test_torchrun_end_to_end(tmp_path, capsys):
     assert rows["meta"]["ranks"] == 64 and rows["meta"]["time_s"] > 0
     assert {"broadcast", "all_reduce"} <= {r["op"] for r in rows["rows"]}  # (and DDP's own small checks)
     written = {p.name for p in out.iterdir()}
-    assert {"timeline.parquet", "collectives.parquet", "report.html", "trace.parquet"} <= written
+    assert {"timeline.parquet", "collectives.parquet", "report.html", "trace.parquet", "steps.parquet"} <= written
+    steps = pl.read_parquet(out / "steps.parquet")
+    assert steps["step"].to_list() == [0, 1] and rows["meta"]["iterations_s"] == steps["iteration_s"].to_list()
+    assert steps["end_s"][-1] <= rows["meta"]["time_s"] and sum(rows["meta"]["iterations_s"]) == pytest.approx(
+        steps["end_s"][-1], rel=1e-12)
 
 
 def test_device_tflops_scales_every_compute_gap_by_the_cpus_rate_over_the_devices(tmp_path, capsys, monkeypatch):
