@@ -121,7 +121,8 @@ def read(path: str | Path, marks: dict[int, list[tuple[float, str]]] | None = No
     """The recorded program (not yet checked: `program_from_recording` checks it). `marks`: per rank,
     instants on the recording's clock (time, name) that the script noted itself (the end of a step...);
     each becomes a zero-length compute node of that name on the rank's own thread, where the script was
-    then, so the simulated end of that node is when the rank got there."""
+    then, so the simulated end of that node is when the rank got there. Without them, the ends of the
+    optimizer steps the backend recorded are the marks (named `STEP` and the step's index)."""
     ranks = read_ranks(path)
     source = str(path)
     groups: dict[str, tuple[int, ...]] = {}
@@ -136,8 +137,9 @@ def read(path: str | Path, marks: dict[int, list[tuple[float, str]]] | None = No
     order = [default] + sorted((g for g in groups if g != default), key=lambda g: (len(g), g))
     index = {g: k for k, g in enumerate(order)}
     origin = min(float(d["origin"]) for d in ranks.values())
-    nodes = {r: _rank_nodes(r, data, origin, groups, index, source,
-                            [*(marks or {}).get(r, ()), *((t, f"{STEP} {k}") for k, t in enumerate(data.get("steps", ())))])
+    if marks is None:  # the optimizer steps the backend saw (a caller's own marks stand instead)
+        marks = {r: [(t, f"{STEP} {k}") for k, t in enumerate(data.get("steps", ()))] for r, data in ranks.items()}
+    nodes = {r: _rank_nodes(r, data, origin, groups, index, source, marks.get(r, ()))
              for r, data in sorted(ranks.items())}
     skipped: dict[str, int] = {}
     nodes = _even_all_to_all(nodes, groups, skipped)
