@@ -14,9 +14,12 @@ import polars as pl
 
 @dataclass
 class Table:
-    """Column-wise row buffer with a fixed schema: single rows (`append`) or numpy chunks (`extend`)."""
+    """Column-wise row buffer with a fixed schema: single rows (`append`) or numpy chunks (`extend`).
+    A table that does not `keep` its rows takes them and forgets them (writers may check `keep` and skip
+    gathering rows nobody keeps)."""
 
     schema: dict[str, pl.DataType]
+    keep: bool = True
     columns: dict[str, list] = field(init=False)
     chunks: list[dict[str, object]] = field(init=False)
 
@@ -25,12 +28,14 @@ class Table:
         self.chunks = []
 
     def append(self, **row: object) -> None:
-        for name, values in self.columns.items():
-            values.append(row[name])
+        if self.keep:
+            for name, values in self.columns.items():
+                values.append(row[name])
 
     def extend(self, **chunk: object) -> None:
         """Many rows at once: numpy arrays of one length, or scalars repeated over them."""
-        self.chunks.append(chunk)
+        if self.keep:
+            self.chunks.append(chunk)
 
     def frame(self) -> pl.DataFrame:
         parts = [pl.DataFrame(self.columns, schema=self.schema)]
@@ -129,19 +134,21 @@ class LinkMeter:
 
 
 class Recorder:
-    """Collects the rows of every result table during a run."""
+    """Collects the rows of every result table during a run, except those of the tables named in `drop`
+    (they take rows and keep none, and have no frame)."""
 
-    def __init__(self) -> None:
+    def __init__(self, drop: tuple[str, ...] = ()) -> None:
         self.tables: dict[str, Table] = {}
+        self.drop = frozenset(drop)
 
     def table(self, name: str, schema: dict[str, pl.DataType]) -> Table:
         """The table `name`, created with `schema` on first use."""
         existing = self.tables.get(name)
         if existing is None:
-            existing = self.tables[name] = Table(schema)
+            existing = self.tables[name] = Table(schema, keep=name not in self.drop)
         elif existing.schema != schema:
             raise ValueError(f"table {name!r} requested with two different schemas")
         return existing
 
     def frames(self) -> dict[str, pl.DataFrame]:
-        return {name: table.frame() for name, table in self.tables.items()}
+        return {name: table.frame() for name, table in self.tables.items() if table.keep}

@@ -350,7 +350,7 @@ class Loop:
         ts = slice(active.t0, active.t1)
         ended = ~np.isnan(self.t_end[ts]) & ~self.t_rec[ts]
         which = np.flatnonzero(ended) + active.t0
-        if len(which):
+        if len(which) and network.table.keep:
             which = which[np.lexsort((self.t_order[which], self.t_end[which]))]
             self.t_rec[which] = True
             tags = self.t_tag[which]

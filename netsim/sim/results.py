@@ -24,6 +24,8 @@ class Results:
         frames = self.__dict__.get("frames", {})
         if name in frames:
             return frames[name]
+        if name in self.__dict__.get("meta", {}).get("dropped", ()):
+            raise AttributeError(f"{name}: this run kept none (Simulation({name}='drop'))")
         raise AttributeError(name)
 
     def summary(self) -> pl.DataFrame:

@@ -33,15 +33,23 @@ def hottest_links(tiers, busy: np.ndarray, count: int) -> np.ndarray:
 # "ideal": netsim's algorithms, links at line rate; "nccl": NCCL's tuner picks algorithm and protocol, run with
 # the protocol's lines, per-hop latencies and channel caps (`netsim.collectives.nccl`)
 COLLECTIVE_MODELS = ("ideal", "nccl")
+# "keep": one row per transfer in `Results.transfers`; "drop": none kept (a run that needs only the per-collective,
+# per-link and per-step results: a row costs ~50 bytes while the run lasts and ~200 at its end, when the frame is
+# built)
+TRANSFER_RECORDS = ("keep", "drop")
 
 
 class Simulation:
     """Everything one run needs. Workloads add SimPy processes (or just start collectives);
-    `run()`, or `run(events)` to stop once those have happened, returns `Results`."""
+    `run()`, or `run(events)` to stop once those have happened, returns `Results`. `transfers="drop"` keeps
+    no per-transfer rows (`TRANSFER_RECORDS`); everything else the run returns is the same."""
 
     def __init__(self, topology: Topology, *, network: str = "fluid", routing: str = "ecmp", seed: int = 0,
                  options: NetworkOptions | None = None, record_links: bool = True, record_steps: bool = False,
-                 collectives: str = "ideal", sm: int = 90):
+                 collectives: str = "ideal", sm: int = 90, transfers: str = "keep"):
+        if transfers not in TRANSFER_RECORDS:
+            raise ConfigError(f"unknown transfer records {transfers!r} (known: {', '.join(TRANSFER_RECORDS)})",
+                              field="transfers")
         if collectives not in COLLECTIVE_MODELS:
             raise ConfigError(f"unknown collectives model {collectives!r} (known: {', '.join(COLLECTIVE_MODELS)})",
                               field="network.collectives")
@@ -51,7 +59,7 @@ class Simulation:
         self.seed = seed
         self.env = simpy.Environment()
         self.rng = np.random.default_rng(seed)
-        self.recorder = Recorder()
+        self.recorder = Recorder(drop=("transfers",) if transfers == "drop" else ())
         self.router = Router(topology, routing, seed)
         self.meter = LinkMeter(topology.num_links) if record_links else None
         cap, latency = topology.meta.get("connection_bandwidth"), topology.meta.get("connection_latency")
@@ -64,6 +72,8 @@ class Simulation:
             self.network.record_steps(Router(topology, "spray", seed, cache=self.router.cache))
         self.meta = {"topology": topology.name, "network": network, "routing": routing, "seed": seed,
                      "collectives": collectives}
+        if transfers == "drop":
+            self.meta["dropped"] = ["transfers"]
 
     @property
     def now(self) -> float:

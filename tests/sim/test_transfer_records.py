@@ -1,0 +1,73 @@
+"""`Simulation(transfers="drop")`: no per-transfer rows, and every other result bit-identical to a run that keeps
+them — on the compiled dataflow loop, the reference executor (`send_batch`) and the analytic model."""
+
+import polars as pl
+import pytest
+
+from netsim.collectives import Communicator
+from netsim.errors import ConfigError
+from netsim.network import NetworkOptions
+from netsim.sim import Simulation
+from netsim.topology import topology_from_dict
+
+FABRIC = {"kind": "leaf_spine", "leaves": 4, "spines": 2, "hosts_per_leaf": 2, "gpus_per_host": 2,
+          "host_bandwidth": "100Gbps", "spine_bandwidth": "100Gbps", "nvlink_bandwidth": "450GB/s",
+          "host_latency": "1us", "spine_latency": "1us"}
+
+
+def workload(sim: Simulation) -> list:
+    """Collectives at once on the whole fabric and on half of it, point-to-point transfers, a link failing
+    midway (routes change for what has not been sent yet)."""
+    gpus = sim.topology.gpus
+    everyone, half = Communicator(sim, gpus), Communicator(sim, gpus[::2], name="half")
+    events = [everyone.run("all_to_all", 2**22, algo="direct"),
+              everyone.run("all_reduce", 2**24, algo="ring", chunks=4),
+              half.run("all_gather", 2**22, algo="ring")]
+    events += [sim.network.transfer(int(gpus[0]), int(gpus[-1]), 3 * 2**20 + 7, key=("p2p", i)) for i in range(3)]
+    spine_link = next(l for l, name in enumerate(sim.topology.link_names) if "spine" in name)
+    sim.schedule_fault(2e-4, [spine_link])
+    return events
+
+
+def run(transfers: str, **kw):
+    sim = Simulation(topology_from_dict(FABRIC), record_steps=kw.pop("record_steps", True), transfers=transfers,
+                     **kw)
+    events = workload(sim)
+    return sim, sim.run(events)
+
+
+CASES = {"compiled loop": {}, "reference executor": {"options": NetworkOptions(endpoint_rate_cap=40e9)},
+         "analytic": {"network": "analytic", "record_steps": False}}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_dropping_transfer_rows_changes_no_other_result(case):
+    (kept_sim, kept), (dropped_sim, dropped) = run("keep", **CASES[case]), run("drop", **CASES[case])
+    if case == "compiled loop":
+        assert kept_sim.network.dataflows_compiled == dropped_sim.network.dataflows_compiled > 0
+    elif case == "reference executor":
+        assert kept_sim.network.dataflows_compiled == dropped_sim.network.dataflows_compiled == 0
+    assert kept.meta["end_time"] == dropped.meta["end_time"] and kept_sim.now == dropped_sim.now
+    assert sorted(kept.frames) == sorted([*dropped.frames, "transfers"])
+    for name, frame in dropped.frames.items():
+        assert frame.equals(kept.frames[name]), name  # bit-identical, NaN and null included
+    assert len(kept.collectives) == 3 and len(kept.faults) == 1
+    if case != "analytic":
+        assert len(kept.steps) > 0 and kept.links["carried_B"].sum() > 0
+    # the kept rows: one per transfer started, ids 0..n-1; the dropped table holds nothing
+    n = kept_sim.network.transfers_started
+    assert n == dropped_sim.network.transfers_started > 16 * 16
+    assert kept.transfers["id"].to_list() == list(range(n))
+    assert kept.transfers["end_s"].max() == kept.meta["end_time"]
+    table = dropped_sim.recorder.tables["transfers"]
+    assert not table.keep and table.chunks == [] and all(v == [] for v in table.columns.values())
+    assert dropped.meta["dropped"] == ["transfers"] and "dropped" not in kept.meta
+
+
+def test_dropped_frames_say_so_and_bad_values_are_refused():
+    _, results = run("drop", record_steps=False)
+    with pytest.raises(AttributeError, match="kept none"):
+        results.transfers
+    assert isinstance(results.collectives, pl.DataFrame)
+    with pytest.raises(ConfigError, match="unknown transfer records 'stream'"):
+        Simulation(topology_from_dict(FABRIC), transfers="stream")
