@@ -24,7 +24,7 @@ with its transfers per second — or the refusal with netsim's own estimate (`--
     .venv/bin/python benchmarks/scale.py                          # every case, 1,024 .. 8,192 GPUs
     .venv/bin/python benchmarks/scale.py --max-gpus 131072 load   # the fabric alone, up to the limit
     .venv/bin/python benchmarks/scale.py --timeout 600 rings hier
-    .venv/bin/python benchmarks/scale.py --max-gpus 2048 --transfers keep drop a2a
+    .venv/bin/python benchmarks/scale.py a2a --max-gpus 2048 --transfers keep drop
 """
 
 from __future__ import annotations

@@ -97,4 +97,8 @@ class Results:
                 for v, r in runs.items() if name in r.frames
             ]
             frames[name] = pl.concat(parts, how="vertical")
-        return Results(frames, {"variants": {v: r.meta for v, r in runs.items()}})
+        meta = {"variants": {v: r.meta for v, r in runs.items()}}
+        dropped = set.intersection(*(set(r.meta.get("dropped", ())) for r in runs.values())) if runs else set()
+        if dropped:  # what no run kept
+            meta["dropped"] = sorted(dropped)
+        return Results(frames, meta)

@@ -7,7 +7,7 @@ import pytest
 from netsim.collectives import Communicator
 from netsim.errors import ConfigError
 from netsim.network import NetworkOptions
-from netsim.sim import Simulation
+from netsim.sim import Results, Simulation
 from netsim.topology import topology_from_dict
 
 FABRIC = {"kind": "leaf_spine", "leaves": 4, "spines": 2, "hosts_per_leaf": 2, "gpus_per_host": 2,
@@ -71,3 +71,22 @@ def test_dropped_frames_say_so_and_bad_values_are_refused():
     assert isinstance(results.collectives, pl.DataFrame)
     with pytest.raises(ConfigError, match="unknown transfer records 'stream'"):
         Simulation(topology_from_dict(FABRIC), transfers="stream")
+
+
+def test_a_scenario_without_transfer_rows_writes_the_same_other_files(tmp_path):
+    """Two jobs' programs (`run_program`) under two policies, stacked: the files other than transfers.parquet
+    and meta.json are byte-identical."""
+    from netsim.scenario import run_scenario, scenario_from_dict
+
+    doc = {"name": "rows", "topology": dict(FABRIC, gpus_per_host=1), "routing": ["ecmp", "spray"], "seed": 3,
+           "workload": [{"op": "all_to_all", "size": "4MiB"}, {"op": "all_reduce", "size": "8MiB", "repeat": 2}]}
+    for mode in ("keep", "drop"):
+        run_scenario(scenario_from_dict(doc, source="rows.yaml"), transfers=mode).write(tmp_path / mode)
+    kept = sorted(p.name for p in (tmp_path / "keep").iterdir())
+    dropped = sorted(p.name for p in (tmp_path / "drop").iterdir())
+    assert kept == sorted([*dropped, "transfers.parquet"]) and "links.parquet" in dropped
+    for name in dropped:
+        if name != "meta.json":
+            assert (tmp_path / "keep" / name).read_bytes() == (tmp_path / "drop" / name).read_bytes(), name
+    meta = Results.read(tmp_path / "drop").meta
+    assert meta["dropped"] == ["transfers"] and all(v["dropped"] == ["transfers"] for v in meta["variants"].values())
