@@ -14,7 +14,8 @@ NICs on rail r's leaves, at most 64 servers per leaf, as many spines as a leaf h
   a2a         256 MiB direct all-to-all
 
 Runs keep no per-transfer rows (`Simulation(transfers="drop")`: the scale of the engine, not of a results
-table); `--transfers keep drop` runs each case both ways, one line each, to show what the rows cost.
+table); `--transfers keep drop stream` runs each case each way, one line each, to show what the rows cost
+(stream: written to a temporary folder as Parquet parts while the run goes).
 Printed per case and size: wall seconds (whole process: import, build, route, run), peak memory (max RSS),
 transfers and transfers per second, and the run alone (`sim.run`: routing, the simulation, the results)
 with its transfers per second — or the refusal with netsim's own estimate (`--max-transfers`), or
@@ -24,7 +25,7 @@ with its transfers per second — or the refusal with netsim's own estimate (`--
     .venv/bin/python benchmarks/scale.py                          # every case, 1,024 .. 8,192 GPUs
     .venv/bin/python benchmarks/scale.py --max-gpus 131072 load   # the fabric alone, up to the limit
     .venv/bin/python benchmarks/scale.py --timeout 600 rings hier
-    .venv/bin/python benchmarks/scale.py a2a --max-gpus 2048 --transfers keep drop
+    .venv/bin/python benchmarks/scale.py a2a --max-gpus 2048 --transfers keep drop stream
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 SIZES = [1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
 CASES = {"load": None, "ring": ("all_reduce", 2**30, "ring", 4), "rings": ("all_reduce", 2**30, "rings", 1),
@@ -78,7 +81,9 @@ def run_one(case: str, gpus: int, transfers: str = "drop") -> dict:
         out.update(transfers=0, note=f"{hops} links on 1,000 routes")
     else:
         op, size, algo, chunks = CASES[case]
-        sim = Simulation(topo, record_links=False, transfers=transfers)
+        folder = tempfile.TemporaryDirectory() if transfers == "stream" else None
+        sim = Simulation(topo, record_links=False,
+                         transfers=Path(folder.name) / "transfers" if folder else transfers)
         comm = Communicator(sim, topo.gpus)
         try:
             estimate = collective_transfers(comm, op, size, algo, chunks)
@@ -99,8 +104,8 @@ def main() -> int:
     parser.add_argument("cases", nargs="*", choices=[*CASES, []], default=None)
     parser.add_argument("--max-gpus", type=int, default=8192)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per case and size (default 300)")
-    parser.add_argument("--transfers", nargs="+", choices=["keep", "drop"], default=["drop"],
-                        help="per-transfer rows: drop (default) or keep them; both: each case both ways")
+    parser.add_argument("--transfers", nargs="+", choices=["keep", "drop", "stream"], default=["drop"],
+                        help="per-transfer rows: drop (default), keep or stream them; several: each case each way")
     parser.add_argument("--one", nargs=3, metavar=("CASE", "GPUS", "TRANSFERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:

@@ -1,5 +1,6 @@
 """`Simulation(transfers="drop")`: no per-transfer rows, and every other result bit-identical to a run that keeps
-them — on the compiled dataflow loop, the reference executor (`send_batch`) and the analytic model."""
+them; `transfers=Path(directory)`: the same rows streamed there in parts — on the compiled dataflow loop, the
+reference executor (`send_batch`) and the analytic model."""
 
 import polars as pl
 import pytest
@@ -41,6 +42,33 @@ CASES = {"compiled loop": {}, "reference executor": {"options": NetworkOptions(e
 
 
 @pytest.mark.parametrize("case", list(CASES))
+def test_streaming_transfer_rows_writes_the_kept_rows_in_parts(case, tmp_path, monkeypatch):
+    monkeypatch.setattr("netsim.sim.simulation.PART_ROWS", 50)  # parts of 50 rows: one chunk of rows makes several
+    (kept_sim, kept), (streamed_sim, streamed) = run("keep", **CASES[case]), run(tmp_path / "transfers", **CASES[case])
+    assert kept.meta["end_time"] == streamed.meta["end_time"]
+    assert sorted(kept.frames) == sorted([*streamed.frames, "transfers"])
+    for name, frame in streamed.frames.items():
+        assert frame.equals(kept.frames[name]), name
+    parts = sorted((tmp_path / "transfers").iterdir())
+    rows = [len(pl.read_parquet(p)) for p in parts]
+    n = kept_sim.network.transfers_started
+    assert sum(rows) == n and rows[:-1] == [50] * (len(parts) - 1) and 0 < rows[-1] <= 50
+    assert [p.name for p in parts] == [f"part-{k:05d}.parquet" for k in range(len(parts))]
+    streamed.write(tmp_path)  # the other frames beside the parts: read back, every frame of the kept run
+    back = Results.read(tmp_path)
+    assert sorted(back.frames) == sorted(kept.frames)
+    for name, frame in kept.frames.items():
+        assert back.frames[name].equals(frame), name  # transfers: bit-identical rows, in id order
+    table = streamed_sim.recorder.tables["transfers"]
+    assert table.chunks == [] and all(v == [] for v in table.columns.values())
+    assert streamed.meta["streamed"] == {"transfers": str(tmp_path / "transfers")}
+    with pytest.raises(AttributeError, match="streamed to"):
+        streamed.transfers
+    with pytest.raises(ConfigError, match="new or empty directory"):
+        Simulation(topology_from_dict(FABRIC), transfers=tmp_path / "transfers")
+
+
+@pytest.mark.parametrize("case", list(CASES))
 def test_dropping_transfer_rows_changes_no_other_result(case):
     (kept_sim, kept), (dropped_sim, dropped) = run("keep", **CASES[case]), run("drop", **CASES[case])
     if case == "compiled loop":
@@ -70,7 +98,7 @@ def test_dropped_frames_say_so_and_bad_values_are_refused():
         results.transfers
     assert isinstance(results.collectives, pl.DataFrame)
     with pytest.raises(ConfigError, match="unknown transfer records 'stream'"):
-        Simulation(topology_from_dict(FABRIC), transfers="stream")
+        Simulation(topology_from_dict(FABRIC), transfers="stream")  # a directory is a Path, never a string
 
 
 def test_a_scenario_without_transfer_rows_writes_the_same_other_files(tmp_path):
