@@ -13,6 +13,9 @@ NICs on rail r's leaves, at most 64 servers per leaf, as many spines as a leaf h
   hier        1 GiB hierarchical all-reduce
   a2a         256 MiB direct all-to-all
 
+Runs keep no per-transfer rows (`Simulation(transfers="drop")`: the scale of the engine, not of a results
+table); `--transfers keep drop stream` runs each case each way, one line each, to show what the rows cost
+(stream: written to a temporary folder as Parquet parts while the run goes).
 Printed per case and size: wall seconds (whole process: import, build, route, run), peak memory (max RSS),
 transfers and transfers per second, and the run alone (`sim.run`: routing, the simulation, the results)
 with its transfers per second — or the refusal with netsim's own estimate (`--max-transfers`), or
@@ -22,6 +25,7 @@ with its transfers per second — or the refusal with netsim's own estimate (`--
     .venv/bin/python benchmarks/scale.py                          # every case, 1,024 .. 8,192 GPUs
     .venv/bin/python benchmarks/scale.py --max-gpus 131072 load   # the fabric alone, up to the limit
     .venv/bin/python benchmarks/scale.py --timeout 600 rings hier
+    .venv/bin/python benchmarks/scale.py a2a --max-gpus 2048 --transfers keep drop stream
 """
 
 from __future__ import annotations
@@ -29,10 +33,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 SIZES = [1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
 CASES = {"load": None, "ring": ("all_reduce", 2**30, "ring", 4), "rings": ("all_reduce", 2**30, "rings", 1),
@@ -53,7 +60,7 @@ def fabric(gpus: int):
         "host_latency": "1us", "spine_latency": "1us"})
 
 
-def run_one(case: str, gpus: int) -> dict:
+def run_one(case: str, gpus: int, transfers: str = "drop") -> dict:
     t0 = time.perf_counter()
     from netsim.collectives import Communicator
     from netsim.errors import NetsimError
@@ -74,7 +81,9 @@ def run_one(case: str, gpus: int) -> dict:
         out.update(transfers=0, note=f"{hops} links on 1,000 routes")
     else:
         op, size, algo, chunks = CASES[case]
-        sim = Simulation(topo, record_links=False)
+        folder = tempfile.TemporaryDirectory() if transfers == "stream" else None
+        sim = Simulation(topo, record_links=False,
+                         transfers=Path(folder.name) / "transfers" if folder else transfers)
         comm = Communicator(sim, topo.gpus)
         try:
             estimate = collective_transfers(comm, op, size, algo, chunks)
@@ -84,8 +93,8 @@ def run_one(case: str, gpus: int) -> dict:
             return out | {"wall_s": time.perf_counter() - t0,
                           "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
         t_run = time.perf_counter()
-        results = sim.run(comm.run(op, size, algo=algo, chunks=chunks))
-        out.update(transfers=len(results.transfers), sim_ms=sim.now * 1e3, run_s=time.perf_counter() - t_run)
+        sim.run(comm.run(op, size, algo=algo, chunks=chunks))
+        out.update(transfers=sim.network.transfers_started, sim_ms=sim.now * 1e3, run_s=time.perf_counter() - t_run)
     out.update(wall_s=time.perf_counter() - t0, peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return out
 
@@ -95,43 +104,53 @@ def main() -> int:
     parser.add_argument("cases", nargs="*", choices=[*CASES, []], default=None)
     parser.add_argument("--max-gpus", type=int, default=8192)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per case and size (default 300)")
-    parser.add_argument("--one", nargs=2, metavar=("CASE", "GPUS"), help=argparse.SUPPRESS)
+    parser.add_argument("--transfers", nargs="+", choices=["keep", "drop", "stream"], default=["drop"],
+                        help="per-transfer rows: drop (default), keep or stream them; several: each case each way")
+    parser.add_argument("--one", nargs=3, metavar=("CASE", "GPUS", "TRANSFERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one[0], int(args.one[1]))))
+        print(json.dumps(run_one(args.one[0], int(args.one[1]), args.one[2])))
         return 0
     cases = args.cases or list(CASES)
     sizes = [n for n in SIZES if n <= args.max_gpus]
     print(f"Scale: rail-optimized fabrics of 8-GPU servers, {sizes[0]:,}-{sizes[-1]:,} GPUs; per case and size: "
           f"wall s (whole process), peak MiB, transfers, transfers/s; the run alone (routing, simulation and "
-          f"results; not the import, the fabric or the communicator): seconds and transfers/s")
+          f"results; not the import, the fabric or the communicator): seconds and transfers/s; load average "
+          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs", flush=True)
     for case in cases:
-        done = []
-        for n in sizes:
-            try:
-                proc = subprocess.run([sys.executable, __file__, "--one", case, str(n)], capture_output=True,
-                                      text=True, timeout=args.timeout)
-            except subprocess.TimeoutExpired:
-                print(f"{case:>5} {n:>7,} GPUs: timeout after {args.timeout:.0f} s", flush=True)
-                break
-            if proc.returncode:
-                print(f"{case:>5} {n:>7,} GPUs: failed ({(proc.stderr.strip().splitlines() or ['?'])[-1]})", flush=True)
-                break
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
-            if "refused" in r:
-                print(f"{case:>5} {n:>7,} GPUs: refused up front ({r['refused']})", flush=True)
-                break
-            rate = f"{r['transfers'] / r['wall_s']:>10.0f}/s" if r["transfers"] else f"{'':>12}"
-            if r["transfers"]:
-                rate += f"   run {r['run_s']:>7.2f} s {r['transfers'] / r['run_s']:>9.0f}/s"
-            print(f"{case:>5} {n:>7,} GPUs: {r['wall_s']:>8.2f} s {r['peak_mib']:>8.0f} MiB {r['transfers']:>11,} "
-                  f"{rate} {r.get('note', '')}", flush=True)
-            done.append((n, r["wall_s"], r["peak_mib"]))
-        if len(done) >= 2:
-            (n1, t1, m1), (n2, t2, m2) = done[-2], done[-1]
-            grow = math.log(n2 / n1)
-            print(f"{case:>5} growth from {n1:,} to {n2:,} GPUs: time ~n^{math.log(t2 / t1) / grow:.2f}, "
-                  f"memory ~n^{math.log(m2 / m1) / grow:.2f}", flush=True)
+        for mode in args.transfers:
+            label = case if len(args.transfers) == 1 or case == "load" else f"{case} {mode}"
+            done = []
+            for n in sizes:
+                try:
+                    proc = subprocess.run([sys.executable, __file__, "--one", case, str(n), mode], capture_output=True,
+                                          text=True, timeout=args.timeout)
+                except subprocess.TimeoutExpired:
+                    print(f"{label:>5} {n:>7,} GPUs: timeout after {args.timeout:.0f} s", flush=True)
+                    break
+                if proc.returncode:
+                    print(f"{label:>5} {n:>7,} GPUs: failed ({(proc.stderr.strip().splitlines() or ['?'])[-1]})",
+                          flush=True)
+                    break
+                r = json.loads(proc.stdout.strip().splitlines()[-1])
+                if "refused" in r:
+                    print(f"{label:>5} {n:>7,} GPUs: refused up front ({r['refused']})", flush=True)
+                    break
+                rate = f"{r['transfers'] / r['wall_s']:>10.0f}/s" if r["transfers"] else f"{'':>12}"
+                if r["transfers"]:
+                    rate += f"   run {r['run_s']:>7.2f} s {r['transfers'] / r['run_s']:>9.0f}/s"
+                print(f"{label:>5} {n:>7,} GPUs: {r['wall_s']:>8.2f} s {r['peak_mib']:>8.0f} MiB "
+                      f"{r['transfers']:>11,} {rate} {r.get('note', '')}", flush=True)
+                done.append((n, r["wall_s"], r["peak_mib"]))
+            if len(done) >= 2:
+                (n1, t1, m1), (n2, t2, m2) = done[-2], done[-1]
+                grow = math.log(n2 / n1)
+                print(f"{label:>5} growth from {n1:,} to {n2:,} GPUs: time ~n^{math.log(t2 / t1) / grow:.2f}, "
+                      f"memory ~n^{math.log(m2 / m1) / grow:.2f}", flush=True)
+            if case == "load":
+                break  # no transfers: the same either way
+    print(f"load average (1, 5, 15 min) at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          f"on {os.cpu_count()} CPUs", flush=True)
     return 0
 
 

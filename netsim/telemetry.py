@@ -7,6 +7,7 @@ polars DataFrames once, at the end of the run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import polars as pl
@@ -14,23 +15,56 @@ import polars as pl
 
 @dataclass
 class Table:
-    """Column-wise row buffer with a fixed schema: single rows (`append`) or numpy chunks (`extend`)."""
+    """Column-wise row buffer with a fixed schema: single rows (`append`) or numpy chunks (`extend`).
+    A table that does not `keep` its rows takes them and forgets them (writers may check `keep` and skip
+    gathering rows nobody keeps). A table with a `sink` hands it its rows as frames of at most `rows` rows
+    (the last one at `flush`) and forgets them: memory for one such frame, however many rows pass."""
 
     schema: dict[str, pl.DataType]
+    keep: bool = True
+    sink: Callable[[pl.DataFrame], None] | None = None
+    rows: int = 1 << 18
     columns: dict[str, list] = field(init=False)
     chunks: list[dict[str, object]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.columns = {name: [] for name in self.schema}
         self.chunks = []
+        self._pending = 0  # rows taken and not yet handed to the sink
 
     def append(self, **row: object) -> None:
-        for name, values in self.columns.items():
-            values.append(row[name])
+        if self.keep:
+            for name, values in self.columns.items():
+                values.append(row[name])
+            if self.sink is not None:
+                self._pending += 1
+                if self._pending >= self.rows:
+                    self.flush()
 
     def extend(self, **chunk: object) -> None:
         """Many rows at once: numpy arrays of one length, or scalars repeated over them."""
-        self.chunks.append(chunk)
+        if not self.keep:
+            return
+        if self.sink is None:
+            self.chunks.append(chunk)
+            return
+        n, lo = next(len(v) for v in chunk.values() if isinstance(v, np.ndarray)), 0
+        while lo < n:  # in slices that fill the frame in hand to `rows`
+            hi = lo + min(self.rows - self._pending, n - lo)
+            self.chunks.append({k: v[lo:hi] if isinstance(v, np.ndarray) else v for k, v in chunk.items()})
+            self._pending += hi - lo
+            lo = hi
+            if self._pending >= self.rows:
+                self.flush()
+
+    def flush(self) -> None:
+        """Hand the rows taken so far to the sink (if any, and if there are rows) and forget them."""
+        if self.sink is None or not self._pending:
+            return
+        frame = self.frame()
+        self.columns = {name: [] for name in self.schema}
+        self.chunks, self._pending = [], 0
+        self.sink(frame)
 
     def frame(self) -> pl.DataFrame:
         parts = [pl.DataFrame(self.columns, schema=self.schema)]
@@ -129,19 +163,29 @@ class LinkMeter:
 
 
 class Recorder:
-    """Collects the rows of every result table during a run."""
+    """Collects the rows of every result table during a run, except those of the tables named in `drop`
+    (they take rows and keep none) and those given a sink in `sinks` (their rows go to it in frames of at most
+    `rows` rows): neither kind has a frame."""
 
-    def __init__(self) -> None:
+    def __init__(self, drop: tuple[str, ...] = (), sinks: dict[str, Callable[[pl.DataFrame], None]] | None = None,
+                 rows: int = 1 << 18) -> None:
         self.tables: dict[str, Table] = {}
+        self.drop = frozenset(drop)
+        self.sinks = dict(sinks or {})
+        self.rows = rows
 
     def table(self, name: str, schema: dict[str, pl.DataType]) -> Table:
         """The table `name`, created with `schema` on first use."""
         existing = self.tables.get(name)
         if existing is None:
-            existing = self.tables[name] = Table(schema)
+            existing = self.tables[name] = Table(schema, keep=name not in self.drop, sink=self.sinks.get(name),
+                                                 rows=self.rows)
         elif existing.schema != schema:
             raise ValueError(f"table {name!r} requested with two different schemas")
         return existing
 
     def frames(self) -> dict[str, pl.DataFrame]:
-        return {name: table.frame() for name, table in self.tables.items()}
+        """The kept tables' frames; the streamed tables hand their last rows to their sinks."""
+        for table in self.tables.values():
+            table.flush()
+        return {name: table.frame() for name, table in self.tables.items() if table.keep and table.sink is None}

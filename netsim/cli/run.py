@@ -52,7 +52,9 @@ def command(args: argparse.Namespace, console: Console) -> int:
                       f"({len(scenario.topology.gpus)} GPUs), routing {', '.join(scenario.config.routing)}")
     with Stages(len(scenario.config.routing), "simulating", quiet=args.json) as stages:
         try:
-            results = run_scenario(scenario, progress=stages.start)
+            # per-transfer rows only for transfers.parquet (the summary and the report use none)
+            results = run_scenario(scenario, progress=stages.start,
+                                   transfers="keep" if scenario.config.outputs.parquet else "drop")
         except ConfigError as exc:  # found while running (a routing policy that cannot serve this fabric)
             if exc.source is None:
                 raise ConfigError(exc.detail, source=scenario.source, field=exc.field) from None

@@ -421,13 +421,15 @@ class NetworkModel:
         if len(idx) == 1:  # one transfer: plain numbers, one row
             i = int(idx[0])
             t = float(drained[0] if isinstance(drained, np.ndarray) else drained) + float(batch.latency[i])
-            self.table.append(id=batch.first_id + i, src=int(batch.src[i]), dst=int(batch.dst[i]),
-                              size_B=int(batch.nbytes[i]), start_s=batch.start, end_s=t, tag=batch.tag)
+            if self.table.keep:
+                self.table.append(id=batch.first_id + i, src=int(batch.src[i]), dst=int(batch.dst[i]),
+                                  size_B=int(batch.nbytes[i]), start_s=batch.start, end_s=t, tag=batch.tag)
             self._deliver(batch, idx, t, self.env.now)
             return
         end = drained + batch.latency[idx]
-        self.table.extend(id=batch.first_id + idx, src=batch.src[idx], dst=batch.dst[idx],
-                          size_B=batch.nbytes[idx], start_s=np.full(len(idx), batch.start), end_s=end, tag=batch.tag)
+        if self.table.keep:
+            self.table.extend(id=batch.first_id + idx, src=batch.src[idx], dst=batch.dst[idx], size_B=batch.nbytes[idx],
+                              start_s=np.full(len(idx), batch.start), end_s=end, tag=batch.tag)
         # Arrivals within a whisker of each other (float noise from summing the same latencies in
         # another order) are delivered together, at the latest of their times, so collective
         # steps stay in one batch instead of splitting into many nearly simultaneous ones.

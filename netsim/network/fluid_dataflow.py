@@ -350,15 +350,18 @@ class Loop:
         ts = slice(active.t0, active.t1)
         ended = ~np.isnan(self.t_end[ts]) & ~self.t_rec[ts]
         which = np.flatnonzero(ended) + active.t0
-        if len(which):
+        if len(which) and network.table.keep:
             which = which[np.lexsort((self.t_order[which], self.t_end[which]))]
             self.t_rec[which] = True
             tags = self.t_tag[which]
+            step = network.table.rows  # chunks no longer than a streamed table's parts: one gathered at a time
             for tag in np.unique(tags).tolist():  # one chunk per tag (a chunk's scalar column)
-                part = which if (tags == tag).all() else which[tags == tag]
-                network.table.extend(id=active.first_id + part - active.t0, src=self.t_src[part],
-                                     dst=self.t_dst[part], size_B=self.t_bytes[part], start_s=self.t_start[part],
-                                     end_s=self.t_end[part], tag=self.tags[tag])
+                rows = which if (tags == tag).all() else which[tags == tag]
+                for lo in range(0, len(rows), step):
+                    part = rows[lo:lo + step]
+                    network.table.extend(id=active.first_id + part - active.t0, src=self.t_src[part],
+                                         dst=self.t_dst[part], size_B=self.t_bytes[part], start_s=self.t_start[part],
+                                         end_s=self.t_end[part], tag=self.tags[tag])
         left = []
         for sub, loads in active.step_rows:  # batches whose transfers have all been sent
             order = self.t_order[sub]

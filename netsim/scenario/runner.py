@@ -159,12 +159,13 @@ def scenario_program(scenario: Scenario, jobs: list[JobConfig], placements: list
 
 
 def simulate(scenario: Scenario, policy: str, only: str | None = None, network: str | None = None,
-             record_steps: bool = False) -> Results:
+             record_steps: bool = False, transfers: str = "keep") -> Results:
     """Run the scenario under one routing policy (`only`: just that job, on its own placement;
-    `network`: another network model than the scenario's; `record_steps`: per-step link loads)."""
+    `network`: another network model than the scenario's; `record_steps`: per-step link loads;
+    `transfers`: keep or drop the per-transfer rows, `Simulation`'s `transfers`)."""
     cfg = scenario.config
     sim = Simulation(scenario.topology, **{**cfg.network.simulation(), "network": network or cfg.network.model},
-                     routing=policy, seed=cfg.seed, record_steps=record_steps)
+                     routing=policy, seed=cfg.seed, record_steps=record_steps, transfers=transfers)
     jobs = cfg.job_list()
     placements = place_jobs(scenario.topology, jobs, cfg.seed)
     chosen = [(job, gpus) for job, gpus in zip(jobs, placements) if only is None or job.name == only]
@@ -198,13 +199,14 @@ def export_program(scenario: Scenario) -> Program:
     return program
 
 
-def run_scenario(scenario: Scenario, progress: Callable[[str], None] | None = None) -> Results:
+def run_scenario(scenario: Scenario, progress: Callable[[str], None] | None = None, transfers: str = "keep"
+                 ) -> Results:
     """One simulation per routing policy; frames stacked with a `variant` column (the policy)."""
     runs = {}
     for policy in scenario.config.routing:
         if progress:
             progress(policy)
-        runs[policy] = simulate(scenario, policy)
+        runs[policy] = simulate(scenario, policy, transfers=transfers)
     results = Results.concat(runs)
     results.meta.update(scenario=scenario.name, topology=scenario.topology.name, seed=scenario.config.seed)
     return results

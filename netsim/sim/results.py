@@ -24,6 +24,12 @@ class Results:
         frames = self.__dict__.get("frames", {})
         if name in frames:
             return frames[name]
+        meta = self.__dict__.get("meta", {})
+        if name in meta.get("dropped", ()):
+            raise AttributeError(f"{name}: this run kept none (Simulation({name}='drop'))")
+        if name in meta.get("streamed", {}):
+            raise AttributeError(f"{name}: streamed to {meta['streamed'][name]} as Parquet parts (Results.read of "
+                                 f"a folder reads its {name}/ parts)")
         raise AttributeError(name)
 
     def summary(self) -> pl.DataFrame:
@@ -78,8 +84,15 @@ class Results:
 
     @classmethod
     def read(cls, directory: str | Path) -> "Results":
+        """The frames of `write` (`<name>.parquet`), and those streamed as parts (`<name>/part-*.parquet`: a
+        streamed run's transfers, rows in id order)."""
         d = Path(directory)
         frames = {p.stem: pl.read_parquet(p) for p in sorted(d.glob("*.parquet"))}
+        for folder in sorted(p for p in d.iterdir() if p.is_dir() and p.name not in frames):
+            parts = sorted(folder.glob("part-*.parquet"))
+            if parts:
+                frame = pl.concat([pl.read_parquet(p) for p in parts])
+                frames[folder.name] = frame.sort("id") if "id" in frame.columns else frame
         meta_path = d / "meta.json"
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         return cls(frames, meta)
@@ -95,4 +108,8 @@ class Results:
                 for v, r in runs.items() if name in r.frames
             ]
             frames[name] = pl.concat(parts, how="vertical")
-        return Results(frames, {"variants": {v: r.meta for v, r in runs.items()}})
+        meta = {"variants": {v: r.meta for v, r in runs.items()}}
+        dropped = set.intersection(*(set(r.meta.get("dropped", ())) for r in runs.values())) if runs else set()
+        if dropped:  # what no run kept
+            meta["dropped"] = sorted(dropped)
+        return Results(frames, meta)

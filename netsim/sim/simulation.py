@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
+from pathlib import Path
 from typing import Generator, Sequence
 
 import numpy as np
@@ -33,15 +35,51 @@ def hottest_links(tiers, busy: np.ndarray, count: int) -> np.ndarray:
 # "ideal": netsim's algorithms, links at line rate; "nccl": NCCL's tuner picks algorithm and protocol, run with
 # the protocol's lines, per-hop latencies and channel caps (`netsim.collectives.nccl`)
 COLLECTIVE_MODELS = ("ideal", "nccl")
+# "keep": one row per transfer in `Results.transfers`; "drop": none kept (a run that needs only the per-collective,
+# per-link and per-step results: a row costs ~50 bytes while the run lasts and ~200 at its end, when the frame is
+# built); a directory (a `pathlib.Path`): streamed there as Parquet parts of at most PART_ROWS rows
+TRANSFER_RECORDS = ("keep", "drop")
+PART_ROWS = 1 << 16
+
+
+def named_transfers(frame: pl.DataFrame, names: pl.Series) -> pl.DataFrame:
+    """Transfer rows in id order, their nodes by name (sorted first: the integer columns are cheaper to move)."""
+    frame = frame if frame["id"].is_sorted() else frame.sort("id")
+    return frame.with_columns(names.gather(frame["src"]).alias("src"), names.gather(frame["dst"]).alias("dst"))
+
+
+class TransferParts:
+    """Sink of a streamed transfers table: each frame it is given becomes the next part-NNNNN.parquet of
+    `directory` (its rows in id order; `Results.read` of a folder reads a `transfers/` in it back as one frame)."""
+
+    def __init__(self, directory: Path, names: Sequence[str]):
+        self.directory, self.names, self.parts = directory, pl.Series(names, dtype=pl.Utf8), 0
+
+    def __call__(self, frame: pl.DataFrame) -> None:
+        path = self.directory / f"part-{self.parts:05d}.parquet"
+        named_transfers(frame, self.names).write_parquet(path, compression="zstd", statistics=False)
+        self.parts += 1
 
 
 class Simulation:
     """Everything one run needs. Workloads add SimPy processes (or just start collectives);
-    `run()`, or `run(events)` to stop once those have happened, returns `Results`."""
+    `run()`, or `run(events)` to stop once those have happened, returns `Results`. `transfers="drop"` keeps
+    no per-transfer rows, `transfers=Path(directory)` (new or empty) streams them there as Parquet parts
+    (`TRANSFER_RECORDS`); everything else the run returns is the same."""
 
     def __init__(self, topology: Topology, *, network: str = "fluid", routing: str = "ecmp", seed: int = 0,
                  options: NetworkOptions | None = None, record_links: bool = True, record_steps: bool = False,
-                 collectives: str = "ideal", sm: int = 90):
+                 collectives: str = "ideal", sm: int = 90, transfers: str | os.PathLike = "keep"):
+        sinks = {}
+        if isinstance(transfers, os.PathLike):
+            directory = Path(transfers)
+            if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+                raise ConfigError(f"{directory} must be a new or empty directory", field="transfers")
+            directory.mkdir(parents=True, exist_ok=True)
+            sinks["transfers"] = TransferParts(directory, topology.node_names)
+        elif transfers not in TRANSFER_RECORDS:
+            raise ConfigError(f"unknown transfer records {transfers!r} (known: {', '.join(TRANSFER_RECORDS)}, "
+                              f"or a directory as a pathlib.Path)", field="transfers")
         if collectives not in COLLECTIVE_MODELS:
             raise ConfigError(f"unknown collectives model {collectives!r} (known: {', '.join(COLLECTIVE_MODELS)})",
                               field="network.collectives")
@@ -51,7 +89,7 @@ class Simulation:
         self.seed = seed
         self.env = simpy.Environment()
         self.rng = np.random.default_rng(seed)
-        self.recorder = Recorder()
+        self.recorder = Recorder(drop=("transfers",) if transfers == "drop" else (), sinks=sinks, rows=PART_ROWS)
         self.router = Router(topology, routing, seed)
         self.meter = LinkMeter(topology.num_links) if record_links else None
         cap, latency = topology.meta.get("connection_bandwidth"), topology.meta.get("connection_latency")
@@ -64,6 +102,10 @@ class Simulation:
             self.network.record_steps(Router(topology, "spray", seed, cache=self.router.cache))
         self.meta = {"topology": topology.name, "network": network, "routing": routing, "seed": seed,
                      "collectives": collectives}
+        if transfers == "drop":
+            self.meta["dropped"] = ["transfers"]
+        elif sinks:
+            self.meta["streamed"] = {"transfers": str(transfers)}
 
     @property
     def now(self) -> float:
@@ -109,11 +151,7 @@ class Simulation:
         frames = self.recorder.frames()
         names = pl.Series(self.topology.node_names, dtype=pl.Utf8)
         if "transfers" in frames:
-            t = frames["transfers"]
-            frames["transfers"] = t.with_columns(
-                pl.col("src").replace_strict(range(len(names)), names, return_dtype=pl.Utf8),
-                pl.col("dst").replace_strict(range(len(names)), names, return_dtype=pl.Utf8),
-            ).sort("id")
+            frames["transfers"] = named_transfers(frames["transfers"], names)
         if self.meter is not None:
             frames["links"] = self._links_frame()
             frames["link_timeline"] = self._timeline_frame()

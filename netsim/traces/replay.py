@@ -147,7 +147,7 @@ def replay(trace: Trace, topo: Topology, *, routing: str = "ecmp", placement: st
     """Replay `trace` (validated) on `topo` with the program executor; see the module docstring."""
     ranks = trace.ranks
     gpus = place(topo, len(ranks), placement, seed)
-    sim = Simulation(topo, routing=routing, seed=seed, record_links=False)
+    sim = Simulation(topo, routing=routing, seed=seed, record_links=False, transfers="drop")  # the timeline is run's
     run = run_program(sim, trace, dict(zip(ranks, gpus.tolist())), algo=algo, scale_compute=scale_compute,
                       sends=sends, max_transfers=max_transfers, lazy=True)
     sim.run(run.done)

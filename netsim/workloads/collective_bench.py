@@ -97,7 +97,7 @@ def run_bench(topology: Topology, op: str, sizes: list[int], algos: list[str], *
     for algo in algos:
         for size in sizes:
             sim = Simulation(topology, network=network, routing=routing, seed=seed, options=options,
-                             record_links=False, collectives=collectives, sm=arch)
+                             record_links=False, collectives=collectives, sm=arch, transfers="drop")
             done = Communicator(sim, nodes, name="bench").run(op, size, algo=algo, chunks=chunks)
             call = sim.run(done).collectives.row(0, named=True)  # what ran: the choice `auto` (or NCCL) made
             seconds = float(done.value)
