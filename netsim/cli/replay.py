@@ -15,7 +15,8 @@ from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
 from netsim.units import format_bandwidth, format_size, format_time
 
-OUTPUTS = {"timeline.parquet", "timeline.json", "collectives.parquet", "trace.parquet", "report.html", "steps.parquet"}
+OUTPUTS = {"timeline.parquet", "timeline.json", "collectives.parquet", "trace.parquet", "report.html", "steps.parquet",
+           "links.parquet"}
 
 
 def add_parser(sub) -> None:
@@ -136,6 +137,8 @@ def write(out: OutputDirectory, command: str, trace, topo, result, args: argpars
         result.timeline.write_parquet(tmp / "timeline.parquet", statistics=False)
         write_timeline(tmp / "timeline.json", result.timeline, gpus=result.gpus)
         result.collectives.write_parquet(tmp / "collectives.parquet", statistics=False)
+        if result.links is not None:
+            result.links.write_parquet(tmp / "links.parquet", statistics=False)
         if len(result.steps):  # per optimizer step of a torch recording
             result.steps.write_parquet(tmp / "steps.parquet", statistics=False)
         replayed = replayed_trace(trace, result)

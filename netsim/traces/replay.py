@@ -37,7 +37,8 @@ PLACEMENTS = ("contiguous", "random")
 
 @dataclass(frozen=True, eq=False)
 class ReplayResult:
-    """Iteration time, per-node intervals (`timeline`), per-collective-call records (`collectives`)."""
+    """Iteration time, per-node intervals (`timeline`), per-collective-call records (`collectives`), per-link
+    bytes and utilisation (`links`)."""
 
     time_s: float
     ranks: int
@@ -45,6 +46,7 @@ class ReplayResult:
     timeline: pl.DataFrame
     collectives: pl.DataFrame
     gpus: tuple[str, ...]
+    links: pl.DataFrame | None = None
 
     @property
     def exposed_comm_s(self) -> float:
@@ -73,6 +75,12 @@ class ReplayResult:
         rows = [("iteration time", format_time(s["time_s"])), ("compute (busiest rank)", format_time(s["compute_s"])),
                 ("exposed communication (mean over ranks)", format_time(s["exposed_comm_s"])),
                 ("collective calls", str(s["collective_calls"])), ("point-to-point transfers", str(s["transfers"]))]
+        if self.links is not None and len(self.links) and self.links["carried_B"].max() > 0:
+            from netsim.units import format_size
+
+            top = self.links.sort("carried_B", descending=True).row(0, named=True)
+            rows.append(("busiest link (bytes, peak utilisation)",
+                         f"{top['name']}: {format_size(top['carried_B'])}, {100 * top['peak_utilization']:.0f}%"))
         steps = self.steps
         if len(steps) > 1:  # the first iteration carries the script's start-up: the others are the steady state
             later = steps["iteration_s"][1:]
@@ -147,14 +155,14 @@ def replay(trace: Trace, topo: Topology, *, routing: str = "ecmp", placement: st
     """Replay `trace` (validated) on `topo` with the program executor; see the module docstring."""
     ranks = trace.ranks
     gpus = place(topo, len(ranks), placement, seed)
-    sim = Simulation(topo, routing=routing, seed=seed, record_links=False, transfers="drop")  # the timeline is run's
+    sim = Simulation(topo, routing=routing, seed=seed, transfers="drop")  # the timeline is run's
     run = run_program(sim, trace, dict(zip(ranks, gpus.tolist())), algo=algo, scale_compute=scale_compute,
                       sends=sends, max_transfers=max_transfers, lazy=True)
-    sim.run(run.done)
+    results = sim.run(run.done)
     result = run.result()
     names = tuple(topo.node_names[g] for g in gpus)
     return ReplayResult(result.time_s, len(ranks), tuple(result.compute_s[r] for r in ranks), result.nodes,
-                        result.calls, names)
+                        result.calls, names, results.links)
 
 
 def replayed_trace(trace: Trace, result: ReplayResult) -> Trace:

@@ -135,7 +135,10 @@ def test_torchrun_end_to_end(tmp_path, capsys):
     assert rows["meta"]["ranks"] == 64 and rows["meta"]["time_s"] > 0
     assert {"broadcast", "all_reduce"} <= {r["op"] for r in rows["rows"]}  # (and DDP's own small checks)
     written = {p.name for p in out.iterdir()}
-    assert {"timeline.parquet", "collectives.parquet", "report.html", "trace.parquet", "steps.parquet"} <= written
+    assert {"timeline.parquet", "collectives.parquet", "report.html", "trace.parquet", "steps.parquet",
+            "links.parquet"} <= written
+    links = pl.read_parquet(out / "links.parquet")  # every byte DDP's all-reduces put on the fabric, per link
+    assert len(links) > 0 and links["carried_B"].sum() > 0 and (links["peak_utilization"] <= 1 + 1e-9).all()
     steps = pl.read_parquet(out / "steps.parquet")
     assert steps["step"].to_list() == [0, 1] and rows["meta"]["iterations_s"] == steps["iteration_s"].to_list()
     assert steps["end_s"][-1] <= rows["meta"]["time_s"] and sum(rows["meta"]["iterations_s"]) == pytest.approx(
