@@ -142,8 +142,9 @@ def campaign(topo: Topology, job: JobSpec, runs: int, *, seed: int = 0, detector
             progress(f"run {i + 1}/{runs}: {kind}")
         for mode, rec in (("detector", recovery), ("none", RecoveryConfig(policy="none", restart_s=recovery.restart_s,
                                                                           watchdog_s=recovery.watchdog_s))):
+            # every sample judged (nothing skipped): the runs before their fault count false alarms too
             result = run_job(topo, job, [fault], detector=detector, recovery=rec, routing=routing, seed=seed + i,
-                             cache=cache)
+                             cache=cache, skip_quiet=False)
             f = result.faults[0]
             false_alarms += result.false_alarms if mode == "detector" else 0
             checks += result.checks if mode == "detector" else 0

@@ -146,7 +146,7 @@ def test_skipping_a_quiet_state_finds_the_same_fault_at_the_same_time():
     full = run_job(TOPO, JOB, fault, detector=QUIET, cache=cache, skip_quiet=False)
     skip = run_job(TOPO, JOB, fault, detector=QUIET, cache=cache)
     assert skip.faults[0].detected == full.faults[0].detected and skip.faults[0].correct
-    assert skip.checks == full.checks  # skipped samples are counted as checks
+    assert skip.checks < full.checks / 10  # skipped samples are not judged: not counted as checks
     assert skip.wall_s == pytest.approx(full.wall_s, rel=1e-12)
 
 
