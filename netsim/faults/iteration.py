@@ -222,6 +222,7 @@ class IterationCache:
     seed: int = 0
     records: dict[State, IterationRecord] = field(default_factory=dict)
     routes: dict[frozenset[int], dict[tuple[int, int], frozenset[int]]] = field(default_factory=dict)
+    _flows: list | None = field(default=None, repr=False)
 
     def __call__(self, state: State) -> IterationRecord:
         if state not in self.records:
@@ -230,30 +231,26 @@ class IterationCache:
 
     def paths(self, down: frozenset[int] = frozenset()) -> dict[tuple[int, int], frozenset[int]]:
         """`connection_links` as this cache's iterations are routed (its policy and seed), links in `down`
-        left out."""
+        left out (the connections planned once, routed again for each set of links down)."""
         if down not in self.routes:
-            self.routes[down] = connection_links(self.topo, self.job, self.routing, self.seed, down)
+            if self._flows is None:
+                self._flows = connection_flows(self.topo, self.job, self.routing, self.seed)
+            self.routes[down] = connection_links(self.topo, self.job, self.routing, self.seed, down, self._flows)
         return self.routes[down]
 
 
-def connection_links(topo: Topology, job: JobSpec, routing: str = "ecmp", seed: int = 0,
-                     down: frozenset[int] = frozenset()) -> dict[tuple[int, int], frozenset[int]]:
-    """The links each connection (src rank, dst rank) of the job's collectives uses, routed as the
-    iteration's simulation routes them (same policy and seed, links in `down` left out): the detector's map
-    from a latency-matrix cell to links. Each collective of the healthy iteration is planned as the program
-    executor plans it (one communicator per group, named after it), and each of its transfers routed with the
-    transfer's own key (the communicator's key, plus the channel where the schedule has several): so a cell
-    holds exactly the connections a collective opens (a ring's neighbours, not every pair of its group), and
-    all the paths its transfers take (one per flow under ECMP or a plan, every equal-cost path under spray)."""
+def connection_flows(topo: Topology, job: JobSpec, routing: str = "ecmp", seed: int = 0
+                     ) -> list[tuple[int, int, tuple]]:
+    """The flows of a healthy iteration: (src GPU, dst GPU, route key) of each transfer the job's collectives
+    and pipeline make, once each, in order. Each collective is planned as the program executor plans it (one
+    communicator per group, named after it; a plan does not depend on which links are down), each transfer
+    keyed as it is routed (the communicator's key, plus the channel where the schedule has several)."""
     gpus = job_gpus(topo, job)
-    rank_of = {int(g): r for r, g in enumerate(gpus)}
     sim = Simulation(topo, routing=routing, seed=seed, record_links=False)
-    if down:
-        sim.network.fail_links(sorted(down))
     program = iteration_program(job, State(tuple(range(job.replicas))))
     calls = {(x.group, x.op, x.nbytes) for nodes in program.nodes.values() for x in nodes
              if x.kind == "collective" and x.nbytes > 0}
-    out: dict[tuple[int, int], set[int]] = {}
+    out: list[tuple[int, int, tuple]] = []
     for group, op, nbytes in sorted(calls):
         members = program.groups[group]
         if len(members) < 2:
@@ -261,24 +258,42 @@ def connection_links(topo: Topology, job: JobSpec, routing: str = "ecmp", seed: 
         plan = Communicator(sim, [int(gpus[m]) for m in members], name=str(group)).plan(op, nbytes)
         schedule = plan.schedule
         node_of = np.asarray(schedule.node_of, dtype=np.int64)
+        channels = None if schedule.channel_of is None else np.asarray(schedule.channel_of, dtype=np.int64)
         flows = set()
         for step in schedule.steps:
-            for v, w in zip(np.asarray(step.src).tolist(), np.asarray(step.dst).tolist()):
-                channel = () if schedule.channel_of is None else (int(schedule.channel_of[v]),)
-                flows.add((int(node_of[v]), int(node_of[w]), channel))
-        for a, b, channel in sorted(flows):
-            if a == b:
-                continue
-            links = out.setdefault((rank_of[a], rank_of[b]), set())
-            links.update(l for path, w in sim.router.paths(a, b, plan.key + channel) if w > 0 for l in path)
+            src, dst = np.asarray(step.src), np.asarray(step.dst)
+            a, b = node_of[src], node_of[dst]
+            c = channels[src] if channels is not None else np.full(len(src), -1)
+            flows.update(zip(a.tolist(), b.tolist(), c.tolist()))
+        out += [(a, b, plan.key + (() if c < 0 else (c,))) for a, b, c in sorted(flows) if a != b]
     for a in range(job.ranks):  # a pipeline's transfers between neighbouring stages
         for b in (a - job.tp, a + job.tp):
             key = job.route_key(a, b) if 0 <= b < job.ranks else None
             if key is not None and key[0] == "trace":
-                out.setdefault((a, b), set()).update(
-                    l for path, w in sim.router.paths(int(gpus[a]), int(gpus[b]), key) if w > 0 for l in path)
+                out.append((int(gpus[a]), int(gpus[b]), key))
+    return out
+
+
+def connection_links(topo: Topology, job: JobSpec, routing: str = "ecmp", seed: int = 0,
+                     down: frozenset[int] = frozenset(), flows: list[tuple[int, int, tuple]] | None = None
+                     ) -> dict[tuple[int, int], frozenset[int]]:
+    """The links each connection (src rank, dst rank) of the job's collectives uses, routed as the
+    iteration's simulation routes them (same policy and seed, links in `down` left out): the detector's map
+    from a latency-matrix cell to links. Its flows are `connection_flows` (computed here unless given): so a
+    cell holds exactly the connections a collective opens (a ring's neighbours, not every pair of its
+    group), and all the paths its transfers take (one per flow under ECMP or a plan, every equal-cost path
+    under spray)."""
+    gpus = job_gpus(topo, job)
+    rank_of = {int(g): r for r, g in enumerate(gpus)}
+    sim = Simulation(topo, routing=routing, seed=seed, record_links=False)
+    if down:
+        sim.network.fail_links(sorted(down))
+    out: dict[tuple[int, int], set[int]] = {}
+    for a, b, key in connection_flows(topo, job, routing, seed) if flows is None else flows:
+        links = out.setdefault((rank_of[a], rank_of[b]), set())
+        links.update(l for path, w in sim.router.paths(a, b, key) if w > 0 for l in path)
     return {k: frozenset(v) for k, v in out.items()}
 
 
-__all__ = ["Call", "IterationCache", "IterationRecord", "State", "connection_links", "iteration_program", "job_gpus", "nodes_per_iteration",
-           "simulate_iteration"]
+__all__ = ["Call", "IterationCache", "IterationRecord", "State", "connection_flows", "connection_links",
+           "iteration_program", "job_gpus", "nodes_per_iteration", "simulate_iteration"]

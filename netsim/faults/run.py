@@ -61,14 +61,14 @@ def switch_links(topo: Topology, name: str) -> list[int]:
 
 def nic_cable(topo: Topology, gpu: int) -> list[int]:
     """The cable a GPU's traffic leaves the server by: its NIC's uplink (or the GPU's own cable)."""
-    kinds = topo.node_kind
-    out = [l for l in range(topo.num_links) if int(topo.link_src[l]) == gpu]
-    names = topo.node_names
+    kinds, names = topo.node_kind, topo.node_names
+    offsets, ids = topo.out_csr
+    out = ids[offsets[gpu]:offsets[gpu + 1]].tolist()
     for l in out:
         nic = int(topo.link_dst[l])
         if kinds[nic] == "nic":
-            up = [k for k in range(topo.num_links) if int(topo.link_src[k]) == nic and kinds[int(topo.link_dst[k])]
-                  not in ("gpu", "nvswitch")]
+            up = [k for k in ids[offsets[nic]:offsets[nic + 1]].tolist()
+                  if kinds[int(topo.link_dst[k])] not in ("gpu", "nvswitch")]
             if up:
                 return topo.links_named(f"{names[nic]}<->{names[int(topo.link_dst[up[0]])]}")
     return topo.links_named(f"{names[gpu]}<->{names[int(topo.link_dst[out[0]])]}")
@@ -79,13 +79,34 @@ def rank_cables(topo: Topology, gpus: np.ndarray) -> dict[int, int]:
     there is that rank's); a NIC shared by several ranks is nobody's own (named as a cable)."""
     owners: dict[int, set[int]] = {}
     kinds = topo.node_kind
+    (out_off, out_ids), (in_off, in_ids) = topo.out_csr, topo.in_csr
     for r, g in enumerate(gpus.tolist()):
-        to_nic = [l for l in np.flatnonzero((topo.link_src == g) | (topo.link_dst == g)).tolist()
-                  if "nic" in (kinds[int(topo.link_src[l])], kinds[int(topo.link_dst[l])])]
+        touching = sorted(out_ids[out_off[g]:out_off[g + 1]].tolist() + in_ids[in_off[g]:in_off[g + 1]].tolist())
+        to_nic = [l for l in touching if "nic" in (kinds[int(topo.link_src[l])], kinds[int(topo.link_dst[l])])]
         own = set(to_nic) | set(nic_cable(topo, g))
         for l in own:
             owners.setdefault(l, set()).add(r)
     return {l: next(iter(rs)) for l, rs in owners.items() if len(rs) == 1}
+
+
+def telemetry_of(rec) -> tuple:
+    """An iteration's measurements before noise, in the order they are listed: per call its duration (end
+    less the last entry); per call and member, how much later than the call's median entry it entered
+    (lateness is summed per rank over the calls: a slow GPU is late in each call it takes part in) — as
+    (index of the rank in `order`, excess), `order` being the ranks by first appearance; per connection
+    that moved bytes, seconds per byte."""
+    names = [c.name for c in rec.calls]
+    durations = np.array([c.exit - max(c.enter) for c in rec.calls])
+    order: dict[int, int] = {}
+    late_ranks, excess = [], []
+    for c in rec.calls:
+        median = float(np.median(c.enter))
+        for m, e in zip(c.ranks, c.enter):
+            late_ranks.append(order.setdefault(m, len(order)))
+            excess.append(max(e - median, 0.0))
+    keys = [k for k, v in rec.connections.items() if v[0] > 0]
+    per_byte = np.array([rec.connections[k][1] / rec.connections[k][0] for k in keys])
+    return names, durations, np.array(late_ranks, dtype=np.int64), np.array(excess), list(order), keys, per_byte
 
 
 @dataclass
@@ -180,6 +201,7 @@ class JobRun:
         self.writing = False  # a checkpoint is being written
         self.change = self.env.event()  # anything changed (state, hang, pause, end): the detector looks again
         self.in_state = 0  # detector samples since the last change
+        self.telemetry: dict[int, tuple] = {}  # per iteration record: its measurements before noise
         rec = self.recovery
         self.limit = 1000 * job.iterations * self.healthy_t + 100 * (rec.restart_s + rec.watchdog_s + rec.spare_s)
 
@@ -232,10 +254,14 @@ class JobRun:
         self.waiters.append(event)
         return event
 
-    def poke(self) -> None:  # the fabric state changed: the job re-plans its current run of iterations
+    def release(self) -> None:
+        """Hangs waiting for the job to run again look again."""
         waiters, self.waiters = self.waiters, []
         for event in waiters:
             event.succeed()
+
+    def poke(self) -> None:  # the fabric state changed: the job re-plans its current run of iterations
+        self.release()
         if not self.wake.triggered:
             self.wake.succeed()
         if not self.change.triggered:
@@ -309,7 +335,7 @@ class JobRun:
             yield self.env.timeout(write)
             self.acc["checkpoint"] += write
             self.writing = False
-            self.poke()
+            self.release()  # (the fabric did not change: the detector need not look again)
         self.saved = self.done
 
     def strike_hang(self, r: FaultRecord | None, t: float, comm: bool) -> None:
@@ -391,14 +417,19 @@ class JobRun:
             rec = self.last_completed[1]
         else:
             return None
-        noise = lambda: float(self.rng.lognormal(0.0, self.config.noise)) if self.config.noise else 1.0  # noqa: E731
-        calls = {c.name: (c.exit - max(c.enter)) * noise() for c in rec.calls}
-        late: dict[int, float] = {}
-        for c in rec.calls:  # lateness summed over the calls: a slow GPU is late in each call it takes part in
-            median = float(np.median(c.enter))
-            for m, e in zip(c.ranks, c.enter):
-                late[m] = late.get(m, 0.0) + max(e - median, 0.0) * noise()
-        cells = {k: v[1] / v[0] * noise() for k, v in rec.connections.items() if v[0] > 0}
+        base = self.telemetry.get(id(rec))
+        if base is None:
+            base = self.telemetry[id(rec)] = telemetry_of(rec)
+        names, durations, late_ranks, excess, order, keys, per_byte = base
+        n = len(durations) + len(excess) + len(per_byte)
+        # one noise factor per measurement, drawn in the order the measurements are listed
+        z = self.rng.lognormal(0.0, self.config.noise, n) if self.config.noise else np.ones(n)
+        a, b = len(durations), len(durations) + len(excess)
+        calls = dict(zip(names, (durations * z[:a]).tolist()))
+        summed = np.zeros(len(order))
+        np.add.at(summed, late_ranks, excess * z[a:b])  # in order: each rank's calls added one by one
+        late = dict(zip(order, summed.tolist()))
+        cells = dict(zip(keys, (per_byte * z[b:]).tolist()))
         return Sample(self.env.now, calls, late, cells)
 
     def detector_process(self):

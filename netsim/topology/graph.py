@@ -98,7 +98,8 @@ class Topology:
             raise TopologyError(f"link {name!r}: write 'a->b' or 'a<->b' with node names")
         ia, ib = self.node(a.strip()), self.node(b.strip())
         pairs = [(ia, ib), (ib, ia)] if both else [(ia, ib)]
-        found = [l for l in range(self.num_links) if (int(self.link_src[l]), int(self.link_dst[l])) in pairs]
+        offsets, ids = self.out_csr
+        found = sorted(int(l) for u, v in pairs for l in ids[offsets[u]:offsets[u + 1]] if self.link_dst[l] == v)
         if not found:
             raise TopologyError(f"no link {name!r} in topology {self.name!r}")
         return found
