@@ -26,7 +26,7 @@ Parameters, and where they come from:
 - detection latency per fault class: from the 128-GPU campaign (`c4d_campaign.yaml`), 24 runs.
 
 Writes c4d.txt into results_dir(); exits 1 when a check misses.
-Run: python validation/c4d.py [--quick]     (about 6 minutes on 2 cores; --quick: 512 GPUs, 7 days, ~1 min)
+Run: python validation/c4d.py [--quick]     (about 90 s on 2 cores; --quick: 512 GPUs, 7 days, ~20 s)
 """
 
 from __future__ import annotations
