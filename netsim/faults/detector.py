@@ -33,7 +33,7 @@ from netsim.faults.spec import DetectorConfig
 class Sample:
     time: float
     calls: dict[str, float]  # call name -> duration (end - last entry), noisy
-    late: dict[int, float]  # rank -> how much later than the median it entered, worst over calls, noisy
+    late: dict[int, float]  # rank -> how much later than the median it entered, summed over calls, noisy
     cells: dict[tuple[int, int], float]  # connection -> seconds per byte, noisy
 
 

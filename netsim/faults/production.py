@@ -189,6 +189,10 @@ def production_study(topo: Topology, job: JobSpec, days: float, *, seeds: int = 
     same faults in every mode of a seed."""
     if not 0 < days <= 3650:
         raise ConfigError(f"expected days in (0, 3650], got {days!r}", field="days")
+    if not isinstance(seeds, int) or not 1 <= seeds <= 1000:
+        raise ConfigError(f"expected 1 to 1,000 seeds, got {seeds!r}", field="seeds")
+    if not modes and not variants:
+        raise ConfigError("nothing to run: give modes or variants", field="modes")
     for mode in modes:
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r} (known: {', '.join(MODES)})", field="modes")

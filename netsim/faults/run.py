@@ -199,6 +199,7 @@ class JobRun:
         self.finished = self.env.event()
         self.waiters: list = []  # hangs waiting for the job to run again
         self.writing = False  # a checkpoint is being written
+        self.recovering = False  # a recovery is under way (they run one at a time)
         self.change = self.env.event()  # anything changed (state, hang, pause, end): the detector looks again
         self.in_state = 0  # detector samples since the last change
         self.telemetry: dict[int, tuple] = {}  # per iteration record: its measurements before noise
@@ -270,7 +271,8 @@ class JobRun:
     def training(self):
         while self.done < self.job.iterations - 1e-9:
             if self.env.now > self.limit:
-                raise RuntimeError(f"the job made no progress for {self.limit:.3g} simulated seconds")
+                raise ConfigError(f"the job has not finished after {self.limit:.3g} simulated seconds (1000 x its "
+                                  "healthy run): its faults slow it beyond what this study simulates", field="faults")
             if self.hang is not None or self.paused:
                 self.wake = self.env.event()
                 yield self.wake
@@ -494,6 +496,7 @@ class JobRun:
         yield self.env.any_of([self.env.timeout(max(deadline - self.env.now, 0.0)), self.change])
         if self.env.now < deadline - 1e-9 or self.wall_end is not None:
             return
+        yield from self.one_at_a_time()  # (a slowdown noticed during a checkpoint write: after it)
         if rec.policy == "none":
             yield from self.recover(r, Detection(self.env.now, "watchdog", ("unknown",)))
             return
@@ -527,6 +530,18 @@ class JobRun:
             self.false_alarms += 1
             self.det.reset()
             return
+        # a link-state report (its own process) waits for a hang by another fault to be dealt with first
+        yield from self.one_at_a_time(r if record is not None else None)
+        if id(r) in self.fixed or self.wall_end is not None:  # mended meanwhile (or the job ended)
+            return
+        self.recovering = True
+        try:
+            yield from self.judged(r, found)
+        finally:
+            self.recovering = False
+            self.release()
+
+    def judged(self, r: FaultRecord, found: Detection):
         r.detected, r.cls, r.culprit = found.time, found.cls, found.culprit
         hang = self.hang
         if r.fault.kind in CUT_KINDS and hang is not None and hang["record"] is r:  # no alternative: a hang
@@ -633,23 +648,41 @@ class JobRun:
         return 0 < self.job.stage_of(r.fault.rank) < self.job.pp - 1
 
     def elastic(self, r: FaultRecord):
-        """Go on without the faulty rank's replica until a spare joins, then restart on it."""
-        self.paused = True
-        yield self.env.timeout(self.recovery.reform_s)
-        self.acc["restart"] += self.recovery.reform_s
+        """Go on without the faulty rank's replica (the job stops `reform_s` to re-form its communicators);
+        a spare joins `spare_s` later (its own process: the detector watches on meanwhile)."""
+        yield from self.reform()
         self.dropped = self.job.replica_of(r.fault.rank)
         self.fixed.add(id(r))
-        self.paused = False
         r.recovered = self.env.now
         self.det.reset()
-        self.poke()
-        yield self.env.timeout(self.recovery.spare_s)  # the spare joins: full size again
+        self.env.process(self.spare_joins())
+
+    def reform(self):
+        """The job stops `reform_s` to re-form its communicators (one recovery at a time, none during a
+        checkpoint write); the partial iteration is lost."""
         self.paused = True
+        self.poke()
         yield self.env.timeout(self.recovery.reform_s)
         self.acc["restart"] += self.recovery.reform_s
-        self.dropped = None
         self.paused = False
         self.poke()
+
+    def spare_joins(self):
+        yield self.env.timeout(self.recovery.spare_s)  # the spare joins: full size again
+        yield from self.one_at_a_time(no_hang=True)
+        self.recovering = True
+        yield from self.reform()
+        self.dropped = None
+        self.recovering = False
+        self.poke()
+
+    def one_at_a_time(self, hang_of: FaultRecord | None = None, no_hang: bool = False):
+        """Wait until no other recovery runs and no checkpoint is being written (and, with `hang_of`, until
+        no hang by another fault is going on: the hang's own recovery comes first; with `no_hang`, until no
+        hang at all is)."""
+        while (self.recovering or self.writing or (self.hang is not None and (
+                no_hang or (hang_of is not None and self.hang["record"] is not hang_of)))):
+            yield self.resumed()
 
 __all__ = ["PARTS", "FaultRecord", "JobRun", "RunResult", "cable_links", "cable_names", "nic_cable", "rank_cables",
            "run_job", "switch_links"]

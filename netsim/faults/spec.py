@@ -64,8 +64,9 @@ class Fault:
         if not 0 <= self.at < 1e9:
             raise ConfigError(f"expected a time >= 0, got {self.at!r}", field="at")
         needs_rank = self.kind in ("gpu_slow", "nic_degraded") + HANGS
-        if needs_rank and (self.rank is None or self.rank < 0):
-            raise ConfigError(f"{self.kind} needs the rank it hits", field="rank")
+        if needs_rank and (not isinstance(self.rank, int) or isinstance(self.rank, bool) or self.rank < 0):
+            raise ConfigError(f"{self.kind} needs the rank it hits (an integer >= 0, got {self.rank!r})",
+                              field="rank")
         if self.kind in LINK_KINDS and not self.link:
             raise ConfigError(f"{self.kind} needs the link it hits", field="link")
         if self.kind == "switch_down" and not self.node:
@@ -87,7 +88,11 @@ class JobSpec:
     of a stage reduces 1/tp of it with GPU j of the same stage in every replica). A checkpoint every
     `checkpoint_every` iterations.
 
-    Rank of GPU j of stage s of replica r: ``(r * pp + s) * tp + j``."""
+    Rank of GPU j of stage s of replica r: ``(r * pp + s) * tp + j``.
+
+    A limit of the detector on pipelines: a slow GPU delays every stage of its replica (each waits on its
+    neighbours), and the stage that enters its data-parallel all-reduce latest is the first one (its
+    backward ends last), so a slow GPU is named as its replica's first stage, not as itself."""
 
     replicas: int = 8
     tp: int = 1
@@ -169,6 +174,18 @@ class DetectorConfig:
     late_ratio: float = 0.1
     baseline: int = 5
 
+    def __post_init__(self) -> None:
+        for name in ("interval_s", "hang_s", "late_ratio"):
+            if not 0 < getattr(self, name) < 1e9:
+                raise ConfigError(f"expected a number > 0, got {getattr(self, name)!r}", field=name)
+        if not 0 <= self.noise <= 1:
+            raise ConfigError(f"expected a noise sigma in [0, 1], got {self.noise!r}", field="noise")
+        if not 1 < self.slow_ratio < 1e9:
+            raise ConfigError(f"expected a ratio > 1, got {self.slow_ratio!r}", field="slow_ratio")
+        for name in ("window", "baseline"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"expected an integer >= 1, got {getattr(self, name)!r}", field=name)
+
 
 @dataclass(frozen=True)
 class RecoveryConfig:
@@ -179,7 +196,7 @@ class RecoveryConfig:
       `checkpoint_load_s` to read the checkpoint back);
     - ``replan``: link faults: re-plan paths around the link and go on (C4P); node faults restart;
     - ``elastic``: go on with one data-parallel replica fewer, re-forming the communicators in `reform_s`,
-      until a spare joins after `spare_s` and the job restarts on it from the last checkpoint;
+      until a spare joins after `spare_s` and the communicators are re-formed again with it (no rollback);
     - ``checkfree``: pipeline jobs: a failed intermediate stage is rebuilt on a spare from the average of
       its two neighbouring stages' weights — no rollback to a checkpoint, `restart_s` to re-launch, and
       `checkfree_iterations` more iterations to win back the loss the averaged stage costs; a fault in the
@@ -231,7 +248,7 @@ class RecoveryConfig:
 
 POLICIES = {"restart": "isolate the node, restart from the last checkpoint on a spare",
             "replan": "re-plan paths around a faulty link (C4P) and go on; node faults restart",
-            "elastic": "go on with one replica fewer until a spare joins",
+            "elastic": "go on with one replica fewer until a spare joins (re-forming, no rollback)",
             "checkfree": "pipelines: rebuild a failed stage from its neighbours' weights, no rollback",
             "manual": "no detector: the watchdog or people notice, an engineer bisects, a replacement node",
             "none": "no detector: hangs end at the watchdog timeout, then restart; slowness stays"}

@@ -204,3 +204,25 @@ def test_production_command_writes_its_outputs_and_refuses_bad_input(tmp_path, c
     assert main(["faults", str(scenario), "--production"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "production" in err[0] and "gpus" in err[0]
+
+
+@pytest.mark.parametrize("faults, recovery, restart", [
+    # two switches down 20 s apart: one recovery after the other (the leaf's restart; then the spine, routed
+    # around, is tolerated), never one over the other
+    ([Fault("switch_down", 50.0, node="leaf1"), Fault("switch_down", 70.0, node="spine1")],
+     RecoveryConfig(policy="restart", restart_s=60.0), 60.0),
+    # elastic stops the job while it re-forms (twice: without the replica, then with the spare)
+    ([Fault("gpu_slow", 50.0, rank=3, factor=0.3)], RecoveryConfig(policy="elastic", reform_s=3.0, spare_s=100.0), 6.0),
+    # a NIC cable down in the middle of a checkpoint write: the restart waits for the write
+    ([Fault("link_down", 28.0, link="h3.nic0<->leaf0")],
+     RecoveryConfig(policy="restart", restart_s=60.0, checkpoint_write_s=7.0), 60.0),
+    # a link report while a hang is under way: the hang's restart first, then the cable is routed around
+    ([Fault("rank_hang_compute", 50.0, rank=3), Fault("link_down", 55.0, link="leaf0<->spine0")],
+     RecoveryConfig(policy="replan"), 300.0),
+])
+def test_overlapping_recoveries_are_charged_once(faults, recovery, restart):
+    job = JobSpec(replicas=8, tp=1, compute_s=0.5, dp_bytes=2**20, iterations=600, checkpoint_every=50)
+    r = run_job(TOPO, job, faults, detector=QUIET, recovery=recovery)
+    parts_add_up(r)
+    assert r.breakdown["restart"] == pytest.approx(restart, rel=1e-12)
+    assert all(f.detected is not None and f.correct for f in r.faults)
