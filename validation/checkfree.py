@@ -22,7 +22,7 @@ Two parts:
    which has a neighbour on one side only, rolls back to the storage checkpoints, which it keeps).
 
 Writes checkfree.txt into results_dir(); exits 1 when a check misses.
-Run: python validation/checkfree.py [--quick]     (about 1-2 minutes on 2 cores; --quick: 1 seed, 2 days)
+Run: python validation/checkfree.py [--quick]     (about 5 minutes on 2 cores; --quick: 1 seed, 2 days)
 """
 
 from __future__ import annotations
