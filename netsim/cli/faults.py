@@ -142,7 +142,7 @@ def _production(args: argparse.Namespace, console: Console, cfg, topo, out) -> i
     from netsim.scenario.faults import run_production
 
     prod = cfg.production
-    with Stages((3 + len(prod.variants)) * prod.seeds, "production study", quiet=args.json) as stages:
+    with Stages((len(set(prod.modes)) + len(prod.variants)) * prod.seeds, "production study", quiet=args.json) as stages:
         result = run_production(cfg, topo, args.recovery, progress=stages.start)
     if args.json:
         print_json("faults", result.downtime.to_dicts(), scenario=cfg.name, days=prod.days, seeds=prod.seeds,

@@ -219,8 +219,9 @@ def production_study(topo: Topology, job: JobSpec, days: float, *, seeds: int = 
             result = run_job(topo, job, [f for _, f in stream], detector=detector, recovery=plan,
                              routing=routing, seed=seed + s, cache=cache)
             if result.wall_s > horizon:
-                raise ConfigError(f"the run took {result.wall_s / 86400:.3g} days, longer than the {horizon / 86400:.3g} "
-                                  "days of faults drawn: its faults cost more than this study models", field="days")
+                raise ConfigError(f"{mode}: {days:g} days of training took {result.wall_s / 86400:.3g} days, longer than "
+                                  f"the {horizon / 86400:.3g} days of faults drawn: faults come faster than this mode "
+                                  "recovers from them (fewer faults, or leave the mode out)", field="days")
             struck = sum(r.struck is not None for r in result.faults)
             runs.append({"seed": s, "mode": mode, **result.summary(), "faults": struck})
             for r in result.faults:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from netsim.config import read_yaml, validated
 from netsim.errors import ConfigError
 from netsim.faults.campaign import DEFAULT_CLASSES, campaign, random_faults
-from netsim.faults.production import fault_sources, production_study
+from netsim.faults.production import MODES, fault_sources, production_study
 from netsim.faults.run import RunResult, cable_links, run_job, switch_links
 from netsim.faults.spec import FAULT_KINDS, POLICIES, DetectorConfig, Fault, JobSpec, RecoveryConfig
 from netsim.scenario.loader import topology_of
@@ -101,6 +101,8 @@ class ProductionFields(_Strict):
     seeds: Annotated[int, Field(ge=1, le=1000, strict=True)] = 1
     scale: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] = 1.0
     mtbf_hours: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = {}
+    # which of the detector (with `recovery`), the manual baseline and the watchdog alone to run
+    modes: list[Literal[tuple(MODES)]] = list(MODES)
     # recovery policies to compare, each with the detector, on the same faults (name -> recovery settings)
     variants: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,39}$")], RecoveryFields] = {}
 
@@ -254,4 +256,5 @@ def run_production(cfg: FaultScenario, topo: Topology, policy: str | None = None
     return production_study(topo, cfg.job_spec(), prod.days, seeds=prod.seeds, seed=cfg.seed,
                             detector=cfg.detector_config(), recovery=cfg.recovery_config(policy), routing=cfg.routing,
                             sources=fault_sources(dict(prod.mtbf_hours), prod.scale), progress=progress,
+                            modes=tuple(dict.fromkeys(prod.modes)),
                             variants={name: recovery_config(v) for name, v in prod.variants.items()})

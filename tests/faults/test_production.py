@@ -198,6 +198,14 @@ def test_production_command_writes_its_outputs_and_refuses_bad_input(tmp_path, c
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"runs.parquet", "faults.parquet", "downtime.parquet",
                                                               "report.html"}
     assert "Fault timeline" in (tmp_path / "out" / "report.html").read_text()
+    text = scenario.read_text()
+    scenario.write_text(text.replace("scale: 300", "scale: 300, modes: [none]"))
+    assert main(["faults", str(scenario), "--production", "--json"]) == 0
+    assert [r["mode"] for r in json.loads(capsys.readouterr().out)["rows"]] == ["none"]
+    scenario.write_text(text.replace("scale: 300", "scale: 300, modes: [nobody]"))
+    assert main(["faults", str(scenario), "--production"]) == 2
+    assert "production.modes" in capsys.readouterr().err
+    scenario.write_text(text)
     assert main(["faults", str(scenario), "--production", "--campaign", "3"]) == 2
     assert "--production" in capsys.readouterr().err
     scenario.write_text(scenario.read_text().replace("scale: 300", "scale: 300, mtbf_hours: {gpus: 5}"))
