@@ -96,6 +96,7 @@ def main() -> int:
     cost = round(sum(costs) / len(costs))
     lines.append(f"   mean: {cost} steps per recovery (checkfree_iterations)")
 
+    from netsim.faults.iteration import IterationCache, State
     from netsim.faults.production import fault_sources, production_study
     from netsim.faults.spec import JobSpec, RecoveryConfig
     from netsim.topology import HostSpec, LeafSpineSpec, leaf_spine
@@ -104,18 +105,17 @@ def main() -> int:
                                     host=HostSpec(nic_bandwidth=50e9, nic_latency=1e-6)))
     job = JobSpec(replicas=4, tp=1, compute_s=1.0, dp_bytes=2 * 10**9, pp=8, pp_bytes=32 * 2**20, microbatches=8,
                   checkpoint_every=1)
-    storage = RecoveryConfig(policy="restart", restart_s=120.0, checkpoint_write_s=60.0, checkpoint_load_s=120.0)
     days = 2.0 if quick else 7.0
-    t_iter = None
-    variants = {"storage": storage, "memory": RecoveryConfig(policy="restart", restart_s=120.0, checkpoint_write_s=5.0,
-                                                             checkpoint_load_s=10.0),
-                "checkfree": RecoveryConfig(policy="checkfree", restart_s=120.0, checkpoint_write_s=60.0,
-                                            checkpoint_load_s=120.0, checkfree_iterations=cost)}
-    from netsim.faults.iteration import IterationCache, State
     t_iter = IterationCache(topo, job)(State(tuple(range(job.replicas)))).time
-    every = {"storage": 1800, "memory": 300, "checkfree": 1800}
-    variants = {name: RecoveryConfig(**{**v.__dict__, "checkpoint_every": max(1, round(every[name] / t_iter))})
-                for name, v in variants.items()}
+
+    def every(seconds: float) -> int:  # a checkpoint interval in iterations
+        return max(1, round(seconds / t_iter))
+
+    storage = dict(restart_s=120.0, checkpoint_write_s=60.0, checkpoint_load_s=120.0, checkpoint_every=every(1800))
+    variants = {"storage": RecoveryConfig(policy="restart", **storage),
+                "memory": RecoveryConfig(policy="restart", restart_s=120.0, checkpoint_write_s=5.0, checkpoint_load_s=10.0,
+                                         checkpoint_every=every(300)),
+                "checkfree": RecoveryConfig(policy="checkfree", checkfree_iterations=cost, **storage)}
     result = production_study(topo, job, days, seed=1, modes=(), variants=variants,
                               sources=fault_sources({"gpu": 100.0}, scale=1.0))
     lines += ["", f"2. A pipeline job of 4 replicas x 8 stages (iteration {t_iter:.3f} s), {days:g} days of training, "
@@ -133,7 +133,7 @@ def main() -> int:
     speedup = wall["storage"] / wall["checkfree"]
     lines.append(f"   CheckFree finishes the same training {100 * (speedup - 1):.1f}% sooner than storage checkpoints, "
                  f"{100 * (wall['memory'] / wall['checkfree'] - 1):.1f}% sooner than in-memory ones")
-    checks = [(f"a rebuilt stage costs steps, fewer than the {400} run after it ({cost})", 0 < cost < 400),
+    checks = [(f"a rebuilt stage costs steps, fewer than the 400 run after it ({cost})", 0 < cost < 400),
               (f"CheckFree beats storage checkpoints under frequent faults ({speedup:.3f}x)", speedup > 1.0)]
     return publish_checks("checkfree" + ("_quick" if quick else ""), lines, checks, t0)
 

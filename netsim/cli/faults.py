@@ -12,12 +12,11 @@ from netsim.cli.commands import HELP
 from netsim.cli.progress import Stages, print_json
 from netsim.config import OutputDirectory
 from netsim.errors import ConfigError
-from netsim.faults.spec import FAULT_KINDS, PARTS, POLICIES
+from netsim.faults.spec import FAULT_KINDS, MODE_LABELS, PARTS, POLICIES
 from netsim.units import format_time
 
 OUTPUTS = {"faults.parquet", "runs.parquet", "report.html"}
 PRODUCTION_OUTPUTS = {"faults.parquet", "runs.parquet", "downtime.parquet", "report.html"}
-MODE_NAMES = {"detector": "with detection", "manual": "manual diagnosis", "none": "watchdog only"}
 CAMPAIGN_OUTPUTS = {"classes.parquet", "runs.parquet", "downtime.parquet", "report.html"}
 
 
@@ -154,7 +153,7 @@ def _production(args: argparse.Namespace, console: Console, cfg, topo, out) -> i
                             f"training, {prod.seeds} fault stream(s) at {prod.scale:g}x production rates")
         table.add_column("")
         for r in result.downtime.iter_rows(named=True):
-            table.add_column(MODE_NAMES.get(r["mode"], r["mode"]), justify="right")
+            table.add_column(MODE_LABELS.get(r["mode"], r["mode"]), justify="right")
         rows = result.downtime.to_dicts()
         struck = {m: int(result.runs.filter(result.runs["mode"] == m)["faults"].sum()) for m in result.downtime["mode"]}
         table.add_row("faults struck", *[str(struck[r["mode"]]) for r in rows])

@@ -117,7 +117,7 @@ def job_servers(topo: Topology, job: JobSpec) -> dict[int, list[int]]:
     return out
 
 
-def fabric_switches(topo: Topology, job: JobSpec, cables: list[str]) -> list[str]:
+def fabric_switches(topo: Topology, cables: list[str]) -> list[str]:
     """The switches at either end of the fabric cables the job crosses."""
     kinds = topo.node_kind
     names = {n for cable in cables for n in cable.split("<->")}
@@ -133,7 +133,7 @@ def production_faults(topo: Topology, job: JobSpec, rng: np.random.Generator, ho
     sources = sources or COMPONENTS
     servers = job_servers(topo, job)
     cables = fabric_cables(topo, job, cache=cache)
-    switches = fabric_switches(topo, job, cables)
+    switches = fabric_switches(topo, cables)
     units = {"gpu": job.ranks, "nic": job.ranks, "host": len(servers)}
     out = []
     for name, c in sources.items():
@@ -163,6 +163,7 @@ def production_faults(topo: Topology, job: JobSpec, rng: np.random.Generator, ho
     return sorted(out, key=lambda cf: cf[1].at)
 
 
+HORIZON_MARGIN = 10  # faults are drawn over this many times the fault-free run (a run slowed beyond: refused)
 MODES = {"detector": "C4D-like detection and the scenario's recovery policy",
          "manual": "no detector: the watchdog or people notice, an engineer bisects, a replacement node",
          "none": "no detector: hangs end at the watchdog, slowness stays"}
@@ -237,9 +238,6 @@ def production_study(topo: Topology, job: JobSpec, days: float, *, seeds: int = 
                                                "struck_s": pl.Float64, "detected_s": pl.Float64, "class": pl.Utf8,
                                                "correct": pl.Boolean, "recovered_s": pl.Float64})
     return ProductionResult(runs_frame, fault_frame, downtime_share(runs_frame), days, t_iter, dict(sources))
-
-
-HORIZON_MARGIN = 10  # faults are drawn over this many times the fault-free run (a run slowed beyond: refused)
 
 
 __all__ = ["COMPONENTS", "Component", "MODES", "ProductionResult", "fault_sources", "production_faults",

@@ -30,6 +30,8 @@ FAULT_KINDS = {
     "switch_down": "a switch (`node`) stops: all its cables go down at once",
 }
 HANGS = ("rank_hang_compute", "rank_hang_comm")
+# how the modes of a production study are named in tables and reports (netsim.faults.production.MODES)
+MODE_LABELS = {"detector": "with detection", "manual": "manual diagnosis", "none": "watchdog only"}
 # what a run's time lost to faults is made of (they add up to its wall-clock less the fault-free run's)
 PARTS = ("detection", "diagnosis", "restart", "lost_work", "slowed", "checkpoint")
 CLASSES = ("comm_hang", "noncomm_hang", "comm_slow", "noncomm_slow")

@@ -8,7 +8,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import polars as pl
 
-from netsim.faults.spec import PARTS
+from netsim.faults.spec import MODE_LABELS, PARTS
 from netsim.report.figures import (
     busbw_figure, collective_timeline, grouped_bars, load_distribution, plotly_text, step_ratio, time_figure,
     topology_figure, utilisation_heatmap,
@@ -458,9 +458,6 @@ def write_faults_report(path: str | Path, title: str, runs: pl.DataFrame | None,
     out = Path(path)
     write_page(out, _page(title, parts, figures))
     return out
-
-
-MODE_LABELS = {"detector": "with detection", "manual": "manual diagnosis", "none": "watchdog only"}
 
 
 def write_production_report(path: str | Path, title: str, result) -> Path:
