@@ -53,6 +53,7 @@ def add_parser(sub) -> None:
                    "busbw beside each row, with the error")
     p.add_argument("-o", "--output", help="also write bench.parquet and report.html (busbw against size) here")
     flags.add_max_transfers(p)
+    flags.add_compress(p)
 
 
 def _size(text: str, flag: str) -> int:
@@ -104,7 +105,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
             raise ConfigError(f"{args.chunks} chunks for a {size}-byte message: a chunk must hold at least one byte",
                               field="--chunks")
     probe = Communicator(Simulation(topo, network=args.network, routing=args.routing, seed=args.seed,
-                                    record_links=False, collectives=args.collectives, sm=args.sm),
+                                    record_links=False, collectives=args.collectives, sm=args.sm,
+                                    compress=args.compress),
                          topo.gpus[:n], name="estimate")
     estimate = sum(collective_transfers(probe, op, size, algo, args.chunks) for algo in algos for size in sizes)
     check_budget(estimate, f"this sweep ({len(algos)} x {len(sizes)} runs)", args.max_transfers)
@@ -115,7 +117,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
                 stages.start(f"{algo} {format_size(size)}")
                 rows += run_bench(topo, op, [size], [algo], ranks=n, network=args.network,
                                   routing=args.routing, seed=args.seed, chunks=args.chunks,
-                                  collectives=args.collectives, arch=args.sm)
+                                  collectives=args.collectives, arch=args.sm, compress=args.compress)
     records = beside_measured(rows, measured)
     if args.json:
         print_json("bench", records, op=op, ranks=n, topology=topo.name,

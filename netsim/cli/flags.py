@@ -88,6 +88,24 @@ def add_max_transfers(p: argparse.ArgumentParser) -> None:
                         f"replay: also the most program nodes a rescaled trace may hold, default {MAX_NODES:,})")
 
 
+def compress_steps(text: str) -> int:
+    """--compress: 0 (every step simulated) or at least `MIN_COMPRESS` steps."""
+    from netsim.sim.simulation import MIN_COMPRESS
+
+    value = integer(0)(text)
+    if 0 < value < MIN_COMPRESS:
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or at least {MIN_COMPRESS} steps, got {text!r}")
+    return value
+
+
+def add_compress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compress", type=compress_steps, default=0, metavar="M",
+                   help="simulate M steps (>= 4) of each long run of identical collective steps and skip the rest by "
+                        "the period measured on them: rings and hierarchical all-reduce on thousands of GPUs in "
+                        "seconds; approximate where the steps collide (see validation/README.md). Default 0: "
+                        "every step")
+
+
 def renamed(new: str):
     """An argparse action for a flag's old spelling, kept for one release: it stores the value under the new
     flag and says so on stderr (one notice line), so each flag name means one thing across commands."""

@@ -51,6 +51,7 @@ def add_replay_arguments(p: argparse.ArgumentParser, command: str, *, device_tfl
                    help="a send leaves when its own dependencies are met (eager, default), or also waits for "
                         "its receive to be posted (rendezvous)")
     flags.add_max_transfers(p)
+    flags.add_compress(p)
     p.add_argument("--seed", type=flags.seed, default=0)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("-o", "--output", help="write the timeline (Parquet, and timeline.json for Perfetto or "
@@ -89,7 +90,8 @@ def simulate(command: str, trace, topo, args: argparse.Namespace, console: Conso
     if args.rescale is not None:
         trace = rescale(trace, args.rescale, gpus=len(topo.gpus), max_nodes=args.max_transfers).validate()
     result = replay(trace, topo, routing=args.routing, placement=args.placement, scale_compute=args.scale_compute,
-                    algo=args.algo, seed=args.seed, sends=args.sends, max_transfers=args.max_transfers)
+                    algo=args.algo, seed=args.seed, sends=args.sends, max_transfers=args.max_transfers,
+                    compress=args.compress)
     show(command, trace, topo, result, args, console, meta or {})
     if out is not None:
         write(out, command, trace, topo, result, args, meta or {})

@@ -190,12 +190,14 @@ class Communicator:
 
             def begin():
                 yield self.sim.env.timeout(delay)
-                execute(self.sim.network, schedule, key=key, tag=tag).callbacks.append(
+                execute(self.sim.network, schedule, key=key, tag=tag, compress=self.sim.compress,
+                        note=self.sim.note_compressed).callbacks.append(
                     lambda e: done.succeed(e.value))
 
             self.sim.env.process(begin())
         else:
-            done = execute(self.sim.network, schedule, key=key, tag=tag)
+            done = execute(self.sim.network, schedule, key=key, tag=tag, compress=self.sim.compress,
+                           note=self.sim.note_compressed)
         result = self.sim.env.event()
 
         def finished(event: simpy.Event) -> None:

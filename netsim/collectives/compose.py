@@ -53,11 +53,15 @@ def parallel(*parts: Schedule, channels: bool = False) -> Schedule:
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     depth = max(len(p.steps) for p in parts)
     steps = []
+    seen: dict[tuple, Step] = {}
     for k in range(depth):
         present = [(p.steps[k], o) for p, o in zip(parts, offsets) if k < len(p.steps)]
-        steps.append(Step(np.concatenate([s.src + o for s, o in present]),
-                          np.concatenate([s.dst + o for s, o in present]),
-                          np.concatenate([s.nbytes for s, _ in present])))
+        ident = tuple((id(s), o) for s, o in present)
+        if ident not in seen:  # parts repeating their step objects together repeat the joint step too
+            seen[ident] = Step(np.concatenate([s.src + o for s, o in present]),
+                               np.concatenate([s.dst + o for s, o in present]),
+                               np.concatenate([s.nbytes for s, _ in present]))
+        steps.append(seen[ident])
     follower = None
     if any(p.follower is not None for p in parts):
         follower = np.concatenate([

@@ -10,9 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from netsim.collectives.compose import chunked, parallel, step
+from netsim.errors import ConfigError
 from netsim.network.partition import split_bytes
 from netsim.collectives.request import Request
 from netsim.collectives.schedule import Schedule, Step
+
+
+MAX_BUILT = 100_000_000  # transfers a schedule of distinct ring steps may hold (24 bytes each)
 
 
 def ring_steps(rings: list[np.ndarray], sizes: list[int], rounds: int) -> list[Step]:
@@ -22,6 +26,12 @@ def ring_steps(rings: list[np.ndarray], sizes: list[int], rounds: int) -> list[S
     dst = np.concatenate([np.roll(r, -1) for r in rings])
     pieces = [split_bytes(size, len(r)) for r, size in zip(rings, sizes)]
     uniform = all((p == p[0]).all() for p in pieces) and len({int(p[0]) for p in pieces}) == 1
+    if not uniform and rounds * len(src) > MAX_BUILT:
+        raise ConfigError(f"a ring of {len(src):,} ranks over {rounds:,} steps would build {rounds * len(src):,} "
+                          f"transfers ({rounds * len(src) * 24 / 2**30:.0f} GiB), and its steps do not repeat (the "
+                          f"buffer does not split evenly, {min(int(p.min()) for p in pieces)}-"
+                          f"{max(int(p.max()) for p in pieces)} bytes a piece): use a size that splits evenly "
+                          f"or fewer ranks", field="size")
     steps: list[Step] = []
     for s in range(rounds):
         if uniform and steps:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import simpy
 
 from netsim.network import NetworkModel
+from netsim.collectives.repeats import kept_steps, release, repeated_runs
 from netsim.network.dataflow import Dataflow, DataflowBuilder
 from netsim.topology.csr import csr, gather
 
@@ -66,7 +67,8 @@ class Schedule:
 
 
 def lower(builder: DataflowBuilder, schedule: Schedule, *, key: tuple, tag: str,
-          after: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+          after: np.ndarray | None = None, compress: int = 0, note: Callable[[dict], None] | None = None,
+          least_time: Callable[[list], float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Add `schedule` to `builder` as gates: cell(k, r), for step k = 0..K and virtual rank r, fires when
     rank r enters step k (K: finished) and sends r's step-k transfers; it waits for cell(k-1, r) and for
     every transfer that must reach r first::
@@ -78,20 +80,48 @@ def lower(builder: DataflowBuilder, schedule: Schedule, *, key: tuple, tag: str,
 
     Each channel's transfers hash as their own connection (route key `key + (channel,)`); each step and
     channel is one batch. With `after` (one gate, or one per virtual rank), rank r's first cell also
-    waits for that gate. Returns (first cells, last cells), one per virtual rank."""
-    v, k_steps = schedule.num_ranks, len(schedule.steps)
+    waits for that gate. With `compress` M > 0, each run of at least 2M identical steps keeps its first M
+    and the rest are skipped by their period (`netsim.collectives.repeats`; `note` gets each run's figures,
+    `least_time` is the network's `NetworkModel.least_time`). Returns (first cells, last cells), one per
+    virtual rank."""
+    v = schedule.num_ranks
+    runs = repeated_runs(schedule.steps, v, compress)
+    steps = kept_steps(schedule.steps, runs) if runs else schedule.steps
+    k_steps = len(steps)
     node_of = np.asarray(schedule.node_of, dtype=np.int64)
-    cells = builder.gates((k_steps + 1) * v)
-    if k_steps:
-        builder.edges(cells[:k_steps * v], cells[v:])
-    if after is not None:
-        builder.edges(np.broadcast_to(np.asarray(after, dtype=np.int64), (v,)), cells[:v])
     channels = schedule.channel_of
     if channels is not None:
         names, chan_of = np.unique(np.asarray(channels, dtype=np.int64), return_inverse=True)
         key_ids = np.array([builder.key(key + (int(c),)) for c in names.tolist()], dtype=np.int64)
+    cells = builder.gates((k_steps + 1) * v)
+    entry = cells[v:]  # what enters step k + 1 (a compressed run's arrivals go to gates of their own)
+    if runs:
+        entry = entry.copy()
+        skipped = 0
+        for run in runs:
+            boundary = run.start - skipped + run.kept  # the step after the kept ones, in the steps simulated
+            skipped += run.skipped
+            arrived, shifted, hook = builder.gates(v), builder.gates(v), builder.gates(1)
+            entry[(boundary - 1) * v:boundary * v] = arrived
+            builder.edges(arrived, np.broadcast_to(hook, (v,)))
+            builder.edges(shifted, cells[boundary * v:(boundary + 1) * v])
+            builder.external(shifted)
+            step = steps[boundary - 1]
+            if least_time is None:
+                bound = 0.0
+            elif channels is None:
+                bound = least_time([(node_of[step.src], node_of[step.dst], step.nbytes, key)])
+            else:
+                c = chan_of[step.src]
+                bound = least_time([(node_of[step.src[c == i]], node_of[step.dst[c == i]], step.nbytes[c == i],
+                                     key + (int(name),)) for i, name in enumerate(names.tolist())])
+            builder.hook(int(hook[0]), release(run, cells, boundary, v, arrived, shifted, bound, note, tag))
+    if k_steps:
+        builder.edges(cells[:k_steps * v], entry)
+    if after is not None:
+        builder.edges(np.broadcast_to(np.asarray(after, dtype=np.int64), (v,)), cells[:v])
     follower = schedule.follower
-    for k, step in enumerate(schedule.steps):
+    for k, step in enumerate(steps):
         src, dst = np.asarray(step.src, dtype=np.int64), np.asarray(step.dst, dtype=np.int64)
         if not len(src):
             continue
@@ -103,9 +133,9 @@ def lower(builder: DataflowBuilder, schedule: Schedule, *, key: tuple, tag: str,
             batch = builder.batch(len(names)) + c
         ids = builder.transfers(cells[k * v + src], node_of[src], node_of[dst], step.nbytes, key=kid, tag=tag,
                                 batch=batch)
-        builder.targets(ids, cells[(k + 1) * v + dst])
+        builder.targets(ids, entry[k * v + dst])
         if schedule.wait_sends:
-            builder.targets(ids, cells[(k + 1) * v + src])
+            builder.targets(ids, entry[k * v + src])
         if follower is not None:
             later = np.asarray(follower, dtype=np.int64)[src]
             has = later >= 0
@@ -113,19 +143,24 @@ def lower(builder: DataflowBuilder, schedule: Schedule, *, key: tuple, tag: str,
     return cells[:v], cells[k_steps * v:]
 
 
-def dataflow(schedule: Schedule, *, key: tuple = (), tag: str = "") -> Dataflow:
-    """The schedule alone as a dataflow, done when every rank has finished (every transfer arrived)."""
+def dataflow(schedule: Schedule, *, key: tuple = (), tag: str = "", compress: int = 0,
+             note: Callable[[dict], None] | None = None, least_time: Callable[[list], float] | None = None
+             ) -> Dataflow:
+    """The schedule alone as a dataflow, done when every rank has finished (every transfer arrived);
+    `compress`, `note` and `least_time` as in `lower`."""
     builder = DataflowBuilder()
-    _, last = lower(builder, schedule, key=key, tag=tag)
+    _, last = lower(builder, schedule, key=key, tag=tag, compress=compress, note=note, least_time=least_time)
     done = builder.gates(1)
     builder.edges(last, np.broadcast_to(done, last.shape))
     return builder.build(int(done[0]))
 
 
-def execute(network: NetworkModel, schedule: Schedule, *, key: tuple = (), tag: str = "") -> simpy.Event:
+def execute(network: NetworkModel, schedule: Schedule, *, key: tuple = (), tag: str = "", compress: int = 0,
+            note: Callable[[dict], None] | None = None) -> simpy.Event:
     """Start the schedule now; the returned event fires (value: end time) when every transfer arrived.
 
     The schedule runs as a dataflow (`lower`) on the network model (`NetworkModel.run_dataflow`: the fluid
     model runs it in compiled code, together with whatever else runs; otherwise the reference executor
     sends each step's transfers through `send_batch`)."""
-    return network.run_dataflow(dataflow(schedule, key=key, tag=tag)).done
+    flow = dataflow(schedule, key=key, tag=tag, compress=compress, note=note, least_time=network.least_time)
+    return network.run_dataflow(flow).done

@@ -321,6 +321,28 @@ class NetworkModel:
             self._blocks[block_key] = block
         return block
 
+    def least_time(self, parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, tuple]]) -> float:
+        """The least time in which the network can carry transfers `parts` — (src, dst, nbytes, route key) each,
+        routed as `send_batch` would route them now — however they are timed: the busiest link's bytes over
+        its capacity, or a capped flow's bytes over its cap. What a repeated step costs once it repeats
+        back to back (`netsim.collectives.repeats`)."""
+        capacity = self._capacity[:self.topo.num_links]
+        load = np.zeros(self.topo.num_links)
+        worst = 0.0
+        for src, dst, sizes, key in parts:
+            src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
+            if not len(src):
+                continue
+            block = self._routes(src, dst, key)
+            flow_bytes = _flow_bytes(block, np.asarray(sizes, dtype=np.int64))
+            load += np.bincount(block.links, weights=block.coef * np.repeat(flow_bytes, block.counts),
+                                minlength=self.topo.num_links)
+            capped = np.isfinite(block.cap) & (block.cap > 0)
+            if capped.any():
+                worst = max(worst, float((flow_bytes[capped] / block.cap[capped]).max()))
+        used = (load > 0) & (capacity > 0)
+        return max(worst, float((load[used] / capacity[used]).max()) if used.any() else 0.0)
+
     def transfer(self, src: int, dst: int, nbytes: int, *, key: tuple | None = None, tag: str = "") -> simpy.Event:
         """One transfer; the returned event fires on arrival with its `TransferRecord`."""
         event = self.env.event()

@@ -72,6 +72,7 @@ class Dataflow:
     tags: tuple
     done: int
     hooks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # gates that call Python
+    callbacks: dict = field(default_factory=dict)  # hook gate -> its own callback(run, gate), else the run's on_fire
 
     @property
     def gates(self) -> int:
@@ -108,7 +109,8 @@ class DataflowBuilder:
         self._tags: dict[str, int] = {}
         self._batches = 0
         self._hooks: list[int] = []
-        self._external: list[int] = []
+        self._callbacks: dict[int, Callable] = {}
+        self._external: list[np.ndarray] = []
 
     @property
     def num_gates(self) -> int:
@@ -173,13 +175,17 @@ class DataflowBuilder:
         self._tgt_t.append(np.asarray(transfers, dtype=np.int64))
         self._tgt_g.append(np.asarray(gates, dtype=np.int64))
 
-    def hook(self, gate: int) -> None:
-        """When `gate` fires, the run's `on_fire(gate)` is called (work outside the dataflow starts then)."""
+    def hook(self, gate: int, callback: Callable[["DataflowRun", int], None] | None = None) -> None:
+        """When `gate` fires, `callback(run, gate)` is called, or without one the run's `on_fire(gate)` (work
+        outside the dataflow starts then)."""
         self._hooks.append(int(gate))
+        if callback is not None:
+            self._callbacks[int(gate)] = callback
 
-    def external(self, gate: int) -> None:
-        """`gate` also waits for one count-down from outside (`DataflowRun.count_down`)."""
-        self._external.append(int(gate))
+    def external(self, gate: int | np.ndarray) -> None:
+        """`gate` (or each gate of an array) also waits for one count-down from outside
+        (`DataflowRun.count_down`)."""
+        self._external.append(np.atleast_1d(np.asarray(gate, dtype=np.int64)).copy())
 
     def build(self, done: int) -> Dataflow:
         g = self._gates
@@ -188,7 +194,7 @@ class DataflowBuilder:
         ea, eb = cat(self._edge_a), cat(self._edge_b)
         tt, tg = cat(self._tgt_t), cat(self._tgt_g)
         count = np.bincount(eb, minlength=g) + np.bincount(tg, minlength=g) + \
-            np.bincount(np.asarray(self._external, dtype=np.int64), minlength=g)
+            np.bincount(cat(self._external), minlength=g)
         succ_off, succ = _csr(ea, eb, g)
         cols = [cat([c[i] for c in self._t]) for i in range(7)] if self._t else [np.zeros(0, np.int64)] * 7
         sender, src, dst, nbytes, kid, tid, label = cols
@@ -200,7 +206,7 @@ class DataflowBuilder:
             raise ValueError("the done gate cannot be a hook")
         return Dataflow(count.astype(np.int64), cat(self._delay, np.float64), succ_off, succ, send_off, send, src,
                         dst, nbytes, kid, tid, label, tgt_off, tgt, tuple(self._keys), tuple(self._tags), int(done),
-                        np.unique(np.asarray(self._hooks, dtype=np.int64)))
+                        np.unique(np.asarray(self._hooks, dtype=np.int64)), dict(self._callbacks))
 
 
 def _csr(rows: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -222,7 +228,9 @@ class DataflowRun:
     t_end: np.ndarray = field(default=None)
     compiled: bool = False
     on_fire: Callable[[int], None] | None = None  # called (at its instant) when a hook gate fires
-    _count_down: Callable[[int], None] | None = None  # set by the executor running it
+    _count_down: Callable[[np.ndarray], None] | None = None  # set by the executor running it
+    _fired: Callable[[np.ndarray], np.ndarray] | None = None  # live fire times (set by the executor)
+    _set_delay: Callable[[np.ndarray, np.ndarray], None] | None = None  # set by the executor running it
 
     def __post_init__(self) -> None:
         if self.fire is None:
@@ -230,9 +238,26 @@ class DataflowRun:
             self.t_start = np.full(self.flow.transfers, np.nan)
             self.t_end = np.full(self.flow.transfers, np.nan)
 
-    def count_down(self, gate: int) -> None:
-        """Count gate `gate` down by one now, from outside (see `DataflowBuilder.external`)."""
-        self._count_down(int(gate))
+    def count_down(self, gate: int | np.ndarray, delay: np.ndarray | None = None) -> None:
+        """Count gate `gate` (or each of distinct gates) down by one now, from outside (see
+        `DataflowBuilder.external`). With `delay`, each gate's delay (from its firing to counting down its
+        successors) is set to it first: a gate released now passes on `delay` seconds later."""
+        gates = np.atleast_1d(np.asarray(gate, dtype=np.int64))
+        if delay is not None:
+            self._set_delay(gates, np.broadcast_to(np.asarray(delay, dtype=np.float64), gates.shape))
+        self._count_down(gates)
+
+    def fired(self, gates: np.ndarray) -> np.ndarray:
+        """The instants gates `gates` fired, so far (NaN: not yet); usable while the run goes."""
+        return self._fired(np.asarray(gates, dtype=np.int64)) if self._fired is not None else self.fire[gates]
+
+    def hooked(self, gate: int) -> None:
+        """Hook gate `gate` fired now: its own callback, else the run's `on_fire` (the executors call this)."""
+        callback = self.flow.callbacks.get(gate)
+        if callback is not None:
+            callback(self, gate)
+        else:
+            self.on_fire(gate)
 
 
 class _PythonRun:
@@ -241,12 +266,14 @@ class _PythonRun:
     def __init__(self, network, flow: Dataflow, run: DataflowRun):
         self.network, self.flow, self.run = network, flow, run
         self.count = flow.count.copy()
+        self.delay = flow.delay
         self.group = flow.t_key * (int(flow.batch.max()) + 1 if len(flow.batch) else 1) + flow.batch  # send_batch
         self.inbox: list[np.ndarray] = []
         self.flush_pending = False
         self.hooked = np.zeros(flow.gates, dtype=bool)
         self.hooked[flow.hooks] = True
-        run._count_down = lambda g: self.fire(self._count_down(np.array([g], dtype=np.int64)))
+        run._count_down = lambda gates: self.fire(self._count_down(gates))
+        run._set_delay = self._set_delay
 
     def fire(self, ready: np.ndarray) -> None:
         """Gates `ready` fire now, with every gate they open at this instant (in the order counts hit zero)."""
@@ -256,18 +283,23 @@ class _PythonRun:
             run.fire[ready] = now
             if len(flow.hooks) and self.hooked[ready].any():
                 for g in ready[self.hooked[ready]].tolist():
-                    run.on_fire(g)
+                    run.hooked(g)
             sent = _rows(flow.send_off, flow.send, ready)
             if len(sent):
                 self._send(sent)
-            timed = flow.delay[ready] > 0
+            timed = self.delay[ready] > 0
             if timed.any():
                 for g in ready[timed].tolist():
-                    env.timeout(float(flow.delay[g])).callbacks.append(lambda _e, g=g: self._timer(g))
+                    env.timeout(float(self.delay[g])).callbacks.append(lambda _e, g=g: self._timer(g))
                 ready = ready[~timed]
             if run.fire[flow.done] == now and not run.done.triggered:
                 run.done.succeed(now)
             ready = self._count_down(_rows(flow.succ_off, flow.succ, ready))
+
+    def _set_delay(self, gates: np.ndarray, delay: np.ndarray) -> None:
+        if self.delay is self.flow.delay:  # the run's own copy (the dataflow stays as built)
+            self.delay = self.flow.delay.copy()
+        self.delay[gates] = delay
 
     def _timer(self, g: int) -> None:
         self.fire(self._count_down(self.flow.succ[self.flow.succ_off[g]:self.flow.succ_off[g + 1]]))

@@ -271,7 +271,9 @@ class FluidNetwork(NetworkModel):
         if f1 > f0 and loop.fl_path[f0:f1].max() + 2 >= 1 << kernel.PATH_BITS:  # too many paths to index
             loop.undo(before)
             return super().run_dataflow(flow, on_fire)
-        run._count_down = lambda g: self._count_down(active, g)
+        run._count_down = lambda gates: self._count_down(active, gates)
+        run._fired = lambda gates: self._loop.g_fire[active.g0 + gates]
+        run._set_delay = lambda gates, delay: self._loop.g_delay.__setitem__(active.g0 + gates, delay)
         self.dataflows_compiled += 1
         self._next_id += flow.transfers
         self.transfers_started += flow.transfers
@@ -344,20 +346,21 @@ class FluidNetwork(NetworkModel):
             if gate < 0:
                 act, arg = loop.finish(self, who).done.succeed, t
             else:
-                act, arg = who.on_fire, gate
+                act, arg = who.hooked, gate
             if t <= self.env.now:
                 act(arg)
             else:
                 timer = self.env.timeout(t - self.env.now)
                 timer.callbacks.append(lambda _e, act=act, arg=arg: act(arg))
 
-    def _count_down(self, active, gate: int) -> None:
-        """Gate `gate` of a running dataflow counted down from outside (`DataflowRun.count_down`), now: the loop
+    def _count_down(self, active, gates: np.ndarray) -> None:
+        """Gates `gates` of a running dataflow counted down from outside (`DataflowRun.count_down`), now: the loop
         runs this instant at once (what else happens at it joins the loop when it does: settling twice at one
         instant is exact)."""
         if self._loop.active.get(active.rid) is not active:
             raise RuntimeError("a count-down for a dataflow that is no longer running")
-        self._loop.count_down(active.g0 + gate)
+        for gate in (active.g0 + gates).tolist():
+            self._loop.count_down(gate)
         if self._delivering or self._settle_scheduled:
             self._kick = True
             self._request_settle()

@@ -12,7 +12,7 @@ from netsim.errors import ConfigError
 from netsim.network import NetworkOptions, model_class
 from netsim.routing import policy_names
 from netsim.collectives.nccl import ARCHS
-from netsim.sim.simulation import COLLECTIVE_MODELS
+from netsim.sim.simulation import COLLECTIVE_MODELS, MIN_COMPRESS
 from netsim.topology import Topology
 from netsim.topology.config import Bandwidth, Duration, Size
 
@@ -42,6 +42,12 @@ Op = Literal[OPS + ("send_recv",)]  # the collectives, and point-to-point betwee
 GroupKind = Literal[KINDS]
 
 
+def _compress(value: int) -> int:
+    if 0 < value < MIN_COMPRESS:
+        raise ValueError(f"must be 0 (every step) or at least {MIN_COMPRESS} steps, got {value}")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -57,14 +63,18 @@ class NetworkConfig(_Strict):
     # channels; `sm` is the GPUs' compute capability x 10: 80 A100, 86 A10, 90 H100)
     collectives: Literal[COLLECTIVE_MODELS] = "ideal"
     sm: Literal[ARCHS] = 90
+    # steps simulated of each long run of identical collective steps, the rest skipped by their period
+    # (0: every step; else at least 4; see netsim.collectives.repeats)
+    compress: Annotated[int, Field(ge=0, strict=True), AfterValidator(_compress)] = 0
 
     def options(self) -> NetworkOptions:
         return NetworkOptions(self.overhead, self.flow_rate_cap, self.endpoint_rate_cap,
                               None if self.tcp_window is None else float(self.tcp_window), self.streams)
 
     def simulation(self) -> dict:
-        """The `Simulation` arguments this section sets: model, options, collectives, sm."""
-        return {"network": self.model, "options": self.options(), "collectives": self.collectives, "sm": self.sm}
+        """The `Simulation` arguments this section sets: model, options, collectives, sm, compress."""
+        return {"network": self.model, "options": self.options(), "collectives": self.collectives, "sm": self.sm,
+                "compress": self.compress}
 
 
 def _network(value: object) -> object:

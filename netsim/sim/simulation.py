@@ -40,6 +40,7 @@ COLLECTIVE_MODELS = ("ideal", "nccl")
 # built); a directory (a `pathlib.Path`): streamed there as Parquet parts of at most PART_ROWS rows
 TRANSFER_RECORDS = ("keep", "drop")
 PART_ROWS = 1 << 16
+MIN_COMPRESS = 4  # the fewest steps `compress` simulates of a run of identical steps (half measure the period)
 
 
 def named_transfers(frame: pl.DataFrame, names: pl.Series) -> pl.DataFrame:
@@ -65,11 +66,15 @@ class Simulation:
     """Everything one run needs. Workloads add SimPy processes (or just start collectives);
     `run()`, or `run(events)` to stop once those have happened, returns `Results`. `transfers="drop"` keeps
     no per-transfer rows, `transfers=Path(directory)` (new or empty) streams them there as Parquet parts
-    (`TRANSFER_RECORDS`); everything else the run returns is the same."""
+    (`TRANSFER_RECORDS`); everything else the run returns is the same. `compress=M` (0: off, else at least
+    `MIN_COMPRESS`) simulates the first M steps of every long run of identical collective steps and skips
+    the rest by their measured period (`netsim.collectives.repeats`); each such run is noted in
+    `meta["compressed"]`."""
 
     def __init__(self, topology: Topology, *, network: str = "fluid", routing: str = "ecmp", seed: int = 0,
                  options: NetworkOptions | None = None, record_links: bool = True, record_steps: bool = False,
-                 collectives: str = "ideal", sm: int = 90, transfers: str | os.PathLike = "keep"):
+                 collectives: str = "ideal", sm: int = 90, transfers: str | os.PathLike = "keep",
+                 compress: int = 0):
         sinks = {}
         if isinstance(transfers, os.PathLike):
             directory = Path(transfers)
@@ -83,6 +88,11 @@ class Simulation:
         if collectives not in COLLECTIVE_MODELS:
             raise ConfigError(f"unknown collectives model {collectives!r} (known: {', '.join(COLLECTIVE_MODELS)})",
                               field="network.collectives")
+        if isinstance(compress, bool) or not isinstance(compress, (int, np.integer)) or \
+                not (compress == 0 or compress >= MIN_COMPRESS):
+            raise ConfigError(f"compress must be 0 (off) or a whole number of steps >= {MIN_COMPRESS}, got "
+                              f"{compress!r}", field="compress")
+        self.compress = int(compress)  # steps simulated of each long run of identical collective steps
         self.topology = topology
         self.collectives = collectives  # how communicators run collectives: "ideal" or NCCL's model ("nccl")
         self.sm = sm  # the GPUs' compute capability x 10, for the NCCL model
@@ -106,6 +116,10 @@ class Simulation:
             self.meta["dropped"] = ["transfers"]
         elif sinks:
             self.meta["streamed"] = {"transfers": str(transfers)}
+
+    def note_compressed(self, note: dict) -> None:
+        """A compressed run of collective steps (see `compress`): noted in `meta["compressed"]`."""
+        self.meta.setdefault("compressed", []).append(note)
 
     @property
     def now(self) -> float:

@@ -47,6 +47,7 @@ class ReplayResult:
     collectives: pl.DataFrame
     gpus: tuple[str, ...]
     links: pl.DataFrame | None = None
+    compressed: tuple[dict, ...] = ()  # runs of repeated collective steps skipped by their period (compress)
 
     @property
     def exposed_comm_s(self) -> float:
@@ -75,6 +76,8 @@ class ReplayResult:
         rows = [("iteration time", format_time(s["time_s"])), ("compute (busiest rank)", format_time(s["compute_s"])),
                 ("exposed communication (mean over ranks)", format_time(s["exposed_comm_s"])),
                 ("collective calls", str(s["collective_calls"])), ("point-to-point transfers", str(s["transfers"]))]
+        if s["steps_by_period"]:
+            rows.append(("collective steps skipped by their period (--compress)", f"{s['steps_by_period']:,}"))
         if self.links is not None and len(self.links) and self.links["carried_B"].max() > 0:
             from netsim.units import format_size
 
@@ -97,7 +100,8 @@ class ReplayResult:
                 "exposed_comm_s": self.exposed_comm_s, "collective_calls": len(self.collectives),
                 "transfers": int((self.timeline["kind"] == "send").sum()),
                 "recorded_comm_s": float(recorded["recorded_s"].sum()) if len(recorded) else None,
-                "simulated_comm_s": float(recorded["time_s"].sum()) if len(recorded) else None}
+                "simulated_comm_s": float(recorded["time_s"].sum()) if len(recorded) else None,
+                "steps_by_period": sum(n["steps"] - n["simulated"] for n in self.compressed)}
 
 
 def rescale(trace: Trace, m: int, *, gpus: int | None = None, max_nodes: int | None = None) -> Trace:
@@ -151,18 +155,19 @@ def place(topo: Topology, ranks: int, placement: str, seed: int) -> np.ndarray:
 
 def replay(trace: Trace, topo: Topology, *, routing: str = "ecmp", placement: str = "contiguous",
            scale_compute: float = 1.0, algo: str = "auto", seed: int = 0, sends: str = "eager",
-           max_transfers: int | None = None) -> ReplayResult:
-    """Replay `trace` (validated) on `topo` with the program executor; see the module docstring."""
+           max_transfers: int | None = None, compress: int = 0) -> ReplayResult:
+    """Replay `trace` (validated) on `topo` with the program executor; see the module docstring. `compress`:
+    as `Simulation`'s (long runs of repeated collective steps simulated M steps, the rest by their period)."""
     ranks = trace.ranks
     gpus = place(topo, len(ranks), placement, seed)
-    sim = Simulation(topo, routing=routing, seed=seed, transfers="drop")  # the timeline is run's
+    sim = Simulation(topo, routing=routing, seed=seed, transfers="drop", compress=compress)  # timeline: run's
     run = run_program(sim, trace, dict(zip(ranks, gpus.tolist())), algo=algo, scale_compute=scale_compute,
                       sends=sends, max_transfers=max_transfers, lazy=True)
     results = sim.run(run.done)
     result = run.result()
     names = tuple(topo.node_names[g] for g in gpus)
     return ReplayResult(result.time_s, len(ranks), tuple(result.compute_s[r] for r in ranks), result.nodes,
-                        result.calls, names, results.links)
+                        result.calls, names, results.links, tuple(sim.meta.get("compressed", ())))
 
 
 def replayed_trace(trace: Trace, result: ReplayResult) -> Trace:

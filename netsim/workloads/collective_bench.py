@@ -71,6 +71,7 @@ class BenchRow:
     time_s: float
     algbw_Bps: float
     busbw_Bps: float
+    skipped_steps: int = 0  # repeated steps skipped by their period (`compress`); 0: every step simulated
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -81,8 +82,11 @@ COLLECTIVES = ("ideal", "nccl")  # how a call runs: netsim's algorithms at line 
 
 def run_bench(topology: Topology, op: str, sizes: list[int], algos: list[str], *, ranks: int | None = None,
               network: str = "fluid", routing: str = "ecmp", seed: int = 0, chunks: int = 1,
-              options: NetworkOptions | None = None, collectives: str = "ideal", arch: int = 90) -> list[BenchRow]:
-    """One fresh simulation per (algorithm, size); the call's simulated duration is the time.
+              options: NetworkOptions | None = None, collectives: str = "ideal", arch: int = 90,
+              compress: int = 0) -> list[BenchRow]:
+    """One fresh simulation per (algorithm, size); the call's simulated duration is the time. `compress` M
+    simulates M steps of each long run of repeated steps and skips the rest by their period
+    (`netsim.collectives.repeats`; the row's `skipped_steps` says how many).
 
     ``collectives="nccl"`` runs each size as NCCL would (`Communicator.plan`, `netsim.collectives.nccl`): its
     tuner picks the algorithm and protocol (``auto``: ring or tree; ``ring`` or ``tree`` forces one), the
@@ -97,7 +101,8 @@ def run_bench(topology: Topology, op: str, sizes: list[int], algos: list[str], *
     for algo in algos:
         for size in sizes:
             sim = Simulation(topology, network=network, routing=routing, seed=seed, options=options,
-                             record_links=False, collectives=collectives, sm=arch, transfers="drop")
+                             record_links=False, collectives=collectives, sm=arch, transfers="drop",
+                             compress=compress)
             done = Communicator(sim, nodes, name="bench").run(op, size, algo=algo, chunks=chunks)
             call = sim.run(done).collectives.row(0, named=True)  # what ran: the choice `auto` (or NCCL) made
             seconds = float(done.value)
@@ -107,8 +112,9 @@ def run_bench(topology: Topology, op: str, sizes: list[int], algos: list[str], *
             root = 0 if op in ("broadcast", "reduce") else -1
             redop = "sum" if op in ("all_reduce", "reduce_scatter", "reduce") else "none"
             chosen = call["algo"] if call["chunks"] == 1 else f"{call['algo']}x{call['chunks']}"
+            skipped = sum(n["steps"] - n["simulated"] for n in sim.meta.get("compressed", []))
             rows.append(BenchRow(algo, chosen, size, size // FLOAT_BYTES, "float", redop, root, seconds, algbw,
-                                 busbw))
+                                 busbw, skipped))
     return rows
 
 
@@ -154,7 +160,8 @@ def format_table(op: str, n: int, rows: list[BenchRow], measured: Measurement | 
                     errors.append(abs(rec["time_error"]))
                     extra = f"{rec['measured_busbw_Bps'] / 1e9:>8.2f}{100 * rec['time_error']:>7.1f}%"
                 lines.append(f"{r.size_B:>14}{r.count:>14}{r.type:>7}{r.redop:>7}{r.root:>6}{r.time_s * 1e6:>11.2f}"
-                             f"{r.algbw_Bps / 1e9:>8.2f}{r.busbw_Bps / 1e9:>8.2f}{extra}  {r.chosen}")
+                             f"{r.algbw_Bps / 1e9:>8.2f}{r.busbw_Bps / 1e9:>8.2f}{extra}  {r.chosen}"
+                             + (f" ~{r.skipped_steps} steps by period" if r.skipped_steps else ""))
         if errors:
             lines.append(f"# Time error against {measured.source}: geometric mean "
                          f"{100 * geometric_mean_error(errors):.1f}%, largest {100 * max(errors):.1f}%")

@@ -15,7 +15,7 @@ UNITLESS = {
     "pct_of_ideal", "slowdown", "worst_step_load_ratio", "class_precision", "recall",
     "loss", "final_loss", "perplexity", "runs", "downtime_share", "detection_share", "restart_share",
     "lost_work_share", "slowed_share", "diagnosis_share", "checkpoint_share", "place_precision", "place_recall",
-    "named_share", "places_named_mean", "places_named",
+    "named_share", "places_named_mean", "places_named", "skipped_steps",
 }
 
 
