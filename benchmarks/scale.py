@@ -26,6 +26,11 @@ with its transfers per second — or the refusal with netsim's own estimate (`--
     .venv/bin/python benchmarks/scale.py --max-gpus 131072 load   # the fabric alone, up to the limit
     .venv/bin/python benchmarks/scale.py --timeout 600 rings hier
     .venv/bin/python benchmarks/scale.py a2a --max-gpus 2048 --transfers keep drop stream
+    .venv/bin/python benchmarks/scale.py rings hier --compress 16 --max-gpus 131072 --timeout 600
+
+With `--compress M` the runs of identical steps (ring, rings, hierarchical) are simulated M steps each and
+skipped by their period (`netsim.collectives.repeats`); the note gives the simulated time, the steps skipped
+and whether the kept steps were periodic (else the time is an estimate: see validation/compression.py).
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ def fabric(gpus: int):
         "host_latency": "1us", "spine_latency": "1us"})
 
 
-def run_one(case: str, gpus: int, transfers: str = "drop") -> dict:
+def run_one(case: str, gpus: int, transfers: str = "drop", compress: int = 0) -> dict:
     t0 = time.perf_counter()
     from netsim.collectives import Communicator
     from netsim.errors import NetsimError
@@ -83,7 +88,7 @@ def run_one(case: str, gpus: int, transfers: str = "drop") -> dict:
         op, size, algo, chunks = CASES[case]
         folder = tempfile.TemporaryDirectory() if transfers == "stream" else None
         sim = Simulation(topo, record_links=False,
-                         transfers=Path(folder.name) / "transfers" if folder else transfers)
+                         transfers=Path(folder.name) / "transfers" if folder else transfers, compress=compress)
         comm = Communicator(sim, topo.gpus)
         try:
             estimate = collective_transfers(comm, op, size, algo, chunks)
@@ -95,6 +100,11 @@ def run_one(case: str, gpus: int, transfers: str = "drop") -> dict:
         t_run = time.perf_counter()
         sim.run(comm.run(op, size, algo=algo, chunks=chunks))
         out.update(transfers=sim.network.transfers_started, sim_ms=sim.now * 1e3, run_s=time.perf_counter() - t_run)
+        notes = sim.meta.get("compressed", [])
+        if notes:
+            skipped = sum(x["steps"] - x["simulated"] for x in notes)
+            out.update(note=f"sim {sim.now * 1e3:.3f} ms; {skipped:,} steps by period "
+                            f"({'periodic' if all(x['periodic'] for x in notes) else 'not periodic: estimate'})")
     out.update(wall_s=time.perf_counter() - t0, peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return out
 
@@ -106,10 +116,12 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per case and size (default 300)")
     parser.add_argument("--transfers", nargs="+", choices=["keep", "drop", "stream"], default=["drop"],
                         help="per-transfer rows: drop (default), keep or stream them; several: each case each way")
-    parser.add_argument("--one", nargs=3, metavar=("CASE", "GPUS", "TRANSFERS"), help=argparse.SUPPRESS)
+    parser.add_argument("--compress", type=int, default=0, metavar="M",
+                        help="simulate M steps of each long run of identical steps, the rest by their period")
+    parser.add_argument("--one", nargs=4, metavar=("CASE", "GPUS", "TRANSFERS", "COMPRESS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one[0], int(args.one[1]), args.one[2])))
+        print(json.dumps(run_one(args.one[0], int(args.one[1]), args.one[2], int(args.one[3]))))
         return 0
     cases = args.cases or list(CASES)
     sizes = [n for n in SIZES if n <= args.max_gpus]
@@ -123,8 +135,8 @@ def main() -> int:
             done = []
             for n in sizes:
                 try:
-                    proc = subprocess.run([sys.executable, __file__, "--one", case, str(n), mode], capture_output=True,
-                                          text=True, timeout=args.timeout)
+                    proc = subprocess.run([sys.executable, __file__, "--one", case, str(n), mode, str(args.compress)],
+                                          capture_output=True, text=True, timeout=args.timeout)
                 except subprocess.TimeoutExpired:
                     print(f"{label:>5} {n:>7,} GPUs: timeout after {args.timeout:.0f} s", flush=True)
                     break

@@ -10,6 +10,7 @@ import numpy as np
 from numba import njit
 
 from netsim.errors import TopologyError
+from netsim.topology.gateways import Gateways, regions
 from netsim.topology.graph import Topology
 
 MAX_PATHS = 4096
@@ -201,6 +202,40 @@ class PathCache:
         self._rows = 0
         self._matrix = np.zeros((0, topo.num_nodes), dtype=np.int8)
         self.down: set[int] = set()
+        self._servers: tuple[np.ndarray, ...] | None = None  # (host_of, members offsets, members, position)
+
+    def _server_index(self) -> tuple[np.ndarray, ...]:
+        """Each node's server (`host` attribute, -1: none), the servers' members (CSR) and each node's
+        position among its server's members."""
+        if self._servers is None:
+            host_of = np.asarray(self.topo.attrs["host"], dtype=np.int64)
+            count = int(host_of.max()) + 1 if len(host_of) and host_of.max() >= 0 else 0
+            order = np.argsort(host_of, kind="stable")
+            order = order[host_of[order] >= 0]
+            m_off = np.zeros(count + 1, dtype=np.int64)
+            np.cumsum(np.bincount(host_of[order], minlength=count), out=m_off[1:])
+            pos = np.zeros(len(host_of), dtype=np.int64)
+            pos[order] = np.arange(len(order)) - m_off[host_of[order]]
+            self._servers = (host_of, m_off, order, pos)
+        return self._servers
+
+    def gateways(self, targets: np.ndarray) -> Gateways | None:
+        """Distances toward each of `targets` (unique node ids) through their servers' gateways
+        (`netsim.topology.gateways`), valid until the next call; None when the gateways need more rows
+        than are kept (`max_rows`): ask for fewer targets at once."""
+        host_of, m_off, members, pos = self._server_index()
+        targets = np.asarray(targets, dtype=np.int64)
+        found = regions(targets, host_of, m_off, members, pos, self.topo.in_csr, self.topo.link_src,
+                        self.topo.relay)
+        f_node = found[3]
+        relays = self.topo.relay[f_node]
+        via = np.unique(f_node[relays])
+        if len(via) > self.max_rows:
+            return None
+        matrix, rows = self.distance_rows(via)
+        f_row = np.full(len(f_node), -1, dtype=np.int64)
+        f_row[relays] = rows[np.searchsorted(via, f_node[relays])]
+        return Gateways(targets, host_of, pos, found, f_row, matrix)
 
     @property
     def max_rows(self) -> int:
@@ -249,9 +284,11 @@ class PathCache:
         return True
 
     def distances(self, dst: int) -> np.ndarray:
-        """Hop distance from every node to `dst` through relaying nodes (-1: cannot reach): its kept row."""
-        matrix, rows = self.distance_rows(np.array([dst], dtype=np.int64))
-        return matrix[rows[0]]
+        """Hop distance from every node to `dst` through relaying nodes (-1: cannot reach), from the rows of
+        its gateways (int8, or int16 where paths are longer)."""
+        table = self.gateways(np.array([dst], dtype=np.int64))
+        row = table.row(0) if table is not None else distances_to(self.topo, dst)
+        return row.astype(np.int8 if row.max() <= np.iinfo(np.int8).max else np.int16)
 
     def dag(self, src: int, dst: int) -> PathDag:
         key = (src, dst)

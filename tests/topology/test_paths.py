@@ -57,5 +57,31 @@ def test_paths_longer_than_int8_rows_switch_to_int16_and_past_the_limit_are_refu
     assert len(cache.paths(int(long.gpus[0]), int(long.gpus[1]))[0]) == 201 and cache._matrix.dtype == np.int16
     assert cache.distances(int(long.gpus[1]))[int(long.gpus[0])] == 201
     monkeypatch.setattr(paths_module, "MAX_HOPS", 150)
-    with pytest.raises(TopologyError, match="201 hops"):
+    with pytest.raises(TopologyError, match="200 hops"):  # to g1's gateway, the switch before it
         PathCache(long).paths(int(long.gpus[0]), int(long.gpus[1]))
+
+
+def test_distances_through_gateways_are_the_searched_distances():
+    """Gateway distances (a server's way in plus rows for its switches) against a search over the whole
+    fabric, from every node to GPUs and switches, on every shipped topology and direct-connect rings and meshes (GPUs relay)."""
+    from pathlib import Path
+
+    from netsim.topology import PathCache, distances_to, load_topology
+    from netsim.topology.config import topology_from_dict
+
+    shipped = sorted((Path(__file__).parents[2] / "netsim" / "data" / "topologies").glob("*.yaml"))
+    topos = [load_topology(p) for p in shipped]
+    topos += [topology_from_dict({"kind": "ring", "gpus": 12}), topology_from_dict({"kind": "full_mesh", "gpus": 6})]
+    rng = np.random.default_rng(0)
+    for topo in topos:
+        cache = PathCache(topo)
+        switches = np.flatnonzero(np.array(topo.node_kind) != "gpu")
+        targets = np.unique(np.concatenate([rng.choice(topo.gpus, size=min(24, len(topo.gpus)), replace=False),
+                                            rng.choice(switches, size=min(4, len(switches)), replace=False)]))
+        table = cache.gateways(targets)
+        src = np.arange(topo.num_nodes)
+        for i, d in enumerate(targets.tolist()):
+            truth = distances_to(topo, d)
+            assert (table.row(i) == truth).all(), (topo.name, d)
+            assert (table.distances(src, np.full(len(src), i)) == truth).all(), (topo.name, d)
+            assert (cache.distances(d) == truth).all()
