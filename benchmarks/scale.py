@@ -65,7 +65,7 @@ def fabric(gpus: int):
         "host_latency": "1us", "spine_latency": "1us"})
 
 
-def run_one(case: str, gpus: int, transfers: str = "drop", compress: int = 0) -> dict:
+def run_one(case: str, gpus: int, transfers: str = "drop", compress: int = 0, limit: int = 0) -> dict:
     t0 = time.perf_counter()
     from netsim.collectives import Communicator
     from netsim.errors import NetsimError
@@ -92,7 +92,7 @@ def run_one(case: str, gpus: int, transfers: str = "drop", compress: int = 0) ->
         comm = Communicator(sim, topo.gpus)
         try:
             estimate = collective_transfers(comm, op, size, algo, chunks)
-            check_budget(estimate, f"{case} on {gpus} GPUs", None)
+            check_budget(estimate, f"{case} on {gpus} GPUs", limit or None)
         except NetsimError as exc:
             out.update(refused=str(exc))
             return out | {"wall_s": time.perf_counter() - t0,
@@ -118,13 +118,17 @@ def main() -> int:
                         help="per-transfer rows: drop (default), keep or stream them; several: each case each way")
     parser.add_argument("--compress", type=int, default=0, metavar="M",
                         help="simulate M steps of each long run of identical steps, the rest by their period")
-    parser.add_argument("--one", nargs=4, metavar=("CASE", "GPUS", "TRANSFERS", "COMPRESS"), help=argparse.SUPPRESS)
+    parser.add_argument("--max-transfers", type=int, default=0, metavar="N",
+                        help="refuse cases past N transfers (default: netsim's own limit)")
+    parser.add_argument("--min-gpus", type=int, default=1024)
+    parser.add_argument("--one", nargs=5, metavar=("CASE", "GPUS", "TRANSFERS", "COMPRESS", "LIMIT"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one[0], int(args.one[1]), args.one[2], int(args.one[3]))))
+        print(json.dumps(run_one(args.one[0], int(args.one[1]), args.one[2], int(args.one[3]), int(args.one[4]))))
         return 0
     cases = args.cases or list(CASES)
-    sizes = [n for n in SIZES if n <= args.max_gpus]
+    sizes = [n for n in SIZES if args.min_gpus <= n <= args.max_gpus]
     print(f"Scale: rail-optimized fabrics of 8-GPU servers, {sizes[0]:,}-{sizes[-1]:,} GPUs; per case and size: "
           f"wall s (whole process), peak MiB, transfers, transfers/s; the run alone (routing, simulation and "
           f"results; not the import, the fabric or the communicator): seconds and transfers/s; load average "
@@ -135,7 +139,8 @@ def main() -> int:
             done = []
             for n in sizes:
                 try:
-                    proc = subprocess.run([sys.executable, __file__, "--one", case, str(n), mode, str(args.compress)],
+                    proc = subprocess.run([sys.executable, __file__, "--one", case, str(n), mode, str(args.compress),
+                                           str(args.max_transfers)],
                                           capture_output=True, text=True, timeout=args.timeout)
                 except subprocess.TimeoutExpired:
                     print(f"{label:>5} {n:>7,} GPUs: timeout after {args.timeout:.0f} s", flush=True)

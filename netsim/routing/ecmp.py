@@ -15,7 +15,6 @@ from netsim.routing.hashing import flow_hash, flow_hashes
 from netsim.routing.policy import Policy, no_argument, register
 from netsim.routing.route import Route
 from netsim.topology import PathCache, Topology
-from netsim.topology.gateways import gateway_distance
 
 
 class Ecmp(Policy):
@@ -53,10 +52,11 @@ class Ecmp(Policy):
         if not len(src) or (src == dst).any():
             return None
         targets, inverse = np.unique(dst, return_inverse=True)
-        table = self.cache.gateways(targets) if len(targets) <= self.cache.max_rows else None
-        if table is None:  # more rows than the cache keeps: the destinations in parts
-            return self._in_parts(src, dst, key, inverse // max(1, self.cache.max_rows // 8))
-        hops = table.distances(src, inverse)
+        if len(targets) > self.cache.max_rows:  # more destinations than the cache keeps rows for: in parts
+            return self._in_parts(src, dst, key, inverse // self.cache.max_rows)
+        dists, rows = self.cache.distance_rows(targets)
+        row = rows[inverse]
+        hops = dists[row, src]
         if hops.min() < 0 or hops.max() > 128:
             return None  # no path (`path` raises the error), or absurdly long ones
         n = len(src)
@@ -67,8 +67,8 @@ class Ecmp(Policy):
         options = np.zeros(n, dtype=np.int64)
         pending = np.zeros(n, dtype=np.int64)
         offsets, out_links = topo.out_csr
-        while k := _walk(inverse, offsets, out_links, topo.link_dst, topo.relay, node, links, taken, choice,
-                         options, pending, *table.args):
+        while k := _walk(dst, row, dists, offsets, out_links, topo.link_dst, topo.relay, node, links,
+                         taken, choice, options, pending):
             at = pending[:k]
             hashes = flow_hashes(self.seed, key, src[at].tolist(), dst[at].tolist(), node[at].tolist())
             choice[at] = [h % m for h, m in zip(hashes, options[at].tolist())]
@@ -98,27 +98,23 @@ class Ecmp(Policy):
 
 
 @njit(cache=True)
-def _walk(slot, offsets, out_links, link_dst, relay, node, links, taken, choice, options, pending,
-          targets, host_of, pos, loc_off, loc, f_off, f_node, f_tail, f_row, rows):
-    """Walk i from node[i] toward its target (slot[i] of a `Gateways` table, whose arrays end the arguments)
-    one hop at a time, appending to links[i], while a node offers one next hop (or choice[i] names the one to
-    take); stop where it offers several: those walks go to `pending` (with their option count in
-    `options`). Returns how many stopped."""
+def _walk(dst, row, dists, offsets, out_links, link_dst, relay, node, links, taken, choice, options, pending):
+    """Walk i from node[i] toward dst[i] (distances dists[row[i]]) one hop at a time, appending to links[i],
+    while a node offers one next hop (or choice[i] names the one to take); stop where it offers several:
+    those walks go to `pending` (with their option count in `options`). Returns how many stopped."""
     k = 0
-    for i in range(len(slot)):
-        s = slot[i]
-        d = targets[s]
+    for i in range(len(dst)):
+        d = dst[i]
+        r = row[i]
         v = node[i]
         while v != d:
-            level = gateway_distance(v, s, targets, host_of, pos, loc_off, loc, f_off, f_node, f_tail, f_row,
-                                     rows) - 1
+            level = dists[r, v] - 1
             want = choice[i] if choice[i] >= 0 else 0
             count = 0
             pick = -1
             for j in range(offsets[v], offsets[v + 1]):
                 h = link_dst[out_links[j]]
-                if (h == d or relay[h]) and gateway_distance(h, s, targets, host_of, pos, loc_off, loc, f_off,
-                                                             f_node, f_tail, f_row, rows) == level:
+                if dists[r, h] == level and (h == d or relay[h]):
                     if count == want:
                         pick = out_links[j]
                     count += 1

@@ -15,10 +15,11 @@ none) and by the way in::
 
 The last node outside the server on a shortest path is some gateway f, so the minimum is the exact
 distance. A gateway that does not relay (a GPU of another server with a direct link) counts only as the
-path's own source. Rows are kept for the gateways (on a leaf-spine, rail-optimized or fat-tree fabric:
-its leaf or edge switches), through `PathCache.distance_rows`; each destination costs a search over its
-server (tens of nodes). On a fabric without servers (`host` unset) the gateways are the destination's
-own neighbours: rows for those, as many as before.
+path's own source. Searched rows are kept for the gateways only (on a leaf-spine, rail-optimized or
+fat-tree fabric: its leaf or edge switches); a destination's row is assembled from them (a pass over the
+nodes per gateway, and a search over its server's tens of nodes) instead of searched over the whole fabric
+(`PathCache.distance_rows`). On a fabric without servers (`host` unset) the gateways are the destination's
+own neighbours.
 """
 
 from __future__ import annotations
@@ -80,74 +81,39 @@ def _regions(targets, host_of, m_off, members, pos, in_off, in_links, link_src, 
 
 
 @njit(cache=True)
-def gateway_distance(v, i, targets, host_of, pos, loc_off, loc, f_off, f_node, f_tail, f_row, rows):
-    """Hops from node v to target i of a `Gateways` table (-1: cannot reach)."""
-    d = targets[i]
-    if v == d:
-        return 0
-    h = host_of[d]
-    best = -1
-    if h >= 0 and host_of[v] == h:
-        best = loc[loc_off[i] + pos[v]]
-    for j in range(f_off[i], f_off[i + 1]):
-        if f_node[j] == v:
-            c = f_tail[j]
-        elif f_row[j] >= 0:
-            dv = rows[f_row[j], v]
-            if dv < 0:
-                continue
-            c = dv + f_tail[j]
-        else:
-            continue
-        if best < 0 or c < best:
-            best = c
-    return best
-
-
-@njit(cache=True)
-def _distances(src, slot, targets, host_of, pos, loc_off, loc, f_off, f_node, f_tail, f_row, rows):
-    out = np.empty(len(src), dtype=np.int64)
-    for k in range(len(src)):
-        out[k] = gateway_distance(src[k], slot[k], targets, host_of, pos, loc_off, loc, f_off, f_node, f_tail,
-                                  f_row, rows)
-    return out
-
-
-class Gateways:
-    """Distances toward `targets` (see the module docstring): `args` are what `gateway_distance` takes after
-    (v, i), valid until the path cache's next call."""
-
-    def __init__(self, targets: np.ndarray, host_of: np.ndarray, pos: np.ndarray, regions: tuple,
-                 f_row: np.ndarray, rows: np.ndarray):
-        self.targets = targets
-        loc_off, loc, f_off, f_node, f_tail = regions
-        self.args = (targets, host_of, pos, loc_off, loc, f_off, f_node, f_tail, f_row, rows)
-
-    def distances(self, src: np.ndarray, slot: np.ndarray) -> np.ndarray:
-        """Hops from src[k] to targets[slot[k]]."""
-        return _distances(np.asarray(src, dtype=np.int64), np.asarray(slot, dtype=np.int64), *self.args)
-
-    def row(self, i: int) -> np.ndarray:
-        """Hops from every node to target i (int64, -1: cannot reach)."""
-        targets, host_of, pos, loc_off, loc, f_off, f_node, f_tail, f_row, rows = self.args
-        d = int(targets[i])
-        out = np.full(len(host_of), -1, dtype=np.int64)
-        for j in range(int(f_off[i]), int(f_off[i + 1])):
-            f, t = int(f_node[j]), int(f_tail[j])
+def _assemble(targets, host_of, pos, loc_off, loc, f_off, f_node, f_tail, f_row, via, out, first):
+    """Row first + i of `out` for target i: the distance from every node (-1: cannot reach), from its
+    gateways' rows `via` and its server's local distances. Returns the longest distance found."""
+    longest = 0
+    num_nodes = out.shape[1]
+    row = np.empty(num_nodes, dtype=np.int64)
+    for i in range(len(targets)):
+        row[:] = -1
+        for j in range(f_off[i], f_off[i + 1]):
+            t = f_tail[j]
             if f_row[j] >= 0:
-                via = rows[f_row[j]].astype(np.int64)
-                better = (via >= 0) & ((out < 0) | (via + t < out))
-                out[better] = via[better] + t
-            if out[f] < 0 or t < out[f]:
-                out[f] = t
-        h = int(host_of[d])
+                g = f_row[j]
+                for v in range(num_nodes):
+                    dv = np.int64(via[g, v])
+                    if dv >= 0 and (row[v] < 0 or dv + t < row[v]):
+                        row[v] = dv + t
+            f = f_node[j]
+            if row[f] < 0 or t < row[f]:
+                row[f] = t
+        d = targets[i]
+        h = host_of[d]
         if h >= 0:
-            inside = np.flatnonzero(host_of == h)
-            local = loc[loc_off[i] + pos[inside]]
-            better = (local >= 0) & ((out[inside] < 0) | (local < out[inside]))
-            out[inside[better]] = local[better]
-        out[d] = 0
-        return out
+            for v in range(num_nodes):
+                if host_of[v] == h:
+                    lv = loc[loc_off[i] + pos[v]]
+                    if lv >= 0 and (row[v] < 0 or lv < row[v]):
+                        row[v] = lv
+        row[d] = 0
+        for v in range(num_nodes):  # element by element: a row assignment compiles slowly
+            out[first + i, v] = row[v]
+            if row[v] > longest:
+                longest = row[v]
+    return longest
 
 
 def regions(targets: np.ndarray, host_of: np.ndarray, m_off: np.ndarray, members: np.ndarray, pos: np.ndarray,
@@ -162,4 +128,13 @@ def regions(targets: np.ndarray, host_of: np.ndarray, m_off: np.ndarray, members
     return _regions(targets, host_of, m_off, members, pos, in_off, in_links, link_src, relay, max(cap, 1))
 
 
-__all__ = ["Gateways", "gateway_distance", "regions"]
+def assemble(targets: np.ndarray, host_of: np.ndarray, pos: np.ndarray, found: tuple, f_row: np.ndarray,
+             via: np.ndarray, out: np.ndarray, first: int) -> int:
+    """Rows first, first + 1, ... of `out` for `targets` (their `regions`, their gateways' rows in `via` at
+    `f_row`, -1 for a gateway that does not relay); returns the longest distance (the caller checks it fits
+    `out`'s type: a row that does not fit is wrapped)."""
+    loc_off, loc, f_off, f_node, f_tail = found
+    return int(_assemble(targets, host_of, pos, loc_off, loc, f_off, f_node, f_tail, f_row, via, out, first))
+
+
+__all__ = ["assemble", "regions"]

@@ -6,11 +6,13 @@ direct-connect topologies) may appear inside a path; the endpoints may be anythi
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from numba import njit
 
 from netsim.errors import TopologyError
-from netsim.topology.gateways import Gateways, regions
+from netsim.topology.gateways import assemble, regions
 from netsim.topology.graph import Topology
 
 MAX_PATHS = 4096
@@ -171,6 +173,64 @@ class _NextLinks:
         return self.hops.links_of(node)
 
 
+class _Rows:
+    """Hop-distance rows kept for some destinations: int8 (int16 from the first distance past 127, as on a
+    large ring; past MAX_HOPS refused), at most `budget` bytes. Rows asked for before are kept (grown by
+    doubling, up to `max_rows`), so batches over the same destinations cost a lookup; a batch that needs
+    rows beyond them starts afresh, and one over more destinations than `max_rows` must come in parts.
+    `compute(new, matrix, first)` writes the rows of destinations `new` from row `first` on and returns the
+    longest distance it found."""
+
+    def __init__(self, topo: Topology, budget: int, compute: Callable[[np.ndarray, np.ndarray, int], int]):
+        self.topo, self.budget, self.compute = topo, budget, compute
+        self.row_of = np.full(topo.num_nodes, -1, dtype=np.int64)  # destination -> its row in `matrix`
+        self.rows = 0
+        self.matrix = np.zeros((0, topo.num_nodes), dtype=np.int8)
+
+    @property
+    def max_rows(self) -> int:
+        """How many destinations' rows one batch may ask for (the budget; at least 16)."""
+        return max(16, self.budget // (self.matrix.itemsize * self.topo.num_nodes))
+
+    def get(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(matrix, rows): hop distances to each of `targets` are ``matrix[rows[i]]`` (-1: cannot reach),
+        valid until the next call."""
+        if not self._fill(targets):  # a path too long for int8 rows: int16 rows from now on
+            self.matrix = np.zeros((0, self.topo.num_nodes), dtype=np.int16)
+            self.row_of[self.row_of >= 0] = -1
+            self.rows = 0
+            self._fill(targets)
+        return self.matrix, self.row_of[targets]
+
+    def _fill(self, targets: np.ndarray) -> bool:
+        """Rows for the destinations of `targets` not kept yet; False when a distance does not fit the rows'
+        type (those rows are not kept)."""
+        new = np.unique(targets[self.row_of[targets] < 0])
+        if not len(new):
+            return True
+        if self.rows + len(new) > self.max_rows:  # start afresh with this batch's destinations
+            new = np.unique(targets)
+            if len(new) > self.max_rows:
+                raise ValueError(f"{len(new)} destinations in one batch: more than the {self.max_rows} "
+                                 "rows kept (ask in parts)")
+            self.row_of[self.row_of >= 0] = -1
+            self.rows = 0
+        if self.rows + len(new) > len(self.matrix):
+            size = min(max(16, 2 * len(self.matrix), self.rows + len(new)), self.max_rows)
+            grown = np.zeros((size, self.topo.num_nodes), dtype=self.matrix.dtype)
+            grown[:self.rows] = self.matrix[:self.rows]
+            self.matrix = grown
+        longest = self.compute(new, self.matrix, self.rows)
+        if longest > MAX_HOPS:
+            raise TopologyError(f"{self.topo.name}: a shortest path of {longest} hops; netsim routes paths of at "
+                                f"most {MAX_HOPS} hops")
+        if longest > np.iinfo(self.matrix.dtype).max:
+            return False
+        self.row_of[new] = np.arange(self.rows, self.rows + len(new))
+        self.rows += len(new)
+        return True
+
+
 class PathCache:
     """Next hops per destination and path DAGs per (src, dst), computed on demand and kept within a
     memory budget: what a fabric costs to route stays bounded, not one row per destination (n^2 on a
@@ -178,9 +238,11 @@ class PathCache:
 
     - Distance rows (`distance_rows`): at most `max_rows` (ROW_BUDGET bytes of int8 rows, or int16 rows
       once a fabric shows a shortest path past 127 hops, as a large ring does; past MAX_HOPS it is
-      refused); a batch that
-      needs rows beyond them starts the kept rows afresh, and a batch over more destinations than that
-      must come in parts (`max_rows` says how many; ECMP's batch walk does this).
+      refused); a batch that needs rows beyond them starts the kept rows afresh, and a batch over more
+      destinations than that must come in parts (`max_rows` says how many; ECMP's batch walk does this).
+      A destination's row is assembled from the searched rows of its gateways, the switches that lead
+      into its server (`netsim.topology.gateways`; GATEWAY_BUDGET bytes of them), not searched over the
+      whole fabric.
     - Next hops per destination (what per-path routing reads: `dag`, `paths`): kept up to HOPS_BUDGET
       bytes, the oldest dropped first with the path DAGs toward it (recomputed if asked again).
 
@@ -190,6 +252,7 @@ class PathCache:
     """
 
     ROW_BUDGET = 1024 * 2**20  # (every destination of a 16,384-GPU rail fabric: 0.6 GiB)
+    GATEWAY_BUDGET = 256 * 2**20
     HOPS_BUDGET = 256 * 2**20
 
     def __init__(self, topo: Topology):
@@ -198,10 +261,11 @@ class PathCache:
         self._hops_bytes = 0
         self._dags: dict[tuple[int, int], PathDag] = {}
         self._dags_to: dict[int, list[tuple[int, int]]] = {}  # destination -> the keys of its DAGs
-        self._row_of = np.full(topo.num_nodes, -1, dtype=np.int64)  # destination -> its row in `_matrix`
-        self._rows = 0
-        self._matrix = np.zeros((0, topo.num_nodes), dtype=np.int8)
         self.down: set[int] = set()
+        offsets, links = topo.in_csr
+        self._searched = _Rows(topo, self.GATEWAY_BUDGET, lambda new, out, first: _bfs_rows(
+            new, out, first, offsets, links, topo.link_src, topo.relay, topo.num_nodes))
+        self._assembled = _Rows(topo, self.ROW_BUDGET, self._assemble)
         self._servers: tuple[np.ndarray, ...] | None = None  # (host_of, members offsets, members, position)
 
     def _server_index(self) -> tuple[np.ndarray, ...]:
@@ -219,76 +283,43 @@ class PathCache:
             self._servers = (host_of, m_off, order, pos)
         return self._servers
 
-    def gateways(self, targets: np.ndarray) -> Gateways | None:
-        """Distances toward each of `targets` (unique node ids) through their servers' gateways
-        (`netsim.topology.gateways`), valid until the next call; None when the gateways need more rows
-        than are kept (`max_rows`): ask for fewer targets at once."""
+    def _assemble(self, new: np.ndarray, out: np.ndarray, first: int) -> int:
+        """Rows of destinations `new` into `out` from row `first` on, from their gateways' searched rows
+        (as many destinations at a time as their gateways' rows fit the gateway budget)."""
         host_of, m_off, members, pos = self._server_index()
-        targets = np.asarray(targets, dtype=np.int64)
-        found = regions(targets, host_of, m_off, members, pos, self.topo.in_csr, self.topo.link_src,
-                        self.topo.relay)
-        f_node = found[3]
-        relays = self.topo.relay[f_node]
-        via = np.unique(f_node[relays])
-        if len(via) > self.max_rows:
-            return None
-        matrix, rows = self.distance_rows(via)
-        f_row = np.full(len(f_node), -1, dtype=np.int64)
-        f_row[relays] = rows[np.searchsorted(via, f_node[relays])]
-        return Gateways(targets, host_of, pos, found, f_row, matrix)
+        found = regions(new, host_of, m_off, members, pos, self.topo.in_csr, self.topo.link_src, self.topo.relay)
+        loc_off, loc, f_off, f_node, f_tail = found
+        per_target = int(np.diff(f_off).max()) if len(new) else 1
+        step = max(1, self._searched.max_rows // max(1, per_target))
+        longest = 0
+        for a in range(0, len(new), step):
+            b = min(len(new), a + step)
+            part = (loc_off[a:b + 1] - loc_off[a], loc[loc_off[a]:loc_off[b]], f_off[a:b + 1] - f_off[a],
+                    f_node[f_off[a]:f_off[b]], f_tail[f_off[a]:f_off[b]])
+            nodes = part[3]
+            relays = self.topo.relay[nodes]
+            via = np.unique(nodes[relays])
+            matrix, rows = self._searched.get(via)
+            f_row = np.full(len(nodes), -1, dtype=np.int64)
+            f_row[relays] = rows[np.searchsorted(via, nodes[relays])]
+            longest = max(longest, assemble(new[a:b], host_of, pos, part, f_row, matrix, out, first + a))
+        return longest
 
     @property
     def max_rows(self) -> int:
         """How many destinations' distance rows one batch may ask for (ROW_BUDGET; at least 16)."""
-        return max(16, self.ROW_BUDGET // (self._matrix.itemsize * self.topo.num_nodes))
+        return self._assembled.max_rows
 
     def distance_rows(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(matrix, rows): hop distances to each of `targets` are ``matrix[rows[i]]`` (int8 or int16, -1: cannot
         reach), valid until the next call. Rows asked for before are kept (grown by doubling, up to
         `max_rows`), so batches over the same destinations cost a lookup, not a copy."""
-        if not self._fill(targets):  # a path too long for int8 rows: int16 rows from now on
-            self._matrix = np.zeros((0, self.topo.num_nodes), dtype=np.int16)
-            self._row_of[self._row_of >= 0] = -1
-            self._rows = 0
-            self._fill(targets)
-        return self._matrix, self._row_of[targets]
-
-    def _fill(self, targets: np.ndarray) -> bool:
-        """Rows for the destinations of `targets` not kept yet; False when a distance does not fit the rows'
-        type (those rows are not kept)."""
-        new = np.unique(targets[self._row_of[targets] < 0])
-        if not len(new):
-            return True
-        if self._rows + len(new) > self.max_rows:  # start afresh with this batch's destinations
-            new = np.unique(targets)
-            if len(new) > self.max_rows:
-                raise ValueError(f"{len(new)} destinations in one batch: more than the {self.max_rows} "
-                                 "rows kept (ask in parts)")
-            self._row_of[self._row_of >= 0] = -1
-            self._rows = 0
-        if self._rows + len(new) > len(self._matrix):
-            size = min(max(16, 2 * len(self._matrix), self._rows + len(new)), self.max_rows)
-            grown = np.zeros((size, self.topo.num_nodes), dtype=self._matrix.dtype)
-            grown[:self._rows] = self._matrix[:self._rows]
-            self._matrix = grown
-        offsets, links = self.topo.in_csr
-        longest = _bfs_rows(new, self._matrix, self._rows, offsets, links, self.topo.link_src, self.topo.relay,
-                            self.topo.num_nodes)
-        if longest > MAX_HOPS:
-            raise TopologyError(f"{self.topo.name}: a shortest path of {longest} hops; netsim routes paths of at "
-                                f"most {MAX_HOPS} hops")
-        if longest > np.iinfo(self._matrix.dtype).max:
-            return False
-        self._row_of[new] = np.arange(self._rows, self._rows + len(new))
-        self._rows += len(new)
-        return True
+        return self._assembled.get(np.asarray(targets, dtype=np.int64))
 
     def distances(self, dst: int) -> np.ndarray:
-        """Hop distance from every node to `dst` through relaying nodes (-1: cannot reach), from the rows of
-        its gateways (int8, or int16 where paths are longer)."""
-        table = self.gateways(np.array([dst], dtype=np.int64))
-        row = table.row(0) if table is not None else distances_to(self.topo, dst)
-        return row.astype(np.int8 if row.max() <= np.iinfo(np.int8).max else np.int16)
+        """Hop distance from every node to `dst` through relaying nodes (-1: cannot reach): its kept row."""
+        matrix, rows = self.distance_rows(np.array([dst], dtype=np.int64))
+        return matrix[rows[0]]
 
     def dag(self, src: int, dst: int) -> PathDag:
         key = (src, dst)
