@@ -15,6 +15,7 @@ from netsim.routing.hashing import flow_hash, flow_hashes
 from netsim.routing.policy import Policy, no_argument, register
 from netsim.routing.route import Route
 from netsim.topology import PathCache, Topology
+from netsim.topology.gateways import distance
 
 
 class Ecmp(Policy):
@@ -52,11 +53,10 @@ class Ecmp(Policy):
         if not len(src) or (src == dst).any():
             return None
         targets, inverse = np.unique(dst, return_inverse=True)
-        if len(targets) > self.cache.max_rows:  # more destinations than the cache keeps rows for: in parts
-            return self._in_parts(src, dst, key, inverse // self.cache.max_rows)
-        dists, rows = self.cache.distance_rows(targets)
-        row = rows[inverse]
-        hops = dists[row, src]
+        table = self.cache.toward(targets)
+        if table is None:  # more rows than the cache keeps: the destinations in parts
+            return self._in_parts(src, dst, key, inverse // max(1, self.cache.max_rows // 8))
+        hops = table.to(src, inverse)
         if hops.min() < 0 or hops.max() > 128:
             return None  # no path (`path` raises the error), or absurdly long ones
         n = len(src)
@@ -67,8 +67,11 @@ class Ecmp(Policy):
         options = np.zeros(n, dtype=np.int64)
         pending = np.zeros(n, dtype=np.int64)
         offsets, out_links = topo.out_csr
-        while k := _walk(dst, row, dists, offsets, out_links, topo.link_dst, topo.relay, node, links,
-                         taken, choice, options, pending):
+        dense, drow = table.args[0], table.args[1]
+        while k := (_walk(dst, drow[inverse], dense, offsets, out_links, topo.link_dst, topo.relay, node, links, taken,
+                          choice, options, pending) if table.rows else
+                    _walk_gateways(inverse, offsets, out_links, topo.link_dst, topo.relay, node, links, taken, choice,
+                                   options, pending, *table.args)):
             at = pending[:k]
             hashes = flow_hashes(self.seed, key, src[at].tolist(), dst[at].tolist(), node[at].tolist())
             choice[at] = [h % m for h, m in zip(hashes, options[at].tolist())]
@@ -115,6 +118,42 @@ def _walk(dst, row, dists, offsets, out_links, link_dst, relay, node, links, tak
             for j in range(offsets[v], offsets[v + 1]):
                 h = link_dst[out_links[j]]
                 if dists[r, h] == level and (h == d or relay[h]):
+                    if count == want:
+                        pick = out_links[j]
+                    count += 1
+            if count > 1 and choice[i] < 0:
+                options[i] = count
+                pending[k] = i
+                k += 1
+                break
+            choice[i] = -1
+            links[i, taken[i]] = pick
+            taken[i] += 1
+            v = link_dst[pick]
+        node[i] = v
+    return k
+
+
+@njit(cache=True)
+def _walk_gateways(slot, offsets, out_links, link_dst, relay, node, links, taken, choice, options, pending,
+                   dense, drow, targets, host_of, pos, loc_off, loc, f_off, f_node, f_tail, f_row, via):
+    """`_walk` with distances asked node by node of a `Distances` table (whose `args` end the arguments):
+    for batches toward more targets than rows are worth building for."""
+    k = 0
+    for i in range(len(slot)):
+        s = slot[i]
+        d = targets[s]
+        v = node[i]
+        while v != d:
+            level = distance(v, s, dense, drow, targets, host_of, pos, loc_off, loc, f_off, f_node, f_tail, f_row,
+                             via) - 1
+            want = choice[i] if choice[i] >= 0 else 0
+            count = 0
+            pick = -1
+            for j in range(offsets[v], offsets[v + 1]):
+                h = link_dst[out_links[j]]
+                if (h == d or relay[h]) and distance(h, s, dense, drow, targets, host_of, pos, loc_off, loc, f_off,
+                                                     f_node, f_tail, f_row, via) == level:
                     if count == want:
                         pick = out_links[j]
                     count += 1

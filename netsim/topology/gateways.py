@@ -137,4 +137,64 @@ def assemble(targets: np.ndarray, host_of: np.ndarray, pos: np.ndarray, found: t
     return int(_assemble(targets, host_of, pos, loc_off, loc, f_off, f_node, f_tail, f_row, via, out, first))
 
 
-__all__ = ["assemble", "regions"]
+@njit(cache=True)
+def distance(v, s, dense, drow, targets, host_of, pos, loc_off, loc, f_off, f_node, f_tail, f_row, via):
+    """Hops from node v to target s of a `Distances` table (its `args` follow (v, s)); -1: cannot reach."""
+    r = drow[s]
+    if r >= 0:
+        return np.int64(dense[r, v])
+    d = targets[s]
+    if v == d:
+        return 0
+    h = host_of[d]
+    best = -1
+    if h >= 0 and host_of[v] == h:
+        best = loc[loc_off[s] + pos[v]]
+    for j in range(f_off[s], f_off[s + 1]):
+        if f_node[j] == v:
+            c = f_tail[j]
+        elif f_row[j] >= 0:
+            dv = np.int64(via[f_row[j], v])
+            if dv < 0:
+                continue
+            c = dv + f_tail[j]
+        else:
+            continue
+        if best < 0 or c < best:
+            best = c
+    return best
+
+
+@njit(cache=True)
+def _distances(src, slot, dense, drow, targets, host_of, pos, loc_off, loc, f_off, f_node, f_tail, f_row, via):
+    out = np.empty(len(src), dtype=np.int64)
+    for k in range(len(src)):
+        out[k] = distance(src[k], slot[k], dense, drow, targets, host_of, pos, loc_off, loc, f_off, f_node,
+                          f_tail, f_row, via)
+    return out
+
+
+class Distances:
+    """Hop distances toward a batch's `targets`, for walks that ask node by node (`distance(v, s, *args)`):
+    kept rows where the targets have them (a lookup), else their gateways' rows and server searches (a
+    few lookups each; no row per target is built). Valid until the path cache's next call."""
+
+    def __init__(self, targets: np.ndarray, dense: np.ndarray, drow: np.ndarray, host_of: np.ndarray,
+                 pos: np.ndarray, found: tuple, f_row: np.ndarray, via: np.ndarray):
+        loc_off, loc, f_off, f_node, f_tail = found
+        self.args = (dense, drow, targets, host_of, pos, loc_off, loc, f_off, f_node, f_tail, f_row, via)
+        self.rows = len(drow) > 0 and bool((drow >= 0).all())  # every target from a kept row
+
+    @classmethod
+    def of_rows(cls, targets: np.ndarray, matrix: np.ndarray, rows: np.ndarray, host_of: np.ndarray) -> "Distances":
+        """Every target from its kept row."""
+        empty = np.zeros(0, dtype=np.int64)
+        return cls(targets, matrix, rows, host_of, empty, (empty, empty, np.zeros(len(targets) + 1, np.int64),
+                                                          empty, empty), empty, matrix[:0])
+
+    def to(self, src: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        """Hops from src[k] to targets[slot[k]]."""
+        return _distances(np.asarray(src, dtype=np.int64), np.asarray(slot, dtype=np.int64), *self.args)
+
+
+__all__ = ["Distances", "assemble", "distance", "regions"]

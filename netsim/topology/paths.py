@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from netsim.errors import TopologyError
-from netsim.topology.gateways import assemble, regions
+from netsim.topology.gateways import Distances, assemble, regions
 from netsim.topology.graph import Topology
 
 MAX_PATHS = 4096
@@ -253,6 +253,7 @@ class PathCache:
 
     ROW_BUDGET = 1024 * 2**20  # (every destination of a 16,384-GPU rail fabric: 0.6 GiB)
     GATEWAY_BUDGET = 256 * 2**20
+    DENSE_CELLS = 2**26  # rows built for a batch's targets up to this many (targets x nodes), else lookups
     HOPS_BUDGET = 256 * 2**20
 
     def __init__(self, topo: Topology):
@@ -315,6 +316,30 @@ class PathCache:
         reach), valid until the next call. Rows asked for before are kept (grown by doubling, up to
         `max_rows`), so batches over the same destinations cost a lookup, not a copy."""
         return self._assembled.get(np.asarray(targets, dtype=np.int64))
+
+    def toward(self, targets: np.ndarray) -> Distances | None:
+        """Distances toward `targets` (unique) for a walk that asks node by node: their kept rows when they
+        have them or when rows for them cost little to build (DENSE_CELLS nodes x targets), else lookups
+        through their gateways (no row per target: what makes a step to 131,072 GPUs cheap to route).
+        None when neither fits the budgets: ask for fewer targets at once."""
+        targets = np.asarray(targets, dtype=np.int64)
+        host_of, m_off, members, pos = self._server_index()
+        if (self._assembled.row_of[targets] >= 0).all() or (
+                len(targets) * self.topo.num_nodes <= self.DENSE_CELLS and len(targets) <= self.max_rows):
+            matrix, rows = self.distance_rows(targets)
+            return Distances.of_rows(targets, matrix, rows, host_of)
+        found = regions(targets, host_of, m_off, members, pos, self.topo.in_csr, self.topo.link_src,
+                        self.topo.relay)
+        nodes = found[3]
+        relays = self.topo.relay[nodes]
+        via = np.unique(nodes[relays])
+        if len(via) > self._searched.max_rows:
+            return None
+        matrix, rows = self._searched.get(via)
+        f_row = np.full(len(nodes), -1, dtype=np.int64)
+        f_row[relays] = rows[np.searchsorted(via, nodes[relays])]
+        return Distances(targets, matrix[:0], np.full(len(targets), -1, dtype=np.int64), host_of, pos, found,
+                         f_row, matrix)
 
     def distances(self, dst: int) -> np.ndarray:
         """Hop distance from every node to `dst` through relaying nodes (-1: cannot reach): its kept row."""

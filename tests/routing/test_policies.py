@@ -63,9 +63,16 @@ def test_ecmp_max_link_load_above_spraying_which_meets_the_lower_bound(seed):
 
 @pytest.mark.parametrize("name", ["leafspine128_2to1", "rail64", "fattree1024", "internet4", "pcie8_2socket"])
 @pytest.mark.parametrize("key", [(), ("job", "c0", 3)])
-def test_ecmp_batch_paths_are_the_per_transfer_paths_bit_for_bit(name, key):
+@pytest.mark.parametrize("rows", [True, False])
+def test_ecmp_batch_paths_are_the_per_transfer_paths_bit_for_bit(name, key, rows, monkeypatch):
     """The compiled batch walk (`Ecmp.single_paths`) picks the same links as `Ecmp.path` hop by hop, and
-    its latencies equal `Route.latency` exactly (sums of 8+ links included: fattree1024's paths)."""
+    its latencies equal `Route.latency` exactly (sums of 8+ links included: fattree1024's paths); with the
+    targets' rows built, and with distances asked through their gateways (a batch to more targets than
+    rows are built for)."""
+    from netsim.topology import PathCache
+
+    if not rows:
+        monkeypatch.setattr(PathCache, "DENSE_CELLS", 0)
     from pathlib import Path
 
     import numpy as np
