@@ -30,15 +30,8 @@ from netsim.sim import Simulation
 from netsim.topology.config import topology_from_dict
 
 
-def rail(gpus: int):
-    servers = gpus // 8
-    groups = max(1, math.ceil(servers / 64))
-    per_leaf = servers // groups
-    return topology_from_dict({
-        "kind": "leaf_spine", "name": f"rail{gpus}", "leaves": 8 * groups, "spines": per_leaf,
-        "hosts_per_leaf": per_leaf, "gpus_per_host": 8, "nics_per_host": 8, "rail_optimized": True,
-        "host_bandwidth": "400Gbps", "spine_bandwidth": "400Gbps", "nvlink_bandwidth": "450GB/s",
-        "host_latency": "1us", "spine_latency": "1us"})
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from scale import fabric as rail  # noqa: E402  (the scale benchmark's rail-optimized fabric)
 
 
 def oversubscribed(hosts: int):
