@@ -47,11 +47,14 @@ class Algorithm:
     """A registered algorithm: what builds its step schedule for a call, one line of help, and optionally
     `count`: the transfers of its schedule with one chunk, in closed form (what the work estimate uses
     instead of building the schedule — for thousands of ranks, the schedule itself takes gigabytes; the
-    tests check every count against the schedule built). A count refuses what the builder refuses."""
+    tests check every count against the schedule built). A count refuses what the builder refuses.
+    `repeats`: its schedule may hold long runs of one step (rings), which compression cuts
+    (`netsim.collectives.repeats`): the work estimate builds it to count what a compressed run creates."""
 
     build: Builder
     help: str
     count: Counter | None = None
+    repeats: bool = False
 
     def transfers(self, req: Request) -> int:
         """The transfers of the schedule for `req` with one chunk: counted, or built and counted."""
@@ -74,14 +77,15 @@ OPS = tuple(_OPS)
 ALGORITHMS: dict[str, dict[str, Algorithm]] = {op: {} for op in OPS}
 
 
-def register_algorithm(op: str, algo: str, builder: Builder, help: str, count: Counter | None = None) -> None:
+def register_algorithm(op: str, algo: str, builder: Builder, help: str, count: Counter | None = None, *,
+                       repeats: bool = False) -> None:
     """Make `algo` available for collective `op` (one of `OPS`); `help` is its line in `--help`; `count` the
-    closed form of its transfer count (see `Algorithm`)."""
+    closed form of its transfer count, `repeats` whether its steps may repeat (see `Algorithm`)."""
     if op not in ALGORITHMS:
         raise ValueError(f"unknown collective {op!r} (known: {', '.join(OPS)})")
     if algo == "auto":
         raise ValueError("'auto' is the automatic choice, not an algorithm")
-    ALGORITHMS[op][algo] = Algorithm(builder, help, count)
+    ALGORITHMS[op][algo] = Algorithm(builder, help, count, repeats)
 
 
 def _ring_count(op: str, channels: Callable[[Request], int] = lambda req: 1) -> Counter:
@@ -114,12 +118,13 @@ def _direct_count(op: str) -> Counter:
 for _op in ("all_reduce", "reduce_scatter", "all_gather"):
     _steps = "2(n-1)" if _op == "all_reduce" else "n-1"
     register_algorithm(_op, "ring", ring(_op), f"one ring: {_steps} steps, each rank sending 1/n of the buffer per step",
-                       _ring_count(_op))
+                       _ring_count(_op), repeats=True)
     register_algorithm(_op, "ring_bidir", ring_bidirectional(_op),
                        "half the buffer around the ring each way: both directions of every link",
-                       _ring_count(_op, lambda req: 2))
+                       _ring_count(_op, lambda req: 2), repeats=True)
     register_algorithm(_op, "rings", ring_channels(_op),
-                       "NCCL-like rings, one per NIC rail, the buffer split evenly across them", _ring_count(_op, _rails))
+                       "NCCL-like rings, one per NIC rail, the buffer split evenly across them", _ring_count(_op, _rails),
+                       repeats=True)
 register_algorithm("all_reduce", "tree", tree("all_reduce"),
                    "NCCL's double binary tree, pipelined in chunks: 2 log n hops, for latency-bound sizes")
 register_algorithm("all_reduce", "halving_doubling", halving_doubling("all_reduce"),
@@ -130,7 +135,7 @@ register_algorithm("all_gather", "halving_doubling", halving_doubling("all_gathe
                    "recursive doubling: log2 n steps (a power-of-two number of ranks)")
 register_algorithm("all_reduce", "hierarchical", hierarchical("all_reduce"),
                    "ring reduce-scatter inside each server, ring all-reduce across servers per rail, ring "
-                   "all-gather inside", _hierarchical_count)
+                   "all-gather inside", _hierarchical_count, repeats=True)
 register_algorithm("all_reduce", "direct", direct("all_reduce"),
                    "two all-to-all steps: block j of every rank to rank j, then the sums to everyone",
                    _direct_count("all_reduce"))

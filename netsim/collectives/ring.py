@@ -16,7 +16,7 @@ from netsim.collectives.request import Request
 from netsim.collectives.schedule import Schedule, Step
 
 
-MAX_BUILT = 100_000_000  # transfers a schedule of distinct ring steps may hold (24 bytes each)
+MAX_BUILT = 50_000_000  # transfers a schedule of distinct ring steps may hold (24 bytes each)
 
 
 def ring_steps(rings: list[np.ndarray], sizes: list[int], rounds: int) -> list[Step]:

@@ -18,7 +18,7 @@ import numpy as np
 import simpy
 
 from netsim.network import NetworkModel
-from netsim.collectives.repeats import kept_steps, release, repeated_runs
+from netsim.collectives.repeats import cycle_bound, kept_steps, release, repeated_runs
 from netsim.network.dataflow import Dataflow, DataflowBuilder
 from netsim.topology.csr import csr, gather
 
@@ -68,7 +68,7 @@ class Schedule:
 
 def lower(builder: DataflowBuilder, schedule: Schedule, *, key: tuple, tag: str,
           after: np.ndarray | None = None, compress: int = 0, note: Callable[[dict], None] | None = None,
-          least_time: Callable[[list], float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+          step_times: Callable[[list], tuple] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Add `schedule` to `builder` as gates: cell(k, r), for step k = 0..K and virtual rank r, fires when
     rank r enters step k (K: finished) and sends r's step-k transfers; it waits for cell(k-1, r) and for
     every transfer that must reach r first::
@@ -82,7 +82,7 @@ def lower(builder: DataflowBuilder, schedule: Schedule, *, key: tuple, tag: str,
     channel is one batch. With `after` (one gate, or one per virtual rank), rank r's first cell also
     waits for that gate. With `compress` M > 0, each run of at least 2M identical steps keeps its first M
     and the rest are skipped by their period (`netsim.collectives.repeats`; `note` gets each run's figures,
-    `least_time` is the network's `NetworkModel.least_time`). Returns (first cells, last cells), one per
+    `step_times` is the network's `NetworkModel.step_times`). Returns (first cells, last cells), one per
     virtual rank."""
     v = schedule.num_ranks
     runs = repeated_runs(schedule.steps, v, compress)
@@ -107,14 +107,20 @@ def lower(builder: DataflowBuilder, schedule: Schedule, *, key: tuple, tag: str,
             builder.edges(shifted, cells[boundary * v:(boundary + 1) * v])
             builder.external(shifted)
             step = steps[boundary - 1]
-            if least_time is None:
-                bound = 0.0
-            elif channels is None:
-                bound = least_time([(node_of[step.src], node_of[step.dst], step.nbytes, key)])
-            else:
-                c = chan_of[step.src]
-                bound = least_time([(node_of[step.src[c == i]], node_of[step.dst[c == i]], step.nbytes[c == i],
-                                     key + (int(name),)) for i, name in enumerate(names.tolist())])
+            bound = 0.0
+            if step_times is not None:
+                if channels is None:
+                    least, alone = step_times([(node_of[step.src], node_of[step.dst], step.nbytes, key)])
+                    order = np.arange(len(step.src))
+                else:
+                    c = chan_of[step.src]
+                    order = np.argsort(c, kind="stable")  # the parts' order: channel by channel
+                    least, alone = step_times([(node_of[step.src[c == i]], node_of[step.dst[c == i]],
+                                                step.nbytes[c == i], key + (int(name),))
+                                               for i, name in enumerate(names.tolist())])
+                each = np.empty(len(order))
+                each[order] = alone
+                bound = max(least, cycle_bound(step.src, step.dst, each, v, schedule.wait_sends))
             builder.hook(int(hook[0]), release(run, cells, boundary, v, arrived, shifted, bound, note, tag))
     if k_steps:
         builder.edges(cells[:k_steps * v], entry)
@@ -144,12 +150,12 @@ def lower(builder: DataflowBuilder, schedule: Schedule, *, key: tuple, tag: str,
 
 
 def dataflow(schedule: Schedule, *, key: tuple = (), tag: str = "", compress: int = 0,
-             note: Callable[[dict], None] | None = None, least_time: Callable[[list], float] | None = None
+             note: Callable[[dict], None] | None = None, step_times: Callable[[list], tuple] | None = None
              ) -> Dataflow:
     """The schedule alone as a dataflow, done when every rank has finished (every transfer arrived);
-    `compress`, `note` and `least_time` as in `lower`."""
+    `compress`, `note` and `step_times` as in `lower`."""
     builder = DataflowBuilder()
-    _, last = lower(builder, schedule, key=key, tag=tag, compress=compress, note=note, least_time=least_time)
+    _, last = lower(builder, schedule, key=key, tag=tag, compress=compress, note=note, step_times=step_times)
     done = builder.gates(1)
     builder.edges(last, np.broadcast_to(done, last.shape))
     return builder.build(int(done[0]))
@@ -162,5 +168,5 @@ def execute(network: NetworkModel, schedule: Schedule, *, key: tuple = (), tag: 
     The schedule runs as a dataflow (`lower`) on the network model (`NetworkModel.run_dataflow`: the fluid
     model runs it in compiled code, together with whatever else runs; otherwise the reference executor
     sends each step's transfers through `send_batch`)."""
-    flow = dataflow(schedule, key=key, tag=tag, compress=compress, note=note, least_time=network.least_time)
+    flow = dataflow(schedule, key=key, tag=tag, compress=compress, note=note, step_times=network.step_times)
     return network.run_dataflow(flow).done

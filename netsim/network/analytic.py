@@ -36,15 +36,13 @@ class AnalyticNetwork(NetworkModel):
     flows through it continue at their new bottleneck rate with the bytes they have left."""
 
     name = "analytic"
+    contended = False  # transfers sharing a link do not slow each other
     help = "alpha-beta: each transfer at its bottleneck rate as if alone (no contention), plus latency"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._draining: dict[int, _Draining] = {}
 
-    def least_time(self, parts) -> float:
-        """No bound from links: transfers sharing a link do not slow each other here."""
-        return 0.0
 
     def _start(self, batch: Batch) -> None:
         now = self.env.now

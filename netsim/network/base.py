@@ -321,14 +321,20 @@ class NetworkModel:
             self._blocks[block_key] = block
         return block
 
-    def least_time(self, parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, tuple]]) -> float:
-        """The least time in which the network can carry transfers `parts` — (src, dst, nbytes, route key) each,
-        routed as `send_batch` would route them now — however they are timed: the busiest link's bytes over
-        its capacity, or a capped flow's bytes over its cap. What a repeated step costs once it repeats
-        back to back (`netsim.collectives.repeats`)."""
+    contended = True  # transfers sharing a link share its capacity (`step_times` counts the busiest link)
+
+    def step_times(self, parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, tuple]]
+                   ) -> tuple[float, np.ndarray]:
+        """What transfers `parts` — (src, dst, nbytes, route key) each, routed as `send_batch` would route them
+        now — cost at the least: (the least time in which the network carries them all however they are
+        timed: the busiest link's bytes over its capacity, or a capped flow's bytes over its cap; 0 for a
+        model without contention), and each transfer's time alone (latency and overhead plus its bytes at its
+        bottleneck rate), in the parts' order. What a repeated step costs once it repeats back to back
+        (`netsim.collectives.repeats`)."""
         capacity = self._capacity[:self.topo.num_links]
         load = np.zeros(self.topo.num_links)
         worst = 0.0
+        alone = []
         for src, dst, sizes, key in parts:
             src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
             if not len(src):
@@ -340,8 +346,13 @@ class NetworkModel:
             capped = np.isfinite(block.cap) & (block.cap > 0)
             if capped.any():
                 worst = max(worst, float((flow_bytes[capped] / block.cap[capped]).max()))
+            drain = np.zeros(len(src))
+            with np.errstate(divide="ignore"):
+                np.maximum.at(drain, block.owner, flow_bytes / self._block_solo_rates(block))
+            alone.append(block.latency + drain)
         used = (load > 0) & (capacity > 0)
-        return max(worst, float((load[used] / capacity[used]).max()) if used.any() else 0.0)
+        least = max(worst, float((load[used] / capacity[used]).max()) if used.any() else 0.0)
+        return (least if self.contended else 0.0), (np.concatenate(alone) if alone else np.zeros(0))
 
     def transfer(self, src: int, dst: int, nbytes: int, *, key: tuple | None = None, tag: str = "") -> simpy.Event:
         """One transfer; the returned event fires on arrival with its `TransferRecord`."""
@@ -399,7 +410,9 @@ class NetworkModel:
 
     def _solo_rates(self, batch: Batch) -> np.ndarray:
         """The rate each flow would get alone on the fabric: its bottleneck, after the caps."""
-        block = batch.block
+        return self._block_solo_rates(batch.block)
+
+    def _block_solo_rates(self, block: RouteBlock) -> np.ndarray:
         owner = np.repeat(np.arange(len(block.counts)), block.counts)
         per_entry = self._capacity[block.links] / block.coef
         rate = np.full(len(block.counts), np.inf)

@@ -8,8 +8,9 @@ without one has its schedule built and counted, which is cheap for those: log-de
 doubling, barriers); pipelined chunks copy every transfer once per chunk. Work that starts millions of transfers at one
 instant (a direct all-to-all on thousands of ranks) is refused too, past `MAX_FLOWS_AT_ONCE`: its memory
 and its max-min recomputations grow faster than its transfer count. Refusals say how long the work would take here
-(`estimated_seconds`, from the measured throughput). Under compression (`Simulation(compress=M)`) a big call is counted as it
-will run, its long runs of repeated steps cut to M (`netsim.collectives.repeats`). The ceilings — `MAX_TRANSFERS` (5 million
+(`estimated_seconds`, from the measured throughput). Under compression (`Simulation(compress=M)`) a call of an algorithm whose
+steps repeat (rings, hierarchical) is counted as it will run, its long runs of one step cut to M
+(`netsim.collectives.repeats`), from its schedule with one chunk. The ceilings — `MAX_TRANSFERS` (5 million
 transfers: at most a couple of minutes of fluid simulation) and `MAX_NODES` (5 million program nodes) — are lifted
 with `--max-transfers N`.
 """
@@ -22,7 +23,6 @@ from netsim.collectives.repeats import simulated_transfers
 from netsim.errors import ConfigError
 
 MAX_TRANSFERS = 5_000_000
-COMPRESSED_COUNT_FROM = 100_000  # under compression, bigger calls are counted from their schedule, as cut
 MAX_NODES = 5_000_000
 
 
@@ -37,11 +37,11 @@ def call_work(comm: Communicator, op: str, nbytes: int, algo: str = "auto", chun
     d = comm.decide(op, nbytes, algo, chunks, root)  # as the run decides: `auto`, or NCCL's pick and pipeline
     n = comm.size
     per_step = n * (n - 1) if d.algo == "direct" and op not in ("broadcast", "reduce") else 2 * n
-    total = ALGORITHMS[op][d.algo].transfers(comm.request(d.request.nbytes, 1, root)) * d.chunks
-    if comm.sim.compress and total > COMPRESSED_COUNT_FROM:  # what runs: long runs of repeated steps cut short
-        schedule = ALGORITHMS[op][d.algo].build(d.request)
-        total = simulated_transfers(schedule.steps, schedule.num_ranks, comm.sim.compress)
-    return total, per_step * d.chunks
+    algorithm, one = ALGORITHMS[op][d.algo], comm.request(d.request.nbytes, 1, root)
+    if comm.sim.compress and algorithm.repeats:  # what runs: long runs of one step cut short (chunks copy them)
+        base = algorithm.build(one)
+        return simulated_transfers(base.steps, base.num_ranks, comm.sim.compress) * d.chunks, per_step * d.chunks
+    return algorithm.transfers(one) * d.chunks, per_step * d.chunks
 
 
 def collective_transfers(comm: Communicator, op: str, nbytes: int, algo: str = "auto", chunks: int = 1,

@@ -333,7 +333,7 @@ class _Lowering:
                 label = first.name or f"{comm.name}:{first.op}#{k}"
                 _, last = lower_schedule(b, schedule, key=key, tag=f"{comm.job}/{label}" if comm.job else label,
                                          after=start, compress=comm.sim.compress, note=comm.sim.note_compressed,
-                                         least_time=comm.sim.network.least_time)
+                                         step_times=comm.sim.network.step_times)
                 done = int(b.gates(1)[0])
                 xa.append(last)
                 xb.append(np.full(len(last), done))

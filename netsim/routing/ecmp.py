@@ -55,7 +55,7 @@ class Ecmp(Policy):
         targets, inverse = np.unique(dst, return_inverse=True)
         table = self.cache.toward(targets)
         if table is None:  # more rows than the cache keeps: the destinations in parts
-            return self._in_parts(src, dst, key, inverse // max(1, self.cache.max_rows // 8))
+            return self._in_parts(src, dst, key, inverse // self.cache.max_rows)
         hops = table.to(src, inverse)
         if hops.min() < 0 or hops.max() > 128:
             return None  # no path (`path` raises the error), or absurdly long ones

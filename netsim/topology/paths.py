@@ -189,8 +189,9 @@ class _Rows:
 
     @property
     def max_rows(self) -> int:
-        """How many destinations' rows one batch may ask for (the budget; at least 16)."""
-        return max(16, self.budget // (self.matrix.itemsize * self.topo.num_nodes))
+        """How many destinations' rows one batch may ask for (the budget in int16 rows, so a batch that
+        turns the rows to int16 still fits; at least 16)."""
+        return max(16, self.budget // (2 * self.topo.num_nodes))
 
     def get(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(matrix, rows): hop distances to each of `targets` are ``matrix[rows[i]]`` (-1: cannot reach),
@@ -321,7 +322,7 @@ class PathCache:
         """Distances toward `targets` (unique) for a walk that asks node by node: their kept rows when they
         have them or when rows for them cost little to build (DENSE_CELLS nodes x targets), else lookups
         through their gateways (no row per target: what makes a step to 131,072 GPUs cheap to route).
-        None when neither fits the budgets: ask for fewer targets at once."""
+        None when neither fits the budgets: ask for at most `max_rows` targets at once."""
         targets = np.asarray(targets, dtype=np.int64)
         host_of, m_off, members, pos = self._server_index()
         if (self._assembled.row_of[targets] >= 0).all() or (
@@ -333,8 +334,11 @@ class PathCache:
         nodes = found[3]
         relays = self.topo.relay[nodes]
         via = np.unique(nodes[relays])
-        if len(via) > self._searched.max_rows:
-            return None
+        if len(via) > self._searched.max_rows:  # gateways without number (no servers): rows, in parts if need be
+            if len(targets) > self.max_rows:
+                return None
+            matrix, rows = self.distance_rows(targets)
+            return Distances.of_rows(targets, matrix, rows, host_of)
         matrix, rows = self._searched.get(via)
         f_row = np.full(len(nodes), -1, dtype=np.int64)
         f_row[relays] = rows[np.searchsorted(via, nodes[relays])]

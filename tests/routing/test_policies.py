@@ -96,3 +96,34 @@ def test_ecmp_batch_paths_are_the_per_transfer_paths_bit_for_bit(name, key, rows
     assert max(counts) >= (8 if name == "fattree1024" else 2)
     router.set_down({int(links[0])})
     assert router.single_paths(src, dst, key) is None  # failed links: per-transfer routing
+
+
+def test_ecmp_routes_batches_past_the_row_budgets_in_parts(monkeypatch):
+    """Budgets small enough that a batch's gateways (private NICs, no servers) outnumber the gateway rows and
+    its targets the destination rows, on a ring long enough for int16 rows: the batch walk still gives the
+    per-transfer paths (it once recursed without end, and once refused the switch to int16 rows)."""
+    import numpy as np
+
+    from netsim.topology import PathCache
+    from netsim.topology.custom import graph_topology
+
+    nodes = {f"s{j}": "switch" for j in range(2)}
+    links = []
+    for i in range(40):
+        nodes[f"g{i}"] = "gpu"
+        for j in range(2):
+            nodes[f"n{i}_{j}"] = "nic"
+            links += [(f"g{i}", f"n{i}_{j}", 1e9, 1e-6), (f"n{i}_{j}", f"s{j}", 1e9, 1e-6)]
+    nics = graph_topology(nodes, links, name="private-nics")
+    ring = graph_topology({f"g{i}": {"role": "gpu", "relay": True} for i in range(300)},
+                          [(f"g{i}", f"g{(i + 1) % 300}", 1e9, 1e-6) for i in range(300)], name="long-ring")
+    for topo in (nics, ring):
+        rows = 20 if topo is nics else 50  # fewer than the batch's targets (and, for the NICs, its gateways)
+        monkeypatch.setattr(PathCache, "GATEWAY_BUDGET", 2 * topo.num_nodes * 16)
+        monkeypatch.setattr(PathCache, "ROW_BUDGET", 2 * topo.num_nodes * rows)
+        router = Router(topo, "ecmp", seed=1)
+        src, dst = topo.gpus, np.roll(topo.gpus, -7)
+        links_, counts, _ = router.single_paths(src, dst, ("k",))
+        ends = np.cumsum(counts)
+        for i, (s, d) in enumerate(zip(src.tolist(), dst.tolist())):
+            assert links_[ends[i] - counts[i]:ends[i]].tolist() == router.route(s, d, ("k",)).links.tolist()
