@@ -42,7 +42,7 @@ and the ranks' paces wander — and the result is an estimate, 0.7-9% early on c
 runs' steps take 2-10% more than the bound) and 3% early on a ring with one 20x slower hop. Each compressed
 run is noted (`Simulation.meta["compressed"]`: the steps, the pace, the bound, the longest shift, how far
 the window's per-step times spread around the pace, and `periodic` when that spread is within 1% and the
-pace is not below the bound).
+pace within 1% of the bound or above it).
 
 Only runs in which every virtual rank sends and receives in each step are compressed (a rank that sits the
 run out would otherwise be held back by the shift), and only steps that are one object: a buffer that does
@@ -59,7 +59,7 @@ from numba import njit
 
 from netsim.sim.simulation import MIN_COMPRESS
 
-PERIODIC = 0.01  # a window whose per-step times stay this close to their mean is taken as periodic
+PERIODIC = 0.01  # kept steps whose times stay this close to their pace, and it to the bound, are periodic
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def release(run: Run, cells: np.ndarray, boundary: int, ranks: int, arrived: np.
             spread = float(np.abs(per_step - pace).max() / pace) if pace > 0 else 0.0
             note({"tag": tag, "steps": run.length, "simulated": run.kept, "pace_s": pace, "bound_s": bound,
                   "shift_s": float((leave - t_arr).max()), "spread": spread,
-                  "periodic": spread <= PERIODIC and settled})
+                  "periodic": spread <= PERIODIC and pace >= bound * (1 - PERIODIC)})
 
     return callback
 
