@@ -9,7 +9,8 @@ after a `pip install` of netsim, run it once, with the same NUMBA_CACHE_DIR (if 
 It runs what compiles the kernels with the very argument types the runs pass: the built-in scenario (the
 compiled dataflow loop, ECMP's walks, the path searches: what `netsim run` uses) and a few transfers started
 from Python, with a link failing under them (the per-event kernels and the reroute: what `compare-routing`,
-`faults` and the `transfer` API use). Nothing is written but the cache.
+`faults` and the `transfer` API use), a compressed ring (`--compress`) and ECMP's walk through gateways (what
+a step to tens of thousands of GPUs takes). Nothing is written but the cache.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ import time
 
 def warm() -> None:
     """Compile (or load from the cache) every kernel a run uses."""
+    import numpy as np
+
+    from netsim.collectives import Communicator
+    from netsim.routing import Router
     from netsim.scenario import default_scenario, run_scenario
     from netsim.sim import Simulation
     from netsim.topology import HostSpec, LeafSpineSpec, leaf_spine
@@ -40,6 +45,12 @@ def warm() -> None:
         sim.process(send(1e-3 if i == 0 else 0.0, a, b))
     sim.schedule_fault(2e-3, topo.links_named("leaf0<->spine0"))  # under the flows: they move
     sim.run()
+
+    sim = Simulation(topo, record_links=False, transfers="drop", compress=4)
+    sim.run(Communicator(sim, topo.gpus).run("all_reduce", 2**20, algo="ring"))
+    router = Router(topo, "ecmp", 0)
+    router.cache.DENSE_CELLS = 0  # this cache only: distances asked through gateways, as for a huge batch
+    router.single_paths(topo.gpus, np.roll(topo.gpus, -1), ("warm",))
 
 
 def main() -> int:
