@@ -90,8 +90,10 @@ def check_budget(estimate: int, what: str, limit: int | None, *, source: str | N
     limit = ceiling if limit is None else limit
     if estimate > limit:
         took = f" ({_about(estimated_seconds(estimate))} of simulation here)" if unit == "transfers" else ""
+        rings = " (rings: or skip their repeated steps with --compress 16, network.compress in a scenario)" \
+            if unit == "transfers" else ""
         raise ConfigError(f"{what} would create about {estimate:,} {unit}{took}, more than the limit of {limit:,}; "
-                          f"lower it, or raise the limit with {field} {estimate}", source=source, field=field)
+                          f"lower it, or raise the limit with {field} {estimate}{rings}", source=source, field=field)
 
 
 __all__ = ["MAX_FLOWS_AT_ONCE", "MAX_NODES", "MAX_TRANSFERS", "check_budget", "check_flows_at_once",
