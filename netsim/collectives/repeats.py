@@ -38,8 +38,8 @@ How exact it is: a run that is periodic gives the full simulation's time to roun
 ring is its closed form); hierarchical all-reduce on a rail fabric and a ring on a 2:1 leaf-spine, where
 only latency differs from hop to hop, come within 0.01% (`validation/compression.py`). Where hops collide
 the steps do not settle — the flows of a hop with a backlog share its link with those of a hop without one,
-and the ranks' paces wander — and the result is an estimate, 0.7-9% early on contended rings (their full
-runs' steps take 2-10% more than the bound) and 3% early on a ring with one 20x slower hop. Each compressed
+and the ranks' paces wander — and the result is an estimate, 0.4-9% off on contended rings, mostly early
+(their full runs' steps take 2-10% more than the bound), and 3.3% early on a ring with one 20x slower hop. Each compressed
 run is noted (`Simulation.meta["compressed"]`: the steps, the pace, the bound, the longest shift, how far
 the window's per-step times spread around the pace, and `periodic` when that spread is within 1% and the
 pace within 1% of the bound or above it).

@@ -106,21 +106,9 @@ def lower(builder: DataflowBuilder, schedule: Schedule, *, key: tuple, tag: str,
             builder.edges(arrived, np.broadcast_to(hook, (v,)))
             builder.edges(shifted, cells[boundary * v:(boundary + 1) * v])
             builder.external(shifted)
-            step = steps[boundary - 1]
-            bound = 0.0
-            if step_times is not None:
-                if channels is None:
-                    least, alone = step_times([(node_of[step.src], node_of[step.dst], step.nbytes, key)])
-                    order = np.arange(len(step.src))
-                else:
-                    c = chan_of[step.src]
-                    order = np.argsort(c, kind="stable")  # the parts' order: channel by channel
-                    least, alone = step_times([(node_of[step.src[c == i]], node_of[step.dst[c == i]],
-                                                step.nbytes[c == i], key + (int(name),))
-                                               for i, name in enumerate(names.tolist())])
-                each = np.empty(len(order))
-                each[order] = alone
-                bound = max(least, cycle_bound(step.src, step.dst, each, v, schedule.wait_sends))
+            bound = 0.0 if step_times is None else _settled_bound(
+                schedule, steps[boundary - 1], node_of, key, (names, chan_of) if channels is not None else None,
+                step_times)
             builder.hook(int(hook[0]), release(run, cells, boundary, v, arrived, shifted, bound, note, tag))
     if k_steps:
         builder.edges(cells[:k_steps * v], entry)
@@ -147,6 +135,25 @@ def lower(builder: DataflowBuilder, schedule: Schedule, *, key: tuple, tag: str,
             has = later >= 0
             builder.targets(ids[has], cells[k * v + later[has]])
     return cells[:v], cells[k_steps * v:]
+
+
+def _settled_bound(schedule: Schedule, step: Step, node_of: np.ndarray, key: tuple, channels: tuple | None,
+                   step_times: Callable[[list], tuple]) -> float:
+    """The least a repeated `step` takes once settled (`netsim.collectives.repeats`): the network's least time
+    for its transfers (`NetworkModel.step_times`, each channel on its own route key, as `lower` sends them)
+    and the ranks' cycle bound from each transfer's time alone."""
+    if channels is None:
+        least, alone = step_times([(node_of[step.src], node_of[step.dst], step.nbytes, key)])
+        order = np.arange(len(step.src))
+    else:
+        names, chan_of = channels
+        c = chan_of[step.src]
+        order = np.argsort(c, kind="stable")  # the parts' order: channel by channel
+        least, alone = step_times([(node_of[step.src[c == i]], node_of[step.dst[c == i]], step.nbytes[c == i],
+                                    key + (int(name),)) for i, name in enumerate(names.tolist())])
+    each = np.empty(len(order))
+    each[order] = alone
+    return max(least, cycle_bound(step.src, step.dst, each, schedule.num_ranks, schedule.wait_sends))
 
 
 def dataflow(schedule: Schedule, *, key: tuple = (), tag: str = "", compress: int = 0,

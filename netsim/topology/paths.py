@@ -285,12 +285,26 @@ class PathCache:
             self._servers = (host_of, m_off, order, pos)
         return self._servers
 
+    def _regions(self, targets: np.ndarray) -> tuple:
+        """Each target's server search (`gateways.regions`): (loc_off, loc, f_off, f_node, f_tail)."""
+        host_of, m_off, members, pos = self._server_index()
+        return regions(targets, host_of, m_off, members, pos, self.topo.in_csr, self.topo.link_src, self.topo.relay)
+
+    def _gateway_rows(self, gateways: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(matrix, f_row): the searched rows of `gateways` (one per target's way in), ``matrix[f_row[j]]`` for
+        gateway j (-1: one that does not relay, which needs no row)."""
+        relays = self.topo.relay[gateways]
+        via = np.unique(gateways[relays])
+        matrix, rows = self._searched.get(via)
+        f_row = np.full(len(gateways), -1, dtype=np.int64)
+        f_row[relays] = rows[np.searchsorted(via, gateways[relays])]
+        return matrix, f_row
+
     def _assemble(self, new: np.ndarray, out: np.ndarray, first: int) -> int:
         """Rows of destinations `new` into `out` from row `first` on, from their gateways' searched rows
         (as many destinations at a time as their gateways' rows fit the gateway budget)."""
-        host_of, m_off, members, pos = self._server_index()
-        found = regions(new, host_of, m_off, members, pos, self.topo.in_csr, self.topo.link_src, self.topo.relay)
-        loc_off, loc, f_off, f_node, f_tail = found
+        host_of, _, _, pos = self._server_index()
+        loc_off, loc, f_off, f_node, f_tail = self._regions(new)
         per_target = int(np.diff(f_off).max()) if len(new) else 1
         step = max(1, self._searched.max_rows // max(1, per_target))
         longest = 0
@@ -298,12 +312,7 @@ class PathCache:
             b = min(len(new), a + step)
             part = (loc_off[a:b + 1] - loc_off[a], loc[loc_off[a]:loc_off[b]], f_off[a:b + 1] - f_off[a],
                     f_node[f_off[a]:f_off[b]], f_tail[f_off[a]:f_off[b]])
-            nodes = part[3]
-            relays = self.topo.relay[nodes]
-            via = np.unique(nodes[relays])
-            matrix, rows = self._searched.get(via)
-            f_row = np.full(len(nodes), -1, dtype=np.int64)
-            f_row[relays] = rows[np.searchsorted(via, nodes[relays])]
+            matrix, f_row = self._gateway_rows(part[3])
             longest = max(longest, assemble(new[a:b], host_of, pos, part, f_row, matrix, out, first + a))
         return longest
 
@@ -324,26 +333,19 @@ class PathCache:
         through their gateways (no row per target: what makes a step to 131,072 GPUs cheap to route).
         None when neither fits the budgets: ask for at most `max_rows` targets at once."""
         targets = np.asarray(targets, dtype=np.int64)
-        host_of, m_off, members, pos = self._server_index()
-        if (self._assembled.row_of[targets] >= 0).all() or (
-                len(targets) * self.topo.num_nodes <= self.DENSE_CELLS and len(targets) <= self.max_rows):
-            matrix, rows = self.distance_rows(targets)
-            return Distances.of_rows(targets, matrix, rows, host_of)
-        found = regions(targets, host_of, m_off, members, pos, self.topo.in_csr, self.topo.link_src,
-                        self.topo.relay)
-        nodes = found[3]
-        relays = self.topo.relay[nodes]
-        via = np.unique(nodes[relays])
-        if len(via) > self._searched.max_rows:  # gateways without number (no servers): rows, in parts if need be
-            if len(targets) > self.max_rows:
+        host_of, _, _, pos = self._server_index()
+        cheap = len(targets) * self.topo.num_nodes <= self.DENSE_CELLS and len(targets) <= self.max_rows
+        if not cheap and not (self._assembled.row_of[targets] >= 0).all():
+            found = self._regions(targets)
+            gateways = found[3]
+            if len(np.unique(gateways[self.topo.relay[gateways]])) <= self._searched.max_rows:
+                matrix, f_row = self._gateway_rows(gateways)
+                return Distances(targets, matrix[:0], np.full(len(targets), -1, dtype=np.int64), host_of, pos,
+                                 found, f_row, matrix)
+            if len(targets) > self.max_rows:  # gateways without number (no servers), and too many targets
                 return None
-            matrix, rows = self.distance_rows(targets)
-            return Distances.of_rows(targets, matrix, rows, host_of)
-        matrix, rows = self._searched.get(via)
-        f_row = np.full(len(nodes), -1, dtype=np.int64)
-        f_row[relays] = rows[np.searchsorted(via, nodes[relays])]
-        return Distances(targets, matrix[:0], np.full(len(targets), -1, dtype=np.int64), host_of, pos, found,
-                         f_row, matrix)
+        matrix, rows = self.distance_rows(targets)
+        return Distances.of_rows(targets, matrix, rows, host_of)
 
     def distances(self, dst: int) -> np.ndarray:
         """Hop distance from every node to `dst` through relaying nodes (-1: cannot reach): its kept row."""
