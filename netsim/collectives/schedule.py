@@ -78,7 +78,9 @@ def lower(builder: DataflowBuilder, schedule: Schedule, *, key: tuple, tag: str,
              ▼                                         cell(k, follower[r]) with a follower)
         cell(k+1, r)
 
-    Each channel's transfers hash as their own connection (route key `key + (channel,)`); each step and
+    A rank that neither receives in step k nor waits on its own sends enters step k + 1 as it enters step
+    k, so its cell(k + 1, r) is cell(k, r) itself (one gate, no edge): a tree's idle ranks cost nothing per
+    step. Each channel's transfers hash as their own connection (route key `key + (channel,)`); each step and
     channel is one batch. With `after` (one gate, or one per virtual rank), rank r's first cell also
     waits for that gate. With `compress` M > 0, each run of at least 2M identical steps keeps its first M
     and the rest are skipped by their period (`netsim.collectives.repeats`; `note` gets each run's figures,
@@ -93,14 +95,16 @@ def lower(builder: DataflowBuilder, schedule: Schedule, *, key: tuple, tag: str,
     if channels is not None:
         names, chan_of = np.unique(np.asarray(channels, dtype=np.int64), return_inverse=True)
         key_ids = np.array([builder.key(key + (int(c),)) for c in names.tolist()], dtype=np.int64)
-    cells = builder.gates((k_steps + 1) * v)
-    entry = cells[v:]  # what enters step k + 1 (a compressed run's arrivals go to gates of their own)
+    follower = schedule.follower
+    boundaries = []  # per compressed run: the step after its kept ones, in the steps simulated
+    skipped = 0
+    for run in runs:
+        boundaries.append(run.start - skipped + run.kept)
+        skipped += run.skipped
+    cells, fresh = _cells(steps, v, schedule.wait_sends, follower, boundaries, builder)
+    entry = cells[v:].copy()  # what enters step k + 1 (a compressed run's arrivals go to gates of their own)
     if runs:
-        entry = entry.copy()
-        skipped = 0
-        for run in runs:
-            boundary = run.start - skipped + run.kept  # the step after the kept ones, in the steps simulated
-            skipped += run.skipped
+        for run, boundary in zip(runs, boundaries):
             arrived, shifted, hook = builder.gates(v), builder.gates(v), builder.gates(1)
             entry[(boundary - 1) * v:boundary * v] = arrived
             builder.edges(arrived, np.broadcast_to(hook, (v,)))
@@ -111,10 +115,9 @@ def lower(builder: DataflowBuilder, schedule: Schedule, *, key: tuple, tag: str,
                 step_times)
             builder.hook(int(hook[0]), release(run, cells, boundary, v, arrived, shifted, bound, note, tag))
     if k_steps:
-        builder.edges(cells[:k_steps * v], entry)
+        builder.edges(cells[:k_steps * v][fresh], entry[fresh])
     if after is not None:
         builder.edges(np.broadcast_to(np.asarray(after, dtype=np.int64), (v,)), cells[:v])
-    follower = schedule.follower
     for k, step in enumerate(steps):
         src, dst = np.asarray(step.src, dtype=np.int64), np.asarray(step.dst, dtype=np.int64)
         if not len(src):
@@ -135,6 +138,33 @@ def lower(builder: DataflowBuilder, schedule: Schedule, *, key: tuple, tag: str,
             has = later >= 0
             builder.targets(ids[has], cells[k * v + later[has]])
     return cells[:v], cells[k_steps * v:]
+
+
+def _cells(steps: list[Step], v: int, wait_sends: bool, follower, boundaries: list[int],
+           builder: DataflowBuilder) -> tuple[np.ndarray, np.ndarray]:
+    """`lower`'s cells: gate ids per (step k, rank r) laid out `k * v + r` for k = 0..len(steps), and which
+    cells of steps 1.. are gates of their own (`fresh`, laid out `(k - 1) * v + r`). Cell (k + 1, r) is a
+    gate of its own when something arrives for r at the end of step k (it receives, or waits on its own
+    sends), when a leader's step-(k + 1) transfer gates it (a follower), or at a compressed run's boundary;
+    otherwise it is cell (k, r), the same gate."""
+    k_steps = len(steps)
+    need = np.zeros((k_steps + 1, v), dtype=bool)
+    need[0] = True
+    for k, step in enumerate(steps):
+        if len(step.src):
+            need[k + 1, np.asarray(step.dst, dtype=np.int64)] = True
+            if wait_sends:
+                need[k + 1, np.asarray(step.src, dtype=np.int64)] = True
+            if follower is not None:
+                later = np.asarray(follower, dtype=np.int64)[np.asarray(step.src, dtype=np.int64)]
+                need[k, later[later >= 0]] = True
+    need[boundaries] = True
+    ids = np.full(need.shape, -1, dtype=np.int64)
+    ids[need] = builder.gates(int(need.sum()))
+    row = np.where(need, np.arange(k_steps + 1)[:, None], 0)  # the latest step with a gate of r's own
+    np.maximum.accumulate(row, axis=0, out=row)
+    cells = ids[row, np.arange(v)[None, :]]
+    return cells.ravel(), need[1:].ravel()
 
 
 def _settled_bound(schedule: Schedule, step: Step, node_of: np.ndarray, key: tuple, channels: tuple | None,

@@ -1,5 +1,6 @@
 """Every algorithm against its closed form, its data-movement spec, and the comparisons users ask about."""
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -164,3 +165,29 @@ def test_every_registered_algorithm_runs_on_a_multi_gpu_fabric():
                 continue
             end, results = run(topo, op, 0 if op == "barrier" else 64 * 1024, algo, chunks=2)
             assert end > 0, (op, algo)
+
+
+@pytest.mark.parametrize("algo,chunks", [("tree", 4), ("halving_doubling", 1), ("ring", 2)])
+def test_lowering_gives_a_rank_a_gate_only_for_the_steps_something_reaches_it(algo, chunks):
+    """A rank's cell for step k + 1 is a gate of its own only if something arrives for it in step k, or a
+    leader's step-(k + 1) transfer gates it (a chunked schedule's follower), or it waits on its own sends, or it
+    is the first cell; idle ranks share their previous cell, so the dataflow has one gate per such (step, rank)
+    and the done gate. (That results are unchanged, the closed-form tests here show.)"""
+    from netsim.collectives.schedule import dataflow
+
+    n = 16
+    sim = Simulation(full_mesh(n, BW, ALPHA))
+    schedule = Communicator(sim, list(range(n))).schedule("all_reduce", n * 4096, algo, chunks)
+    follower, v = schedule.follower, schedule.num_ranks  # (virtual ranks: one per rank and tree or ring)
+    cells = {(0, r) for r in range(v)}
+    for k, step in enumerate(schedule.steps):
+        cells |= {(k + 1, int(d)) for d in step.dst}
+        if schedule.wait_sends:  # a rank that waits on its own sends
+            cells |= {(k + 1, int(s)) for s in step.src}
+        if follower is not None:
+            cells |= {(k, int(follower[s])) for s in step.src if follower[s] >= 0}
+    flow = dataflow(schedule)
+    assert flow.gates == len(cells) + 1
+    assert len(flow.succ) == len(cells)  # one edge into each later cell (all but v), and v to done
+    if algo == "tree":  # against a gate per step and rank
+        assert flow.gates < (len(schedule.steps) + 1) * v / 2
