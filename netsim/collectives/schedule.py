@@ -150,20 +150,20 @@ def _cells(steps: list[Step], v: int, wait_sends: bool, follower, boundaries: li
     k_steps = len(steps)
     need = np.zeros((k_steps + 1, v), dtype=bool)
     need[0] = True
-    for k, step in enumerate(steps):
-        if len(step.src):
-            need[k + 1, np.asarray(step.dst, dtype=np.int64)] = True
-            if wait_sends:
-                need[k + 1, np.asarray(step.src, dtype=np.int64)] = True
-            if follower is not None:
-                later = np.asarray(follower, dtype=np.int64)[np.asarray(step.src, dtype=np.int64)]
-                need[k, later[later >= 0]] = True
     need[boundaries] = True
-    ids = np.full(need.shape, -1, dtype=np.int64)
-    ids[need] = builder.gates(int(need.sum()))
-    row = np.where(need, np.arange(k_steps + 1)[:, None], 0)  # the latest step with a gate of r's own
-    np.maximum.accumulate(row, axis=0, out=row)
-    cells = ids[row, np.arange(v)[None, :]]
+    if k_steps:
+        k = np.repeat(np.arange(k_steps), [len(step.src) for step in steps])
+        src = np.concatenate([np.asarray(step.src, dtype=np.int64) for step in steps])
+        need[k + 1, np.concatenate([np.asarray(step.dst, dtype=np.int64) for step in steps])] = True
+        if wait_sends:
+            need[k + 1, src] = True
+        if follower is not None:
+            later = np.asarray(follower, dtype=np.int64)[src]
+            need[k[later >= 0], later[later >= 0]] = True
+    cells = np.empty(need.shape, dtype=np.int64)
+    cells[need] = builder.gates(int(need.sum()))
+    for k in range(1, k_steps + 1):  # the others: the cell before
+        np.copyto(cells[k], cells[k - 1], where=~need[k])
     return cells.ravel(), need[1:].ravel()
 
 

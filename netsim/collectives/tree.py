@@ -46,12 +46,12 @@ class Tree:
         return h
 
     def depth(self) -> np.ndarray:
+        """Edges from the root down to each node (the root: 0), every node climbing one edge per pass."""
         d = np.zeros(self.n, dtype=np.int64)
-        for v in range(self.n):
-            u, k = v, 0
-            while self.parent[u] >= 0:
-                u, k = int(self.parent[u]), k + 1
-            d[v] = k
+        up = self.parent.copy()
+        while (below := up >= 0).any():
+            d += below
+            up[below] = self.parent[up[below]]
         return d
 
 

@@ -70,7 +70,7 @@ Q_FINISH, Q_DRAIN, Q_ON, Q_FROM, Q_UNTIL = range(5)
 # Compiled helpers cost ~11 ns per array argument per call (reference counts), so the hot paths call
 # them once per flow or once per event, never once per entry or per link.
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def new_flow(f, now, size, cap, batch, index, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch, f_index, f_finish,
              f_head, seeds, n_seeds, seed_mark, stamp):
     """Slot f holds a new flow of `size` bytes from `now` (rate 0 until rates are computed), capped at `cap`,
@@ -93,7 +93,7 @@ def new_flow(f, now, size, cap, batch, index, f_alive, f_rem, f_t, f_rate, f_siz
     return n_seeds
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def link_entries(f, links, coefs, lo, hi, entry_free, n_entry_free, e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext,
                  f_head, l_head, l_stat):
     """Flow f loads links[lo:hi] with coefs[lo:hi]: one entry each, taken from the free list and put at the
@@ -189,7 +189,7 @@ def _cut(e, link, l_head, e_lnext, e_lprev):
         e_lprev[nxt] = prv
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _unlink_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_free, n_entry_free,
                     seed_links, n_seed_links, link_mark, stamp, f_rate, e_coef, l_stat):
     """Remove flow f's entries from their links (their sums lose its share); the links become seeds."""
@@ -214,7 +214,7 @@ def _unlink_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_
     return n_entry_free, n_seed_links
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def remove_flows(slots, f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos,
                  n_flow_free, entry_free, n_entry_free, seed_links, n_seed_links, link_mark, stamp, f_rate, e_coef,
                  l_stat):
@@ -336,7 +336,7 @@ def _take(f, k, out, out_batch, out_index, f_batch, f_index, f_ver):
     return k + 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, out, out_batch, out_index, f_finish, f_ver,
             q_key, q_id, q_n, flow_free, lo, hi, f_pos):
     """Flows whose bytes are (within tolerance) gone at `now`, among the live slots `flow_free[lo:hi]`: their
@@ -650,7 +650,7 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
     return nf, next_finish(f_alive, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_finish), walked
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def change_floor(seeds, n_seeds, f_cap, f_head, e_fnext, e_link, capacity, l_stat):
     """A level below which no max-min rate changes when the `seeds` (new flows, already on their links) have
     come; with flows that left the same instant, the least of this and the least of their rates.
@@ -681,7 +681,7 @@ def change_floor(seeds, n_seeds, f_cap, f_head, e_fnext, e_link, capacity, l_sta
     return floor if floor < np.inf and floor > 0.0 else 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def next_finish(f_alive, f_ver, q_key, q_id, q_n, flow_free, lo, hi, f_finish):
     """The earliest predicted drain over the live flows `flow_free[lo:hi]` (inf: none): the finish queue's
     least entry that is not stale, or (without queues) a scan."""
