@@ -167,6 +167,8 @@ class FluidNetwork(NetworkModel):
         self.rate_computations = 0
         self.flows_rated = 0  # flows whose rates were recomputed, summed over the recomputations
         self.entries_walked = 0  # entries of link lists the recomputations walked (following components)
+        self.flows_joined = 0  # loop flow records that joined a flow of their class (`fluid_kernel._same_flow`)
+        self.classes_split = 0  # ... and that left it again, rerouted on their own when links failed
         self.dataflows_compiled = 0  # dataflows run in the compiled loop (the rest: the reference executor)
 
     # ---- events ---------------------------------------------------------------------------------
@@ -291,8 +293,8 @@ class FluidNetwork(NetworkModel):
             if meter is not None:
                 meter.reach(now)
             sc = np.array([s.n_flow_free, s.n_entry_free, s.n_seeds, s.n_seed_links, s.stamp], dtype=np.int64)
-            rates_before, rated_before, walked_before = (int(ps[kernel.P_RATES]), int(ps[kernel.P_RATED]),
-                                                         int(ps[kernel.P_WALKED]))
+            rates_before, rated_before, walked_before, joined_before = (
+                int(ps[kernel.P_RATES]), int(ps[kernel.P_RATED]), int(ps[kernel.P_WALKED]), int(ps[kernel.P_JOINED]))
             status = kernel.advance(
                 now, horizon, m.width * m.bins.shape[0] if meter is not None else np.inf, self.check_rates, sc, s.flows,
                 s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_cap, s.f_batch, s.f_index, s.f_finish, s.f_head,
@@ -306,6 +308,7 @@ class FluidNetwork(NetworkModel):
             self.rate_computations += int(ps[kernel.P_RATES]) - rates_before
             self.flows_rated += int(ps[kernel.P_RATED]) - rated_before
             self.entries_walked += int(ps[kernel.P_WALKED]) - walked_before
+            self.flows_joined += int(ps[kernel.P_JOINED]) - joined_before
             t = float(fs[0])
             if meter is not None:
                 meter.reach(t)
@@ -562,9 +565,40 @@ class FluidNetwork(NetworkModel):
         s.stamp += 1
         s.grow(0, 64 * max(k, 1))
         for f in hit.tolist():
+            if s.f_batch[f] == kernel.PROGRAM:
+                self._split_class(f)
             self._reroute(f)
         s.seed_link_list(dead)
         self._schedule_wake(self._recompute(self.env.now))
+
+    def _split_class(self, f: int) -> None:
+        """Loop flow f's class members (records that joined it, `fluid_kernel._same_flow`) become flows of
+        their own, each with f's bytes left, and rerouted on its own (its route key may take it elsewhere now);
+        f keeps its own record."""
+        loop, s = self._loop, self._store
+        members = loop.members(int(s.f_index[f]))
+        if len(members) == 1:
+            return
+        now = float(self.env.now)
+        s.f_rem[f] -= s.f_rate[f] * (now - s.f_t[f])  # its bytes up to now (`_reroute` finds nothing more)
+        s.f_t[f] = now
+        loop.fl_next[members] = -1
+        self.classes_split += len(members) - 1
+        rest = np.asarray(members[1:], dtype=np.int64)
+        lo, hi = loop.fl_ent_lo[rest], loop.fl_ent_hi[rest]
+        ents = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist())])
+        s.grow(len(rest), len(ents))
+        slots = np.empty(len(rest), dtype=np.int64)
+        index = (loop.fl_owner[rest] << kernel.PATH_BITS) | (loop.fl_path[rest] + 1)
+        s.n_flow_free, s.n_entry_free, s.n_seeds = kernel.insert_flows(
+            now, loop.fl_bytes[rest], loop.fl_cap[rest], np.full(len(rest), kernel.PROGRAM, dtype=np.int64), index,
+            hi - lo, loop.en_link[ents], loop.en_coef[ents], s.flow_free, s.n_flow_free, s.entry_free,
+            s.n_entry_free, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_cap, s.f_batch, s.f_index, s.f_finish,
+            s.f_head, s.e_flow, s.e_link, s.e_coef, s.e_lnext, s.e_lprev, s.e_fnext, s.l_head, s.seeds, s.n_seeds,
+            s.seed_mark, s.stamp, slots, s.l_stat)
+        s.f_rem[slots] = s.f_rem[f]
+        for g in slots.tolist():
+            self._reroute(g)
 
     def _reroute(self, f: int) -> None:
         """New entries for flow slot f, from its policy's current answer."""

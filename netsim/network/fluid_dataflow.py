@@ -10,6 +10,7 @@ Python calls (~45 us per transfer). Here the fluid model runs them itself, any n
                 arrivals and timers due at t ─► the gates they feed count down
                 gates whose count hit 0 fire: their sends become flows, their successors count down
                 (at once, or after the gate's delay: a timer)
+                (identical flows sent at one instant are one flow of their class: `fluid_kernel._same_flow`)
                 max-min rates on the component of what changed (`fluid_kernel.recompute`)
                 next instant: the earliest drain, arrival or timer
 
@@ -44,6 +45,7 @@ from netsim.network.dataflow import Dataflow, DataflowRun
 from netsim.network.fluid_kernel import P_HEAP, P_MOVING, P_N, P_NOTE, P_READY
 
 _I, _F, _B = np.int64, np.float64, np.bool_
+CLASS_SLOTS = 1 << 16  # the flow-class table's slots (a power of two; a collision only costs a merge)
 GROUPS = {  # array group -> its arrays and their dtypes; each group grows by doubling
     "gates": {"g_count": _I, "g_delay": _F, "g_succ_lo": _I, "g_succ_hi": _I, "g_send_lo": _I, "g_send_hi": _I,
               "g_fire": _F, "g_run": _I, "g_hook": _B, "ready": _I, "note": _I},
@@ -53,7 +55,8 @@ GROUPS = {  # array group -> its arrays and their dtypes; each group grows by do
     "transfers": {"t_src": _I, "t_dst": _I, "t_bytes": _I, "t_key": _I, "t_tag": _I, "t_batch": _I, "t_run": _I,
                   "t_tgt_lo": _I, "t_tgt_hi": _I, "t_fl_lo": _I, "t_fl_hi": _I, "t_lat": _F, "t_unrouted": _B,
                   "t_parts": _I, "t_start": _F, "t_end": _F, "t_order": _I, "t_rec": _B, "dr_p": _I, "dr_end": _F},
-    "flows": {"fl_bytes": _F, "fl_cap": _F, "fl_path": _I, "fl_ent_lo": _I, "fl_ent_hi": _I},
+    "flows": {"fl_bytes": _F, "fl_cap": _F, "fl_path": _I, "fl_ent_lo": _I, "fl_ent_hi": _I, "fl_owner": _I,
+              "fl_next": _I},
     "entries": {"en_link": _I, "en_coef": _F},
 }
 
@@ -98,6 +101,11 @@ class Loop:
         self.active: dict[int, _Active] = {}
         self._next_run = 0
         self._compact_at = 0  # no compaction before the arrays hold this many gates and transfers
+        # flow classes (`fluid_kernel._same_flow`): a hash table of the flows made at the present instant,
+        # slot -> (flow, its record, the store's stamp then); a slot of another stamp is empty
+        self.cls_f = np.full(CLASS_SLOTS, -1, dtype=np.int64)
+        self.cls_fl = np.full(CLASS_SLOTS, -1, dtype=np.int64)
+        self.cls_stamp = np.full(CLASS_SLOTS, -1, dtype=np.int64)
 
     def kernel_args(self) -> tuple:
         """The arrays `fluid_kernel.advance` takes after `ps, fs`, in its order."""
@@ -105,7 +113,8 @@ class Loop:
                 self.g_fire, self.g_run, self.g_hook, self.succ, self.send, self.t_tgt_lo, self.t_tgt_hi, self.tgt, self.t_fl_lo,
                 self.t_fl_hi, self.fl_bytes, self.fl_cap, self.fl_path, self.fl_ent_lo, self.fl_ent_hi, self.en_link,
                 self.en_coef, self.t_lat, self.t_unrouted, self.t_parts, self.t_start, self.t_end, self.t_order,
-                self.h_t, self.h_p, self.ready, self.dr_p, self.dr_end, self.note)
+                self.h_t, self.h_p, self.ready, self.dr_p, self.dr_end, self.note, self.t_run, self.fl_owner,
+                self.fl_next, self.cls_f, self.cls_fl, self.cls_stamp)
 
     @property
     def busy(self) -> bool:
@@ -132,6 +141,7 @@ class Loop:
             self.used = dict.fromkeys(GROUPS, 0)
             self.keys, self.tags, self._key_id, self._tag_id = [], [], {}, {}
             self.ps[P_READY] = 0
+            self.cls_stamp[:] = -1
 
     def snapshot(self, store) -> tuple:
         """Make room as `append` wants it (start afresh when idle, compact when the arrays hold more than 4x
@@ -256,6 +266,11 @@ class Loop:
                 getattr(self, name)[:len(keep_t)] = getattr(self, name)[keep_t]
         for name in GROUPS["flows"]:
             getattr(self, name)[:len(flows)] = getattr(self, name)[flows]
+        fmap = np.full(self.used["flows"] + 1, -1, dtype=np.int64)  # (index -1: a chain's end stays -1)
+        fmap[flows] = np.arange(len(flows))
+        self.fl_owner[:len(flows)] = tmap[self.fl_owner[:len(flows)]]
+        self.fl_next[:len(flows)] = fmap[self.fl_next[:len(flows)]]
+        self.cls_stamp[:] = -1
         for name in GROUPS["entries"]:
             getattr(self, name)[:len(ents)] = getattr(self, name)[ents]
         g, t, f = len(keep_g), len(keep_t), len(flows)
@@ -314,6 +329,8 @@ class Loop:
             self.fl_path[fs] = block.path
             ends = np.cumsum(block.counts) + e0
             self.fl_ent_lo[fs], self.fl_ent_hi[fs] = ends - block.counts, ends
+            self.fl_owner[fs] = sub[block.owner]
+            self.fl_next[fs] = -1
             self.en_link[e0:e0 + ne] = block.links
             self.en_coef[e0:e0 + ne] = block.coef
             local = np.arange(len(sub))
@@ -405,6 +422,19 @@ class Loop:
             r = int(self.ps[P_READY])
             self.ready[r] = gate
             self.ps[P_READY] = r + 1
+
+    def members(self, index: int) -> list[int]:
+        """The flow records of a loop flow (its `f_index`): the one it was made from, then the records that
+        joined it (`fluid_kernel._same_flow`)."""
+        from netsim.network.fluid_kernel import PATH_BITS
+
+        p, path = index >> PATH_BITS, (index & ((1 << PATH_BITS) - 1)) - 1
+        lo, hi = int(self.t_fl_lo[p]), int(self.t_fl_hi[p])
+        fl = lo + int(np.argmax(self.fl_path[lo:hi] == path)) if hi > lo else lo
+        out = [fl]
+        while self.fl_next[out[-1]] >= 0:
+            out.append(int(self.fl_next[out[-1]]))
+        return out
 
     def transfer_of(self, p: int) -> tuple[int, int, tuple]:
         """(src, dst, route key) of transfer p."""

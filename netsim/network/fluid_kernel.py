@@ -35,6 +35,16 @@ the ordered lists cut that to the flows whose rates can move, exactly (every par
 against the numpy reference in tests). Parsimon's decomposition into independent per-link simulations is
 faster still at scale but approximate (it convolves per-link delays), so it is not used here.
 
+Flow classes: transfers of the compiled loop that carry the same bytes at the same cap over the same links
+with the same coefficients, sent at one instant (a chunked all-gather's chunks, NCCL's channels between two
+GPUs), are one flow whose coefficients are the sum of theirs (`_same_flow`, `_join`): max-min gives each
+member the class's rate, each link carries their sum, and the class drains when each member would, so the
+result is that of one flow per transfer, at the cost of one. Only flows sent at the same instant join,
+before any rate is computed, so a class never has to track members whose bytes differ; a failed link splits
+the classes it carries (each member rerouted on its own: route keys may part them). Classes of flows that
+are images of each other under the fabric's symmetry (a ring step's flows all cross different links) are
+not formed: under ECMP each flow hashes its own way, so such flows are not equal in general.
+
 Rates come from progressive filling, the same algorithm as `max_min.max_min_rates` (the plain numpy
 reference the tests compare against): every unfrozen flow of the component rises together until a link
 saturates (residual <= SATURATED x capacity) or a flow reaches its cap; the flows there freeze at that
@@ -771,9 +781,10 @@ IDLE, DONE, FOREIGN, ROOM, METER, ONE, UNROUTED = range(7)
 
 # slots of the loop's int64 state vector `ps`
 # (P_MOVING: transfers of the loop with bytes still draining; P_RATED: flows whose rates were recomputed,
-# summed over the recomputations, what max-min cost; P_WALKED: entries of link lists they walked)
+# summed over the recomputations, what max-min cost; P_WALKED: entries of link lists they walked;
+# P_JOINED: flow records that joined a flow of their class instead of making one, `_same_flow`)
 P_HEAP, P_SENT, P_PHASE, P_CURSOR, P_READY, P_FOREIGN, P_RATES, P_NEED_F, P_NEED_E, P_UNROUTED, P_NOTE, \
-    P_MOVING, P_RATED, P_WALKED, P_N = range(15)
+    P_MOVING, P_RATED, P_WALKED, P_JOINED, P_N = range(16)
 # slots of the store's int64 counters `sc`
 S_FLOW_FREE, S_ENTRY_FREE, S_SEEDS, S_SEED_LINKS, S_STAMP = range(5)
 
@@ -850,6 +861,68 @@ def _arrivals(now, n, dr_p, dr_end, t_lat, t_end, h_t, h_p, ps):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _record_hash(fl, fl_bytes, fl_cap, fl_ent_lo, fl_ent_hi, en_link, en_coef):
+    """A hash of flow record fl's bytes, cap and entries (equal records hash equal; others rarely do)."""
+    h = np.int64(fl_ent_hi[fl] - fl_ent_lo[fl]) * 1000003 + np.int64(fl_bytes[fl])
+    if fl_cap[fl] < np.inf:
+        h = h * 31 + np.int64(fl_cap[fl])
+    for k in range(fl_ent_lo[fl], fl_ent_hi[fl]):
+        h = (h ^ (en_link[k] * 2654435761 + np.int64(en_coef[k] * 4096.0))) * 1099511628211
+    return h ^ (h >> 29)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _same_flow(a, b, fl_bytes, fl_cap, fl_ent_lo, fl_ent_hi, en_link, en_coef, fl_owner, t_run):
+    """Flow records a and b (of one dataflow run) carry the same bytes at the same cap over the same links
+    with the same coefficients.
+
+    Flow classes: such records sent at one instant (before any rate is computed: the class table's stamp
+    is the store's, which moves on with every recomputation and with every change Python makes to flows)
+    are one flow of the kernel, `_join`ed, whose coefficients are the sum of theirs: the same max-min rates
+    to the last rounding (a member's rate is the class's; each link carries the members' sum), at the cost
+    of one flow. Its members' records form a chain (`fl_next`) from the record that made the flow, so
+    its drain ends each member's transfer part. A multi-channel collective (NCCL's channels between the
+    same pair of GPUs) costs per class, not per channel. Returns False for a record that is not live
+    (the table's slot `a` of another instant or run is never compared: the stamp sees to the first)."""
+    if a < 0 or fl_bytes[a] != fl_bytes[b] or fl_cap[a] != fl_cap[b] or t_run[fl_owner[a]] != t_run[fl_owner[b]]:
+        return False
+    n = fl_ent_hi[a] - fl_ent_lo[a]
+    if fl_ent_hi[b] - fl_ent_lo[b] != n:
+        return False
+    for i in range(n):
+        if en_link[fl_ent_lo[a] + i] != en_link[fl_ent_lo[b] + i] or \
+                en_coef[fl_ent_lo[a] + i] != en_coef[fl_ent_lo[b] + i]:
+            return False
+    return True
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _join(f, lead, fl, fl_next, fl_ent_lo, fl_ent_hi, en_coef, f_head, e_fnext, e_link, e_coef, l_stat):
+    """Record fl joins flow f (made from record `lead`, not yet rated: `_same_flow`): next in lead's chain,
+    its coefficients added to f's entries (f's chain holds lead's entries last to first)."""
+    fl_next[fl] = fl_next[lead]
+    fl_next[lead] = fl
+    e = f_head[f]
+    k = fl_ent_hi[fl] - 1
+    while e != NONE:
+        e_coef[e] += en_coef[k]
+        l_stat[L_COEF, e_link[e]] += en_coef[k]
+        k -= 1
+        e = e_fnext[e]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _first_record(index, t_fl_lo, t_fl_hi, fl_path):
+    """The flow record a loop flow was made from (its `f_index`: transfer << PATH_BITS | path + 1)."""
+    p = index >> PATH_BITS
+    path = (index & ((1 << PATH_BITS) - 1)) - 1
+    for fl in range(t_fl_lo[p], t_fl_hi[p]):
+        if fl_path[fl] == path:
+            return fl
+    return t_fl_lo[p]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _count_down(g, g_count, ready, ps):
     g_count[g] -= 1
     if g_count[g] == 0:
@@ -865,10 +938,11 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
             peak, bins, runs, width, ps, fs,
             g_count, g_delay, g_succ_lo, g_succ_hi, g_send_lo, g_send_hi, g_fire, g_run, g_hook, succ, send,
             t_tgt_lo, t_tgt_hi, tgt, t_fl_lo, t_fl_hi, fl_bytes, fl_cap, fl_path, fl_ent_lo, fl_ent_hi, en_link,
-            en_coef, t_lat, t_unrouted, t_parts, t_start, t_end, t_order, h_t, h_p, ready, dr_p, dr_end, note, l_stat,
-            f_ver, q_key, q_id, q_n):
+            en_coef, t_lat, t_unrouted, t_parts, t_start, t_end, t_order, h_t, h_p, ready, dr_p, dr_end, note, t_run,
+            fl_owner, fl_next, cls_f, cls_fl, cls_stamp, l_stat, f_ver, q_key, q_id, q_n):
     """Run instants from `now` while the next one comes before `horizon`; returns why it stopped (`fs[0]`:
-    the last instant handled, `fs[1]`: the next one). The loop is described in `fluid_dataflow`."""
+    the last instant handled, `fs[1]`: the next one). The loop is described in `fluid_dataflow`; flow
+    classes (`cls_*`, `fl_next`) in `_same_flow`."""
     while True:
         if ps[P_PHASE] == 0:  # a fresh instant
             if metered and now > bin_limit:
@@ -889,13 +963,18 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                     sc[S_FLOW_FREE], entry_free, sc[S_ENTRY_FREE], seed_links, sc[S_SEED_LINKS], seed_link_mark,
                     sc[S_STAMP], f_rate, e_coef, l_stat)
                 for i in range(k):
-                    if scratch_batch[i] == PROGRAM:
-                        p = scratch_index[i] >> PATH_BITS
-                        t_parts[p] -= 1
-                        if t_parts[p] == 0:
-                            dr_p[n_done] = p
-                            n_done += 1
-                            ps[P_MOVING] -= 1
+                    if scratch_batch[i] == PROGRAM:  # its transfer's part, and those of its class's members
+                        fl = _first_record(scratch_index[i], t_fl_lo, t_fl_hi, fl_path)
+                        while True:
+                            p = fl_owner[fl]
+                            t_parts[p] -= 1
+                            if t_parts[p] == 0:
+                                dr_p[n_done] = p
+                                n_done += 1
+                                ps[P_MOVING] -= 1
+                            fl = fl_next[fl]
+                            if fl == NONE:
+                                break
                     else:  # another sender's flow: Python's to handle
                         scratch_batch[n_foreign] = scratch_batch[i]
                         scratch_index[n_foreign] = scratch_index[i]
@@ -944,6 +1023,14 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                 for fl in range(t_fl_lo[p], t_fl_hi[p]):
                     if fl_bytes[fl] > 0:
                         parts += 1
+                        fl_next[fl] = NONE
+                        h = _record_hash(fl, fl_bytes, fl_cap, fl_ent_lo, fl_ent_hi, en_link, en_coef) & (len(cls_f) - 1)
+                        if cls_stamp[h] == sc[S_STAMP] and _same_flow(cls_fl[h], fl, fl_bytes, fl_cap, fl_ent_lo,
+                                                                       fl_ent_hi, en_link, en_coef, fl_owner, t_run):
+                            _join(cls_f[h], cls_fl[h], fl, fl_next, fl_ent_lo, fl_ent_hi, en_coef, f_head, e_fnext,
+                                  e_link, e_coef, l_stat)
+                            ps[P_JOINED] += 1
+                            continue
                         sc[S_FLOW_FREE] -= 1
                         f = flow_free[sc[S_FLOW_FREE]]
                         index = (p << PATH_BITS) | (fl_path[fl] + 1)
@@ -953,6 +1040,9 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                         sc[S_ENTRY_FREE] = link_entries(
                             f, en_link, en_coef, fl_ent_lo[fl], fl_ent_hi[fl], entry_free, sc[S_ENTRY_FREE], e_flow,
                             e_link, e_coef, e_lnext, e_lprev, e_fnext, f_head, l_head, l_stat)
+                        cls_f[h] = f
+                        cls_fl[h] = fl
+                        cls_stamp[h] = sc[S_STAMP]
                 t_parts[p] = parts
                 if parts > 0:
                     ps[P_MOVING] += 1

@@ -11,6 +11,7 @@ from netsim.collectives import Communicator
 from netsim.network import FluidNetwork
 from netsim.sim import Simulation
 from netsim.topology import HostSpec, LeafSpineSpec, leaf_spine
+from netsim.topology.config import topology_from_dict
 
 from tests.network.test_fluid_reference import same_ends
 
@@ -22,11 +23,12 @@ def fabric(leaves=4, spines=2, hosts=4, over=2.0):
                                     host=HostSpec(nic_bandwidth=bw, nic_latency=1e-6, pcie_bandwidth=64e9)))
 
 
-def run(monkeypatch, topo, plan, compiled: bool, *, routing="ecmp", seed=0, p2p=(), faults=(), until=None):
+def run(monkeypatch, topo, plan, compiled: bool, *, routing="ecmp", seed=0, p2p=(), faults=(), until=None,
+        collectives="ideal"):
     """`plan`: (start, op, size, first rank, ranks, algo, chunks) collectives; `p2p`: (start, src, dst, bytes)
     single transfers from other senders; `faults`: (time, link name, kind, factor)."""
     monkeypatch.setattr(FluidNetwork, "compile_dataflows", compiled)
-    sim = Simulation(topo, routing=routing, seed=seed)
+    sim = Simulation(topo, routing=routing, seed=seed, collectives=collectives)
     gpus = topo.gpus
     events = []
 
@@ -113,6 +115,37 @@ def test_faults_during_a_compiled_schedule(monkeypatch):
     slow, _ = run(monkeypatch, topo, plan, False, faults=faults)
     assert net.dataflows_compiled >= 1
     same_ends(fast.transfers, slow.transfers)
+
+
+RAILS = {"kind": "leaf_spine", "name": "rails", "leaves": 8, "spines": 4, "hosts_per_leaf": 2, "gpus_per_host": 8,
+         "nics_per_host": 8, "rail_optimized": True, "host_bandwidth": "100Gbps", "spine_bandwidth": "100Gbps",
+         "nvlink_bandwidth": "300GB/s", "host_latency": "1us", "spine_latency": "1us"}
+
+
+@pytest.mark.parametrize("routing", ["ecmp", "spray"])
+@pytest.mark.parametrize("case", ["nccl channels", "chunks", "chunks, links failing"])
+def test_flow_classes_end_as_the_python_executors_flows(monkeypatch, case, routing):
+    """Identical transfers sent at one instant — NCCL's channels between two GPUs, the chunks of a chunked
+    all-gather or all-to-all — are one flow per class in the compiled loop (`fluid_kernel._same_flow`) and
+    one per transfer in the reference executor; every end time agrees, also when failing links split
+    classes (each member rerouted on its own)."""
+    faults, collectives = (), "ideal"
+    if case == "nccl channels":
+        topo, collectives = topology_from_dict(RAILS), "nccl"
+        plan = [(0.0, "all_reduce", 2**22, 0, 16, "ring", 1), (1e-5, "all_reduce", 2**20, 0, 16, "tree", 1)]
+    else:
+        topo = fabric(spines=4, over=1.0)
+        plan = [(0.0, "all_to_all", 2**22, 0, 16, "direct", 4), (2e-5, "all_gather", 2**22, 3, 12, "ring", 3)]
+        if case == "chunks, links failing":
+            faults = ((1.5e-4, "leaf0<->spine0", "fail", 0.0), (3e-4, "leaf1<->spine2", "fail", 0.0))
+    fast, net = run(monkeypatch, topo, plan, True, faults=faults, collectives=collectives, routing=routing)
+    slow, ref = run(monkeypatch, topo, plan, False, faults=faults, collectives=collectives, routing=routing)
+    assert net.dataflows_compiled == 2 and ref.flows_joined == 0
+    assert net.flows_joined > len(fast.transfers) / 5
+    assert (net.classes_split > 0) == bool(faults)
+    same_ends(fast.transfers, slow.transfers)
+    assert fast.meta["end_time"] == pytest.approx(slow.meta["end_time"], rel=1e-9)
+    np.testing.assert_allclose(fast.links["carried_B"].to_numpy(), slow.links["carried_B"].to_numpy(), rtol=1e-9)
 
 
 def test_storage_grows_while_the_loop_runs(monkeypatch):
