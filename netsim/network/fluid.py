@@ -162,6 +162,7 @@ class FluidNetwork(NetworkModel):
         self._generation = 0
         self._wake_at: float | None = None  # the instant of the pending wake-up, if any
         self._loop = Loop()  # the dataflows running in compiled code
+        self._loop.ps[kernel.P_CLASSES] = self.flow_classes
         self._broken: Exception | None = None  # the routing error that stopped the compiled loop, if any
         self._kick = False  # a dataflow was started: settle at this instant
         self.rate_computations = 0
@@ -253,6 +254,8 @@ class FluidNetwork(NetworkModel):
     # ---- dataflows in compiled code ------------------------------------------------------------
 
     compile_dataflows = True  # run dataflows in the compiled loop where possible (tests switch it off)
+    flow_classes = True  # identical flows sent at one instant are one flow (`fluid_kernel._same_flow`; the
+    # result is the same to rounding: benchmarks switch it off to measure what it saves)
 
     def run_dataflow(self, flow: Dataflow, on_fire: Callable[[int], None] | None = None) -> DataflowRun:
         """Run a dataflow in compiled code (`fluid_dataflow`), beside any others running: declined (the

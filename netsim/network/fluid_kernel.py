@@ -782,9 +782,10 @@ IDLE, DONE, FOREIGN, ROOM, METER, ONE, UNROUTED = range(7)
 # slots of the loop's int64 state vector `ps`
 # (P_MOVING: transfers of the loop with bytes still draining; P_RATED: flows whose rates were recomputed,
 # summed over the recomputations, what max-min cost; P_WALKED: entries of link lists they walked;
-# P_JOINED: flow records that joined a flow of their class instead of making one, `_same_flow`)
+# P_JOINED: flow records that joined a flow of their class instead of making one, `_same_flow`; P_CLASSES:
+# 1 when they may)
 P_HEAP, P_SENT, P_PHASE, P_CURSOR, P_READY, P_FOREIGN, P_RATES, P_NEED_F, P_NEED_E, P_UNROUTED, P_NOTE, \
-    P_MOVING, P_RATED, P_WALKED, P_JOINED, P_N = range(16)
+    P_MOVING, P_RATED, P_WALKED, P_JOINED, P_CLASSES, P_N = range(17)
 # slots of the store's int64 counters `sc`
 S_FLOW_FREE, S_ENTRY_FREE, S_SEEDS, S_SEED_LINKS, S_STAMP = range(5)
 
@@ -1025,7 +1026,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                         parts += 1
                         fl_next[fl] = NONE
                         h = _record_hash(fl, fl_bytes, fl_cap, fl_ent_lo, fl_ent_hi, en_link, en_coef) & (len(cls_f) - 1)
-                        if cls_stamp[h] == sc[S_STAMP] and _same_flow(cls_fl[h], fl, fl_bytes, fl_cap, fl_ent_lo,
+                        if ps[P_CLASSES] and cls_stamp[h] == sc[S_STAMP] and _same_flow(cls_fl[h], fl, fl_bytes, fl_cap, fl_ent_lo,
                                                                        fl_ent_hi, en_link, en_coef, fl_owner, t_run):
                             _join(cls_f[h], cls_fl[h], fl, fl_next, fl_ent_lo, fl_ent_hi, en_coef, f_head, e_fnext,
                                   e_link, e_coef, l_stat)

@@ -148,6 +148,17 @@ def test_flow_classes_end_as_the_python_executors_flows(monkeypatch, case, routi
     np.testing.assert_allclose(fast.links["carried_B"].to_numpy(), slow.links["carried_B"].to_numpy(), rtol=1e-9)
 
 
+def test_flow_classes_switched_off_make_a_flow_per_transfer(monkeypatch):
+    topo = fabric(spines=4, over=1.0)
+    plan = [(0.0, "all_gather", 2**22, 0, 16, "ring", 4)]
+    classes, net = run(monkeypatch, topo, plan, True)
+    monkeypatch.setattr(FluidNetwork, "flow_classes", False)
+    each, alone = run(monkeypatch, topo, plan, True)
+    assert alone.flows_joined == 0 and net.flows_joined == 3 * len(each.transfers) // 4  # 4 chunks at once
+    assert alone.flows_rated > net.flows_rated
+    same_ends(classes.transfers, each.transfers)
+
+
 def test_storage_grows_while_the_loop_runs(monkeypatch):
     topo = fabric(leaves=4, hosts=8)  # 32 ranks: 992 flows at once, the store starts with room for 256
     plan = [(0.0, "all_to_all", 2**20, 0, 32, "direct", 1)]
