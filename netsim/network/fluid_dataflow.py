@@ -56,7 +56,7 @@ GROUPS = {  # array group -> its arrays and their dtypes; each group grows by do
                   "t_tgt_lo": _I, "t_tgt_hi": _I, "t_fl_lo": _I, "t_fl_hi": _I, "t_lat": _F, "t_unrouted": _B,
                   "t_parts": _I, "t_start": _F, "t_end": _F, "t_order": _I, "t_rec": _B, "dr_p": _I, "dr_end": _F},
     "flows": {"fl_bytes": _F, "fl_cap": _F, "fl_path": _I, "fl_ent_lo": _I, "fl_ent_hi": _I, "fl_owner": _I,
-              "fl_next": _I},
+              "fl_next": _I, "fl_hash": _I},
     "entries": {"en_link": _I, "en_coef": _F},
 }
 
@@ -114,7 +114,7 @@ class Loop:
                 self.t_fl_hi, self.fl_bytes, self.fl_cap, self.fl_path, self.fl_ent_lo, self.fl_ent_hi, self.en_link,
                 self.en_coef, self.t_lat, self.t_unrouted, self.t_parts, self.t_start, self.t_end, self.t_order,
                 self.h_t, self.h_p, self.ready, self.dr_p, self.dr_end, self.note, self.t_run, self.fl_owner,
-                self.fl_next, self.cls_f, self.cls_fl, self.cls_stamp)
+                self.fl_next, self.fl_hash, self.cls_f, self.cls_fl, self.cls_stamp)
 
     @property
     def busy(self) -> bool:
@@ -297,6 +297,7 @@ class Loop:
         ones; the old ones stay unused in the arrays)."""
         if not len(which):
             return
+        first = self.used["flows"]
         order = np.lexsort((self.t_batch[which], self.t_key[which], self.t_run[which]))
         which = which[order]
         cell = np.stack([self.t_run[which], self.t_key[which], self.t_batch[which]])
@@ -337,6 +338,33 @@ class Loop:
             self.t_fl_lo[sub] = np.searchsorted(block.owner, local) + f0
             self.t_fl_hi[sub] = np.searchsorted(block.owner, local, side="right") + f0
             self.t_lat[sub] = block.latency
+        self._hash_records(first, self.used["flows"])
+
+    def _hash_records(self, lo: int, hi: int) -> None:
+        """`fl_hash` of flow records lo..hi (their entries one block, in order): equal for records with the same
+        bytes, cap, links and coefficients, rarely equal otherwise (the class table's slot: the kernel checks
+        equality before a record joins a class, `fluid_kernel._same_flow`)."""
+        if hi <= lo:
+            return
+        e_lo, e_hi = self.fl_ent_lo[lo:hi], self.fl_ent_hi[lo:hi]
+        entries = slice(int(e_lo[0]), int(e_hi[-1]))
+        count = (e_hi - e_lo).astype(np.uint64)
+        with np.errstate(over="ignore"):
+            pos = np.arange(entries.stop - entries.start, dtype=np.uint64) - np.repeat(
+                (e_lo - e_lo[0]).astype(np.uint64), e_hi - e_lo)
+            each = ((self.en_link[entries].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+                     + (self.en_coef[entries] * 4096.0).astype(np.int64).astype(np.uint64))
+                    * (pos * np.uint64(2) + np.uint64(0x100000001B3)))
+            h = np.zeros(hi - lo, dtype=np.uint64)
+            has = count > 0
+            if entries.stop > entries.start:
+                h[has] = np.add.reduceat(each, (e_lo - e_lo[0])[has])
+            cap = np.where(np.isfinite(self.fl_cap[lo:hi]), self.fl_cap[lo:hi], -1.0).astype(np.int64)
+            h = ((h ^ (count * np.uint64(1000003))) * np.uint64(0xBF58476D1CE4E5B9)
+                 + self.fl_bytes[lo:hi].astype(np.int64).astype(np.uint64)) * np.uint64(0x94D049BB133111EB) \
+                + cap.astype(np.uint64)
+            h ^= h >> np.uint64(31)
+        self.fl_hash[lo:hi] = h.view(np.int64)
 
     def unsent(self) -> np.ndarray:
         """Transfers of running dataflows not yet sent."""

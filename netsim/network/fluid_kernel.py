@@ -862,17 +862,6 @@ def _arrivals(now, n, dr_p, dr_end, t_lat, t_end, h_t, h_p, ps):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _record_hash(fl, fl_bytes, fl_cap, fl_ent_lo, fl_ent_hi, en_link, en_coef):
-    """A hash of flow record fl's bytes, cap and entries (equal records hash equal; others rarely do)."""
-    h = np.int64(fl_ent_hi[fl] - fl_ent_lo[fl]) * 1000003 + np.int64(fl_bytes[fl])
-    if fl_cap[fl] < np.inf:
-        h = h * 31 + np.int64(fl_cap[fl])
-    for k in range(fl_ent_lo[fl], fl_ent_hi[fl]):
-        h = (h ^ (en_link[k] * 2654435761 + np.int64(en_coef[k] * 4096.0))) * 1099511628211
-    return h ^ (h >> 29)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
 def _same_flow(a, b, fl_bytes, fl_cap, fl_ent_lo, fl_ent_hi, en_link, en_coef, fl_owner, t_run):
     """Flow records a and b (of one dataflow run) carry the same bytes at the same cap over the same links
     with the same coefficients.
@@ -940,7 +929,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
             g_count, g_delay, g_succ_lo, g_succ_hi, g_send_lo, g_send_hi, g_fire, g_run, g_hook, succ, send,
             t_tgt_lo, t_tgt_hi, tgt, t_fl_lo, t_fl_hi, fl_bytes, fl_cap, fl_path, fl_ent_lo, fl_ent_hi, en_link,
             en_coef, t_lat, t_unrouted, t_parts, t_start, t_end, t_order, h_t, h_p, ready, dr_p, dr_end, note, t_run,
-            fl_owner, fl_next, cls_f, cls_fl, cls_stamp, l_stat, f_ver, q_key, q_id, q_n):
+            fl_owner, fl_next, fl_hash, cls_f, cls_fl, cls_stamp, l_stat, f_ver, q_key, q_id, q_n):
     """Run instants from `now` while the next one comes before `horizon`; returns why it stopped (`fs[0]`:
     the last instant handled, `fs[1]`: the next one). The loop is described in `fluid_dataflow`; flow
     classes (`cls_*`, `fl_next`) in `_same_flow`."""
@@ -1025,7 +1014,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                     if fl_bytes[fl] > 0:
                         parts += 1
                         fl_next[fl] = NONE
-                        h = _record_hash(fl, fl_bytes, fl_cap, fl_ent_lo, fl_ent_hi, en_link, en_coef) & (len(cls_f) - 1)
+                        h = fl_hash[fl] & (len(cls_f) - 1)
                         if ps[P_CLASSES] and cls_stamp[h] == sc[S_STAMP] and _same_flow(cls_fl[h], fl, fl_bytes, fl_cap, fl_ent_lo,
                                                                        fl_ent_hi, en_link, en_coef, fl_owner, t_run):
                             _join(cls_f[h], cls_fl[h], fl, fl_next, fl_ent_lo, fl_ent_hi, en_coef, f_head, e_fnext,
