@@ -586,12 +586,10 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         if inc < 0.0:
             inc = 0.0
         level += inc
-        for j in range(active):
+        n_frozen = 0  # flows that stop rising at this level: on a saturated link, or at their cap
+        for j in range(active):  # (one pass: a link's residual moves by its own demand alone this round)
             link = comp_l[j]
             residual[link] -= inc * demand[link]
-        n_frozen = 0  # flows that stop rising at this level: on a saturated link, or at their cap
-        for j in range(active):
-            link = comp_l[j]
             if count[link] > 0 and residual[link] <= SATURATED * capacity[link]:
                 e = l_head[link]
                 while e != NONE:
