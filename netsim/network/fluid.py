@@ -255,7 +255,8 @@ class FluidNetwork(NetworkModel):
 
     compile_dataflows = True  # run dataflows in the compiled loop where possible (tests switch it off)
     flow_classes = True  # identical flows sent at one instant are one flow (`fluid_kernel._same_flow`; the
-    # result is the same to rounding: benchmarks switch it off to measure what it saves)
+    # result is the same to rounding: benchmarks switch it off to measure what it saves; read when a network
+    # is made)
 
     def run_dataflow(self, flow: Dataflow, on_fire: Callable[[int], None] | None = None) -> DataflowRun:
         """Run a dataflow in compiled code (`fluid_dataflow`), beside any others running: declined (the
