@@ -44,7 +44,7 @@ class _Store:
                    "f_finish": float, "f_batch": np.int64, "f_index": np.int64, "f_head": np.int64,
                    "flow_mark": np.int64, "seed_mark": np.int64, "seeds": np.int64, "comp_f": np.int64,
                    "scratch": np.int64, "scratch_batch": np.int64, "scratch_index": np.int64, "frozen": np.int64,
-                   "f_pos": np.int64, "f_ver": np.int64}
+                   "f_pos": np.int64, "f_ver": np.int64, "f_due": float}
     QUEUES = (8192, 2048)  # live flows from which the kernel keeps its drain queues, and below which it stops
     ENTRY_FIELDS = {"e_flow": np.int64, "e_link": np.int64, "e_coef": float, "e_lnext": np.int64,
                     "e_lprev": np.int64, "e_fnext": np.int64}
@@ -307,7 +307,7 @@ class FluidNetwork(NetworkModel):
                 s.seed_links, s.comp_l, s.demand, s.count, s.residual, s.frozen, s.changed, s.load, s.flow_free, s.f_pos,
                 s.entry_free,
                 self._capacity, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, ps,
-                fs, *loop.kernel_args(), s.l_stat, s.f_ver, s.q_key, s.q_id, s.q_n)
+                fs, *loop.kernel_args(), s.l_stat, s.f_ver, s.q_key, s.q_id, s.q_n, s.f_due)
             s.n_flow_free, s.n_entry_free, s.n_seeds, s.n_seed_links, s.stamp = (int(x) for x in sc)
             self.rate_computations += int(ps[kernel.P_RATES]) - rates_before
             self.flows_rated += int(ps[kernel.P_RATED]) - rated_before
@@ -420,7 +420,7 @@ class FluidNetwork(NetworkModel):
             np.concatenate(index).astype(np.int64), counts_a.astype(np.int64), links_a, coefs_a,
             s.flow_free, s.n_flow_free, s.entry_free, s.n_entry_free, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size,
             s.f_cap, s.f_batch, s.f_index, s.f_finish, s.f_head, s.e_flow, s.e_link, s.e_coef, s.e_lnext, s.e_lprev,
-            s.e_fnext, s.l_head, s.seeds, s.n_seeds, s.seed_mark, s.stamp, slots, s.l_stat)
+            s.e_fnext, s.l_head, s.seeds, s.n_seeds, s.seed_mark, s.stamp, slots, s.l_stat, s.f_due)
 
     def _admit_one(self, batch: Batch) -> None:
         """`_admit` for the common case: a batch whose flows all carry bytes (so its flows and its block's
@@ -439,7 +439,7 @@ class FluidNetwork(NetworkModel):
             np.arange(n, dtype=np.int64), block.counts, block.links, block.coef,
             s.flow_free, s.n_flow_free, s.entry_free, s.n_entry_free, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size,
             s.f_cap, s.f_batch, s.f_index, s.f_finish, s.f_head, s.e_flow, s.e_link, s.e_coef, s.e_lnext, s.e_lprev,
-            s.e_fnext, s.l_head, s.seeds, s.n_seeds, s.seed_mark, s.stamp, slots, s.l_stat)
+            s.e_fnext, s.l_head, s.seeds, s.n_seeds, s.seed_mark, s.stamp, slots, s.l_stat, s.f_due)
 
     def _finish_drained(self, now: float) -> bool:
         s = self._store
@@ -447,7 +447,7 @@ class FluidNetwork(NetworkModel):
             now, s.flows, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_batch, s.f_index, s.scratch,
             s.scratch_batch, s.scratch_index, s.f_head, s.f_finish, s.e_link, s.e_lnext, s.e_lprev, s.e_fnext,
             s.l_head, s.flow_free, s.f_pos, s.n_flow_free, s.entry_free, s.n_entry_free, s.seed_links,
-            s.n_seed_links, s.seed_link_mark, s.stamp, s.e_coef, s.l_stat, s.f_ver, s.q_key, s.q_id, s.q_n)
+            s.n_seed_links, s.seed_link_mark, s.stamp, s.e_coef, s.l_stat, s.f_ver, s.q_key, s.q_id, s.q_n, s.f_due)
         if not k:
             return False
         self._python_drained(s.scratch_batch[:k].copy(), s.scratch_index[:k].copy(), now)
@@ -486,7 +486,7 @@ class FluidNetwork(NetworkModel):
             flows, nxt, walked = kernel.recompute(
                 now, s.seeds, s.n_seeds, s.seed_links, s.n_seed_links, s.l_head, s.e_lnext, s.e_lprev, s.e_fnext,
                 s.e_flow, s.e_link, s.e_coef, s.f_head, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_cap, s.f_finish,
-                self._capacity,
+                s.f_due, self._capacity,
                 s.load, s.flow_mark, s.link_mark, s.stamp, s.comp_f, s.comp_l, s.demand, s.count, s.residual, s.frozen,
                 s.changed, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, s.flows,
                 s.flow_free, s.n_flow_free, s.l_stat, s.f_size, s.f_ver, s.q_key, s.q_id, s.q_n)
@@ -528,6 +528,7 @@ class FluidNetwork(NetworkModel):
         s.f_rate[alive] = rates
         with np.errstate(divide="ignore"):
             s.f_finish[alive] = np.where(rates > 0, now + s.f_rem[alive] / np.where(rates > 0, rates, 1.0), np.inf)
+        s.f_due[alive] = -np.inf  # (drain scans test them all exactly)
         _, owner, links, coef = self._all_entries()
         s.load = np.bincount(links, weights=coef * rates[owner], minlength=len(self._capacity))
         s.l_stat[kernel.L_SUM] = s.load  # (the lists' order by rate is the kernel's; this path never uses it)
@@ -599,7 +600,7 @@ class FluidNetwork(NetworkModel):
             hi - lo, loop.en_link[ents], loop.en_coef[ents], s.flow_free, s.n_flow_free, s.entry_free,
             s.n_entry_free, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_cap, s.f_batch, s.f_index, s.f_finish,
             s.f_head, s.e_flow, s.e_link, s.e_coef, s.e_lnext, s.e_lprev, s.e_fnext, s.l_head, s.seeds, s.n_seeds,
-            s.seed_mark, s.stamp, slots, s.l_stat)
+            s.seed_mark, s.stamp, slots, s.l_stat, s.f_due)
         s.f_rem[slots] = s.f_rem[f]
         for g in slots.tolist():
             self._reroute(g)
@@ -632,7 +633,7 @@ class FluidNetwork(NetworkModel):
             s.seed_links, s.n_seed_links, s.seed_link_mark, s.stamp, s.f_rate, s.e_coef, s.l_stat)
         now = float(self.env.now)  # its bytes up to now; rate 0 until the recomputation (a seed's, on its links)
         s.f_rem[f] -= s.f_rate[f] * (now - s.f_t[f])
-        s.f_t[f], s.f_rate[f] = now, 0.0
+        s.f_t[f], s.f_rate[f], s.f_due[f] = now, 0.0, -np.inf
         s.n_entry_free = kernel.add_entries(f, links, coef, s.entry_free, s.n_entry_free, s.e_flow, s.e_link,
                                             s.e_coef, s.e_lnext, s.e_lprev, s.e_fnext, s.f_head, s.l_head, s.l_stat)
         s.seed_flow(f)

@@ -82,7 +82,7 @@ Q_FINISH, Q_DRAIN, Q_ON, Q_FROM, Q_UNTIL = range(5)
 
 @njit(cache=True, error_model="numpy", inline="always")
 def new_flow(f, now, size, cap, batch, index, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch, f_index, f_finish,
-             f_head, seeds, n_seeds, seed_mark, stamp):
+             f_due, f_head, seeds, n_seeds, seed_mark, stamp):
     """Slot f holds a new flow of `size` bytes from `now` (rate 0 until rates are computed), capped at `cap`,
     flow `index` of `batch`, with no entries yet; it becomes a seed of the next recomputation. Returns the
     seed count."""
@@ -95,6 +95,7 @@ def new_flow(f, now, size, cap, batch, index, f_alive, f_rem, f_t, f_rate, f_siz
     f_batch[f] = batch
     f_index[f] = index
     f_finish[f] = np.inf
+    f_due[f] = -np.inf  # (checked at every instant until its rate is computed)
     f_head[f] = NONE
     if seed_mark[f] != stamp:
         seed_mark[f] = stamp
@@ -170,7 +171,7 @@ def account_all(n_links, now, load, since, total, peak, bins, runs, width):
 def insert_flows(now, sizes, caps, batch, index, counts, links, coefs, flow_free, n_flow_free, entry_free,
                  n_entry_free, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch, f_index, f_finish, f_head,
                  e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, l_head, seeds, n_seeds, seed_mark, stamp,
-                 out_slots, l_stat):
+                 out_slots, l_stat, f_due):
     """Take slots for new flows and link their entries in; each new flow becomes a seed.
     Returns (flow free count, entry free count, seed count). The caller made room beforehand."""
     k = 0
@@ -179,7 +180,7 @@ def insert_flows(now, sizes, caps, batch, index, counts, links, coefs, flow_free
         f = flow_free[n_flow_free]
         out_slots[i] = f
         n_seeds = new_flow(f, now, sizes[i], caps[i], batch[i], index[i], f_alive, f_rem, f_t, f_rate, f_size, f_cap,
-                           f_batch, f_index, f_finish, f_head, seeds, n_seeds, seed_mark, stamp)
+                           f_batch, f_index, f_finish, f_due, f_head, seeds, n_seeds, seed_mark, stamp)
         n_entry_free = link_entries(f, links, coefs, k, k + counts[i], entry_free, n_entry_free, e_flow, e_link, e_coef,
                                     e_lnext, e_lprev, e_fnext, f_head, l_head, l_stat)
         k += counts[i]
@@ -348,27 +349,29 @@ def _take(f, k, out, out_batch, out_index, f_batch, f_index, f_ver):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, out, out_batch, out_index, f_finish, f_ver,
-            q_key, q_id, q_n, flow_free, lo, hi, f_pos):
+            q_key, q_id, q_n, flow_free, lo, hi, f_pos, f_due):
     """Flows whose bytes are (within tolerance) gone at `now`, among the live slots `flow_free[lo:hi]`: their
     slots, batches and indices within the batch are written to `out`, `out_batch`, `out_index`; returns how
     many. With many live flows (`q_n[Q_FROM]`; the queues start or stop here) only the drain queue's entries
     up to now (plus DRAIN_MARGIN) are looked at, each checked with the same exact test, and a drained
-    flow's version moves on, so its other entries go stale; with few, the live flows are scanned."""
+    flow's version moves on, so its other entries go stale; with few, the live flows are scanned, and the
+    exact test is made only where the flow's first instant to pass it (`f_due`, the drain queue's key, set
+    where its rate is computed; -inf: unknown) is up to now plus DRAIN_MARGIN, as the queue's entries are."""
     if not q_n[Q_ON] and hi - lo >= q_n[Q_FROM]:
         q_n[Q_ON] = 1
         rebuild_queues(flow_free, lo, hi, f_alive, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n)
     elif q_n[Q_ON] and hi - lo < q_n[Q_UNTIL]:
         q_n[Q_ON] = 0
     k = 0
+    limit = now + DRAIN_MARGIN * abs(now)
     if not q_n[Q_ON]:
         dense = 4 * (hi - lo) > hi  # most slots live: a sequential scan of them all costs less than the list
         for i in range(0 if dense else lo, hi):
             f = i if dense else flow_free[i]
-            if f_alive[f] and _done(f, now, f_rem, f_t, f_rate, f_size):
+            if f_alive[f] and f_due[f] <= limit and _done(f, now, f_rem, f_t, f_rate, f_size):
                 k = _take(f, k, out, out_batch, out_index, f_batch, f_index, f_ver)
         return k
     kept = 0  # entries looked at that did not pass: back in the queue afterwards (kept at the end of `out`)
-    limit = now + DRAIN_MARGIN * abs(now)
     while q_n[Q_DRAIN] > 0 and q_key[Q_DRAIN, 0] <= limit:
         f = q_id[Q_DRAIN, 0, 0]
         ver = q_id[Q_DRAIN, 1, 0]
@@ -403,11 +406,11 @@ def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, out, out
 def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, out,
           out_batch, out_index, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos,
           n_flow_free, entry_free, n_entry_free, seed_links, n_seed_links, seed_link_mark, stamp, e_coef, l_stat,
-          f_ver, q_key, q_id, q_n):
+          f_ver, q_key, q_id, q_n, f_due):
     """`drained`, then `remove_flows` on what drained, in one call (one per event: calls cost microseconds).
     Returns (drained count, flow free count, entry free count, seed link count)."""
     k = drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, out, out_batch, out_index, f_finish, f_ver,
-                q_key, q_id, q_n, flow_free, n_flow_free, n_slots, f_pos)
+                q_key, q_id, q_n, flow_free, n_flow_free, n_slots, f_pos, f_due)
     if k:
         n_flow_free, n_entry_free, n_seed_links = remove_flows(
             out[:k], f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos, n_flow_free,
@@ -467,9 +470,9 @@ def _new_load(link, carried, load, demand, changed, n_changed, metered, since):
 
 @njit(cache=True, error_model="numpy")
 def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_lprev, e_fnext, e_flow, e_link, e_coef,
-              f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity, load, flow_mark, link_mark, stamp,
-              comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total, peak, bins, runs, width,
-              n_slots, flow_free, n_free, l_stat, f_size, f_ver, q_key, q_id, q_n, floor=0.0):
+              f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, f_due, capacity, load, flow_mark, link_mark,
+              stamp, comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total, peak, bins, runs,
+              width, n_slots, flow_free, n_free, l_stat, f_size, f_ver, q_key, q_id, q_n, floor=0.0):
     """Max-min rates for the component connected to the seed flows and links. Returns its flow count, the
     earliest predicted drain over the live flows, `flow_free[n_free:n_slots]` (the next wake-up), and how
     many entries of link lists it walked (what following the component through links cost).
@@ -618,6 +621,7 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         if f_rate[f] < 0.0:
             f_rate[f] = level
         f_finish[f] = now + f_rem[f] / f_rate[f] if f_rate[f] > 0.0 else np.inf
+        f_due[f] = _drain_key(f, f_finish, f_rem, f_rate, f_size)
         f_ver[f] += 1
         if q_n[Q_ON]:
             schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_alive)
@@ -927,7 +931,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
             g_count, g_delay, g_succ_lo, g_succ_hi, g_send_lo, g_send_hi, g_fire, g_run, g_hook, succ, send,
             t_tgt_lo, t_tgt_hi, tgt, t_fl_lo, t_fl_hi, fl_bytes, fl_cap, fl_path, fl_ent_lo, fl_ent_hi, en_link,
             en_coef, t_lat, t_unrouted, t_parts, t_start, t_end, t_order, h_t, h_p, ready, dr_p, dr_end, note, t_run,
-            fl_owner, fl_next, fl_hash, cls_f, cls_fl, cls_stamp, l_stat, f_ver, q_key, q_id, q_n):
+            fl_owner, fl_next, fl_hash, cls_f, cls_fl, cls_stamp, l_stat, f_ver, q_key, q_id, q_n, f_due):
     """Run instants from `now` while the next one comes before `horizon`; returns why it stopped (`fs[0]`:
     the last instant handled, `fs[1]`: the next one). The loop is described in `fluid_dataflow`; flow
     classes (`cls_*`, `fl_next`) in `_same_flow`."""
@@ -938,7 +942,8 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                 return METER
             fs[0] = now
             k = drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, scratch, scratch_batch,
-                        scratch_index, f_finish, f_ver, q_key, q_id, q_n, flow_free, sc[S_FLOW_FREE], n_slots, f_pos)
+                        scratch_index, f_finish, f_ver, q_key, q_id, q_n, flow_free, sc[S_FLOW_FREE], n_slots, f_pos,
+                        f_due)
             fs[2] = np.inf  # the least rate that drained now (see change_floor)
             for i in range(k):
                 if f_rate[scratch[i]] < fs[2]:
@@ -1023,8 +1028,8 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                         f = flow_free[sc[S_FLOW_FREE]]
                         index = (p << PATH_BITS) | (fl_path[fl] + 1)
                         sc[S_SEEDS] = new_flow(f, now, fl_bytes[fl], fl_cap[fl], PROGRAM, index, f_alive, f_rem,
-                                               f_t, f_rate, f_size, f_cap, f_batch, f_index, f_finish, f_head,
-                                               seeds, sc[S_SEEDS], seed_mark, sc[S_STAMP])
+                                               f_t, f_rate, f_size, f_cap, f_batch, f_index, f_finish, f_due,
+                                               f_head, seeds, sc[S_SEEDS], seed_mark, sc[S_STAMP])
                         sc[S_ENTRY_FREE] = link_entries(
                             f, en_link, en_coef, fl_ent_lo[fl], fl_ent_hi[fl], entry_free, sc[S_ENTRY_FREE], e_flow,
                             e_link, e_coef, e_lnext, e_lprev, e_fnext, f_head, l_head, l_stat)
@@ -1060,7 +1065,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                 floor = 0.0
             nf, nxt, walked = recompute(
                 now, seeds, sc[S_SEEDS], seed_links, sc[S_SEED_LINKS], l_head, e_lnext, e_lprev, e_fnext, e_flow,
-                e_link, e_coef, f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, capacity, load, flow_mark,
+                e_link, e_coef, f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, f_due, capacity, load, flow_mark,
                 link_mark, sc[S_STAMP], comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total,
                 peak, bins, runs, width, n_slots, flow_free, sc[S_FLOW_FREE], l_stat, f_size, f_ver, q_key, q_id, q_n,
                 floor)
