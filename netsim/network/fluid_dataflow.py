@@ -42,7 +42,7 @@ import numpy as np
 from netsim.errors import TopologyError
 from netsim.network.base import _flow_bytes
 from netsim.network.dataflow import Dataflow, DataflowRun
-from netsim.network.fluid_kernel import P_HEAP, P_MOVING, P_N, P_NOTE, P_READY
+from netsim.network.fluid_kernel import P_HEAP, P_MOVING, P_N, P_NOTE, P_READY, PATH_BITS
 
 _I, _F, _B = np.int64, np.float64, np.bool_
 CLASS_SLOTS = 1 << 16  # the flow-class table's slots (a power of two; a collision only costs a merge)
@@ -227,7 +227,7 @@ class Loop:
         targets, flows and entries, renumbered, and every reference to them — the heap, the ready list, the
         flows in the store, the routing errors, the pending step rows. Returns False (and changes nothing)
         when something still in flight belongs to no running dataflow."""
-        from netsim.network.fluid_kernel import PATH_BITS, PROGRAM
+        from netsim.network.fluid_kernel import PROGRAM
 
         runs = sorted(self.active.values(), key=lambda a: a.g0)
         keep_g = np.concatenate([np.arange(a.g0, a.g1) for a in runs] or [np.zeros(0, np.int64)]).astype(np.int64)
@@ -454,8 +454,6 @@ class Loop:
     def members(self, index: int) -> list[int]:
         """The flow records of a loop flow (its `f_index`): the one it was made from, then the records that
         joined it (`fluid_kernel._same_flow`)."""
-        from netsim.network.fluid_kernel import PATH_BITS
-
         p, path = index >> PATH_BITS, (index & ((1 << PATH_BITS) - 1)) - 1
         lo, hi = int(self.t_fl_lo[p]), int(self.t_fl_hi[p])
         fl = lo + int(np.argmax(self.fl_path[lo:hi] == path)) if hi > lo else lo

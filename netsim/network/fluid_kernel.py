@@ -1016,7 +1016,6 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                 for fl in range(t_fl_lo[p], t_fl_hi[p]):
                     if fl_bytes[fl] > 0:
                         parts += 1
-                        fl_next[fl] = NONE
                         h = fl_hash[fl] & (len(cls_f) - 1)
                         if ps[P_CLASSES] and cls_stamp[h] == sc[S_STAMP] and _same_flow(cls_fl[h], fl, fl_bytes, fl_cap, fl_ent_lo,
                                                                        fl_ent_hi, en_link, en_coef, fl_owner, t_run):
