@@ -60,7 +60,7 @@ class _Store:
         self.residual = np.zeros(num_links)
         self.count = np.zeros(num_links, dtype=np.int64)
         self.load = np.zeros(num_links)
-        self.l_stat = np.zeros((2, num_links))  # per-link sums, rows kernel.L_SUM and kernel.L_COEF
+        self.l_stat = np.zeros((kernel.L_ROWS, num_links))  # per-link sums (kernel.L_SUM, L_COEF) and scratch
         self.q_key = np.zeros((2, 0))  # the kernel's two queues of live flows (Q_FINISH, Q_DRAIN): keys,
         self.q_id = np.zeros((2, 2, 0), dtype=np.int64)  # (flow, version) per entry,
         self.q_n = np.array([0, 0, 0, *self.QUEUES], dtype=np.int64)  # lengths, on, from, until (kernel.Q_*)
@@ -141,6 +141,10 @@ class FluidNetwork(NetworkModel):
     name = "fluid"
     help = "flow level: links shared max-min fairly by the flows crossing them, rates recomputed as flows start and end"
     check_rates = False  # tests switch this on to compare every partial recomputation with a full one
+    local_rates = True  # a recomputation whose component has more than `local_after` flows starts from what
+    local_after = kernel.LOCAL_AFTER  # changed (`fluid_kernel._local`; the same rates to rounding: benchmarks
+    # and tests switch it off to compare, tests lower the threshold to try it everywhere; read when a network
+    # is made)
     reference = False  # tests switch this on to recompute every flow with the plain numpy solver
 
     def __init__(self, *args, **kwargs):
@@ -163,11 +167,14 @@ class FluidNetwork(NetworkModel):
         self._wake_at: float | None = None  # the instant of the pending wake-up, if any
         self._loop = Loop()  # the dataflows running in compiled code
         self._loop.ps[kernel.P_CLASSES] = self.flow_classes
+        self._local = int(self.local_after) if self.local_rates else -1
+        self._loop.ps[kernel.P_LOCAL] = self._local
         self._broken: Exception | None = None  # the routing error that stopped the compiled loop, if any
         self._kick = False  # a dataflow was started: settle at this instant
         self.rate_computations = 0
         self.flows_rated = 0  # flows whose rates were recomputed, summed over the recomputations
         self.entries_walked = 0  # entries of link lists the recomputations walked (following components)
+        self.settled_locally = 0  # recomputations `fluid_kernel._local` settled (the rest followed components)
         self.flows_joined = 0  # loop flow records that joined a flow of their class (`fluid_kernel._same_flow`)
         self.classes_split = 0  # ... and that left it again, rerouted on their own when links failed
         self.dataflows_compiled = 0  # dataflows run in the compiled loop (the rest: the reference executor)
@@ -297,8 +304,9 @@ class FluidNetwork(NetworkModel):
             if meter is not None:
                 meter.reach(now)
             sc = np.array([s.n_flow_free, s.n_entry_free, s.n_seeds, s.n_seed_links, s.stamp], dtype=np.int64)
-            rates_before, rated_before, walked_before, joined_before = (
-                int(ps[kernel.P_RATES]), int(ps[kernel.P_RATED]), int(ps[kernel.P_WALKED]), int(ps[kernel.P_JOINED]))
+            rates_before, rated_before, walked_before, joined_before, settled_before = (
+                int(ps[kernel.P_RATES]), int(ps[kernel.P_RATED]), int(ps[kernel.P_WALKED]), int(ps[kernel.P_JOINED]),
+                int(ps[kernel.P_SETTLED]))
             status = kernel.advance(
                 now, horizon, m.width * m.bins.shape[0] if meter is not None else np.inf, self.check_rates, sc, s.flows,
                 s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_cap, s.f_batch, s.f_index, s.f_finish, s.f_head,
@@ -313,6 +321,7 @@ class FluidNetwork(NetworkModel):
             self.flows_rated += int(ps[kernel.P_RATED]) - rated_before
             self.entries_walked += int(ps[kernel.P_WALKED]) - walked_before
             self.flows_joined += int(ps[kernel.P_JOINED]) - joined_before
+            self.settled_locally += int(ps[kernel.P_SETTLED]) - settled_before
             t = float(fs[0])
             if meter is not None:
                 meter.reach(t)
@@ -483,16 +492,17 @@ class FluidNetwork(NetworkModel):
             if meter is not None:
                 meter.reach(now)
             m = meter or self._no_meter
-            flows, nxt, walked = kernel.recompute(
+            flows, nxt, walked, settled = kernel.recompute(
                 now, s.seeds, s.n_seeds, s.seed_links, s.n_seed_links, s.l_head, s.e_lnext, s.e_lprev, s.e_fnext,
                 s.e_flow, s.e_link, s.e_coef, s.f_head, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_cap, s.f_finish,
                 s.f_due, self._capacity,
                 s.load, s.flow_mark, s.link_mark, s.stamp, s.comp_f, s.comp_l, s.demand, s.count, s.residual, s.frozen,
                 s.changed, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, s.flows,
-                s.flow_free, s.n_flow_free, s.l_stat, s.f_size, s.f_ver, s.q_key, s.q_id, s.q_n)
+                s.flow_free, s.n_flow_free, s.l_stat, s.f_size, s.f_ver, s.q_key, s.q_id, s.q_n, self._local)
             self.rate_computations += flows > 0
             self.flows_rated += flows
             self.entries_walked += walked
+            self.settled_locally += settled
             if self.check_rates:
                 self._check_against_full()
         s.n_seeds = s.n_seed_links = 0

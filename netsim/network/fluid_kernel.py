@@ -29,11 +29,21 @@ take of the link is the sum less what was walked. A link a flow left, whose head
 not visited at all (its load drops by what left). This is why an all-to-all whose flows drain one rate
 level after another costs per drain the drained flows' entries, not every entry of the links they used.
 
+Where the component is still large — symmetric traffic whose flows share one rate, so the floor cuts
+nothing, as a pipelined tree on an oversubscribed fabric, where ~120 flows are connected at every event and
+~7% of them move — a recomputation first settles from what changed (`_local`): the new flows' rates are
+filled in with every other flow held at its rate, and only flows that turn out to lack a bottleneck are
+taken in, until none does. Max-min rates are unique and a vector is max-min exactly when every flow is at
+its cap or has a bottleneck, so this finds what filling the component would, at the cost of the flows that
+move (tried for components of more than LOCAL_AFTER flows; it gives up, and the component is filled, when
+what moves is large).
+
 What was chosen, and why: SimGrid's LMM solver (selective update) re-solves the whole set of constraints
 connected to a modified one, which for ECMP traffic is the whole fabric at every flow end; the floor and
-the ordered lists cut that to the flows whose rates can move, exactly (every partial result is checked
-against the numpy reference in tests). Parsimon's decomposition into independent per-link simulations is
-faster still at scale but approximate (it convolves per-link delays), so it is not used here.
+the ordered lists cut that to the flows whose rates can move, and the local settling to the flows whose
+rates do move, exactly (every partial result is checked against the numpy reference in tests).
+Parsimon's decomposition into independent per-link simulations is faster still at scale but approximate
+(it convolves per-link delays), so it is not used here.
 
 Flow classes: transfers of the compiled loop that carry the same bytes at the same cap over the same links
 with the same coefficients, sent at one instant (a chunked all-gather's chunks, NCCL's channels between two
@@ -64,11 +74,16 @@ from netsim.network.max_min import SATURATED
 NONE = -1
 
 # rows of the per-link sums `l_stat` the kernel keeps beside the entry lists: the rate the link's flows put
-# on it (sum of coef x rate) and the sum of their coefficients
-L_SUM, L_COEF = range(2)
+# on it (sum of coef x rate) and the sum of their coefficients; and two rows of scratch for `_local`: what
+# the flows it took in put on the link at their old rates, and the top rate of the others
+L_SUM, L_COEF, L_MOVE, L_TOP, L_ROWS = range(5)
 FLOOR_MARGIN = 1e-9  # how far below the bound `change_floor` finds it reports it
 FINISH_REL = 1e-12  # a flow with less than this fraction of its bytes left is done
 FINISH_CLOCK = 1e-13  # ... or with less than this fraction of the clock left to run
+LOCAL_TOL = 1e-11  # `_local`: how close to full a bottleneck, and to its top rate a flow, must be
+LOCAL_FLOWS = 32  # ... the most flows it takes in, and the most fillings it makes, before it gives up
+LOCAL_ROUNDS = 8
+LOCAL_AFTER = 32  # by default, components of more flows than this are first settled by `_local`
 DRAIN_MARGIN = 1e-9  # drain-queue entries this close (relative to the clock) past now are checked exactly
 # the two lazy queues of live flows (rows of `q_key`, `q_id`): by predicted drain time, and by the first
 # instant the drain test (FINISH_REL, FINISH_CLOCK) passes. `q_n` holds their lengths, whether they are
@@ -468,86 +483,17 @@ def _new_load(link, carried, load, demand, changed, n_changed, metered, since):
     return n_changed
 
 
-@njit(cache=True, error_model="numpy")
-def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_lprev, e_fnext, e_flow, e_link, e_coef,
-              f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, f_due, capacity, load, flow_mark, link_mark,
-              stamp, comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total, peak, bins, runs,
-              width, n_slots, flow_free, n_free, l_stat, f_size, f_ver, q_key, q_id, q_n, floor=0.0):
-    """Max-min rates for the component connected to the seed flows and links. Returns its flow count, the
-    earliest predicted drain over the live flows, `flow_free[n_free:n_slots]` (the next wake-up), and how
-    many entries of link lists it walked (what following the component through links cost).
-
-    `floor` (a level no rate below which can change, see `change_floor`; 0: none known) limits the work to
-    what can move: the component is followed only through flows whose rate is at least `floor` (and the
-    seeds); flows below it keep their rates and only take their share off the links' capacity, and the
-    filling starts at `floor` instead of 0.
-
-    `flow_mark`/`link_mark` hold `stamp` for what this call visits (the caller bumps the stamp, so
-    nothing is cleared). `comp_f`, `comp_l`, `demand`, `count`, `residual`, `frozen` (per flow slot) and
-    `changed` (per link) are scratch space. With
-    `metered`, a link's old load is added to the meter's arrays (`since`, `total`, `peak`, `bins`/`runs` of
-    `width`) just before it changes, so the meter costs what changed too (links with no entries
-    beyond the real links, such as endpoint caps, are never metered: `since` covers the real links).
-    """
-    nf = 0
-    nl = 0
-    walked = 0
-    for i in range(n_seeds):
-        f = seeds[i]
-        if f_alive[f] and flow_mark[f] != stamp:
-            flow_mark[f] = stamp
-            comp_f[nf] = f
-            nf += 1
-    n_skip = 0  # seed links left out (seed_links[:n_skip]): empty, or all their flows below the floor
-    for i in range(n_seed_links):
-        link = seed_links[i]
-        head = l_head[link]
-        if head == NONE or flow_mark[e_flow[head]] == stamp or f_rate[e_flow[head]] < floor:
-            seed_links[n_skip] = link  # (a seed at the head brings its link in anyway)
-            n_skip += 1
-        elif link_mark[link] != stamp:
-            link_mark[link] = stamp
-            comp_l[nl] = link
-            nl += 1
-    i_f = 0
-    i_l = 0
-    while i_f < nf or i_l < nl:  # closure: a flow pulls in its links, a link pulls in its flows
-        while i_f < nf:
-            e = f_head[comp_f[i_f]]
-            i_f += 1
-            while e != NONE:
-                link = e_link[e]
-                if link_mark[link] != stamp:
-                    link_mark[link] = stamp
-                    comp_l[nl] = link
-                    nl += 1
-                e = e_fnext[e]
-        while i_l < nl:  # a link's list: seeds, then the rest by falling rate; only its head is walked
-            link = comp_l[i_l]
-            e = l_head[link]
-            i_l += 1
-            moving = 0.0  # what the component's flows put on the link now
-            while e != NONE:
-                walked += 1
-                f = e_flow[e]
-                if flow_mark[f] != stamp:
-                    if f_rate[f] < floor:
-                        break  # it and all after it keep their rates
-                    flow_mark[f] = stamp
-                    comp_f[nf] = f
-                    nf += 1
-                moving += e_coef[e] * f_rate[f]
-                e = e_lnext[e]
-            # what the flows below the floor take of the link (none when the walk reached the end)
-            fixed = max(l_stat[L_SUM, link] - moving, 0.0) if e != NONE else 0.0
-            residual[link] = capacity[link] - fixed
+@njit(cache=True, error_model="numpy", inline="always")
+def _fill(level, comp_f, nf, comp_l, nl, f_rate, f_cap, residual, demand, count, capacity, l_head, e_lnext, e_flow,
+          f_head, e_fnext, e_link, e_coef, frozen):
+    """Progressive filling of flows `comp_f[:nf]` (rates set to -1: unfrozen) on links `comp_l[:nl]`, whose
+    spare capacity for them is in `residual`, from `level`: every unfrozen flow rises together until a link
+    saturates (residual <= SATURATED x capacity) or a flow reaches its cap, and the flows there freeze at
+    that level. Each round costs the links still loaded, plus the entries of the flows it freezes. On return
+    every flow has its rate, `residual` what each link has left, and `comp_l[:nl]` is in another order."""
     capped = False
     for i in range(nf):
-        f = comp_f[i]
-        f_rem[f] -= f_rate[f] * (now - f_t[f])  # bytes up to now, at the old rate
-        f_t[f] = now
-        f_rate[f] = -1.0  # unfrozen
-        if f_cap[f] < np.inf:
+        if f_cap[comp_f[i]] < np.inf:
             capped = True
     for i in range(nl):
         link = comp_l[i]
@@ -559,11 +505,9 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
             demand[e_link[e]] += e_coef[e]
             count[e_link[e]] += 1
             e = e_fnext[e]
-    level = 0.0
-    if floor > 0.0:  # flows at or above the floor start from it
-        level = floor
+    if level > 0.0:  # flows start from it
         for j in range(nl):
-            residual[comp_l[j]] -= floor * demand[comp_l[j]]
+            residual[comp_l[j]] -= level * demand[comp_l[j]]
     active = nl  # comp_l[:active]: links still carrying unfrozen flows
     unfrozen = nf
     while unfrozen > 0:
@@ -620,11 +564,326 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         f = comp_f[i]
         if f_rate[f] < 0.0:
             f_rate[f] = level
-        f_finish[f] = now + f_rem[f] / f_rate[f] if f_rate[f] > 0.0 else np.inf
-        f_due[f] = _drain_key(f, f_finish, f_rem, f_rate, f_size)
-        f_ver[f] += 1
-        if q_n[Q_ON]:
-            schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_alive)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _take_in(f, now, nf, nl, comp_f, comp_l, was, flow_mark, link_mark, stamp, f_rem, f_t, f_rate, f_head, e_fnext,
+             e_link, e_coef, l_stat):
+    """`_local` takes flow f in (its old rate kept in `was`, its bytes brought up to now, what it put on its
+    links added to their L_MOVE); returns the new counts of flows and links."""
+    flow_mark[f] = stamp
+    comp_f[nf] = f
+    was[nf] = f_rate[f]
+    f_rem[f] -= f_rate[f] * (now - f_t[f])
+    f_t[f] = now
+    e = f_head[f]
+    while e != NONE:
+        link = e_link[e]
+        if link_mark[link] != stamp:
+            link_mark[link] = stamp
+            comp_l[nl] = link
+            nl += 1
+            l_stat[L_MOVE, link] = 0.0
+        l_stat[L_MOVE, link] += e_coef[e] * f_rate[f]
+        e = e_fnext[e]
+    return nf + 1, nl
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _outside_top(link, l_head, e_lnext, e_flow, f_rate, flow_mark, stamp):
+    """The first entry of the link's list whose flow `_local` has not taken in (NONE: none): the fastest
+    of them (the list is in order of the rates they keep)."""
+    e = l_head[link]
+    while e != NONE and flow_mark[e_flow[e]] == stamp:
+        e = e_lnext[e]
+    return e
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _bottleneck(f, f_head, e_fnext, e_link, f_rate, f_cap, capacity, l_stat, link_mark, stamp, residual, demand,
+                l_head, e_flow):
+    """Flow f is at its cap, or one of its links is full (to LOCAL_TOL of its capacity) with no faster flow on
+    it (to LOCAL_TOL of f's rate). For a link `_local` took in, what is left is in `residual` and the top rate
+    is the larger of its taken-in flows' (`demand`) and the others' (L_TOP); any other link is as it was."""
+    rate = f_rate[f]
+    if rate >= f_cap[f] * (1.0 - LOCAL_TOL):
+        return True
+    e = f_head[f]
+    while e != NONE:
+        link = e_link[e]
+        if link_mark[link] == stamp:
+            spare = residual[link]
+            top = max(demand[link], l_stat[L_TOP, link])
+        else:
+            spare = capacity[link] - l_stat[L_SUM, link]
+            head = l_head[link]
+            top = f_rate[e_flow[head]] if head != NONE else 0.0
+        if spare <= LOCAL_TOL * capacity[link] and rate >= top * (1.0 - LOCAL_TOL):
+            return True
+        e = e_fnext[e]
+    return False
+
+
+@njit(cache=True, error_model="numpy")
+def _local(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext, e_flow, e_link, e_coef, f_head,
+           f_alive, f_rem, f_t, f_rate, f_cap, capacity, flow_mark, link_mark, stamp, comp_f, comp_l, demand, count,
+           residual, frozen, l_stat, floor):
+    """Max-min rates found from the seeds outward, taking in only the flows whose rates turn out to move;
+    returns the counts of flows and links taken in (`comp_f`, `comp_l`, marked `stamp`), or -1, -1 when it
+    gives up (then every rate and mark is as it was, the bytes of what it took in brought up to now).
+
+    A rate vector is max-min fair exactly when every flow is at its cap or has a bottleneck: a full link on
+    which no flow is faster. Between two events only the changed links (the seed links, where flows left or
+    capacity moved, and the seeds' links) can break that, so the search starts from the seeds alone: their
+    rates are filled in (`_fill`) with every other flow held at its rate, on what their links have left.
+    Then it looks for flows without a bottleneck: a taken-in flow slower than another on each of its full
+    links (those faster flows must give way: they are taken in), and, on every link taken in, the fastest
+    of the other flows (its bottleneck may have been that link, or lost to a faster newcomer: taken in if
+    it has none now; slower ones were bottlenecked elsewhere, and a link nothing changed keeps its flows,
+    rates and load). What it took in is filled again from 0, with everything else held, until no flow lacks
+    a bottleneck: then these are the max-min rates (they are unique), found at the cost of the flows that
+    moved and the heads of their links. A pipelined collective, whose chunk leaves a path a latency before
+    the next takes it, moves few flows per event however large the component they share. It gives up
+    (and `recompute` follows the component) after LOCAL_ROUNDS fillings, beyond LOCAL_FLOWS flows, or if a
+    link is over capacity (a degraded link).
+    """
+    was = np.empty(LOCAL_FLOWS + 1)
+    nf = 0
+    nl = 0
+    for i in range(n_seed_links):
+        link = seed_links[i]
+        if link_mark[link] != stamp:
+            link_mark[link] = stamp
+            comp_l[nl] = link
+            nl += 1
+            l_stat[L_MOVE, link] = 0.0
+    for i in range(n_seeds):
+        f = seeds[i]
+        if f_alive[f] and flow_mark[f] != stamp:
+            if nf >= LOCAL_FLOWS:
+                break
+            nf, nl = _take_in(f, now, nf, nl, comp_f, comp_l, was, flow_mark, link_mark, stamp, f_rem, f_t, f_rate,
+                              f_head, e_fnext, e_link, e_coef, l_stat)
+    ok = nf < LOCAL_FLOWS
+    for _ in range(LOCAL_ROUNDS):
+        if not ok:
+            break
+        for j in range(nl):
+            link = comp_l[j]
+            residual[link] = capacity[link] - max(l_stat[L_SUM, link] - l_stat[L_MOVE, link], 0.0)
+        for i in range(nf):
+            f_rate[comp_f[i]] = -1.0
+        _fill(0.0, comp_f, nf, comp_l, nl, f_rate, f_cap, residual, demand, count, capacity, l_head, e_lnext, e_flow,
+              f_head, e_fnext, e_link, e_coef, frozen)
+        for j in range(nl):  # each link's top rate: of its taken-in flows (demand), of the others (L_TOP)
+            link = comp_l[j]
+            if residual[link] < -LOCAL_TOL * capacity[link]:
+                ok = False  # over capacity (its capacity fell): the component decides
+            demand[link] = 0.0
+            e = _outside_top(link, l_head, e_lnext, e_flow, f_rate, flow_mark, stamp)
+            l_stat[L_TOP, link] = f_rate[e_flow[e]] if e != NONE else 0.0
+        if not ok:
+            break
+        for i in range(nf):
+            f = comp_f[i]
+            e = f_head[f]
+            while e != NONE:
+                if f_rate[f] > demand[e_link[e]]:
+                    demand[e_link[e]] = f_rate[f]
+                e = e_fnext[e]
+        n_before = nf
+        n_links = nl
+        for i in range(n_before):  # a taken-in flow without a bottleneck: the faster flows on its full links
+            f = comp_f[i]
+            if _bottleneck(f, f_head, e_fnext, e_link, f_rate, f_cap, capacity, l_stat, link_mark, stamp, residual,
+                           demand, l_head, e_flow):
+                continue
+            took = nf
+            e = f_head[f]
+            while e != NONE and ok:
+                link = e_link[e]
+                if residual[link] <= LOCAL_TOL * capacity[link]:
+                    x = _outside_top(link, l_head, e_lnext, e_flow, f_rate, flow_mark, stamp)
+                    while x != NONE and f_rate[e_flow[x]] > f_rate[f] * (1.0 + LOCAL_TOL):
+                        if flow_mark[e_flow[x]] != stamp:
+                            if nf >= LOCAL_FLOWS:
+                                ok = False
+                                break
+                            nf, nl = _take_in(e_flow[x], now, nf, nl, comp_f, comp_l, was, flow_mark, link_mark,
+                                              stamp, f_rem, f_t, f_rate, f_head, e_fnext, e_link, e_coef, l_stat)
+                        x = e_lnext[x]
+                e = e_fnext[e]
+            if nf == took:
+                ok = False  # (no full link, or no faster flow on one: tolerance) the component decides
+            if not ok:
+                break
+        for j in range(n_links):  # the fastest other flows of each link taken in
+            if not ok:
+                break
+            link = comp_l[j]
+            top = l_stat[L_TOP, link]
+            x = _outside_top(link, l_head, e_lnext, e_flow, f_rate, flow_mark, stamp)
+            while x != NONE and f_rate[e_flow[x]] >= top * (1.0 - LOCAL_TOL) and f_rate[e_flow[x]] >= floor:
+                g = e_flow[x]
+                if flow_mark[g] != stamp and not _bottleneck(g, f_head, e_fnext, e_link, f_rate, f_cap, capacity,
+                                                              l_stat, link_mark, stamp, residual, demand, l_head,
+                                                              e_flow):
+                    if nf >= LOCAL_FLOWS:
+                        ok = False
+                        break
+                    nf, nl = _take_in(g, now, nf, nl, comp_f, comp_l, was, flow_mark, link_mark, stamp, f_rem, f_t,
+                                      f_rate, f_head, e_fnext, e_link, e_coef, l_stat)
+                x = e_lnext[x]
+                while x != NONE and flow_mark[e_flow[x]] == stamp:
+                    x = e_lnext[x]
+        if ok and nf == n_before:
+            return nf, nl
+    for i in range(nf):  # given up: everything as it was
+        f = comp_f[i]
+        f_rate[f] = was[i]
+        flow_mark[f] = -1
+    for j in range(nl):
+        link_mark[comp_l[j]] = -1
+    return -1, -1
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _component(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext, e_flow, e_link, e_coef, f_head,
+               f_alive, f_rem, f_t, f_rate, capacity, flow_mark, link_mark, stamp, comp_f, comp_l, residual, l_stat,
+               floor, limit):
+    """The component connected to the seed flows and links through flows at or above `floor` (`recompute`),
+    marked `stamp`, in `comp_f` and `comp_l`, with what each link has left for it in `residual`; its flows'
+    bytes brought up to now and their rates set to -1 (unfrozen). Returns the counts of flows and links, how
+    many seed links were left out (moved to the front of `seed_links`) and how many entries of link lists
+    were walked. With more than `limit` flows it stops: nothing is marked and -1 flows are returned."""
+    nf = 0
+    nl = 0
+    walked = 0
+    for i in range(n_seeds):
+        f = seeds[i]
+        if f_alive[f] and flow_mark[f] != stamp:
+            flow_mark[f] = stamp
+            comp_f[nf] = f
+            nf += 1
+    n_skip = 0  # seed links left out (seed_links[:n_skip]): empty, or all their flows below the floor
+    for i in range(n_seed_links):
+        link = seed_links[i]
+        head = l_head[link]
+        if head == NONE or flow_mark[e_flow[head]] == stamp or f_rate[e_flow[head]] < floor:
+            seed_links[i] = seed_links[n_skip]  # (a seed at the head brings its link in anyway)
+            seed_links[n_skip] = link
+            n_skip += 1
+        elif link_mark[link] != stamp:
+            link_mark[link] = stamp
+            comp_l[nl] = link
+            nl += 1
+    i_f = 0
+    i_l = 0
+    while (i_f < nf or i_l < nl) and nf <= limit:  # closure: a flow pulls in its links, a link its flows
+        while i_f < nf:
+            e = f_head[comp_f[i_f]]
+            i_f += 1
+            while e != NONE:
+                link = e_link[e]
+                if link_mark[link] != stamp:
+                    link_mark[link] = stamp
+                    comp_l[nl] = link
+                    nl += 1
+                e = e_fnext[e]
+        while i_l < nl and nf <= limit:  # a link's list: seeds, then the rest by falling rate; only its head
+            link = comp_l[i_l]
+            e = l_head[link]
+            i_l += 1
+            moving = 0.0  # what the component's flows put on the link now
+            while e != NONE:
+                walked += 1
+                f = e_flow[e]
+                if flow_mark[f] != stamp:
+                    if f_rate[f] < floor:
+                        break  # it and all after it keep their rates
+                    flow_mark[f] = stamp
+                    comp_f[nf] = f
+                    nf += 1
+                moving += e_coef[e] * f_rate[f]
+                e = e_lnext[e]
+            # what the flows below the floor take of the link (none when the walk reached the end)
+            fixed = max(l_stat[L_SUM, link] - moving, 0.0) if e != NONE else 0.0
+            residual[link] = capacity[link] - fixed
+    if nf > limit:
+        for i in range(nf):
+            flow_mark[comp_f[i]] = -1
+        for j in range(nl):
+            link_mark[comp_l[j]] = -1
+        return -1, -1, 0, walked
+    for i in range(nf):
+        f = comp_f[i]
+        f_rem[f] -= f_rate[f] * (now - f_t[f])  # bytes up to now, at the old rate
+        f_t[f] = now
+        f_rate[f] = -1.0  # unfrozen
+    return nf, nl, n_skip, walked
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _rated(f, now, f_rem, f_rate, f_size, f_finish, f_due, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots,
+           f_alive):
+    """Flow f has its new rate (its bytes are as of now): its predicted drain, drain key and queue entries."""
+    f_finish[f] = now + f_rem[f] / f_rate[f] if f_rate[f] > 0.0 else np.inf
+    f_due[f] = _drain_key(f, f_finish, f_rem, f_rate, f_size)
+    f_ver[f] += 1
+    if q_n[Q_ON]:
+        schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_alive)
+
+
+@njit(cache=True, error_model="numpy")
+def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_lprev, e_fnext, e_flow, e_link, e_coef,
+              f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, f_due, capacity, load, flow_mark, link_mark,
+              stamp, comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total, peak, bins, runs,
+              width, n_slots, flow_free, n_free, l_stat, f_size, f_ver, q_key, q_id, q_n, local, floor=0.0):
+    """Max-min rates for the component connected to the seed flows and links. Returns its flow count (or
+    how many flows `_local` took in), the earliest predicted drain over the live flows,
+    `flow_free[n_free:n_slots]` (the next wake-up), how many entries of link lists it walked (what following
+    the component through links cost), and whether `_local` settled it.
+
+    `local`: a component of more flows than this is first settled from what changed (`_local`), and filled
+    whole only if that gives up; -1: never.
+
+    `floor` (a level no rate below which can change, see `change_floor`; 0: none known) limits the work to
+    what can move: the component is followed only through flows whose rate is at least `floor` (and the
+    seeds); flows below it keep their rates and only take their share off the links' capacity, and the
+    filling starts at `floor` instead of 0.
+
+    `flow_mark`/`link_mark` hold `stamp` for what this call visits (the caller bumps the stamp, so
+    nothing is cleared). `comp_f`, `comp_l`, `demand`, `count`, `residual`, `frozen` (per flow slot) and
+    `changed` (per link) are scratch space. With
+    `metered`, a link's old load is added to the meter's arrays (`since`, `total`, `peak`, `bins`/`runs` of
+    `width`) just before it changes, so the meter costs what changed too (links with no entries
+    beyond the real links, such as endpoint caps, are never metered: `since` covers the real links).
+    """
+    settled = False
+    # a small component is filled at once; a larger one is first settled from what changed, if it can be
+    nf, nl, n_skip, walked = _component(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext,
+                                        e_flow, e_link, e_coef, f_head, f_alive, f_rem, f_t, f_rate, capacity,
+                                        flow_mark, link_mark, stamp, comp_f, comp_l, residual, l_stat, floor,
+                                        local if local >= 0 else n_slots)
+    if nf < 0:
+        nf, nl = _local(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext, e_flow, e_link,
+                        e_coef, f_head, f_alive, f_rem, f_t, f_rate, f_cap, capacity, flow_mark, link_mark, stamp, comp_f,
+                        comp_l, demand, count, residual, frozen, l_stat, floor)
+        settled = nf >= 0
+        n_skip = 0
+    if nf < 0:
+        nf, nl, n_skip, more = _component(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext,
+                                          e_flow, e_link, e_coef, f_head, f_alive, f_rem, f_t, f_rate, capacity,
+                                          flow_mark, link_mark, stamp, comp_f, comp_l, residual, l_stat, floor,
+                                          n_slots)
+        walked += more
+    if not settled:
+        _fill(floor, comp_f, nf, comp_l, nl, f_rate, f_cap, residual, demand, count, capacity, l_head, e_lnext,
+              e_flow, f_head, e_fnext, e_link, e_coef, frozen)
+    for i in range(nf):
+        f = comp_f[i]
+        _rated(f, now, f_rem, f_rate, f_size, f_finish, f_due, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots,
+               f_alive)
     # links whose load changed (a load that did not keeps running: nothing to account); not a literal 0,
     # for which numba would compile `account` once more
     n_changed = np.int64(0)
@@ -659,7 +918,7 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         n_changed = _new_load(link, carried, load, demand, changed, n_changed, metered, since)
     if n_changed:
         account(changed, n_changed, demand, now, load, since, total, peak, bins, runs, width)
-    return nf, next_finish(f_alive, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_finish), walked
+    return nf, next_finish(f_alive, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_finish), walked, settled
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -785,9 +1044,10 @@ IDLE, DONE, FOREIGN, ROOM, METER, ONE, UNROUTED = range(7)
 # (P_MOVING: transfers of the loop with bytes still draining; P_RATED: flows whose rates were recomputed,
 # summed over the recomputations, what max-min cost; P_WALKED: entries of link lists they walked;
 # P_JOINED: flow records that joined a flow of their class instead of making one, `_same_flow`; P_CLASSES:
-# 1 when they may)
+# 1 when they may; P_LOCAL: components of more flows than this are first settled by `_local`, -1: none;
+# P_SETTLED: how many it settled)
 P_HEAP, P_SENT, P_PHASE, P_CURSOR, P_READY, P_FOREIGN, P_RATES, P_NEED_F, P_NEED_E, P_UNROUTED, P_NOTE, \
-    P_MOVING, P_RATED, P_WALKED, P_JOINED, P_CLASSES, P_N = range(17)
+    P_MOVING, P_RATED, P_WALKED, P_JOINED, P_CLASSES, P_LOCAL, P_SETTLED, P_N = range(19)
 # slots of the store's int64 counters `sc`
 S_FLOW_FREE, S_ENTRY_FREE, S_SEEDS, S_SEED_LINKS, S_STAMP = range(5)
 
@@ -1057,21 +1317,24 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
         ps[P_CURSOR] = 0
         ps[P_PHASE] = 0
         if sc[S_SEEDS] or sc[S_SEED_LINKS]:
-            floor = fs[2]  # the least rate that drained now (inf: none; see change_floor)
+            # the least rate that drained now (inf: none; see change_floor), a hair low: flows at one level
+            # can differ in their last bits when their rates were found in different recomputations
+            floor = fs[2] * (1.0 - FLOOR_MARGIN)
             if sc[S_SEEDS] and floor > 0.0:  # and what the new flows allow
                 floor = min(floor, change_floor(seeds, sc[S_SEEDS], f_cap, f_head, e_fnext, e_link, capacity, l_stat))
             if floor == np.inf:
                 floor = 0.0
-            nf, nxt, walked = recompute(
+            nf, nxt, walked, settled = recompute(
                 now, seeds, sc[S_SEEDS], seed_links, sc[S_SEED_LINKS], l_head, e_lnext, e_lprev, e_fnext, e_flow,
                 e_link, e_coef, f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, f_due, capacity, load, flow_mark,
                 link_mark, sc[S_STAMP], comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total,
                 peak, bins, runs, width, n_slots, flow_free, sc[S_FLOW_FREE], l_stat, f_size, f_ver, q_key, q_id, q_n,
-                floor)
+                ps[P_LOCAL], floor)
             if nf > 0:
                 ps[P_RATES] += 1
                 ps[P_RATED] += nf
             ps[P_WALKED] += walked
+            ps[P_SETTLED] += settled
         else:
             nxt = next_finish(f_alive, f_ver, q_key, q_id, q_n, flow_free, sc[S_FLOW_FREE], n_slots, f_finish)
         sc[S_SEEDS] = 0
