@@ -657,14 +657,15 @@ def _local(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fne
             comp_l[nl] = link
             nl += 1
             l_stat[L_MOVE, link] = 0.0
+    ok = True
     for i in range(n_seeds):
         f = seeds[i]
         if f_alive[f] and flow_mark[f] != stamp:
             if nf >= LOCAL_FLOWS:
+                ok = False
                 break
             nf, nl = _take_in(f, now, nf, nl, comp_f, comp_l, was, flow_mark, link_mark, stamp, f_rem, f_t, f_rate,
                               f_head, e_fnext, e_link, e_coef, l_stat)
-    ok = nf < LOCAL_FLOWS
     for _ in range(LOCAL_ROUNDS):
         if not ok:
             break
@@ -691,6 +692,9 @@ def _local(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fne
                 if f_rate[f] > demand[e_link[e]]:
                     demand[e_link[e]] = f_rate[f]
                 e = e_fnext[e]
+        # (a link taken in during these checks has stale `residual`, `demand` and L_TOP until the next round's
+        # filling; a round that takes anything in is always followed by one, so the round that returns reads
+        # only fresh values)
         n_before = nf
         n_links = nl
         for i in range(n_before):  # a taken-in flow without a bottleneck: the faster flows on its full links
@@ -842,7 +846,8 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
     """Max-min rates for the component connected to the seed flows and links. Returns its flow count (or
     how many flows `_local` took in), the earliest predicted drain over the live flows,
     `flow_free[n_free:n_slots]` (the next wake-up), how many entries of link lists it walked (what following
-    the component through links cost), and whether `_local` settled it.
+    the component through links cost), and whether `_local` settled it with flows to rate (a recomputation
+    that rated none, such as one only links a flow left were seeds of, is not counted).
 
     `local`: a component of more flows than this is first settled from what changed (`_local`), and filled
     whole only if that gives up; -1: never.
@@ -859,7 +864,7 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
     `width`) just before it changes, so the meter costs what changed too (links with no entries
     beyond the real links, such as endpoint caps, are never metered: `since` covers the real links).
     """
-    settled = False
+    settled = False  # (by `_local`)
     # a small component is filled at once; a larger one is first settled from what changed, if it can be
     nf, nl, n_skip, walked = _component(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext,
                                         e_flow, e_link, e_coef, f_head, f_alive, f_rem, f_t, f_rate, capacity,
@@ -918,7 +923,8 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         n_changed = _new_load(link, carried, load, demand, changed, n_changed, metered, since)
     if n_changed:
         account(changed, n_changed, demand, now, load, since, total, peak, bins, runs, width)
-    return nf, next_finish(f_alive, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_finish), walked, settled
+    return (nf, next_finish(f_alive, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_finish), walked,
+            settled and nf > 0)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
