@@ -483,7 +483,7 @@ def _new_load(link, carried, load, demand, changed, n_changed, metered, since):
     return n_changed
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _fill(level, comp_f, nf, comp_l, nl, f_rate, f_cap, residual, demand, count, capacity, l_head, e_lnext, e_flow,
           f_head, e_fnext, e_link, e_coef, frozen):
     """Progressive filling of flows `comp_f[:nf]` (rates set to -1: unfrozen) on links `comp_l[:nl]`, whose
@@ -566,7 +566,7 @@ def _fill(level, comp_f, nf, comp_l, nl, f_rate, f_cap, residual, demand, count,
             f_rate[f] = level
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _take_in(f, now, nf, nl, comp_f, comp_l, was, flow_mark, link_mark, stamp, f_rem, f_t, f_rate, f_head, e_fnext,
              e_link, e_coef, l_stat):
     """`_local` takes flow f in (its old rate kept in `was`, its bytes brought up to now, what it put on its
@@ -599,7 +599,7 @@ def _outside_top(link, l_head, e_lnext, e_flow, f_rate, flow_mark, stamp):
     return e
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _bottleneck(f, f_head, e_fnext, e_link, f_rate, f_cap, capacity, l_stat, link_mark, stamp, residual, demand,
                 l_head, e_flow):
     """Flow f is at its cap, or one of its links is full (to LOCAL_TOL of its capacity) with no faster flow on
@@ -751,7 +751,7 @@ def _local(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fne
     return -1, -1
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _component(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext, e_flow, e_link, e_coef, f_head,
                f_alive, f_rem, f_t, f_rate, capacity, flow_mark, link_mark, stamp, comp_f, comp_l, residual, l_stat,
                floor, limit):
