@@ -23,8 +23,8 @@ Printed per case: transfers, flows made (transfers less those that joined a clas
 (`fluid_kernel.advance`, the best of 3) and the run's (`sim.run`, best of 3) each way, the ratios, and
 whether the simulated end times agree to 1e-9 (the switches change only floating-point rounding). Where
 they do not, the case is sensitive to rounding: ECMP runs on these fabrics whose flows end at nearly one
-instant can take one event or two, and the gather's end moves by up to 1e-3 when capacities are perturbed
-by 1e-15 with both switches on (measured; validation/README, item 2). Prints figures; asserts nothing.
+instant can take one event or two: the gather's end moved by 4e-4 when capacities were perturbed by 1e-15
+with both switches on, and by 3e-5 to 7e-4 (1e-15, 1e-13) with local_rates off (validation/README, item 2). Prints figures; asserts nothing.
 
     .venv/bin/python benchmarks/switches.py                              # flow classes, every case
     .venv/bin/python benchmarks/switches.py tree hd --switch local_rates

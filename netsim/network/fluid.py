@@ -141,10 +141,11 @@ class FluidNetwork(NetworkModel):
     name = "fluid"
     help = "flow level: links shared max-min fairly by the flows crossing them, rates recomputed as flows start and end"
     check_rates = False  # tests switch this on to compare every partial recomputation with a full one
-    local_rates = True  # a recomputation whose component has more than `local_after` flows starts from what
-    local_after = kernel.LOCAL_AFTER  # changed (`fluid_kernel._local`; the same rates to rounding: benchmarks
-    # and tests switch it off to compare, tests lower the threshold to try it everywhere; read when a network
-    # is made)
+    # a recomputation whose component has more than `local_after` flows first settles from what changed
+    # (`fluid_kernel._local`; the same rates to rounding): benchmarks and tests switch it off to compare, tests
+    # lower the threshold to try it everywhere (both read when a network is made)
+    local_rates = True
+    local_after = kernel.LOCAL_AFTER
     reference = False  # tests switch this on to recompute every flow with the plain numpy solver
 
     def __init__(self, *args, **kwargs):
@@ -167,8 +168,8 @@ class FluidNetwork(NetworkModel):
         self._wake_at: float | None = None  # the instant of the pending wake-up, if any
         self._loop = Loop()  # the dataflows running in compiled code
         self._loop.ps[kernel.P_CLASSES] = self.flow_classes
-        self._local = int(self.local_after) if self.local_rates else -1
-        self._loop.ps[kernel.P_LOCAL] = self._local
+        self._local_after = int(self.local_after) if self.local_rates else -1  # (-1: never)
+        self._loop.ps[kernel.P_LOCAL] = self._local_after
         self._broken: Exception | None = None  # the routing error that stopped the compiled loop, if any
         self._kick = False  # a dataflow was started: settle at this instant
         self.rate_computations = 0
@@ -498,7 +499,7 @@ class FluidNetwork(NetworkModel):
                 s.f_due, self._capacity,
                 s.load, s.flow_mark, s.link_mark, s.stamp, s.comp_f, s.comp_l, s.demand, s.count, s.residual, s.frozen,
                 s.changed, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, s.flows,
-                s.flow_free, s.n_flow_free, s.l_stat, s.f_size, s.f_ver, s.q_key, s.q_id, s.q_n, self._local)
+                s.flow_free, s.n_flow_free, s.l_stat, s.f_size, s.f_ver, s.q_key, s.q_id, s.q_n, self._local_after)
             self.rate_computations += flows > 0
             self.flows_rated += flows
             self.entries_walked += walked

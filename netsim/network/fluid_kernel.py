@@ -590,13 +590,21 @@ def _take_in(f, now, nf, nl, comp_f, comp_l, was, flow_mark, link_mark, stamp, f
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _outside_top(link, l_head, e_lnext, e_flow, f_rate, flow_mark, stamp):
-    """The first entry of the link's list whose flow `_local` has not taken in (NONE: none): the fastest
-    of them (the list is in order of the rates they keep)."""
-    e = l_head[link]
+def _outside(e, e_lnext, e_flow, flow_mark, stamp):
+    """Entry e of a link's list, or the first after it whose flow `_local` has not taken in (NONE: none).
+    From the head: the fastest of those flows (the list is in order of the rates they keep)."""
     while e != NONE and flow_mark[e_flow[e]] == stamp:
         e = e_lnext[e]
     return e
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _unmark(comp_f, nf, comp_l, nl, flow_mark, link_mark):
+    """Flows `comp_f[:nf]` and links `comp_l[:nl]` are no longer marked (as before a search that gave up)."""
+    for i in range(nf):
+        flow_mark[comp_f[i]] = -1
+    for j in range(nl):
+        link_mark[comp_l[j]] = -1
 
 
 @njit(cache=True, error_model="numpy")
@@ -681,7 +689,7 @@ def _local(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fne
             if residual[link] < -LOCAL_TOL * capacity[link]:
                 ok = False  # over capacity (its capacity fell): the component decides
             demand[link] = 0.0
-            e = _outside_top(link, l_head, e_lnext, e_flow, f_rate, flow_mark, stamp)
+            e = _outside(l_head[link], e_lnext, e_flow, flow_mark, stamp)
             l_stat[L_TOP, link] = f_rate[e_flow[e]] if e != NONE else 0.0
         if not ok:
             break
@@ -707,15 +715,14 @@ def _local(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fne
             while e != NONE and ok:
                 link = e_link[e]
                 if residual[link] <= LOCAL_TOL * capacity[link]:
-                    x = _outside_top(link, l_head, e_lnext, e_flow, f_rate, flow_mark, stamp)
+                    x = _outside(l_head[link], e_lnext, e_flow, flow_mark, stamp)
                     while x != NONE and f_rate[e_flow[x]] > f_rate[f] * (1.0 + LOCAL_TOL):
-                        if flow_mark[e_flow[x]] != stamp:
-                            if nf >= LOCAL_FLOWS:
-                                ok = False
-                                break
-                            nf, nl = _take_in(e_flow[x], now, nf, nl, comp_f, comp_l, was, flow_mark, link_mark,
-                                              stamp, f_rem, f_t, f_rate, f_head, e_fnext, e_link, e_coef, l_stat)
-                        x = e_lnext[x]
+                        if nf >= LOCAL_FLOWS:
+                            ok = False
+                            break
+                        nf, nl = _take_in(e_flow[x], now, nf, nl, comp_f, comp_l, was, flow_mark, link_mark, stamp,
+                                          f_rem, f_t, f_rate, f_head, e_fnext, e_link, e_coef, l_stat)
+                        x = _outside(e_lnext[x], e_lnext, e_flow, flow_mark, stamp)
                 e = e_fnext[e]
             if nf == took:
                 ok = False  # (no full link, or no faster flow on one: tolerance) the component decides
@@ -726,28 +733,22 @@ def _local(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fne
                 break
             link = comp_l[j]
             top = l_stat[L_TOP, link]
-            x = _outside_top(link, l_head, e_lnext, e_flow, f_rate, flow_mark, stamp)
+            x = _outside(l_head[link], e_lnext, e_flow, flow_mark, stamp)
             while x != NONE and f_rate[e_flow[x]] >= top * (1.0 - LOCAL_TOL) and f_rate[e_flow[x]] >= floor:
                 g = e_flow[x]
-                if flow_mark[g] != stamp and not _bottleneck(g, f_head, e_fnext, e_link, f_rate, f_cap, capacity,
-                                                              l_stat, link_mark, stamp, residual, demand, l_head,
-                                                              e_flow):
+                if not _bottleneck(g, f_head, e_fnext, e_link, f_rate, f_cap, capacity, l_stat, link_mark, stamp,
+                                   residual, demand, l_head, e_flow):
                     if nf >= LOCAL_FLOWS:
                         ok = False
                         break
                     nf, nl = _take_in(g, now, nf, nl, comp_f, comp_l, was, flow_mark, link_mark, stamp, f_rem, f_t,
                                       f_rate, f_head, e_fnext, e_link, e_coef, l_stat)
-                x = e_lnext[x]
-                while x != NONE and flow_mark[e_flow[x]] == stamp:
-                    x = e_lnext[x]
+                x = _outside(e_lnext[x], e_lnext, e_flow, flow_mark, stamp)
         if ok and nf == n_before:
             return nf, nl
     for i in range(nf):  # given up: everything as it was
-        f = comp_f[i]
-        f_rate[f] = was[i]
-        flow_mark[f] = -1
-    for j in range(nl):
-        link_mark[comp_l[j]] = -1
+        f_rate[comp_f[i]] = was[i]
+    _unmark(comp_f, nf, comp_l, nl, flow_mark, link_mark)
     return -1, -1
 
 
@@ -814,10 +815,7 @@ def _component(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e
             fixed = max(l_stat[L_SUM, link] - moving, 0.0) if e != NONE else 0.0
             residual[link] = capacity[link] - fixed
     if nf > limit:
-        for i in range(nf):
-            flow_mark[comp_f[i]] = -1
-        for j in range(nl):
-            link_mark[comp_l[j]] = -1
+        _unmark(comp_f, nf, comp_l, nl, flow_mark, link_mark)
         return -1, -1, 0, walked
     for i in range(nf):
         f = comp_f[i]
@@ -874,8 +872,7 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         nf, nl = _local(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext, e_flow, e_link,
                         e_coef, f_head, f_alive, f_rem, f_t, f_rate, f_cap, capacity, flow_mark, link_mark, stamp, comp_f,
                         comp_l, demand, count, residual, frozen, l_stat, floor)
-        settled = nf >= 0
-        n_skip = 0
+        settled = nf >= 0  # (n_skip is 0: the stopped search left none out)
     if nf < 0:
         nf, nl, n_skip, more = _component(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext,
                                           e_flow, e_link, e_coef, f_head, f_alive, f_rem, f_t, f_rate, capacity,

@@ -416,7 +416,7 @@ def test_local_recomputation_rates_only_the_flows_that_move(monkeypatch, faults)
     monkeypatch.setattr(FluidNetwork, "local_rates", False)
     whole, ref = run(monkeypatch, topo, plan, True, faults=faults)
     assert ref.settled_locally == 0 and net.settled_locally > 0.5 * net.rate_computations
-    # (measured: 0.51 here, 0.67 with the faults; 0.12 on 1,024 GPUs, benchmarks/contention.py)
+    # (measured: 0.51 here, 0.67 with the faults; 0.18 on 1,024 GPUs, benchmarks/switches.py)
     assert net.flows_rated < (0.75 if faults else 0.6) * ref.flows_rated
     same_ends(local.transfers, whole.transfers)
     np.testing.assert_allclose(local.links["carried_B"].to_numpy(), whole.links["carried_B"].to_numpy(), rtol=1e-9)
