@@ -44,7 +44,7 @@ class _Store:
                    "f_finish": float, "f_batch": np.int64, "f_index": np.int64, "f_head": np.int64,
                    "flow_mark": np.int64, "seed_mark": np.int64, "seeds": np.int64, "comp_f": np.int64,
                    "scratch": np.int64, "scratch_batch": np.int64, "scratch_index": np.int64, "frozen": np.int64,
-                   "f_pos": np.int64, "f_ver": np.int64, "f_due": float}
+                   "f_pos": np.int64, "f_ver": np.int64, "f_due": float, "w_key": float, "w_idx": np.int64}
     QUEUES = (8192, 2048)  # live flows from which the kernel keeps its drain queues, and below which it stops
     ENTRY_FIELDS = {"e_flow": np.int64, "e_link": np.int64, "e_coef": float, "e_lnext": np.int64,
                     "e_lprev": np.int64, "e_fnext": np.int64}
@@ -316,7 +316,8 @@ class FluidNetwork(NetworkModel):
                 s.seed_links, s.comp_l, s.demand, s.count, s.residual, s.frozen, s.changed, s.load, s.flow_free, s.f_pos,
                 s.entry_free,
                 self._capacity, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, ps,
-                fs, *loop.kernel_args(), s.l_stat, s.f_ver, s.q_key, s.q_id, s.q_n, s.f_due)
+                fs, *loop.kernel_args(), s.l_stat, s.f_ver, s.q_key, s.q_id, s.q_n, s.f_due, s.w_key,
+                s.w_idx)
             s.n_flow_free, s.n_entry_free, s.n_seeds, s.n_seed_links, s.stamp = (int(x) for x in sc)
             self.rate_computations += int(ps[kernel.P_RATES]) - rates_before
             self.flows_rated += int(ps[kernel.P_RATED]) - rated_before
@@ -457,7 +458,8 @@ class FluidNetwork(NetworkModel):
             now, s.flows, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_batch, s.f_index, s.scratch,
             s.scratch_batch, s.scratch_index, s.f_head, s.f_finish, s.e_link, s.e_lnext, s.e_lprev, s.e_fnext,
             s.l_head, s.flow_free, s.f_pos, s.n_flow_free, s.entry_free, s.n_entry_free, s.seed_links,
-            s.n_seed_links, s.seed_link_mark, s.stamp, s.e_coef, s.l_stat, s.f_ver, s.q_key, s.q_id, s.q_n, s.f_due)
+            s.n_seed_links, s.seed_link_mark, s.stamp, s.e_coef, s.l_stat, s.f_ver, s.q_key, s.q_id, s.q_n, s.f_due,
+            s.w_key, s.w_idx)
         if not k:
             return False
         self._python_drained(s.scratch_batch[:k].copy(), s.scratch_index[:k].copy(), now)
@@ -499,7 +501,8 @@ class FluidNetwork(NetworkModel):
                 s.f_due, self._capacity,
                 s.load, s.flow_mark, s.link_mark, s.stamp, s.comp_f, s.comp_l, s.demand, s.count, s.residual, s.frozen,
                 s.changed, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, s.flows,
-                s.flow_free, s.n_flow_free, s.l_stat, s.f_size, s.f_ver, s.q_key, s.q_id, s.q_n, self._local_after)
+                s.flow_free, s.n_flow_free, s.l_stat, s.f_size, s.f_ver, s.q_key, s.q_id, s.q_n, s.w_key, s.w_idx,
+                self._local_after)
             self.rate_computations += flows > 0
             self.flows_rated += flows
             self.entries_walked += walked

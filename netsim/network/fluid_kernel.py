@@ -60,7 +60,13 @@ reference the tests compare against): every unfrozen flow of the component rises
 saturates (residual <= SATURATED x capacity) or a flow reaches its cap; the flows there freeze at that
 level. Each round costs the links still loaded, plus the entries of the flows it freezes.
 
-The functions are compiled with numba on first use and cached on disk, so later runs start at once.
+The functions are compiled with numba on first use and cached on disk, so later runs start at once. Those
+the loop calls are compiled without numba's reference counting (`_nrt=False`): they allocate nothing (scratch
+comes from the store: `w_key`, `w_idx`; `_arrivals` sorts in place) and every array they touch belongs to
+the caller for the whole call, so counting references at each call's entry and exit (two atomic operations
+per array argument, and `recompute` takes ~50) bought nothing: without it the loop runs 23-27% faster. A function
+allocating with NRT off fails to compile, so this cannot go wrong silently; the few called only from Python
+that allocate keep it.
 """
 
 from __future__ import annotations
@@ -144,7 +150,7 @@ def link_entries(f, links, coefs, lo, hi, entry_free, n_entry_free, e_flow, e_li
     return n_entry_free
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def account(links, n, new_load, now, load, since, total, peak, bins, runs, width):
     """Links links[:n] carried `load[link]` bytes/s since `since[link]` and carry `new_load[link]` from `now`:
     add the old load to each one's total, peak and time bins (of `width` seconds; the caller has made
@@ -262,7 +268,7 @@ def remove_flows(slots, f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_f
     return n_flow_free, n_entry_free, n_seed_links
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _q_push(q_key, q_id, q_n, w, key, f, ver):
     """Queue w gets (key, flow f at version ver); a binary min-heap on key."""
     i = q_n[w]
@@ -280,7 +286,7 @@ def _q_push(q_key, q_id, q_n, w, key, f, ver):
     q_id[w, 1, i] = ver
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _q_pop(q_key, q_id, q_n, w):
     """Queue w loses its least entry."""
     n = q_n[w] - 1
@@ -305,7 +311,7 @@ def _q_pop(q_key, q_id, q_n, w):
         q_id[w, 1, i] = ver
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _drain_key(f, f_finish, f_rem, f_rate, f_size):
     """The first instant flow f passes the drain test of `drained` (-inf: already; inf: never at its rate)."""
     if f_rate[f] <= 0.0:
@@ -313,7 +319,7 @@ def _drain_key(f, f_finish, f_rem, f_rate, f_size):
     return min(f_finish[f] - FINISH_REL * f_size[f] / f_rate[f], f_finish[f] / (1.0 + FINISH_CLOCK))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _q_add(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n):
     """Flow f's entries in both queues (at its current version)."""
     if f_finish[f] < np.inf:
@@ -323,7 +329,7 @@ def _q_add(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n):
         _q_push(q_key, q_id, q_n, Q_DRAIN, key, f, f_ver[f])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def rebuild_queues(flow_free, lo, hi, f_alive, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n):
     """Both queues anew from the live flows `flow_free[lo:hi]` (their stale entries gone)."""
     q_n[Q_FINISH] = 0
@@ -334,7 +340,7 @@ def rebuild_queues(flow_free, lo, hi, f_alive, f_finish, f_rem, f_rate, f_size, 
             _q_add(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_free, lo, hi, f_alive):
     """Flow f's predicted drain changed and the queues are kept: its new version (the caller moved
     `f_ver[f]` on; older entries are stale and dropped when they come up) goes in. A full queue is rebuilt
@@ -364,7 +370,7 @@ def _take(f, k, out, out_batch, out_index, f_batch, f_index, f_ver):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, out, out_batch, out_index, f_finish, f_ver,
-            q_key, q_id, q_n, flow_free, lo, hi, f_pos, f_due):
+            q_key, q_id, q_n, flow_free, lo, hi, f_pos, f_due, w_key, w_idx):
     """Flows whose bytes are (within tolerance) gone at `now`, among the live slots `flow_free[lo:hi]`: their
     slots, batches and indices within the batch are written to `out`, `out_batch`, `out_index`; returns how
     many. With many live flows (`q_n[Q_FROM]`; the queues start or stop here) only the drain queue's entries
@@ -403,29 +409,27 @@ def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, out, out
         _q_push(q_key, q_id, q_n, Q_DRAIN, _drain_key(f, f_finish, f_rem, f_rate, f_size), f, f_ver[f])
     if k > 1:  # in the order a scan finds them (what is freed and summed first moves last bits)
         dense = 4 * (hi - lo) > hi
-        keys = np.empty(k)
-        order = np.empty(k, dtype=np.int64)
         m = np.int64(0)
         for i in range(k):
-            m = _heap_push(keys, order, m, float(out[i] if dense else f_pos[out[i]]), out[i])
+            m = _heap_push(w_key, w_idx, m, float(out[i] if dense else f_pos[out[i]]), out[i])
         for i in range(k):
-            f = order[0]
-            m = _heap_pop(keys, order, m)
+            f = w_idx[0]
+            m = _heap_pop(w_key, w_idx, m)
             out[i] = f
             out_batch[i] = f_batch[f]
             out_index[i] = f_index[f]
     return k
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, out,
           out_batch, out_index, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos,
           n_flow_free, entry_free, n_entry_free, seed_links, n_seed_links, seed_link_mark, stamp, e_coef, l_stat,
-          f_ver, q_key, q_id, q_n, f_due):
+          f_ver, q_key, q_id, q_n, f_due, w_key, w_idx):
     """`drained`, then `remove_flows` on what drained, in one call (one per event: calls cost microseconds).
     Returns (drained count, flow free count, entry free count, seed link count)."""
     k = drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, out, out_batch, out_index, f_finish, f_ver,
-                q_key, q_id, q_n, flow_free, n_flow_free, n_slots, f_pos, f_due)
+                q_key, q_id, q_n, flow_free, n_flow_free, n_slots, f_pos, f_due, w_key, w_idx)
     if k:
         n_flow_free, n_entry_free, n_seed_links = remove_flows(
             out[:k], f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos, n_flow_free,
@@ -433,14 +437,12 @@ def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, o
     return k, n_flow_free, n_entry_free, n_seed_links
 
 
-@njit(cache=True, error_model="numpy")
-def _sort_link(link, moved, l_head, e_lnext, e_lprev, e_flow, f_rate, flow_mark, stamp):
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _sort_link(link, l_head, e_lnext, e_lprev, e_flow, f_rate, flow_mark, stamp, keys, entries):
     """Put the link's list back in order of falling rate after a recomputation. Only the component's flows
     (marked `stamp`, `moved` of them on this link) changed rates; the others are still in order, so the
     component's entries are taken out, sorted, and merged back in: the list's length plus the sort of the
-    few that moved."""
-    keys = np.empty(moved)  # -rate: ascending keys are falling rates
-    entries = np.empty(moved, dtype=np.int64)
+    few that moved; `keys` (-rate: ascending keys are falling rates) and `entries` are their heap's scratch."""
     m = np.int64(0)
     e = l_head[link]
     while e != NONE:  # take the component's entries out
@@ -483,7 +485,7 @@ def _new_load(link, carried, load, demand, changed, n_changed, metered, since):
     return n_changed
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _fill(level, comp_f, nf, comp_l, nl, f_rate, f_cap, residual, demand, count, capacity, l_head, e_lnext, e_flow,
           f_head, e_fnext, e_link, e_coef, frozen):
     """Progressive filling of flows `comp_f[:nf]` (rates set to -1: unfrozen) on links `comp_l[:nl]`, whose
@@ -566,7 +568,7 @@ def _fill(level, comp_f, nf, comp_l, nl, f_rate, f_cap, residual, demand, count,
             f_rate[f] = level
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _take_in(f, now, nf, nl, comp_f, comp_l, was, flow_mark, link_mark, stamp, f_rem, f_t, f_rate, f_head, e_fnext,
              e_link, e_coef, l_stat):
     """`_local` takes flow f in (its old rate kept in `was`, its bytes brought up to now, what it put on its
@@ -607,7 +609,7 @@ def _unmark(comp_f, nf, comp_l, nl, flow_mark, link_mark):
         link_mark[comp_l[j]] = -1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _bottleneck(f, f_head, e_fnext, e_link, f_rate, f_cap, capacity, l_stat, link_mark, stamp, residual, demand,
                 l_head, e_flow):
     """Flow f is at its cap, or one of its links is full (to LOCAL_TOL of its capacity) with no faster flow on
@@ -632,10 +634,10 @@ def _bottleneck(f, f_head, e_fnext, e_link, f_rate, f_cap, capacity, l_stat, lin
     return False
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _local(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext, e_flow, e_link, e_coef, f_head,
            f_alive, f_rem, f_t, f_rate, f_cap, capacity, flow_mark, link_mark, stamp, comp_f, comp_l, demand, count,
-           residual, frozen, l_stat, floor):
+           residual, frozen, l_stat, floor, was):
     """Max-min rates found from the seeds outward, taking in only the flows whose rates turn out to move;
     returns the counts of flows and links taken in (`comp_f`, `comp_l`, marked `stamp`), or -1, -1 when it
     gives up (then every rate and mark is as it was, the bytes of what it took in brought up to now).
@@ -653,9 +655,9 @@ def _local(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fne
     moved and the heads of their links. A pipelined collective, whose chunk leaves a path a latency before
     the next takes it, moves few flows per event however large the component they share. It gives up
     (and `recompute` follows the component) after LOCAL_ROUNDS fillings, beyond LOCAL_FLOWS flows, or if a
-    link is over capacity (a degraded link).
+    link is over capacity (a degraded link). `was` (at least LOCAL_FLOWS + 1 long) keeps the rates of what it
+    took in, for giving up.
     """
-    was = np.empty(LOCAL_FLOWS + 1)
     nf = 0
     nl = 0
     for i in range(n_seed_links):
@@ -752,7 +754,7 @@ def _local(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fne
     return -1, -1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _component(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext, e_flow, e_link, e_coef, f_head,
                f_alive, f_rem, f_t, f_rate, capacity, flow_mark, link_mark, stamp, comp_f, comp_l, residual, l_stat,
                floor, limit):
@@ -836,11 +838,12 @@ def _rated(f, now, f_rem, f_rate, f_size, f_finish, f_due, f_ver, q_key, q_id, q
         schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_alive)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_lprev, e_fnext, e_flow, e_link, e_coef,
               f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, f_due, capacity, load, flow_mark, link_mark,
               stamp, comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total, peak, bins, runs,
-              width, n_slots, flow_free, n_free, l_stat, f_size, f_ver, q_key, q_id, q_n, local, floor=0.0):
+              width, n_slots, flow_free, n_free, l_stat, f_size, f_ver, q_key, q_id, q_n, w_key, w_idx, local,
+              floor=0.0):
     """Max-min rates for the component connected to the seed flows and links. Returns its flow count (or
     how many flows `_local` took in), the earliest predicted drain over the live flows,
     `flow_free[n_free:n_slots]` (the next wake-up), how many entries of link lists it walked (what following
@@ -856,8 +859,8 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
     filling starts at `floor` instead of 0.
 
     `flow_mark`/`link_mark` hold `stamp` for what this call visits (the caller bumps the stamp, so
-    nothing is cleared). `comp_f`, `comp_l`, `demand`, `count`, `residual`, `frozen` (per flow slot) and
-    `changed` (per link) are scratch space. With
+    nothing is cleared). `comp_f`, `comp_l`, `demand`, `count`, `residual`, `frozen`, `w_key`, `w_idx` (per
+    flow slot) and `changed` (per link) are scratch space. With
     `metered`, a link's old load is added to the meter's arrays (`since`, `total`, `peak`, `bins`/`runs` of
     `width`) just before it changes, so the meter costs what changed too (links with no entries
     beyond the real links, such as endpoint caps, are never metered: `since` covers the real links).
@@ -871,7 +874,7 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
     if nf < 0:
         nf, nl = _local(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext, e_flow, e_link,
                         e_coef, f_head, f_alive, f_rem, f_t, f_rate, f_cap, capacity, flow_mark, link_mark, stamp, comp_f,
-                        comp_l, demand, count, residual, frozen, l_stat, floor)
+                        comp_l, demand, count, residual, frozen, l_stat, floor, w_key)
         settled = nf >= 0  # (n_skip is 0: the stopped search left none out)
     if nf < 0:
         nf, nl, n_skip, more = _component(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext,
@@ -914,7 +917,7 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
                 moved += 1
             e = e_lnext[e]
         if not ordered:
-            _sort_link(link, moved, l_head, e_lnext, e_lprev, e_flow, f_rate, flow_mark, stamp)
+            _sort_link(link, l_head, e_lnext, e_lprev, e_flow, f_rate, flow_mark, stamp, w_key, w_idx)
         l_stat[L_SUM, link] = carried  # exact again (removals since the last walk only subtracted)
         l_stat[L_COEF, link] = coefs
         n_changed = _new_load(link, carried, load, demand, changed, n_changed, metered, since)
@@ -978,7 +981,7 @@ def next_finish(f_alive, f_ver, q_key, q_id, q_n, flow_free, lo, hi, f_finish):
     return np.inf
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def flows_on_links(links, l_head, e_lnext, e_flow, flow_mark, stamp, out):
     """Distinct flows with an entry on any of `links`; returns how many were written to `out`."""
     k = 0
@@ -994,7 +997,7 @@ def flows_on_links(links, l_head, e_lnext, e_flow, flow_mark, stamp, out):
     return k
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def drop_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_free, n_entry_free, seed_links,
                  n_seed_links, link_mark, stamp, f_rate, e_coef, l_stat):
     """Unlink flow f's entries (it is about to get new ones: a reroute)."""
@@ -1002,7 +1005,7 @@ def drop_entries(f, f_head, e_link, e_lnext, e_lprev, e_fnext, l_head, entry_fre
                            seed_links, n_seed_links, link_mark, stamp, f_rate, e_coef, l_stat)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def add_entries(f, links, coefs, entry_free, n_entry_free, e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext,
                 f_head, l_head, l_stat):
     """Give flow f the entries (links, coefs); f's rate must be 0 (a seed, see `link_entries`)."""
@@ -1055,7 +1058,7 @@ P_HEAP, P_SENT, P_PHASE, P_CURSOR, P_READY, P_FOREIGN, P_RATES, P_NEED_F, P_NEED
 S_FLOW_FREE, S_ENTRY_FREE, S_SEEDS, S_SEED_LINKS, S_STAMP = range(5)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _heap_push(h_t, h_p, n, t, p):
     i = n
     h_t[i] = t
@@ -1070,7 +1073,7 @@ def _heap_push(h_t, h_p, n, t, p):
     return n + 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _heap_pop(h_t, h_p, n):
     n -= 1
     h_t[0] = h_t[n]
@@ -1090,7 +1093,7 @@ def _heap_pop(h_t, h_p, n):
     return n
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _arrivals(now, n, dr_p, dr_end, t_lat, t_end, h_t, h_p, ps):
     """Transfers dr_p[:n] sent their last byte at `now`: each ends a latency later; ends closer than
     ARRIVAL_TOLERANCE (relative) are delivered together, at the latest of them."""
@@ -1106,24 +1109,26 @@ def _arrivals(now, n, dr_p, dr_end, t_lat, t_end, h_t, h_p, ps):
             ps[P_HEAP] = _heap_push(h_t, h_p, ps[P_HEAP], dr_end[0], dr_p[i])
         return
     # ends in ascending order, through a heap (the loop's own heap code: np.argsort costs a second of
-    # compile time on first use); ties do not matter, equal ends fall in one group either way
-    keys = np.empty(n)
-    index = np.empty(n, dtype=np.int64)
+    # compile time on first use) built in place in dr_end[:m], dr_p[:m]; each popped end goes to the slot the
+    # heap just freed, so the array ends up in descending order; ties do not matter, equal ends fall in one
+    # group either way
     m = np.int64(0)  # (not a literal 0: numba would compile the heap helpers once more for it)
     for i in range(n):
-        m = _heap_push(keys, index, m, dr_end[i], i)
-    order = np.empty(n, dtype=np.int64)
+        m = _heap_push(dr_end, dr_p, m, dr_end[i], dr_p[i])
     for i in range(n):
-        order[i] = index[0]
-        m = _heap_pop(keys, index, m)
-    gap = ARRIVAL_TOLERANCE * max(abs(dr_end[order[n - 1]]), 1e-9)
-    lo = 0
-    for i in range(1, n + 1):
-        if i == n or dr_end[order[i]] - dr_end[order[i - 1]] > gap:
-            t = dr_end[order[i - 1]]
-            for j in range(lo, i):
-                ps[P_HEAP] = _heap_push(h_t, h_p, ps[P_HEAP], t, dr_p[order[j]])
-            lo = i
+        t = dr_end[0]
+        p = dr_p[0]
+        m = _heap_pop(dr_end, dr_p, m)
+        dr_end[m] = t
+        dr_p[m] = p
+    gap = ARRIVAL_TOLERANCE * max(abs(dr_end[0]), 1e-9)
+    hi = n - 1  # the earliest end not yet delivered (a group runs from it down to the next gap)
+    for i in range(n - 2, -2, -1):
+        if i < 0 or dr_end[i] - dr_end[i + 1] > gap:
+            t = dr_end[i + 1]
+            for j in range(hi, i, -1):
+                ps[P_HEAP] = _heap_push(h_t, h_p, ps[P_HEAP], t, dr_p[j])
+            hi = i
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -1185,7 +1190,7 @@ def _count_down(g, g_count, ready, ps):
         ps[P_READY] += 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch,
             f_index, f_finish, f_head, flow_mark, seed_mark, seeds, comp_f, scratch, scratch_batch, scratch_index,
             e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, l_head, link_mark, seed_link_mark, seed_links, comp_l,
@@ -1194,7 +1199,8 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
             g_count, g_delay, g_succ_lo, g_succ_hi, g_send_lo, g_send_hi, g_fire, g_run, g_hook, succ, send,
             t_tgt_lo, t_tgt_hi, tgt, t_fl_lo, t_fl_hi, fl_bytes, fl_cap, fl_path, fl_ent_lo, fl_ent_hi, en_link,
             en_coef, t_lat, t_unrouted, t_parts, t_start, t_end, t_order, h_t, h_p, ready, dr_p, dr_end, note, t_run,
-            fl_owner, fl_next, fl_hash, cls_f, cls_fl, cls_stamp, l_stat, f_ver, q_key, q_id, q_n, f_due):
+            fl_owner, fl_next, fl_hash, cls_f, cls_fl, cls_stamp, l_stat, f_ver, q_key, q_id, q_n, f_due, w_key,
+            w_idx):
     """Run instants from `now` while the next one comes before `horizon`; returns why it stopped (`fs[0]`:
     the last instant handled, `fs[1]`: the next one). The loop is described in `fluid_dataflow`; flow
     classes (`cls_*`, `fl_next`) in `_same_flow`."""
@@ -1206,7 +1212,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
             fs[0] = now
             k = drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, scratch, scratch_batch,
                         scratch_index, f_finish, f_ver, q_key, q_id, q_n, flow_free, sc[S_FLOW_FREE], n_slots, f_pos,
-                        f_due)
+                        f_due, w_key, w_idx)
             fs[2] = np.inf  # the least rate that drained now (see change_floor)
             for i in range(k):
                 if f_rate[scratch[i]] < fs[2]:
@@ -1332,7 +1338,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                 e_link, e_coef, f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, f_due, capacity, load, flow_mark,
                 link_mark, sc[S_STAMP], comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total,
                 peak, bins, runs, width, n_slots, flow_free, sc[S_FLOW_FREE], l_stat, f_size, f_ver, q_key, q_id, q_n,
-                ps[P_LOCAL], floor)
+                w_key, w_idx, ps[P_LOCAL], floor)
             if nf > 0:
                 ps[P_RATES] += 1
                 ps[P_RATED] += nf
