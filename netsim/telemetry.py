@@ -85,6 +85,61 @@ class Table:
         return pl.DataFrame(data, schema=self.schema)
 
 
+def _settle_and_double(bins, runs, width, doublings):
+    """Fold the differences in `runs` into `bins` (of `width`) and clear them, then merge neighbouring bins
+    `doublings` times (bin b the sum of bins 2b and 2b + 1, the upper half emptied). A block of TILE links
+    at a time, so the block stays in cache through every step: a pass costs one read and write of the
+    meter however many steps (numpy made a pass per step, and one more for the differences). Each sum is
+    the one numpy made, so the bins are the same to the last bit."""
+    nbins, nlinks = bins.shape
+    running = np.zeros(TILE)
+    for lo in range(0, nlinks, TILE):
+        hi = min(lo + TILE, nlinks)
+        held = False  # (a block with no differences is left as it is: reading costs less than writing)
+        for b in range(runs.shape[0]):
+            for link in range(lo, hi):
+                if runs[b, link] != 0.0:
+                    held = True
+                    break
+            if held:
+                break
+        if held:
+            running[:] = 0.0
+            for b in range(nbins):
+                for link in range(lo, hi):
+                    running[link - lo] += runs[b, link]
+                    runs[b, link] = 0.0
+                    bins[b, link] += width * running[link - lo]
+            for link in range(lo, hi):
+                runs[nbins, link] = 0.0
+        n = nbins  # bins that may hold something (above them: zeros, whose sums are zeros)
+        for _ in range(doublings):
+            if n == 1:
+                break
+            half = n // 2
+            for b in range(half):
+                for link in range(lo, hi):
+                    bins[b, link] = bins[2 * b, link] + bins[2 * b + 1, link]
+            for b in range(half, n):
+                for link in range(lo, hi):
+                    bins[b, link] = 0.0
+            n = half
+
+
+TILE = 256  # links per block of `_settle_and_double` (a block of 128 bins and their differences: ~0.5 MiB)
+_compiled: list = []
+
+
+def _fold(bins: np.ndarray, runs: np.ndarray, width: float, doublings: int) -> None:
+    """`_settle_and_double`, compiled on first use (numba is imported only then: commands that never meter a
+    run do not pay for importing it)."""
+    if not _compiled:
+        from numba import njit
+
+        _compiled.append(njit(cache=True, error_model="numpy")(_settle_and_double))
+    _compiled[0](bins, runs, width, doublings)
+
+
 class LinkMeter:
     """Bytes carried per link, in total and in time bins that coarsen as the run grows.
 
@@ -136,23 +191,17 @@ class LinkMeter:
     def reach(self, t: float) -> None:
         """Make the bins span [0, t): merge neighbours and double the width as often as needed."""
         nbins = self.bins.shape[0]
-        if t > nbins * self.width:
-            self.settle_runs()
-        while t > nbins * self.width:
-            merged = self.bins.reshape(nbins // 2, 2, -1).sum(axis=1)
-            self.bins[: nbins // 2] = merged
-            self.bins[nbins // 2 :] = 0.0
-            self.width *= 2.0
+        doublings = 0
+        while t > nbins * self.width * 2.0 ** doublings:
+            doublings += 1
+        if doublings:
+            _fold(self.bins, self.runs, self.width, doublings)
+            self.width *= 2.0 ** doublings
         self.end = max(self.end, t)
 
     def settle_runs(self) -> None:
         """Add the whole-bin loads kept as differences in `runs` to `bins` (at the current width)."""
-        if self.runs.any():
-            running = np.zeros(self.runs.shape[1])
-            for b in range(self.bins.shape[0]):  # row by row: several times faster than cumsum over axis 0
-                running += self.runs[b]
-                self.bins[b] += self.width * running
-            self.runs[:] = 0.0
+        _fold(self.bins, self.runs, self.width, 0)
 
     def timeline(self) -> tuple[np.ndarray, np.ndarray, float]:
         """(bin start times, bytes per bin x link, bin width) up to the last recorded time."""

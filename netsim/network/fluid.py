@@ -45,7 +45,9 @@ class _Store:
                    "flow_mark": np.int64, "seed_mark": np.int64, "seeds": np.int64, "comp_f": np.int64,
                    "scratch": np.int64, "scratch_batch": np.int64, "scratch_index": np.int64, "frozen": np.int64,
                    "f_pos": np.int64, "f_ver": np.int64, "f_due": float, "w_key": float, "w_idx": np.int64}
-    QUEUES = (8192, 2048)  # live flows from which the kernel keeps its drain queues, and below which it stops
+    # live flows from which the kernel may keep its drain queues and below which it stops, and what a rate
+    # change costs them in flows scanned (kernel.Q_PER_RATED)
+    QUEUES = (128, 64, 32)
     ENTRY_FIELDS = {"e_flow": np.int64, "e_link": np.int64, "e_coef": float, "e_lnext": np.int64,
                     "e_lprev": np.int64, "e_fnext": np.int64}
 
@@ -63,7 +65,7 @@ class _Store:
         self.l_stat = np.zeros((kernel.L_ROWS, num_links))  # per-link sums (kernel.L_SUM, L_COEF) and scratch
         self.q_key = np.zeros((2, 0))  # the kernel's two queues of live flows (Q_FINISH, Q_DRAIN): keys,
         self.q_id = np.zeros((2, 2, 0), dtype=np.int64)  # (flow, version) per entry,
-        self.q_n = np.array([0, 0, 0, *self.QUEUES], dtype=np.int64)  # lengths, on, from, until (kernel.Q_*)
+        self.q_n = np.array([0, 0, 0, *self.QUEUES, 0, 0, 0], dtype=np.int64)  # (kernel.Q_*)
         self.flows = self.entries = 0
         for name, dtype in {**self.FLOW_FIELDS, **self.ENTRY_FIELDS}.items():
             setattr(self, name, np.zeros(0, dtype=dtype))
