@@ -1,10 +1,14 @@
 """The link meter's bins: coarsening (`LinkMeter.reach`) and folding the whole-bin differences
-(`settle_runs`) give exactly what merging neighbours one step at a time gives."""
+(`settle_runs`) give exactly what merging neighbours one step at a time gives; the fluid engine's logged
+intervals (`LinkMeter.fold`) add up to each link's bytes, however often the log fills."""
 
 import numpy as np
 import pytest
 
+from netsim.collectives import Communicator
+from netsim.sim import Simulation
 from netsim.telemetry import TILE, LinkMeter
+from netsim.topology import HostSpec, LeafSpineSpec, leaf_spine
 
 
 def _reference_reach(bins: np.ndarray, runs: np.ndarray, width: float, t: float) -> float:
@@ -25,6 +29,7 @@ def _reference_reach(bins: np.ndarray, runs: np.ndarray, width: float, t: float)
 def test_reach_merges_bins_as_one_step_at_a_time_does(nbins, nlinks):
     rng = np.random.default_rng(nbins * 1000 + nlinks)
     meter = LinkMeter(nlinks, nbins)
+    meter.binned = True  # (written directly below)
     bins, runs, width = meter.bins.copy(), meter.runs.copy(), meter.width
     t = 0.0
     for step in range(25):
@@ -45,3 +50,30 @@ def test_reach_merges_bins_as_one_step_at_a_time_does(nbins, nlinks):
     bins += width * np.cumsum(runs[:nbins], axis=0)
     assert np.array_equal(meter.bins, bins)
     assert meter.width > 1e-6  # (the run outgrew the first bins: some steps merged)
+
+
+def _timeline(monkeypatch, log: int):
+    monkeypatch.setattr(LinkMeter, "LOG", log)
+    bw = 12.5e9
+    topo = leaf_spine(LeafSpineSpec(leaves=4, spines=2, hosts_per_leaf=4, spine_bandwidth=bw / 2, spine_latency=1e-6,
+                                    host=HostSpec(nic_bandwidth=bw, nic_latency=1e-6, pcie_bandwidth=64e9)))
+    sim = Simulation(topo, routing="ecmp")
+    comm = Communicator(sim, topo.gpus)
+    sim.run([comm.run("all_to_all", 2**22, algo="direct"), comm.run("all_reduce", 2**24, algo="ring", chunks=2)])
+    starts, bins, width = sim.meter.timeline()
+    return bins, width, sim.meter.total, sim.meter.peak, sim.now
+
+
+def test_logged_intervals_bin_into_each_links_bytes_however_often_the_log_fills(monkeypatch):
+    """Each link's bins add up to the bytes it carried (kept exactly, apart from the bins), the bins are the
+    same to rounding whether the log was binned once at the end or every 64 intervals (coarsened in between),
+    and the run itself does not depend on the meter."""
+    once = _timeline(monkeypatch, 1 << 20)
+    often = _timeline(monkeypatch, 64)
+    bins, width, total, peak, end = once
+    assert width > 1e-6 and bins.shape[0] * width >= end and (total > 0).sum() > 50
+    assert np.allclose(bins.sum(axis=0), total, rtol=1e-12, atol=1e-6)
+    assert (bins.max(axis=0) <= peak * width * (1 + 1e-12)).all()  # no bin carries more than the peak allows
+    assert often[1] == width and often[4] == end
+    assert np.array_equal(often[2], total) and np.array_equal(often[3], peak)
+    assert np.allclose(often[0], bins, rtol=1e-12, atol=1e-6)

@@ -132,9 +132,10 @@ class _NoMeter:
     """Stand-in arrays for runs without a link meter (the kernel's signature stays one)."""
 
     total = peak = np.zeros(1)
-    bins = np.zeros((2, 1))
-    runs = np.zeros((3, 1))
-    width = 1.0
+    log_f = np.zeros((3, 1))
+    log_link = np.zeros(1, dtype=np.int64)
+    log_n = np.zeros(1, dtype=np.int64)
+    log_room = 0
 
 
 class FluidNetwork(NetworkModel):
@@ -304,20 +305,18 @@ class FluidNetwork(NetworkModel):
         now = float(self.env.now)
         ps, fs = loop.ps, loop.fs
         while True:
-            if meter is not None:
-                meter.reach(now)
             sc = np.array([s.n_flow_free, s.n_entry_free, s.n_seeds, s.n_seed_links, s.stamp], dtype=np.int64)
             rates_before, rated_before, walked_before, joined_before, settled_before = (
                 int(ps[kernel.P_RATES]), int(ps[kernel.P_RATED]), int(ps[kernel.P_WALKED]), int(ps[kernel.P_JOINED]),
                 int(ps[kernel.P_SETTLED]))
             status = kernel.advance(
-                now, horizon, m.width * m.bins.shape[0] if meter is not None else np.inf, self.check_rates, sc, s.flows,
+                now, horizon, m.log_room, self.check_rates, sc, s.flows,
                 s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_size, s.f_cap, s.f_batch, s.f_index, s.f_finish, s.f_head,
                 s.flow_mark, s.seed_mark, s.seeds, s.comp_f, s.scratch, s.scratch_batch, s.scratch_index, s.e_flow,
                 s.e_link, s.e_coef, s.e_lnext, s.e_lprev, s.e_fnext, s.l_head, s.link_mark, s.seed_link_mark,
                 s.seed_links, s.comp_l, s.demand, s.count, s.residual, s.frozen, s.changed, s.load, s.flow_free, s.f_pos,
                 s.entry_free,
-                self._capacity, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, ps,
+                self._capacity, meter is not None, self._since, m.total, m.peak, m.log_f, m.log_link, m.log_n, ps,
                 fs, *loop.kernel_args(), s.l_stat, s.f_ver, s.q_key, s.q_id, s.q_n, s.f_due, s.w_key,
                 s.w_idx)
             s.n_flow_free, s.n_entry_free, s.n_seeds, s.n_seed_links, s.stamp = (int(x) for x in sc)
@@ -327,8 +326,6 @@ class FluidNetwork(NetworkModel):
             self.flows_joined += int(ps[kernel.P_JOINED]) - joined_before
             self.settled_locally += int(ps[kernel.P_SETTLED]) - settled_before
             t = float(fs[0])
-            if meter is not None:
-                meter.reach(t)
             if ps[kernel.P_FOREIGN]:  # flows of other senders drained at t
                 n = int(ps[kernel.P_FOREIGN])
                 ps[kernel.P_FOREIGN] = 0
@@ -340,7 +337,8 @@ class FluidNetwork(NetworkModel):
                 s.grow(int(ps[kernel.P_NEED_F]), int(ps[kernel.P_NEED_E]))
                 now = t
                 continue
-            if status == kernel.METER:
+            if status == kernel.METER:  # the meter's log is full
+                meter.fold()
                 now = t
                 continue
             if self.check_rates:
@@ -494,15 +492,15 @@ class FluidNetwork(NetworkModel):
             self._full_recompute(now)
         elif s.n_seeds or s.n_seed_links:
             meter = self.meter
-            if meter is not None:
-                meter.reach(now)
+            if meter is not None and meter.log_n[0] > meter.log_room:
+                meter.fold()
             m = meter or self._no_meter
             flows, nxt, walked, settled = kernel.recompute(
                 now, s.seeds, s.n_seeds, s.seed_links, s.n_seed_links, s.l_head, s.e_lnext, s.e_lprev, s.e_fnext,
                 s.e_flow, s.e_link, s.e_coef, s.f_head, s.f_alive, s.f_rem, s.f_t, s.f_rate, s.f_cap, s.f_finish,
                 s.f_due, self._capacity,
                 s.load, s.flow_mark, s.link_mark, s.stamp, s.comp_f, s.comp_l, s.demand, s.count, s.residual, s.frozen,
-                s.changed, meter is not None, self._since, m.total, m.peak, m.bins, m.runs, m.width, s.flows,
+                s.changed, meter is not None, self._since, m.total, m.peak, m.log_f, m.log_link, m.log_n, s.flows,
                 s.flow_free, s.n_flow_free, s.l_stat, s.f_size, s.f_ver, s.q_key, s.q_id, s.q_n, s.w_key, s.w_idx,
                 self._local_after)
             self.rate_computations += flows > 0
@@ -564,9 +562,11 @@ class FluidNetwork(NetworkModel):
             self._loop.record(self, active)
         if self.meter is not None:
             now = float(self.env.now)
-            self.meter.reach(now)
+            self.meter.fold()  # (room for a log entry per link)
             kernel.account_all(self.topo.num_links, now, self._store.load, self._since, self.meter.total,
-                               self.meter.peak, self.meter.bins, self.meter.runs, self.meter.width)
+                               self.meter.peak, self.meter.log_f, self.meter.log_link, self.meter.log_n)
+            self.meter.fold()
+            self.meter.reach(now)
 
     # ---- faults -------------------------------------------------------------------------------------
 

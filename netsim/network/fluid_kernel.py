@@ -157,14 +157,12 @@ def link_entries(f, links, coefs, lo, hi, entry_free, n_entry_free, e_flow, e_li
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def account(links, n, new_load, now, load, since, total, peak, bins, runs, width):
+def account(links, n, new_load, now, load, since, total, peak, log_f, log_link, log_n):
     """Links links[:n] carried `load[link]` bytes/s since `since[link]` and carry `new_load[link]` from `now`:
-    add the old load to each one's total, peak and time bins (of `width` seconds; the caller has made
-    the bins reach `now`), and start its new interval. The partial first and last bins are added to
-    `bins`; the whole bins between go to `runs` as a difference pair (see `telemetry.LinkMeter`), so a
-    long steady load costs the same as a short one."""
-    nbins = bins.shape[0]
-    last = min(int(now // width), nbins - 1)  # the bin `now` falls in
+    add the old load to each one's total and peak, log the interval for the meter's time bins (`log_link`,
+    and `log_f` rows t0, t1, rate; `log_n[0]` entries so far: `telemetry.LinkMeter` bins them in one pass
+    when the log fills or the run ends, so the bins cost nothing while the run goes and never need
+    coarsening mid-run), and start its new interval. The caller leaves room for `n` more entries."""
     for i in range(n):
         link = links[i]
         t0 = since[link]
@@ -173,25 +171,20 @@ def account(links, n, new_load, now, load, since, total, peak, bins, runs, width
             total[link] += rate * (now - t0)
             if rate > peak[link]:
                 peak[link] = rate
-            first = last if t0 >= last * width else int(t0 // width)
-            if first == last:
-                bins[first, link] += rate * (min(now, (first + 1) * width) - t0)
-            else:
-                bins[first, link] += rate * ((first + 1) * width - t0)
-                if last > first + 1:
-                    runs[first + 1, link] += rate
-                    runs[last, link] -= rate
-                hi = min(now, (last + 1) * width)
-                if hi > last * width:
-                    bins[last, link] += rate * (hi - last * width)
+            k = log_n[0]
+            log_link[k] = link
+            log_f[0, k] = t0
+            log_f[1, k] = now
+            log_f[2, k] = rate
+            log_n[0] = k + 1
         since[link] = now
         load[link] = new_load[link]
 
 
 @njit(cache=True, error_model="numpy")
-def account_all(n_links, now, load, since, total, peak, bins, runs, width):
-    """Every link's interval up to `now` (the end of a run); loads stay as they are."""
-    account(np.arange(n_links), n_links, load, now, load, since, total, peak, bins, runs, width)
+def account_all(n_links, now, load, since, total, peak, log_f, log_link, log_n):
+    """`account` for every metered link (the meter brought up to `now`)."""
+    account(np.arange(n_links), n_links, load, now, load, since, total, peak, log_f, log_link, log_n)
 
 
 @njit(cache=True, error_model="numpy")
@@ -856,8 +849,8 @@ def _rated(f, now, f_rem, f_rate, f_size, f_finish, f_due, f_ver, q_key, q_id, q
 @njit(cache=True, error_model="numpy", _nrt=False)
 def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_lprev, e_fnext, e_flow, e_link, e_coef,
               f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, f_due, capacity, load, flow_mark, link_mark,
-              stamp, comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total, peak, bins, runs,
-              width, n_slots, flow_free, n_free, l_stat, f_size, f_ver, q_key, q_id, q_n, w_key, w_idx, local,
+              stamp, comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total, peak, log_f,
+              log_link, log_n, n_slots, flow_free, n_free, l_stat, f_size, f_ver, q_key, q_id, q_n, w_key, w_idx, local,
               floor=0.0):
     """Max-min rates for the component connected to the seed flows and links. Returns its flow count (or
     how many flows `_local` took in), the earliest predicted drain over the live flows,
@@ -876,8 +869,8 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
     `flow_mark`/`link_mark` hold `stamp` for what this call visits (the caller bumps the stamp, so
     nothing is cleared). `comp_f`, `comp_l`, `demand`, `count`, `residual`, `frozen`, `w_key`, `w_idx` (per
     flow slot) and `changed` (per link) are scratch space. With
-    `metered`, a link's old load is added to the meter's arrays (`since`, `total`, `peak`, `bins`/`runs` of
-    `width`) just before it changes, so the meter costs what changed too (links with no entries
+    `metered`, a link's old load is added to the meter's arrays (`since`, `total`, `peak`, and the log
+    `log_f`, `log_link`, `log_n`: see `account`) just before it changes, so the meter costs what changed too (links with no entries
     beyond the real links, such as endpoint caps, are never metered: `since` covers the real links).
     """
     settled = False  # (by `_local`)
@@ -937,7 +930,7 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         l_stat[L_COEF, link] = coefs
         n_changed = _new_load(link, carried, load, demand, changed, n_changed, metered, since)
     if n_changed:
-        account(changed, n_changed, demand, now, load, since, total, peak, bins, runs, width)
+        account(changed, n_changed, demand, now, load, since, total, peak, log_f, log_link, log_n)
     return (nf, next_finish(f_alive, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_finish), walked,
             settled and nf > 0)
 
@@ -1206,11 +1199,11 @@ def _count_down(g, g_count, ready, ps):
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch,
+def advance(now, horizon, log_room, one_instant, sc, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch,
             f_index, f_finish, f_head, flow_mark, seed_mark, seeds, comp_f, scratch, scratch_batch, scratch_index,
             e_flow, e_link, e_coef, e_lnext, e_lprev, e_fnext, l_head, link_mark, seed_link_mark, seed_links, comp_l,
             demand, count, residual, frozen, changed, load, flow_free, f_pos, entry_free, capacity, metered, since, total,
-            peak, bins, runs, width, ps, fs,
+            peak, log_f, log_link, log_n, ps, fs,
             g_count, g_delay, g_succ_lo, g_succ_hi, g_send_lo, g_send_hi, g_fire, g_run, g_hook, succ, send,
             t_tgt_lo, t_tgt_hi, tgt, t_fl_lo, t_fl_hi, fl_bytes, fl_cap, fl_path, fl_ent_lo, fl_ent_hi, en_link,
             en_coef, t_lat, t_unrouted, t_parts, t_start, t_end, t_order, h_t, h_p, ready, dr_p, dr_end, note, t_run,
@@ -1221,7 +1214,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
     classes (`cls_*`, `fl_next`) in `_same_flow`."""
     while True:
         if ps[P_PHASE] == 0:  # a fresh instant
-            if metered and now > bin_limit:
+            if metered and log_n[0] > log_room:  # the meter's log is full: Python bins it
                 fs[0] = now
                 return METER
             fs[0] = now
@@ -1352,7 +1345,7 @@ def advance(now, horizon, bin_limit, one_instant, sc, n_slots, f_alive, f_rem, f
                 now, seeds, sc[S_SEEDS], seed_links, sc[S_SEED_LINKS], l_head, e_lnext, e_lprev, e_fnext, e_flow,
                 e_link, e_coef, f_head, f_alive, f_rem, f_t, f_rate, f_cap, f_finish, f_due, capacity, load, flow_mark,
                 link_mark, sc[S_STAMP], comp_f, comp_l, demand, count, residual, frozen, changed, metered, since, total,
-                peak, bins, runs, width, n_slots, flow_free, sc[S_FLOW_FREE], l_stat, f_size, f_ver, q_key, q_id, q_n,
+                peak, log_f, log_link, log_n, n_slots, flow_free, sc[S_FLOW_FREE], l_stat, f_size, f_ver, q_key, q_id, q_n,
                 w_key, w_idx, ps[P_LOCAL], floor)
             if nf > 0:
                 ps[P_RATES] += 1

@@ -74,7 +74,7 @@ class Ecmp(Policy):
                                    options, pending, *table.args)):
             at = pending[:k]
             hashes = flow_hashes(self.seed, key, src[at].tolist(), dst[at].tolist(), node[at].tolist())
-            choice[at] = [h % m for h, m in zip(hashes, options[at].tolist())]
+            choice[at] = hashes % options[at].astype(np.uint64)
         return _sorted_paths(links, taken, topo.latency)
 
 

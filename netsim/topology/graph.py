@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     import networkx as nx
 
 NODE_ATTRS = ("host", "leaf", "rail", "pod", "dc")
+_ATTR_SET = frozenset(NODE_ATTRS)
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -154,16 +156,15 @@ class TopologyBuilder:
     def add_node(self, name: str, kind: str, *, relay: bool | None = None, **attrs: int) -> int:
         if name in self.index:
             raise TopologyError(f"node {name!r} defined twice in topology {self.name!r}")
-        unknown = set(attrs) - set(NODE_ATTRS)
-        if unknown:
-            raise ValueError(f"unknown node attributes {sorted(unknown)}")
+        if not _ATTR_SET.issuperset(attrs):
+            raise ValueError(f"unknown node attributes {sorted(set(attrs) - _ATTR_SET)}")
         v = len(self.names)
         self.index[name] = v
         self.names.append(name)
         self.kinds.append(kind)
         self.relays.append(kind != "gpu" if relay is None else relay)
-        for a in NODE_ATTRS:
-            self.attrs[a].append(int(attrs.get(a, -1)))
+        for a, column in self.attrs.items():
+            column.append(int(attrs.get(a, -1)))
         if kind == "gpu":
             self.gpu_ids.append(v)
         return v
@@ -175,9 +176,9 @@ class TopologyBuilder:
     def add_link(self, a: str, b: str, capacity: float, latency: float, tier: str, *, both: bool = False) -> None:
         """One directed link a -> b (with `both`, b -> a too: a cable)."""
         name = f"{a}<->{b}" if both else f"{a}->{b}"
-        if not capacity > 0 or not np.isfinite(capacity):
+        if not capacity > 0 or not math.isfinite(capacity):
             raise TopologyError(f"link {name} ({tier}): bandwidth must be a positive number, got {capacity!r}")
-        if not latency >= 0 or not np.isfinite(latency):
+        if not latency >= 0 or not math.isfinite(latency):
             raise TopologyError(f"link {name} ({tier}): latency must be >= 0, got {latency!r}")
         for x in (a, b):
             if x not in self.index:
