@@ -85,33 +85,14 @@ class Table:
         return pl.DataFrame(data, schema=self.schema)
 
 
-def _settle_and_double(bins, runs, width, doublings):
-    """Fold the differences in `runs` into `bins` (of `width`) and clear them, then merge neighbouring bins
-    `doublings` times (bin b the sum of bins 2b and 2b + 1, the upper half emptied). A block of TILE links
-    at a time, so the block stays in cache through every step: a pass costs one read and write of the
-    meter however many steps (numpy made a pass per step, and one more for the differences). Each sum is
-    the one numpy made, so the bins are the same to the last bit."""
+def _double(bins, doublings):
+    """Merge neighbouring bins `doublings` times (bin b the sum of bins 2b and 2b + 1, the upper half
+    emptied). A block of TILE links at a time, so the block stays in cache through every step: a pass costs
+    one read and write of the bins however many steps (numpy made a pass per step). Each sum is the one
+    numpy made, so the bins are the same to the last bit."""
     nbins, nlinks = bins.shape
-    running = np.zeros(TILE)
     for lo in range(0, nlinks, TILE):
         hi = min(lo + TILE, nlinks)
-        held = False  # (a block with no differences is left as it is: reading costs less than writing)
-        for b in range(runs.shape[0]):
-            for link in range(lo, hi):
-                if runs[b, link] != 0.0:
-                    held = True
-                    break
-            if held:
-                break
-        if held:
-            running[:] = 0.0
-            for b in range(nbins):
-                for link in range(lo, hi):
-                    running[link - lo] += runs[b, link]
-                    runs[b, link] = 0.0
-                    bins[b, link] += width * running[link - lo]
-            for link in range(lo, hi):
-                runs[nbins, link] = 0.0
         n = nbins  # bins that may hold something (above them: zeros, whose sums are zeros)
         for _ in range(doublings):
             if n == 1:
@@ -126,14 +107,13 @@ def _settle_and_double(bins, runs, width, doublings):
             n = half
 
 
-TILE = 256  # links per block of `_settle_and_double` (a block of 128 bins and their differences: ~0.5 MiB)
+TILE = 256  # links per block of `_double` (a block of 128 bins: 256 KiB)
 
 
-def _bin_log(log_f, log_link, n, bins, runs, width):
+def _bin_log(log_f, log_link, n, bins, width):
     """Bin the logged intervals (`log_link[k]` carried `log_f[2, k]` bytes/s from `log_f[0, k]` to
-    `log_f[1, k]`) into `bins` of `width` (which reach the last of them): the partial first and last bins
-    directly, the whole bins between as a difference pair in `runs`, so a long steady load costs the same
-    as a short one."""
+    `log_f[1, k]`) into `bins` of `width` (which reach the last of them). A link's intervals do not overlap,
+    so the whole bins they cover cost, over a fold, at most the link's bins once more."""
     nbins = bins.shape[0]
     per = 1.0 / width
     for k in range(n):
@@ -161,9 +141,9 @@ def _bin_log(log_f, log_link, n, bins, runs, width):
             bins[first, link] += rate * (min(t1, (first + 1) * width) - t0)
         else:
             bins[first, link] += rate * ((first + 1) * width - t0)
-            if last > first + 1:
-                runs[first + 1, link] += rate
-                runs[last, link] -= rate
+            whole = rate * width
+            for b in range(first + 1, last):
+                bins[b, link] += whole
             hi = min(t1, (last + 1) * width)
             if hi > last * width:
                 bins[last, link] += rate * (hi - last * width)
@@ -205,19 +185,16 @@ class LinkMeter:
         # It stops to have them binned once more than `log_room` are logged; one instant logs at most one
         # per link, hence the room beyond it.
         self.log_room = self.LOG
-        self.log_f = np.zeros((3, self.LOG + nlinks + 1))  # t0, t1, rate
-        self.log_link = np.zeros(self.LOG + nlinks + 1, dtype=np.int64)
+        # (not zeroed: an entry is written before it is read, and a page untouched costs nothing)
+        self.log_f = np.empty((3, self.LOG + nlinks + 1))  # t0, t1, rate
+        self.log_link = np.empty(self.LOG + nlinks + 1, dtype=np.int64)
         self.log_n = np.zeros(1, dtype=np.int64)
         self.total = np.zeros(nlinks)
         self.bins = np.zeros((nbins, nlinks))
-        # Whole bins covered by one steady load are kept as differences (the fluid engine's lazy
-        # metering: a load held for many bins costs two additions): bin b of link l also carried
-        # width x runs[:b + 1, l].sum(). `settle_runs` folds them into `bins`.
-        self.runs = np.zeros((nbins + 1, nlinks))
         self.width = first_width
         self.peak = np.zeros(nlinks)
         self.end = 0.0
-        self.binned = False  # anything added to `bins` or `runs` yet
+        self.binned = False  # anything added to `bins` yet
 
     def add(self, t0: float, t1: float, links: np.ndarray | None, rates: np.ndarray) -> None:
         """Links `links` (distinct ids; None: all links, in order) carried `rates` bytes/s in [t0, t1)."""
@@ -254,27 +231,23 @@ class LinkMeter:
             doublings += 1
         if doublings:
             if self.binned:  # (empty bins stay empty: nothing to merge)
-                _jit(_settle_and_double)(self.bins, self.runs, self.width, doublings)
+                _jit(_double)(self.bins, doublings)
             self.width *= 2.0 ** doublings
         self.end = max(self.end, t)
 
-    def settle_runs(self) -> None:
-        """Add the whole-bin loads kept as differences in `runs` to `bins` (at the current width)."""
-        _jit(_settle_and_double)(self.bins, self.runs, self.width, 0)
 
     def fold(self) -> None:
         """Bin the intervals logged so far (the bins first coarsened to reach the last of them)."""
         n = int(self.log_n[0])
         if n:
             self.reach(float(self.log_f[1, :n].max()))
-            _jit(_bin_log)(self.log_f, self.log_link, n, self.bins, self.runs, self.width)
+            _jit(_bin_log)(self.log_f, self.log_link, n, self.bins, self.width)
             self.binned = True
             self.log_n[0] = 0
 
     def timeline(self) -> tuple[np.ndarray, np.ndarray, float]:
         """(bin start times, bytes per bin x link, bin width) up to the last recorded time."""
         self.fold()
-        self.settle_runs()
         used = max(1, int(np.ceil(self.end / self.width))) if self.end > 0 else 0
         starts = np.arange(used) * self.width
         return starts, self.bins[:used], self.width
