@@ -17,7 +17,8 @@ what a new flow gets), since progressive filling freezes everything below it exa
 and the next wake-up read two lazy queues (binary heaps; SimGrid keeps its actions' finish dates the same
 way): one by predicted drain time, one by the first instant the drain test passes; a flow whose rate
 changes gets a new version in both, and older entries are dropped when they come up. So an instant costs
-the flows that drain at it, not a scan of every live flow. The flow free list is a permutation of the
+the flows that drain at it, not a scan of every live flow; the queues are kept only while that is the
+cheaper (many live flows, few rates changed per instant: Q_PER_RATED). The flow free list is a permutation of the
 slots, free ones first, live ones after (`f_pos` its inverse).
 
 A link's list is kept in order: the seeds of the next recomputation first (new flows go in at the head,
