@@ -1,6 +1,7 @@
 """`python -m netsim.cli.warm`: compile netsim's numba kernels into numba's on-disk cache ahead of the first run.
 
-The kernels (`network/fluid_kernel.py`, `routing/ecmp.py`, `topology/paths.py`) are compiled on first use and
+The kernels (`network/fluid_kernel.py`, `routing/ecmp.py`, `topology/paths.py`, the link meter's in
+`telemetry.py`) are compiled on first use and
 cached in the `__pycache__` beside their file (or under NUMBA_CACHE_DIR), keyed by the file's contents and the
 CPU; a run that finds the cache empty spends 10-20 s compiling before it simulates. `make run` and `make test`
 run this after installing (and again after a kernel file changes), so the first `netsim run` starts at once;
@@ -27,6 +28,7 @@ def warm() -> None:
     from netsim.routing import Router
     from netsim.scenario import default_scenario, run_scenario
     from netsim.sim import Simulation
+    from netsim.telemetry import LinkMeter
     from netsim.topology import HostSpec, LeafSpineSpec, leaf_spine
 
     run_scenario(default_scenario())
@@ -51,6 +53,9 @@ def warm() -> None:
     router = Router(topo, "ecmp", 0)
     router.cache.DENSE_CELLS = 0  # this cache only: distances asked through gateways, as for a huge batch
     router.single_paths(topo.gpus, np.roll(topo.gpus, -1), ("warm",))
+    meter = LinkMeter(4, nbins=4)  # the link meter's binning and coarsening (a run's coarsens only once it binned)
+    meter.add(0.0, 1e-6, None, np.ones(4))
+    meter.reach(1.0)
 
 
 def main() -> int:

@@ -44,7 +44,7 @@ class _Store:
                    "f_finish": float, "f_batch": np.int64, "f_index": np.int64, "f_head": np.int64,
                    "flow_mark": np.int64, "seed_mark": np.int64, "seeds": np.int64, "comp_f": np.int64,
                    "scratch": np.int64, "scratch_batch": np.int64, "scratch_index": np.int64, "frozen": np.int64,
-                   "f_pos": np.int64, "f_ver": np.int64, "f_due": float, "w_key": float, "w_idx": np.int64}
+                   "f_pos": np.int64, "f_ver": np.int64, "f_due": float}
     # live flows from which the kernel may keep its drain queues and below which it stops, and what a rate
     # change costs them in flows scanned (kernel.Q_PER_RATED)
     QUEUES = (128, 64, 32)
@@ -65,7 +65,11 @@ class _Store:
         self.l_stat = np.zeros((kernel.L_ROWS, num_links))  # per-link sums (kernel.L_SUM, L_COEF) and scratch
         self.q_key = np.zeros((2, 0))  # the kernel's two queues of live flows (Q_FINISH, Q_DRAIN): keys,
         self.q_id = np.zeros((2, 2, 0), dtype=np.int64)  # (flow, version) per entry,
+        assert len(self.QUEUES) == 3, "QUEUES: (from, until, per rated)"
         self.q_n = np.array([0, 0, 0, *self.QUEUES, 0, 0, 0], dtype=np.int64)  # (kernel.Q_*)
+        # the kernel's sort and give-up scratch (`drained`, `_sort_link`, `_local`): as long as the flow and
+        # the entry slots, whichever are more (a link's list can hold more entries than there are flows)
+        self.w_key, self.w_idx = np.zeros(0), np.zeros(0, dtype=np.int64)
         self.flows = self.entries = 0
         for name, dtype in {**self.FLOW_FIELDS, **self.ENTRY_FIELDS}.items():
             setattr(self, name, np.zeros(0, dtype=dtype))
@@ -98,6 +102,9 @@ class _Store:
             self.entry_free, self.n_entry_free = self._enlarge(self.ENTRY_FIELDS, old, new, self.entry_free,
                                                                self.n_entry_free)
             self.entries = new
+        if len(self.w_key) < max(self.flows, self.entries):
+            self.w_key = np.empty(max(self.flows, self.entries))
+            self.w_idx = np.empty(len(self.w_key), dtype=np.int64)
 
     def _enlarge(self, fields: dict, old: int, new: int, free: np.ndarray, n_free: int) -> tuple[np.ndarray, int]:
         """Arrays of `fields` from `old` to `new` slots; the new slots go on the free stack (lowest on top)."""
@@ -547,6 +554,7 @@ class FluidNetwork(NetworkModel):
         s.load = np.bincount(links, weights=coef * rates[owner], minlength=len(self._capacity))
         s.l_stat[kernel.L_SUM] = s.load  # (the lists' order by rate is the kernel's; this path never uses it)
         s.f_ver[alive] += 1
+        s.q_n[kernel.Q_RATED] += len(alive)  # (what keeping the queues costs: see kernel.Q_PER_RATED)
         if s.q_n[kernel.Q_ON]:
             kernel.rebuild_queues(s.flow_free, s.n_flow_free, s.flows, s.f_alive, s.f_finish, s.f_rem, s.f_rate,
                                   s.f_size, s.f_ver, s.q_key, s.q_id, s.q_n)

@@ -448,9 +448,10 @@ def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, o
 @njit(cache=True, error_model="numpy", _nrt=False)
 def _sort_link(link, l_head, e_lnext, e_lprev, e_flow, f_rate, flow_mark, stamp, keys, entries):
     """Put the link's list back in order of falling rate after a recomputation. Only the component's flows
-    (marked `stamp`, `moved` of them on this link) changed rates; the others are still in order, so the
+    (marked `stamp`) changed rates; the others are still in order, so the
     component's entries are taken out, sorted, and merged back in: the list's length plus the sort of the
-    few that moved; `keys` (-rate: ascending keys are falling rates) and `entries` are their heap's scratch."""
+    few that moved; `keys` (-rate: ascending keys are falling rates) and `entries` are their heap's scratch (as
+    long as the link's entries: the store sizes them for every entry)."""
     m = np.int64(0)
     e = l_head[link]
     while e != NONE:  # take the component's entries out
@@ -663,7 +664,7 @@ def _local(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fne
     moved and the heads of their links. A pipelined collective, whose chunk leaves a path a latency before
     the next takes it, moves few flows per event however large the component they share. It gives up
     (and `recompute` follows the component) after LOCAL_ROUNDS fillings, beyond LOCAL_FLOWS flows, or if a
-    link is over capacity (a degraded link). `was` (at least LOCAL_FLOWS + 1 long) keeps the rates of what it
+    link is over capacity (a degraded link). `was` (at least LOCAL_FLOWS long) keeps the rates of what it
     took in, for giving up.
     """
     nf = 0
@@ -911,7 +912,6 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
         link = comp_l[i]
         carried = 0.0
         coefs = 0.0
-        moved = 0
         ordered = True  # (seeds first, then by falling rate: see the module's docstring)
         last = np.inf
         e = l_head[link]
@@ -922,8 +922,6 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
             if f_rate[f] > last:
                 ordered = False
             last = f_rate[f]
-            if flow_mark[f] == stamp:
-                moved += 1
             e = e_lnext[e]
         if not ordered:
             _sort_link(link, l_head, e_lnext, e_lprev, e_flow, f_rate, flow_mark, stamp, w_key, w_idx)
