@@ -19,6 +19,10 @@ NODE_ATTRS = ("host", "leaf", "rail", "pod", "dc")
 _ATTR_SET = frozenset(NODE_ATTRS)
 
 
+def _link_name(a: str, b: str, both: bool) -> str:
+    return f"{a}<->{b}" if both else f"{a}->{b}"
+
+
 def _frozen(array: np.ndarray) -> np.ndarray:
     array.setflags(write=False)
     return array
@@ -163,8 +167,12 @@ class TopologyBuilder:
         self.names.append(name)
         self.kinds.append(kind)
         self.relays.append(kind != "gpu" if relay is None else relay)
-        for a, column in self.attrs.items():
-            column.append(int(attrs.get(a, -1)))
+        if attrs:
+            for a, column in self.attrs.items():
+                column.append(int(attrs.get(a, -1)))
+        else:
+            for column in self.attrs.values():
+                column.append(-1)
         if kind == "gpu":
             self.gpu_ids.append(v)
         return v
@@ -175,18 +183,19 @@ class TopologyBuilder:
 
     def add_link(self, a: str, b: str, capacity: float, latency: float, tier: str, *, both: bool = False) -> None:
         """One directed link a -> b (with `both`, b -> a too: a cable)."""
-        name = f"{a}<->{b}" if both else f"{a}->{b}"
         if not capacity > 0 or not math.isfinite(capacity):
-            raise TopologyError(f"link {name} ({tier}): bandwidth must be a positive number, got {capacity!r}")
+            raise TopologyError(f"link {_link_name(a, b, both)} ({tier}): bandwidth must be a positive number, "
+                                f"got {capacity!r}")
         if not latency >= 0 or not math.isfinite(latency):
-            raise TopologyError(f"link {name} ({tier}): latency must be >= 0, got {latency!r}")
-        for x in (a, b):
-            if x not in self.index:
-                raise TopologyError(f"link {name}: unknown node {x!r}")
-        ia, ib = self.index[a], self.index[b]
-        self.links.append((ia, ib, float(capacity), float(latency), tier))
+            raise TopologyError(f"link {_link_name(a, b, both)} ({tier}): latency must be >= 0, got {latency!r}")
+        index = self.index
+        ia, ib = index.get(a, -1), index.get(b, -1)
+        if ia < 0 or ib < 0:
+            raise TopologyError(f"link {_link_name(a, b, both)}: unknown node {(a if ia < 0 else b)!r}")
+        capacity, latency = float(capacity), float(latency)
+        self.links.append((ia, ib, capacity, latency, tier))
         if both:
-            self.links.append((ib, ia, float(capacity), float(latency), tier))
+            self.links.append((ib, ia, capacity, latency, tier))
 
     def build(self, *, check_connected: bool = True) -> Topology:
         if not self.gpu_ids:
