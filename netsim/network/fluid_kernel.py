@@ -100,7 +100,7 @@ DRAIN_MARGIN = 1e-9  # drain-queue entries this close (relative to the clock) pa
 # the rates changed over the last Q_WINDOW instants (Q_RATE; Q_RATED, Q_TICKS count the current window)
 # say which costs less, with a factor of 2 between starting and stopping. Measured (1,024 GPUs): the
 # halving-doubling and the pipelined tree, ~500-1,100 live flows and 5-17 rates changed per instant, ran
-# their loops 10-12% faster with the queues; NCCL's ring on 256 GPUs, ~500 live and 140 changed, 25% slower
+# their loops 10-20% faster with the queues; NCCL's ring on 256 GPUs, ~500 live and 140 changed, 25% slower
 Q_FINISH, Q_DRAIN, Q_ON, Q_FROM, Q_UNTIL, Q_PER_RATED, Q_RATE, Q_RATED, Q_TICKS = range(9)
 Q_WINDOW = 32
 
