@@ -18,8 +18,8 @@ and the next wake-up read two lazy queues (binary heaps; SimGrid keeps its actio
 way): one by predicted drain time, one by the first instant the drain test passes; a flow whose rate
 changes gets a new version in both, and older entries are dropped when they come up. So an instant costs
 the flows that drain at it, not a scan of every live flow; the queues are kept only while that is the
-cheaper (many live flows, few rates changed per instant: Q_PER_RATED). The flow free list is a permutation of the
-slots, free ones first, live ones after (`f_pos` its inverse).
+cheaper (many live flows, few rates changed per instant: Q_PER_RATED). The flow free list is a permutation
+of the slots, free ones first, live ones after (`f_pos` its inverse).
 
 A link's list is kept in order: the seeds of the next recomputation first (new flows go in at the head,
 with rate 0), then every other flow by falling rate (each recomputation re-sorts the lists of the links it
@@ -65,9 +65,9 @@ The functions are compiled with numba on first use and cached on disk, so later 
 the loop calls are compiled without numba's reference counting (`_nrt=False`): they allocate nothing (scratch
 comes from the store: `w_key`, `w_idx`; `_arrivals` sorts in place) and every array they touch belongs to
 the caller for the whole call, so counting references at each call's entry and exit (two atomic operations
-per array argument, and `recompute` takes ~50) bought nothing: without it the loop runs 23-27% faster. A function
-allocating with NRT off fails to compile, so this cannot go wrong silently; the few called only from Python
-that allocate keep it.
+per array argument, and `recompute` takes ~50) bought nothing: without it the loop runs 23-27% faster. A
+function allocating with NRT off fails to compile, so this cannot go wrong silently; the few called only from
+Python that allocate keep it.
 """
 
 from __future__ import annotations
@@ -105,8 +105,9 @@ Q_FINISH, Q_DRAIN, Q_ON, Q_FROM, Q_UNTIL, Q_PER_RATED, Q_RATE, Q_RATED, Q_TICKS 
 Q_WINDOW = 32
 
 
-# Compiled helpers cost ~11 ns per array argument per call (reference counts), so the hot paths call
-# them once per flow or once per event, never once per entry or per link.
+# A call of a compiled helper passes dozens of arrays (it cost ~11 ns more per array argument while the
+# loop's functions kept reference counts), so the hot paths call helpers once per flow or once per event,
+# never once per entry or per link.
 
 @njit(cache=True, error_model="numpy", inline="always")
 def new_flow(f, now, size, cap, batch, index, f_alive, f_rem, f_t, f_rate, f_size, f_cap, f_batch, f_index, f_finish,
@@ -374,11 +375,11 @@ def drained(now, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, out, out
     """Flows whose bytes are (within tolerance) gone at `now`, among the live slots `flow_free[lo:hi]`: their
     slots, batches and indices within the batch are written to `out`, `out_batch`, `out_index`; returns how
     many. With many live flows and few rate changes (`q_n`, see Q_PER_RATED; the queues start or stop
-    here) only the drain queue's entries
-    up to now (plus DRAIN_MARGIN) are looked at, each checked with the same exact test, and a drained
-    flow's version moves on, so its other entries go stale; with few, the live flows are scanned, and the
-    exact test is made only where the flow's first instant to pass it (`f_due`, the drain queue's key, set
-    where its rate is computed; -inf: unknown) is up to now plus DRAIN_MARGIN, as the queue's entries are."""
+    here) only the drain queue's entries up to now (plus DRAIN_MARGIN) are looked at, each checked with the
+    same exact test, and a drained flow's version moves on, so its other entries go stale; otherwise the live
+    flows are scanned, and the exact test is made only where the flow's first instant to pass it (`f_due`,
+    the drain queue's key, set where its rate is computed; -inf: unknown) is up to now plus DRAIN_MARGIN, as
+    the queue's entries are."""
     q_n[Q_TICKS] += 1
     if q_n[Q_TICKS] == Q_WINDOW:
         q_n[Q_RATE] = q_n[Q_RATED]
@@ -440,8 +441,9 @@ def drain(now, n_slots, f_alive, f_rem, f_t, f_rate, f_size, f_batch, f_index, o
                 q_key, q_id, q_n, flow_free, n_flow_free, n_slots, f_pos, f_due, w_key, w_idx)
     if k:
         n_flow_free, n_entry_free, n_seed_links = remove_flows(
-            out[:k], f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos, n_flow_free,
-            entry_free, n_entry_free, seed_links, n_seed_links, seed_link_mark, stamp, f_rate, e_coef, l_stat)
+            out[:k], f_alive, f_head, f_finish, e_link, e_lnext, e_lprev, e_fnext, l_head, flow_free, f_pos,
+            n_flow_free, entry_free, n_entry_free, seed_links, n_seed_links, seed_link_mark, stamp, f_rate, e_coef,
+            l_stat)
     return k, n_flow_free, n_entry_free, n_seed_links
 
 
@@ -869,11 +871,12 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
     filling starts at `floor` instead of 0.
 
     `flow_mark`/`link_mark` hold `stamp` for what this call visits (the caller bumps the stamp, so
-    nothing is cleared). `comp_f`, `comp_l`, `demand`, `count`, `residual`, `frozen`, `w_key`, `w_idx` (per
-    flow slot) and `changed` (per link) are scratch space. With
+    nothing is cleared). `comp_f`, `comp_l`, `demand`, `count`, `residual`, `frozen` (per flow slot), `w_key`,
+    `w_idx` (per flow or entry slot, whichever are more) and `changed` (per link) are scratch space. With
     `metered`, a link's old load is added to the meter's arrays (`since`, `total`, `peak`, and the log
-    `log_f`, `log_link`, `log_n`: see `account`) just before it changes, so the meter costs what changed too (links with no entries
-    beyond the real links, such as endpoint caps, are never metered: `since` covers the real links).
+    `log_f`, `log_link`, `log_n`: see `account`) just before it changes, so the meter costs what changed too
+    (links with no entries beyond the real links, such as endpoint caps, are never metered: `since` covers
+    the real links).
     """
     settled = False  # (by `_local`)
     # a small component is filled at once; a larger one is first settled from what changed, if it can be
@@ -883,8 +886,8 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
                                         local if local >= 0 else n_slots)
     if nf < 0:
         nf, nl = _local(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext, e_flow, e_link,
-                        e_coef, f_head, f_alive, f_rem, f_t, f_rate, f_cap, capacity, flow_mark, link_mark, stamp, comp_f,
-                        comp_l, demand, count, residual, frozen, l_stat, floor, w_key)
+                        e_coef, f_head, f_alive, f_rem, f_t, f_rate, f_cap, capacity, flow_mark, link_mark, stamp,
+                        comp_f, comp_l, demand, count, residual, frozen, l_stat, floor, w_key)
         settled = nf >= 0  # (n_skip is 0: the stopped search left none out)
     if nf < 0:
         nf, nl, n_skip, more = _component(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fnext,
