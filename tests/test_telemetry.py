@@ -1,6 +1,6 @@
 """The link meter's bins: coarsening (`LinkMeter.reach`) gives exactly what merging neighbours one step at a
 time gives; the fluid engine's logged intervals (`LinkMeter.fold`) add up to each link's bytes, however often
-the log fills."""
+the log fills, and a few links' timeline is theirs in the whole one."""
 
 import numpy as np
 import pytest
@@ -50,7 +50,10 @@ def _timeline(monkeypatch, log: int):
     sim = Simulation(topo, routing="ecmp")
     comm = Communicator(sim, topo.gpus)
     sim.run([comm.run("all_to_all", 2**22, algo="direct"), comm.run("all_reduce", 2**24, algo="ring", chunks=2)])
+    some = np.argsort(-sim.meter.total)[:7]  # (what a run's timeline frame asks for: its hottest links)
+    _, chosen, chosen_width = sim.meter.timeline(some)  # the log binned into their columns alone, and kept
     starts, bins, width = sim.meter.timeline()
+    assert chosen_width == width and np.array_equal(chosen, bins[:, some])
     return bins, width, sim.meter.total, sim.meter.peak, sim.now
 
 

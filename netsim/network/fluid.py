@@ -570,11 +570,11 @@ class FluidNetwork(NetworkModel):
             self._loop.record(self, active)
         if self.meter is not None:
             now = float(self.env.now)
-            self.meter.fold()  # (room for a log entry per link)
+            if self.meter.log_n[0] > self.meter.log_room:  # room for a log entry per link
+                self.meter.fold()
             kernel.account_all(self.topo.num_links, now, self._store.load, self._since, self.meter.total,
                                self.meter.peak, self.meter.log_f, self.meter.log_link, self.meter.log_n)
-            self.meter.fold()
-            self.meter.reach(now)
+            self.meter.reach(now)  # (the log is binned when it fills, or as a timeline asks)
 
     # ---- faults -------------------------------------------------------------------------------------
 

@@ -188,10 +188,10 @@ class Simulation:
 
     def _timeline_frame(self) -> pl.DataFrame:
         topo, meter = self.topology, self.meter
-        starts, bins, width = meter.timeline()
         busiest = hottest_links(topo.link_tier, meter.total / topo.capacity, TIMELINE_LINKS)
+        starts, bins, width = meter.timeline(busiest)
         nb = len(starts)
-        util = (bins[:, busiest] / (topo.capacity[busiest] * width)).T.reshape(-1) if nb else np.zeros(0)
+        util = (bins / (topo.capacity[busiest] * width)).T.reshape(-1) if nb else np.zeros(0)
         return pl.DataFrame({
             "link": np.repeat(busiest, nb),
             "name": [topo.link_names[l] for l in busiest for _ in range(nb)],

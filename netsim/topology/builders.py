@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from netsim.errors import TopologyError
 from netsim.topology.graph import Topology, TopologyBuilder
-from netsim.topology.hosts import HostSpec, add_host
+from netsim.topology.hosts import HostSpec, add_hosts
 
 
 def _positive(name: str, value: int, minimum: int = 1) -> None:
@@ -169,19 +169,18 @@ def add_leaf_spine(b: TopologyBuilder, prefix: str, spec: LeafSpineSpec, **attrs
         for s in spines:
             for _ in range(spec.parallel_links):
                 b.add_cable(f"{prefix}leaf{i}", s, uplink, spec.spine_latency, "leaf-spine")
-    nics = spec.host.nics
-    for h in range(spec.num_hosts()):
-        if spec.rail_optimized:
-            group = h // spec.hosts_per_leaf
-            add_host(b, prefix, h, spec.host, lambda r, g=group: f"{prefix}leaf{g * nics + r}", **attrs)
-        else:
-            leaf = h // spec.hosts_per_leaf
-            add_host(b, prefix, h, spec.host, lambda r, i=leaf: f"{prefix}leaf{i}", **attrs)
+    nics, per_leaf = spec.host.nics, spec.hosts_per_leaf
+
+    def leaf(host: int, rail: int) -> int:  # the leaf a server's NIC `rail` plugs into
+        return (host // per_leaf) * nics + rail if spec.rail_optimized else host // per_leaf
+
+    added = add_hosts(b, prefix, range(spec.num_hosts()), spec.host, lambda h, r: f"{prefix}leaf{leaf(h, r)}",
+                      **attrs)
     # leaf attribute of GPUs and NICs: the leaf their NIC plugs into
-    for v in range(len(b.names)):
-        if b.kinds[v] in ("gpu", "nic") and b.names[v].startswith(prefix) and b.attrs["host"][v] >= 0:
-            host, rail = b.attrs["host"][v], b.attrs["rail"][v]
-            b.attrs["leaf"][v] = (host // spec.hosts_per_leaf) * nics + rail if spec.rail_optimized else host // spec.hosts_per_leaf
+    column, host, rail = b.attrs["leaf"], b.attrs["host"], b.attrs["rail"]
+    for v in added:
+        if b.kinds[v] in ("gpu", "nic"):
+            column[v] = leaf(host[v], rail[v])
     return spines
 
 
@@ -224,9 +223,9 @@ def add_fat_tree(b: TopologyBuilder, prefix: str, spec: FatTreeSpec, **attrs: in
             b.add_node(edge, "leaf", pod=p, leaf=p * half + e, **attrs)
             for a in range(half):
                 b.add_cable(edge, f"{prefix}p{p}.agg{a}", bw, spec.latency, "edge-agg")
-            for _ in range(half):
-                add_host(b, prefix, host, spec.host, lambda r, x=edge: x, pod=p, leaf=p * half + e, **attrs)
-                host += 1
+            add_hosts(b, prefix, range(host, host + half), spec.host, lambda h, r, x=edge: x, pod=p,
+                      leaf=p * half + e, **attrs)
+            host += half
     return cores
 
 

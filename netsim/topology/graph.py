@@ -23,6 +23,15 @@ def _link_name(a: str, b: str, both: bool) -> str:
     return f"{a}<->{b}" if both else f"{a}->{b}"
 
 
+def _check_link(a: str, b: str, capacity: float, latency: float, tier: str, both: bool) -> None:
+    """A link's bandwidth must be a positive number and its latency a number >= 0 (the error names it)."""
+    if not capacity > 0 or not math.isfinite(capacity):
+        raise TopologyError(f"link {_link_name(a, b, both)} ({tier}): bandwidth must be a positive number, "
+                            f"got {capacity!r}")
+    if not latency >= 0 or not math.isfinite(latency):
+        raise TopologyError(f"link {_link_name(a, b, both)} ({tier}): latency must be >= 0, got {latency!r}")
+
+
 def _frozen(array: np.ndarray) -> np.ndarray:
     array.setflags(write=False)
     return array
@@ -177,17 +186,36 @@ class TopologyBuilder:
             self.gpu_ids.append(v)
         return v
 
+    def add_nodes(self, names: list[str], kinds: list[str], attrs: dict[str, list[int]]) -> range:
+        """`add_node` for each of `names` in order, in one go (a fabric's servers cost a few list operations,
+        not a call per node): `kinds[i]` and `attrs[a][i]` (one list per attribute given; the others -1) are
+        node i's; relays are the nodes that are not GPUs. Returns their ids. Nothing is added if one fails."""
+        if not _ATTR_SET.issuperset(attrs):
+            raise ValueError(f"unknown node attributes {sorted(set(attrs) - _ATTR_SET)}")
+        first = len(self.names)
+        fresh = dict(zip(names, range(first, first + len(names))))
+        if len(fresh) < len(names) or not self.index.keys().isdisjoint(fresh):
+            seen = set(self.index)
+            for name in names:
+                if name in seen:
+                    raise TopologyError(f"node {name!r} defined twice in topology {self.name!r}")
+                seen.add(name)
+        self.index.update(fresh)
+        self.names.extend(names)
+        self.kinds.extend(kinds)
+        self.relays.extend([kind != "gpu" for kind in kinds])
+        for a, column in self.attrs.items():
+            column.extend(attrs[a] if a in attrs else [-1] * len(names))
+        self.gpu_ids.extend([v for v, kind in enumerate(kinds, first) if kind == "gpu"])
+        return range(first, len(self.names))
+
     def add_cable(self, a: str, b: str, capacity: float, latency: float, tier: str) -> None:
         """A full-duplex cable: two directed links of the same capacity and latency."""
         self.add_link(a, b, capacity, latency, tier, both=True)
 
     def add_link(self, a: str, b: str, capacity: float, latency: float, tier: str, *, both: bool = False) -> None:
         """One directed link a -> b (with `both`, b -> a too: a cable)."""
-        if not capacity > 0 or not math.isfinite(capacity):
-            raise TopologyError(f"link {_link_name(a, b, both)} ({tier}): bandwidth must be a positive number, "
-                                f"got {capacity!r}")
-        if not latency >= 0 or not math.isfinite(latency):
-            raise TopologyError(f"link {_link_name(a, b, both)} ({tier}): latency must be >= 0, got {latency!r}")
+        _check_link(a, b, capacity, latency, tier, both)
         index = self.index
         ia, ib = index.get(a, -1), index.get(b, -1)
         if ia < 0 or ib < 0:
@@ -196,6 +224,22 @@ class TopologyBuilder:
         self.links.append((ia, ib, capacity, latency, tier))
         if both:
             self.links.append((ib, ia, capacity, latency, tier))
+
+    def add_cables(self, cables: list[tuple[str, str, float, float, str]]) -> None:
+        """`add_cable(a, b, capacity, latency, tier)` for each cable in order, in one go (checked once per
+        distinct capacity, latency and tier). Nothing is added if one fails."""
+        for a, b, capacity, latency, tier in {c[2:]: c for c in reversed(cables)}.values():  # (the first of each)
+            _check_link(a, b, capacity, latency, tier, True)
+        get = self.index.get
+        ends = [(get(c[0], -1), get(c[1], -1)) for c in cables]
+        for (ia, ib), (a, b, *_) in zip(ends, cables):
+            if ia < 0 or ib < 0:
+                raise TopologyError(f"link {_link_name(a, b, True)}: unknown node {(a if ia < 0 else b)!r}")
+        links = self.links
+        for (ia, ib), (_, _, capacity, latency, tier) in zip(ends, cables):
+            capacity, latency = float(capacity), float(latency)
+            links.append((ia, ib, capacity, latency, tier))
+            links.append((ib, ia, capacity, latency, tier))
 
     def build(self, *, check_connected: bool = True) -> Topology:
         if not self.gpu_ids:

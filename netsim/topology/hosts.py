@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 from netsim.errors import TopologyError
 from netsim.topology.graph import TopologyBuilder
@@ -33,21 +33,43 @@ class HostSpec:
         return gpu * self.nics // self.gpus
 
 
-def add_host(
-    b: TopologyBuilder, prefix: str, host: int, spec: HostSpec, attach: Callable[[int], str], **attrs: int
-) -> None:
-    """Add server `host`; `attach(rail)` names the switch NIC `rail` plugs into."""
-    base = f"{prefix}h{host}"
-    for r in range(spec.nics):
-        nic = f"{base}.nic{r}"
-        b.add_node(nic, "nic", host=host, rail=r, **attrs)
-        b.add_cable(nic, attach(r), spec.nic_bandwidth, spec.nic_latency, "host")
-    if spec.gpus > 1:
-        b.add_node(f"{base}.nvs", "nvswitch", host=host, **attrs)
+def add_hosts(b: TopologyBuilder, prefix: str, hosts: Sequence[int], spec: HostSpec,
+              attach: Callable[[int, int], str], **attrs: int | Sequence[int]) -> range:
+    """Add servers `hosts`, in order, in one go: `attach(host, rail)` names the switch the host's NIC `rail`
+    plugs into; an attribute is one value for every server or one per server. Returns the new nodes' ids.
+
+    Each server is `{prefix}h{host}`: its NICs (`.nic{r}`, node attribute `rail` r), an NVLink switch
+    (`.nvs`) when it has several GPUs, then its GPUs (`.gpu{g}`, on the NIC of their rail); the cables
+    are each NIC's to its switch, then each GPU's to its NIC (PCIe) and to the NVLink switch.
+
+    >>> b = TopologyBuilder("two servers")
+    >>> _ = b.add_node("sw", "switch")
+    >>> _ = add_hosts(b, "", range(2), HostSpec(gpus=2), lambda host, rail: "sw")
+    >>> b.names[1:]
+    ['h0.nic0', 'h0.nvs', 'h0.gpu0', 'h0.gpu1', 'h1.nic0', 'h1.nvs', 'h1.gpu0', 'h1.gpu1']
+    """
+    nvs = spec.gpus > 1
+    rails = [spec.rail_of(g) for g in range(spec.gpus)]
+    # one server's nodes (suffix, kind, rail) and cables to its own nodes (suffix, suffix, bandwidth, latency, tier)
+    nodes = ([(f".nic{r}", "nic", r) for r in range(spec.nics)] + ([(".nvs", "nvswitch", -1)] if nvs else [])
+             + [(f".gpu{g}", "gpu", rails[g]) for g in range(spec.gpus)])
+    inside = []
     for g in range(spec.gpus):
-        gpu = f"{base}.gpu{g}"
-        rail = spec.rail_of(g)
-        b.add_node(gpu, "gpu", host=host, rail=rail, **attrs)
-        b.add_cable(gpu, f"{base}.nic{rail}", spec.pcie_bandwidth, spec.pcie_latency, "pcie")
-        if spec.gpus > 1:
-            b.add_cable(gpu, f"{base}.nvs", spec.nvlink_bandwidth, spec.nvlink_latency, "nvlink")
+        inside.append((f".gpu{g}", f".nic{rails[g]}", spec.pcie_bandwidth, spec.pcie_latency, "pcie"))
+        if nvs:
+            inside.append((f".gpu{g}", ".nvs", spec.nvlink_bandwidth, spec.nvlink_latency, "nvlink"))
+    bases = [f"{prefix}h{h}" for h in hosts]
+    per = len(nodes)
+    columns = {"host": [h for h in hosts for _ in range(per)], "rail": [r for _ in hosts for _, _, r in nodes]}
+    for name, value in attrs.items():
+        columns[name] = ([int(value)] * (per * len(bases)) if isinstance(value, int)
+                         else [int(v) for v in value for _ in range(per)])
+    added = b.add_nodes([base + suffix for base in bases for suffix, _, _ in nodes],
+                        [kind for _ in bases for _, kind, _ in nodes], columns)
+    cables = []
+    for h, base in zip(hosts, bases):
+        cables.extend((f"{base}.nic{r}", attach(h, r), spec.nic_bandwidth, spec.nic_latency, "host")
+                      for r in range(spec.nics))
+        cables.extend((base + a, base + z, bandwidth, latency, tier) for a, z, bandwidth, latency, tier in inside)
+    b.add_cables(cables)
+    return added

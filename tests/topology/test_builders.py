@@ -97,3 +97,60 @@ def test_disconnected_topology_is_an_error():
 def test_bad_leaf_spine(kwargs):
     with pytest.raises(TopologyError):
         leaf_spine(LeafSpineSpec(leaves=2, spines=2, hosts_per_leaf=2, **kwargs))
+
+
+def test_servers_added_in_one_go_are_the_nodes_and_links_one_at_a_time_gives():
+    """`add_hosts` (a fabric's servers at once) against `add_node`/`add_cable` per server, as the builders
+    added them before: same names, kinds, attributes, relays, and links in the same order (ECMP's choices
+    follow link order)."""
+    from netsim.topology import TopologyBuilder
+    from netsim.topology.hosts import add_hosts
+
+    spec = HostSpec(gpus=4, nics=2, nic_bandwidth=3.0, nic_latency=1e-6, pcie_bandwidth=5.0, nvlink_bandwidth=7.0)
+    bulk, single = TopologyBuilder("bulk"), TopologyBuilder("single")
+    for b in (bulk, single):
+        b.add_node("sw0", "switch")
+        b.add_node("sw1", "switch")
+        b.add_cable("sw0", "sw1", 1.0, 0.0, "spine")
+    add_hosts(bulk, "x.", range(3, 6), spec, lambda h, r: f"sw{(h + r) % 2}", pod=[7, 8, 9], dc=1)
+    for h in range(3, 6):
+        single.add_node(f"x.h{h}.nic0", "nic", host=h, rail=0, pod=4 + h, dc=1)
+        single.add_cable(f"x.h{h}.nic0", f"sw{h % 2}", 3.0, 1e-6, "host")
+        single.add_node(f"x.h{h}.nic1", "nic", host=h, rail=1, pod=4 + h, dc=1)
+        single.add_cable(f"x.h{h}.nic1", f"sw{(h + 1) % 2}", 3.0, 1e-6, "host")
+        single.add_node(f"x.h{h}.nvs", "nvswitch", host=h, pod=4 + h, dc=1)
+        for g in range(4):
+            single.add_node(f"x.h{h}.gpu{g}", "gpu", host=h, rail=g // 2, pod=4 + h, dc=1)
+            single.add_cable(f"x.h{h}.gpu{g}", f"x.h{h}.nic{g // 2}", 5.0, 0.0, "pcie")
+            single.add_cable(f"x.h{h}.gpu{g}", f"x.h{h}.nvs", 7.0, 0.0, "nvlink")
+    a, b = bulk.build(), single.build()
+    assert a.node_names == b.node_names and a.node_kind == b.node_kind and a.link_tier == b.link_tier
+    for name in ("relay", "link_src", "link_dst", "capacity", "latency", "gpus"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert all(np.array_equal(a.attrs[k], b.attrs[k]) for k in b.attrs)
+
+
+def test_servers_added_in_one_go_refuse_what_one_at_a_time_refuses():
+    """The errors name the node or link (and its tier) as `add_node` and `add_cable` do; the nodes or
+    cables of a refused call are not added."""
+    from netsim.topology import TopologyBuilder
+    from netsim.topology.hosts import add_hosts
+
+    def builder():
+        b = TopologyBuilder("t")
+        b.add_node("sw", "switch")
+        b.add_node("h1.gpu0", "gpu")
+        return b
+
+    b = builder()
+    with pytest.raises(TopologyError, match=r"node 'h1.gpu0' defined twice"):
+        add_hosts(b, "", range(2), HostSpec(), lambda h, r: "sw")
+    assert b.names == ["sw", "h1.gpu0"] and len(b.index) == 2
+    b = builder()
+    with pytest.raises(TopologyError, match=r"link h0.nic0<->nowhere: unknown node 'nowhere'"):
+        add_hosts(b, "", range(1), HostSpec(), lambda h, r: "nowhere")
+    assert not b.links
+    b = builder()
+    with pytest.raises(TopologyError, match=r"link h2.gpu0<->h2.nic0 \(pcie\): bandwidth must be a positive number"):
+        add_hosts(b, "", range(2, 4), HostSpec(pcie_bandwidth=0.0), lambda h, r: "sw")
+    assert not b.links
