@@ -303,6 +303,7 @@ class Loop:
         cell = np.stack([self.t_run[which], self.t_key[which], self.t_batch[which]])
         cuts = np.flatnonzero((np.diff(cell, axis=1) != 0).any(axis=0)) + 1
         recording = network._reference is not None
+        routed = []  # (transfers, their routes, each flow's bytes) per cell
         for sub in np.split(which, cuts):
             if self.unrouted:
                 for p in sub.tolist():
@@ -322,8 +323,11 @@ class Loop:
             if recording:
                 self.active[int(self.t_run[sub[0]])].step_rows.append(
                     (sub, network.step_loads(src, dst, sizes, key, block, flow_bytes)))
+            routed.append((sub, block, flow_bytes))
+        f0 = self._take("flows", sum(len(block.counts) for _, block, _ in routed))  # (grown once, not per block)
+        e0 = self._take("entries", sum(len(block.links) for _, block, _ in routed))
+        for sub, block, flow_bytes in routed:
             nf, ne = len(block.counts), len(block.links)
-            f0, e0 = self._take("flows", nf), self._take("entries", ne)
             fs = slice(f0, f0 + nf)
             self.fl_bytes[fs] = flow_bytes
             self.fl_cap[fs] = block.cap
@@ -338,6 +342,7 @@ class Loop:
             self.t_fl_lo[sub] = np.searchsorted(block.owner, local) + f0
             self.t_fl_hi[sub] = np.searchsorted(block.owner, local, side="right") + f0
             self.t_lat[sub] = block.latency
+            f0, e0 = f0 + nf, e0 + ne
         self._hash_records(first, self.used["flows"])
 
     def _hash_records(self, lo: int, hi: int) -> None:
@@ -391,12 +396,12 @@ class Loop:
             active.step_rows = kept
 
     def record(self, network, active: _Active) -> None:
-        """Transfer rows (and step rows) for what of `active` has ended and was not yet written."""
+        """Transfer rows (and step rows) for what of `active` has ended and was not yet written: in id order,
+        the order of the run's frame (which then has nothing to sort)."""
         ts = slice(active.t0, active.t1)
         ended = ~np.isnan(self.t_end[ts]) & ~self.t_rec[ts]
         which = np.flatnonzero(ended) + active.t0
         if len(which) and network.table.keep:
-            which = which[np.lexsort((self.t_order[which], self.t_end[which]))]
             self.t_rec[which] = True
             tags = self.t_tag[which]
             step = network.table.rows  # chunks no longer than a streamed table's parts: one gathered at a time
