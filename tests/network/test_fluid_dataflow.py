@@ -472,3 +472,42 @@ def test_drain_queues_give_the_very_results_of_the_scans(monkeypatch, compiled, 
         assert net._store.q_n[2] == (queues[1] == 0)  # (stopped at the end unless never)
     a, b = (r.transfers.sort("id") for r in (scans, queued))
     assert a["end_s"].to_list() == b["end_s"].to_list()
+
+
+def test_drain_queue_heaps_pop_in_key_order_through_pushes_pops_and_rebuilds():
+    """The kernel's lazy queues are binary heaps: whatever mix of pushes, pops and rebuilds (which append
+    the live flows' entries and order them bottom-up) came before, each pop takes the least key left."""
+    from netsim.network import fluid_kernel as K
+
+    rng = np.random.default_rng(7)
+    slots = 300
+    q_key, q_id = np.zeros((2, 4 * slots)), np.zeros((2, 2, 4 * slots), dtype=np.int64)
+    q_n = np.zeros(9, dtype=np.int64)
+    f_finish, f_rem = rng.random(slots) * 10, rng.random(slots) + 0.5
+    f_rate, f_size = rng.random(slots) + 0.1, np.full(slots, 2.0)
+    f_ver, f_alive = np.zeros(slots, dtype=np.int64), np.zeros(slots, dtype=bool)
+    flow_free = np.arange(slots)
+    kept = [[], []]  # what each queue holds, as (key, flow)
+    for step in range(3000):
+        w = int(rng.integers(2))
+        if rng.random() < 0.02:  # a rebuild from the live flows (the first half of the slots)
+            f_alive[:] = False
+            f_alive[:slots // 2] = True
+            K.rebuild_queues(flow_free, 0, slots // 2, f_alive, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id,
+                             q_n)
+            kept = [[(f_finish[f], f) for f in range(slots // 2)],
+                    [(K._drain_key(f, f_finish, f_rem, f_rate, f_size), f) for f in range(slots // 2)]]
+        elif q_n[w] and rng.random() < 0.45:
+            least = min(kept[w])[0]
+            assert q_key[w, 0] == least, step
+            kept[w].remove(next(e for e in kept[w] if e[0] == least and e[1] == q_id[w, 0, 0]))
+            K._q_pop(q_key, q_id, q_n, w)
+        elif q_n[w] < 3 * slots:
+            key, f = float(rng.integers(50)) if rng.random() < 0.3 else rng.random() * 50, int(rng.integers(slots))
+            K._q_push(q_key, q_id, q_n, w, key, f, 0)
+            kept[w].append((key, f))
+        assert q_n[w] == len(kept[w])
+    while q_n[0]:  # and empties in order
+        before = q_key[0, 0]
+        K._q_pop(q_key, q_id, q_n, 0)
+        assert q_n[0] == 0 or q_key[0, 0] >= before
