@@ -73,7 +73,7 @@ class Ecmp(Policy):
                     _walk_gateways(inverse, offsets, out_links, topo.link_dst, topo.relay, node, links, taken, choice,
                                    options, pending, *table.args)):
             at = pending[:k]
-            hashes = flow_hashes(self.seed, key, src[at].tolist(), dst[at].tolist(), node[at].tolist())
+            hashes = flow_hashes(self.seed, key, src[at], dst[at], node[at])
             choice[at] = hashes % options[at].astype(np.uint64)
         return _sorted_paths(links, taken, topo.latency)
 
