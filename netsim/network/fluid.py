@@ -21,6 +21,7 @@ storage and rate computations, so both kinds mix freely.
 
 from __future__ import annotations
 
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -295,9 +296,12 @@ class FluidNetwork(NetworkModel):
         if f1 > f0 and loop.fl_path[f0:f1].max() + 2 >= 1 << kernel.PATH_BITS:  # too many paths to index
             loop.undo(before)
             return super().run_dataflow(flow, on_fire)
-        run._count_down = lambda gates: self._count_down(active, gates)
-        run._fired = lambda gates: self._loop.g_fire[active.g0 + gates]
-        run._set_delay = lambda gates, delay: self._loop.g_delay.__setitem__(active.g0 + gates, delay)
+        # the run's hooks reach the network weakly (and are dropped when it finishes): a network nobody holds
+        # any more is freed at once, with its arrays, not at the next full garbage collection
+        network = weakref.ref(self)
+        run._count_down = lambda gates: network()._count_down(active, gates)
+        run._fired = lambda gates: network()._loop.g_fire[active.g0 + gates]
+        run._set_delay = lambda gates, delay: network()._loop.g_delay.__setitem__(active.g0 + gates, delay)
         self.dataflows_compiled += 1
         self._next_id += flow.transfers
         self.transfers_started += flow.transfers

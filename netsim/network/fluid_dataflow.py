@@ -431,6 +431,7 @@ class Loop:
         run.fire[:] = self.g_fire[active.g0:active.g1]
         run.t_start[:] = self.t_start[active.t0:active.t1]
         run.t_end[:] = self.t_end[active.t0:active.t1]
+        run._count_down = run._fired = run._set_delay = None  # (the loop's arrays are no longer its)
         return run
 
     def notes(self) -> list[tuple[int, int]]:

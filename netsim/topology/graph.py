@@ -162,7 +162,9 @@ class TopologyBuilder:
         self.relays: list[bool] = []
         self.attrs: dict[str, list[int]] = {a: [] for a in NODE_ATTRS}
         self.index: dict[str, int] = {}
-        self.links: list[tuple[int, int, float, float, str]] = []
+        # the links so far, column by column (src, dst, capacity, latency, tier): no tuple per link to allocate
+        # (and for the garbage collector to count and visit)
+        self.link_columns: tuple[list, list, list, list, list] = ([], [], [], [], [])
         self.gpu_ids: list[int] = []
         self.meta: dict = {}
 
@@ -220,10 +222,17 @@ class TopologyBuilder:
         ia, ib = index.get(a, -1), index.get(b, -1)
         if ia < 0 or ib < 0:
             raise TopologyError(f"link {_link_name(a, b, both)}: unknown node {(a if ia < 0 else b)!r}")
+        src, dst, cap, lat, tiers = self.link_columns
         capacity, latency = float(capacity), float(latency)
-        self.links.append((ia, ib, capacity, latency, tier))
+        src.append(ia)
+        dst.append(ib)
         if both:
-            self.links.append((ib, ia, capacity, latency, tier))
+            src.append(ib)
+            dst.append(ia)
+        n = 2 if both else 1
+        cap.extend([capacity] * n)
+        lat.extend([latency] * n)
+        tiers.extend([tier] * n)
 
     def add_cables(self, cables: list[tuple[str, str, float, float, str]]) -> None:
         """`add_cable(a, b, capacity, latency, tier)` for each cable in order, in one go (checked once per
@@ -235,16 +244,19 @@ class TopologyBuilder:
         for (ia, ib), (a, b, *_) in zip(ends, cables):
             if ia < 0 or ib < 0:
                 raise TopologyError(f"link {_link_name(a, b, True)}: unknown node {(a if ia < 0 else b)!r}")
-        links = self.links
+        src, dst, cap, lat, tiers = self.link_columns
         for (ia, ib), (_, _, capacity, latency, tier) in zip(ends, cables):
             capacity, latency = float(capacity), float(latency)
-            links.append((ia, ib, capacity, latency, tier))
-            links.append((ib, ia, capacity, latency, tier))
+            src.extend((ia, ib))
+            dst.extend((ib, ia))
+            cap.extend((capacity, capacity))
+            lat.extend((latency, latency))
+            tiers.extend((tier, tier))
 
     def build(self, *, check_connected: bool = True) -> Topology:
         if not self.gpu_ids:
             raise TopologyError(f"topology {self.name!r} has no GPUs")
-        src, dst, cap, lat, tier = zip(*self.links) if self.links else ((), (), (), (), ())
+        src, dst, cap, lat, tier = self.link_columns
         topo = Topology(
             name=self.name,
             node_names=tuple(self.names),

@@ -511,3 +511,28 @@ def test_drain_queue_heaps_pop_in_key_order_through_pushes_pops_and_rebuilds():
         before = q_key[0, 0]
         K._q_pop(q_key, q_id, q_n, 0)
         assert q_n[0] == 0 or q_key[0, 0] >= before
+
+
+def test_a_finished_network_is_freed_when_nothing_holds_it():
+    """A compiled dataflow's run reaches its network weakly, and drops its hooks when it finishes: a
+    simulation nobody holds frees its network, store, loop and meter at once (not at the next full garbage
+    collection, which comes rarely once few objects are made), and a finished run's fire times are its own."""
+    import gc
+    import weakref
+
+    topo = fabric(leaves=2, hosts=2, over=1.0)
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        sim = Simulation(topo, routing="ecmp")
+        comm = Communicator(sim, topo.gpus)
+        done = comm.run("all_reduce", 2**20, algo="halving_doubling")
+        sim.run(done)
+        net = sim.network
+        held = [weakref.ref(x) for x in (net, net._store, net._loop, sim.meter)]
+        assert net.dataflows_compiled == 1
+        del sim, comm, done, net
+        assert [ref() for ref in held] == [None] * 4
+    finally:
+        if was:
+            gc.enable()

@@ -149,8 +149,8 @@ def test_servers_added_in_one_go_refuse_what_one_at_a_time_refuses():
     b = builder()
     with pytest.raises(TopologyError, match=r"link h0.nic0<->nowhere: unknown node 'nowhere'"):
         add_hosts(b, "", range(1), HostSpec(), lambda h, r: "nowhere")
-    assert not b.links
+    assert not b.link_columns[0]
     b = builder()
     with pytest.raises(TopologyError, match=r"link h2.gpu0<->h2.nic0 \(pcie\): bandwidth must be a positive number"):
         add_hosts(b, "", range(2, 4), HostSpec(pcie_bandwidth=0.0), lambda h, r: "sw")
-    assert not b.links
+    assert not b.link_columns[0]
