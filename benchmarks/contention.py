@@ -167,7 +167,14 @@ def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "--one":
         print(json.dumps(run_case(argv[1])))
         return 0
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
     names = argv or list(CASES)
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        print(f"contention.py: unknown case {unknown[0]!r} (known: {', '.join(CASES)})", file=sys.stderr)
+        return 2
     print("Contended traffic: netsim's fluid engine, and SimGrid 3.32 CM02 on the same flows where marked")
     print(f"{'workload':<52} {'wall s':>7} {'transfers/s':>12} {'rate comp/s':>12} {'peak MiB':>9} "
           f"{'cluster s':>9} {'speed-up':>8} {'SimGrid s':>9} {'speed-up':>8} {'matched s':>9} {'speed-up':>8} "
