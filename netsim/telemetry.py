@@ -260,7 +260,8 @@ class LinkMeter:
         """(bin start times, bytes per bin x link, bin width) up to the last recorded time: of every link, or
         of `links` (distinct ids; their columns in that order). Asked for some links, the intervals logged and
         not yet binned are binned into a copy of theirs and stay logged: the 40 links of a run's timeline cost
-        their own intervals, not a fold of every link's (6 of the 1,024-GPU halving-doubling's ~110 ms)."""
+        their own intervals, not a fold of every link's (on the 1,024-GPU halving-doubling, closing the meter and
+        the timeline took 2.2 ms instead of 3.6)."""
         if links is None:
             self.fold()
             bins = self.bins
