@@ -328,11 +328,11 @@ def _drain_key(f, f_finish, f_rem, f_rate, f_size):
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def _q_add(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, sift=True):
-    """Flow f's entries in both queues (at its current version; `sift`: see `_q_push`)."""
+def _q_add(f, key, f_finish, f_ver, q_key, q_id, q_n, sift=True):
+    """Flow f's entries in both queues (at its current version), its drain key `key` (`_drain_key`; `sift`:
+    see `_q_push`)."""
     if f_finish[f] < np.inf:
         _q_push(q_key, q_id, q_n, Q_FINISH, f_finish[f], f, f_ver[f], sift)
-    key = _drain_key(f, f_finish, f_rem, f_rate, f_size)
     if key < np.inf:
         _q_push(q_key, q_id, q_n, Q_DRAIN, key, f, f_ver[f], sift)
 
@@ -346,7 +346,7 @@ def rebuild_queues(flow_free, lo, hi, f_alive, f_finish, f_rem, f_rate, f_size, 
     for i in range(lo, hi):
         f = flow_free[i]
         if f_alive[f]:
-            _q_add(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, False)
+            _q_add(f, _drain_key(f, f_finish, f_rem, f_rate, f_size), f_finish, f_ver, q_key, q_id, q_n, False)
     for w in (Q_FINISH, Q_DRAIN):
         n = q_n[w]
         for i in range(n // 2 - 1, -1, -1):
@@ -354,9 +354,10 @@ def rebuild_queues(flow_free, lo, hi, f_alive, f_finish, f_rem, f_rate, f_size, 
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_free, lo, hi, f_alive):
+def schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_free, lo, hi, f_alive, f_due):
     """Flow f's predicted drain changed and the queues are kept: its new version (the caller moved
-    `f_ver[f]` on; older entries are stale and dropped when they come up) goes in. A queue is rebuilt from
+    `f_ver[f]` on, and set its drain key `f_due[f]`; older entries are stale and dropped when they come up)
+    goes in. A queue is rebuilt from
     the live flows first when it is full (it holds 4x the flow slots) or holds more than Q_STALE x the live
     flows (+64): stale entries cost every pop more levels of the heap (on the 1,024-GPU halving-doubling, with
     queues of up to 4x the slots, a pop cost ~85 ns; rebuilt at 2x, it pops 51k entries instead of 109k, and
@@ -365,7 +366,7 @@ def schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_f
             or max(q_n[Q_FINISH], q_n[Q_DRAIN]) > Q_STALE * (hi - lo) + 64):
         rebuild_queues(flow_free, lo, hi, f_alive, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n)
     else:
-        _q_add(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n)
+        _q_add(f, f_due[f], f_finish, f_ver, q_key, q_id, q_n)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -863,7 +864,8 @@ def _rated(f, now, f_rem, f_rate, f_size, f_finish, f_due, f_ver, q_key, q_id, q
     f_ver[f] += 1
     q_n[Q_RATED] += 1
     if q_n[Q_ON]:
-        schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_alive)
+        schedule(f, f_finish, f_rem, f_rate, f_size, f_ver, q_key, q_id, q_n, flow_free, n_free, n_slots, f_alive,
+                 f_due)
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
