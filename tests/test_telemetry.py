@@ -54,6 +54,8 @@ def _timeline(monkeypatch, log: int):
     _, chosen, chosen_width = sim.meter.timeline(some)  # the log binned into their columns alone, and kept
     starts, bins, width = sim.meter.timeline()
     assert chosen_width == width and np.array_equal(chosen, bins[:, some])
+    with pytest.raises(ValueError, match="each link at most once"):
+        sim.meter.timeline(some[[0, 1, 0]])
     return bins, width, sim.meter.total, sim.meter.peak, sim.now
 
 

@@ -30,7 +30,7 @@ import simpy
 from netsim.network import fluid_kernel as kernel
 from netsim.network.base import Batch, NetworkModel, split_profile
 from netsim.network.dataflow import Dataflow, DataflowRun
-from netsim.network.fluid_dataflow import Loop
+from netsim.network.fluid_dataflow import Loop, no_longer_running
 from netsim.network.max_min import max_min_rates
 
 LATE = 2  # SimPy priority after NORMAL (1): runs once everything else at this instant has run
@@ -387,7 +387,7 @@ class FluidNetwork(NetworkModel):
         runs this instant at once (what else happens at it joins the loop when it does: settling twice at one
         instant is exact)."""
         if self._loop.active.get(active.rid) is not active:
-            raise RuntimeError("a count-down for a dataflow that is no longer running")
+            no_longer_running()
         for gate in (active.g0 + gates).tolist():
             self._loop.count_down(gate)
         if self._delivering or self._settle_scheduled:

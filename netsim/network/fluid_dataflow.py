@@ -36,6 +36,7 @@ that numba's on-disk cache of it is refreshed whenever the kernel changes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import numpy as np
 
@@ -79,6 +80,11 @@ class _Active:
     @property
     def t1(self) -> int:
         return self.t0 + self.run.flow.transfers
+
+
+def no_longer_running(*_args) -> NoReturn:
+    """Counting down a gate of a dataflow that no longer runs (a finished run's hooks are this)."""
+    raise RuntimeError("a count-down for a dataflow that is no longer running")
 
 
 class Loop:
@@ -396,8 +402,8 @@ class Loop:
             active.step_rows = kept
 
     def record(self, network, active: _Active) -> None:
-        """Transfer rows (and step rows) for what of `active` has ended and was not yet written: in id order,
-        the order of the run's frame (which then has nothing to sort)."""
+        """Transfer rows (and step rows) for what of `active` has ended and was not yet written: in id order
+        within each tag (a frame of one run with one tag then has nothing to sort)."""
         ts = slice(active.t0, active.t1)
         ended = ~np.isnan(self.t_end[ts]) & ~self.t_rec[ts]
         which = np.flatnonzero(ended) + active.t0
@@ -431,7 +437,8 @@ class Loop:
         run.fire[:] = self.g_fire[active.g0:active.g1]
         run.t_start[:] = self.t_start[active.t0:active.t1]
         run.t_end[:] = self.t_end[active.t0:active.t1]
-        run._count_down = run._fired = run._set_delay = None  # (the loop's arrays are no longer its)
+        run._count_down = run._set_delay = no_longer_running  # (the loop's arrays are no longer its)
+        run._fired = None  # (`fired` reads `run.fire`)
         return run
 
     def notes(self) -> list[tuple[int, int]]:

@@ -164,7 +164,7 @@ def account(links, n, new_load, now, load, since, total, peak, log_f, log_link, 
     """Links links[:n] carried `load[link]` bytes/s since `since[link]` and carry `new_load[link]` from `now`:
     add the old load to each one's total and peak, log the interval for the meter's time bins (`log_link`,
     and `log_f` rows t0, t1, rate; `log_n[0]` entries so far: `telemetry.LinkMeter` bins them in one pass
-    when the log fills or the run ends, so the bins cost nothing while the run goes and never need
+    when the log fills or a timeline asks, so the bins cost nothing while the run goes and never need
     coarsening mid-run), and start its new interval. The caller leaves room for `n` more entries."""
     for i in range(n):
         link = links[i]

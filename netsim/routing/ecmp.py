@@ -48,7 +48,8 @@ class Ecmp(Policy):
     def single_paths(self, src: np.ndarray, dst: np.ndarray, key: tuple
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """`path` for a whole batch: the hop-by-hop walks run compiled and stop where a switch offers
-        several next hops; the hash picks there (in Python, the same `flow_hash`); the walks go on."""
+        several next hops; the hash picks there (the same `flow_hash`, compiled: `flow_hashes`); the walks
+        go on."""
         topo = self.topo
         if not len(src) or (src == dst).any():
             return None

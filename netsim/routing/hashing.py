@@ -31,12 +31,19 @@ def flow_hashes(seed: object, key: object, src: Sequence[int], dst: Sequence[int
     True
     """
     head, mid = f"({seed!r}, ".encode(), f", {key!r}, ".encode()
-    src, dst, node = (np.asarray(x, dtype=np.int64) for x in (src, dst, node))
-    if sys.byteorder != "little" or (len(src) and min(src.min(), dst.min(), node.min()) < 0):
-        # (the compiled words are read in the machine's byte order; its digits are those of ints >= 0)
-        blake = hashlib.blake2b
+    if not len(src) == len(dst) == len(node):
+        raise ValueError(f"flow_hashes: {len(src)}, {len(dst)} and {len(node)} sources, destinations and switches")
+    given = (src, dst, node)
+    try:
+        src, dst, node = (np.asarray(x, dtype=np.int64) for x in given)
+        compiled = (sys.byteorder == "little" and all(np.array_equal(a, b) for a, b in zip((src, dst, node), given))
+                    and not (len(src) and min(src.min(), dst.min(), node.min()) < 0))
+    except OverflowError:
+        compiled = False
+    if not compiled:  # ids past int64, or negative (its digits are those of ints >= 0), or a big-endian machine
+        blake = hashlib.blake2b  # (whose words the compiled hash would read the wrong way round)
         texts = [head + f"{s}, {d}".encode() + mid + f"{v})".encode()
-                 for s, d, v in zip(src.tolist(), dst.tolist(), node.tolist())]
+                 for s, d, v in zip(*(x.tolist() if isinstance(x, np.ndarray) else list(x) for x in given))]
         return np.frombuffer(b"".join([blake(t, digest_size=8).digest() for t in texts]), dtype="<u8")
     out = np.empty(len(src), dtype=np.uint64)
     _hashes(np.frombuffer(head, dtype=np.uint8), np.frombuffer(mid, dtype=np.uint8), src, dst, node, _IV, _SIGMA,

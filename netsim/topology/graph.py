@@ -194,6 +194,8 @@ class TopologyBuilder:
         node i's; relays are the nodes that are not GPUs. Returns their ids. Nothing is added if one fails."""
         if not _ATTR_SET.issuperset(attrs):
             raise ValueError(f"unknown node attributes {sorted(set(attrs) - _ATTR_SET)}")
+        if len(kinds) != len(names) or any(len(column) != len(names) for column in attrs.values()):
+            raise ValueError("add_nodes: kinds and each attribute need one entry per name")
         first = len(self.names)
         fresh = dict(zip(names, range(first, first + len(names))))
         if len(fresh) < len(names) or not self.index.keys().isdisjoint(fresh):
@@ -235,15 +237,23 @@ class TopologyBuilder:
         tiers.extend([tier] * n)
 
     def add_cables(self, cables: list[tuple[str, str, float, float, str]]) -> None:
-        """`add_cable(a, b, capacity, latency, tier)` for each cable in order, in one go (checked once per
-        distinct capacity, latency and tier). Nothing is added if one fails."""
-        for a, b, capacity, latency, tier in {c[2:]: c for c in reversed(cables)}.values():  # (the first of each)
-            _check_link(a, b, capacity, latency, tier, True)
+        """`add_cable(a, b, capacity, latency, tier)` for each cable in order, in one go (the numbers checked
+        once per distinct capacity, latency and tier). Nothing is added if one fails; the error is the one the
+        first failing cable would raise alone."""
+        bad = set()
+        for kind, first in {c[2:]: c for c in reversed(cables)}.items():  # (the first cable of each kind)
+            try:
+                _check_link(*first, True)
+            except TopologyError:
+                bad.add(kind)
         get = self.index.get
         ends = [(get(c[0], -1), get(c[1], -1)) for c in cables]
-        for (ia, ib), (a, b, *_) in zip(ends, cables):
-            if ia < 0 or ib < 0:
-                raise TopologyError(f"link {_link_name(a, b, True)}: unknown node {(a if ia < 0 else b)!r}")
+        if bad or any(ia < 0 or ib < 0 for ia, ib in ends):
+            for (ia, ib), (a, b, *rest) in zip(ends, cables):
+                if tuple(rest) in bad:
+                    _check_link(a, b, *rest, True)
+                if ia < 0 or ib < 0:
+                    raise TopologyError(f"link {_link_name(a, b, True)}: unknown node {(a if ia < 0 else b)!r}")
         src, dst, cap, lat, tiers = self.link_columns
         for (ia, ib), (_, _, capacity, latency, tier) in zip(ends, cables):
             capacity, latency = float(capacity), float(latency)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import numpy as np
+
 from netsim.errors import TopologyError
 from netsim.topology.graph import TopologyBuilder
 
@@ -48,6 +50,7 @@ def add_hosts(b: TopologyBuilder, prefix: str, hosts: Sequence[int], spec: HostS
     >>> b.names[1:]
     ['h0.nic0', 'h0.nvs', 'h0.gpu0', 'h0.gpu1', 'h1.nic0', 'h1.nvs', 'h1.gpu0', 'h1.gpu1']
     """
+    hosts = list(hosts)
     nvs = spec.gpus > 1
     rails = [spec.rail_of(g) for g in range(spec.gpus)]
     # one server's nodes (suffix, kind, rail) and cables to its own nodes (suffix, suffix, bandwidth, latency, tier)
@@ -62,7 +65,7 @@ def add_hosts(b: TopologyBuilder, prefix: str, hosts: Sequence[int], spec: HostS
     per = len(nodes)
     columns = {"host": [h for h in hosts for _ in range(per)], "rail": [r for _ in hosts for _, _, r in nodes]}
     for name, value in attrs.items():
-        columns[name] = ([int(value)] * (per * len(bases)) if isinstance(value, int)
+        columns[name] = ([int(value)] * (per * len(bases)) if isinstance(value, (int, np.integer))
                          else [int(v) for v in value for _ in range(per)])
     added = b.add_nodes([base + suffix for base in bases for suffix, _, _ in nodes],
                         [kind for _ in bases for _, kind, _ in nodes], columns)

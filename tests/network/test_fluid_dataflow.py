@@ -354,6 +354,25 @@ def test_a_dataflow_done_before_its_last_transfer_arrives(monkeypatch, compiled)
     assert sim.now > 10**7 / 12.5e9
 
 
+def test_counting_down_a_finished_compiled_dataflow_is_an_error():
+    """A gate waiting on the outside and off the path to done: counted down once the compiled run is over,
+    it is a RuntimeError saying so (the run's hooks no longer reach the loop); its fire times stay
+    readable."""
+    from netsim.network.dataflow import DataflowBuilder
+
+    topo = fabric()
+    sim = Simulation(topo)
+    b = DataflowBuilder()
+    g, side = (int(x) for x in b.gates(2))
+    b.external(side)
+    b.transfer_from(g, [int(topo.gpus[0])], [int(topo.gpus[5])], [10**6], key=("x",), tag="t")
+    run = sim.network.run_dataflow(b.build(done=g))
+    sim.run(run.done)
+    assert run.compiled and run.fired(np.array([g, side])).tolist()[0] == 0.0
+    with pytest.raises(RuntimeError, match="no longer running"):
+        run.count_down(side)
+
+
 def test_arrays_are_compacted_while_dataflows_overlap_without_end(monkeypatch):
     """Two groups run all-reduces back to back, staggered, so the loop is never idle: compacted at every
     start (the slack set to 0), the arrays keep only what runs, and every transfer ends as without."""

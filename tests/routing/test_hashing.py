@@ -1,5 +1,7 @@
 """ECMP's flow hash: stable, and the batch form equal to the single one."""
 
+import pytest
+
 
 def test_batch_hashes_equal_the_single_hash():
     """The batch form hashes the very text `flow_hash` hashes: same values, for any key and seed."""
@@ -37,3 +39,8 @@ def test_compiled_batch_hashes_are_blake2b_on_texts_of_every_length():
     assert {127, 128, 129, 255, 256, 257, 383, 384, 385} <= lengths
     assert flow_hashes(1, ("k",), [-5, 2], [3, 4], [0, -1]).tolist() == [flow_hash(1, -5, 3, ("k",), 0),
                                                                           flow_hash(1, 2, 4, ("k",), -1)]
+    for huge in (np.array([2**63 + 5, 3], dtype=np.uint64), [2**70, 3]):  # past int64: left to hashlib too
+        assert flow_hashes(1, ("k",), huge, [1, 2], [0, 0]).tolist() == [
+            flow_hash(1, int(huge[0]), 1, ("k",), 0), flow_hash(1, 3, 2, ("k",), 0)]
+    with pytest.raises(ValueError, match="3, 1 and 1"):
+        flow_hashes(1, ("k",), [1, 2, 3], [1], [1])

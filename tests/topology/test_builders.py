@@ -131,8 +131,8 @@ def test_servers_added_in_one_go_are_the_nodes_and_links_one_at_a_time_gives():
 
 
 def test_servers_added_in_one_go_refuse_what_one_at_a_time_refuses():
-    """The errors name the node or link (and its tier) as `add_node` and `add_cable` do; the nodes or
-    cables of a refused call are not added."""
+    """The errors name the node or link (and its tier) as `add_node` and `add_cable` do, the first one a
+    server at a time would have met; a refused `add_nodes` adds no node, a refused `add_cables` no link."""
     from netsim.topology import TopologyBuilder
     from netsim.topology.hosts import add_hosts
 
@@ -154,3 +154,9 @@ def test_servers_added_in_one_go_refuse_what_one_at_a_time_refuses():
     with pytest.raises(TopologyError, match=r"link h2.gpu0<->h2.nic0 \(pcie\): bandwidth must be a positive number"):
         add_hosts(b, "", range(2, 4), HostSpec(pcie_bandwidth=0.0), lambda h, r: "sw")
     assert not b.link_columns[0]
+    for spec, attach, first in [  # several cables wrong: the first in order, and its first fault
+            (HostSpec(gpus=2, pcie_bandwidth=0.0, nvlink_bandwidth=0.0), "sw", r"h2.gpu0<->h2.nic0 \(pcie\)"),
+            (HostSpec(gpus=2, nic_bandwidth=-1.0, nvlink_bandwidth=float("nan")), "sw", r"h2.nic0<->sw \(host\)"),
+            (HostSpec(pcie_bandwidth=0.0), "nowhere", r"h2.nic0<->nowhere: unknown node 'nowhere'")]:
+        with pytest.raises(TopologyError, match=first):
+            add_hosts(builder(), "", range(2, 4), spec, lambda h, r: attach)
