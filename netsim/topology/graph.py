@@ -96,6 +96,14 @@ class Topology:
         return _csr(self.link_src, self.num_nodes)
 
     @cached_property
+    def out_next(self) -> tuple[np.ndarray, np.ndarray]:
+        """(node, relays) beside `out_csr`'s link ids: the node each link leads to and whether it relays, read
+        in order where a walk scans a node's links (not through the link ids)."""
+        _, ids = self.out_csr
+        node = _frozen(self.link_dst[ids].copy())
+        return node, _frozen(self.relay[node].copy())
+
+    @cached_property
     def in_csr(self) -> tuple[np.ndarray, np.ndarray]:
         """(offsets, link ids): the links entering node v are ids[offsets[v]:offsets[v+1]]."""
         return _csr(self.link_dst, self.num_nodes)
