@@ -33,24 +33,22 @@ def flow_hashes(seed: object, key: object, src: Sequence[int], dst: Sequence[int
     head, mid = f"({seed!r}, ".encode(), f", {key!r}, ".encode()
     if not len(src) == len(dst) == len(node):
         raise ValueError(f"flow_hashes: {len(src)}, {len(dst)} and {len(node)} sources, destinations and switches")
-    given = (src, dst, node)
-    try:
-        src, dst, node = (np.asarray(x, dtype=np.int64) for x in given)
-        compiled = (sys.byteorder == "little" and all(np.array_equal(a, b) for a, b in zip((src, dst, node), given))
-                    and not (len(src) and min(src.min(), dst.min(), node.min()) < 0))
-    except OverflowError:
-        compiled = False
-    if not compiled:  # ids past int64, or negative (its digits are those of ints >= 0), or a big-endian machine
-        blake = hashlib.blake2b  # (whose words the compiled hash would read the wrong way round)
-        texts = [head + f"{s}, {d}".encode() + mid + f"{v})".encode()
-                 for s, d, v in zip(*(x.tolist() if isinstance(x, np.ndarray) else list(x) for x in given))]
+    ids = [np.asarray(x) for x in (src, dst, node)]
+    if sys.byteorder != "little" or not all(
+            a.dtype.kind in "iu" and (not a.size or (a.min() >= 0 and int(a.max()) <= _INT64_MAX)) for a in ids):
+        # (ints past int64 or negative, whose digits the compiled hash does not write, or a big-endian
+        # machine, whose words it would read the wrong way round)
+        blake = hashlib.blake2b
+        texts = [head + f"{s}, {d}".encode() + mid + f"{v})".encode() for s, d, v in zip(*(a.tolist() for a in ids))]
         return np.frombuffer(b"".join([blake(t, digest_size=8).digest() for t in texts]), dtype="<u8")
+    src, dst, node = (a.astype(np.int64, copy=False) for a in ids)
     out = np.empty(len(src), dtype=np.uint64)
     _hashes(np.frombuffer(head, dtype=np.uint8), np.frombuffer(mid, dtype=np.uint8), src, dst, node, _IV, _SIGMA,
             out)
     return out
 
 
+_INT64_MAX = 2**63 - 1
 # BLAKE2b's initial words and the order in which each of its 12 rounds takes the message's words (RFC 7693)
 _IV = np.array([0x6A09E667F3BCC908, 0xBB67AE8584CAA73B, 0x3C6EF372FE94F82B, 0xA54FF53A5F1D36F1,
                 0x510E527FADE682D1, 0x9B05688C2B3E6C1F, 0x1F83D9ABFB41BD6B, 0x5BE0CD19137E2179], dtype=np.uint64)
