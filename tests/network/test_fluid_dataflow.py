@@ -532,6 +532,44 @@ def test_drain_queue_heaps_pop_in_key_order_through_pushes_pops_and_rebuilds():
         assert q_n[0] == 0 or q_key[0, 0] >= before
 
 
+def test_flows_whose_rates_did_not_move_keep_their_queue_entries(monkeypatch):
+    """A recomputation gives a flow new queue entries only when its rate or predicted drain moved: one whose
+    rate came out the same, with the same drain to the bit, keeps its version and its entries. After every
+    recomputation of a pipelined tree (most flows of each component keep their rates) each live flow still
+    has an entry at its current version in both queues, keyed by its predicted drain (which its bytes and
+    rate still give, to rounding) and its drain key; and some flows kept their versions through a
+    recomputation that rated them."""
+    from netsim.network import fluid_kernel as K
+    from netsim.network.fluid import _Store
+
+    monkeypatch.setattr(_Store, "QUEUES", (1, 0, 0))  # kept from the first flow on
+    recompute = FluidNetwork._recompute
+    checked, kept = [0], [0]
+
+    def check(self, now):
+        s = self._store
+        live = np.flatnonzero(s.f_alive)
+        before, stamp = s.f_ver[live].copy(), s.stamp
+        out = recompute(self, now)
+        kept[0] += int(((s.f_ver[live] == before) & (s.flow_mark[live] == stamp)).sum())  # rated, kept
+        if not s.q_n[K.Q_ON]:
+            return out
+        for w, key in ((K.Q_FINISH, lambda f: s.f_finish[f]),
+                       (K.Q_DRAIN, lambda f: K._drain_key(f, s.f_finish, s.f_rem, s.f_rate, s.f_size))):
+            n = s.q_n[w]
+            entries = set(zip(s.q_id[w, 0, :n].tolist(), s.q_id[w, 1, :n].tolist(), s.q_key[w, :n].tolist()))
+            for f in np.flatnonzero(s.f_alive).tolist():
+                if key(f) < np.inf:
+                    assert (f, int(s.f_ver[f]), float(key(f))) in entries, (w, f)
+        for f in np.flatnonzero(s.f_alive & (s.f_rate > 0)).tolist():
+            assert s.f_finish[f] == pytest.approx(s.f_t[f] + s.f_rem[f] / s.f_rate[f], rel=1e-12)
+        checked[0] += 1
+        return out
+
+    monkeypatch.setattr(FluidNetwork, "_recompute", check)
+    run(monkeypatch, fabric(leaves=4, hosts=4), [(0.0, "all_reduce", 2**22, 0, 16, "tree", 4)], False)
+    assert checked[0] > 50 and kept[0] > 0
+
 def test_a_finished_network_is_freed_when_nothing_holds_it():
     """A compiled dataflow's run reaches its network weakly, and drops its hooks when it finishes: a
     simulation nobody holds frees its network, store, loop and meter at once (not at the next full garbage
