@@ -303,7 +303,7 @@ class PathCache:
     def _assemble(self, new: np.ndarray, out: np.ndarray, first: int) -> int:
         """Rows of destinations `new` into `out` from row `first` on, from their gateways' searched rows
         (as many destinations at a time as their gateways' rows fit the gateway budget)."""
-        host_of, _, _, pos = self._server_index()
+        host_of, m_off, members, pos = self._server_index()
         loc_off, loc, f_off, f_node, f_tail = self._regions(new)
         per_target = int(np.diff(f_off).max()) if len(new) else 1
         step = max(1, self._searched.max_rows // max(1, per_target))
@@ -313,7 +313,8 @@ class PathCache:
             part = (loc_off[a:b + 1] - loc_off[a], loc[loc_off[a]:loc_off[b]], f_off[a:b + 1] - f_off[a],
                     f_node[f_off[a]:f_off[b]], f_tail[f_off[a]:f_off[b]])
             matrix, f_row = self._gateway_rows(part[3])
-            longest = max(longest, assemble(new[a:b], host_of, pos, part, f_row, matrix, out, first + a))
+            longest = max(longest, assemble(new[a:b], host_of, pos, (m_off, members), part, f_row, matrix, out,
+                                            first + a))
         return longest
 
     @property
