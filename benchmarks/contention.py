@@ -11,8 +11,8 @@ Workloads (each in its own process, so peak memory is its own):
 6. 1 GB all-reduce on 1024 GPUs (32 leaves x 32 hosts, 8 spines): pipelined tree (16 chunks) and
    halving-doubling.
 
-Printed per workload: wall seconds, the best of 3 runs (runs under a second jitter by up to 30% on a
-shared 2-core VM; topology, simulation and run; interpreter start-up and the engine's one-time kernel
+Printed per workload: wall seconds, the best of 5 runs (runs under a second jitter by up to 30% on a
+shared 2-core VM, whose host has slow spells of a few seconds: see the probe below; topology, simulation and run; interpreter start-up and the engine's one-time kernel
 loading — printed once, measured on a 4-GPU leaf-spine warm-up run — excluded, except for the built-in scenario,
 which is timed as the whole command), transfers per second, rate computations per second and peak memory (max RSS).
 Where SimGrid's Python module is importable by /usr/bin/python3 (Debian's python3-simgrid), cases
@@ -24,6 +24,11 @@ netsim counts it (then both engines compute identical rates). Printed: SimGrid's
 set-up and run) for each, netsim's speed-up over it, and both simulated makespans. Prints figures;
 asserts nothing.
 
+Printed first and last: the load average and how long a fixed pure-Python loop takes (best of 3), so a reader
+can tell a slow spell of the machine from a slow engine. On the 2-core VM these figures come from, the loop
+took 18.5-20 ms in its fast spells and 25-31 ms in its slow ones (2026-12-06, load 0.4-1.0); the spells flip
+within seconds, and the 1,024-GPU halving-doubling took 82-93 ms in fast spells and up to 122 ms in slow ones.
+
     .venv/bin/python benchmarks/contention.py            # all
     .venv/bin/python benchmarks/contention.py a2a128     # one case
 """
@@ -31,6 +36,7 @@ asserts nothing.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -50,7 +56,21 @@ CASES = {
     "hd1024": "halving-doubling all-reduce 1 GB, 1024 GPUs, ECMP",
 }
 SIMGRID_CASES = ("ring128", "a2a128", "a2a32")
-REPEATS = 3  # netsim's wall time is the best of this many runs (SimGrid's, minutes in all, is one run)
+REPEATS = 5  # netsim's wall time is the best of this many runs (SimGrid's, minutes in all, is one run)
+
+
+def machine_state() -> str:
+    """The load average and the best of 3 runs of a fixed pure-Python loop (~19 ms on this VM in a fast spell)."""
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        x, seen = 0, {}
+        for i in range(200_000):
+            x += i * i % 7
+            seen[i & 1023] = x
+        best = min(best, time.perf_counter() - t0)
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    return f"load average {load} on {os.cpu_count()} CPUs; a fixed Python loop {best * 1e3:.1f} ms"
 
 
 def _fabric(leaves: int, hosts: int, spines: int):
@@ -176,6 +196,7 @@ def main(argv: list[str]) -> int:
         print(f"contention.py: unknown case {unknown[0]!r} (known: {', '.join(CASES)})", file=sys.stderr)
         return 2
     print("Contended traffic: netsim's fluid engine, and SimGrid 3.32 CM02 on the same flows where marked")
+    print(f"machine at the start: {machine_state()}")
     print(f"{'workload':<52} {'wall s':>7} {'transfers/s':>12} {'rate comp/s':>12} {'peak MiB':>9} "
           f"{'cluster s':>9} {'speed-up':>8} {'SimGrid s':>9} {'speed-up':>8} {'matched s':>9} {'speed-up':>8} "
           f"{'sim time netsim / cluster / link-by-link':>42}")
@@ -202,6 +223,7 @@ def main(argv: list[str]) -> int:
         print(f"{CASES[name]:<52} {r['wall_s']:>7.2f} {r['transfers'] / r['wall_s']:>12.0f} {rc:>12} "
               f"{r['peak_mib']:>9.0f} {cg_text:>9} {cratio:>8} {sg_text:>9} {ratio:>8} {mg_text:>9} {mratio:>8} "
               f"{sims:>42}", flush=True)
+    print(f"machine at the end: {machine_state()}")
     return 0
 
 
