@@ -86,7 +86,7 @@ def _assemble(targets, host_of, pos, m_off, members, loc_off, loc, f_off, f_node
     gateways' rows `via` and its server's local distances (its members: `members[m_off[h]:m_off[h + 1]]`).
     Returns the longest distance found. Two passes over the nodes per row: the first gateway's row is
     copied (later ones merged), and the row is written out with its longest; only the server's members are
-    visited for its local distances (on a 1,024-GPU leaf-spine, 1,024 rows in ~1 ms instead of ~2.5, when
+    visited for its local distances (on a 1,024-GPU leaf-spine, 1,024 rows in 1.2-1.4 ms instead of 2.4, when
     a row was cleared first and every node was checked for being the server's)."""
     longest = 0
     num_nodes = out.shape[1]
