@@ -789,9 +789,9 @@ def _component(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e
     """The component connected to the seed flows and links through flows at or above `floor` (`recompute`),
     marked `stamp`, in `comp_f` and `comp_l`, with what each link has left for it in `residual`; its flows'
     bytes brought up to now, their old rates kept in `was` (in the order of `comp_f`) and their rates set to -1
-    (unfrozen). Returns the counts of flows and links, how
-    many seed links were left out (moved to the front of `seed_links`) and how many entries of link lists
-    were walked. With more than `limit` flows it stops: nothing is marked and -1 flows are returned."""
+    (unfrozen). Returns the counts of flows and links, how many seed links were left out (moved to the front
+    of `seed_links`) and how many entries of link lists were walked. With more than `limit` flows it stops:
+    nothing is marked and -1 flows are returned."""
     nf = 0
     nl = 0
     walked = 0
