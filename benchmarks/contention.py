@@ -11,8 +11,10 @@ Workloads (each in its own process, so peak memory is its own):
 6. 1 GB all-reduce on 1024 GPUs (32 leaves x 32 hosts, 8 spines): pipelined tree (16 chunks) and
    halving-doubling.
 
-Printed per workload: wall seconds, the best of 5 runs (runs under a second jitter by up to 30% on a
-shared 2-core VM, whose host has slow spells of a few seconds: see the probe below; topology, simulation and run; interpreter start-up and the engine's one-time kernel
+Printed per workload: wall seconds, the best (and the median) of 5 runs a second apart (runs under a second jitter by up to 30%
+on a shared 2-core VM, whose host has slow spells of a second or more, in which a run takes up to 1.5x as long:
+five runs back to back could all fall in one, as the halving-doubling's did once in ten invocations on a quiet
+machine while the tree, run a second later, ran at its best; topology, simulation and run; interpreter start-up and the engine's one-time kernel
 loading — printed once, measured on a 4-GPU leaf-spine warm-up run — excluded, except for the built-in scenario,
 which is timed as the whole command), transfers per second, rate computations per second and peak memory (max RSS).
 Where SimGrid's Python module is importable by /usr/bin/python3 (Debian's python3-simgrid), cases
@@ -26,7 +28,7 @@ asserts nothing.
 
 Printed first and last: the load average and how long a fixed pure-Python loop takes (best of 3), so a reader
 can tell a slow spell of the machine from a slow engine. On the 2-core VM these figures come from, the loop
-took 18.5-20 ms in its fast spells and 25-31 ms in its slow ones (2026-12-06, load 0.4-1.0); the spells flip
+took 18.5-20 ms in its fast spells and 25-31 ms in its slow ones (2026-12-06, load 0.1-1.0); the spells flip
 within seconds, and the 1,024-GPU halving-doubling took 82-93 ms in fast spells and up to 122 ms in slow ones.
 For a minute or two after heavy work (the test suite, another benchmark: a 5-minute load of 1 or more on the
 2 CPUs) every figure runs up to 1.5x slower, the tree's and the loop's too, so a line is marked busy then.
@@ -40,6 +42,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,6 +62,16 @@ CASES = {
 }
 SIMGRID_CASES = ("ring128", "a2a128", "a2a32")
 REPEATS = 5  # netsim's wall time is the best of this many runs (SimGrid's, minutes in all, is one run)
+PAUSE = 1.0  # seconds between them: the VM's slow spells last a second or more; runs back to back share one
+
+
+def _pause(seconds: float) -> None:
+    """Wait busily: on this VM a run that starts after the process slept a second took ~40% longer (94-126 ms
+    for the halving-doubling, against 76-87 back to back or after a busy wait, three rounds of six), as an idle
+    virtual CPU comes back cold; a command's own start-up keeps it busy before its run, as this does."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
 
 
 def machine_state() -> str:
@@ -92,17 +105,18 @@ def _collective(fabric: tuple, op: str, size: int, algo: str, chunks: int = 1, s
     from netsim.collectives import Communicator
     from netsim.sim import Simulation
 
-    wall = float("inf")
-    for _ in range(REPEATS):
+    walls = []
+    for i in range(REPEATS):
+        _pause(PAUSE if i else 0.0)
         t0 = time.perf_counter()
         topo = _fabric(*fabric)
         sim = Simulation(topo, routing="ecmp")
         comm = Communicator(sim, topo.gpus)
         size -= size % len(topo.gpus)
         results = sim.run(comm.run(op, size, algo=algo, chunks=chunks))
-        wall = min(wall, time.perf_counter() - t0)
-    out = {"wall_s": wall, "transfers": len(results.transfers), "rate_computations": sim.network.rate_computations,
-           "sim_s": float(sim.now)}
+        walls.append(time.perf_counter() - t0)
+    out = {"wall_s": min(walls), "median_s": statistics.median(walls), "transfers": len(results.transfers),
+           "rate_computations": sim.network.rate_computations, "sim_s": float(sim.now)}
     if simgrid:
         sys.path.insert(0, str(HERE))
         import simgrid_peer
@@ -127,30 +141,32 @@ def _collective(fabric: tuple, op: str, size: int, algo: str, chunks: int = 1, s
 def _rings_2to1() -> dict:
     from netsim.scenario import scenario_from_dict, simulate
 
-    wall = float("inf")
-    for _ in range(REPEATS):
+    walls = []
+    for i in range(REPEATS):
+        _pause(PAUSE if i else 0.0)
         t0 = time.perf_counter()
         scenario = scenario_from_dict({"topology": str(HERE.parent / "topologies" / "leafspine128_2to1.yaml"),
                                        "routing": "ecmp", "workload": [{"op": "all_reduce", "size": "256MiB",
                                                                         "algo": "rings"}]}, source="benchmark")
         results = simulate(scenario, "ecmp")
-        wall = min(wall, time.perf_counter() - t0)
-    return {"wall_s": wall, "transfers": len(results.transfers),
+        walls.append(time.perf_counter() - t0)
+    return {"wall_s": min(walls), "median_s": statistics.median(walls), "transfers": len(results.transfers),
             "rate_computations": None, "sim_s": float(results.meta["end_time"])}
 
 
 def _make_run() -> dict:
-    wall = float("inf")
+    walls = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(REPEATS):
             t0 = time.perf_counter()
             subprocess.run([str(Path(sys.executable).with_name("netsim")), "run", "-o", str(Path(tmp) / f"out{i}")],
                            check=True, capture_output=True, cwd=tmp)
-            wall = min(wall, time.perf_counter() - t0)
+            walls.append(time.perf_counter() - t0)
         meta = json.loads((Path(tmp) / "out0" / "meta.json").read_text())
     transfers = sum(v["transfers"] for v in meta["variants"].values())
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"wall_s": wall, "transfers": transfers, "rate_computations": None, "sim_s": None, "peak_child_mib": peak}
+    return {"wall_s": min(walls), "median_s": statistics.median(walls), "transfers": transfers,
+            "rate_computations": None, "sim_s": None, "peak_child_mib": peak}
 
 
 def _warm_up() -> float:
@@ -203,7 +219,7 @@ def main(argv: list[str]) -> int:
         return 2
     print("Contended traffic: netsim's fluid engine, and SimGrid 3.32 CM02 on the same flows where marked")
     print(f"machine at the start: {machine_state()}")
-    print(f"{'workload':<52} {'wall s':>7} {'transfers/s':>12} {'rate comp/s':>12} {'peak MiB':>9} "
+    print(f"{'workload':<52} {'wall s':>7} {'median':>7} {'transfers/s':>12} {'rate comp/s':>12} {'peak MiB':>9} "
           f"{'cluster s':>9} {'speed-up':>8} {'SimGrid s':>9} {'speed-up':>8} {'matched s':>9} {'speed-up':>8} "
           f"{'sim time netsim / cluster / link-by-link':>42}")
     warm_shown = False
@@ -226,7 +242,7 @@ def main(argv: list[str]) -> int:
         cratio = "-" if cg is None else f"{cg / r['wall_s']:.1f}x"
         sims = (f"{r['sim_s'] * 1e3:.4f} / {r['cluster_sim_s'] * 1e3:.4f} / {r['simgrid_sim_s'] * 1e3:.4f} ms"
                 if sg is not None else "")
-        print(f"{CASES[name]:<52} {r['wall_s']:>7.2f} {r['transfers'] / r['wall_s']:>12.0f} {rc:>12} "
+        print(f"{CASES[name]:<52} {r['wall_s']:>7.2f} {r['median_s']:>7.2f} {r['transfers'] / r['wall_s']:>12.0f} {rc:>12} "
               f"{r['peak_mib']:>9.0f} {cg_text:>9} {cratio:>8} {sg_text:>9} {ratio:>8} {mg_text:>9} {mratio:>8} "
               f"{sims:>42}", flush=True)
     print(f"machine at the end: {machine_state()}")
