@@ -31,7 +31,8 @@ can tell a slow spell of the machine from a slow engine. On the 2-core VM these 
 took 18.5-20 ms in its fast spells and 25-31 ms in its slow ones (2026-12-06, load 0.1-1.0); the spells flip
 within seconds, and the 1,024-GPU halving-doubling took 82-93 ms in fast spells and up to 122 ms in slow ones.
 For a minute or two after heavy work (the test suite, another benchmark: a 5-minute load of 1 or more on the
-2 CPUs) every figure runs up to 1.5x slower, the tree's and the loop's too, so a line is marked busy then.
+2 CPUs) every figure runs up to 1.5x slower, the tree's and the loop's too, so the first line is marked busy
+then (the last line's load counts this benchmark's own runs).
 
     .venv/bin/python benchmarks/contention.py            # all
     .venv/bin/python benchmarks/contention.py a2a128     # one case
@@ -74,8 +75,10 @@ def _pause(seconds: float) -> None:
         pass
 
 
-def machine_state() -> str:
-    """The load average and the best of 3 runs of a fixed pure-Python loop (~19 ms on this VM in a fast spell)."""
+def machine_state(before: bool = True) -> str:
+    """The load average and the best of 3 runs of a fixed pure-Python loop (~19 ms on this VM in a fast spell);
+    `before` the benchmark's own work, a load of half the CPUs or more is marked busy (after it, the load
+    counts the benchmark itself)."""
     best = float("inf")
     for _ in range(3):
         t0 = time.perf_counter()
@@ -86,7 +89,7 @@ def machine_state() -> str:
         best = min(best, time.perf_counter() - t0)
     loads = os.getloadavg()
     load = ", ".join(f"{v:.2f}" for v in loads)
-    busy = max(loads[:2]) >= max(1, (os.cpu_count() or 2) // 2)
+    busy = before and max(loads[:2]) >= max(1, (os.cpu_count() or 2) // 2)
     return (f"load average {load} on {os.cpu_count()} CPUs; a fixed Python loop {best * 1e3:.1f} ms"
             + ("  (busy: a 1- or 5-minute load of half the CPUs or more; such figures are not the engine's)"
                if busy else ""))
@@ -245,7 +248,7 @@ def main(argv: list[str]) -> int:
         print(f"{CASES[name]:<52} {r['wall_s']:>7.2f} {r['median_s']:>7.2f} {r['transfers'] / r['wall_s']:>12.0f} {rc:>12} "
               f"{r['peak_mib']:>9.0f} {cg_text:>9} {cratio:>8} {sg_text:>9} {ratio:>8} {mg_text:>9} {mratio:>8} "
               f"{sims:>42}", flush=True)
-    print(f"machine at the end: {machine_state()}")
+    print(f"machine at the end: {machine_state(before=False)}")
     return 0
 
 
