@@ -68,7 +68,8 @@ def test_ecmp_batch_paths_are_the_per_transfer_paths_bit_for_bit(name, key, rows
     """The compiled batch walk (`Ecmp.single_paths`) picks the same links as `Ecmp.path` hop by hop, and
     its latencies equal `Route.latency` exactly (sums of 8+ links included: fattree1024's paths); with the
     targets' rows built, and with distances asked through their gateways (a batch to more targets than
-    rows are built for)."""
+    rows are built for); a batch that repeats its pairs (a chunked collective's chunks, walked once per
+    pair) gets each pair's paths again."""
     from netsim.topology import PathCache
 
     if not rows:
@@ -94,6 +95,8 @@ def test_ecmp_batch_paths_are_the_per_transfer_paths_bit_for_bit(name, key, rows
         assert links[ends[i] - counts[i]:ends[i]].tolist() == route.links.tolist()
         assert latency[i] == route.latency
     assert max(counts) >= (8 if name == "fattree1024" else 2)
+    again = router.single_paths(np.tile(src, 3), np.tile(dst, 3), key)  # each pair thrice, as chunks come
+    assert [x.tolist() for x in again] == [np.tile(x, 3).tolist() for x in (links, counts, latency)]
     router.set_down({int(links[0])})
     assert router.single_paths(src, dst, key) is None  # failed links: per-transfer routing
 
