@@ -10,8 +10,9 @@ after a `pip install` of netsim, run it once, with the same NUMBA_CACHE_DIR (if 
 It runs what compiles the kernels with the very argument types the runs pass: the built-in scenario (the
 compiled dataflow loop, ECMP's walks, the path searches: what `netsim run` uses) and a few transfers started
 from Python, with a link failing under them (the per-event kernels and the reroute: what `compare-routing`,
-`faults` and the `transfer` API use), a compressed ring (`--compress`) and ECMP's walk through gateways (what
-a step to tens of thousands of GPUs takes). Nothing is written but the cache.
+`faults` and the `transfer` API use), a compressed ring (`--compress`), ECMP's walk through gateways (what
+a step to tens of thousands of GPUs takes) and its batch of repeated pairs (a chunked collective's). Nothing is
+written but the cache.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def warm() -> None:
     router = Router(topo, "ecmp", 0)
     router.cache.DENSE_CELLS = 0  # this cache only: distances asked through gateways, as for a huge batch
     router.single_paths(topo.gpus, np.roll(topo.gpus, -1), ("warm",))
+    router.single_paths(np.tile(topo.gpus, 2), np.tile(np.roll(topo.gpus, -1), 2), ("warm",))  # pairs repeated
     meter = LinkMeter(4, nbins=4)  # the link meter's binning and coarsening (a run's coarsens only once it binned)
     meter.add(0.0, 1e-6, None, np.ones(4))
     meter.reach(1.0)
