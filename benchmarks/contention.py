@@ -161,6 +161,7 @@ def _make_run() -> dict:
     walls = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(REPEATS):
+            _pause(PAUSE if i else 0.0)
             t0 = time.perf_counter()
             subprocess.run([str(Path(sys.executable).with_name("netsim")), "run", "-o", str(Path(tmp) / f"out{i}")],
                            check=True, capture_output=True, cwd=tmp)

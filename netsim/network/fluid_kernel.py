@@ -684,7 +684,8 @@ def _local(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_fne
     the next takes it, moves few flows per event however large the component they share. It gives up
     (and `recompute` follows the component) after LOCAL_ROUNDS fillings, beyond LOCAL_FLOWS flows, or if a
     link is over capacity (a degraded link). `was` (at least LOCAL_FLOWS long) keeps the rates of what it
-    took in, for giving up.
+    took in, in the order of `comp_f`, for giving up (and for `recompute`, which passes its `w_key`, as long as
+    the flow slots: a component that `_component` collects after a give-up writes its old rates there too).
     """
     nf = 0
     nl = 0

@@ -55,7 +55,7 @@ class Ecmp(Policy):
         topo = self.topo
         if not len(src) or (src == dst).any():
             return None
-        first, which = _distinct(src * topo.num_nodes + dst)
+        first, which = _distinct(src.astype(np.int64) * topo.num_nodes + dst)  # (int64: no wrap past 46k nodes)
         if len(first) < len(src):
             found = self._walks(src[first], dst[first], key)
             return None if found is None else _each(*found, which)
