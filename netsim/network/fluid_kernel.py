@@ -900,7 +900,7 @@ def recompute(now, seeds, n_seeds, seed_links, n_seed_links, l_head, e_lnext, e_
     the real links).
 
     A flow of the component whose rate came out as it was, with its predicted drain the same to the bit, keeps
-    its drain key, version and queue entries (on the 1,024-GPU pipelined tree 60% of the flows rated, on the
+    its drain key, version and queue entries (on the 1,024-GPU pipelined tree 59% of the flows rated, on the
     halving-doubling 25%: their loops ran 12% and ~2% faster, the results bit-identical). One whose drain
     moved only in its last bits is rated all the same: such bits move a chaotic run's end by a percent.
     """
