@@ -93,23 +93,16 @@ class Ecmp(Policy):
     def _in_parts(self, src: np.ndarray, dst: np.ndarray, key: tuple, part: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """`single_paths` over the transfers of each `part` in turn, put back in the batch's order."""
-        counts = np.zeros(len(src), dtype=np.int64)
-        latency = np.zeros(len(src))
+        which = np.empty(len(src), dtype=np.int64)  # each transfer's place in the parts' paths, in part order
         pieces = []
         for p in range(int(part.max()) + 1):
             idx = np.flatnonzero(part == p)
             found = self._walks(src[idx], dst[idx], key)
             if found is None:
                 return None
-            pieces.append((idx, found[0]))
-            counts[idx], latency[idx] = found[1], found[2]
-        start = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        flat = np.empty(int(counts.sum()), dtype=np.int64)
-        for idx, links in pieces:  # each transfer's links where its place in the batch puts them
-            n = counts[idx]
-            within = np.arange(len(links)) - np.repeat(np.cumsum(n) - n, n)
-            flat[np.repeat(start[idx], n) + within] = links
-        return flat, counts, latency
+            which[idx] = np.arange(len(idx)) + sum(len(f[1]) for f in pieces)
+            pieces.append(found)
+        return _each(*(np.concatenate([f[j] for f in pieces]) for j in range(3)), which)
 
 
 @njit(cache=True)
